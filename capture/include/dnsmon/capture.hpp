@@ -1,0 +1,120 @@
+// Capture sources: live interfaces and pcap/pcapng files, read with libpcap.
+//
+// A source runs its loop on the calling thread (the daemon gives each source its own thread). Each
+// frame is copied into a slot of a worker's ring, chosen by a symmetric hash of the IP addresses so
+// that both directions of a conversation, and every fragment of a datagram, reach the same worker.
+// A live source never blocks: when the ring is full the frame is dropped and counted. A file source
+// waits for room instead, because a replay should see every frame.
+//
+// Thread-safety: run() on one thread; stats() and up() from any thread; request_stop() from any.
+// Allocation: none per frame (libpcap's buffer is copied into the ring slot).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dnsmon/ring.hpp"
+
+namespace dnsmon {
+
+// Also matches DNS inside one or two 802.1Q tags; each `vlan` keyword moves the offsets of what
+// follows by one tag.
+inline constexpr std::string_view kDefaultLiveFilter =
+    "udp port 53 or tcp port 53 or (vlan and (udp port 53 or tcp port 53)) or "
+    "(vlan and vlan and (udp port 53 or tcp port 53))";
+
+struct CaptureOptions {
+  std::vector<std::string> interfaces;      // live capture, one source each
+  std::vector<std::string> files;           // offline: read in order as one source
+  std::string bpf_filter;                   // empty: kDefaultLiveFilter live, no filter offline
+  std::uint32_t snaplen = 4096;             // bytes kept per frame (and the ring slot size)
+  std::uint32_t buffer_bytes = 64U << 20U;  // kernel capture buffer per interface
+  bool promiscuous = true;
+  std::uint32_t timeout_ms = 50;     // libpcap read timeout: batches frames, no immediate mode
+  std::uint32_t ring_slots = 16384;  // per worker and source: 64 MiB at the default snaplen
+  double replay_speed = 0;  // offline pacing: 0 as fast as possible, 1 real time, 10 ten times
+};
+
+class CaptureError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class RelaxedGauge {  // single writer, any reader
+ public:
+  void set(std::uint64_t v) noexcept { value_.store(v, std::memory_order_relaxed); }
+
+  void add(std::uint64_t n = 1) noexcept {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+
+  [[nodiscard]] std::uint64_t get() const noexcept {
+    return value_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<std::uint64_t> value_{0};
+};
+
+struct CaptureStats {
+  RelaxedGauge received, bytes, kernel_dropped, if_dropped, ring_dropped, snaplen_cut;
+  std::atomic<bool> up{false};
+};
+
+// Picks a worker for a frame: symmetric in source and destination address.
+std::size_t flow_hash(std::uint16_t link_type, std::span<const std::byte> frame) noexcept;
+
+class PacketSource {
+ public:
+  // Opens an interface for live capture. Throws CaptureError with libpcap's reason.
+  static std::unique_ptr<PacketSource> open_live(const std::string& interface,
+                                                 const CaptureOptions& options,
+                                                 std::uint16_t index);
+  // Checks that every file opens, then reads them in order from run(). Throws CaptureError.
+  static std::unique_ptr<PacketSource> open_files(const std::vector<std::string>& paths,
+                                                  const CaptureOptions& options,
+                                                  std::uint16_t index);
+  // Reads a capture held in memory (the embedded demo). The bytes must outlive the source.
+  static std::unique_ptr<PacketSource> open_memory(std::span<const std::byte> capture,
+                                                   std::string name, const CaptureOptions& options,
+                                                   std::uint16_t index);
+
+  ~PacketSource();
+  PacketSource(const PacketSource&) = delete;
+  PacketSource& operator=(const PacketSource&) = delete;
+
+  // Captures until the input ends, an error occurs or stop is requested. Returns an empty string
+  // on a clean end, or the error.
+  std::string run(std::stop_token stop, std::span<FrameRing* const> rings);
+
+  [[nodiscard]] const CaptureStats& stats() const noexcept { return stats_; }
+
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+
+  [[nodiscard]] bool is_live() const noexcept { return live_; }
+
+  struct Impl;
+
+ private:
+  PacketSource(std::string name, bool live, const CaptureOptions& options, std::uint16_t index);
+
+  std::string name_;
+  bool live_;
+  CaptureOptions options_;
+  std::uint16_t index_;
+  CaptureStats stats_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The libpcap version string, for the build info metric.
+std::string pcap_version();
+
+}  // namespace dnsmon

@@ -1,0 +1,393 @@
+#include "dnsmon/config.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <initializer_list>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include "dnsmon/version.hpp"
+
+namespace dnsmon {
+namespace {
+
+constexpr std::size_t kMaxConfigBytes = 1U << 20U;  // a config larger than 1 MiB is not a config
+
+class FileContext {
+ public:
+  explicit FileContext(std::string file) : file_(std::move(file)) {}
+
+  [[noreturn]] void fail(const YAML::Mark& mark, const std::string& path,
+                         const std::string& what) const {
+    std::ostringstream s;
+    s << file_;
+    if (mark.line >= 0) {
+      s << ':' << mark.line + 1 << ':' << mark.column + 1;
+    }
+    s << ": " << (path.empty() ? std::string("(top level)") : path) << ": " << what;
+    throw ConfigError(s.str());
+  }
+
+  void expect_map(const YAML::Node& node, const std::string& path) const {
+    if (!node.IsMap()) {
+      fail(node.Mark(), path, "expected a mapping of keys to values");
+    }
+  }
+
+  void check_keys(const YAML::Node& map, const std::string& path,
+                  std::initializer_list<std::string_view> allowed) const {
+    std::vector<std::string> seen;  // yaml-cpp keeps duplicate keys, and lookups find the first
+    for (const auto& kv : map) {
+      const auto& key = kv.first;
+      if (!key.IsScalar()) {
+        fail(key.Mark(), path, "keys must be plain words");
+      }
+      const std::string& k = key.Scalar();
+      if (std::find(seen.begin(), seen.end(), k) != seen.end()) {
+        fail(key.Mark(), join(path, k), "duplicate key");
+      }
+      seen.push_back(k);
+      if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
+        std::string list;
+        for (auto a : allowed) {
+          list += list.empty() ? "" : ", ";
+          list += a;
+        }
+        fail(key.Mark(), join(path, k), "unknown key (allowed here: " + list + ")");
+      }
+    }
+  }
+
+  static std::string join(const std::string& path, const std::string& key) {
+    return path.empty() ? key : path + "." + key;
+  }
+
+  std::string scalar(const YAML::Node& n, const std::string& path, const char* expected) const {
+    if (!n.IsScalar()) {
+      fail(n.Mark(), path, std::string("expected ") + expected);
+    }
+    return n.Scalar();
+  }
+
+  std::uint64_t integer(const YAML::Node& n, const std::string& path, std::uint64_t lo,
+                        std::uint64_t hi) const {
+    const std::string range = "an integer from " + std::to_string(lo) + " to " + std::to_string(hi);
+    const std::string s = scalar(n, path, range.c_str());
+    std::uint64_t v = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc{} || end != s.data() + s.size() || s.empty()) {
+      fail(n.Mark(), path, "expected " + range + ", got \"" + s + "\"");
+    }
+    if (v < lo || v > hi) {
+      fail(n.Mark(), path, "out of range: expected " + range + ", got " + s);
+    }
+    return v;
+  }
+
+  bool boolean(const YAML::Node& n, const std::string& path) const {
+    const std::string s = scalar(n, path, "true or false");
+    if (s == "true") {
+      return true;
+    }
+    if (s == "false") {
+      return false;
+    }
+    fail(n.Mark(), path, "expected true or false, got \"" + s + "\"");
+  }
+
+  std::string string(const YAML::Node& n, const std::string& path) const {
+    return scalar(n, path, "a string");
+  }
+
+  std::vector<std::string> string_list(const YAML::Node& n, const std::string& path,
+                                       std::size_t max) const {
+    if (!n.IsSequence()) {
+      fail(n.Mark(), path, "expected a list of strings");
+    }
+    if (n.size() > max) {
+      fail(n.Mark(), path, "at most " + std::to_string(max) + " entries");
+    }
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      out.push_back(scalar(n[i], path + "[" + std::to_string(i) + "]", "a string"));
+    }
+    return out;
+  }
+
+ private:
+  std::string file_;
+};
+
+const std::initializer_list<std::string_view> kLogLevels = {"trace", "debug", "info",
+                                                            "warn",  "error", "off"};
+
+void apply_yaml(const FileContext& ctx, const YAML::Node& root, Config& c) {
+  if (root.IsNull()) {
+    return;  // an empty file keeps every default
+  }
+  ctx.expect_map(root, "");
+  ctx.check_keys(root, "", {"capture", "parser", "exporter", "log"});
+  if (const auto cap = root["capture"]; cap && !cap.IsNull()) {  // null: all keys commented out
+    ctx.expect_map(cap, "capture");
+    ctx.check_keys(cap, "capture",
+                   {"interfaces", "filter", "snaplen", "buffer_mib", "promiscuous",
+                    "read_timeout_ms", "ring_slots", "workers"});
+    if (const auto n = cap["interfaces"]) {
+      c.capture.interfaces = ctx.string_list(n, "capture.interfaces", 64);
+      for (const auto& name : c.capture.interfaces) {
+        if (name.empty()) {
+          ctx.fail(n.Mark(), "capture.interfaces", "an interface name cannot be empty");
+        }
+      }
+    }
+    if (const auto n = cap["filter"]) {
+      c.capture.bpf_filter = ctx.string(n, "capture.filter");
+    }
+    if (const auto n = cap["snaplen"]) {
+      c.capture.snaplen = static_cast<std::uint32_t>(ctx.integer(n, "capture.snaplen", 64, 65535));
+    }
+    if (const auto n = cap["buffer_mib"]) {
+      c.capture.buffer_bytes =
+          static_cast<std::uint32_t>(ctx.integer(n, "capture.buffer_mib", 1, 2047) << 20U);
+    }
+    if (const auto n = cap["promiscuous"]) {
+      c.capture.promiscuous = ctx.boolean(n, "capture.promiscuous");
+    }
+    if (const auto n = cap["read_timeout_ms"]) {
+      c.capture.timeout_ms =
+          static_cast<std::uint32_t>(ctx.integer(n, "capture.read_timeout_ms", 1, 1000));
+    }
+    if (const auto n = cap["ring_slots"]) {
+      c.capture.ring_slots =
+          static_cast<std::uint32_t>(ctx.integer(n, "capture.ring_slots", 16, 1U << 20U));
+    }
+    if (const auto n = cap["workers"]) {
+      c.daemon.workers = static_cast<std::uint32_t>(ctx.integer(n, "capture.workers", 1, 64));
+    }
+  }
+  if (const auto parser = root["parser"];
+      parser && !parser.IsNull()) {  // null: all keys commented out
+    ctx.expect_map(parser, "parser");
+    ctx.check_keys(parser, "parser", {"dns_ports"});
+    if (const auto n = parser["dns_ports"]) {
+      if (!n.IsSequence() || n.size() == 0 || n.size() > 16) {
+        ctx.fail(n.Mark(), "parser.dns_ports", "expected a list of 1 to 16 port numbers");
+      }
+      c.parser.dns_ports.clear();
+      for (std::size_t i = 0; i < n.size(); ++i) {
+        c.parser.dns_ports.push_back(static_cast<std::uint16_t>(
+            ctx.integer(n[i], "parser.dns_ports[" + std::to_string(i) + "]", 1, 65535)));
+      }
+    }
+  }
+  if (const auto exp = root["exporter"]; exp && !exp.IsNull()) {  // null: all keys commented out
+    ctx.expect_map(exp, "exporter");
+    ctx.check_keys(exp, "exporter", {"listen"});
+    if (const auto n = exp["listen"]) {
+      c.daemon.listen = ctx.string(n, "exporter.listen");
+      std::string addr;
+      std::uint16_t port = 0;
+      if (!split_listen(c.daemon.listen, addr, port)) {
+        ctx.fail(n.Mark(), "exporter.listen",
+                 "expected ADDRESS:PORT such as 127.0.0.1:9917 or [::1]:9917, got \"" +
+                     c.daemon.listen + "\"");
+      }
+      c.daemon.listen_given = true;
+    }
+  }
+  if (const auto log = root["log"]; log && !log.IsNull()) {  // null: all keys commented out
+    ctx.expect_map(log, "log");
+    ctx.check_keys(log, "log", {"level", "stats_interval_s"});
+    if (const auto n = log["level"]) {
+      c.daemon.log_level = ctx.string(n, "log.level");
+      if (std::find(kLogLevels.begin(), kLogLevels.end(), c.daemon.log_level) == kLogLevels.end()) {
+        ctx.fail(n.Mark(), "log.level",
+                 "expected one of trace, debug, info, warn, error, off, got \"" +
+                     c.daemon.log_level + "\"");
+      }
+    }
+    if (const auto n = log["stats_interval_s"]) {
+      c.daemon.stats_interval_s =
+          static_cast<std::uint32_t>(ctx.integer(n, "log.stats_interval_s", 0, 86400));
+    }
+  }
+}
+
+}  // namespace
+
+bool split_listen(const std::string& listen, std::string& address, std::uint16_t& port) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size()) {
+    return false;
+  }
+  address = listen.substr(0, colon);
+  if (address.front() == '[' && address.back() != ']') {
+    return false;
+  }
+  const std::string p = listen.substr(colon + 1);
+  unsigned v = 0;
+  const auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), v);
+  if (ec != std::errc{} || end != p.data() + p.size() || v > 65535) {
+    return false;
+  }
+  port = static_cast<std::uint16_t>(v);
+  return address.find_first_of(" \t/") == std::string::npos;
+}
+
+Config load_config_file(const std::string& path, Config base) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw ConfigError(path + ": cannot open the config file");
+  }
+  std::string text;
+  text.resize(kMaxConfigBytes + 1);
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.bad()) {  // e.g. a directory: it opens, but reading fails
+    throw ConfigError(path + ": cannot read the config file");
+  }
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (text.size() > kMaxConfigBytes) {
+    throw ConfigError(path + ": larger than 1 MiB; this is not a dnsmon config file");
+  }
+  const FileContext ctx(path);
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    ctx.fail(e.mark, "", "not valid YAML: " + e.msg);
+  }
+  try {
+    apply_yaml(ctx, root, base);
+  } catch (const YAML::Exception& e) {
+    ctx.fail(e.mark, "", e.msg);
+  }
+  base.daemon.config_path = path;
+  return base;
+}
+
+void validate(const Config& c) {
+  std::string addr;
+  std::uint16_t port = 0;
+  if (!split_listen(c.daemon.listen, addr, port)) {
+    throw ConfigError("--listen: expected ADDRESS:PORT such as 127.0.0.1:9917, got \"" +
+                      c.daemon.listen + "\"");
+  }
+  if (!c.capture.interfaces.empty() && !c.capture.files.empty()) {
+    throw ConfigError("capture from interfaces (-i) and files (-r) cannot be mixed in one run");
+  }
+}
+
+CommandLine parse_command_line(int argc, const char* const* argv) {
+  CommandLine out;
+  CLI::App app{
+      "dnsmon: real-time DNS capture and monitoring, exported as Prometheus metrics.\n\n"
+      "Without -i or -r, dnsmon replays its embedded demo capture and serves /metrics on " +
+          std::string(kDefaultListen) + " until stopped.",
+      "dnsmon"};
+  app.get_formatter()->column_width(34);
+
+  std::string config_path;
+  std::vector<std::string> interfaces, files;
+  std::optional<std::string> listen, metrics_out, messages_out, filter, log_level;
+  std::optional<std::uint32_t> workers, snaplen;
+  std::optional<double> replay_speed;
+  bool check_config = false;
+  bool version = false;
+
+  app.add_option("--config", config_path, "YAML config file (flags override it)");
+  app.add_option("-i,--interface", interfaces, "capture live on IFACE (repeatable)")
+      ->type_name("IFACE");
+  app.add_option("-r,--read", files, "replay a pcap or pcapng file (repeatable, read in order)")
+      ->type_name("FILE");
+  app.add_option("--listen", listen,
+                 "serve /metrics on ADDR:PORT (default " + std::string(kDefaultListen) +
+                     "; offline runs serve only when given)")
+      ->type_name("ADDR:PORT");
+  app.add_option("--workers", workers, "parser worker threads (default 1)")
+      ->check(CLI::Range(1, 64));
+  app.add_option("--metrics-out", metrics_out,
+                 "write the final metrics (text format) to FILE or - at the end of input")
+      ->type_name("FILE|-");
+  app.add_option("--messages-out", messages_out,
+                 "write one JSON line per decoded DNS message to FILE or -")
+      ->type_name("FILE|-");
+  app.add_option("--replay-speed", replay_speed,
+                 "pace -r replays: 1 = real time, 10 = ten times faster (default: as fast as "
+                 "possible)")
+      ->check(CLI::Range(0.0, 1e6))
+      ->type_name("X");
+  app.add_option("--filter", filter,
+                 "BPF capture filter (default live: DNS on port 53, also VLAN-tagged; "
+                 "default offline: none)")
+      ->type_name("EXPR");
+  app.add_option("--snaplen", snaplen, "bytes kept per frame (default 4096)")
+      ->check(CLI::Range(64, 65535));
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  app.add_flag("--check-config", check_config, "validate the configuration and exit");
+  app.add_flag("-V,--version", version, "print the version and exit");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    out.action = CommandLine::Action::Exit;
+    out.exit_code = 0;
+    out.message = app.help();
+    return out;
+  } catch (const CLI::ParseError& e) {
+    out.action = CommandLine::Action::Exit;
+    out.exit_code = 2;
+    out.message = std::string("dnsmon: ") + e.what() + "\nRun with --help for usage.";
+    return out;
+  }
+  if (version) {
+    out.action = CommandLine::Action::Exit;
+    out.message = std::string("dnsmon ") + kVersion;
+    return out;
+  }
+
+  Config c;
+  if (!config_path.empty()) {
+    c = load_config_file(config_path, c);
+  }
+  if (!interfaces.empty() || !files.empty()) {
+    // Sources named on the command line replace the file's: `-r x.pcap` replays even when the
+    // config lists interfaces for the service.
+    c.capture.interfaces = interfaces;
+  }
+  c.capture.files = files;
+  if (listen) {
+    c.daemon.listen = *listen;
+    c.daemon.listen_given = true;
+  }
+  if (workers) {
+    c.daemon.workers = *workers;
+  }
+  if (metrics_out) {
+    c.daemon.metrics_out = *metrics_out;
+  }
+  if (messages_out) {
+    c.daemon.messages_out = *messages_out;
+  }
+  if (replay_speed) {
+    c.capture.replay_speed = *replay_speed;
+  }
+  if (filter) {
+    c.capture.bpf_filter = *filter;
+  }
+  if (snaplen) {
+    c.capture.snaplen = *snaplen;
+  }
+  if (log_level) {
+    c.daemon.log_level = *log_level;
+  }
+  c.daemon.check_config = check_config;
+  validate(c);
+  out.config = std::move(c);
+  return out;
+}
+
+}  // namespace dnsmon

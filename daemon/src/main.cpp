@@ -1,0 +1,320 @@
+// dnsmon: wires capture, workers, metrics and the control loop.
+//
+// Threads: one capture thread per source, one worker per ring, the exporter's HTTP threads, and
+// this main thread running the Boost.Asio control loop (signals, the periodic stats line,
+// sd_notify). Exit codes: 0 ok, 1 failure, 2 usage, 78 configuration error.
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
+
+#include "dnsmon/capture.hpp"
+#include "dnsmon/config.hpp"
+#include "dnsmon/metrics.hpp"
+#include "dnsmon/parser.hpp"
+#include "dnsmon/version.hpp"
+
+#include "demo_capture.hpp"
+#include "pipeline.hpp"
+
+namespace dnsmon {
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitConfig = 78;  // EX_CONFIG
+
+struct FileCloser {
+  void operator()(std::FILE* f) const noexcept {
+    if (f != nullptr && f != stdout) {
+      std::fclose(f);
+    }
+  }
+};
+
+using OutputFile = std::unique_ptr<std::FILE, FileCloser>;
+
+OutputFile open_output(const std::string& path, const char* what) {
+  if (path.empty()) {
+    return nullptr;
+  }
+  if (path == "-") {
+    return OutputFile(stdout);
+  }
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) {
+    throw std::runtime_error(std::string("cannot write ") + what + " to " + path + ": " +
+                             std::strerror(errno));
+  }
+  return OutputFile(f);
+}
+
+void notify(const char* state) {
+  sd_notify(0, state);
+}
+
+class Daemon {
+ public:
+  explicit Daemon(Config config) : config_(std::move(config)) {}
+
+  int run() {
+    hub_ =
+        std::make_unique<MetricsHub>(BuildInfo{kVersion, ldns_library_version(), pcap_version()});
+    MetricsHub& hub = *hub_;
+    const bool demo = config_.capture.interfaces.empty() && config_.capture.files.empty();
+    if (demo && !config_.daemon.config_path.empty()) {
+      // A service started with a config file must never export the demo's made-up numbers.
+      throw ConfigError(config_.daemon.config_path +
+                        ": capture.interfaces is empty and no -i or -r was given: nothing to "
+                        "capture (the built-in demo runs only without --config)");
+    }
+    const bool serve = demo || !config_.capture.interfaces.empty() || config_.daemon.listen_given;
+
+    // Stdout may carry machine-readable output; then the logs stay on stderr only (they always
+    // are), and the messages writer gets stdout to itself.
+    auto messages = open_output(config_.daemon.messages_out, "messages");
+    if (!config_.daemon.metrics_out.empty() && config_.daemon.metrics_out != "-") {
+      open_output(config_.daemon.metrics_out, "metrics");  // fail now, not at the end of input
+    }
+
+    pipeline_ = std::make_unique<Pipeline>(config_, hub, demo_capture());
+
+    if (serve) {
+      exporter_ = std::make_unique<Exporter>(hub, config_.daemon.listen);
+      std::string address;
+      std::uint16_t port = 0;
+      split_listen(config_.daemon.listen, address, port);
+      serving_url_ = fmt::format("http://{}:{}/metrics", address, exporter_->port());
+      spdlog::info("serving metrics on {}", serving_url_);
+    }
+
+    if (demo) {
+      spdlog::info(
+          "no interface or file given: replaying the embedded demo capture ({} bytes). To "
+          "monitor live traffic run `dnsmon -i IFACE` (needs root or CAP_NET_RAW); to replay a "
+          "capture run `dnsmon -r FILE`.",
+          demo_capture().size());
+    } else if (pipeline_->is_live()) {
+      std::string names;
+      for (const auto& i : config_.capture.interfaces) {
+        names += names.empty() ? i : ", " + i;
+      }
+      spdlog::info("capturing on {} with {} worker(s)", names, config_.daemon.workers);
+    } else {
+      spdlog::info("replaying {} file(s) with {} worker(s)", config_.capture.files.size(),
+                   config_.daemon.workers);
+    }
+
+    boost::asio::signal_set signals(io_, SIGINT, SIGTERM, SIGHUP);
+    wait_for_signal(signals);
+    boost::asio::steady_timer stats_timer(io_);
+    schedule_stats(stats_timer);
+    boost::asio::steady_timer watchdog(io_);
+    schedule_watchdog(watchdog);
+    boost::asio::steady_timer drop_watch(io_);
+    schedule_drop_watch(drop_watch);
+
+    started_ = std::chrono::steady_clock::now();
+    remaining_sources_ = pipeline_->source_count();
+    last_drops_.assign(pipeline_->source_count(), {});
+    pipeline_->start(messages.get(), [this, demo](std::size_t i, const std::string& error) {
+      boost::asio::post(io_, [this, demo, i, error] { on_source_end(i, error, demo); });
+    });
+    notify("READY=1\nSTATUS=capturing");
+
+    io_.run();
+
+    notify("STOPPING=1");
+    pipeline_->drain_and_join();
+    log_stats("final");
+    if (!config_.daemon.metrics_out.empty()) {
+      auto out = open_output(config_.daemon.metrics_out, "metrics");
+      const std::string text = hub.render_text();
+      if (std::fwrite(text.data(), 1, text.size(), out.get()) != text.size() ||
+          std::fflush(out.get()) != 0) {
+        spdlog::error("cannot write metrics to {}", config_.daemon.metrics_out);
+        exit_code_ = kExitFailure;
+      }
+    }
+    // The exporter's threads read the pipeline's counters: stop them first.
+    if (exporter_) {
+      spdlog::info("stopping the metrics server (takes up to 2 s)");
+      exporter_.reset();
+    }
+    pipeline_.reset();
+    spdlog::info("exit {}", exit_code_);
+    return exit_code_;
+  }
+
+ private:
+  void wait_for_signal(boost::asio::signal_set& signals) {
+    signals.async_wait([this, &signals](const boost::system::error_code& ec, int signo) {
+      if (ec) {
+        return;
+      }
+      if (signo == SIGHUP) {
+        notify("RELOADING=1");
+        spdlog::warn(
+            "SIGHUP: configuration reload is not supported yet; keeping the running "
+            "configuration");
+        notify("READY=1");
+        wait_for_signal(signals);
+        return;
+      }
+      spdlog::info("{}: stopping", signo == SIGINT ? "SIGINT" : "SIGTERM");
+      stopping_ = true;
+      pipeline_->stop_capture();
+      if (remaining_sources_ == 0) {
+        io_.stop();
+      }
+    });
+  }
+
+  void on_source_end(std::size_t i, const std::string& error, bool demo) {
+    const auto& src = pipeline_->source(i);
+    if (!error.empty()) {
+      spdlog::error("capture source {} failed: {}", src.name(), error);
+      exit_code_ = kExitFailure;
+    }
+    if (--remaining_sources_ > 0) {
+      return;
+    }
+    if (demo && error.empty() && !stopping_) {
+      spdlog::info(
+          "demo replay finished: {} frames. Still serving {} ; press Ctrl-C to stop. Live "
+          "capture: dnsmon -i IFACE",
+          src.stats().received.get(), serving_url_);
+      return;
+    }
+    io_.stop();
+  }
+
+  void log_stats(const char* when) const {
+    const auto seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    std::uint64_t received = 0;
+    std::uint64_t dropped = 0;
+    for (std::size_t i = 0; i < pipeline_->source_count(); ++i) {
+      const auto& st = pipeline_->source(i).stats();
+      received += st.received.get();
+      dropped += st.kernel_dropped.get() + st.if_dropped.get() + st.ring_dropped.get();
+    }
+    spdlog::info("{}: {} frames captured, {} processed, {} dropped in {:.1f} s", when, received,
+                 pipeline_->frames_processed(), dropped, seconds);
+  }
+
+  void schedule_stats(boost::asio::steady_timer& timer) {
+    if (config_.daemon.stats_interval_s == 0) {
+      return;
+    }
+    timer.expires_after(std::chrono::seconds(config_.daemon.stats_interval_s));
+    timer.async_wait([this, &timer](const boost::system::error_code& ec) {
+      if (!ec) {
+        log_stats("stats");
+        schedule_stats(timer);
+      }
+    });
+  }
+
+  // Says within a second when frames start being lost, so the log shows when it happened.
+  void schedule_drop_watch(boost::asio::steady_timer& timer) {
+    timer.expires_after(std::chrono::seconds(1));
+    timer.async_wait([this, &timer](const boost::system::error_code& ec) {
+      if (ec) {
+        return;
+      }
+      for (std::size_t i = 0; i < pipeline_->source_count(); ++i) {
+        const auto& src = pipeline_->source(i);
+        const auto& st = src.stats();
+        const std::array<std::uint64_t, 3> now{st.kernel_dropped.get(), st.if_dropped.get(),
+                                               st.ring_dropped.get()};
+        auto& before = last_drops_[i];
+        if (now != before) {
+          spdlog::warn(
+              "{}: frames dropped in the last second: {} by the kernel, {} by the "
+              "interface, {} with the worker ring full",
+              src.name(), now[0] - before[0], now[1] - before[1], now[2] - before[2]);
+          before = now;
+        }
+      }
+      schedule_drop_watch(timer);
+    });
+  }
+
+  void schedule_watchdog(boost::asio::steady_timer& timer) {
+    std::uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) {
+      return;
+    }
+    timer.expires_after(std::chrono::microseconds(usec / 2));
+    timer.async_wait([this, &timer](const boost::system::error_code& ec) {
+      if (!ec) {
+        notify("WATCHDOG=1");
+        schedule_watchdog(timer);
+      }
+    });
+  }
+
+  Config config_;
+  boost::asio::io_context io_;
+  // Destroyed in reverse order: the exporter (whose threads read the pipeline), then the pipeline
+  // (whose workers write the hub's counters), then the hub.
+  std::unique_ptr<MetricsHub> hub_;
+  std::unique_ptr<Pipeline> pipeline_;
+  std::unique_ptr<Exporter> exporter_;
+  std::size_t remaining_sources_ = 0;
+  bool stopping_ = false;
+  int exit_code_ = 0;
+  std::chrono::steady_clock::time_point started_;
+  std::string serving_url_;
+  std::vector<std::array<std::uint64_t, 3>> last_drops_;  // per source: kernel, interface, ring
+};
+
+}  // namespace
+}  // namespace dnsmon
+
+int main(int argc, char** argv) {
+  using namespace dnsmon;
+  auto logger = spdlog::stderr_color_mt("dnsmon");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  CommandLine cli;
+  try {
+    cli = parse_command_line(argc, argv);
+  } catch (const ConfigError& e) {
+    spdlog::error("configuration error: {}", e.what());
+    return kExitConfig;
+  }
+  if (cli.action == CommandLine::Action::Exit) {
+    std::fprintf(cli.exit_code == 0 ? stdout : stderr, "%s\n", cli.message.c_str());
+    return cli.exit_code;
+  }
+  Config& config = cli.config;
+  spdlog::set_level(spdlog::level::from_str(config.daemon.log_level));
+  if (config.daemon.check_config) {
+    std::printf("configuration OK%s%s\n", config.daemon.config_path.empty() ? "" : ": ",
+                config.daemon.config_path.c_str());
+    return 0;
+  }
+  try {
+    return Daemon(std::move(config)).run();
+  } catch (const ConfigError& e) {
+    spdlog::error("configuration error: {}", e.what());
+    return kExitConfig;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return kExitFailure;
+  }
+}

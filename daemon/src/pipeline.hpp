@@ -1,0 +1,76 @@
+// The running pipeline: capture threads → rings → worker threads → counters.
+//
+// Thread-safety: construct, start() and the stop/join calls on the control thread. Capture threads
+//   report their end by calling the on_source_end callback (from their own thread).
+// Allocation: at construction; none per frame.
+#pragma once
+
+#include <atomic>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dnsmon/capture.hpp"
+#include "dnsmon/config.hpp"
+#include "dnsmon/metrics.hpp"
+#include "dnsmon/parser.hpp"
+#include "dnsmon/ring.hpp"
+
+namespace dnsmon {
+
+class Pipeline {
+ public:
+  using SourceEnd = std::function<void(std::size_t source, const std::string& error)>;
+
+  // Opens every source (throws CaptureError) and allocates the rings; starts nothing.
+  Pipeline(const Config& config, MetricsHub& hub, std::span<const std::byte> demo_capture);
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  // Starts the workers, then the capture threads. messages may be null.
+  void start(std::FILE* messages, SourceEnd on_source_end);
+
+  // Asks every capture thread to stop; they end soon (live reads time out after 50 ms).
+  void stop_capture();
+  // After every source has ended: lets the workers drain their rings, then joins them.
+  void drain_and_join();
+
+  [[nodiscard]] std::size_t source_count() const noexcept { return sources_.size(); }
+
+  [[nodiscard]] const PacketSource& source(std::size_t i) const { return *sources_[i]; }
+
+  [[nodiscard]] bool is_live() const noexcept { return live_; }
+
+  [[nodiscard]] std::uint64_t frames_processed() const noexcept;
+
+ private:
+  void worker_loop(std::stop_token stop, std::size_t index);
+
+  // Ring of (source, worker) is rings_[source * workers + worker]: every ring has exactly one
+  // producer (its source's capture thread) and one consumer (its worker).
+  [[nodiscard]] std::span<FrameRing* const> source_rings(std::size_t source) const noexcept {
+    return std::span<FrameRing* const>(ring_ptrs_).subspan(source * workers_count_, workers_count_);
+  }
+
+  const Config config_;
+  bool live_ = false;
+  std::size_t workers_count_ = 1;
+  std::vector<std::unique_ptr<FrameRing>> rings_;
+  std::vector<FrameRing*> ring_ptrs_;
+  std::vector<WorkerCounters*> counters_;
+  std::vector<std::unique_ptr<PacketSource>> sources_;
+  std::unique_ptr<MessageWriter> messages_;
+  std::mutex messages_mutex_;  // taken per message only when several workers share the output
+  std::atomic<bool> producers_done_{false};
+  // Threads last: they are joined before the objects they use are destroyed.
+  std::vector<std::jthread> workers_;
+  std::vector<std::jthread> captures_;
+};
+
+}  // namespace dnsmon

@@ -1,0 +1,155 @@
+// Counters owned by the workers, merged at scrape time into Prometheus metrics.
+//
+// Each worker updates its own WorkerCounters with plain single-writer stores (no locked
+// instruction, no lock, no prometheus-cpp call per packet). The exporter's collector reads them
+// with relaxed loads when Prometheus scrapes, sums the workers and adds the capture sources'
+// counters. Every label value comes from a fixed set, so traffic can never add a series.
+//
+// Thread-safety: a WorkerCounters has one writer (its worker) and any number of readers. MetricsHub
+//   is configured before the threads start; render_text() and scrapes may then run on any thread.
+// Allocation: none on the record_* paths; scrapes allocate.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dnsmon/parser.hpp"
+
+namespace dnsmon {
+
+struct MetricsOptions {};  // sliding windows, sketches and detectors will be configured here
+
+// A counter with one writing thread; readers on other threads see a recent value.
+class RelaxedCounter {
+ public:
+  void add(std::uint64_t n = 1) noexcept {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+
+  [[nodiscard]] std::uint64_t get() const noexcept {
+    return value_.load(std::memory_order_relaxed);  // a torn-free recent value is all we need
+  }
+
+ private:
+  std::atomic<std::uint64_t> value_{0};
+};
+
+// Fixed label sets.
+inline constexpr std::size_t kQtypeSlots = 17;  // 16 named types + OTHER
+inline constexpr std::size_t kRcodeSlots = 14;  // 13 named rcodes + OTHER
+std::size_t qtype_slot(std::uint16_t qtype) noexcept;
+std::string_view qtype_slot_name(std::size_t slot) noexcept;
+std::size_t rcode_slot(std::uint16_t rcode) noexcept;
+std::string_view rcode_slot_name(std::size_t slot) noexcept;
+
+class WorkerCounters {
+ public:
+  void record_frame(std::uint32_t wire_len, ParseStatus status) noexcept {
+    packets_[static_cast<std::size_t>(status)].add();
+    frame_bytes_.add(wire_len);
+  }
+
+  void record_message(const DnsMessage& m) noexcept {
+    if (m.qr) {
+      responses_by_rcode_[rcode_slot(m.rcode)].add();
+      response_bytes_.add(m.size);
+    } else {
+      queries_by_qtype_[qtype_slot(m.qtype)].add();
+      query_bytes_.add(m.size);
+    }
+  }
+
+  std::array<RelaxedCounter, kParseStatusCount> packets_;
+  std::array<RelaxedCounter, kQtypeSlots> queries_by_qtype_;
+  std::array<RelaxedCounter, kRcodeSlots> responses_by_rcode_;
+  RelaxedCounter frame_bytes_, query_bytes_, response_bytes_;
+};
+
+// What the collector needs to know about one capture source at scrape time.
+struct SourceSnapshot {
+  std::string name;
+  bool up = false;
+  std::uint64_t received = 0;        // frames handed over by libpcap
+  std::uint64_t bytes = 0;           // their wire length
+  std::uint64_t kernel_dropped = 0;  // pcap_stats ps_drop
+  std::uint64_t if_dropped = 0;      // pcap_stats ps_ifdrop
+  std::uint64_t ring_dropped = 0;    // the worker's ring was full
+  std::uint64_t snaplen_cut = 0;     // frames longer than the snapshot length
+};
+
+struct RingSnapshot {
+  std::uint64_t occupancy = 0;
+  std::uint64_t capacity = 0;
+};
+
+struct BuildInfo {
+  std::string version, ldns_version, libpcap_version;
+};
+
+class MetricsHub {
+ public:
+  explicit MetricsHub(BuildInfo build);
+  ~MetricsHub();
+  MetricsHub(const MetricsHub&) = delete;
+  MetricsHub& operator=(const MetricsHub&) = delete;
+
+  // Startup only: a counter block for one worker; the reference stays valid for the hub's life.
+  WorkerCounters& add_worker();
+  // Startup only: called at every scrape to read the capture sources and rings.
+  void set_source_reader(std::function<std::vector<SourceSnapshot>()> reader);
+  void set_ring_reader(std::function<std::vector<RingSnapshot>()> reader);
+
+  // The whole exposition in Prometheus text format 0.0.4.
+  [[nodiscard]] std::string render_text() const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+  friend class Exporter;
+};
+
+// Serves MetricsHub on HTTP /metrics.
+// Thread-safety: construct and destroy on one thread; serving happens on its own threads.
+class Exporter {
+ public:
+  // listen: "ADDR:PORT" ("[::1]:PORT" for IPv6; port 0 picks a free one). Throws
+  // std::runtime_error when the address cannot be bound.
+  Exporter(MetricsHub& hub, const std::string& listen);
+  ~Exporter();
+  Exporter(const Exporter&) = delete;
+  Exporter& operator=(const Exporter&) = delete;
+
+  [[nodiscard]] std::uint16_t port() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// Writes one JSON object per decoded message (JSON Lines).
+// Thread-safety: one writer thread. Allocation: a reused line buffer.
+class MessageWriter {
+ public:
+  explicit MessageWriter(std::FILE* out) noexcept;
+  ~MessageWriter();
+  MessageWriter(const MessageWriter&) = delete;
+  MessageWriter& operator=(const MessageWriter&) = delete;
+
+  void write(const DnsMessage& m);
+  void flush() noexcept;
+
+ private:
+  std::FILE* out_;
+  std::string line_;
+};
+
+}  // namespace dnsmon

@@ -1,0 +1,292 @@
+#include "dnsmon/metrics.hpp"
+
+#include <deque>
+#include <mutex>
+#include <stdexcept>
+#include <utility>
+
+#include <prometheus/collectable.h>
+#include <prometheus/exposer.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
+
+namespace dnsmon {
+namespace {
+
+struct NamedCode {
+  std::uint16_t code;
+  std::string_view name;
+};
+
+constexpr std::array<NamedCode, kQtypeSlots - 1> kQtypes{{
+    {1, "A"},
+    {2, "NS"},
+    {5, "CNAME"},
+    {6, "SOA"},
+    {12, "PTR"},
+    {15, "MX"},
+    {16, "TXT"},
+    {28, "AAAA"},
+    {33, "SRV"},
+    {35, "NAPTR"},
+    {43, "DS"},
+    {46, "RRSIG"},
+    {48, "DNSKEY"},
+    {64, "SVCB"},
+    {65, "HTTPS"},
+    {255, "ANY"},
+}};
+
+constexpr std::array<NamedCode, kRcodeSlots - 1> kRcodes{{
+    {0, "NOERROR"},
+    {1, "FORMERR"},
+    {2, "SERVFAIL"},
+    {3, "NXDOMAIN"},
+    {4, "NOTIMP"},
+    {5, "REFUSED"},
+    {6, "YXDOMAIN"},
+    {7, "YXRRSET"},
+    {8, "NXRRSET"},
+    {9, "NOTAUTH"},
+    {10, "NOTZONE"},
+    {16, "BADVERS"},
+    {23, "BADCOOKIE"},
+}};
+
+template <std::size_t N>
+constexpr std::array<std::uint8_t, 256> make_slot_table(const std::array<NamedCode, N>& codes) {
+  std::array<std::uint8_t, 256> table{};
+  for (auto& t : table) {
+    t = static_cast<std::uint8_t>(N);  // OTHER
+  }
+  for (std::size_t i = 0; i < N; ++i) {
+    table[codes[i].code] = static_cast<std::uint8_t>(i);
+  }
+  return table;
+}
+
+constexpr auto kQtypeTable = make_slot_table(kQtypes);
+constexpr auto kRcodeTable = make_slot_table(kRcodes);
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+MetricFamily family(std::string name, std::string help, MetricType type) {
+  MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = type;
+  return f;
+}
+
+void add_sample(MetricFamily& f, std::vector<ClientMetric::Label> labels, double value) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  if (f.type == MetricType::Counter) {
+    m.counter.value = value;
+  } else {
+    m.gauge.value = value;
+  }
+  f.metric.push_back(std::move(m));
+}
+
+}  // namespace
+
+std::size_t qtype_slot(std::uint16_t qtype) noexcept {
+  return qtype < 256 ? kQtypeTable[qtype] : kQtypes.size();
+}
+
+std::string_view qtype_slot_name(std::size_t slot) noexcept {
+  return slot < kQtypes.size() ? kQtypes[slot].name : "OTHER";
+}
+
+std::size_t rcode_slot(std::uint16_t rcode) noexcept {
+  return rcode < 256 ? kRcodeTable[rcode] : kRcodes.size();
+}
+
+std::string_view rcode_slot_name(std::size_t slot) noexcept {
+  return slot < kRcodes.size() ? kRcodes[slot].name : "OTHER";
+}
+
+struct MetricsHub::Impl : prometheus::Collectable {
+  BuildInfo build;
+  std::deque<WorkerCounters> workers;  // deque: references stay valid as workers are added
+  std::function<std::vector<SourceSnapshot>()> read_sources;
+  std::function<std::vector<RingSnapshot>()> read_rings;
+
+  std::vector<MetricFamily> Collect() const override {
+    std::vector<MetricFamily> out;
+
+    auto info = family("dnsmon_build_info", "Build and library versions of this dnsmon; always 1.",
+                       MetricType::Gauge);
+    add_sample(info,
+               {{"version", build.version},
+                {"ldns", build.ldns_version},
+                {"libpcap", build.libpcap_version}},
+               1);
+    out.push_back(std::move(info));
+
+    auto sum = [this](auto&& pick) {
+      std::uint64_t total = 0;
+      for (const auto& w : workers) {
+        total += pick(w).get();
+      }
+      return static_cast<double>(total);
+    };
+
+    auto packets = family("dnsmon_packets_total",
+                          "Frames processed by the workers, by outcome: ok is a decoded DNS "
+                          "message, every other value is the reason it was not decoded.",
+                          MetricType::Counter);
+    for (std::size_t i = 0; i < kParseStatusCount; ++i) {
+      add_sample(
+          packets, {{"result", std::string(parse_status_name(static_cast<ParseStatus>(i)))}},
+          sum([i](const WorkerCounters& w) -> const RelaxedCounter& { return w.packets_[i]; }));
+    }
+    out.push_back(std::move(packets));
+
+    auto bytes = family("dnsmon_packet_bytes_total",
+                        "Wire length of the frames processed by the workers.", MetricType::Counter);
+    add_sample(bytes, {}, sum([](const WorkerCounters& w) -> const RelaxedCounter& {
+                 return w.frame_bytes_;
+               }));
+    out.push_back(std::move(bytes));
+
+    auto dns_bytes = family("dnsmon_dns_message_bytes_total",
+                            "Size of the decoded DNS messages, by direction.", MetricType::Counter);
+    add_sample(
+        dns_bytes, {{"direction", "query"}},
+        sum([](const WorkerCounters& w) -> const RelaxedCounter& { return w.query_bytes_; }));
+    add_sample(
+        dns_bytes, {{"direction", "response"}},
+        sum([](const WorkerCounters& w) -> const RelaxedCounter& { return w.response_bytes_; }));
+    out.push_back(std::move(dns_bytes));
+
+    auto queries = family("dnsmon_queries_total",
+                          "Decoded DNS queries (QR=0) by question type; types outside the fixed "
+                          "set count as OTHER.",
+                          MetricType::Counter);
+    for (std::size_t i = 0; i < kQtypeSlots; ++i) {
+      add_sample(queries, {{"qtype", std::string(qtype_slot_name(i))}},
+                 sum([i](const WorkerCounters& w) -> const RelaxedCounter& {
+                   return w.queries_by_qtype_[i];
+                 }));
+    }
+    out.push_back(std::move(queries));
+
+    auto responses = family("dnsmon_responses_total",
+                            "Decoded DNS responses (QR=1) by response code, EDNS-extended "
+                            "where an OPT record is present.",
+                            MetricType::Counter);
+    for (std::size_t i = 0; i < kRcodeSlots; ++i) {
+      add_sample(responses, {{"rcode", std::string(rcode_slot_name(i))}},
+                 sum([i](const WorkerCounters& w) -> const RelaxedCounter& {
+                   return w.responses_by_rcode_[i];
+                 }));
+    }
+    out.push_back(std::move(responses));
+
+    if (read_sources) {
+      const auto sources = read_sources();
+      auto up = family(
+          "dnsmon_capture_up",
+          "1 while the capture source is open (an interface may still be down), 0 after it ended.",
+          MetricType::Gauge);
+      auto received =
+          family("dnsmon_capture_received_total",
+                 "Frames delivered by libpcap to the capture thread.", MetricType::Counter);
+      auto cap_bytes =
+          family("dnsmon_capture_bytes_total", "Wire length of the frames delivered by libpcap.",
+                 MetricType::Counter);
+      auto dropped = family("dnsmon_capture_dropped_total",
+                            "Frames lost before decoding: kernel (no room in the capture buffer), "
+                            "interface (dropped by the NIC or driver), ring (the worker's ring "
+                            "was full).",
+                            MetricType::Counter);
+      auto cut =
+          family("dnsmon_capture_snaplen_truncated_total",
+                 "Frames longer than the snapshot length, kept only in part.", MetricType::Counter);
+      for (const auto& s : sources) {
+        add_sample(up, {{"source", s.name}}, s.up ? 1 : 0);
+        add_sample(received, {{"source", s.name}}, static_cast<double>(s.received));
+        add_sample(cap_bytes, {{"source", s.name}}, static_cast<double>(s.bytes));
+        add_sample(dropped, {{"source", s.name}, {"where", "kernel"}},
+                   static_cast<double>(s.kernel_dropped));
+        add_sample(dropped, {{"source", s.name}, {"where", "interface"}},
+                   static_cast<double>(s.if_dropped));
+        add_sample(dropped, {{"source", s.name}, {"where", "ring"}},
+                   static_cast<double>(s.ring_dropped));
+        add_sample(cut, {{"source", s.name}}, static_cast<double>(s.snaplen_cut));
+      }
+      out.push_back(std::move(up));
+      out.push_back(std::move(received));
+      out.push_back(std::move(cap_bytes));
+      out.push_back(std::move(dropped));
+      out.push_back(std::move(cut));
+    }
+
+    if (read_rings) {
+      const auto rings = read_rings();
+      auto occupancy =
+          family("dnsmon_ring_occupancy_slots",
+                 "Frames waiting in each worker's ring at scrape time.", MetricType::Gauge);
+      auto capacity =
+          family("dnsmon_ring_capacity_slots", "Slots in each worker's ring.", MetricType::Gauge);
+      for (std::size_t i = 0; i < rings.size(); ++i) {
+        add_sample(occupancy, {{"worker", std::to_string(i)}},
+                   static_cast<double>(rings[i].occupancy));
+        add_sample(capacity, {{"worker", std::to_string(i)}},
+                   static_cast<double>(rings[i].capacity));
+      }
+      out.push_back(std::move(occupancy));
+      out.push_back(std::move(capacity));
+    }
+    return out;
+  }
+};
+
+MetricsHub::MetricsHub(BuildInfo build) : impl_(std::make_shared<Impl>()) {
+  impl_->build = std::move(build);
+}
+
+MetricsHub::~MetricsHub() = default;
+
+WorkerCounters& MetricsHub::add_worker() {
+  return impl_->workers.emplace_back();
+}
+
+void MetricsHub::set_source_reader(std::function<std::vector<SourceSnapshot>()> reader) {
+  impl_->read_sources = std::move(reader);
+}
+
+void MetricsHub::set_ring_reader(std::function<std::vector<RingSnapshot>()> reader) {
+  impl_->read_rings = std::move(reader);
+}
+
+std::string MetricsHub::render_text() const {
+  return prometheus::TextSerializer{}.Serialize(impl_->Collect());
+}
+
+struct Exporter::State {
+  std::unique_ptr<prometheus::Exposer> exposer;
+};
+
+Exporter::Exporter(MetricsHub& hub, const std::string& listen) : state_(std::make_unique<State>()) {
+  try {
+    state_->exposer = std::make_unique<prometheus::Exposer>(listen, 2);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot serve metrics on " + listen +
+                             ": the address is in use, not local, or malformed (" + e.what() + ")");
+  }
+  state_->exposer->RegisterCollectable(hub.impl_);
+}
+
+Exporter::~Exporter() = default;
+
+std::uint16_t Exporter::port() const {
+  const auto ports = state_->exposer->GetListeningPorts();
+  return ports.empty() ? 0 : static_cast<std::uint16_t>(ports.front());
+}
+
+}  // namespace dnsmon

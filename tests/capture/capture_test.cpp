@@ -1,0 +1,177 @@
+#include "dnsmon/capture.hpp"
+
+#include <filesystem>
+#include <set>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include <pcap/pcap.h>
+
+#include <catch2/catch.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+using dnsmon::CaptureError;
+using dnsmon::CaptureOptions;
+using dnsmon::FrameRing;
+using dnsmon::FrameView;
+using dnsmon::PacketSource;
+
+// A UDP/IPv4 frame between two addresses; only the address bytes matter to these tests.
+std::vector<std::uint8_t> ipv4_frame(std::uint8_t a, std::uint8_t b, std::size_t size = 60) {
+  std::vector<std::uint8_t> f(size, 0);
+  f[12] = 0x08;
+  f[13] = 0x00;
+  f[14] = 0x45;
+  f[23] = 17;
+  f[26] = 10;
+  f[29] = a;
+  f[30] = 10;
+  f[33] = b;
+  return f;
+}
+
+struct TempDir {
+  fs::path path = fs::temp_directory_path() / ("dnsmon-capture-test-" + std::to_string(::getpid()));
+
+  TempDir() { fs::create_directories(path); }
+
+  ~TempDir() { fs::remove_all(path); }
+
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+};
+
+// Writes frames with timestamps sec.frac (frac in the file's precision).
+void write_pcap(const fs::path& file, int precision, std::size_t count) {
+  pcap_t* dead =
+      pcap_open_dead_with_tstamp_precision(DLT_EN10MB, 65535, static_cast<u_int>(precision));
+  pcap_dumper_t* d = pcap_dump_open(dead, file.c_str());
+  REQUIRE(d != nullptr);
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto frame = ipv4_frame(static_cast<std::uint8_t>(i), 1, 60 + i);
+    pcap_pkthdr h{};
+    h.ts.tv_sec = 1'700'000'000 + static_cast<long>(i);
+    h.ts.tv_usec = 123;
+    h.caplen = h.len = static_cast<bpf_u_int32>(frame.size());
+    pcap_dump(reinterpret_cast<u_char*>(d), &h, frame.data());  // NOLINT: libpcap API
+  }
+  pcap_dump_close(d);
+  pcap_close(dead);
+}
+
+std::vector<FrameView> drain(FrameRing& ring, std::vector<std::vector<std::byte>>& keep) {
+  std::vector<FrameView> out;
+  FrameView v;
+  while (ring.front(v)) {
+    keep.emplace_back(v.bytes.begin(), v.bytes.end());
+    v.bytes = keep.back();
+    out.push_back(v);
+    ring.pop();
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("files are read in order with timestamps in nanoseconds", "[capture]") {
+  TempDir dir;
+  write_pcap(dir.path / "a.pcap", PCAP_TSTAMP_PRECISION_MICRO, 3);
+  write_pcap(dir.path / "b.pcap", PCAP_TSTAMP_PRECISION_NANO, 2);
+  CaptureOptions options;
+  auto source = PacketSource::open_files(
+      {(dir.path / "a.pcap").string(), (dir.path / "b.pcap").string()}, options, 0);
+  FrameRing ring(16, 4096);
+  std::vector<FrameRing*> rings{&ring};
+  std::stop_source stop;
+  CHECK(source->run(stop.get_token(), rings).empty());
+  std::vector<std::vector<std::byte>> keep;
+  const auto frames = drain(ring, keep);
+  REQUIRE(frames.size() == 5);
+  CHECK(frames[0].header.ts_ns == 1'700'000'000LL * 1'000'000'000 + 123'000);  // 123 µs
+  CHECK(frames[3].header.ts_ns == 1'700'000'000LL * 1'000'000'000 + 123);      // 123 ns
+  CHECK(frames[0].header.link_type == DLT_EN10MB);
+  CHECK(frames[2].bytes.size() == 62);
+  CHECK(source->stats().received.get() == 5);
+  CHECK(source->stats().ring_dropped.get() == 0);
+  CHECK_FALSE(source->stats().up.load());
+}
+
+TEST_CASE("a replay waits for room in the ring instead of dropping", "[capture][threads]") {
+  TempDir dir;
+  write_pcap(dir.path / "many.pcap", PCAP_TSTAMP_PRECISION_MICRO, 500);
+  auto source = PacketSource::open_files({(dir.path / "many.pcap").string()}, {}, 0);
+  FrameRing ring(8, 256);
+  std::vector<FrameRing*> rings{&ring};
+  std::size_t seen = 0;
+  {
+    std::jthread producer([&](std::stop_token st) { CHECK(source->run(st, rings).empty()); });
+    FrameView v;
+    while (seen < 500) {
+      if (ring.front(v)) {
+        ++seen;
+        ring.pop();
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+  CHECK(seen == 500);
+  CHECK(source->stats().ring_dropped.get() == 0);
+}
+
+TEST_CASE("frames are spread over rings by address, both directions together", "[capture]") {
+  const auto ab = ipv4_frame(1, 2);
+  const auto ba = ipv4_frame(2, 1);
+  const auto as_bytes = [](const std::vector<std::uint8_t>& v) {
+    return std::span<const std::byte>(reinterpret_cast<const std::byte*>(v.data()), v.size());
+  };
+  CHECK(dnsmon::flow_hash(DLT_EN10MB, as_bytes(ab)) == dnsmon::flow_hash(DLT_EN10MB, as_bytes(ba)));
+  std::set<std::size_t> buckets;
+  for (std::uint8_t a = 1; a < 65; ++a) {
+    buckets.insert(dnsmon::flow_hash(DLT_EN10MB, as_bytes(ipv4_frame(a, 200))) % 4);
+  }
+  CHECK(buckets.size() == 4);
+  CHECK(dnsmon::flow_hash(DLT_EN10MB, {}) == 0);  // too short: any ring will do
+}
+
+TEST_CASE("a missing or unreadable file is refused before capture starts", "[capture]") {
+  TempDir dir;
+  CHECK_THROWS_AS(PacketSource::open_files({(dir.path / "absent.pcap").string()}, {}, 0),
+                  CaptureError);
+  const auto junk = dir.path / "junk.pcap";
+  std::FILE* f = std::fopen(junk.c_str(), "w");
+  std::fputs("this is not a capture file", f);
+  std::fclose(f);
+  CHECK_THROWS_WITH(PacketSource::open_files({junk.string()}, {}, 0), Catch::Contains("junk.pcap"));
+}
+
+TEST_CASE("an invalid capture filter is refused with the expression", "[capture]") {
+  TempDir dir;
+  write_pcap(dir.path / "a.pcap", PCAP_TSTAMP_PRECISION_MICRO, 1);
+  CaptureOptions options;
+  options.bpf_filter = "udp port banana";
+  CHECK_THROWS_WITH(PacketSource::open_files({(dir.path / "a.pcap").string()}, options, 0),
+                    Catch::Contains("udp port banana"));
+}
+
+TEST_CASE("a filter given for files is applied", "[capture]") {
+  TempDir dir;
+  write_pcap(dir.path / "a.pcap", PCAP_TSTAMP_PRECISION_MICRO, 4);
+  CaptureOptions options;
+  options.bpf_filter = "src host 10.0.0.2";
+  auto source = PacketSource::open_files({(dir.path / "a.pcap").string()}, options, 0);
+  FrameRing ring(16, 4096);
+  std::vector<FrameRing*> rings{&ring};
+  std::stop_source stop;
+  CHECK(source->run(stop.get_token(), rings).empty());
+  CHECK(ring.size_approx() == 1);
+}
+
+TEST_CASE("opening an interface that does not exist says so", "[capture]") {
+  CHECK_THROWS_AS(PacketSource::open_live("dnsmon-no-such0", {}, 0), CaptureError);
+}

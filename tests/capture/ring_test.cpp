@@ -1,0 +1,157 @@
+#include "dnsmon/ring.hpp"
+
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+namespace {
+
+using dnsmon::FrameHeader;
+using dnsmon::FrameRing;
+using dnsmon::FrameView;
+
+std::vector<std::byte> bytes_of(std::uint32_t value, std::size_t size) {
+  std::vector<std::byte> out(size);
+  for (std::size_t i = 0; i < size; ++i) {
+    out[i] = static_cast<std::byte>((value + i) & 0xFFU);
+  }
+  return out;
+}
+
+static_assert(noexcept(std::declval<FrameRing&>().try_push(FrameHeader{}, {})));
+static_assert(noexcept(std::declval<FrameRing&>().pop()));
+
+}  // namespace
+
+TEST_CASE("an empty ring has no front", "[ring]") {
+  FrameRing ring(4, 64);
+  FrameView v;
+  CHECK_FALSE(ring.front(v));
+  CHECK(ring.empty());
+  CHECK(ring.capacity() == 4);
+}
+
+TEST_CASE("frames come out in order with their headers and bytes", "[ring]") {
+  FrameRing ring(8, 128);
+  for (std::uint32_t i = 0; i < 5; ++i) {
+    FrameHeader h;
+    h.ts_ns = 1000 + i;
+    h.wire_len = 100 + i;
+    h.link_type = 1;
+    h.source = static_cast<std::uint16_t>(i);
+    const auto data = bytes_of(i, 10 + i);
+    REQUIRE(ring.try_push(h, data));
+  }
+  CHECK(ring.size_approx() == 5);
+  for (std::uint32_t i = 0; i < 5; ++i) {
+    FrameView v;
+    REQUIRE(ring.front(v));
+    CHECK(v.header.ts_ns == 1000 + i);
+    CHECK(v.header.wire_len == 100 + i);
+    CHECK(v.header.source == i);
+    const auto expected = bytes_of(i, 10 + i);
+    REQUIRE(v.bytes.size() == expected.size());
+    CHECK(std::memcmp(v.bytes.data(), expected.data(), expected.size()) == 0);
+    ring.pop();
+  }
+  FrameView v;
+  CHECK_FALSE(ring.front(v));
+}
+
+TEST_CASE("a full ring refuses the frame and keeps what it holds", "[ring]") {
+  FrameRing ring(3, 16);
+  const auto data = bytes_of(7, 4);
+  CHECK(ring.try_push({}, data));
+  CHECK(ring.try_push({}, data));
+  CHECK(ring.try_push({}, data));
+  CHECK_FALSE(ring.try_push({}, data));
+  CHECK(ring.size_approx() == 3);
+  FrameView v;
+  REQUIRE(ring.front(v));
+  ring.pop();
+  CHECK(ring.try_push({}, data));  // room again after one pop
+  CHECK_FALSE(ring.try_push({}, data));
+}
+
+TEST_CASE("frames longer than a slot are cut to the slot size", "[ring]") {
+  FrameRing ring(2, 32);
+  FrameHeader h;
+  h.wire_len = 1500;
+  const auto data = bytes_of(1, 1500);
+  REQUIRE(ring.try_push(h, data));
+  FrameView v;
+  REQUIRE(ring.front(v));
+  CHECK(v.bytes.size() == 32);
+  CHECK(v.header.cap_len == 32);
+  CHECK(v.header.wire_len == 1500);
+  CHECK(std::memcmp(v.bytes.data(), data.data(), 32) == 0);
+}
+
+TEST_CASE("indices wrap around many times", "[ring]") {
+  FrameRing ring(5, 8);
+  std::uint32_t next_in = 0;
+  std::uint32_t next_out = 0;
+  for (int round = 0; round < 1000; ++round) {
+    while (ring.try_push({}, bytes_of(next_in, 8))) {
+      ++next_in;
+    }
+    FrameView v;
+    for (int k = 0; k < 3 && ring.front(v); ++k) {
+      CHECK(std::to_integer<std::uint32_t>(v.bytes[0]) == (next_out & 0xFFU));
+      ring.pop();
+      ++next_out;
+    }
+  }
+  CHECK(next_in - next_out == ring.size_approx());
+}
+
+TEST_CASE("a zero-sized ring is refused", "[ring]") {
+  CHECK_THROWS_AS(FrameRing(0, 64), std::invalid_argument);
+  CHECK_THROWS_AS(FrameRing(4, 0), std::invalid_argument);
+}
+
+TEST_CASE("a producer and a consumer thread pass a million frames intact", "[ring][threads]") {
+  constexpr std::uint32_t kFrames = 1'000'000;
+  FrameRing ring(1024, 64);
+  std::uint64_t sum_out = 0;
+  std::uint32_t count_out = 0;
+  bool order_ok = true;
+  {
+    std::jthread consumer([&] {
+      FrameView v;
+      std::uint32_t expect = 0;
+      while (count_out < kFrames) {
+        if (!ring.front(v)) {
+          std::this_thread::yield();
+          continue;
+        }
+        std::uint32_t value = 0;
+        std::memcpy(&value, v.bytes.data(), sizeof value);
+        if (value != expect || v.header.ts_ns != static_cast<std::int64_t>(value)) {
+          order_ok = false;
+        }
+        sum_out += value;
+        ++expect;
+        ++count_out;
+        ring.pop();
+      }
+    });
+    std::jthread producer([&] {
+      for (std::uint32_t i = 0; i < kFrames; ++i) {
+        FrameHeader h;
+        h.ts_ns = i;
+        std::array<std::byte, 16> data{};
+        std::memcpy(data.data(), &i, sizeof i);
+        while (!ring.try_push(h, data)) {
+          std::this_thread::yield();
+        }
+      }
+    });
+  }
+  CHECK(order_ok);
+  CHECK(count_out == kFrames);
+  CHECK(sum_out == static_cast<std::uint64_t>(kFrames) * (kFrames - 1) / 2);
+  CHECK(ring.empty());
+}

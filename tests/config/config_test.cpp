@@ -1,0 +1,604 @@
+// Tests for the YAML config file and the command line: defaults, every key's type and range, and
+// error messages that point at the file, line, column and key path.
+#include "dnsmon/config.hpp"
+
+#include <cstddef>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <random>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "dnsmon/version.hpp"
+
+namespace dnsmon {
+namespace {
+
+using Catch::Matchers::Contains;
+using Catch::Matchers::StartsWith;
+
+// A fresh directory under the system temp directory, removed with everything in it.
+// Thread-safety: one test at a time.
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    const auto base = std::filesystem::temp_directory_path();
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      path_ = base / ("dnsmon-config-test-" + std::to_string(rd()));
+      if (std::filesystem::create_directory(path_)) {
+        return;
+      }
+    }
+    FAIL("cannot create a temporary directory under " << base);
+  }
+
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  TempDir(TempDir&&) = delete;
+  TempDir& operator=(TempDir&&) = delete;
+
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);  // best effort: never throw from a destructor
+  }
+
+  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+
+  // Writes `text` to NAME in this directory and returns the full path.
+  [[nodiscard]] std::string write(const std::string& name, const std::string& text) const {
+    const auto file = path_ / name;
+    std::ofstream out(file, std::ios::binary);
+    out << text;
+    out.close();
+    REQUIRE(out.good());
+    return file.string();
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// The ConfigError message for a config file with `text`; fails the test if it loads.
+std::string config_error(const TempDir& dir, const std::string& text) {
+  const std::string file = dir.write("dnsmon.yaml", text);
+  try {
+    (void)load_config_file(file);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  FAIL("the config was accepted:\n" << text);
+  return {};
+}
+
+// parse_command_line over {"dnsmon", args...}.
+CommandLine parse(std::initializer_list<const char*> args) {
+  std::vector<const char*> argv{"dnsmon"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return parse_command_line(static_cast<int>(argv.size()), argv.data());
+}
+
+}  // namespace
+
+TEST_CASE("a default config has the documented defaults", "[config]") {
+  const Config c;
+  CHECK(c.capture.interfaces.empty());
+  CHECK(c.capture.files.empty());
+  CHECK(c.capture.bpf_filter.empty());
+  CHECK(c.capture.snaplen == 4096);
+  CHECK(c.capture.buffer_bytes == 64U << 20U);
+  CHECK(c.capture.promiscuous);
+  CHECK(c.capture.timeout_ms == 50);
+  CHECK(c.capture.ring_slots == 16384);
+  CHECK(c.parser.dns_ports == std::vector<std::uint16_t>{53});
+  CHECK(c.daemon.listen == "127.0.0.1:9917");
+  CHECK_FALSE(c.daemon.listen_given);
+  CHECK(c.daemon.workers == 1);
+  CHECK(c.daemon.log_level == "info");
+  CHECK(c.daemon.stats_interval_s == 60);
+  CHECK_FALSE(c.daemon.check_config);
+}
+
+TEST_CASE("a full valid file sets every key", "[config]") {
+  const TempDir dir;
+  const std::string file = dir.write("dnsmon.yaml", R"(# every key, none at its default
+capture:
+  interfaces: [eth0, "eth1"]
+  filter: "udp port 5353"
+  snaplen: 1500
+  buffer_mib: 128
+  promiscuous: false
+  read_timeout_ms: 10
+  ring_slots: 4096
+  workers: 2
+parser:
+  dns_ports:
+    - 53
+    - 5353
+exporter:
+  listen: "[::1]:9100"
+log:
+  level: debug
+  stats_interval_s: 0
+)");
+  const Config c = load_config_file(file);
+  CHECK(c.capture.interfaces == std::vector<std::string>{"eth0", "eth1"});
+  CHECK(c.capture.bpf_filter == "udp port 5353");
+  CHECK(c.capture.snaplen == 1500);
+  CHECK(c.capture.buffer_bytes == 128U << 20U);
+  CHECK_FALSE(c.capture.promiscuous);
+  CHECK(c.capture.timeout_ms == 10);
+  CHECK(c.capture.ring_slots == 4096);
+  CHECK(c.daemon.workers == 2);
+  CHECK(c.parser.dns_ports == std::vector<std::uint16_t>{53, 5353});
+  CHECK(c.daemon.listen == "[::1]:9100");
+  CHECK(c.daemon.listen_given);
+  CHECK(c.daemon.log_level == "debug");
+  CHECK(c.daemon.stats_interval_s == 0);
+  CHECK(c.daemon.config_path == file);
+}
+
+TEST_CASE("a file that sets some keys keeps the defaults of the others", "[config]") {
+  const TempDir dir;
+  const Config c = load_config_file(dir.write("dnsmon.yaml", "capture:\n  snaplen: 512\n"));
+  CHECK(c.capture.snaplen == 512);
+  CHECK(c.capture.ring_slots == 16384);
+  CHECK(c.parser.dns_ports == std::vector<std::uint16_t>{53});
+  CHECK(c.daemon.listen == kDefaultListen);
+  CHECK_FALSE(c.daemon.listen_given);
+}
+
+TEST_CASE("the lowest and highest value of every range are accepted", "[config]") {
+  const TempDir dir;
+  const Config low = load_config_file(dir.write("low.yaml", R"(capture:
+  snaplen: 64
+  buffer_mib: 1
+  read_timeout_ms: 1
+  ring_slots: 16
+  workers: 1
+parser:
+  dns_ports: [1]
+log:
+  stats_interval_s: 0
+)"));
+  CHECK(low.capture.snaplen == 64);
+  CHECK(low.capture.buffer_bytes == 1U << 20U);
+  CHECK(low.capture.timeout_ms == 1);
+  CHECK(low.capture.ring_slots == 16);
+  CHECK(low.daemon.workers == 1);
+  CHECK(low.parser.dns_ports == std::vector<std::uint16_t>{1});
+  CHECK(low.daemon.stats_interval_s == 0);
+
+  const Config high = load_config_file(dir.write("high.yaml", R"(capture:
+  snaplen: 65535
+  buffer_mib: 2047
+  read_timeout_ms: 1000
+  ring_slots: 1048576
+  workers: 64
+parser:
+  dns_ports: [65535, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+log:
+  stats_interval_s: 86400
+)"));
+  CHECK(high.capture.snaplen == 65535);
+  CHECK(high.capture.buffer_bytes == 2047U << 20U);
+  CHECK(high.capture.timeout_ms == 1000);
+  CHECK(high.capture.ring_slots == 1U << 20U);
+  CHECK(high.daemon.workers == 64);
+  CHECK(high.parser.dns_ports.size() == 16);
+  CHECK(high.parser.dns_ports.front() == 65535);
+  CHECK(high.daemon.stats_interval_s == 86400);
+}
+
+TEST_CASE("every log level is accepted", "[config]") {
+  const TempDir dir;
+  for (const char* level : {"trace", "debug", "info", "warn", "error", "off"}) {
+    CAPTURE(level);
+    const Config c =
+        load_config_file(dir.write("dnsmon.yaml", std::string("log:\n  level: ") + level + "\n"));
+    CHECK(c.daemon.log_level == level);
+  }
+}
+
+TEST_CASE("a wrong type or out-of-range value is refused with its line, column and key path",
+          "[config]") {
+  struct Case {
+    const char* section;
+    const char* key;
+    const char* value;   // written as "SECTION:\n  KEY: VALUE\n" after a comment line
+    const char* marker;  // the part of VALUE the error points at
+    const char* path;    // the key path in the message
+    const char* what;    // part of the message
+  };
+
+  const std::vector<Case> cases = {
+      {"capture", "interfaces", "eth0", "eth0", "capture.interfaces", "expected a list of strings"},
+      {"capture", "interfaces", "{a: b}", "{", "capture.interfaces", "expected a list of strings"},
+      {"capture", "interfaces", "[eth0, [eth1]]", "[eth1]", "capture.interfaces[1]",
+       "expected a string"},
+      {"capture", "filter", "[udp]", "[", "capture.filter", "expected a string"},
+      {"capture", "filter", "{port: 53}", "{", "capture.filter", "expected a string"},
+      {"capture", "snaplen", "big", "big", "capture.snaplen",
+       "expected an integer from 64 to 65535, got \"big\""},
+      {"capture", "snaplen", "[1500]", "[", "capture.snaplen",
+       "expected an integer from 64 to 65535"},
+      {"capture", "snaplen", "63", "63", "capture.snaplen",
+       "out of range: expected an integer from 64 to 65535, got 63"},
+      {"capture", "snaplen", "65536", "65536", "capture.snaplen", "out of range"},
+      {"capture", "snaplen", "-1", "-1", "capture.snaplen", "got \"-1\""},
+      {"capture", "snaplen", "1500.5", "1500.5", "capture.snaplen", "got \"1500.5\""},
+      {"capture", "buffer_mib", "lots", "lots", "capture.buffer_mib",
+       "expected an integer from 1 to 2047"},
+      {"capture", "buffer_mib", "0", "0", "capture.buffer_mib", "out of range"},
+      {"capture", "buffer_mib", "2048", "2048", "capture.buffer_mib", "out of range"},
+      {"capture", "buffer_mib", "99999999999999999999", "9", "capture.buffer_mib",
+       "expected an integer from 1 to 2047"},
+      {"capture", "promiscuous", "yes", "yes", "capture.promiscuous",
+       "expected true or false, got \"yes\""},
+      {"capture", "promiscuous", "1", "1", "capture.promiscuous", "expected true or false"},
+      {"capture", "promiscuous", "[true]", "[", "capture.promiscuous", "expected true or false"},
+      {"capture", "read_timeout_ms", "fast", "fast", "capture.read_timeout_ms",
+       "expected an integer from 1 to 1000"},
+      {"capture", "read_timeout_ms", "0", "0", "capture.read_timeout_ms", "out of range"},
+      {"capture", "read_timeout_ms", "1001", "1001", "capture.read_timeout_ms", "out of range"},
+      {"capture", "ring_slots", "many", "many", "capture.ring_slots",
+       "expected an integer from 16 to 1048576"},
+      {"capture", "ring_slots", "15", "15", "capture.ring_slots", "out of range"},
+      {"capture", "ring_slots", "1048577", "1048577", "capture.ring_slots", "out of range"},
+      {"capture", "workers", "two", "two", "capture.workers", "expected an integer from 1 to 64"},
+      {"capture", "workers", "0", "0", "capture.workers", "out of range"},
+      {"capture", "workers", "65", "65", "capture.workers", "out of range"},
+      {"parser", "dns_ports", "53", "53", "parser.dns_ports",
+       "expected a list of 1 to 16 port numbers"},
+      {"parser", "dns_ports", "[]", "[", "parser.dns_ports",
+       "expected a list of 1 to 16 port numbers"},
+      {"parser", "dns_ports", "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]", "[",
+       "parser.dns_ports", "expected a list of 1 to 16 port numbers"},
+      {"parser", "dns_ports", "[dns]", "dns", "parser.dns_ports[0]",
+       "expected an integer from 1 to 65535, got \"dns\""},
+      {"parser", "dns_ports", "[53, 0]", "0", "parser.dns_ports[1]", "out of range"},
+      {"parser", "dns_ports", "[53, 5353, 65536]", "65536", "parser.dns_ports[2]", "out of range"},
+      {"exporter", "listen", "[127.0.0.1:9917]", "[", "exporter.listen", "expected a string"},
+      {"exporter", "listen", "localhost", "localhost", "exporter.listen",
+       "expected ADDRESS:PORT such as 127.0.0.1:9917 or [::1]:9917, got \"localhost\""},
+      {"exporter", "listen", "\"127.0.0.1:65536\"", "\"", "exporter.listen",
+       "expected ADDRESS:PORT"},
+      {"exporter", "listen", "\"127.0.0.1:http\"", "\"", "exporter.listen",
+       "expected ADDRESS:PORT"},
+      {"log", "level", "verbose", "verbose", "log.level",
+       "expected one of trace, debug, info, warn, error, off, got \"verbose\""},
+      {"log", "level", "INFO", "INFO", "log.level", "expected one of"},
+      {"log", "level", "[info]", "[", "log.level", "expected a string"},
+      {"log", "stats_interval_s", "1m", "1m", "log.stats_interval_s",
+       "expected an integer from 0 to 86400, got \"1m\""},
+      {"log", "stats_interval_s", "86401", "86401", "log.stats_interval_s", "out of range"},
+      {"log", "stats_interval_s", "-1", "-1", "log.stats_interval_s", "got \"-1\""},
+  };
+  const TempDir dir;
+  const std::string file = (dir.path() / "dnsmon.yaml").string();
+  for (const auto& c : cases) {
+    const std::string value = c.value;
+    const std::string text =
+        std::string("# line 1 is a comment\n") + c.section + ":\n  " + c.key + ": " + value + "\n";
+    CAPTURE(text);
+    const std::size_t column = 2 + std::string(c.key).size() + 2 + value.find(c.marker) + 1;
+    const std::string where = file + ":3:" + std::to_string(column) + ": " + c.path + ": ";
+    const std::string message = config_error(dir, text);
+    CHECK_THAT(message, StartsWith(where) && Contains(c.what));
+  }
+}
+
+TEST_CASE("a section or the whole file that is not a mapping is refused", "[config]") {
+  const TempDir dir;
+  const std::string file = (dir.path() / "dnsmon.yaml").string();
+  CHECK_THAT(config_error(dir, "- capture\n- log\n"),
+             StartsWith(file + ":1:1: (top level): expected a mapping of keys to values"));
+  CHECK_THAT(config_error(dir, "just words\n"),
+             StartsWith(file + ":1:1: (top level): expected a mapping"));
+  CHECK_THAT(config_error(dir, "log:\n  level: info\ncapture: [eth0]\n"),
+             StartsWith(file + ":3:10: capture: expected a mapping"));
+  CHECK_THAT(config_error(dir, "parser: 53\n"), StartsWith(file + ":1:9: parser: expected"));
+  CHECK_THAT(config_error(dir, "exporter: \"127.0.0.1:9917\"\n"),
+             StartsWith(file + ":1:11: exporter: expected a mapping"));
+  CHECK_THAT(config_error(dir, "\nlog: debug\n"), StartsWith(file + ":2:6: log: expected"));
+}
+
+TEST_CASE("an unknown top-level key is refused with the allowed keys", "[config]") {
+  const TempDir dir;
+  const std::string file = (dir.path() / "dnsmon.yaml").string();
+  CHECK(config_error(dir, "capture:\n  snaplen: 100\ncaptrue:\n  snaplen: 200\n") ==
+        file + ":3:1: captrue: unknown key (allowed here: capture, parser, exporter, log)");
+}
+
+TEST_CASE("an unknown nested key is refused with its full path", "[config]") {
+  const TempDir dir;
+  const std::string file = (dir.path() / "dnsmon.yaml").string();
+  CHECK_THAT(config_error(dir, "capture:\n  snaplen: 100\n  interface: [eth0]\n"),
+             StartsWith(file + ":3:3: capture.interface: unknown key (allowed here: interfaces, "
+                               "filter, snaplen, buffer_mib, promiscuous, read_timeout_ms, "
+                               "ring_slots, workers)"));
+  CHECK(config_error(dir, "parser:\n  ports: [53]\n") ==
+        file + ":2:3: parser.ports: unknown key (allowed here: dns_ports)");
+  CHECK(config_error(dir, "exporter:\n    listen: \"127.0.0.1:1\"\n    port: 1\n") ==
+        file + ":3:5: exporter.port: unknown key (allowed here: listen)");
+  CHECK(config_error(dir, "log: {level: info, file: x}\n") ==
+        file + ":1:20: log.file: unknown key (allowed here: level, stats_interval_s)");
+  CHECK_THAT(config_error(dir, "capture:\n  [a]: 1\n"),
+             StartsWith(file + ":2:3: capture: keys must be plain words"));
+}
+
+TEST_CASE("a key given twice is refused instead of silently ignoring one", "[config]") {
+  const TempDir dir;
+  const std::string file = (dir.path() / "dnsmon.yaml").string();
+  CHECK(config_error(dir, "log:\n  level: debug\nlog:\n  level: warn\n") ==
+        file + ":3:1: log: duplicate key");
+  CHECK(config_error(dir, "capture:\n  snaplen: 100\n  snaplen: 200\n") ==
+        file + ":3:3: capture.snaplen: duplicate key");
+}
+
+TEST_CASE("a YAML syntax error reports its line and column", "[config]") {
+  const TempDir dir;
+  const std::string file = (dir.path() / "dnsmon.yaml").string();
+  CHECK(config_error(dir, "capture:\n  snaplen: 100\n    filter: udp\n") ==
+        file + ":3:11: (top level): not valid YAML: illegal map value");
+  CHECK(config_error(dir, "log:\n  level: @info\n") ==
+        file + ":2:10: (top level): not valid YAML: unknown token");
+  CHECK(config_error(dir, "log:\n  level: info\n  - x\n") ==
+        file + ":3:3: (top level): not valid YAML: end of map not found");
+  CHECK(config_error(dir, "capture:\n  interfaces: [eth0,\n") ==
+        file + ":3:1: (top level): not valid YAML: end of sequence flow not found");
+  CHECK_THAT(
+      config_error(dir, "capture:\n  interfaces: *eth\n"),
+      StartsWith(file + ":2:15: (top level): not valid YAML") && Contains("anchor is not defined"));
+  CHECK_THAT(config_error(dir, "log:\n\tlevel: info\n"),
+             StartsWith(file + ":2:") && Contains("not valid YAML"));
+}
+
+TEST_CASE("an empty file or one with only comments keeps every default", "[config]") {
+  const TempDir dir;
+  for (const char* text : {"", "\n\n", "# nothing set\n  # still nothing\n", "---\n", "~\n"}) {
+    CAPTURE(text);
+    const std::string file = dir.write("dnsmon.yaml", text);
+    const Config c = load_config_file(file);
+    CHECK(c.capture.snaplen == 4096);
+    CHECK(c.capture.interfaces.empty());
+    CHECK(c.parser.dns_ports == std::vector<std::uint16_t>{53});
+    CHECK(c.daemon.listen == kDefaultListen);
+    CHECK(c.daemon.config_path == file);
+  }
+}
+
+TEST_CASE("the file is applied on top of the base config it is given", "[config]") {
+  const TempDir dir;
+  Config base;
+  base.capture.snaplen = 999;
+  base.daemon.workers = 7;
+  const Config c = load_config_file(dir.write("dnsmon.yaml", "capture:\n  workers: 3\n"), base);
+  CHECK(c.capture.snaplen == 999);
+  CHECK(c.daemon.workers == 3);
+}
+
+TEST_CASE("a file over 1 MiB is refused and one of exactly 1 MiB is read", "[config]") {
+  const TempDir dir;
+  constexpr std::size_t kMiB = 1U << 20U;
+  std::string text = "log:\n  level: warn\n#";
+  text.resize(kMiB, 'x');
+  const Config c = load_config_file(dir.write("exact.yaml", text));
+  CHECK(c.daemon.log_level == "warn");
+
+  text += 'x';
+  const std::string big = dir.write("big.yaml", text);
+  CHECK_THROWS_MATCHES(
+      load_config_file(big), ConfigError,
+      Catch::Matchers::Message(big + ": larger than 1 MiB; this is not a dnsmon config file"));
+}
+
+TEST_CASE("a missing file is refused with its path", "[config]") {
+  const TempDir dir;
+  const std::string missing = (dir.path() / "missing.yaml").string();
+  CHECK_THROWS_MATCHES(load_config_file(missing), ConfigError,
+                       Catch::Matchers::Message(missing + ": cannot open the config file"));
+}
+
+TEST_CASE("a directory given as the config file is refused", "[config]") {
+  const TempDir dir;
+  const std::string path = dir.path().string();
+  CHECK_THROWS_MATCHES(load_config_file(path), ConfigError,
+                       Catch::Matchers::Message(path + ": cannot read the config file"));
+}
+
+TEST_CASE("split_listen accepts ADDRESS:PORT and refuses the rest", "[config]") {
+  std::string address;
+  std::uint16_t port = 0;
+  CHECK(split_listen("127.0.0.1:9917", address, port));
+  CHECK(address == "127.0.0.1");
+  CHECK(port == 9917);
+  CHECK(split_listen("[::1]:0", address, port));
+  CHECK(address == "[::1]");
+  CHECK(port == 0);
+  CHECK(split_listen("localhost:65535", address, port));
+  CHECK(port == 65535);
+  for (const char* bad :
+       {"", "127.0.0.1", "127.0.0.1:", ":9917", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:+1",
+        "127.0.0.1:99999999999", "[::1]", "[::1:9917", "127.0.0.1:80x", "a b:80", "a/b:80"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(split_listen(bad, address, port));
+  }
+}
+
+TEST_CASE("no arguments run with the defaults", "[config]") {
+  const CommandLine cli = parse({});
+  CHECK(cli.action == CommandLine::Action::Run);
+  CHECK(cli.config.capture.interfaces.empty());
+  CHECK(cli.config.capture.files.empty());
+  CHECK(cli.config.daemon.listen == kDefaultListen);
+  CHECK_FALSE(cli.config.daemon.listen_given);
+  CHECK(cli.config.daemon.config_path.empty());
+  CHECK_FALSE(cli.config.daemon.check_config);
+}
+
+TEST_CASE("command-line flags override the config file", "[config]") {
+  const TempDir dir;
+  const std::string file = dir.write("dnsmon.yaml", R"(capture:
+  interfaces: [eth0]
+  filter: "udp port 53"
+  snaplen: 200
+  buffer_mib: 16
+  workers: 2
+exporter:
+  listen: "127.0.0.1:9000"
+log:
+  level: debug
+)");
+  SECTION("the file alone") {
+    const CommandLine cli = parse({"--config", file.c_str()});
+    REQUIRE(cli.action == CommandLine::Action::Run);
+    CHECK(cli.config.capture.interfaces == std::vector<std::string>{"eth0"});
+    CHECK(cli.config.capture.bpf_filter == "udp port 53");
+    CHECK(cli.config.capture.snaplen == 200);
+    CHECK(cli.config.daemon.workers == 2);
+    CHECK(cli.config.daemon.listen == "127.0.0.1:9000");
+    CHECK(cli.config.daemon.listen_given);
+    CHECK(cli.config.daemon.log_level == "debug");
+    CHECK(cli.config.daemon.config_path == file);
+  }
+  SECTION("flags over the file") {
+    const CommandLine cli = parse({"--config",
+                                   file.c_str(),
+                                   "-i",
+                                   "eth1",
+                                   "--interface",
+                                   "eth2",
+                                   "--listen",
+                                   "127.0.0.1:9100",
+                                   "--workers",
+                                   "3",
+                                   "--snaplen",
+                                   "300",
+                                   "--filter",
+                                   "tcp port 53",
+                                   "--log-level",
+                                   "warn",
+                                   "--metrics-out",
+                                   "-",
+                                   "--messages-out",
+                                   "m.jsonl",
+                                   "--check-config"});
+    REQUIRE(cli.action == CommandLine::Action::Run);
+    CHECK(cli.config.capture.interfaces == std::vector<std::string>{"eth1", "eth2"});
+    CHECK(cli.config.capture.bpf_filter == "tcp port 53");
+    CHECK(cli.config.capture.snaplen == 300);
+    CHECK(cli.config.capture.buffer_bytes == 16U << 20U);  // not overridden: from the file
+    CHECK(cli.config.daemon.workers == 3);
+    CHECK(cli.config.daemon.listen == "127.0.0.1:9100");
+    CHECK(cli.config.daemon.log_level == "warn");
+    CHECK(cli.config.daemon.metrics_out == "-");
+    CHECK(cli.config.daemon.messages_out == "m.jsonl");
+    CHECK(cli.config.daemon.check_config);
+  }
+}
+
+TEST_CASE("files given with -r and the replay speed reach the capture options", "[config]") {
+  const CommandLine cli = parse({"-r", "a.pcap", "--read", "b.pcapng", "--replay-speed", "10"});
+  REQUIRE(cli.action == CommandLine::Action::Run);
+  CHECK(cli.config.capture.files == std::vector<std::string>{"a.pcap", "b.pcapng"});
+  CHECK(cli.config.capture.replay_speed == 10.0);
+  CHECK_FALSE(cli.config.daemon.listen_given);
+}
+
+TEST_CASE("the help flag prints usage and exits 0", "[config]") {
+  for (const char* flag : {"--help", "-h"}) {
+    CAPTURE(flag);
+    const CommandLine cli = parse({flag});
+    CHECK(cli.action == CommandLine::Action::Exit);
+    CHECK(cli.exit_code == 0);
+    CHECK_THAT(cli.message, Contains("-i,--interface") && Contains("-r,--read") &&
+                                Contains("--config") && Contains("--check-config"));
+  }
+}
+
+TEST_CASE("the version flag prints the version and exits 0", "[config]") {
+  for (const char* flag : {"--version", "-V"}) {
+    CAPTURE(flag);
+    const CommandLine cli = parse({flag});
+    CHECK(cli.action == CommandLine::Action::Exit);
+    CHECK(cli.exit_code == 0);
+    CHECK(cli.message == std::string("dnsmon ") + kVersion);
+  }
+}
+
+TEST_CASE("an unknown flag or a bad flag value is a usage error with exit code 2", "[config]") {
+  const std::vector<std::vector<const char*>> cases = {
+      {"--bogus"},
+      {"-x"},
+      {"--workers", "0"},
+      {"--workers", "65"},
+      {"--workers", "two"},
+      {"--snaplen", "63"},
+      {"--log-level", "loud"},
+      {"--listen"},
+      {"--replay-speed", "-1"},
+      {"extra"},
+  };
+  for (const auto& args : cases) {
+    std::vector<const char*> argv{"dnsmon"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    CAPTURE(args);
+    const CommandLine cli = parse_command_line(static_cast<int>(argv.size()), argv.data());
+    CHECK(cli.action == CommandLine::Action::Exit);
+    CHECK(cli.exit_code == 2);
+    CHECK_THAT(cli.message, StartsWith("dnsmon: ") && Contains("Run with --help for usage."));
+  }
+  CHECK_THAT(parse({"--bogus"}).message, Contains("--bogus"));
+}
+
+TEST_CASE("a bad --listen throws ConfigError", "[config]") {
+  for (const char* listen : {"localhost", "127.0.0.1:65536", ":9917", "127.0.0.1:"}) {
+    CAPTURE(listen);
+    CHECK_THROWS_MATCHES(parse({"--listen", listen}), ConfigError,
+                         Catch::Matchers::Predicate<ConfigError>([](const ConfigError& e) {
+                           return std::string(e.what()).rfind("--listen: expected ADDRESS:PORT",
+                                                              0) == 0;
+                         }));
+  }
+}
+
+TEST_CASE("a bad config file given with --config throws ConfigError", "[config]") {
+  const TempDir dir;
+  const std::string file = dir.write("dnsmon.yaml", "capture:\n  snaplen: 10\n");
+  CHECK_THROWS_WITH(parse({"--config", file.c_str()}),
+                    StartsWith(file + ":2:12: capture.snaplen: out of range"));
+  const std::string missing = (dir.path() / "missing.yaml").string();
+  CHECK_THROWS_AS(parse({"--config", missing.c_str()}), ConfigError);
+}
+
+TEST_CASE("interfaces and files cannot be mixed on one command line", "[config]") {
+  CHECK_THROWS_WITH(parse({"-i", "eth0", "-r", "a.pcap"}), Contains("cannot be mixed"));
+}
+
+TEST_CASE("files given with -r replace the interfaces of the config file", "[config]") {
+  const TempDir dir;
+  const std::string file = dir.write("dnsmon.yaml", "capture:\n  interfaces: [eth0]\n");
+  const auto cli = parse({"--config", file.c_str(), "-r", "a.pcap"});
+  CHECK(cli.config.capture.interfaces.empty());
+  CHECK(cli.config.capture.files == std::vector<std::string>{"a.pcap"});
+}
+
+TEST_CASE("a section with every key commented out keeps the defaults", "[config]") {
+  const TempDir dir;
+  const std::string file = dir.write("dnsmon.yaml", "capture:\n  # snaplen: 100\nlog:\n");
+  const auto config = load_config_file(file);
+  CHECK(config.capture.snaplen == 4096);
+}
+
+TEST_CASE("an empty interface name is refused", "[config]") {
+  const TempDir dir;
+  const std::string file = dir.write("dnsmon.yaml", "capture:\n  interfaces: [\"\"]\n");
+  CHECK_THROWS_WITH(load_config_file(file), Contains("capture.interfaces"));
+}
+
+}  // namespace dnsmon

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# The dnsmon command line as a user meets it: help and version, usage errors (exit 2), config
+# errors with FILE:LINE:COL and the key path (exit 78), --check-config, and runtime failures
+# (exit 1) that say what went wrong: a missing capture file, a metrics port already in use, an
+# interface that does not exist.
+#
+# Env (set by ctest): DNSMON (the binary), GEN_PCAP (the capture generator), DNSMON_SOURCE_DIR.
+set -euo pipefail
+
+: "${DNSMON:?set DNSMON to the dnsmon binary}"
+: "${GEN_PCAP:?set GEN_PCAP to the gen_pcap tool}"
+: "${DNSMON_SOURCE_DIR:?set DNSMON_SOURCE_DIR to the repository root}"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/dnsmon-cli-test.XXXXXX")
+listener_pid=""
+cleanup() {
+  if [[ -n $listener_pid ]]; then
+    kill "$listener_pid" 2>/dev/null || true
+    wait "$listener_pid" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+failures=0
+checks=0
+fail() {
+  echo "FAIL: $*"
+  failures=$((failures + 1))
+}
+
+# run ARGS...: runs dnsmon (at most 30 s), leaving its exit code in $rc and output in $out/$err.
+rc=0
+out=""
+err=""
+run() {
+  rc=0
+  timeout 30 "$DNSMON" "$@" >"$tmp/stdout" 2>"$tmp/stderr" || rc=$?
+  out=$(<"$tmp/stdout")
+  err=$(<"$tmp/stderr")
+}
+
+# expect NAME CODE [stdout|stderr TEXT]...: the last run exited CODE and each stream holds TEXT.
+expect() {
+  local name=$1 code=$2
+  shift 2
+  checks=$((checks + 1))
+  local ok=1
+  if [[ $rc != "$code" ]]; then
+    fail "$name: exit code $rc, expected $code"
+    ok=0
+  fi
+  while (($# >= 2)); do
+    local stream=$1 text=$2
+    shift 2
+    local content=$out
+    [[ $stream == stderr ]] && content=$err
+    if [[ $content != *"$text"* ]]; then
+      fail "$name: $stream does not contain: $text"
+      ok=0
+    fi
+  done
+  if ((ok)); then
+    echo "ok: $name"
+  else
+    printf -- '--- stdout:\n%s\n--- stderr:\n%s\n---\n' "$out" "$err"
+  fi
+}
+
+# --- help, version, usage errors -------------------------------------------------------------
+run --help
+expect "--help exits 0 and documents -i and -r" 0 \
+  stdout "Usage: dnsmon" stdout "-i,--interface" stdout "-r,--read" stdout "--config"
+[[ -z $err ]] || fail "--help wrote to stderr: $err"
+
+run --version
+expect "--version exits 0" 0 stdout "dnsmon "
+[[ $out =~ ^dnsmon\ [0-9]+\.[0-9]+\.[0-9]+$ ]] || fail "--version printed '$out', not 'dnsmon X.Y.Z'"
+version=$out
+run -V
+expect "-V prints the same version" 0 stdout "$version"
+
+run --no-such-flag
+expect "an unknown flag exits 2 with a message on stderr" 2 \
+  stderr "--no-such-flag" stderr "Run with --help for usage."
+[[ -z $out ]] || fail "an unknown flag wrote to stdout: $out"
+
+run --workers 0
+expect "--workers 0 is a usage error" 2 stderr "--workers"
+
+run -i eth0 -r "$tmp/a.pcap"
+expect "-i and -r together are refused" 78 stderr "cannot be mixed"
+
+run --listen 127.0.0.1 --check-config
+expect "--listen without a port is a configuration error" 78 \
+  stderr "--listen: expected ADDRESS:PORT"
+
+# --- config files --------------------------------------------------------------------------
+cfg=$tmp/dnsmon.yaml
+
+printf 'capture:\n  snaplen: 512\n  snapln: 256\n' >"$cfg"
+run --config "$cfg"
+expect "an unknown nested key exits 78 with file:line:col and key path" 78 \
+  stderr "$cfg:3:3: capture.snapln: unknown key"
+
+printf 'log:\n  level: info\nexport:\n  listen: "127.0.0.1:9917"\n' >"$cfg"
+run --config "$cfg" --check-config
+expect "an unknown top-level key exits 78 even with --check-config" 78 \
+  stderr "$cfg:3:1: export: unknown key"
+
+printf '# comment\ncapture:\n  snaplen: big\n' >"$cfg"
+run --config "$cfg"
+expect "a wrong type exits 78 with file:line:col and key path" 78 \
+  stderr "$cfg:3:12: capture.snaplen: expected an integer from 64 to 65535, got \"big\""
+
+printf 'capture:\n  promiscuous: [true]\n' >"$cfg"
+run --config "$cfg"
+expect "a list where a boolean belongs exits 78" 78 \
+  stderr "$cfg:2:16: capture.promiscuous: expected true or false"
+
+printf 'parser:\n  dns_ports: [53, 70000]\n' >"$cfg"
+run --config "$cfg"
+expect "an out-of-range list element exits 78 with its index" 78 \
+  stderr "$cfg:2:19: parser.dns_ports[1]: out of range"
+
+printf 'capture:\n  snaplen: 512\n    filter: udp\n' >"$cfg"
+run --config "$cfg"
+expect "a YAML syntax error exits 78 with its line and column" 78 \
+  stderr "$cfg:3:11:" stderr "not valid YAML"
+
+run --config "$tmp/missing.yaml"
+expect "a missing config file exits 78" 78 stderr "$tmp/missing.yaml: cannot open the config file"
+
+printf 'capture:\n  snaplen: 1500\n  workers: 2\nexporter:\n  listen: "127.0.0.1:0"\n' >"$cfg"
+run --check-config --config "$cfg"
+expect "--check-config on a good file exits 0" 0 stdout "configuration OK: $cfg"
+
+run --check-config --config "$DNSMON_SOURCE_DIR/systemd/dnsmon.yaml"
+expect "--check-config accepts the shipped systemd/dnsmon.yaml" 0 stdout "configuration OK"
+
+: >"$cfg"
+run --check-config --config "$cfg"
+expect "--check-config on an empty file exits 0" 0 stdout "configuration OK"
+
+# --- runtime failures ----------------------------------------------------------------------
+capture=$tmp/small.pcap
+if ! "$GEN_PCAP" --out "$capture" --packets 100 >"$tmp/gen_pcap.log" 2>&1; then
+  cat "$tmp/gen_pcap.log"
+  echo "FAIL: gen_pcap could not write the test capture"
+  exit 1
+fi
+
+run -r "$capture"
+expect "-r on a small capture exits 0" 0 stderr "100 frames captured"
+
+run -r /nonexistent.pcap
+expect "-r on a missing file exits 1 with a clear message" 1 \
+  stderr "cannot read capture file /nonexistent.pcap" stderr "No such file or directory"
+
+run -i nonexistent0
+expect "-i on a missing interface exits 1 with a clear message" 1 \
+  stderr "cannot capture on nonexistent0"
+
+# A port that is already taken: a listener on an ephemeral port that the kernel picked.
+if command -v python3 >/dev/null 2>&1; then
+  python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(1)
+print(s.getsockname()[1], flush=True)
+time.sleep(120)
+' >"$tmp/port" &
+  listener_pid=$!
+  for _ in $(seq 100); do
+    [[ -s $tmp/port ]] && break
+    sleep 0.1
+  done
+  port=$(<"$tmp/port")
+  if [[ $port =~ ^[0-9]+$ ]]; then
+    run -r "$capture" --listen "127.0.0.1:$port"
+    expect "--listen on a port in use exits 1 with a clear message" 1 \
+      stderr "cannot serve metrics on 127.0.0.1:$port"
+  else
+    fail "the python3 listener did not report its port within 10 s"
+  fi
+else
+  echo "skipped: --listen on a port in use (python3 is not installed)"
+fi
+
+echo "$checks checks, $failures failed"
+((failures == 0))

@@ -1,0 +1,158 @@
+#include "dnsmon/metrics.hpp"
+
+#include <arpa/inet.h>
+#include <cstdio>
+#include <netinet/in.h>
+#include <string>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+namespace {
+
+using dnsmon::DnsMessage;
+using dnsmon::MetricsHub;
+using dnsmon::ParseStatus;
+
+MetricsHub make_hub() {
+  return MetricsHub(dnsmon::BuildInfo{"1.2.3", "ldns-x", "pcap-y"});
+}
+
+// A plain HTTP/1.0 GET over loopback; returns the whole response.
+std::string http_get(std::uint16_t port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);  // NOLINT
+  const std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  REQUIRE(::send(fd, req.data(), req.size(), 0) == static_cast<ssize_t>(req.size()));
+  std::string out;
+  std::array<char, 4096> buf{};
+  for (;;) {
+    const auto n = ::recv(fd, buf.data(), buf.size(), 0);
+    if (n <= 0) {
+      break;
+    }
+    out.append(buf.data(), static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("qtypes and rcodes map to a fixed label set with OTHER", "[metrics]") {
+  CHECK(dnsmon::qtype_slot_name(dnsmon::qtype_slot(1)) == "A");
+  CHECK(dnsmon::qtype_slot_name(dnsmon::qtype_slot(28)) == "AAAA");
+  CHECK(dnsmon::qtype_slot_name(dnsmon::qtype_slot(65)) == "HTTPS");
+  CHECK(dnsmon::qtype_slot_name(dnsmon::qtype_slot(99)) == "OTHER");
+  CHECK(dnsmon::qtype_slot_name(dnsmon::qtype_slot(65535)) == "OTHER");
+  CHECK(dnsmon::rcode_slot_name(dnsmon::rcode_slot(3)) == "NXDOMAIN");
+  CHECK(dnsmon::rcode_slot_name(dnsmon::rcode_slot(16)) == "BADVERS");
+  CHECK(dnsmon::rcode_slot_name(dnsmon::rcode_slot(4095)) == "OTHER");
+}
+
+TEST_CASE("worker counters are summed into the exposition", "[metrics]") {
+  auto hub = make_hub();
+  auto& w1 = hub.add_worker();
+  auto& w2 = hub.add_worker();
+  DnsMessage q;
+  q.qtype = 28;
+  q.size = 40;
+  DnsMessage r;
+  r.qr = true;
+  r.rcode = 3;
+  r.size = 100;
+  w1.record_frame(80, ParseStatus::Ok);
+  w1.record_message(q);
+  w2.record_frame(80, ParseStatus::Ok);
+  w2.record_message(q);
+  w2.record_frame(140, ParseStatus::Ok);
+  w2.record_message(r);
+  w2.record_frame(60, ParseStatus::Malformed);
+  const auto text = hub.render_text();
+  CHECK_THAT(text, Catch::Contains("dnsmon_queries_total{qtype=\"AAAA\"} 2"));
+  CHECK_THAT(text, Catch::Contains("dnsmon_queries_total{qtype=\"OTHER\"} 0"));
+  CHECK_THAT(text, Catch::Contains("dnsmon_responses_total{rcode=\"NXDOMAIN\"} 1"));
+  CHECK_THAT(text, Catch::Contains("dnsmon_packets_total{result=\"ok\"} 3"));
+  CHECK_THAT(text, Catch::Contains("dnsmon_packets_total{result=\"malformed\"} 1"));
+  CHECK_THAT(text, Catch::Contains("dnsmon_packet_bytes_total 360"));
+  CHECK_THAT(text, Catch::Contains("dnsmon_build_info{version=\"1.2.3\""));
+  CHECK_THAT(text, Catch::Contains("# TYPE dnsmon_queries_total counter"));
+}
+
+TEST_CASE("capture sources and rings are read at scrape time", "[metrics]") {
+  auto hub = make_hub();
+  std::uint64_t drops = 5;
+  hub.set_source_reader([&] {
+    dnsmon::SourceSnapshot s;
+    s.name = "eth0";
+    s.up = true;
+    s.received = 10;
+    s.ring_dropped = drops;
+    return std::vector<dnsmon::SourceSnapshot>{s};
+  });
+  hub.set_ring_reader([] { return std::vector<dnsmon::RingSnapshot>{{3, 8192}}; });
+  auto text = hub.render_text();
+  CHECK_THAT(text,
+             Catch::Contains("dnsmon_capture_dropped_total{source=\"eth0\",where=\"ring\"} 5"));
+  CHECK_THAT(text, Catch::Contains("dnsmon_capture_up{source=\"eth0\"} 1"));
+  CHECK_THAT(text, Catch::Contains("dnsmon_ring_occupancy_slots{worker=\"0\"} 3"));
+  drops = 7;
+  text = hub.render_text();
+  CHECK_THAT(text,
+             Catch::Contains("dnsmon_capture_dropped_total{source=\"eth0\",where=\"ring\"} 7"));
+}
+
+TEST_CASE("the exporter serves /metrics on loopback and refuses a taken port", "[metrics]") {
+  auto hub = make_hub();
+  auto& w = hub.add_worker();
+  w.record_frame(60, ParseStatus::NotDns);
+  dnsmon::Exporter exporter(hub, "127.0.0.1:0");
+  const auto port = exporter.port();
+  REQUIRE(port != 0);
+  const auto response = http_get(port, "/metrics");
+  CHECK_THAT(response, Catch::StartsWith("HTTP/1.1 200"));
+  CHECK_THAT(response, Catch::Contains("dnsmon_packets_total{result=\"not_dns\"} 1"));
+  CHECK_THROWS_WITH(dnsmon::Exporter(hub, "127.0.0.1:" + std::to_string(port)),
+                    Catch::Contains("cannot serve metrics on 127.0.0.1:" + std::to_string(port)));
+}
+
+TEST_CASE("the message log writes one JSON object per line", "[metrics]") {
+  std::FILE* f = std::tmpfile();
+  REQUIRE(f != nullptr);
+  DnsMessage m;
+  m.ts_ns = 1'500'000'000'000'000'123;
+  m.src.family = m.dst.family = 4;
+  m.src.bytes = {192, 0, 2, 1};
+  m.dst.bytes = {192, 0, 2, 53};
+  m.sport = 5353;
+  m.dport = 53;
+  m.id = 7;
+  m.has_question = true;
+  const std::string name = "quote\"and\\.x";
+  std::copy(name.begin(), name.end(), m.qname.text.begin());
+  m.qname.length = static_cast<std::uint16_t>(name.size());
+  m.qtype = 16;
+  m.qclass = 1;
+  m.edns.present = true;
+  m.edns.udp_size = 1232;
+  {
+    dnsmon::MessageWriter writer(f);
+    writer.write(m);
+  }
+  std::rewind(f);
+  std::array<char, 2048> line{};
+  REQUIRE(std::fgets(line.data(), line.size(), f) != nullptr);
+  std::fclose(f);
+  const std::string s = line.data();
+  CHECK_THAT(
+      s, Catch::StartsWith(R"({"ts":1500000000.000000123,"src":"192.0.2.1","dst":"192.0.2.53")"));
+  CHECK_THAT(s, Catch::Contains(R"("qname":"quote\"and\\.x","qtype":16)"));
+  CHECK_THAT(s, Catch::Contains(R"("edns":{"udp_size":1232,"version":0,"do":false)"));
+  CHECK_THAT(s, Catch::EndsWith("}\n"));
+}
