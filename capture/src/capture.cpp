@@ -36,7 +36,11 @@ void on_frame(u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
   FrameHeader header;
   // Files are opened with nanosecond precision, and live handles ask for it, so tv_usec holds
   // nanoseconds here.
-  header.ts_ns = static_cast<std::int64_t>(h->ts.tv_sec) * 1'000'000'000 + h->ts.tv_usec;
+  // In unsigned arithmetic: a damaged pcapng file can hold a time past 2262, which then wraps
+  // instead of overflowing (undefined behaviour, found by tests/fuzz/pcap_file_fuzz).
+  const std::uint64_t ts_ns = static_cast<std::uint64_t>(h->ts.tv_sec) * 1'000'000'000U +
+                              static_cast<std::uint64_t>(h->ts.tv_usec);
+  header.ts_ns = static_cast<std::int64_t>(ts_ns);
   header.wire_len = h->len;
   header.link_type = ctx.link_type;
   header.source = ctx.index;

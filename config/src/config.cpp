@@ -148,6 +148,7 @@ void apply_yaml(const FileContext& ctx, const YAML::Node& root, Config& c) {
     }
     if (const auto n = cap["snaplen"]) {
       c.capture.snaplen = static_cast<std::uint32_t>(ctx.integer(n, "capture.snaplen", 64, 65535));
+      c.capture.snaplen_given = true;
     }
     if (const auto n = cap["buffer_mib"]) {
       c.capture.buffer_bytes =
@@ -171,7 +172,56 @@ void apply_yaml(const FileContext& ctx, const YAML::Node& root, Config& c) {
   if (const auto parser = root["parser"];
       parser && !parser.IsNull()) {  // null: all keys commented out
     ctx.expect_map(parser, "parser");
-    ctx.check_keys(parser, "parser", {"dns_ports"});
+    ctx.check_keys(parser, "parser",
+                   {"dns_ports", "mdns", "llmnr", "encrypted_ports", "fragments", "tcp"});
+    if (const auto n = parser["mdns"]) {
+      c.parser.mdns = ctx.boolean(n, "parser.mdns");
+    }
+    if (const auto n = parser["llmnr"]) {
+      c.parser.llmnr = ctx.boolean(n, "parser.llmnr");
+    }
+    if (const auto n = parser["encrypted_ports"]) {
+      if (!n.IsSequence() || n.size() > 16) {
+        ctx.fail(n.Mark(), "parser.encrypted_ports", "expected a list of 0 to 16 port numbers");
+      }
+      c.parser.encrypted_ports.clear();
+      for (std::size_t i = 0; i < n.size(); ++i) {
+        c.parser.encrypted_ports.push_back(static_cast<std::uint16_t>(
+            ctx.integer(n[i], "parser.encrypted_ports[" + std::to_string(i) + "]", 1, 65535)));
+      }
+    }
+    if (const auto f = parser["fragments"]; f && !f.IsNull()) {
+      ctx.expect_map(f, "parser.fragments");
+      ctx.check_keys(f, "parser.fragments", {"max_datagrams", "memory_mib", "timeout_s"});
+      if (const auto n = f["max_datagrams"]) {
+        c.parser.fragment_datagrams =
+            ctx.integer(n, "parser.fragments.max_datagrams", 1, 1U << 20U);
+      }
+      if (const auto n = f["memory_mib"]) {
+        c.parser.fragment_memory_bytes = ctx.integer(n, "parser.fragments.memory_mib", 1, 4096)
+                                         << 20U;
+      }
+      if (const auto n = f["timeout_s"]) {
+        c.parser.fragment_timeout_ns =
+            static_cast<std::int64_t>(ctx.integer(n, "parser.fragments.timeout_s", 1, 300)) *
+            1'000'000'000;
+      }
+    }
+    if (const auto t = parser["tcp"]; t && !t.IsNull()) {
+      ctx.expect_map(t, "parser.tcp");
+      ctx.check_keys(t, "parser.tcp", {"max_flows", "memory_mib", "idle_timeout_s"});
+      if (const auto n = t["max_flows"]) {
+        c.parser.tcp_flows = ctx.integer(n, "parser.tcp.max_flows", 1, 1U << 22U);
+      }
+      if (const auto n = t["memory_mib"]) {
+        c.parser.tcp_memory_bytes = ctx.integer(n, "parser.tcp.memory_mib", 1, 4096) << 20U;
+      }
+      if (const auto n = t["idle_timeout_s"]) {
+        c.parser.tcp_idle_timeout_ns =
+            static_cast<std::int64_t>(ctx.integer(n, "parser.tcp.idle_timeout_s", 1, 3600)) *
+            1'000'000'000;
+      }
+    }
     if (const auto n = parser["dns_ports"]) {
       if (!n.IsSequence() || n.size() == 0 || n.size() > 16) {
         ctx.fail(n.Mark(), "parser.dns_ports", "expected a list of 1 to 16 port numbers");
@@ -323,7 +373,8 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
                  "BPF capture filter (default live: DNS on port 53, also VLAN-tagged; "
                  "default offline: none)")
       ->type_name("EXPR");
-  app.add_option("--snaplen", snaplen, "bytes kept per frame (default 4096)")
+  app.add_option("--snaplen", snaplen,
+                 "bytes kept per live frame (default 4096; replays keep whole frames unless given)")
       ->check(CLI::Range(64, 65535));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
@@ -380,6 +431,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   }
   if (snaplen) {
     c.capture.snaplen = *snaplen;
+    c.capture.snaplen_given = true;
   }
   if (log_level) {
     c.daemon.log_level = *log_level;

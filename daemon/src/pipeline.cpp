@@ -9,8 +9,10 @@ Pipeline::Pipeline(const Config& config, MetricsHub& hub, std::span<const std::b
   const auto& cap = config_.capture;
   workers_count_ = config_.daemon.workers;
   for (std::size_t i = 0; i < workers_count_; ++i) {
-    counters_.push_back(&hub.add_worker());
+    parsers_.push_back(std::make_unique<Parser>(config_.parser));
+    counters_.push_back(&hub.add_worker(parsers_.back().get()));
   }
+  hub.set_protocols(config_.parser.mdns, config_.parser.llmnr);
   if (!cap.interfaces.empty()) {
     live_ = true;
     for (const auto& iface : cap.interfaces) {
@@ -23,7 +25,13 @@ Pipeline::Pipeline(const Config& config, MetricsHub& hub, std::span<const std::b
     sources_.push_back(PacketSource::open_memory(demo_capture, "demo", cap, 0));
   }
   for (std::size_t i = 0; i < sources_.size() * workers_count_; ++i) {
-    rings_.push_back(std::make_unique<FrameRing>(cap.ring_slots, cap.snaplen));
+    // A replay keeps whole frames (segmentation offload leaves TCP segments of up to 64 KiB in
+    // captures) in fewer, larger slots: it waits for the ring instead of dropping, so depth
+    // matters less than for live capture.
+    const bool whole_frames = !live_ && !cap.snaplen_given;
+    rings_.push_back(std::make_unique<FrameRing>(
+        whole_frames ? std::min<std::uint32_t>(cap.ring_slots, 1024) : cap.ring_slots,
+        whole_frames ? 65535 : cap.snaplen));
     ring_ptrs_.push_back(rings_.back().get());
   }
 
@@ -114,11 +122,36 @@ void Pipeline::worker_loop(std::stop_token /*stop*/, std::size_t index) {
   for (std::size_t s = 0; s < sources_.size(); ++s) {
     rings.push_back(ring_ptrs_[s * workers_count_ + index]);
   }
+
+  // Counts each message, and logs it (header-only messages too, marked malformed).
+  struct Sink final : MessageSink {
+    WorkerCounters* counters = nullptr;
+    MessageWriter* writer = nullptr;
+    std::mutex* shared = nullptr;  // set when several workers write one output
+
+    void on_message(const DnsMessage& m) override {
+      if (!m.malformed_question) {
+        counters->record_message(m);
+      }
+      if (writer == nullptr) {
+        return;
+      }
+      if (shared != nullptr) {
+        const std::lock_guard lock(*shared);
+        writer->write(m);
+      } else {
+        writer->write(m);
+      }
+    }
+  };
+
+  Sink sink;
+  sink.counters = counters_[index];
+  sink.writer = messages_.get();
+  sink.shared = workers_count_ > 1 ? &messages_mutex_ : nullptr;
   WorkerCounters& counters = *counters_[index];
-  Parser parser(config_.parser);
-  DnsMessage msg;
+  Parser& parser = *parsers_[index];
   FrameView frame;
-  const bool shared_output = workers_count_ > 1;
   constexpr int kBatch = 64;  // frames taken from one ring before looking at the next
   unsigned idle = 0;
   for (;;) {
@@ -126,21 +159,8 @@ void Pipeline::worker_loop(std::stop_token /*stop*/, std::size_t index) {
     for (FrameRing* ring : rings) {
       for (int n = 0; n < kBatch && ring->front(frame); ++n) {
         any = true;
-        const ParseStatus status = parser.parse(frame, msg);
+        const ParseStatus status = parser.parse(frame, sink);
         counters.record_frame(frame.header.wire_len, status);
-        if (status == ParseStatus::Ok) {
-          counters.record_message(msg);
-        }
-        // A message whose question is malformed is logged too (marked so), but not counted as a
-        // query or response: its header is all that is known.
-        if (messages_ && (status == ParseStatus::Ok || msg.malformed_question)) {
-          if (shared_output) {
-            const std::lock_guard lock(messages_mutex_);
-            messages_->write(msg);
-          } else {
-            messages_->write(msg);
-          }
-        }
         ring->pop();
       }
     }

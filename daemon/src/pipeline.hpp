@@ -64,6 +64,7 @@ class Pipeline {
   std::vector<std::unique_ptr<FrameRing>> rings_;
   std::vector<FrameRing*> ring_ptrs_;
   std::vector<WorkerCounters*> counters_;
+  std::vector<std::unique_ptr<Parser>> parsers_;  // one per worker, used only by that worker
   std::vector<std::unique_ptr<PacketSource>> sources_;
   std::unique_ptr<MessageWriter> messages_;
   std::mutex messages_mutex_;  // taken per message only when several workers share the output

@@ -36,8 +36,11 @@ void MessageWriter::write(const DnsMessage& m) {
   fmt::format_to(it, R"({{"ts":{}.{:09},"src":"{}","dst":"{}","sport":{},"dport":{},)",
                  m.ts_ns / 1'000'000'000, m.ts_ns % 1'000'000'000, m.src.format(src),
                  m.dst.format(dst), m.sport, m.dport);
-  fmt::format_to(it, R"("transport":"{}","id":{},"qr":{},"opcode":{},"rcode":{},)",
-                 transport_name(m.transport), m.id, m.qr, m.opcode, m.rcode);
+  fmt::format_to(it,
+                 R"("transport":"{}","protocol":"{}","reassembled":{},"id":{},"qr":{},"opcode":{},)"
+                 R"("rcode":{},)",
+                 transport_name(m.transport), protocol_name(m.protocol), m.reassembled, m.id, m.qr,
+                 m.opcode, m.rcode);
   fmt::format_to(it, R"("flags":{{"aa":{},"tc":{},"rd":{},"ra":{},"ad":{},"cd":{}}},"qname":)",
                  (m.flags & kFlagAa) != 0, (m.flags & kFlagTc) != 0, (m.flags & kFlagRd) != 0,
                  (m.flags & kFlagRa) != 0, (m.flags & kFlagAd) != 0, (m.flags & kFlagCd) != 0);
@@ -50,8 +53,11 @@ void MessageWriter::write(const DnsMessage& m) {
   fmt::format_to(it, R"("qdcount":{},"ancount":{},"nscount":{},"arcount":{},"edns":)", m.qdcount,
                  m.ancount, m.nscount, m.arcount);
   if (m.edns.present) {
-    fmt::format_to(it, R"({{"udp_size":{},"version":{},"do":{},"extended_rcode":{}}})",
-                   m.edns.udp_size, m.edns.version, m.edns.do_bit, m.edns.extended_rcode);
+    fmt::format_to(it,
+                   R"({{"udp_size":{},"version":{},"do":{},"extended_rcode":{},"client_subnet":{},)"
+                   R"("cookie":{}}})",
+                   m.edns.udp_size, m.edns.version, m.edns.do_bit, m.edns.extended_rcode,
+                   m.edns.client_subnet, m.edns.cookie);
   } else {
     line_.append("null");
   }

@@ -93,6 +93,30 @@ void add_sample(MetricFamily& f, std::vector<ClientMetric::Label> labels, double
 
 }  // namespace
 
+constexpr std::array<std::string_view, kOpcodeSlots> kOpcodeNames{
+    "QUERY", "IQUERY", "STATUS", "NOTIFY", "UPDATE", "DSO", "OTHER"};
+
+std::size_t opcode_slot(std::uint8_t opcode) noexcept {
+  switch (opcode) {
+    case 0:
+    case 1:
+    case 2:
+      return opcode;
+    case 4:
+      return 3;
+    case 5:
+      return 4;
+    case 6:
+      return 5;
+    default:
+      return 6;
+  }
+}
+
+std::string_view opcode_slot_name(std::size_t slot) noexcept {
+  return kOpcodeNames[slot < kOpcodeSlots ? slot : kOpcodeSlots - 1];
+}
+
 std::size_t qtype_slot(std::uint16_t qtype) noexcept {
   return qtype < 256 ? kQtypeTable[qtype] : kQtypes.size();
 }
@@ -112,6 +136,8 @@ std::string_view rcode_slot_name(std::size_t slot) noexcept {
 struct MetricsHub::Impl : prometheus::Collectable {
   BuildInfo build;
   std::deque<WorkerCounters> workers;  // deque: references stay valid as workers are added
+  std::vector<const Parser*> parsers;
+  bool mdns = false, llmnr = false;
   std::function<std::vector<SourceSnapshot>()> read_sources;
   std::function<std::vector<RingSnapshot>()> read_rings;
 
@@ -146,6 +172,102 @@ struct MetricsHub::Impl : prometheus::Collectable {
     }
     out.push_back(std::move(packets));
 
+    auto messages = family("dnsmon_messages_total",
+                           "Decoded messages by protocol (dns, and mdns/llmnr when enabled), "
+                           "transport and direction.",
+                           MetricType::Counter);
+    for (std::size_t p = 0; p < kProtocolSlots; ++p) {
+      if ((p == 1 && !mdns) || (p == 2 && !llmnr)) {
+        continue;
+      }
+      for (std::size_t t = 0; t < 2; ++t) {
+        for (std::size_t q = 0; q < 2; ++q) {
+          add_sample(messages,
+                     {{"protocol", std::string(protocol_name(static_cast<Protocol>(p)))},
+                      {"transport", std::string(transport_name(static_cast<Transport>(t)))},
+                      {"direction", q == 1 ? "response" : "query"}},
+                     sum([p, t, q](const WorkerCounters& w) -> const RelaxedCounter& {
+                       return w.messages_[p][t][q];
+                     }));
+        }
+      }
+    }
+    out.push_back(std::move(messages));
+
+    auto opcodes =
+        family("dnsmon_opcodes_total", "Decoded messages by opcode.", MetricType::Counter);
+    for (std::size_t i = 0; i < kOpcodeSlots; ++i) {
+      add_sample(
+          opcodes, {{"opcode", std::string(opcode_slot_name(i))}},
+          sum([i](const WorkerCounters& w) -> const RelaxedCounter& { return w.opcodes_[i]; }));
+    }
+    out.push_back(std::move(opcodes));
+
+    auto reassembled =
+        family("dnsmon_reassembled_messages_total",
+               "Decoded messages that arrived in IP fragments.", MetricType::Counter);
+    add_sample(reassembled, {}, sum([](const WorkerCounters& w) -> const RelaxedCounter& {
+                 return w.reassembled_messages_;
+               }));
+    out.push_back(std::move(reassembled));
+
+    if (!parsers.empty()) {
+      ReassemblyStats total;
+      for (const Parser* p : parsers) {
+        const auto st = p->stats();
+        for (std::size_t i = 0; i < total.ip.size(); ++i) {
+          total.ip[i] += st.ip[i];
+        }
+        for (std::size_t i = 0; i < total.tcp.size(); ++i) {
+          total.tcp[i] += st.tcp[i];
+        }
+        total.ip_in_progress += st.ip_in_progress;
+        total.ip_memory_bytes += st.ip_memory_bytes;
+        total.ip_capacity += st.ip_capacity;
+        total.tcp_flows += st.tcp_flows;
+        total.tcp_memory_bytes += st.tcp_memory_bytes;
+        total.tcp_capacity += st.tcp_capacity;
+      }
+      auto ip = family("dnsmon_ip_reassembly_events_total",
+                       "IP fragment reassembly: fragments seen, datagrams reassembled, and every "
+                       "way reassembly gives up (timed_out, evicted, over_budget, too_large, "
+                       "too_many_fragments, overlap, invalid) or ignores a duplicate.",
+                       MetricType::Counter);
+      for (std::size_t i = 0; i < total.ip.size(); ++i) {
+        add_sample(ip, {{"event", std::string(ReassemblyStats::kIpEventNames[i])}},
+                   static_cast<double>(total.ip[i]));
+      }
+      out.push_back(std::move(ip));
+      auto tcp = family("dnsmon_tcp_reassembly_events_total",
+                        "DNS over TCP stream reassembly: segments, messages, and what happened "
+                        "to the streams (gaps skipped, resynchronisations, mid-stream starts, "
+                        "evictions, time-outs, oversized messages, closes).",
+                        MetricType::Counter);
+      for (std::size_t i = 0; i < total.tcp.size(); ++i) {
+        add_sample(tcp, {{"event", std::string(ReassemblyStats::kTcpEventNames[i])}},
+                   static_cast<double>(total.tcp[i]));
+      }
+      out.push_back(std::move(tcp));
+      auto memory =
+          family("dnsmon_memory_bytes", "Bytes held by each bounded table, summed over workers.",
+                 MetricType::Gauge);
+      add_sample(memory, {{"table", "ip_fragments"}}, static_cast<double>(total.ip_memory_bytes));
+      add_sample(memory, {{"table", "tcp_streams"}}, static_cast<double>(total.tcp_memory_bytes));
+      out.push_back(std::move(memory));
+      auto entries =
+          family("dnsmon_table_entries", "Entries in each bounded table.", MetricType::Gauge);
+      add_sample(entries, {{"table", "ip_fragments"}}, static_cast<double>(total.ip_in_progress));
+      add_sample(entries, {{"table", "tcp_streams"}}, static_cast<double>(total.tcp_flows));
+      out.push_back(std::move(entries));
+      auto capacity = family("dnsmon_table_capacity_entries",
+                             "Capacity of each bounded table; at capacity the oldest entry is "
+                             "evicted and counted.",
+                             MetricType::Gauge);
+      add_sample(capacity, {{"table", "ip_fragments"}}, static_cast<double>(total.ip_capacity));
+      add_sample(capacity, {{"table", "tcp_streams"}}, static_cast<double>(total.tcp_capacity));
+      out.push_back(std::move(capacity));
+    }
+
     auto bytes = family("dnsmon_packet_bytes_total",
                         "Wire length of the frames processed by the workers.", MetricType::Counter);
     add_sample(bytes, {}, sum([](const WorkerCounters& w) -> const RelaxedCounter& {
@@ -164,8 +286,8 @@ struct MetricsHub::Impl : prometheus::Collectable {
     out.push_back(std::move(dns_bytes));
 
     auto queries = family("dnsmon_queries_total",
-                          "Decoded DNS queries (QR=0) by question type; types outside the fixed "
-                          "set count as OTHER.",
+                          "Decoded DNS queries (QR=0, not mDNS or LLMNR) by question type; types "
+                          "outside the fixed set count as OTHER.",
                           MetricType::Counter);
     for (std::size_t i = 0; i < kQtypeSlots; ++i) {
       add_sample(queries, {{"qtype", std::string(qtype_slot_name(i))}},
@@ -176,8 +298,8 @@ struct MetricsHub::Impl : prometheus::Collectable {
     out.push_back(std::move(queries));
 
     auto responses = family("dnsmon_responses_total",
-                            "Decoded DNS responses (QR=1) by response code, EDNS-extended "
-                            "where an OPT record is present.",
+                            "Decoded DNS responses (QR=1, not mDNS or LLMNR) by response code, "
+                            "EDNS-extended where an OPT record is present.",
                             MetricType::Counter);
     for (std::size_t i = 0; i < kRcodeSlots; ++i) {
       add_sample(responses, {{"rcode", std::string(rcode_slot_name(i))}},
@@ -252,8 +374,16 @@ MetricsHub::MetricsHub(BuildInfo build) : impl_(std::make_shared<Impl>()) {
 
 MetricsHub::~MetricsHub() = default;
 
-WorkerCounters& MetricsHub::add_worker() {
+WorkerCounters& MetricsHub::add_worker(const Parser* parser) {
+  if (parser != nullptr) {
+    impl_->parsers.push_back(parser);
+  }
   return impl_->workers.emplace_back();
+}
+
+void MetricsHub::set_protocols(bool mdns, bool llmnr) {
+  impl_->mdns = mdns;
+  impl_->llmnr = llmnr;
 }
 
 void MetricsHub::set_source_reader(std::function<std::vector<SourceSnapshot>()> reader) {

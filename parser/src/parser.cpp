@@ -7,6 +7,8 @@
 
 #include <ldns/ldns.h>
 
+#include "ip_reassembly.hpp"
+#include "tcp_reassembly.hpp"
 #include "wire_reader.hpp"
 
 namespace dnsmon {
@@ -25,6 +27,13 @@ constexpr std::uint16_t kLinkLinuxSll = 113;
 constexpr std::uint16_t kLinkIpv4 = 228;
 constexpr std::uint16_t kLinkIpv6 = 229;
 constexpr std::uint16_t kLinkLinuxSll2 = 276;
+constexpr std::uint16_t kLinkPpp = 9;
+constexpr std::uint16_t kLinkPppHdlc = 50;  // DLT_PPP_SERIAL
+constexpr std::uint16_t kLinkIeee80211 = 105;
+constexpr std::uint16_t kLinkRadiotap = 127;
+constexpr std::uint16_t kLinkPpi = 192;
+constexpr std::uint16_t kLinkArcnetLinux = 129;  // DLT value libpcap reports on Linux (257 on disk)
+constexpr std::uint16_t kLinkPktap = 258;
 
 constexpr std::uint16_t kEtherIpv4 = 0x0800;
 constexpr std::uint16_t kEtherIpv6 = 0x86DD;
@@ -36,11 +45,38 @@ constexpr int kMaxVlanTags = 8;  // QinQ stacks are two deep in practice; more i
 constexpr std::uint8_t kProtoTcp = 6;
 constexpr std::uint8_t kProtoUdp = 17;
 
+constexpr std::uint8_t kProtoIpip = 4;
+constexpr std::uint8_t kProtoIpv6 = 41;
+constexpr std::uint8_t kProtoGre = 47;
+
+constexpr std::uint16_t kEtherBridged = 0x6558;  // transparent Ethernet bridging (GRE, Geneve)
+constexpr std::uint16_t kEtherErspan2 = 0x88BE;  // ERSPAN type I/II over GRE
+constexpr std::uint16_t kEtherErspan3 = 0x22EB;  // ERSPAN type III over GRE
+
+constexpr std::uint16_t kPortVxlan = 4789;
+constexpr std::uint16_t kPortGeneve = 6081;
+constexpr std::uint16_t kPortMdns = 5353;
+constexpr std::uint16_t kPortLlmnr = 5355;
+
+constexpr int kMaxTunnelDepth = 4;  // nested encapsulations followed before giving up
+
 constexpr std::uint16_t kTypeOpt = 41;
+constexpr std::uint16_t kOptionClientSubnet = 8;
+constexpr std::uint16_t kOptionCookie = 10;
 
 std::uint16_t load_u16(std::span<const std::byte> b, std::size_t at) noexcept {
   return static_cast<std::uint16_t>((std::to_integer<unsigned>(b[at]) << 8U) |
                                     std::to_integer<unsigned>(b[at + 1]));
+}
+
+std::uint16_t load_u16_le(std::span<const std::byte> b, std::size_t at) noexcept {
+  return static_cast<std::uint16_t>(std::to_integer<unsigned>(b[at]) |
+                                    (std::to_integer<unsigned>(b[at + 1]) << 8U));
+}
+
+std::uint32_t load_u32_le(std::span<const std::byte> b, std::size_t at) noexcept {
+  return static_cast<std::uint32_t>(load_u16_le(b, at)) |
+         (static_cast<std::uint32_t>(load_u16_le(b, at + 2)) << 16U);
 }
 
 ParseStatus ip_by_version(std::span<const std::byte> packet, std::uint8_t& version) noexcept {
@@ -175,7 +211,7 @@ void find_edns(WireReader r, const DnsMessage& msg, EdnsInfo& edns) noexcept {
     const std::uint8_t ext_rcode = r.u8();
     const std::uint8_t version = r.u8();
     const std::uint16_t eflags = r.u16();
-    r.skip(r.u16());
+    const auto rdata = r.take(r.u16());
     if (r.failed()) {
       return;
     }
@@ -185,6 +221,16 @@ void find_edns(WireReader r, const DnsMessage& msg, EdnsInfo& edns) noexcept {
       edns.extended_rcode = ext_rcode;
       edns.version = version;
       edns.do_bit = (eflags & 0x8000U) != 0;
+      WireReader opts{rdata};
+      while (opts.remaining() >= 4) {
+        const std::uint16_t code = opts.u16();
+        opts.skip(opts.u16());
+        if (opts.failed()) {
+          break;
+        }
+        edns.client_subnet = edns.client_subnet || code == kOptionClientSubnet;
+        edns.cookie = edns.cookie || code == kOptionCookie;
+      }
       return;
     }
   }
@@ -192,20 +238,36 @@ void find_edns(WireReader r, const DnsMessage& msg, EdnsInfo& edns) noexcept {
 
 }  // namespace
 
+const std::array<std::string_view, ReassemblyStats::kIpEvents> ReassemblyStats::kIpEventNames{
+    "fragment",  "reassembled",        "timed_out", "evicted",   "over_budget",
+    "too_large", "too_many_fragments", "overlap",   "duplicate", "invalid"};
+
+const std::array<std::string_view, ReassemblyStats::kTcpEvents> ReassemblyStats::kTcpEventNames{
+    "segment",       "message",   "out_of_order", "duplicate", "gap",       "resync",
+    "bytes_skipped", "midstream", "evicted",      "timed_out", "oversized", "closed"};
+
 std::string_view parse_status_name(ParseStatus status) noexcept {
   switch (status) {
     case ParseStatus::Ok:
       return "ok";
+    case ParseStatus::FragmentHeld:
+      return "ip_fragment_held";
+    case ParseStatus::FragmentDropped:
+      return "ip_fragment_dropped";
+    case ParseStatus::TcpNoMessage:
+      return "tcp_no_message";
+    case ParseStatus::Encrypted:
+      return "encrypted";
     case ParseStatus::Truncated:
       return "truncated";
     case ParseStatus::UnsupportedLink:
       return "unsupported_link";
+    case ParseStatus::UnsupportedTunnel:
+      return "unsupported_tunnel";
     case ParseStatus::NotIp:
       return "not_ip";
     case ParseStatus::BadIpHeader:
       return "bad_ip_header";
-    case ParseStatus::IpFragment:
-      return "ip_fragment";
     case ParseStatus::UnsupportedTransport:
       return "unsupported_transport";
     case ParseStatus::NotDns:
@@ -224,6 +286,17 @@ std::string ldns_library_version() {
 
 std::string_view transport_name(Transport t) noexcept {
   return t == Transport::Tcp ? "tcp" : "udp";
+}
+
+std::string_view protocol_name(Protocol p) noexcept {
+  switch (p) {
+    case Protocol::Mdns:
+      return "mdns";
+    case Protocol::Llmnr:
+      return "llmnr";
+    default:
+      return "dns";
+  }
 }
 
 std::string_view IpAddr::format(std::span<char> out) const noexcept {
@@ -277,49 +350,118 @@ std::string_view IpAddr::format(std::span<char> out) const noexcept {
   return {out.data(), static_cast<std::size_t>(n > 0 ? n : 0)};
 }
 
-Parser::Parser(ParserOptions options) {
-  std::uint16_t largest = 0;
-  for (auto p : options.dns_ports) {
-    largest = std::max(largest, p);
+// Per-frame state threaded through the layers.
+struct Parser::Context {
+  MessageSink& sink;
+  DnsMessage& msg;
+  std::int64_t ts_ns;
+  int depth = 0;           // tunnels entered so far
+  unsigned delivered = 0;  // messages handed to the sink
+  unsigned malformed = 0;  // messages that failed to decode
+};
+
+Parser::Parser(ParserOptions options)
+    : ip_(std::make_unique<detail::IpReassembler>(
+          detail::IpReassemblyOptions{.max_datagrams = options.fragment_datagrams,
+                                      .max_datagram_bytes = 65535,
+                                      .max_fragments = 64,
+                                      .memory_budget_bytes = options.fragment_memory_bytes,
+                                      .timeout_ns = options.fragment_timeout_ns,
+                                      .hash_seed = 0})),
+      tcp_(std::make_unique<detail::TcpReassembler>(
+          detail::TcpReassemblyOptions{.max_flows = options.tcp_flows,
+                                       .max_flow_bytes = 65535 + 2,
+                                       .memory_budget_bytes = options.tcp_memory_bytes,
+                                       .window_bytes = 256 * 1024,
+                                       .idle_timeout_ns = options.tcp_idle_timeout_ns,
+                                       .hole_timeout_ns = 1'000'000'000,
+                                       .hash_seed = 0})) {
+  port_kinds_[kPortVxlan] = PortKind::Vxlan;
+  port_kinds_[kPortGeneve] = PortKind::Geneve;
+  for (auto p : options.encrypted_ports) {
+    port_kinds_[p] = PortKind::Encrypted;
   }
-  dns_ports_.assign(static_cast<std::size_t>(largest) + 1, false);
-  for (auto p : options.dns_ports) {
-    dns_ports_[p] = true;
+  if (options.mdns) {
+    port_kinds_[kPortMdns] = PortKind::Mdns;
   }
+  if (options.llmnr) {
+    port_kinds_[kPortLlmnr] = PortKind::Llmnr;
+  }
+  for (auto p : options.dns_ports) {
+    port_kinds_[p] = PortKind::Dns;  // a configured DNS port wins over everything else
+  }
+  tcp_capacity_ = options.tcp_flows;
 }
 
 Parser::~Parser() = default;
 
-ParseStatus Parser::parse(const FrameView& frame, DnsMessage& out) noexcept {
-  const auto bytes = frame.bytes;
-  out.ts_ns = frame.header.ts_ns;
-  out.malformed_question = false;
+void Parser::publish_tcp_gauges() noexcept {
+  t_flows_gauge_.store(tcp_->flows(), std::memory_order_relaxed);
+  t_memory_gauge_.store(tcp_->memory_bytes(), std::memory_order_relaxed);
+}
+
+ReassemblyStats Parser::stats() const noexcept {
+  ReassemblyStats out;
+  const auto ip = ip_->stats();
+  out.ip = {ip.fragments, ip.reassembled,        ip.timed_out, ip.evicted,    ip.over_budget,
+            ip.too_large, ip.too_many_fragments, ip.overlaps,  ip.duplicates, ip.invalid};
+  out.ip_in_progress = ip.in_progress;
+  out.ip_memory_bytes = ip.memory_bytes;
+  out.ip_capacity = ip_->options().max_datagrams;
+  const auto& t = tcp_->stats();
+  auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  out.tcp = {get(t.segments), get(t.messages),  get(t.out_of_order),  get(t.duplicates),
+             get(t.gaps),     get(t.resyncs),   get(t.bytes_skipped), get(t.midstream),
+             get(t.evicted),  get(t.timed_out), get(t.oversized),     get(t.flows_closed)};
+  out.tcp_flows = get(t_flows_gauge_);
+  out.tcp_memory_bytes = get(t_memory_gauge_);
+  out.tcp_capacity = tcp_capacity_;
+  return out;
+}
+
+ParseStatus Parser::parse(const FrameView& frame, MessageSink& sink) noexcept {
+  DnsMessage& msg = scratch_;
+  msg.ts_ns = frame.header.ts_ns;
+  msg.reassembled = false;
+  msg.malformed_question = false;
+  Context ctx{sink, msg, frame.header.ts_ns};
+  if (frame.header.ts_ns - last_expire_ns_ >= 1'000'000'000 ||
+      frame.header.ts_ns < last_expire_ns_) {
+    expire(ctx);
+  }
+  return parse_link(ctx, frame.header.link_type, frame.bytes);
+}
+
+// Periodic clean-up in packet time: datagrams and streams that wait too long are given up, so
+// their memory comes back even when no new fragment or segment pushes them out.
+void Parser::expire(Context& ctx) noexcept {
+  last_expire_ns_ = ctx.ts_ns;
+  ip_->expire(ctx.ts_ns);
+  tcp_->expire(ctx.ts_ns, [this, &ctx](const detail::TcpFlowKey& flow,
+                                       std::span<const std::byte> message) noexcept {
+    DnsMessage& out = ctx.msg;
+    out.src.family = out.dst.family = flow.family;
+    out.src.bytes = flow.src;
+    out.dst.bytes = flow.dst;
+    out.sport = flow.sport;
+    out.dport = flow.dport;
+    const Protocol protocol =
+        port_kind(flow.sport) == PortKind::Llmnr || port_kind(flow.dport) == PortKind::Llmnr
+            ? Protocol::Llmnr
+            : Protocol::Dns;
+    (void)deliver(ctx, message, Transport::Tcp, protocol);
+  });
+  publish_tcp_gauges();
+}
+
+ParseStatus Parser::parse_link(Context& ctx, std::uint32_t link_type,
+                               std::span<const std::byte> bytes) noexcept {
   std::uint8_t version = 0;
   std::span<const std::byte> packet;
   ParseStatus status = ParseStatus::Ok;
-
-  switch (frame.header.link_type) {
-    case kLinkEthernet: {
-      if (bytes.size() < 14) {
-        return ParseStatus::Truncated;
-      }
-      std::size_t off = 12;
-      std::uint16_t ethertype = load_u16(bytes, off);
-      int tags = 0;
-      while (ethertype == kEtherVlan || ethertype == kEtherQinQ || ethertype == kEtherQinQOld) {
-        if (++tags > kMaxVlanTags) {
-          return ParseStatus::UnsupportedLink;
-        }
-        off += 4;
-        if (bytes.size() < off + 2) {
-          return ParseStatus::Truncated;
-        }
-        ethertype = load_u16(bytes, off);
-      }
-      status = ip_by_ethertype(ethertype, version);
-      packet = bytes.subspan(off + 2);
-      break;
-    }
+  switch (link_type) {
+    case kLinkEthernet:
+      return parse_ethernet(ctx, bytes);
     case kLinkLinuxSll:
       if (bytes.size() < 16) {
         return ParseStatus::Truncated;
@@ -341,7 +483,7 @@ ParseStatus Parser::parse(const FrameView& frame, DnsMessage& out) noexcept {
       }
       std::uint32_t family = 0;
       std::memcpy(&family, bytes.data(), 4);
-      if (frame.header.link_type == kLinkLoop || family > 0xFFFFU) {
+      if (link_type == kLinkLoop || family > 0xFFFFU) {
         family = __builtin_bswap32(family);  // NULL is in the writer's order: accept either
       }
       status = ip_by_bsd_family(family, version);
@@ -355,42 +497,174 @@ ParseStatus Parser::parse(const FrameView& frame, DnsMessage& out) noexcept {
       status = ip_by_version(packet, version);
       break;
     case kLinkIpv4:
-      packet = bytes;
-      status = ip_by_version(packet, version);
-      if (status == ParseStatus::Ok && version != 4) {
-        status = ParseStatus::BadIpHeader;
-      }
-      break;
     case kLinkIpv6:
       packet = bytes;
       status = ip_by_version(packet, version);
-      if (status == ParseStatus::Ok && version != 6) {
+      if (status == ParseStatus::Ok && version != (link_type == kLinkIpv4 ? 4 : 6)) {
         status = ParseStatus::BadIpHeader;
       }
       break;
+    case kLinkPpp:
+    case kLinkPppHdlc:
+      return parse_ppp(ctx, bytes);
+    case kLinkArcnetLinux: {
+      // Linux ARCnet: source, destination, 2-byte offset, then the protocol id. RFC 1051 IP (240)
+      // follows at once; RFC 1201 IP (212) after a split flag and a sequence number.
+      if (bytes.size() < 5) {
+        return ParseStatus::Truncated;
+      }
+      const auto id = std::to_integer<unsigned>(bytes[4]);
+      if (id == 240) {
+        packet = bytes.subspan(5);
+      } else if (id == 212 && bytes.size() >= 8) {
+        packet = bytes.subspan(8);
+      } else {
+        return bytes.size() < 8 && id == 212 ? ParseStatus::Truncated : ParseStatus::NotIp;
+      }
+      version = 4;
+      break;
+    }
+    case kLinkIeee80211:
+      return parse_80211(ctx, bytes);
+    case kLinkRadiotap: {
+      if (bytes.size() < 4) {
+        return ParseStatus::Truncated;
+      }
+      const std::size_t len = load_u16_le(bytes, 2);
+      if (len < 8 || len > bytes.size()) {
+        return ParseStatus::Truncated;
+      }
+      return parse_80211(ctx, bytes.subspan(len));
+    }
+    case kLinkPpi:
+    case kLinkPktap: {
+      // Both wrap a frame of another link type: PPI (version, flags, 16-bit length, 32-bit DLT),
+      // Apple's PKTAP (32-bit header length, 32-bit DLT), all little-endian.
+      if (bytes.size() < 8 || ++ctx.depth > kMaxTunnelDepth) {
+        return bytes.size() < 8 ? ParseStatus::Truncated : ParseStatus::UnsupportedLink;
+      }
+      const std::size_t len = link_type == kLinkPpi ? load_u16_le(bytes, 2) : load_u32_le(bytes, 0);
+      const std::uint32_t inner = load_u32_le(bytes, 4);
+      if (len < 8 || len > bytes.size()) {
+        return ParseStatus::Truncated;
+      }
+      return parse_link(ctx, inner, bytes.subspan(len));
+    }
     default:
       return ParseStatus::UnsupportedLink;
   }
   if (status != ParseStatus::Ok) {
     return status;
   }
-  return parse_ip(packet, version, out);
+  return parse_ip(ctx, packet, version);
 }
 
-ParseStatus Parser::parse_ip(std::span<const std::byte> packet, std::uint8_t version,
-                             DnsMessage& out) noexcept {
+// PPP in HDLC-like framing (RFC 1662): optional address/control bytes, then a 1- or 2-byte
+// protocol number (RFC 1661 allows the short form).
+ParseStatus Parser::parse_ppp(Context& ctx, std::span<const std::byte> bytes) noexcept {
+  std::size_t off = 0;
+  if (bytes.size() >= 2 && std::to_integer<unsigned>(bytes[0]) == 0xFF &&
+      std::to_integer<unsigned>(bytes[1]) == 0x03) {
+    off = 2;
+  }
+  if (bytes.size() <= off) {
+    return ParseStatus::Truncated;
+  }
+  unsigned protocol = std::to_integer<unsigned>(bytes[off]);
+  if ((protocol & 1U) == 0) {  // the low byte of a protocol number is odd: a 2-byte form
+    if (bytes.size() < off + 2) {
+      return ParseStatus::Truncated;
+    }
+    protocol = load_u16(bytes, off);
+    off += 2;
+  } else {
+    off += 1;
+  }
+  if (protocol == 0x21) {
+    return parse_ip(ctx, bytes.subspan(off), 4);
+  }
+  if (protocol == 0x57) {
+    return parse_ip(ctx, bytes.subspan(off), 6);
+  }
+  return ParseStatus::NotIp;
+}
+
+// IEEE 802.11 data frames with an LLC/SNAP header. Protected (encrypted) frames cannot be read.
+ParseStatus Parser::parse_80211(Context& ctx, std::span<const std::byte> bytes) noexcept {
+  if (bytes.size() < 24) {
+    return ParseStatus::Truncated;
+  }
+  const auto fc0 = std::to_integer<unsigned>(bytes[0]);
+  const auto fc1 = std::to_integer<unsigned>(bytes[1]);
+  if (((fc0 >> 2U) & 3U) != 2) {
+    return ParseStatus::NotIp;  // management or control frame
+  }
+  if ((fc1 & 0x40U) != 0) {
+    return ParseStatus::UnsupportedLink;  // protected frame
+  }
+  const unsigned subtype = fc0 >> 4U;
+  if ((subtype & 0x4U) != 0) {
+    return ParseStatus::NotIp;  // null data: no payload
+  }
+  std::size_t header = 24;
+  if ((fc1 & 0x03U) == 0x03U) {
+    header += 6;  // four addresses (a WDS frame)
+  }
+  if ((subtype & 0x8U) != 0) {
+    header += 2;  // QoS control
+    if ((fc1 & 0x80U) != 0) {
+      header += 4;  // HT control
+    }
+  }
+  if (bytes.size() < header + 8) {
+    return ParseStatus::Truncated;
+  }
+  const auto llc = bytes.subspan(header);
+  if (std::to_integer<unsigned>(llc[0]) != 0xAA || std::to_integer<unsigned>(llc[1]) != 0xAA) {
+    return ParseStatus::NotIp;
+  }
+  std::uint8_t version = 0;
+  const ParseStatus status = ip_by_ethertype(load_u16(llc, 6), version);
+  return status == ParseStatus::Ok ? parse_ip(ctx, llc.subspan(8), version) : status;
+}
+
+ParseStatus Parser::parse_ethernet(Context& ctx, std::span<const std::byte> bytes) noexcept {
+  if (bytes.size() < 14) {
+    return ParseStatus::Truncated;
+  }
+  std::size_t off = 12;
+  std::uint16_t ethertype = load_u16(bytes, off);
+  int tags = 0;
+  while (ethertype == kEtherVlan || ethertype == kEtherQinQ || ethertype == kEtherQinQOld) {
+    if (++tags > kMaxVlanTags) {
+      return ParseStatus::UnsupportedLink;
+    }
+    off += 4;
+    if (bytes.size() < off + 2) {
+      return ParseStatus::Truncated;
+    }
+    ethertype = load_u16(bytes, off);
+  }
+  std::uint8_t version = 0;
+  const ParseStatus status = ip_by_ethertype(ethertype, version);
+  if (status != ParseStatus::Ok) {
+    return status;
+  }
+  return parse_ip(ctx, bytes.subspan(off + 2), version);
+}
+
+ParseStatus Parser::parse_ip(Context& ctx, std::span<const std::byte> packet,
+                             std::uint8_t version) noexcept {
+  DnsMessage& out = ctx.msg;
   WireReader r{packet};
-  std::uint8_t proto = 0;
-  std::span<const std::byte> payload;
-  std::size_t beyond_ip = 0;  // captured bytes after the end the IP header announces
   if (version == 4) {
     const std::uint8_t vihl = r.u8();
     r.skip(1);
     const std::uint16_t total = r.u16();
-    r.skip(2);
+    const std::uint16_t ident = r.u16();
     const std::uint16_t frag = r.u16();
     r.skip(1);
-    proto = r.u8();
+    const std::uint8_t proto = r.u8();
     r.skip(2);
     const auto src = r.take(4);
     const auto dst = r.take(4);
@@ -413,113 +687,349 @@ ParseStatus Parser::parse_ip(std::span<const std::byte> packet, std::uint8_t ver
       }
       end = total;
     }
-    if ((frag & 0x3FFFU) != 0) {  // MF set or a non-zero offset
-      return ParseStatus::IpFragment;
-    }
     out.src.family = out.dst.family = 4;
     std::memcpy(out.src.bytes.data(), src.data(), 4);
     std::memcpy(out.dst.bytes.data(), dst.data(), 4);
-    payload = packet.subspan(ihl, end - ihl);
-    beyond_ip = packet.size() - end;
-  } else {
-    const std::uint8_t v = r.u8();
-    r.skip(3);
-    const std::uint16_t plen = r.u16();
-    std::uint8_t next = r.u8();
-    r.skip(1);
-    const auto src = r.take(16);
-    const auto dst = r.take(16);
-    if (r.failed()) {
+    const auto payload = packet.subspan(ihl, end - ihl);
+    if ((frag & 0x3FFFU) == 0) {
+      return parse_transport(ctx, proto, payload, packet.size() - end);
+    }
+    // A fragment. Reassembly needs its true length: a fragment cut by the snapshot length or
+    // without a total length cannot be placed. A first fragment cut that way still holds the
+    // transport header and usually the DNS header and question: decode what was captured.
+    if (total == 0 || total > packet.size()) {
+      if ((frag & 0x1FFFU) == 0 && total > packet.size()) {
+        return parse_transport(ctx, proto, payload, 0);
+      }
       return ParseStatus::Truncated;
     }
-    if ((v >> 4U) != 6) {
-      return ParseStatus::BadIpHeader;
+    detail::FragmentKey key;
+    std::memcpy(key.src.data(), src.data(), 4);
+    std::memcpy(key.dst.data(), dst.data(), 4);
+    key.id = ident;
+    key.proto = proto;
+    key.family = 4;
+    detail::ReassembledDatagram whole;
+    const auto result =
+        ip_->add(key, (frag & 0x1FFFU) * 8U, (frag & 0x2000U) != 0, payload, ctx.ts_ns, whole);
+    if (result == detail::FragmentResult::Held) {
+      return ParseStatus::FragmentHeld;
     }
-    std::size_t end = packet.size();
-    if (plen != 0 && 40U + plen < end) {
-      end = 40U + plen;
+    if (result == detail::FragmentResult::Dropped) {
+      return ParseStatus::FragmentDropped;
     }
-    WireReader x{packet.subspan(40, end - 40)};
-    // Extension headers (RFC 8200 §4): hop-by-hop, routing, destination options, fragment, AH.
-    for (int guard = 0; guard < 16; ++guard) {
-      if (next == 0 || next == 43 || next == 60) {
-        const std::uint8_t nh = x.u8();
-        const std::size_t len = (static_cast<std::size_t>(x.u8()) + 1) * 8;
-        x.skip(len - 2);
-        next = nh;
-      } else if (next == 44) {
-        const std::uint8_t nh = x.u8();
-        x.skip(1);
-        const std::uint16_t off_m = x.u16();
-        x.skip(4);
-        if (!x.failed() && off_m != 0) {
-          return ParseStatus::IpFragment;  // offset or M set; an atomic fragment reads on
-        }
-        next = nh;
-      } else if (next == 51) {
-        const std::uint8_t nh = x.u8();
-        const std::size_t len = (static_cast<std::size_t>(x.u8()) + 2) * 4;
-        x.skip(len - 2);
-        next = nh;
-      } else {
-        break;
-      }
+    out.reassembled = true;
+    return parse_transport(ctx, whole.proto, whole.payload, 0);
+  }
+
+  const std::uint8_t v = r.u8();
+  r.skip(3);
+  const std::uint16_t plen = r.u16();
+  std::uint8_t next = r.u8();
+  r.skip(1);
+  const auto src = r.take(16);
+  const auto dst = r.take(16);
+  if (r.failed()) {
+    return ParseStatus::Truncated;
+  }
+  if ((v >> 4U) != 6) {
+    return ParseStatus::BadIpHeader;
+  }
+  std::size_t end = packet.size();
+  const bool length_known = plen != 0 && 40U + plen <= packet.size();
+  if (plen != 0 && 40U + plen < end) {
+    end = 40U + plen;
+  }
+  out.src.family = out.dst.family = 6;
+  std::memcpy(out.src.bytes.data(), src.data(), 16);
+  std::memcpy(out.dst.bytes.data(), dst.data(), 16);
+  WireReader x{packet.subspan(40, end - 40)};
+  bool fragmented = false;
+  // Extension headers (RFC 8200 §4): hop-by-hop, routing, destination options, fragment, AH. After
+  // reassembly the walk goes on over the reassembled payload, which may start with more of them.
+  for (int guard = 0; guard < 16; ++guard) {
+    if (next == 0 || next == 43 || next == 60) {
+      const std::uint8_t nh = x.u8();
+      const std::size_t len = (static_cast<std::size_t>(x.u8()) + 1) * 8;
+      x.skip(len - 2);
+      next = nh;
+    } else if (next == 44 && !fragmented) {
+      const std::uint8_t nh = x.u8();
+      x.skip(1);
+      const std::uint16_t off_m = x.u16();
+      const std::uint32_t ident = x.u32();
       if (x.failed()) {
         return ParseStatus::Truncated;
       }
+      if (off_m == 0) {
+        next = nh;  // an atomic fragment (RFC 6946): the whole datagram is here
+        continue;
+      }
+      if (!length_known) {
+        // As for IPv4: a cut first fragment is decoded as far as it goes.
+        if ((off_m & 0xFFF8U) == 0 && plen != 0) {
+          return parse_transport(ctx, nh, x.rest(), 0);
+        }
+        return ParseStatus::Truncated;
+      }
+      detail::FragmentKey key;
+      std::memcpy(key.src.data(), src.data(), 16);
+      std::memcpy(key.dst.data(), dst.data(), 16);
+      key.id = ident;
+      key.proto = nh;
+      key.family = 6;
+      detail::ReassembledDatagram whole;
+      const auto result =
+          ip_->add(key, off_m & 0xFFF8U, (off_m & 1U) != 0, x.rest(), ctx.ts_ns, whole);
+      if (result == detail::FragmentResult::Held) {
+        return ParseStatus::FragmentHeld;
+      }
+      if (result == detail::FragmentResult::Dropped) {
+        return ParseStatus::FragmentDropped;
+      }
+      out.reassembled = true;
+      fragmented = true;
+      next = whole.proto;
+      x = WireReader{whole.payload};
+      continue;
+    } else if (next == 51) {
+      const std::uint8_t nh = x.u8();
+      const std::size_t len = (static_cast<std::size_t>(x.u8()) + 2) * 4;
+      x.skip(len - 2);
+      next = nh;
+    } else {
+      break;
     }
-    proto = next;
-    out.src.family = out.dst.family = 6;
-    std::memcpy(out.src.bytes.data(), src.data(), 16);
-    std::memcpy(out.dst.bytes.data(), dst.data(), 16);
-    payload = x.rest();
-    beyond_ip = packet.size() - end;
+    if (x.failed()) {
+      return ParseStatus::Truncated;
+    }
   }
+  return parse_transport(ctx, next, x.rest(), fragmented ? 0 : packet.size() - end);
+}
 
+ParseStatus Parser::parse_transport(Context& ctx, std::uint8_t proto,
+                                    std::span<const std::byte> payload,
+                                    std::size_t beyond_ip) noexcept {
+  switch (proto) {
+    case kProtoUdp:
+      return parse_udp(ctx, payload, beyond_ip);
+    case kProtoTcp:
+      return parse_tcp(ctx, payload);
+    case kProtoIpip:
+    case kProtoIpv6:
+      if (++ctx.depth > kMaxTunnelDepth) {
+        return ParseStatus::UnsupportedTunnel;
+      }
+      return parse_ip(ctx, payload, proto == kProtoIpip ? 4 : 6);
+    case kProtoGre:
+      if (++ctx.depth > kMaxTunnelDepth) {
+        return ParseStatus::UnsupportedTunnel;
+      }
+      return parse_gre(ctx, payload);
+    default:
+      return ParseStatus::UnsupportedTransport;
+  }
+}
+
+// GRE (RFC 2784/2890): flags and version, protocol type, then the optional checksum, key and
+// sequence number words. ERSPAN (type II over 0x88BE with a sequence number, type III over 0x22EB)
+// adds its own header before the mirrored Ethernet frame.
+ParseStatus Parser::parse_gre(Context& ctx, std::span<const std::byte> payload) noexcept {
+  WireReader r{payload};
+  const std::uint16_t flags = r.u16();
+  const std::uint16_t protocol = r.u16();
+  if (r.failed()) {
+    return ParseStatus::Truncated;
+  }
+  if ((flags & 0x0007U) == 1 && protocol == 0x880B) {
+    // PPTP's enhanced GRE (RFC 2637 §4.1): payload length and call id, optional sequence and
+    // acknowledgement numbers, then a PPP frame.
+    r.skip(4);
+    r.skip((flags & 0x1000U) != 0 ? 4 : 0);
+    r.skip((flags & 0x0080U) != 0 ? 4 : 0);
+    return r.failed() ? ParseStatus::Truncated : parse_ppp(ctx, r.rest());
+  }
+  if ((flags & 0x0007U) != 0) {
+    return ParseStatus::UnsupportedTunnel;
+  }
+  const bool has_sequence = (flags & 0x1000U) != 0;
+  r.skip((flags & 0x8000U) != 0 ? 4 : 0);  // checksum + reserved
+  r.skip((flags & 0x2000U) != 0 ? 4 : 0);  // key
+  r.skip(has_sequence ? 4 : 0);
+  if (r.failed()) {
+    return ParseStatus::Truncated;
+  }
+  switch (protocol) {
+    case kEtherIpv4:
+      return parse_ip(ctx, r.rest(), 4);
+    case kEtherIpv6:
+      return parse_ip(ctx, r.rest(), 6);
+    case kEtherBridged:
+      return parse_ethernet(ctx, r.rest());
+    case kEtherErspan2:
+      if (has_sequence) {
+        r.skip(8);  // type II header; type I has none and no sequence number
+      }
+      return r.failed() ? ParseStatus::Truncated : parse_ethernet(ctx, r.rest());
+    case kEtherErspan3: {
+      r.skip(11);
+      const std::uint8_t last = r.u8();
+      r.skip((last & 0x01U) != 0 ? 8 : 0);  // O bit: platform-specific subheader follows
+      return r.failed() ? ParseStatus::Truncated : parse_ethernet(ctx, r.rest());
+    }
+    default:
+      return ParseStatus::UnsupportedTunnel;
+  }
+}
+
+ParseStatus Parser::parse_udp(Context& ctx, std::span<const std::byte> payload,
+                              std::size_t beyond_ip) noexcept {
+  DnsMessage& out = ctx.msg;
   WireReader t{payload};
-  if (proto == kProtoUdp) {
-    out.sport = t.u16();
-    out.dport = t.u16();
-    const std::uint16_t len = t.u16();
-    t.skip(2);
-    if (t.failed()) {
-      return ParseStatus::Truncated;
+  const std::uint16_t sport = t.u16();
+  const std::uint16_t dport = t.u16();
+  const std::uint16_t len = t.u16();
+  t.skip(2);
+  if (t.failed()) {
+    return ParseStatus::Truncated;
+  }
+  const PortKind skind = port_kind(sport);
+  const PortKind dkind = port_kind(dport);
+  // The DNS side decides; a tunnel is recognised by its destination port.
+  PortKind kind = PortKind::None;
+  for (const PortKind k : {PortKind::Dns, PortKind::Mdns, PortKind::Llmnr}) {
+    if (skind == k || dkind == k) {
+      kind = k;
+      break;
     }
-    if (!is_dns_port(out.sport) && !is_dns_port(out.dport)) {
+  }
+  if (kind == PortKind::None) {
+    if (dkind == PortKind::Vxlan || dkind == PortKind::Geneve) {
+      kind = dkind;
+    } else if (skind == PortKind::Encrypted || dkind == PortKind::Encrypted) {
+      return ParseStatus::Encrypted;
+    } else {
       return ParseStatus::NotDns;
     }
-    if (len < 8) {
-      return len == 0 ? ParseStatus::Truncated : ParseStatus::Malformed;
-    }
-    // Normally the UDP length ends inside the IP datagram. When it claims more, the IP length is
-    // as likely to be the wrong one, so the captured bytes after it are read too (as Wireshark
-    // does); never past the end of the frame.
-    const std::size_t dns_len = std::min<std::size_t>(len - 8U, t.remaining() + beyond_ip);
-    out.transport = Transport::Udp;
-    return parse_dns(std::span(t.rest().data(), dns_len), out);
   }
-  if (proto == kProtoTcp) {
-    out.sport = t.u16();
-    out.dport = t.u16();
-    t.skip(8);
-    const std::uint8_t offset = t.u8();
-    if (t.failed()) {
+  if (len < 8) {
+    return len == 0 ? ParseStatus::Truncated : ParseStatus::Malformed;
+  }
+  // Normally the UDP length ends inside the IP datagram. When it claims more, the IP length is as
+  // likely to be the wrong one, so the captured bytes after it are read too (as Wireshark does);
+  // never past the end of the frame.
+  const std::size_t body_len = std::min<std::size_t>(len - 8U, t.remaining() + beyond_ip);
+  const std::span<const std::byte> body(t.rest().data(), body_len);
+  if (kind == PortKind::Vxlan) {
+    // VXLAN (RFC 7348): 8-byte header with the I flag, then an Ethernet frame.
+    if (++ctx.depth > kMaxTunnelDepth || body.size() < 8) {
+      return body.size() < 8 ? ParseStatus::Truncated : ParseStatus::UnsupportedTunnel;
+    }
+    return parse_ethernet(ctx, body.subspan(8));
+  }
+  if (kind == PortKind::Geneve) {
+    // Geneve (RFC 8926): version and option length, flags, protocol type, VNI, options.
+    WireReader g{body};
+    const std::uint8_t ver_opt = g.u8();
+    g.skip(1);
+    const std::uint16_t protocol = g.u16();
+    g.skip(4);
+    g.skip((ver_opt & 0x3FU) * 4U);
+    if (g.failed()) {
       return ParseStatus::Truncated;
     }
-    if (!is_dns_port(out.sport) && !is_dns_port(out.dport)) {
-      return ParseStatus::NotDns;
+    if (++ctx.depth > kMaxTunnelDepth || (ver_opt >> 6U) != 0) {
+      return ParseStatus::UnsupportedTunnel;
     }
-    const std::size_t header = (offset >> 4U) * 4U;
-    if (header < 20) {
-      return ParseStatus::Malformed;
+    if (protocol == kEtherBridged) {
+      return parse_ethernet(ctx, g.rest());
     }
-    // Handshakes and bare ACKs carry nothing; segments with data need stream reassembly.
-    return payload.size() <= header ? ParseStatus::NotDns : ParseStatus::UnsupportedTransport;
+    if (protocol == kEtherIpv4 || protocol == kEtherIpv6) {
+      return parse_ip(ctx, g.rest(), protocol == kEtherIpv4 ? 4 : 6);
+    }
+    return ParseStatus::UnsupportedTunnel;
   }
-  return ParseStatus::UnsupportedTransport;
+  out.sport = sport;
+  out.dport = dport;
+  const Protocol protocol = kind == PortKind::Mdns    ? Protocol::Mdns
+                            : kind == PortKind::Llmnr ? Protocol::Llmnr
+                                                      : Protocol::Dns;
+  return deliver(ctx, body, Transport::Udp, protocol);
+}
+
+ParseStatus Parser::parse_tcp(Context& ctx, std::span<const std::byte> payload) noexcept {
+  DnsMessage& out = ctx.msg;
+  WireReader t{payload};
+  const std::uint16_t sport = t.u16();
+  const std::uint16_t dport = t.u16();
+  const std::uint32_t seq = t.u32();
+  t.skip(4);
+  const std::uint8_t offset = t.u8();
+  const std::uint8_t flags = t.u8();
+  if (t.failed()) {
+    return ParseStatus::Truncated;
+  }
+  const PortKind skind = port_kind(sport);
+  const PortKind dkind = port_kind(dport);
+  Protocol protocol = Protocol::Dns;
+  if (skind == PortKind::Dns || dkind == PortKind::Dns) {
+    protocol = Protocol::Dns;
+  } else if (skind == PortKind::Llmnr || dkind == PortKind::Llmnr) {
+    protocol = Protocol::Llmnr;  // LLMNR allows TCP (RFC 4795 §2.4); mDNS does not use it
+  } else if (skind == PortKind::Encrypted || dkind == PortKind::Encrypted) {
+    return ParseStatus::Encrypted;
+  } else {
+    return ParseStatus::NotDns;
+  }
+  const std::size_t header = (offset >> 4U) * 4U;
+  if (header < 20) {
+    return ParseStatus::Malformed;
+  }
+  if (payload.size() < header) {
+    return ParseStatus::Truncated;
+  }
+  detail::TcpFlowKey key;
+  const std::size_t alen = out.src.family == 4 ? 4 : 16;
+  std::memcpy(key.src.data(), out.src.bytes.data(), alen);
+  std::memcpy(key.dst.data(), out.dst.bytes.data(), alen);
+  key.sport = sport;
+  key.dport = dport;
+  key.family = out.src.family;
+  out.sport = sport;
+  out.dport = dport;
+  const unsigned before = ctx.delivered + ctx.malformed;
+  tcp_->add(key, seq, static_cast<std::uint8_t>(flags & 0x07U), payload.subspan(header), ctx.ts_ns,
+            [this, &ctx, protocol](const detail::TcpFlowKey& /*flow*/,
+                                   std::span<const std::byte> message) noexcept {
+              (void)deliver(ctx, message, Transport::Tcp, protocol);
+            });
+  publish_tcp_gauges();
+  if (ctx.delivered + ctx.malformed == before) {
+    return ParseStatus::TcpNoMessage;
+  }
+  return ctx.delivered > 0 ? ParseStatus::Ok : ParseStatus::Malformed;
+}
+
+ParseStatus Parser::deliver(Context& ctx, std::span<const std::byte> message, Transport transport,
+                            Protocol protocol) noexcept {
+  DnsMessage& out = ctx.msg;
+  out.transport = transport;
+  out.protocol = protocol;
+  const ParseStatus status = parse_dns(message, out);
+  if (status == ParseStatus::Ok) {
+    ++ctx.delivered;
+    ctx.sink.on_message(out);
+  } else {
+    ++ctx.malformed;
+    if (out.malformed_question) {
+      ctx.sink.on_message(out);  // the header is known; the sink decides what to do with it
+    }
+  }
+  return status;
 }
 
 ParseStatus Parser::parse_dns(std::span<const std::byte> message, DnsMessage& out) noexcept {
+  out.malformed_question = false;
   if (message.size() < LDNS_HEADER_SIZE) {
     return ParseStatus::Malformed;
   }
@@ -537,7 +1047,6 @@ ParseStatus Parser::parse_dns(std::span<const std::byte> message, DnsMessage& ou
   out.arcount = LDNS_ARCOUNT(wire);
   out.edns = EdnsInfo{};
   out.has_question = false;
-  out.malformed_question = false;
   out.qtype = out.qclass = 0;
   out.qname.length = 0;
   out.qname.labels = 0;

@@ -24,10 +24,16 @@ std::vector<std::uint8_t> query_frame() {
   return f;
 }
 
+struct CountingSink final : dnsmon::MessageSink {
+  std::uint64_t messages = 0;
+
+  void on_message(const dnsmon::DnsMessage& /*m*/) override { ++messages; }
+};
+
 void BM_Parser_UdpQuery(benchmark::State& state) {
   const auto frame = query_frame();
   dnsmon::Parser parser;
-  dnsmon::DnsMessage msg;
+  CountingSink msg;
   dnsmon::FrameView v;
   v.header.link_type = 1;
   v.bytes = std::as_bytes(std::span(frame));

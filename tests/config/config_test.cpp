@@ -322,7 +322,9 @@ TEST_CASE("an unknown nested key is refused with its full path", "[config]") {
                                "filter, snaplen, buffer_mib, promiscuous, read_timeout_ms, "
                                "ring_slots, workers)"));
   CHECK(config_error(dir, "parser:\n  ports: [53]\n") ==
-        file + ":2:3: parser.ports: unknown key (allowed here: dns_ports)");
+        file +
+            ":2:3: parser.ports: unknown key (allowed here: dns_ports, mdns, llmnr, "
+            "encrypted_ports, fragments, tcp)");
   CHECK(config_error(dir, "exporter:\n    listen: \"127.0.0.1:1\"\n    port: 1\n") ==
         file + ":3:5: exporter.port: unknown key (allowed here: listen)");
   CHECK(config_error(dir, "log: {level: info, file: x}\n") ==
@@ -599,6 +601,38 @@ TEST_CASE("an empty interface name is refused", "[config]") {
   const TempDir dir;
   const std::string file = dir.write("dnsmon.yaml", "capture:\n  interfaces: [\"\"]\n");
   CHECK_THROWS_WITH(load_config_file(file), Contains("capture.interfaces"));
+}
+
+}  // namespace dnsmon
+
+namespace dnsmon {
+
+TEST_CASE("parser reassembly and protocol keys reach the parser options", "[config]") {
+  const auto dir = std::filesystem::temp_directory_path() / "dnsmon-config-parser-keys";
+  std::filesystem::create_directories(dir);
+  const auto file = (dir / "dnsmon.yaml").string();
+  {
+    std::ofstream out(file);
+    out << "parser:\n  mdns: true\n  llmnr: true\n  encrypted_ports: [853, 8853]\n"
+           "  fragments:\n    max_datagrams: 10\n    memory_mib: 2\n    timeout_s: 3\n"
+           "  tcp:\n    max_flows: 20\n    memory_mib: 4\n    idle_timeout_s: 30\n";
+  }
+  const Config c = load_config_file(file);
+  CHECK(c.parser.mdns);
+  CHECK(c.parser.llmnr);
+  CHECK(c.parser.encrypted_ports == std::vector<std::uint16_t>{853, 8853});
+  CHECK(c.parser.fragment_datagrams == 10);
+  CHECK(c.parser.fragment_memory_bytes == 2U << 20U);
+  CHECK(c.parser.fragment_timeout_ns == 3'000'000'000);
+  CHECK(c.parser.tcp_flows == 20);
+  CHECK(c.parser.tcp_memory_bytes == 4U << 20U);
+  CHECK(c.parser.tcp_idle_timeout_ns == 30'000'000'000);
+  {
+    std::ofstream out(file);
+    out << "parser:\n  tcp:\n    max_flows: 0\n";
+  }
+  CHECK_THROWS_WITH(load_config_file(file), Catch::Contains(":3:16: parser.tcp.max_flows"));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace dnsmon

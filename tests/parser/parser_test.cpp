@@ -113,14 +113,31 @@ Bytes ethernet(const Bytes& ip, std::uint16_t ethertype, std::vector<std::uint16
   return b;
 }
 
-ParseStatus parse(const Bytes& frame, DnsMessage& out, std::uint16_t link = kEthernet) {
-  Parser parser;
+// Keeps every message a frame yields.
+struct Collect final : dnsmon::MessageSink {
+  std::vector<DnsMessage> messages;
+
+  void on_message(const DnsMessage& m) override { messages.push_back(m); }
+};
+
+FrameView view_of(const Bytes& frame, std::uint16_t link = kEthernet, std::int64_t ts = 42) {
   FrameView v;
   v.header.link_type = link;
-  v.header.ts_ns = 42;
+  v.header.ts_ns = ts;
   v.header.wire_len = static_cast<std::uint32_t>(frame.size());
   v.bytes = std::as_bytes(std::span(frame));
-  return parser.parse(v, out);
+  return v;
+}
+
+// One frame through a fresh parser; out gets the first message, if any.
+ParseStatus parse(const Bytes& frame, DnsMessage& out, std::uint16_t link = kEthernet) {
+  Parser parser;
+  Collect sink;
+  const auto status = parser.parse(view_of(frame, link), sink);
+  if (!sink.messages.empty()) {
+    out = sink.messages.front();
+  }
+  return status;
 }
 
 std::string addr(const dnsmon::IpAddr& a) {
@@ -201,17 +218,17 @@ TEST_CASE("frames that are not DNS are classified by reason", "[parser]") {
   CHECK(parse(ethernet(Bytes(28, 0), 0x0806), m) == ParseStatus::NotIp);
   CHECK(parse(ethernet(ipv4(udp(40000, 53, query)), 0x0800), m, 147) ==
         ParseStatus::UnsupportedLink);
+  // a first fragment whose length is not a multiple of 8 cannot be right: refused
   CHECK(parse(ethernet(ipv4(udp(40000, 53, query), 17, 0x2000), 0x0800), m) ==
-        ParseStatus::IpFragment);
-  CHECK(parse(ethernet(ipv4(udp(40000, 53, query), 17, 0x0010), 0x0800), m) ==
-        ParseStatus::IpFragment);
+        ParseStatus::FragmentDropped);
+  CHECK(parse(ethernet(ipv4(Bytes(48, 0), 17, 0x2000), 0x0800), m) == ParseStatus::FragmentHeld);
   CHECK(parse(ethernet(ipv4(Bytes(8, 0), 1), 0x0800), m) == ParseStatus::UnsupportedTransport);
   Bytes tcp(20, 0);
   tcp[1] = 53;
   tcp[12] = 0x50;
-  CHECK(parse(ethernet(ipv4(tcp, 6), 0x0800), m) == ParseStatus::NotDns);  // bare ACK
+  CHECK(parse(ethernet(ipv4(tcp, 6), 0x0800), m) == ParseStatus::TcpNoMessage);  // bare ACK
   tcp.insert(tcp.end(), {0, 2, 0, 0});
-  CHECK(parse(ethernet(ipv4(tcp, 6), 0x0800), m) == ParseStatus::UnsupportedTransport);
+  CHECK(parse(ethernet(ipv4(tcp, 6), 0x0800), m) == ParseStatus::TcpNoMessage);  // partial
   Bytes bad_version = ipv4(udp(40000, 53, query));
   bad_version[0] = 0x55;
   CHECK(parse(ethernet(bad_version, 0x0800), m) == ParseStatus::BadIpHeader);
@@ -279,7 +296,7 @@ TEST_CASE("every truncation point is handled", "[parser]") {
 TEST_CASE("random bytes never crash the parser", "[parser]") {
   std::mt19937 rng(12345);
   Parser parser;
-  DnsMessage m;
+  Collect sink;
   const auto base = ethernet(ipv4(udp(40000, 53, dns_message({.edns = true}))), 0x0800);
   for (int i = 0; i < 20000; ++i) {
     Bytes frame = base;
@@ -288,10 +305,8 @@ TEST_CASE("random bytes never crash the parser", "[parser]") {
       frame[rng() % frame.size()] = static_cast<std::uint8_t>(rng());
     }
     frame.resize(rng() % (frame.size() + 1));
-    FrameView v;
-    v.header.link_type = kEthernet;
-    v.bytes = std::as_bytes(std::span(frame));
-    (void)parser.parse(v, m);
+    (void)parser.parse(view_of(frame, kEthernet, i), sink);
+    sink.messages.clear();
   }
   SUCCEED("no crash over 20000 mutated frames");
 }
@@ -304,4 +319,235 @@ TEST_CASE("status names are stable snake_case labels", "[parser]") {
     CHECK(name != "unknown");
     CHECK(name.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") == std::string_view::npos);
   }
+}
+
+namespace {
+
+Bytes tcp_segment(std::uint16_t sport, std::uint16_t dport, std::uint32_t seq, std::uint8_t flags,
+                  const Bytes& payload) {
+  Bytes b;
+  put16(b, sport);
+  put16(b, dport);
+  put16(b, seq >> 16U);
+  put16(b, seq & 0xFFFFU);
+  put16(b, 0);
+  put16(b, 0);
+  b.push_back(0x50);
+  b.push_back(flags);
+  put16(b, 65535);
+  put16(b, 0);
+  put16(b, 0);
+  b.insert(b.end(), payload.begin(), payload.end());
+  return b;
+}
+
+Bytes length_prefixed(const Bytes& message) {
+  Bytes b;
+  put16(b, static_cast<unsigned>(message.size()));
+  b.insert(b.end(), message.begin(), message.end());
+  return b;
+}
+
+// IPv4 header for a fragment of a datagram with the given id.
+Bytes ipv4_fragment(const Bytes& part, std::uint16_t id, std::uint16_t offset8, bool more) {
+  Bytes b = ipv4(part, 17, static_cast<std::uint16_t>((more ? 0x2000U : 0U) | offset8));
+  b[4] = static_cast<std::uint8_t>(id >> 8U);
+  b[5] = static_cast<std::uint8_t>(id & 0xFFU);
+  return b;
+}
+
+std::vector<DnsMessage> run(Parser& parser, const std::vector<Bytes>& frames,
+                            std::vector<ParseStatus>* statuses = nullptr) {
+  Collect sink;
+  std::int64_t ts = 1'000'000'000;
+  for (const auto& f : frames) {
+    const auto st = parser.parse(view_of(f, kEthernet, ts += 1000), sink);
+    if (statuses != nullptr) {
+      statuses->push_back(st);
+    }
+  }
+  return sink.messages;
+}
+
+}  // namespace
+
+TEST_CASE("IPv4 fragments are reassembled in any order", "[parser][reassembly]") {
+  auto query = dns_message({.qname = {std::string(60, 'a'), std::string(60, 'b'), "example"}});
+  const auto datagram = udp(40000, 53, query);
+  REQUIRE(datagram.size() > 48);
+  const Bytes first(datagram.begin(), datagram.begin() + 48);
+  const Bytes second(datagram.begin() + 48, datagram.end());
+  for (const bool reversed : {false, true}) {
+    Parser parser;
+    std::vector<Bytes> frames{ethernet(ipv4_fragment(first, 7, 0, true), 0x0800),
+                              ethernet(ipv4_fragment(second, 7, 6, false), 0x0800)};
+    if (reversed) {
+      std::swap(frames[0], frames[1]);
+    }
+    std::vector<ParseStatus> st;
+    const auto messages = run(parser, frames, &st);
+    CAPTURE(reversed);
+    CHECK(st == std::vector<ParseStatus>{ParseStatus::FragmentHeld, ParseStatus::Ok});
+    REQUIRE(messages.size() == 1);
+    CHECK(messages[0].reassembled);
+    CHECK(messages[0].qname.labels == 3);
+    CHECK(parser.stats().ip[1] == 1);  // reassembled
+  }
+}
+
+TEST_CASE("IPv6 fragments are reassembled through the fragment header", "[parser][reassembly]") {
+  const auto datagram = udp(53, 40000, dns_message({.flags = 0x8180}));
+  const Bytes first(datagram.begin(), datagram.begin() + 16);
+  const Bytes second(datagram.begin() + 16, datagram.end());
+  auto frag_header = [](std::uint16_t offset, bool more) {
+    Bytes h{17, 0};
+    put16(h, static_cast<unsigned>(offset | (more ? 1U : 0U)));
+    put16(h, 0x1234);
+    put16(h, 0x5678);
+    return h;
+  };
+  Parser parser;
+  const auto messages = run(parser, {ethernet(ipv6(first, 44, frag_header(0, true)), 0x86DD),
+                                     ethernet(ipv6(second, 44, frag_header(16, false)), 0x86DD)});
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0].qr);
+  CHECK(addr(messages[0].src) == "2001:db8::1");
+}
+
+TEST_CASE("DNS over TCP is reassembled from segments", "[parser][tcp]") {
+  const auto q1 = length_prefixed(dns_message({.id = 1}));
+  const auto q2 = length_prefixed(dns_message({.id = 2}));
+  Bytes both = q1;
+  both.insert(both.end(), q2.begin(), q2.end());
+  const Bytes head(both.begin(), both.begin() + 1);  // the length prefix itself split
+  const Bytes tail(both.begin() + 1, both.end());
+  Parser parser;
+  std::vector<ParseStatus> st;
+  const auto messages =
+      run(parser,
+          {ethernet(ipv4(tcp_segment(40000, 53, 99, 0x02, {}), 6), 0x0800),  // SYN
+           ethernet(ipv4(tcp_segment(40000, 53, 100, 0x18, head), 6), 0x0800),
+           ethernet(ipv4(tcp_segment(40000, 53, 101, 0x18, tail), 6), 0x0800)},
+          &st);
+  CHECK(st == std::vector<ParseStatus>{ParseStatus::TcpNoMessage, ParseStatus::TcpNoMessage,
+                                       ParseStatus::Ok});
+  REQUIRE(messages.size() == 2);
+  CHECK(messages[0].id == 1);
+  CHECK(messages[1].id == 2);
+  CHECK(messages[0].transport == dnsmon::Transport::Tcp);
+  CHECK(messages[1].sport == 40000);
+}
+
+TEST_CASE("tunnels are followed and the inner addresses reported", "[parser][tunnel]") {
+  const auto inner_ip = ipv4(udp(40000, 53, dns_message({})));
+  const auto inner_eth = ethernet(inner_ip, 0x0800);
+  auto outer_udp = [](std::uint16_t dport, const Bytes& body) {
+    Bytes b = ipv4(udp(12345, dport, body));
+    b[12] = 10;  // outer source 10.0.2.1, not the inner 192.0.2.1
+    return ethernet(b, 0x0800);
+  };
+  DnsMessage m;
+  Bytes vxlan{0x08, 0, 0, 0, 0, 0, 1, 0};
+  vxlan.insert(vxlan.end(), inner_eth.begin(), inner_eth.end());
+  CHECK(parse(outer_udp(4789, vxlan), m) == ParseStatus::Ok);
+  CHECK(addr(m.src) == "192.0.2.1");
+
+  Bytes geneve{0, 0, 0x65, 0x58, 0, 0, 1, 0};
+  geneve.insert(geneve.end(), inner_eth.begin(), inner_eth.end());
+  CHECK(parse(outer_udp(6081, geneve), m) == ParseStatus::Ok);
+
+  Bytes gre{0, 0, 0x08, 0x00};
+  gre.insert(gre.end(), inner_ip.begin(), inner_ip.end());
+  CHECK(parse(ethernet(ipv4(gre, 47), 0x0800), m) == ParseStatus::Ok);
+
+  Bytes erspan2{0x10, 0, 0x88, 0xBE, 0, 0, 0, 1, 0x10, 0, 0, 0, 0, 0, 0, 0};  // S bit, seq, hdr
+  erspan2.insert(erspan2.end(), inner_eth.begin(), inner_eth.end());
+  CHECK(parse(ethernet(ipv4(erspan2, 47), 0x0800), m) == ParseStatus::Ok);
+
+  CHECK(parse(ethernet(ipv4(inner_ip, 4), 0x0800), m) == ParseStatus::Ok);  // IP in IP
+  const auto inner6 = ipv6(udp(40000, 53, dns_message({})));
+  CHECK(parse(ethernet(ipv4(inner6, 41), 0x0800), m) == ParseStatus::Ok);  // 6in4
+  CHECK(addr(m.src) == "2001:db8::1");
+
+  Bytes nested = inner_ip;  // IP in IP in IP ... deeper than the limit
+  for (int i = 0; i < 6; ++i) {
+    nested = ipv4(nested, 4);
+  }
+  CHECK(parse(ethernet(nested, 0x0800), m) == ParseStatus::UnsupportedTunnel);
+}
+
+TEST_CASE("mDNS and LLMNR are decoded only when enabled, DoT only counted", "[parser]") {
+  const auto mdns = ethernet(ipv4(udp(5353, 5353, dns_message({}))), 0x0800);
+  DnsMessage m;
+  CHECK(parse(mdns, m) == ParseStatus::NotDns);
+  Parser with_mdns(dnsmon::ParserOptions{.mdns = true});
+  Collect sink;
+  REQUIRE(with_mdns.parse(view_of(mdns), sink) == ParseStatus::Ok);
+  CHECK(sink.messages.at(0).protocol == dnsmon::Protocol::Mdns);
+  CHECK(parse(ethernet(ipv4(tcp_segment(40000, 853, 1, 0x18, Bytes(40, 1)), 6), 0x0800), m) ==
+        ParseStatus::Encrypted);
+}
+
+TEST_CASE("EDNS client-subnet and cookie options are noticed", "[parser]") {
+  Bytes msg = dns_message({.edns = false});
+  msg[11] = 1;  // arcount
+  msg.insert(msg.end(), {0, 0, 41, 0x10, 0, 0, 0, 0, 0});
+  const Bytes options{0, 8, 0, 4, 0, 1, 0, 0, 0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8};
+  put16(msg, static_cast<unsigned>(options.size()));
+  msg.insert(msg.end(), options.begin(), options.end());
+  DnsMessage m;
+  REQUIRE(parse(ethernet(ipv4(udp(40000, 53, msg)), 0x0800), m) == ParseStatus::Ok);
+  CHECK(m.edns.present);
+  CHECK(m.edns.client_subnet);
+  CHECK(m.edns.cookie);
+}
+
+TEST_CASE("a million never-completed fragments and half-open flows stay within bounds",
+          "[parser][hostile]") {
+  dnsmon::ParserOptions options;
+  options.fragment_datagrams = 256;
+  options.fragment_memory_bytes = 1U << 20U;
+  options.tcp_flows = 256;
+  options.tcp_memory_bytes = 1U << 20U;
+  Parser parser(options);
+  Collect sink;
+  const Bytes part(64, 0x41);
+  const Bytes data = length_prefixed(dns_message({}));
+  const Bytes half(data.begin(), data.begin() + 10);
+  std::mt19937 rng(7);
+  std::size_t max_ip = 0;
+  std::size_t max_tcp = 0;
+  // Two frames built once and changed in place: a first fragment (new id and source each time)
+  // and a data segment that opens a new flow (new source and port each time).
+  Bytes frag = ethernet(ipv4_fragment(part, 0, 0, true), 0x0800);
+  Bytes seg = ethernet(ipv4(tcp_segment(1024, 53, 1, 0x18, half), 6), 0x0800);
+  for (std::uint32_t i = 0; i < 1'000'000; ++i) {
+    frag[14 + 4] = static_cast<std::uint8_t>(i >> 8U);  // IP id
+    frag[14 + 5] = static_cast<std::uint8_t>(i);
+    frag[14 + 13] = static_cast<std::uint8_t>(i >> 16U);  // source address
+    seg[14 + 13] = static_cast<std::uint8_t>(i >> 16U);
+    seg[14 + 14] = static_cast<std::uint8_t>(i >> 8U);
+    seg[14 + 15] = static_cast<std::uint8_t>(i);
+    (void)parser.parse(view_of(frag, kEthernet, i), sink);
+    (void)parser.parse(view_of(seg, kEthernet, i), sink);
+    if (i % 4096 == 0) {
+      Bytes garbage(rng() % 200);
+      for (auto& b : garbage) {
+        b = static_cast<std::uint8_t>(rng());
+      }
+      (void)parser.parse(view_of(garbage, kEthernet, i), sink);
+      const auto st = parser.stats();
+      max_ip = std::max<std::size_t>(max_ip, st.ip_in_progress);
+      max_tcp = std::max<std::size_t>(max_tcp, st.tcp_flows);
+      REQUIRE(st.ip_memory_bytes <= options.fragment_memory_bytes);
+      REQUIRE(st.tcp_memory_bytes <= options.tcp_memory_bytes);
+    }
+  }
+  const auto st = parser.stats();
+  CHECK(max_ip <= 256);
+  CHECK(max_tcp <= 256);
+  CHECK(st.ip[0] == 1'000'000);                               // fragments seen
+  CHECK(st.ip[3] + st.ip[4] + st.ip_in_progress >= 999'000);  // evicted or over budget
+  CHECK(st.tcp[8] >= 999'000);                                // flows evicted
+  CHECK(sink.messages.empty());
 }

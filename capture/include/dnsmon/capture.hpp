@@ -32,10 +32,11 @@ inline constexpr std::string_view kDefaultLiveFilter =
     "(vlan and vlan and (udp port 53 or tcp port 53))";
 
 struct CaptureOptions {
-  std::vector<std::string> interfaces;      // live capture, one source each
-  std::vector<std::string> files;           // offline: read in order as one source
-  std::string bpf_filter;                   // empty: kDefaultLiveFilter live, no filter offline
-  std::uint32_t snaplen = 4096;             // bytes kept per frame (and the ring slot size)
+  std::vector<std::string> interfaces;  // live capture, one source each
+  std::vector<std::string> files;       // offline: read in order as one source
+  std::string bpf_filter;               // empty: kDefaultLiveFilter live, no filter offline
+  std::uint32_t snaplen = 4096;         // bytes kept per frame (and the ring slot size)
+  bool snaplen_given = false;           // set by the operator; otherwise replays keep whole frames
   std::uint32_t buffer_bytes = 64U << 20U;  // kernel capture buffer per interface
   bool promiscuous = true;
   std::uint32_t timeout_ms = 50;     // libpcap read timeout: batches frames, no immediate mode

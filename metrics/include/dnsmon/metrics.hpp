@@ -45,10 +45,14 @@ class RelaxedCounter {
 // Fixed label sets.
 inline constexpr std::size_t kQtypeSlots = 17;  // 16 named types + OTHER
 inline constexpr std::size_t kRcodeSlots = 14;  // 13 named rcodes + OTHER
+inline constexpr std::size_t kOpcodeSlots = 7;  // QUERY IQUERY STATUS NOTIFY UPDATE DSO + OTHER
+inline constexpr std::size_t kProtocolSlots = static_cast<std::size_t>(Protocol::Count);
 std::size_t qtype_slot(std::uint16_t qtype) noexcept;
 std::string_view qtype_slot_name(std::size_t slot) noexcept;
 std::size_t rcode_slot(std::uint16_t rcode) noexcept;
 std::string_view rcode_slot_name(std::size_t slot) noexcept;
+std::size_t opcode_slot(std::uint8_t opcode) noexcept;
+std::string_view opcode_slot_name(std::size_t slot) noexcept;
 
 class WorkerCounters {
  public:
@@ -58,6 +62,16 @@ class WorkerCounters {
   }
 
   void record_message(const DnsMessage& m) noexcept {
+    messages_[static_cast<std::size_t>(m.protocol)][static_cast<std::size_t>(m.transport)]
+             [m.qr ? 1 : 0]
+                 .add();
+    opcodes_[opcode_slot(m.opcode)].add();
+    if (m.reassembled) {
+      reassembled_messages_.add();
+    }
+    if (m.protocol != Protocol::Dns) {
+      return;  // mDNS and LLMNR are counted apart, by the messages_ series only
+    }
     if (m.qr) {
       responses_by_rcode_[rcode_slot(m.rcode)].add();
       response_bytes_.add(m.size);
@@ -68,6 +82,10 @@ class WorkerCounters {
   }
 
   std::array<RelaxedCounter, kParseStatusCount> packets_;
+  // [protocol][transport][qr]
+  std::array<std::array<std::array<RelaxedCounter, 2>, 2>, kProtocolSlots> messages_;
+  std::array<RelaxedCounter, kOpcodeSlots> opcodes_;
+  RelaxedCounter reassembled_messages_;
   std::array<RelaxedCounter, kQtypeSlots> queries_by_qtype_;
   std::array<RelaxedCounter, kRcodeSlots> responses_by_rcode_;
   RelaxedCounter frame_bytes_, query_bytes_, response_bytes_;
@@ -102,7 +120,11 @@ class MetricsHub {
   MetricsHub& operator=(const MetricsHub&) = delete;
 
   // Startup only: a counter block for one worker; the reference stays valid for the hub's life.
-  WorkerCounters& add_worker();
+  // parser, if given, is the worker's parser, whose reassembly tables are exported too; it must
+  // outlive the hub's scrapes.
+  WorkerCounters& add_worker(const Parser* parser = nullptr);
+  // Startup only: which protocols are decoded (their series are exported even while zero).
+  void set_protocols(bool mdns, bool llmnr);
   // Startup only: called at every scrape to read the capture sources and rings.
   void set_source_reader(std::function<std::vector<SourceSnapshot>()> reader);
   void set_ring_reader(std::function<std::vector<RingSnapshot>()> reader);

@@ -1,19 +1,25 @@
 // Decodes captured frames into DNS messages.
 //
 // A frame goes through the link layer (Ethernet with 802.1Q/QinQ tags, Linux cooked v1/v2, BSD
-// loopback, raw IP), IPv4 or IPv6, UDP on a DNS port, and then the DNS header and first question.
-// Header fields come from the wire accessors of ldns and the question name from ldns_wire2dname,
-// with a scratch buffer reused for every packet; the full message is never built on this path.
-// Frames that do not end in a decoded DNS message are classified by a reason from a fixed set.
+// loopback, raw IP), any tunnels (VXLAN, Geneve, GRE with ERSPAN, IP-in-IP, 6in4), IPv4 or IPv6
+// with extension headers and fragment reassembly, then UDP or TCP (with stream reassembly) on a
+// DNS port, and finally the DNS header, first question and EDNS OPT record. The addresses and ports
+// reported are the innermost ones. Header fields come from ldns' wire accessors and the question
+// name from ldns_wire2dname; the full message is never built on this path.
 //
-// Thread-safety: a Parser is owned by one worker thread.
-// Allocation: ldns_wire2dname allocates one small rdf per decoded name and frees it before
-//   returning; nothing else is allocated per frame.
+// A frame yields zero, one or (TCP) several messages, handed to a MessageSink as they are found.
+// What happened to the frame is returned as a ParseStatus from a fixed set.
+//
+// Thread-safety: a Parser is owned by one worker thread; stats() may be called from any thread.
+// Allocation: the reassembly tables are allocated in the constructor; per frame, ldns_wire2dname
+//   allocates one small rdf per decoded name and frees it before returning.
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -23,20 +29,43 @@
 
 namespace dnsmon {
 
+namespace detail {
+class IpReassembler;
+class TcpReassembler;
+}  // namespace detail
+
 struct ParserOptions {
-  std::vector<std::uint16_t> dns_ports{53};  // UDP/TCP ports whose payload is decoded as DNS
+  std::vector<std::uint16_t> dns_ports{53};         // UDP/TCP ports whose payload is decoded as DNS
+  bool mdns = false;                                // also decode mDNS on 5353, labelled mdns
+  bool llmnr = false;                               // also decode LLMNR on 5355, labelled llmnr
+  std::vector<std::uint16_t> encrypted_ports{853};  // DNS over TLS/QUIC: counted, not decoded
+
+  // IP fragment reassembly, per worker.
+  std::size_t fragment_datagrams = 1024;             // datagrams in progress at once
+  std::size_t fragment_memory_bytes = 8U << 20U;     // all buffered fragment bytes
+  std::int64_t fragment_timeout_ns = 5'000'000'000;  // packet time
+
+  // DNS over TCP stream reassembly, per worker.
+  std::size_t tcp_flows = 4096;                       // directions tracked at once
+  std::size_t tcp_memory_bytes = 16U << 20U;          // all buffered stream bytes
+  std::int64_t tcp_idle_timeout_ns = 60'000'000'000;  // packet time
 };
 
-// Why a frame did not end in a decoded DNS message. The set is fixed: metrics export one series per
-// value, and traffic can never add a new one.
+// What became of a frame. The set is fixed: metrics export one series per value, and traffic can
+// never add a new one.
 enum class ParseStatus : std::uint8_t {
-  Ok,                    // decoded
-  Truncated,             // the frame ends before a header it announces
-  UnsupportedLink,       // link type, ethertype or encapsulation we do not decode
-  NotIp,                 // a non-IP frame (ARP, LLDP, ...)
-  BadIpHeader,           // IP version/length fields that cannot be right
-  IpFragment,            // part of a fragmented datagram (reassembly is not done)
-  UnsupportedTransport,  // an IP protocol other than UDP or TCP, or DNS over TCP
+  Ok,                 // at least one DNS message decoded
+  FragmentHeld,       // an IP fragment, stored until its datagram is complete
+  FragmentDropped,    // an IP fragment refused by the reassembly policy (see reassembly counters)
+  TcpNoMessage,       // a TCP segment on a DNS port that completed no message (handshake, ACK,
+                      // part of a longer message)
+  Encrypted,          // DNS over TLS or QUIC: counted, not decodable
+  Truncated,          // the frame ends before a header it announces
+  UnsupportedLink,    // a link type we do not decode
+  UnsupportedTunnel,  // a tunnel we do not decode, or tunnels nested too deep
+  NotIp,              // a non-IP frame (ARP, LLDP, ...)
+  BadIpHeader,        // IP version/length fields that cannot be right
+  UnsupportedTransport,  // an IP protocol other than UDP, TCP and the tunnels
   NotDns,                // UDP or TCP, but not to or from a DNS port
   Malformed,             // on a DNS port, but not a well-formed DNS header and question
   Count
@@ -48,8 +77,10 @@ inline constexpr std::size_t kParseStatusCount = static_cast<std::size_t>(ParseS
 std::string_view parse_status_name(ParseStatus status) noexcept;
 
 enum class Transport : std::uint8_t { Udp, Tcp };
+enum class Protocol : std::uint8_t { Dns, Mdns, Llmnr, Count };
 
 std::string_view transport_name(Transport t) noexcept;
+std::string_view protocol_name(Protocol p) noexcept;
 
 // The ldns version string, for the build info metric.
 std::string ldns_library_version();
@@ -65,6 +96,8 @@ struct IpAddr {
 struct EdnsInfo {
   bool present = false;
   bool do_bit = false;
+  bool client_subnet = false;  // option 8 (RFC 7871) present
+  bool cookie = false;         // option 10 (RFC 7873) present
   std::uint8_t version = 0;
   std::uint8_t extended_rcode = 0;  // upper 8 bits of the 12-bit rcode
   std::uint16_t udp_size = 0;
@@ -86,6 +119,8 @@ struct DnsMessage {
   IpAddr src, dst;
   std::uint16_t sport = 0, dport = 0;
   Transport transport = Transport::Udp;
+  Protocol protocol = Protocol::Dns;
+  bool reassembled = false;  // came from IP fragments
   std::uint16_t id = 0;
   std::uint16_t flags = 0;  // the 16-bit flags word: QR, opcode, AA, TC, RD, RA, Z, AD, CD, rcode
   bool qr = false;
@@ -93,8 +128,8 @@ struct DnsMessage {
   std::uint16_t rcode = 0;  // 4-bit header rcode, extended by EDNS when present
   std::uint16_t qdcount = 0, ancount = 0, nscount = 0, arcount = 0;
   bool has_question = false;
-  // The header decoded but the question did not (bad name, cut short). parse() then returns
-  // Malformed, and the header fields are still valid for the message log.
+  // The header decoded but the question did not (bad name, cut short). The message still reaches
+  // the sink, marked so; the frame counts as Malformed.
   bool malformed_question = false;
   std::uint16_t qtype = 0, qclass = 0;
   QName qname;
@@ -110,6 +145,31 @@ inline constexpr std::uint16_t kFlagRa = 0x0080;
 inline constexpr std::uint16_t kFlagAd = 0x0020;
 inline constexpr std::uint16_t kFlagCd = 0x0010;
 
+// Receives the messages of a frame as the parser finds them. The message is valid only during the
+// call.
+class MessageSink {
+ public:
+  virtual void on_message(const DnsMessage& message) = 0;
+
+ protected:
+  MessageSink() = default;
+  ~MessageSink() = default;
+  MessageSink(const MessageSink&) = default;
+  MessageSink& operator=(const MessageSink&) = default;
+};
+
+// Counters of the reassembly tables, as read by the exporter. Event names are fixed labels.
+struct ReassemblyStats {
+  static constexpr std::size_t kIpEvents = 10;
+  static constexpr std::size_t kTcpEvents = 12;
+  static const std::array<std::string_view, kIpEvents> kIpEventNames;
+  static const std::array<std::string_view, kTcpEvents> kTcpEventNames;
+  std::array<std::uint64_t, kIpEvents> ip{};
+  std::array<std::uint64_t, kTcpEvents> tcp{};
+  std::uint64_t ip_in_progress = 0, ip_memory_bytes = 0, ip_capacity = 0;
+  std::uint64_t tcp_flows = 0, tcp_memory_bytes = 0, tcp_capacity = 0;
+};
+
 class Parser {
  public:
   explicit Parser(ParserOptions options = {});
@@ -117,21 +177,50 @@ class Parser {
   Parser(const Parser&) = delete;
   Parser& operator=(const Parser&) = delete;
 
-  // Decodes one frame. On Ok, out holds the message; otherwise out is unspecified.
-  [[nodiscard]] ParseStatus parse(const FrameView& frame, DnsMessage& out) noexcept;
+  // Decodes one frame, handing every message found to sink.
+  [[nodiscard]] ParseStatus parse(const FrameView& frame, MessageSink& sink) noexcept;
 
   // Decodes a bare DNS message (no link, IP or transport headers): header, question, EDNS.
   [[nodiscard]] ParseStatus parse_dns(std::span<const std::byte> message, DnsMessage& out) noexcept;
 
+  // Any thread: the reassembly counters.
+  [[nodiscard]] ReassemblyStats stats() const noexcept;
+
  private:
-  [[nodiscard]] bool is_dns_port(std::uint16_t port) const noexcept {
-    return port < dns_ports_.size() && dns_ports_[port];
+  struct Context;
+  enum class PortKind : std::uint8_t { None, Dns, Mdns, Llmnr, Encrypted, Vxlan, Geneve };
+
+  [[nodiscard]] PortKind port_kind(std::uint16_t port) const noexcept {
+    return port < port_kinds_.size() ? port_kinds_[port] : PortKind::None;
   }
 
-  ParseStatus parse_ip(std::span<const std::byte> packet, std::uint8_t version,
-                       DnsMessage& out) noexcept;
+  void expire(Context& ctx) noexcept;
+  ParseStatus parse_link(Context& ctx, std::uint32_t link_type,
+                         std::span<const std::byte> bytes) noexcept;
+  ParseStatus parse_ppp(Context& ctx, std::span<const std::byte> bytes) noexcept;
+  ParseStatus parse_80211(Context& ctx, std::span<const std::byte> bytes) noexcept;
+  ParseStatus parse_ethernet(Context& ctx, std::span<const std::byte> bytes) noexcept;
+  ParseStatus parse_ip(Context& ctx, std::span<const std::byte> packet,
+                       std::uint8_t version) noexcept;
+  ParseStatus parse_transport(Context& ctx, std::uint8_t proto, std::span<const std::byte> payload,
+                              std::size_t beyond_ip) noexcept;
+  ParseStatus parse_gre(Context& ctx, std::span<const std::byte> payload) noexcept;
+  ParseStatus parse_udp(Context& ctx, std::span<const std::byte> payload,
+                        std::size_t beyond_ip) noexcept;
+  ParseStatus parse_tcp(Context& ctx, std::span<const std::byte> payload) noexcept;
+  ParseStatus deliver(Context& ctx, std::span<const std::byte> message, Transport transport,
+                      Protocol protocol) noexcept;
 
-  std::vector<bool> dns_ports_;  // indexed by port number; sized to the largest configured port
+  void publish_tcp_gauges() noexcept;
+
+  std::array<PortKind, 65536> port_kinds_{};
+  std::unique_ptr<detail::IpReassembler> ip_;
+  std::unique_ptr<detail::TcpReassembler> tcp_;
+  std::uint64_t tcp_capacity_ = 0;
+  // The TCP table's size, published for the exporter (single writer, relaxed).
+  std::atomic<std::uint64_t> t_flows_gauge_{0}, t_memory_gauge_{0};
+  DnsMessage scratch_;  // the message being decoded; reused for every frame
+  std::int64_t last_expire_ns_ = 0;
 };
 
 }  // namespace dnsmon
