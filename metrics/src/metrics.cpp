@@ -1,6 +1,7 @@
 #include "dnsmon/metrics.hpp"
 
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <stdexcept>
 #include <utility>
@@ -141,6 +142,34 @@ struct MetricsHub::Impl : prometheus::Collectable {
   std::function<std::vector<SourceSnapshot>()> read_sources;
   std::function<std::vector<RingSnapshot>()> read_rings;
 
+  // Sums one histogram over the workers into a Prometheus histogram sample.
+  template <std::size_t N, class Pick>
+  void add_histogram(MetricFamily& f, std::vector<ClientMetric::Label> labels,
+                     const std::array<double, N>& bounds, Pick pick) const {
+    ClientMetric m;
+    m.label = std::move(labels);
+    std::array<std::uint64_t, N + 1> counts{};
+    std::uint64_t sum_milli = 0;
+    for (const auto& w : workers) {
+      const auto& h = pick(w);
+      for (std::size_t i = 0; i <= N; ++i) {
+        counts[i] += h.buckets_[i].get();
+      }
+      sum_milli += h.sum_milli_.get();
+    }
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i <= N; ++i) {
+      cumulative += counts[i];
+      ClientMetric::Bucket b;
+      b.cumulative_count = cumulative;
+      b.upper_bound = i < N ? bounds[i] : std::numeric_limits<double>::infinity();
+      m.histogram.bucket.push_back(b);
+    }
+    m.histogram.sample_count = cumulative;
+    m.histogram.sample_sum = static_cast<double>(sum_milli) / 1000.0;
+    f.metric.push_back(std::move(m));
+  }
+
   std::vector<MetricFamily> Collect() const override {
     std::vector<MetricFamily> out;
 
@@ -202,6 +231,78 @@ struct MetricsHub::Impl : prometheus::Collectable {
           sum([i](const WorkerCounters& w) -> const RelaxedCounter& { return w.opcodes_[i]; }));
     }
     out.push_back(std::move(opcodes));
+
+    auto families = family("dnsmon_messages_by_family_total",
+                           "Decoded messages by IP family and transport.", MetricType::Counter);
+    for (std::size_t f = 0; f < 2; ++f) {
+      for (std::size_t t = 0; t < 2; ++t) {
+        add_sample(families,
+                   {{"family", f == 0 ? "ipv4" : "ipv6"},
+                    {"transport", std::string(transport_name(static_cast<Transport>(t)))}},
+                   sum([f, t](const WorkerCounters& w) -> const RelaxedCounter& {
+                     return w.family_[f][t];
+                   }));
+      }
+    }
+    out.push_back(std::move(families));
+
+    auto edns = family("dnsmon_query_edns_total",
+                       "DNS queries by EDNS use: none, edns (OPT without DO), do (DNSSEC OK).",
+                       MetricType::Counter);
+    constexpr std::array<const char*, 3> kEdnsNames{"none", "edns", "do"};
+    for (std::size_t i = 0; i < 3; ++i) {
+      add_sample(edns, {{"edns", kEdnsNames[i]}},
+                 sum([i](const WorkerCounters& w) -> const RelaxedCounter& { return w.edns_[i]; }));
+    }
+    out.push_back(std::move(edns));
+
+    auto udp_size =
+        family("dnsmon_query_edns_udp_size_total",
+               "DNS queries with EDNS by advertised UDP payload size.", MetricType::Counter);
+    for (std::size_t i = 0; i < kUdpSizeBucketNames.size(); ++i) {
+      add_sample(
+          udp_size, {{"size", std::string(kUdpSizeBucketNames[i])}},
+          sum([i](const WorkerCounters& w) -> const RelaxedCounter& { return w.udp_size_[i]; }));
+    }
+    out.push_back(std::move(udp_size));
+
+    auto tc = family("dnsmon_truncated_responses_total",
+                     "DNS responses with the TC bit set (the client should retry over TCP).",
+                     MetricType::Counter);
+    add_sample(tc, {}, sum([](const WorkerCounters& w) -> const RelaxedCounter& {
+                 return w.truncated_responses_;
+               }));
+    out.push_back(std::move(tc));
+
+    auto by_qtype = family("dnsmon_responses_by_qtype_total",
+                           "DNS responses by question type and rcode class.", MetricType::Counter);
+    for (std::size_t q = 0; q < kQtypeSlots; ++q) {
+      for (std::size_t c = 0; c < kRcodeClassNames.size(); ++c) {
+        add_sample(by_qtype,
+                   {{"qtype", std::string(qtype_slot_name(q))},
+                    {"rcode_class", std::string(kRcodeClassNames[c])}},
+                   sum([q, c](const WorkerCounters& w) -> const RelaxedCounter& {
+                     return w.responses_by_qtype_[q][c];
+                   }));
+      }
+    }
+    out.push_back(std::move(by_qtype));
+
+    auto sizes = family("dnsmon_message_size_bytes", "Size of DNS messages, by direction.",
+                        MetricType::Histogram);
+    for (std::size_t d = 0; d < 2; ++d) {
+      add_histogram(
+          sizes, {{"direction", d == 0 ? "query" : "response"}},
+          kSizeBounds, [d](const WorkerCounters& w) -> const auto& { return w.size_[d]; });
+    }
+    out.push_back(std::move(sizes));
+
+    auto qlen = family("dnsmon_qname_length_bytes",
+                       "Length of DNS question names in presentation form.", MetricType::Histogram);
+    add_histogram(
+        qlen, {}, kQnameLengthBounds,
+        [](const WorkerCounters& w) -> const auto& { return w.qname_length_; });
+    out.push_back(std::move(qlen));
 
     auto reassembled =
         family("dnsmon_reassembled_messages_total",

@@ -156,3 +156,42 @@ TEST_CASE("the message log writes one JSON object per line", "[metrics]") {
   CHECK_THAT(s, Catch::Contains(R"("edns":{"udp_size":1232,"version":0,"do":false)"));
   CHECK_THAT(s, Catch::EndsWith("}\n"));
 }
+
+TEST_CASE("breakdowns and histograms count each message once in the right series", "[metrics]") {
+  auto hub = make_hub();
+  auto& w = hub.add_worker();
+  DnsMessage q;
+  q.has_question = true;
+  q.qname.length = 15;
+  q.size = 100;
+  q.edns.present = true;
+  q.edns.do_bit = true;
+  q.edns.udp_size = 1232;
+  q.src.family = 6;
+  DnsMessage r = q;
+  r.qr = true;
+  r.rcode = 2;
+  r.qtype = 1;
+  r.flags = dnsmon::kFlagTc;
+  r.size = 512;
+  r.src.family = 4;
+  w.record_message(q);
+  w.record_message(r);
+  const auto text = hub.render_text();
+  CHECK_THAT(text, Catch::Contains("dnsmon_query_edns_total{edns=\"do\"} 1"));
+  CHECK_THAT(text, Catch::Contains("dnsmon_query_edns_udp_size_total{size=\"1232\"} 1"));
+  CHECK_THAT(text, Catch::Contains("dnsmon_truncated_responses_total 1"));
+  CHECK_THAT(text, Catch::Contains(
+                       "dnsmon_responses_by_qtype_total{qtype=\"A\",rcode_class=\"servfail\"} 1"));
+  CHECK_THAT(text, Catch::Contains(
+                       "dnsmon_messages_by_family_total{family=\"ipv6\",transport=\"udp\"} 1"));
+  // 512 is on a bound: it counts in that bucket (le semantics), 100 in the 128 one.
+  CHECK_THAT(text, Catch::Contains(
+                       "dnsmon_message_size_bytes_bucket{direction=\"response\",le=\"512\"} 1"));
+  CHECK_THAT(text, Catch::Contains(
+                       "dnsmon_message_size_bytes_bucket{direction=\"response\",le=\"256\"} 0"));
+  CHECK_THAT(text,
+             Catch::Contains("dnsmon_message_size_bytes_bucket{direction=\"query\",le=\"128\"} 1"));
+  CHECK_THAT(text, Catch::Contains("dnsmon_qname_length_bytes_bucket{le=\"16\"} 2"));
+  CHECK_THAT(text, Catch::Contains("dnsmon_qname_length_bytes_count 2"));
+}

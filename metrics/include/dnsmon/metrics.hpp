@@ -54,6 +54,36 @@ std::string_view rcode_slot_name(std::size_t slot) noexcept;
 std::size_t opcode_slot(std::uint8_t opcode) noexcept;
 std::string_view opcode_slot_name(std::size_t slot) noexcept;
 
+// A histogram with fixed bounds, one writer. Bucket i counts values <= kBounds[i] (and above the
+// previous bound); the last bucket counts the rest (+Inf).
+template <std::size_t N>
+class RelaxedHistogram {
+ public:
+  void observe(const std::array<double, N>& bounds, double value) noexcept {
+    std::size_t i = 0;
+    while (i < N && value > bounds[i]) {
+      ++i;
+    }
+    buckets_[i].add();
+    sum_milli_.add(static_cast<std::uint64_t>(value * 1000.0));
+  }
+
+  std::array<RelaxedCounter, N + 1> buckets_;
+  RelaxedCounter sum_milli_;  // sum of the observed values, in thousandths
+};
+
+inline constexpr std::array<double, 9> kSizeBounds{64,   128,  256,  512,  1024,
+                                                   1232, 1500, 4096, 16384};
+inline constexpr std::array<double, 7> kQnameLengthBounds{8, 16, 32, 64, 100, 160, 255};
+inline constexpr std::array<std::string_view, 5> kUdpSizeBucketNames{"lt512", "512_1231", "1232",
+                                                                     "1233_4095", "ge4096"};
+inline constexpr std::array<std::string_view, 4> kRcodeClassNames{"noerror", "nxdomain", "servfail",
+                                                                  "other"};
+
+inline std::size_t rcode_class(std::uint16_t rcode) noexcept {
+  return rcode == 0 ? 0 : rcode == 3 ? 1 : rcode == 2 ? 2 : 3;
+}
+
 class WorkerCounters {
  public:
   void record_frame(std::uint32_t wire_len, ParseStatus status) noexcept {
@@ -69,8 +99,25 @@ class WorkerCounters {
     if (m.reassembled) {
       reassembled_messages_.add();
     }
+    family_[m.src.family == 6 ? 1 : 0][static_cast<std::size_t>(m.transport)].add();
     if (m.protocol != Protocol::Dns) {
       return;  // mDNS and LLMNR are counted apart, by the messages_ series only
+    }
+    size_[m.qr ? 1 : 0].observe(kSizeBounds, m.size);
+    if (m.has_question) {
+      qname_length_.observe(kQnameLengthBounds, m.qname.length);
+    }
+    if (m.qr) {
+      responses_by_qtype_[qtype_slot(m.qtype)][rcode_class(m.rcode)].add();
+      if ((m.flags & kFlagTc) != 0) {
+        truncated_responses_.add();
+      }
+    } else {
+      edns_[m.edns.present ? (m.edns.do_bit ? 2 : 1) : 0].add();
+      if (m.edns.present) {
+        const auto size = m.edns.udp_size;
+        udp_size_[size < 512 ? 0 : size < 1232 ? 1 : size == 1232 ? 2 : size < 4096 ? 3 : 4].add();
+      }
     }
     if (m.qr) {
       responses_by_rcode_[rcode_slot(m.rcode)].add();
@@ -85,6 +132,13 @@ class WorkerCounters {
   // [protocol][transport][qr]
   std::array<std::array<std::array<RelaxedCounter, 2>, 2>, kProtocolSlots> messages_;
   std::array<RelaxedCounter, kOpcodeSlots> opcodes_;
+  std::array<std::array<RelaxedCounter, 2>, 2> family_;       // [ipv4, ipv6][udp, tcp]
+  std::array<RelaxedHistogram<kSizeBounds.size()>, 2> size_;  // [query, response]
+  RelaxedHistogram<kQnameLengthBounds.size()> qname_length_;
+  std::array<std::array<RelaxedCounter, kRcodeClassNames.size()>, kQtypeSlots> responses_by_qtype_;
+  std::array<RelaxedCounter, 3> edns_;  // queries: [no EDNS, EDNS without DO, EDNS with DO]
+  std::array<RelaxedCounter, kUdpSizeBucketNames.size()> udp_size_;
+  RelaxedCounter truncated_responses_;
   RelaxedCounter reassembled_messages_;
   std::array<RelaxedCounter, kQtypeSlots> queries_by_qtype_;
   std::array<RelaxedCounter, kRcodeSlots> responses_by_rcode_;
