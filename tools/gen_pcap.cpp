@@ -1,10 +1,43 @@
 // gen_pcap: writes a synthetic DNS capture (queries and their responses) for demos, tests and
-// benchmarks. Deterministic for a given seed. Addresses come from the ranges reserved for
-// documentation and benchmarking (198.18.0.0/15, 2001:db8::/32), so replaying the file sends
-// nothing anywhere real.
+// benchmarks. Deterministic for a given seed and set of options. Addresses come from the ranges
+// reserved for documentation and benchmarking (198.18.0.0/15, 203.0.113.0/24, 2001:db8::/32), so
+// replaying the file sends nothing anywhere real.
 //
-//   gen_pcap --out FILE [--packets N] [--seed S] [--rate PPS] [--ipv6 PCT] [--vlan PCT]
-//            [--edns PCT] [--nxdomain PCT] [--cpp-out FILE.cpp]
+//   gen_pcap --out FILE [--profile simple|bench] [--packets N] [--seed S] [--rate PPS]
+//            [--ipv6 PCT] [--vlan PCT] [--edns PCT] [--nxdomain PCT] [--servfail PCT] [--tcp PCT]
+//            [--clients N] [--domains N] [--truth FILE.json] [--cpp-out FILE.cpp] [--version]
+//
+// Two profiles:
+// - simple (the default): one UDP query and its response per transaction, over a dozen names. The
+//   embedded demo and most tests use it; its output for a given seed never changes.
+// - bench: the realistic mix of docs/performance.md, 2,000,000 frames unless --packets says
+//   otherwise. Transactions arrive as a Poisson process (--rate frames per second, 100,000 by
+//   default) and responses come back after a cache-hit or cache-miss latency, so queries and
+//   responses of different clients interleave. The first N frames of a run are the same for any
+//   --packets >= N. The percentage options change the defaults below.
+//   * 5,000 client hosts (--clients), picked by Zipf(0.6), each with an IPv4 and an IPv6 address;
+//     10% of transactions use IPv6. Hosts that carry 7% of the traffic sit behind an 802.1Q tag
+//     (VLAN 10/20/30/110).
+//   * Names: Zipf(1.0) over 20,000 registrable domains (--domains), multi-label suffixes such as
+//     co.uk included, each with 1-19 subdomains chosen by Zipf(1.2) (~200k names), plus 10,000
+//     in-addr.arpa/ip6.arpa names for PTR.
+//   * qtypes A 51.5%, AAAA 26%, HTTPS 10%, PTR 5%, TXT 4%, MX 3%, a little SRV/NS/SOA/ANY.
+//   * rcodes: NXDOMAIN 6.6% (half of them random labels), SERVFAIL 2.5%, REFUSED 0.1%; NXDOMAIN
+//     and NODATA carry the zone's SOA. 0.5% of the queries get no answer.
+//   * Answers: A/AAAA behind CNAME chains of one or two hops for a third of the domains, HTTPS
+//     (alpn, ipv4hint), MX, TXT, PTR, NS. Names are compressed as a server would compress them.
+//   * EDNS in 40% of queries (from hosts that carry 40% of the traffic): 25% of those set DO, 30%
+//     send a COOKIE, 10% an EDNS-client-subnet option; responses echo OPT with a server cookie
+//     and the ECS scope.
+//   * 2% of transactions use TCP; half of those first get a UDP response with TC=1. A TCP
+//     transaction is 8 frames: SYN, SYN-ACK, ACK, length-prefixed query, response, FIN-ACK,
+//     FIN-ACK, ACK, with consistent sequence and acknowledgement numbers. IPv4, UDP and TCP
+//     checksums are correct.
+//
+// --truth FILE writes a JSON summary of what the file holds (only the frames actually written):
+// frames by family/VLAN/transport, messages by transport and family, queries by qtype, responses
+// by rcode, EDNS features, distinct clients/qnames/registrable domains and the top domains and
+// qnames. Analytics tests compare dnsmon's output with it.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -14,34 +47,47 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <optional>
+#include <queue>
 #include <random>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include <pcap/pcap.h>
 
 namespace {
 
+// Bump when the bench profile's output changes for the same options: tools/bench.sh regenerates
+// its cached capture when this differs.
+constexpr int kGeneratorVersion = 2;
+
+enum class Profile : std::uint8_t { Simple, Bench };
+
 struct Options {
   std::string out;
   std::string cpp_out;
-  std::uint64_t packets = 2000;
+  std::string truth;
+  Profile profile = Profile::Simple;
+  std::optional<std::uint64_t> packets;  // simple: 2000, bench: 2,000,000
   std::uint64_t seed = 1;
-  double rate = 1000;  // frames per second of packet time
-  unsigned ipv6_pct = 10;
-  unsigned vlan_pct = 7;
-  unsigned edns_pct = 40;
-  unsigned nxdomain_pct = 8;
-  unsigned servfail_pct = 2;
+  std::optional<double> rate;  // frames per second of packet time; simple: 1000, bench: 100000
+  std::optional<double> ipv6_pct, vlan_pct, edns_pct, nxdomain_pct, servfail_pct, tcp_pct;
+  std::uint32_t clients = 5000;   // bench: client hosts
+  std::uint32_t domains = 20000;  // bench: registrable domains
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
-               "gen_pcap: %s\nusage: gen_pcap --out FILE [--packets N] [--seed S] [--rate PPS] "
-               "[--ipv6 PCT] [--vlan PCT] [--edns PCT] [--nxdomain PCT] [--cpp-out FILE.cpp]\n",
+               "gen_pcap: %s\nusage: gen_pcap --out FILE [--profile simple|bench] [--packets N] "
+               "[--seed S] [--rate PPS]\n                [--ipv6 PCT] [--vlan PCT] [--edns PCT] "
+               "[--nxdomain PCT] [--servfail PCT] [--tcp PCT]\n                [--clients N] "
+               "[--domains N] [--truth FILE.json] [--cpp-out FILE.cpp] [--version]\n",
                why);
-  std::exit(2);
+  std::exit(2);  // NOLINT(concurrency-mt-unsafe): single-threaded tool
 }
 
 Options parse(int argc, char** argv) {
@@ -63,24 +109,37 @@ Options parse(int argc, char** argv) {
       }
       return n;
     };
-    auto pct = [&]() -> unsigned {
-      const auto n = number();
-      if (n > 100) {
+    auto pct = [&]() -> double {
+      const std::string v = value();
+      char* end = nullptr;
+      const double n = std::strtod(v.c_str(), &end);
+      if (end == v.c_str() || *end != '\0' || !(n >= 0 && n <= 100)) {
         usage("percentages go from 0 to 100");
       }
-      return static_cast<unsigned>(n);
+      return n;
     };
     if (a == "--out") {
       o.out = value();
     } else if (a == "--cpp-out") {
       o.cpp_out = value();
+    } else if (a == "--truth") {
+      o.truth = value();
+    } else if (a == "--profile") {
+      const std::string p = value();
+      if (p == "simple") {
+        o.profile = Profile::Simple;
+      } else if (p == "bench") {
+        o.profile = Profile::Bench;
+      } else {
+        usage("--profile is simple or bench");
+      }
     } else if (a == "--packets") {
       o.packets = number();
     } else if (a == "--seed") {
       o.seed = number();
     } else if (a == "--rate") {
       o.rate = static_cast<double>(number());
-      if (o.rate <= 0) {
+      if (*o.rate <= 0) {
         usage("--rate must be positive");
       }
     } else if (a == "--ipv6") {
@@ -91,6 +150,25 @@ Options parse(int argc, char** argv) {
       o.edns_pct = pct();
     } else if (a == "--nxdomain") {
       o.nxdomain_pct = pct();
+    } else if (a == "--servfail") {
+      o.servfail_pct = pct();
+    } else if (a == "--tcp") {
+      o.tcp_pct = pct();
+    } else if (a == "--clients") {
+      const auto n = number();
+      if (n == 0 || n > 65000) {
+        usage("--clients goes from 1 to 65000");
+      }
+      o.clients = static_cast<std::uint32_t>(n);
+    } else if (a == "--domains") {
+      const auto n = number();
+      if (n == 0 || n > 1'000'000) {
+        usage("--domains goes from 1 to 1000000");
+      }
+      o.domains = static_cast<std::uint32_t>(n);
+    } else if (a == "--version") {
+      std::printf("gen_pcap %d\n", kGeneratorVersion);
+      std::exit(0);  // NOLINT(concurrency-mt-unsafe): single-threaded tool
     } else if (a == "--help" || a == "-h") {
       usage("help");
     } else {
@@ -100,8 +178,222 @@ Options parse(int argc, char** argv) {
   if (o.out.empty()) {
     usage("--out is required");
   }
+  if (o.profile == Profile::Simple && o.tcp_pct.value_or(0) != 0) {
+    usage("--tcp needs --profile bench");
+  }
   return o;
 }
+
+std::string_view qtype_name(std::uint16_t t) {
+  switch (t) {
+    case 1:
+      return "A";
+    case 2:
+      return "NS";
+    case 5:
+      return "CNAME";
+    case 6:
+      return "SOA";
+    case 12:
+      return "PTR";
+    case 15:
+      return "MX";
+    case 16:
+      return "TXT";
+    case 28:
+      return "AAAA";
+    case 33:
+      return "SRV";
+    case 43:
+      return "DS";
+    case 48:
+      return "DNSKEY";
+    case 64:
+      return "SVCB";
+    case 65:
+      return "HTTPS";
+    case 255:
+      return "ANY";
+    default:
+      return {};
+  }
+}
+
+std::string_view rcode_name(unsigned r) {
+  static constexpr std::array<std::string_view, 6> kNames{"NOERROR",  "FORMERR", "SERVFAIL",
+                                                          "NXDOMAIN", "NOTIMP",  "REFUSED"};
+  return r < kNames.size() ? kNames[r] : std::string_view{};
+}
+
+// What one written frame carries, for the --truth summary.
+struct FrameFacts {
+  enum class Kind : std::uint8_t { NoDns, Query, Response };
+  Kind kind = Kind::NoDns;
+  bool tcp = false, v6 = false, vlan = false;
+  bool tc = false;  // response with TC=1
+  bool edns = false, edns_do = false, cookie = false, ecs = false;
+  std::uint16_t qtype = 0;
+  std::uint8_t rcode = 0;
+  std::uint32_t client = 0;  // client address key, unique per address
+  std::uint32_t txn = 0;     // exchange (query and its response) key
+  std::uint32_t wire_len = 0;
+  std::string qname;        // queries only
+  std::string_view domain;  // queries only: registrable domain of qname (static storage)
+};
+
+// Accumulates FrameFacts and writes the JSON summary.
+class Truth {
+ public:
+  void add(const FrameFacts& f) {
+    ++frames_;
+    bytes_ += f.wire_len;
+    (f.v6 ? frames_v6_ : frames_v4_) += 1;
+    frames_vlan_ += f.vlan ? 1 : 0;
+    (f.tcp ? frames_tcp_ : frames_udp_) += 1;
+    if (f.kind == FrameFacts::Kind::NoDns) {
+      return;
+    }
+    const bool query = f.kind == FrameFacts::Kind::Query;
+    ++by_path_[(f.tcp ? 4U : 0U) + (f.v6 ? 2U : 0U) + (query ? 0U : 1U)];
+    if (f.txn >= exchanges_.size()) {
+      exchanges_.resize(std::max<std::size_t>(f.txn + 1, exchanges_.size() * 2), 0);
+    }
+    exchanges_[f.txn] |= query ? 1U : 2U;
+    if (query) {
+      ++queries_by_qtype_[f.qtype];
+      edns_ += f.edns ? 1 : 0;
+      edns_do_ += f.edns_do ? 1 : 0;
+      cookie_ += f.cookie ? 1 : 0;
+      ecs_ += f.ecs ? 1 : 0;
+      clients_.insert(f.client);
+      if (auto it = qnames_.find(f.qname); it != qnames_.end()) {
+        ++it->second;
+      } else {
+        qnames_.emplace(f.qname, 1);
+      }
+      ++domains_[f.domain];
+    } else {
+      ++responses_by_rcode_[f.rcode];
+      tc_ += f.tc ? 1 : 0;
+    }
+  }
+
+  bool write(const std::string& path, const Options& o, std::string_view profile) const {
+    std::FILE* out = std::fopen(path.c_str(), "w");
+    if (out == nullptr) {
+      return false;
+    }
+    auto u = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
+    std::uint64_t queries = 0, responses = 0;
+    for (std::size_t i = 0; i < by_path_.size(); ++i) {
+      ((i & 1U) != 0 ? responses : queries) += by_path_[i];
+    }
+    std::uint64_t unanswered = 0;
+    for (const auto e : exchanges_) {
+      unanswered += e == 1 ? 1 : 0;
+    }
+    std::fprintf(out, "{\n  \"generator_version\": %d,\n  \"profile\": \"%.*s\",\n",
+                 kGeneratorVersion, static_cast<int>(profile.size()), profile.data());
+    std::fprintf(out, "  \"seed\": %llu,\n", u(o.seed));
+    std::fprintf(out,
+                 "  \"frames\": {\"total\": %llu, \"bytes\": %llu, \"ipv4\": %llu, \"ipv6\": %llu,"
+                 " \"vlan\": %llu, \"udp\": %llu, \"tcp\": %llu},\n",
+                 u(frames_), u(bytes_), u(frames_v4_), u(frames_v6_), u(frames_vlan_),
+                 u(frames_udp_), u(frames_tcp_));
+    std::fprintf(out,
+                 "  \"messages\": {\"total\": %llu, \"queries\": %llu, \"responses\": %llu,"
+                 " \"truncated_responses\": %llu, \"unanswered_queries\": %llu},\n",
+                 u(queries + responses), u(queries), u(responses), u(tc_), u(unanswered));
+    std::fprintf(out, "  \"by_transport_family\": {");
+    static constexpr std::array<const char*, 4> kPaths{"udp_ipv4", "udp_ipv6", "tcp_ipv4",
+                                                       "tcp_ipv6"};
+    for (std::size_t p = 0; p < kPaths.size(); ++p) {
+      std::fprintf(out, R"(%s"%s": {"queries": %llu, "responses": %llu})", p == 0 ? "" : ", ",
+                   kPaths[p], u(by_path_[2 * p]), u(by_path_[2 * p + 1]));
+    }
+    std::fprintf(out, "},\n  \"queries_by_qtype\": {");
+    write_counts(out, queries_by_qtype_, [](std::uint16_t t) {
+      const auto n = qtype_name(t);
+      return n.empty() ? "TYPE" + std::to_string(t) : std::string(n);
+    });
+    std::fprintf(out, "},\n  \"responses_by_rcode\": {");
+    write_counts(out, responses_by_rcode_, [](std::uint16_t r) {
+      const auto n = rcode_name(r);
+      return n.empty() ? "RCODE" + std::to_string(r) : std::string(n);
+    });
+    std::fprintf(out,
+                 "},\n  \"edns_queries\": {\"opt\": %llu, \"do\": %llu, \"cookie\": %llu,"
+                 " \"client_subnet\": %llu},\n",
+                 u(edns_), u(edns_do_), u(cookie_), u(ecs_));
+    std::fprintf(out, "  \"distinct\": {\"clients\": %llu, \"qnames\": %llu, \"domains\": %llu},\n",
+                 u(clients_.size()), u(qnames_.size()), u(domains_.size()));
+    std::fprintf(out, "  \"top_domains\": [");
+    write_top(out, domains_, "domain");
+    std::fprintf(out, "],\n  \"top_qnames\": [");
+    write_top(out, qnames_, "qname");
+    std::fprintf(out, "]\n}\n");
+    return std::fclose(out) == 0;
+  }
+
+ private:
+  template <typename Name>
+  static void write_counts(std::FILE* out,
+                           const std::unordered_map<std::uint16_t, std::uint64_t>& counts,
+                           Name name) {
+    std::vector<std::pair<std::uint16_t, std::uint64_t>> sorted(counts.begin(), counts.end());
+    std::sort(sorted.begin(), sorted.end());
+    for (std::size_t i = 0; i < sorted.size(); ++i) {
+      std::fprintf(out, "%s\"%s\": %llu", i == 0 ? "" : ", ", name(sorted[i].first).c_str(),
+                   static_cast<unsigned long long>(sorted[i].second));
+    }
+  }
+
+  // Top 20 by count, ties by name; names are generated ASCII (no JSON escaping needed).
+  template <typename Map>
+  static void write_top(std::FILE* out, const Map& m, const char* key) {
+    std::vector<std::pair<std::uint64_t, std::string_view>> v;
+    v.reserve(m.size());
+    for (const auto& [name, n] : m) {
+      v.emplace_back(n, name);
+    }
+    const std::size_t k = std::min<std::size_t>(20, v.size());
+    std::partial_sort(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end(),
+                      [](const auto& a, const auto& b) {
+                        return a.first != b.first ? a.first > b.first : a.second < b.second;
+                      });
+    for (std::size_t i = 0; i < k; ++i) {
+      std::fprintf(out, "%s\n    {\"%s\": \"%.*s\", \"queries\": %llu}", i == 0 ? "" : ",", key,
+                   static_cast<int>(v[i].second.size()), v[i].second.data(),
+                   static_cast<unsigned long long>(v[i].first));
+    }
+    if (k != 0) {
+      std::fprintf(out, "\n  ");
+    }
+  }
+
+  std::uint64_t frames_ = 0, bytes_ = 0, frames_v4_ = 0, frames_v6_ = 0, frames_vlan_ = 0;
+  std::uint64_t frames_udp_ = 0, frames_tcp_ = 0;
+  std::array<std::uint64_t, 8> by_path_{};  // [tcp][v6][response]
+  std::vector<std::uint8_t> exchanges_;     // bit 0: query written, bit 1: response written
+  std::unordered_map<std::uint16_t, std::uint64_t> queries_by_qtype_, responses_by_rcode_;
+  std::uint64_t edns_ = 0, edns_do_ = 0, cookie_ = 0, ecs_ = 0, tc_ = 0;
+  std::unordered_set<std::uint32_t> clients_;
+  std::unordered_map<std::string, std::uint64_t> qnames_;
+  std::unordered_map<std::string_view, std::uint64_t> domains_;  // views of static names
+};
+
+void write_frame(pcap_dumper_t* dump, std::int64_t ts_us, const std::uint8_t* bytes,
+                 std::size_t len) {
+  pcap_pkthdr h{};
+  h.ts.tv_sec = ts_us / 1'000'000;
+  h.ts.tv_usec = ts_us % 1'000'000;
+  h.caplen = h.len = static_cast<bpf_u_int32>(len);
+  pcap_dump(reinterpret_cast<u_char*>(dump), &h, bytes);  // NOLINT: libpcap API
+}
+
+// ------------------------------------------------------------------------------------------------
+// The simple profile. Its output for a given seed is part of the contract (the embedded demo and
+// tests depend on it): do not change what it writes.
 
 class Bytes {
  public:
@@ -137,7 +429,7 @@ class Bytes {
 
   std::vector<std::uint8_t>& data() { return b_; }
 
-  std::size_t size() const { return b_.size(); }
+  [[nodiscard]] std::size_t size() const { return b_.size(); }
 
   void put16(std::size_t at, unsigned v) {
     b_[at] = static_cast<std::uint8_t>(v >> 8U);
@@ -207,7 +499,7 @@ std::vector<std::uint8_t> frame(const Endpoint& src, const Endpoint& dst, std::u
   return f.data();
 }
 
-const std::array<std::string_view, 12> kDomains{
+constexpr std::array<std::string_view, 12> kDomains{
     "example.com",     "example.net",      "example.org",        "mail.example.com",
     "www.example.com", "cdn.example.net",  "api.example.org",    "example.test",
     "ns1.example.net", "shop.example.com", "static.example.org", "login.example.com"};
@@ -217,36 +509,39 @@ struct QType {
   unsigned weight;
 };
 
-const std::array<QType, 8> kQTypes{
+constexpr std::array<QType, 8> kQTypes{
     {{1, 55}, {28, 25}, {65, 6}, {15, 4}, {16, 3}, {12, 4}, {33, 2}, {6, 1}}};
 
-}  // namespace
+// The last two labels: every name in kDomains sits under a one-label suffix.
+std::string_view simple_domain(std::string_view name) {
+  const auto last = name.rfind('.');
+  const auto prev = last == std::string_view::npos ? last : name.rfind('.', last - 1);
+  return prev == std::string_view::npos ? name : name.substr(prev + 1);
+}
 
-int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
+std::uint64_t run_simple(const Options& o, pcap_dumper_t* dump, Truth* truth) {
+  const std::uint64_t packets = o.packets.value_or(2000);
+  const double ipv6_pct = o.ipv6_pct.value_or(10);
+  const double vlan_pct = o.vlan_pct.value_or(7);
+  const double edns_pct = o.edns_pct.value_or(40);
+  const double nxdomain_pct = o.nxdomain_pct.value_or(8);
+  const double servfail_pct = o.servfail_pct.value_or(2);
   std::mt19937_64 rng(o.seed);
-  auto roll = [&](unsigned pct) { return rng() % 100 < pct; };
-
-  pcap_t* dead =
-      pcap_open_dead_with_tstamp_precision(DLT_EN10MB, 65535, PCAP_TSTAMP_PRECISION_MICRO);
-  pcap_dumper_t* dump = pcap_dump_open(dead, o.out.c_str());
-  if (dump == nullptr) {
-    std::fprintf(stderr, "gen_pcap: cannot write %s: %s\n", o.out.c_str(), pcap_geterr(dead));
-    return 1;
-  }
+  auto roll = [&](double pct) { return static_cast<double>(rng() % 100) < pct; };
 
   unsigned weight_total = 0;
   for (const auto& q : kQTypes) {
     weight_total += q.weight;
   }
   const std::int64_t start_us = 1'767'225'600'000'000;  // 2026-01-01T00:00:00Z
-  const double gap_us = 1e6 / o.rate;
+  const double gap_us = 1e6 / o.rate.value_or(1000);
   std::uint64_t written = 0;
   std::uint16_t next_id = 1;
-  while (written < o.packets) {
+  std::uint32_t txn = 0;
+  while (written < packets) {
     Endpoint client;
     Endpoint server;
-    const bool v6 = roll(o.ipv6_pct);
+    const bool v6 = roll(ipv6_pct);
     client.v6 = server.v6 = v6;
     const auto host = static_cast<std::uint16_t>(rng() % 4000 + 1);
     if (!v6) {
@@ -260,14 +555,14 @@ int main(int argc, char** argv) {
       server.addr = {0x20, 0x01, 0x0d, 0xb8, 0, 0x53};
       server.addr[15] = 0x53;
     }
-    const int vlan = roll(o.vlan_pct) ? 100 : -1;
+    const int vlan = roll(vlan_pct) ? 100 : -1;
     const auto sport = static_cast<std::uint16_t>(1024 + rng() % 64000);
     // Zipf-like choice of the name: low indices far more often.
     const std::size_t di = std::min<std::size_t>(
         kDomains.size() - 1,
         static_cast<std::size_t>(std::pow(static_cast<double>(rng() % 10000) / 10000.0, 2.5) *
                                  kDomains.size()));
-    unsigned pick = static_cast<unsigned>(rng() % weight_total);
+    auto pick = static_cast<unsigned>(rng() % weight_total);
     std::uint16_t qtype = 1;
     for (const auto& q : kQTypes) {
       if (pick < q.weight) {
@@ -277,11 +572,9 @@ int main(int argc, char** argv) {
       pick -= q.weight;
     }
     const std::uint16_t id = next_id++;
-    const bool edns = roll(o.edns_pct);
-    const unsigned fate = static_cast<unsigned>(rng() % 100);
-    const unsigned rcode = fate < o.nxdomain_pct                    ? 3
-                           : fate < o.nxdomain_pct + o.servfail_pct ? 2
-                                                                    : 0;
+    const bool edns = roll(edns_pct);
+    const auto fate = static_cast<double>(rng() % 100);
+    const unsigned rcode = fate < nxdomain_pct ? 3 : fate < nxdomain_pct + servfail_pct ? 2 : 0;
 
     auto message = [&](bool response) {
       Bytes d;
@@ -321,23 +614,1147 @@ int main(int argc, char** argv) {
       return d.data();
     };
 
-    for (int leg = 0; leg < 2 && written < o.packets; ++leg) {
+    for (int leg = 0; leg < 2 && written < packets; ++leg) {
       const bool response = leg == 1;
       const auto dns = message(response);
       const auto bytes = response ? frame(server, client, 53, sport, dns, vlan)
                                   : frame(client, server, sport, 53, dns, vlan);
       const auto ts_us =
           start_us + static_cast<std::int64_t>(static_cast<double>(written) * gap_us);
-      pcap_pkthdr h{};
-      h.ts.tv_sec = ts_us / 1'000'000;
-      h.ts.tv_usec = ts_us % 1'000'000;
-      h.caplen = h.len = static_cast<bpf_u_int32>(bytes.size());
-      pcap_dump(reinterpret_cast<u_char*>(dump), &h, bytes.data());  // NOLINT: libpcap API
+      write_frame(dump, ts_us, bytes.data(), bytes.size());
       ++written;
+      if (truth != nullptr) {
+        FrameFacts f;
+        f.kind = response ? FrameFacts::Kind::Response : FrameFacts::Kind::Query;
+        f.v6 = v6;
+        f.vlan = vlan >= 0;
+        f.edns = f.edns_do = edns;
+        f.qtype = qtype;
+        f.rcode = static_cast<std::uint8_t>(rcode);
+        f.client = host * 2U + (v6 ? 1U : 0U);
+        f.txn = txn;
+        f.wire_len = static_cast<std::uint32_t>(bytes.size());
+        if (!response) {
+          f.qname = std::string(kDomains[di]);
+          f.domain = simple_domain(kDomains[di]);
+        }
+        truth->add(f);
+      }
     }
+    ++txn;
+  }
+  return written;
+}
+
+// ------------------------------------------------------------------------------------------------
+// The bench profile.
+
+// xoshiro256**: fast, and the same sequence on every platform (std distributions are not).
+class Rng {
+ public:
+  explicit Rng(std::uint64_t seed) {
+    for (auto& s : s_) {
+      seed += 0x9E3779B97F4A7C15ULL;  // splitmix64 expands the seed
+      std::uint64_t z = seed;
+      z = (z ^ (z >> 30U)) * 0xBF58476D1CE4E5B9ULL;
+      z = (z ^ (z >> 27U)) * 0x94D049BB133111EBULL;
+      s = z ^ (z >> 31U);
+    }
+  }
+
+  std::uint64_t next() {
+    const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
+    const std::uint64_t t = s_[1] << 17U;
+    s_[2] ^= s_[0];
+    s_[3] ^= s_[1];
+    s_[1] ^= s_[2];
+    s_[0] ^= s_[3];
+    s_[2] ^= t;
+    s_[3] = rotl(s_[3], 45);
+    return result;
+  }
+
+  // Uniform in [0, n) (Lemire's multiply-shift; the bias is below 2^-32).
+  std::uint32_t below(std::uint32_t n) {
+    return static_cast<std::uint32_t>(((next() >> 32U) * n) >> 32U);
+  }
+
+  std::uint32_t range(std::uint32_t lo, std::uint32_t hi) { return lo + below(hi - lo + 1); }
+
+  double unit() { return static_cast<double>(next() >> 11U) * 0x1.0p-53; }  // [0, 1)
+
+  bool chance(double pct) { return unit() * 100.0 < pct; }
+
+ private:
+  static std::uint64_t rotl(std::uint64_t x, int k) {
+    return (x << static_cast<unsigned>(k)) | (x >> static_cast<unsigned>(64 - k));
+  }
+
+  std::array<std::uint64_t, 4> s_{};
+};
+
+// A stable per-entity hash, so that properties of a host or domain do not depend on draw order.
+std::uint64_t mix(std::uint64_t a, std::uint64_t b = 0) {
+  std::uint64_t z = a * 0x9E3779B97F4A7C15ULL + b + 0x632BE59BD9B4E019ULL;
+  z = (z ^ (z >> 30U)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27U)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31U);
+}
+
+// Samples an index with probability proportional to its weight.
+class Cdf {
+ public:
+  Cdf() = default;
+
+  explicit Cdf(const std::vector<double>& weights) {
+    cum_.reserve(weights.size());
+    double total = 0;
+    for (const double w : weights) {
+      total += w;
+      cum_.push_back(total);
+    }
+  }
+
+  static Cdf zipf(std::size_t n, double s) {
+    std::vector<double> w(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      w[i] = 1.0 / std::pow(static_cast<double>(i + 1), s);
+    }
+    return Cdf(w);
+  }
+
+  std::uint32_t sample(Rng& rng) const {
+    const double u = rng.unit() * cum_.back();
+    const auto it = std::upper_bound(cum_.begin(), cum_.end(), u);
+    const auto i = static_cast<std::size_t>(it - cum_.begin());
+    return static_cast<std::uint32_t>(std::min(i, cum_.size() - 1));
+  }
+
+ private:
+  std::vector<double> cum_;
+};
+
+struct Suffix {
+  std::string_view name;
+  double weight;
+};
+
+// Public suffixes, multi-label ones included, so registrable-domain logic gets exercised.
+constexpr std::array<Suffix, 16> kSuffixes{{{"com", 46},
+                                            {"net", 8},
+                                            {"org", 7},
+                                            {"de", 6},
+                                            {"co.uk", 5},
+                                            {"io", 4},
+                                            {"fr", 3},
+                                            {"com.br", 3},
+                                            {"nl", 3},
+                                            {"ru", 3},
+                                            {"com.au", 2},
+                                            {"co.jp", 2},
+                                            {"info", 2},
+                                            {"org.uk", 1},
+                                            {"se", 1},
+                                            {"dev", 1}}};
+
+// Host labels under a registrable domain, in order of popularity ("" is the apex).
+constexpr std::array<std::string_view, 19> kSubLabels{
+    "www",    "",       "api",  "cdn",  "static", "mail", "m",      "img",  "login", "app",
+    "eu.api", "assets", "news", "auth", "media",  "shop", "s1.img", "push", "status"};
+
+// Registrars' name servers and CDNs the answers point at (synthetic names).
+constexpr std::array<std::string_view, 4> kCdns{"edgecache.net", "fastpath-cdn.net",
+                                                "cloudfront-sim.com", "akam-sim.net"};
+constexpr std::array<std::string_view, 4> kDnsHosts{"dns-host.net", "nsone-sim.net",
+                                                    "ultradns-sim.org", "domaincontrol-sim.com"};
+
+// The name population: registrable domains, their host names and the reverse names.
+class Population {
+ public:
+  Population(std::uint32_t domains, std::uint64_t seed) {
+    std::vector<double> suffix_w;
+    suffix_w.reserve(kSuffixes.size());
+    for (const auto& s : kSuffixes) {
+      suffix_w.push_back(s.weight);
+    }
+    const Cdf suffix_cdf(suffix_w);
+    Rng rng(mix(seed, 0xD0));
+    domains_.reserve(domains + 2);
+    subs_.reserve(domains);
+    for (std::uint32_t d = 0; d < domains; ++d) {
+      domains_.push_back(make_label(d) + "." + std::string(kSuffixes[suffix_cdf.sample(rng)].name));
+      subs_.push_back(static_cast<std::uint8_t>(1 + mix(seed, d) % kSubLabels.size()));
+    }
+    // PTR names live under two registrable domains (the label just below in-addr/ip6.arpa).
+    domains_.emplace_back("198.in-addr.arpa");
+    domains_.emplace_back("2.ip6.arpa");
+  }
+
+  [[nodiscard]] std::uint32_t count() const {
+    return static_cast<std::uint32_t>(domains_.size() - 2);
+  }
+
+  [[nodiscard]] const std::string& domain(std::uint32_t d) const { return domains_[d]; }
+
+  [[nodiscard]] std::uint32_t subdomains(std::uint32_t d) const { return subs_[d]; }
+
+  [[nodiscard]] std::uint32_t ptr_domain(bool v6) const { return count() + (v6 ? 1U : 0U); }
+
+  // PTR names: 8,000 IPv4 addresses in 198.18.0.0/15 and 2,000 IPv6 in 2001:db8::/32.
+  static constexpr std::uint32_t kPtrNames = 10000;
+  static constexpr std::uint32_t kPtrV4 = 8000;
+
+  static std::string ptr_name(std::uint32_t i) {
+    char buf[128];
+    if (i < kPtrV4) {
+      const std::uint32_t a = 0xC6120000U + mix(i, 0x77) % 0x20000U;  // 198.18.0.0/15
+      std::snprintf(buf, sizeof buf, "%u.%u.%u.198.in-addr.arpa", a & 0xFFU, (a >> 8U) & 0xFFU,
+                    (a >> 16U) & 0xFFU);
+      return buf;
+    }
+    // 2001:db8:xxxx::yyyy in nibble form, least significant nibble first.
+    std::array<std::uint8_t, 16> addr{0x20, 0x01, 0x0d, 0xb8};
+    const std::uint64_t h = mix(i, 0x66);
+    for (std::size_t k = 4; k < 16; ++k) {
+      addr[k] = static_cast<std::uint8_t>(k < 8 || k >= 14 ? (h >> (8 * (k % 8))) & 0xFFU : 0);
+    }
+    std::string out;
+    static constexpr std::string_view kHex = "0123456789abcdef";
+    for (std::size_t k = 16; k-- > 0;) {
+      out += kHex[addr[k] & 0xFU];
+      out += '.';
+      out += kHex[addr[k] >> 4U];
+      out += '.';
+    }
+    return out + "ip6.arpa";
+  }
+
+ private:
+  // Three consonant-vowel syllables of an index permuted over 85^3: distinct domains get
+  // distinct labels. Some get a fourth syllable, a number or a word, so lengths vary; a suffix
+  // never makes two labels equal, since the first six letters already differ.
+  static std::string make_label(std::uint32_t d) {
+    static constexpr std::string_view kC = "bcdfghjklmnprstvz";
+    static constexpr std::string_view kV = "aeiou";
+    constexpr std::uint32_t kSyl = 17 * 5;
+    constexpr std::uint32_t kSpace = kSyl * kSyl * kSyl;  // 5^3 * 17^3
+    auto syllable = [&](std::string& s, std::uint32_t v) {
+      s += kC[v % kSyl / 5];
+      s += kV[v % kSyl % 5];
+    };
+    // 7919 is prime to 5 and 17, so this is a permutation of [0, kSpace) for d < kSpace.
+    auto v = static_cast<std::uint32_t>((std::uint64_t{d} * 7919U + 4242U) % kSpace);
+    std::string s;
+    for (int i = 0; i < 3; ++i, v /= kSyl) {
+      syllable(s, v);
+    }
+    const auto h = mix(d, 0x1AB);
+    if (h % 5 == 0) {
+      syllable(s, static_cast<std::uint32_t>(h >> 8U));
+    } else if (h % 7 == 0) {
+      s += std::to_string(h % 100);
+    } else if (h % 11 == 0) {
+      s += "-online";
+    }
+    if (d >= kSpace) {  // beyond 614,125 domains: the index keeps labels distinct
+      s += "-" + std::to_string(d / kSpace);
+    }
+    return s;
+  }
+
+  std::vector<std::string> domains_;
+  std::vector<std::uint8_t> subs_;
+};
+
+// Builds a DNS message with RFC 1035 name compression (every suffix written becomes a target).
+class Message {
+ public:
+  void u8(unsigned v) { b_[n_++] = static_cast<std::uint8_t>(v); }
+
+  void u16(unsigned v) {
+    u8(v >> 8U);
+    u8(v & 0xFFU);
+  }
+
+  void u32(std::uint32_t v) {
+    u16(v >> 16U);
+    u16(v & 0xFFFFU);
+  }
+
+  void raw(const std::uint8_t* p, std::size_t n) {
+    std::memcpy(b_.data() + n_, p, n);
+    n_ += n;
+  }
+
+  void put16(std::size_t at, unsigned v) {
+    b_[at] = static_cast<std::uint8_t>(v >> 8U);
+    b_[at + 1] = static_cast<std::uint8_t>(v & 0xFFU);
+  }
+
+  // A name in dotted form ("" or "." is the root), compressed against the names already written.
+  void name(std::string_view dotted) {
+    if (dotted == ".") {
+      dotted = {};
+    }
+    std::size_t start = 0;
+    while (start < dotted.size()) {
+      const std::string_view suffix = dotted.substr(start);
+      for (std::size_t e = 0; e < entries_; ++e) {
+        if (table_[e].suffix == suffix) {
+          u16(0xC000U | table_[e].offset);
+          return;
+        }
+      }
+      if (n_ < 0x3FFF && entries_ < table_.size() && pool_used_ + suffix.size() <= pool_.size()) {
+        std::memcpy(pool_.data() + pool_used_, suffix.data(), suffix.size());
+        table_[entries_++] = {std::string_view(pool_.data() + pool_used_, suffix.size()),
+                              static_cast<std::uint16_t>(n_)};
+        pool_used_ += suffix.size();
+      }
+      auto dot = dotted.find('.', start);
+      if (dot == std::string_view::npos) {
+        dot = dotted.size();
+      }
+      u8(static_cast<unsigned>(dot - start));
+      raw(reinterpret_cast<const std::uint8_t*>(dotted.data() + start),  // NOLINT: bytes
+          dot - start);
+      start = dot + 1;
+    }
+    u8(0);
+  }
+
+  // Owner, type, class IN and TTL; returns where RDLENGTH goes, for end_rr().
+  std::size_t begin_rr(std::string_view owner, unsigned type, std::uint32_t ttl,
+                       unsigned rrclass = 1) {
+    name(owner);
+    u16(type);
+    u16(rrclass);
+    u32(ttl);
+    const std::size_t at = n_;
+    u16(0);
+    return at;
+  }
+
+  void end_rr(std::size_t at) { put16(at, static_cast<unsigned>(n_ - at - 2)); }
+
+  [[nodiscard]] std::size_t size() const { return n_; }
+
+  [[nodiscard]] const std::uint8_t* data() const { return b_.data(); }
+
+ private:
+  struct Entry {
+    std::string_view suffix;
+    std::uint16_t offset = 0;
+  };
+
+  std::array<std::uint8_t, 4096> b_{};
+  std::size_t n_ = 0;
+  std::array<Entry, 96> table_{};
+  std::size_t entries_ = 0;
+  std::array<char, 8192> pool_{};
+  std::size_t pool_used_ = 0;
+};
+
+struct Host {
+  std::array<std::uint8_t, 4> v4{};
+  std::array<std::uint8_t, 16> v6{};
+  std::array<std::uint8_t, 6> mac{};
+  int vlan = -1;
+  bool edns = false, edns_do = false, cookie = false, ecs = false;
+  std::uint16_t udp_size = 1232;
+  std::array<std::uint8_t, 8> client_cookie{};
+};
+
+// Sum of 16-bit big-endian words (odd tail padded with zero), not yet folded.
+std::uint32_t sum16(const std::uint8_t* p, std::size_t n, std::uint32_t acc = 0) {
+  std::size_t i = 0;
+  for (; i + 1 < n; i += 2) {
+    acc += static_cast<std::uint32_t>((p[i] << 8U) | p[i + 1]);
+  }
+  if (i < n) {
+    acc += static_cast<std::uint32_t>(p[i] << 8U);
+  }
+  return acc;
+}
+
+std::uint16_t fold(std::uint32_t sum) {
+  while ((sum >> 16U) != 0) {
+    sum = (sum & 0xFFFFU) + (sum >> 16U);
+  }
+  return static_cast<std::uint16_t>(~sum & 0xFFFFU);
+}
+
+struct TcpFields {
+  std::uint32_t seq = 0, ack = 0;
+  std::uint8_t flags = 0;
+  bool syn_options = false;
+};
+
+constexpr std::uint8_t kFin = 0x01, kSyn = 0x02, kPsh = 0x08, kAck = 0x10;
+
+// One frame of a client-server conversation: Ethernet, optional 802.1Q tag, IPv4 or IPv6, UDP or
+// TCP with correct checksums.
+class FrameBuilder {
+ public:
+  FrameBuilder(const Host& host, bool v6, const std::array<std::uint8_t, 4>& server_v4,
+               const std::array<std::uint8_t, 16>& server_v6)
+      : host_(host), v6_(v6), server_v4_(server_v4), server_v6_(server_v6) {}
+
+  std::vector<std::uint8_t> udp(bool from_client, std::uint16_t client_port,
+                                const std::uint8_t* payload, std::size_t len) const {
+    std::vector<std::uint8_t> f;
+    f.reserve(64 + len);
+    const std::size_t l4 = link_and_ip(f, from_client, 17, 8 + len);
+    const auto sport = from_client ? client_port : std::uint16_t{53};
+    const auto dport = from_client ? std::uint16_t{53} : client_port;
+    put16(f, sport);
+    put16(f, dport);
+    put16(f, static_cast<unsigned>(8 + len));
+    put16(f, 0);
+    f.insert(f.end(), payload, payload + len);
+    finish_l4(f, l4, 17, l4 + 6);
+    return f;
+  }
+
+  std::vector<std::uint8_t> tcp(bool from_client, std::uint16_t client_port, const TcpFields& t,
+                                const std::uint8_t* payload, std::size_t len) const {
+    std::vector<std::uint8_t> f;
+    f.reserve(80 + len);
+    // SYNs carry MSS, SACK-permitted and window scale, as Linux sends them.
+    static constexpr std::array<std::uint8_t, 12> kSynOptions{2, 4, 0x05, 0xB4, 1, 1,
+                                                              4, 2, 1,    3,    3, 7};
+    const std::size_t header = 20 + (t.syn_options ? kSynOptions.size() : 0);
+    const std::size_t l4 = link_and_ip(f, from_client, 6, header + len);
+    put16(f, from_client ? client_port : 53U);
+    put16(f, from_client ? 53U : client_port);
+    put32(f, t.seq);
+    put32(f, (t.flags & kAck) != 0 ? t.ack : 0);
+    f.push_back(static_cast<std::uint8_t>((header / 4) << 4U));
+    f.push_back(t.flags);
+    put16(f, from_client ? 64240U : 65160U);  // window
+    put16(f, 0);                              // checksum, below
+    put16(f, 0);                              // urgent pointer
+    if (t.syn_options) {
+      f.insert(f.end(), kSynOptions.begin(), kSynOptions.end());
+    }
+    if (len != 0) {
+      f.insert(f.end(), payload, payload + len);
+    }
+    finish_l4(f, l4, 6, l4 + 16);
+    return f;
+  }
+
+ private:
+  static void put16(std::vector<std::uint8_t>& f, unsigned v) {
+    f.push_back(static_cast<std::uint8_t>(v >> 8U));
+    f.push_back(static_cast<std::uint8_t>(v & 0xFFU));
+  }
+
+  static void put32(std::vector<std::uint8_t>& f, std::uint32_t v) {
+    put16(f, v >> 16U);
+    put16(f, v & 0xFFFFU);
+  }
+
+  // Writes Ethernet and IP; returns the offset of the transport header.
+  std::size_t link_and_ip(std::vector<std::uint8_t>& f, bool from_client, std::uint8_t proto,
+                          std::size_t l4_len) const {
+    static constexpr std::array<std::uint8_t, 6> kServerMac{0x02, 0x53, 0, 0, 0, 0x53};
+    const auto& dst_mac = from_client ? kServerMac : host_.mac;
+    const auto& src_mac = from_client ? host_.mac : kServerMac;
+    f.insert(f.end(), dst_mac.begin(), dst_mac.end());
+    f.insert(f.end(), src_mac.begin(), src_mac.end());
+    if (host_.vlan >= 0) {
+      put16(f, 0x8100);
+      put16(f, static_cast<unsigned>(host_.vlan));
+    }
+    ip_at_ = f.size();
+    if (!v6_) {
+      put16(f, 0x0800);
+      ip_at_ = f.size();
+      f.push_back(0x45);
+      f.push_back(0);
+      put16(f, static_cast<unsigned>(20 + l4_len));
+      put16(f, static_cast<unsigned>(mix(l4_len, f.size() + host_.mac[5]) & 0xFFFFU));  // id
+      put16(f, 0x4000);                                                                 // DF
+      f.push_back(from_client ? 64 : 63);
+      f.push_back(proto);
+      put16(f, 0);
+      const auto& src = from_client ? host_.v4 : server_v4_;
+      const auto& dst = from_client ? server_v4_ : host_.v4;
+      f.insert(f.end(), src.begin(), src.end());
+      f.insert(f.end(), dst.begin(), dst.end());
+      const auto c = fold(sum16(f.data() + ip_at_, 20));
+      f[ip_at_ + 10] = static_cast<std::uint8_t>(c >> 8U);
+      f[ip_at_ + 11] = static_cast<std::uint8_t>(c & 0xFFU);
+    } else {
+      put16(f, 0x86DD);
+      ip_at_ = f.size();
+      put32(f, 0x60000000U);
+      put16(f, static_cast<unsigned>(l4_len));
+      f.push_back(proto);
+      f.push_back(from_client ? 64 : 63);
+      const auto& src = from_client ? host_.v6 : server_v6_;
+      const auto& dst = from_client ? server_v6_ : host_.v6;
+      f.insert(f.end(), src.begin(), src.end());
+      f.insert(f.end(), dst.begin(), dst.end());
+    }
+    return f.size();
+  }
+
+  // Transport checksum over the pseudo-header and the segment.
+  void finish_l4(std::vector<std::uint8_t>& f, std::size_t l4, std::uint8_t proto,
+                 std::size_t checksum_at) const {
+    const std::size_t len = f.size() - l4;
+    std::uint32_t acc = v6_ ? sum16(f.data() + ip_at_ + 8, 32) : sum16(f.data() + ip_at_ + 12, 8);
+    acc += static_cast<std::uint32_t>(len & 0xFFFFU) + static_cast<std::uint32_t>(len >> 16U);
+    acc += proto;
+    auto c = fold(sum16(f.data() + l4, len, acc));
+    if (c == 0 && proto == 17) {
+      c = 0xFFFF;  // zero means "no checksum" in UDP
+    }
+    f[checksum_at] = static_cast<std::uint8_t>(c >> 8U);
+    f[checksum_at + 1] = static_cast<std::uint8_t>(c & 0xFFU);
+  }
+
+  const Host& host_;
+  bool v6_;
+  const std::array<std::uint8_t, 4>& server_v4_;
+  const std::array<std::uint8_t, 16>& server_v6_;
+  mutable std::size_t ip_at_ = 0;
+};
+
+struct QTypeWeight {
+  std::uint16_t code;
+  double weight;
+};
+
+constexpr std::array<QTypeWeight, 10> kBenchQTypes{{{1, 515},
+                                                    {28, 260},
+                                                    {65, 100},
+                                                    {12, 50},
+                                                    {16, 40},
+                                                    {15, 30},
+                                                    {33, 2},
+                                                    {2, 1},
+                                                    {6, 1},
+                                                    {255, 1}}};
+
+// A frame waiting in time order.
+struct Pending {
+  std::int64_t ts_us = 0;
+  std::uint64_t seq = 0;
+  std::vector<std::uint8_t> bytes;
+  FrameFacts facts;
+};
+
+struct Later {
+  bool operator()(const Pending& a, const Pending& b) const {
+    return a.ts_us != b.ts_us ? a.ts_us > b.ts_us : a.seq > b.seq;
+  }
+};
+
+// What one query and its answer look like, decided before either is written.
+struct Exchange {
+  std::uint32_t key = 0;  // for the truth summary
+  std::uint16_t id = 0;
+  std::uint16_t qtype = 1;
+  std::string qname;
+  std::uint32_t domain = 0;  // index in the population (PTR: the arpa domains)
+  unsigned rcode = 0;
+  bool nodata = false;  // NOERROR with an empty answer (SOA in authority)
+  bool answered = true;
+  bool tc = false;     // a UDP response with TC=1 and no records
+  bool large = false;  // the full answer after TC=1: many records
+  bool ad = false;
+  bool server_cookie = false;  // the client already holds a server cookie
+  unsigned cname_hops = 0;
+  unsigned records = 1;
+};
+
+class BenchGenerator {
+ public:
+  BenchGenerator(const Options& o, pcap_dumper_t* dump, Truth* truth)
+      : o_(o),
+        dump_(dump),
+        truth_(truth),
+        rng_(o.seed),
+        pop_(o.domains, o.seed),
+        domain_zipf_(Cdf::zipf(pop_.count(), 1.0)),
+        ptr_zipf_(Cdf::zipf(Population::kPtrNames, 1.0)),
+        client_pick_(Cdf::zipf(o.clients, kClientZipf)) {
+    for (std::uint32_t k = 1; k <= kSubLabels.size(); ++k) {
+      sub_zipf_.push_back(Cdf::zipf(k, 1.2));
+    }
+    std::vector<double> w;
+    w.reserve(kBenchQTypes.size());
+    for (const auto& q : kBenchQTypes) {
+      w.push_back(q.weight);
+    }
+    qtype_cdf_ = Cdf(w);
+    make_hosts();
+  }
+
+  std::uint64_t run() {
+    const std::uint64_t packets = o_.packets.value_or(2'000'000);
+    // Frames per transaction are about 2.14 on average (TCP exchanges take 8-10 frames).
+    const double mean_gap_us = 2.14e6 / o_.rate.value_or(100'000);
+    auto t_us = static_cast<double>(kStartUs);
+    for (;;) {
+      t_us += -std::log(1.0 - rng_.unit()) * mean_gap_us;
+      const auto start = static_cast<std::int64_t>(t_us);
+      // Everything still pending before this start can be written: later exchanges only add
+      // frames at or after their start.
+      while (!pending_.empty() && pending_.top().ts_us < start && written_ < packets) {
+        emit();
+      }
+      if (written_ >= packets) {
+        break;
+      }
+      transaction(start);
+    }
+    return written_;
+  }
+
+ private:
+  static constexpr std::int64_t kStartUs = 1'767'225'600'000'000;  // 2026-01-01T00:00:00Z
+  static constexpr double kClientZipf = 0.6;  // a few busy clients, a long tail of quiet ones
+
+  void make_hosts() {
+    hosts_.resize(o_.clients);
+    const double vlan_pct = o_.vlan_pct.value_or(7);
+    const double edns_pct = o_.edns_pct.value_or(40);
+    static constexpr std::array<int, 4> kVlans{10, 20, 30, 110};
+    for (std::uint32_t h = 0; h < o_.clients; ++h) {
+      Host& host = hosts_[h];
+      const std::uint32_t n = h + 256;  // 198.18.1.0 onwards
+      host.v4 = {198, 18, static_cast<std::uint8_t>(n >> 8U), static_cast<std::uint8_t>(n)};
+      host.v6 = {0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01};
+      const auto iid = mix(o_.seed, h);  // a random-looking interface identifier
+      for (std::size_t k = 8; k < 16; ++k) {
+        host.v6[k] = static_cast<std::uint8_t>(iid >> (8 * (k - 8)));
+      }
+      host.mac = {0x02,
+                  0x10,
+                  static_cast<std::uint8_t>(h >> 16U),
+                  static_cast<std::uint8_t>(h >> 8U),
+                  static_cast<std::uint8_t>(h),
+                  0x01};
+      const auto u = [&](std::uint64_t salt) {
+        return static_cast<double>(mix(o_.seed ^ salt, h) % 100000) / 1000.0;
+      };
+      host.edns_do = u(0x33) < 25;
+      host.cookie = u(0x44) < 30;
+      host.ecs = u(0x55) < 10;
+      host.udp_size = u(0x66) < 60 ? 1232 : 4096;
+      const auto c = mix(o_.seed ^ 0xC0, h);
+      for (std::size_t k = 0; k < 8; ++k) {
+        host.client_cookie[k] = static_cast<std::uint8_t>(c >> (8 * k));
+      }
+    }
+    // Clients are picked by a skewed distribution, so a share of the hosts is not a share of the
+    // traffic: walk the hosts in a seeded order and give the property to hosts until their
+    // expected traffic reaches the percentage.
+    assign_by_share(vlan_pct, 0x11,
+                    [&](std::uint32_t h) { hosts_[h].vlan = kVlans[h % kVlans.size()]; });
+    assign_by_share(edns_pct, 0x22, [&](std::uint32_t h) { hosts_[h].edns = true; });
+  }
+
+  template <typename Give>
+  void assign_by_share(double pct, std::uint64_t salt, Give give) {
+    std::vector<std::uint32_t> order(o_.clients);
+    for (std::uint32_t h = 0; h < o_.clients; ++h) {
+      order[h] = h;
+    }
+    std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+      return mix(o_.seed ^ salt, a) < mix(o_.seed ^ salt, b);
+    });
+    double total = 0;
+    for (std::uint32_t h = 0; h < o_.clients; ++h) {
+      total += client_weight(h);
+    }
+    double given = 0;
+    for (const auto h : order) {
+      if (given >= total * pct / 100.0) {
+        break;
+      }
+      give(h);
+      given += client_weight(h);
+    }
+  }
+
+  // The weight of client h in client_pick_ (Zipf 0.6).
+  static double client_weight(std::uint32_t h) {
+    return 1.0 / std::pow(static_cast<double>(h + 1), kClientZipf);
+  }
+
+  void push(std::int64_t ts_us, std::vector<std::uint8_t>&& bytes, FrameFacts&& facts) {
+    Pending p;
+    p.ts_us = ts_us;
+    p.seq = seq_++;
+    p.bytes = std::move(bytes);
+    if (truth_ != nullptr) {
+      p.facts = std::move(facts);
+      p.facts.wire_len = static_cast<std::uint32_t>(p.bytes.size());
+    }
+    pending_.push(std::move(p));
+  }
+
+  void emit() {
+    // priority_queue::top() is const; the element is popped right after, so moving is safe.
+    auto& top = const_cast<Pending&>(pending_.top());  // NOLINT: see above
+    write_frame(dump_, top.ts_us, top.bytes.data(), top.bytes.size());
+    if (truth_ != nullptr) {
+      truth_->add(top.facts);
+    }
+    ++written_;
+    pending_.pop();
+  }
+
+  // Cache hit (most answers) or miss: the resolver's answer delay.
+  std::int64_t latency_us(unsigned rcode) {
+    if (rcode == 2) {
+      return static_cast<std::int64_t>(50'000.0 * std::pow(30.0, rng_.unit()));  // 50 ms-1.5 s
+    }
+    if (rng_.chance(78)) {
+      return rng_.range(30, 400);
+    }
+    return static_cast<std::int64_t>(2'000.0 * std::pow(60.0, rng_.unit()));  // 2-120 ms
+  }
+
+  void transaction(std::int64_t start_us) {
+    const std::uint32_t h = client_pick_.sample(rng_);
+    const Host& host = hosts_[h];
+    const bool v6 = rng_.chance(o_.ipv6_pct.value_or(10));
+    const FrameBuilder fb(host, v6, kServerV4[h % 2], kServerV6[h % 2]);
+
+    Exchange x;
+    const auto qt = kBenchQTypes[qtype_cdf_.sample(rng_)].code;
+    x.qtype = qt;
+    const double fate = rng_.unit() * 100;
+    const double nx = o_.nxdomain_pct.value_or(6.6);
+    const double sf = o_.servfail_pct.value_or(2.5);
+    x.rcode = fate < nx ? 3 : fate < nx + sf ? 2 : fate < nx + sf + 0.1 ? 5 : 0;
+    if (qt == 12) {
+      const auto i = ptr_zipf_.sample(rng_);
+      x.qname = Population::ptr_name(i);
+      x.domain = pop_.ptr_domain(i >= Population::kPtrV4);
+    } else {
+      x.domain = domain_zipf_.sample(rng_);
+      const std::string& dom = pop_.domain(x.domain);
+      const auto k = pop_.subdomains(x.domain);
+      if (x.rcode == 3 && rng_.chance(50)) {
+        x.qname = random_label(rng_.range(8, 14)) + "." + dom;  // typo or random-subdomain probe
+      } else {
+        const auto sub = kSubLabels[sub_zipf_[k - 1].sample(rng_)];
+        x.qname = sub.empty() ? dom : std::string(sub) + "." + dom;
+      }
+    }
+    x.answered = !rng_.chance(0.5);
+    const auto dh = mix(o_.seed ^ 0xA5, x.domain);
+    x.cname_hops = qt == 12 || dh % 3 != 0 ? 0 : 1 + static_cast<unsigned>(dh % 7 == 0);
+    x.ad = host.edns && host.edns_do && dh % 5 == 0;
+    x.server_cookie = rng_.chance(60);
+    if (x.rcode == 0) {
+      x.nodata = (qt == 28 && dh % 8 == 0) || (qt == 65 && dh % 2 == 0) || qt == 33 ||
+                 (qt == 15 && dh % 4 == 0);
+      x.records = qt == 1               ? rng_.range(1, 4)
+                  : qt == 28            ? rng_.range(1, 2)
+                  : qt == 16            ? rng_.range(1, 3)
+                  : qt == 15 || qt == 2 ? 2
+                                        : 1;
+    }
+
+    const double tcp_pct = o_.tcp_pct.value_or(2);
+    const bool tcp = rng_.chance(tcp_pct);
+    const bool via_tc = tcp && rng_.chance(50);
+    std::int64_t t = start_us;
+    if (!tcp || via_tc) {
+      Exchange u = x;
+      u.key = next_key_++;
+      u.id = static_cast<std::uint16_t>(rng_.next());
+      u.tc = via_tc;
+      t = udp_exchange(fb, host, h, v6, u, t);
+      if (!tcp) {
+        return;
+      }
+      t += rng_.range(50, 300);  // the stub retries over TCP right away
+    }
+    Exchange v = x;
+    v.key = next_key_++;
+    v.id = static_cast<std::uint16_t>(rng_.next());
+    v.answered = true;
+    v.large = via_tc;
+    tcp_exchange(fb, host, h, v6, v, t);
+  }
+
+  [[nodiscard]] FrameFacts facts(const Exchange& x, const Host& host, std::uint32_t h, bool v6,
+                                 bool tcp, bool response) const {
+    FrameFacts f;
+    f.kind = response ? FrameFacts::Kind::Response : FrameFacts::Kind::Query;
+    f.tcp = tcp;
+    f.v6 = v6;
+    f.vlan = host.vlan >= 0;
+    f.tc = response && x.tc;
+    f.edns = host.edns;
+    f.edns_do = host.edns && host.edns_do;
+    f.cookie = host.edns && host.cookie;
+    f.ecs = host.edns && host.ecs;
+    f.qtype = x.qtype;
+    f.rcode = static_cast<std::uint8_t>(x.rcode);
+    f.client = h * 2 + (v6 ? 1U : 0U);
+    f.txn = x.key;
+    if (!response && truth_ != nullptr) {
+      f.qname = x.qname;
+      f.domain = pop_.domain(x.domain);
+    }
+    return f;
+  }
+
+  std::int64_t udp_exchange(const FrameBuilder& fb, const Host& host, std::uint32_t h, bool v6,
+                            const Exchange& x, std::int64_t t) {
+    const auto port = static_cast<std::uint16_t>(rng_.range(32768, 60999));
+    Message q;
+    write_query(q, host, x);
+    push(t, fb.udp(true, port, q.data(), q.size()), facts(x, host, h, v6, false, false));
+    if (!x.answered) {
+      return t;
+    }
+    Message r;
+    write_response(r, host, v6, x);
+    t += latency_us(x.rcode);
+    push(t, fb.udp(false, port, r.data(), r.size()), facts(x, host, h, v6, false, true));
+    return t;
+  }
+
+  void tcp_exchange(const FrameBuilder& fb, const Host& host, std::uint32_t h, bool v6,
+                    const Exchange& x, std::int64_t t) {
+    const auto port = static_cast<std::uint16_t>(rng_.range(32768, 60999));
+    const auto half_rtt = static_cast<std::int64_t>(rng_.range(25, 200));
+    const auto client_isn = static_cast<std::uint32_t>(rng_.next());
+    const auto server_isn = static_cast<std::uint32_t>(rng_.next());
+    Message q;
+    write_query(q, host, x);
+    Message r;
+    write_response(r, host, v6, x);
+    std::vector<std::uint8_t> qp(2 + q.size()), rp(2 + r.size());  // RFC 1035 §4.2.2 prefix
+    qp[0] = static_cast<std::uint8_t>(q.size() >> 8U);
+    qp[1] = static_cast<std::uint8_t>(q.size() & 0xFFU);
+    std::memcpy(qp.data() + 2, q.data(), q.size());
+    rp[0] = static_cast<std::uint8_t>(r.size() >> 8U);
+    rp[1] = static_cast<std::uint8_t>(r.size() & 0xFFU);
+    std::memcpy(rp.data() + 2, r.data(), r.size());
+    const auto qlen = static_cast<std::uint32_t>(qp.size());
+    const auto rlen = static_cast<std::uint32_t>(rp.size());
+    const std::uint32_t c = client_isn, s = server_isn;
+
+    FrameFacts control = facts(x, host, h, v6, true, false);
+    control.kind = FrameFacts::Kind::NoDns;
+    control.qname.clear();
+    auto segment = [&](bool from_client, TcpFields f, const std::vector<std::uint8_t>* payload,
+                       FrameFacts what) {
+      push(t,
+           fb.tcp(from_client, port, f, payload ? payload->data() : nullptr,
+                  payload ? payload->size() : 0),
+           std::move(what));
+    };
+    segment(true, {c, 0, kSyn, true}, nullptr, control);
+    t += half_rtt;
+    segment(false, {s, c + 1, kSyn | kAck, true}, nullptr, control);
+    t += half_rtt;
+    segment(true, {c + 1, s + 1, kAck, false}, nullptr, control);
+    t += 5;
+    segment(true, {c + 1, s + 1, kPsh | kAck, false}, &qp, facts(x, host, h, v6, true, false));
+    t += half_rtt + latency_us(x.rcode);
+    segment(false, {s + 1, c + 1 + qlen, kPsh | kAck, false}, &rp,
+            facts(x, host, h, v6, true, true));
+    t += half_rtt;
+    segment(true, {c + 1 + qlen, s + 1 + rlen, kFin | kAck, false}, nullptr, control);
+    t += half_rtt;
+    segment(false, {s + 1 + rlen, c + 2 + qlen, kFin | kAck, false}, nullptr, control);
+    t += half_rtt;
+    segment(true, {c + 2 + qlen, s + 2 + rlen, kAck, false}, nullptr, control);
+  }
+
+  std::string random_label(std::uint32_t len) {
+    static constexpr std::string_view kChars = "abcdefghijklmnopqrstuvwxyz0123456789";
+    std::string s(len, 'a');
+    for (auto& ch : s) {
+      ch = kChars[rng_.below(static_cast<std::uint32_t>(kChars.size()))];
+    }
+    return s;
+  }
+
+  static void write_opt(Message& m, const Host& host, bool response, const Exchange& x, bool v6) {
+    m.u8(0);  // root
+    m.u16(41);
+    m.u16(response ? 1232U : host.udp_size);
+    m.u32(host.edns_do ? 0x00008000U : 0);
+    const std::size_t rdlen_at = m.size();
+    m.u16(0);
+    if (host.cookie) {
+      m.u16(10);  // COOKIE (RFC 7873): client cookie, plus the server's when known
+      const bool with_server = response || x.server_cookie;
+      m.u16(with_server ? 24 : 8);
+      m.raw(host.client_cookie.data(), 8);
+      if (with_server) {
+        m.u8(1);  // version
+        m.u8(0);
+        m.u16(0);
+        m.u32(static_cast<std::uint32_t>(1'767'225'600U));  // timestamp
+        const auto hash = mix(x.key, 0xC00C1E);
+        m.u32(static_cast<std::uint32_t>(hash));
+        m.u32(static_cast<std::uint32_t>(hash >> 32U));
+      }
+    }
+    if (host.ecs) {
+      m.u16(8);  // EDNS client subnet (RFC 7871): /24 or /56 of the client
+      const unsigned prefix = v6 ? 56 : 24;
+      const unsigned bytes = prefix / 8;
+      m.u16(4 + bytes);
+      m.u16(v6 ? 2 : 1);
+      m.u8(prefix);
+      m.u8(response ? prefix : 0);  // scope
+      m.raw(v6 ? host.v6.data() : host.v4.data(), bytes);
+    }
+    m.put16(rdlen_at, static_cast<unsigned>(m.size() - rdlen_at - 2));
+  }
+
+  void write_query(Message& m, const Host& host, const Exchange& x) const {
+    m.u16(x.id);
+    m.u16(0x0100U | (x.ad ? 0x0020U : 0U));  // RD (+AD from validating stubs)
+    m.u16(1);
+    m.u16(0);
+    m.u16(0);
+    m.u16(host.edns ? 1 : 0);
+    m.name(x.qname);
+    m.u16(x.qtype);
+    m.u16(1);
+    if (host.edns) {
+      write_opt(m, host, false, x, false);
+    }
+  }
+
+  void write_soa(Message& m, const Exchange& x) const {
+    const std::string& zone = pop_.domain(x.domain);
+    const auto at = m.begin_rr(zone, 6, 900);
+    const std::string mname =
+        "ns1." + std::string(kDnsHosts[mix(x.domain, 0x50A) % kDnsHosts.size()]);
+    m.name(mname);
+    m.name("hostmaster." + zone);
+    m.u32(2026010100U + static_cast<std::uint32_t>(x.domain % 97));
+    m.u32(7200);
+    m.u32(3600);
+    m.u32(1209600);
+    m.u32(300);
+    m.end_rr(at);
+  }
+
+  void write_response(Message& m, const Host& host, bool v6, const Exchange& x) const {
+    unsigned flags = 0x8180U | x.rcode;  // QR RD RA
+    if (x.tc) {
+      flags |= 0x0200U;
+    }
+    if (x.ad && x.rcode == 0) {
+      flags |= 0x0020U;
+    }
+    m.u16(x.id);
+    m.u16(flags);
+    m.u16(1);
+    const std::size_t counts_at = m.size();
+    m.u16(0);
+    m.u16(0);
+    m.u16(0);
+    m.name(x.qname);
+    m.u16(x.qtype);
+    m.u16(1);
+    unsigned an = 0, ns = 0;
+    const auto dh = mix(o_.seed ^ 0xA5, x.domain);
+    if (x.tc || x.rcode == 2 || x.rcode == 5) {
+      // no records
+    } else if (x.rcode == 3 || x.nodata) {
+      write_soa(m, x);
+      ns = 1;
+    } else {
+      std::string owner = x.qname;
+      const bool addr = x.qtype == 1 || x.qtype == 28 || x.qtype == 65;
+      if (addr) {
+        const auto cdn = kCdns[dh % kCdns.size()];
+        for (unsigned hop = 0; hop < x.cname_hops; ++hop) {
+          const std::string target =
+              hop == 0 ? owner + ".edgekey." + std::string(cdn)
+                       : "e" + std::to_string(dh % 9973) + ".a." + std::string(cdn);
+          const auto at = m.begin_rr(owner, 5, 300);
+          m.name(target);
+          m.end_rr(at);
+          ++an;
+          owner = target;
+        }
+      }
+      const unsigned records = x.large ? (x.qtype == 28 ? 12 : x.qtype == 16 ? 5 : 24) : x.records;
+      switch (x.qtype) {
+        case 1:
+          for (unsigned i = 0; i < records; ++i) {
+            const auto at = m.begin_rr(owner, 1, 60);
+            m.u8(203);
+            m.u8(0);
+            m.u8(113);
+            m.u8(static_cast<unsigned>((dh + i) % 254 + 1));
+            m.end_rr(at);
+            ++an;
+          }
+          break;
+        case 28:
+          for (unsigned i = 0; i < records; ++i) {
+            const auto at = m.begin_rr(owner, 28, 60);
+            std::array<std::uint8_t, 16> a{0x20, 0x01, 0x0d, 0xb8, 0xff};  // 2001:db8:ff..::
+            a[5] = static_cast<std::uint8_t>(dh >> 8U);
+            a[7] = static_cast<std::uint8_t>(dh);
+            a[15] = static_cast<std::uint8_t>(i + 1);
+            m.raw(a.data(), a.size());
+            m.end_rr(at);
+            ++an;
+          }
+          break;
+        case 65: {  // HTTPS (RFC 9460): priority 1, target ".", alpn h3,h2 and an ipv4hint
+          const auto at = m.begin_rr(owner, 65, 300);
+          m.u16(1);
+          m.u8(0);
+          m.u16(1);  // alpn
+          m.u16(6);
+          m.u8(2);
+          m.u8('h');
+          m.u8('3');
+          m.u8(2);
+          m.u8('h');
+          m.u8('2');
+          m.u16(4);  // ipv4hint
+          m.u16(4);
+          m.u8(203);
+          m.u8(0);
+          m.u8(113);
+          m.u8(static_cast<unsigned>(dh % 254 + 1));
+          m.end_rr(at);
+          ++an;
+          break;
+        }
+        case 12: {
+          const auto at = m.begin_rr(owner, 12, 3600);
+          const auto d = static_cast<std::uint32_t>(mix(x.qname.size(), dh) % pop_.count());
+          m.name("host-" + std::to_string(dh % 1000) + "." + pop_.domain(d));
+          m.end_rr(at);
+          ++an;
+          break;
+        }
+        case 15:
+          for (unsigned i = 0; i < records; ++i) {
+            const auto at = m.begin_rr(owner, 15, 3600);
+            m.u16(10 * (i + 1));
+            m.name("mx" + std::to_string(i + 1) + "." + pop_.domain(x.domain));
+            m.end_rr(at);
+            ++an;
+          }
+          break;
+        case 16:
+          for (unsigned i = 0; i < records; ++i) {
+            const auto at = m.begin_rr(owner, 16, 300);
+            std::string text = i == 0 ? "v=spf1 include:_spf." + pop_.domain(x.domain) + " ~all"
+                                      : "site-verification=" + std::to_string(mix(dh, i));
+            if (x.large) {
+              text.resize(200, 'x');
+            }
+            m.u8(static_cast<unsigned>(text.size()));
+            m.raw(reinterpret_cast<const std::uint8_t*>(text.data()),  // NOLINT: bytes
+                  text.size());
+            m.end_rr(at);
+            ++an;
+          }
+          break;
+        case 2:
+          for (unsigned i = 0; i < records; ++i) {
+            const auto at = m.begin_rr(owner, 2, 86400);
+            m.name("ns" + std::to_string(i + 1) + "." +
+                   std::string(kDnsHosts[dh % kDnsHosts.size()]));
+            m.end_rr(at);
+            ++an;
+          }
+          break;
+        case 6:
+          write_soa(m, x);
+          ++an;
+          break;
+        case 255: {  // RFC 8482 minimal ANY answer
+          const auto at = m.begin_rr(owner, 13, 3789);
+          m.u8(7);
+          m.raw(reinterpret_cast<const std::uint8_t*>("RFC8482"), 7);  // NOLINT: bytes
+          m.u8(0);
+          m.end_rr(at);
+          ++an;
+          break;
+        }
+        default:
+          break;
+      }
+    }
+    m.put16(counts_at, an);
+    m.put16(counts_at + 2, ns);
+    if (host.edns) {
+      m.put16(counts_at + 4, 1);
+      write_opt(m, host, true, x, v6);
+    }
+  }
+
+  static constexpr std::array<std::array<std::uint8_t, 4>, 2> kServerV4{
+      {{198, 19, 0, 53}, {198, 19, 0, 54}}};
+  static constexpr std::array<std::array<std::uint8_t, 16>, 2> kServerV6{
+      {{0x20, 0x01, 0x0d, 0xb8, 0, 0x53, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x53},
+       {0x20, 0x01, 0x0d, 0xb8, 0, 0x53, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x54}}};
+
+  const Options& o_;
+  pcap_dumper_t* dump_;
+  Truth* truth_;
+  Rng rng_;
+  Population pop_;
+  Cdf domain_zipf_, ptr_zipf_, client_pick_, qtype_cdf_;
+  std::vector<Cdf> sub_zipf_;
+  std::vector<Host> hosts_;
+  std::priority_queue<Pending, std::vector<Pending>, Later> pending_;
+  std::uint64_t seq_ = 0;
+  std::uint64_t written_ = 0;
+  std::uint32_t next_key_ = 0;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options o = parse(argc, argv);
+
+  pcap_t* dead =
+      pcap_open_dead_with_tstamp_precision(DLT_EN10MB, 65535, PCAP_TSTAMP_PRECISION_MICRO);
+  pcap_dumper_t* dump = pcap_dump_open(dead, o.out.c_str());
+  if (dump == nullptr) {
+    std::fprintf(stderr, "gen_pcap: cannot write %s: %s\n", o.out.c_str(), pcap_geterr(dead));
+    return 1;
+  }
+  Truth truth;
+  Truth* t = o.truth.empty() ? nullptr : &truth;
+  std::optional<BenchGenerator> bench;  // outlives truth.write(): the truth views its names
+  std::uint64_t written = 0;
+  if (o.profile == Profile::Bench) {
+    written = bench.emplace(o, dump, t).run();
+  } else {
+    written = run_simple(o, dump, t);
+  }
+  if (pcap_dump_flush(dump) != 0) {
+    std::fprintf(stderr, "gen_pcap: cannot write %s\n", o.out.c_str());
+    return 1;
   }
   pcap_dump_close(dump);
   pcap_close(dead);
+
+  if (t != nullptr && !truth.write(o.truth, o, o.profile == Profile::Bench ? "bench" : "simple")) {
+    std::fprintf(stderr, "gen_pcap: cannot write %s\n", o.truth.c_str());
+    return 1;
+  }
 
   if (!o.cpp_out.empty()) {
     std::ifstream in(o.out, std::ios::binary);
@@ -352,8 +1769,7 @@ int main(int argc, char** argv) {
                  "// Generated by tools/gen_pcap --seed %llu --packets %llu: do not edit.\n"
                  "#include <cstddef>\n#include <span>\n\nnamespace dnsmon {\nnamespace {\n"
                  "alignas(8) constexpr unsigned char kBytes[] = {",
-                 static_cast<unsigned long long>(o.seed),
-                 static_cast<unsigned long long>(o.packets));
+                 static_cast<unsigned long long>(o.seed), static_cast<unsigned long long>(written));
     for (std::size_t i = 0; i < data.size(); ++i) {
       std::fprintf(f, "%s%u,", i % 20 == 0 ? "\n" : "", static_cast<unsigned char>(data[i]));
     }

@@ -1,0 +1,92 @@
+// Cost of one worker's per-frame path over the benchmark mix (tools/gen_pcap --profile bench):
+// what tools/bench.sh measures for the whole process, minus reading the file and the threads.
+//   BM_Parser_BenchMix   Parser::parse only, messages dropped
+//   BM_HotPath_BenchMix  ring try_push/front/pop + Parser::parse + WorkerCounters, as a worker
+// Items are frames; bytes are the frames' captured bytes.
+#include <cstddef>
+#include <cstdint>
+
+#include <benchmark/benchmark.h>
+
+#include "dnsmon/metrics.hpp"
+#include "dnsmon/parser.hpp"
+#include "dnsmon/ring.hpp"
+
+#include "bench_capture.hpp"
+
+namespace {
+
+const dnsmon::bench::BenchCapture& capture() {
+  static const auto c = dnsmon::bench::load_bench_capture(100'000, 1);
+  return c;
+}
+
+struct DropSink final : dnsmon::MessageSink {
+  std::uint64_t messages = 0;
+
+  void on_message(const dnsmon::DnsMessage& /*m*/) override { ++messages; }
+};
+
+struct CountingSink final : dnsmon::MessageSink {
+  dnsmon::WorkerCounters* counters = nullptr;
+
+  void on_message(const dnsmon::DnsMessage& m) override {
+    if (!m.malformed_question) {
+      counters->record_message(m);
+    }
+  }
+};
+
+void BM_Parser_BenchMix(benchmark::State& state) {
+  const auto& cap = capture();
+  dnsmon::Parser parser;
+  DropSink sink;
+  std::size_t i = 0;
+  std::int64_t bytes = 0;
+  for (auto _ : state) {
+    const auto& f = cap.frames[i];
+    const dnsmon::FrameView v{f.header, cap.data(f)};
+    benchmark::DoNotOptimize(parser.parse(v, sink));
+    bytes += f.header.cap_len;
+    if (++i == cap.frames.size()) {
+      i = 0;  // starting over replays old TCP segments: a little unrealistic, and rare
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(bytes);
+  state.counters["messages/frame"] =
+      static_cast<double>(sink.messages) / static_cast<double>(state.iterations());
+}
+
+void BM_HotPath_BenchMix(benchmark::State& state) {
+  const auto& cap = capture();
+  dnsmon::MetricsHub hub(dnsmon::BuildInfo{"bench", "ldns", "pcap"});
+  dnsmon::WorkerCounters& counters = hub.add_worker();
+  dnsmon::FrameRing ring(1024, 4096);
+  dnsmon::Parser parser;
+  CountingSink sink;
+  sink.counters = &counters;
+  std::size_t i = 0;
+  std::int64_t bytes = 0;
+  for (auto _ : state) {
+    const auto& f = cap.frames[i];
+    dnsmon::FrameView v;
+    if (!ring.try_push(f.header, cap.data(f)) || !ring.front(v)) {
+      state.SkipWithError("the ring refused a frame");
+      break;
+    }
+    counters.record_frame(v.header.wire_len, parser.parse(v, sink));
+    ring.pop();
+    bytes += f.header.cap_len;
+    if (++i == cap.frames.size()) {
+      i = 0;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(bytes);
+}
+
+BENCHMARK(BM_Parser_BenchMix);
+BENCHMARK(BM_HotPath_BenchMix);
+
+}  // namespace
