@@ -117,47 +117,89 @@ ParseStatus ip_by_bsd_family(std::uint32_t family, std::uint8_t& version) noexce
   return ParseStatus::NotIp;
 }
 
-// Appends the presentation form of an uncompressed wire name: labels joined by '.', with '.', '\'
-// and bytes outside printable ASCII escaped (RFC 4343 §2.1). The root is ".".
-void format_name(const std::uint8_t* wire, std::size_t size, QName& out) noexcept {
-  std::size_t pos = 0;
+// Decodes the (possibly compressed) name at pos into its presentation form: labels joined by
+// '.', with '.', '\' and bytes outside printable ASCII escaped (RFC 4343 §2.1); the root is ".".
+// On success pos is moved past the name as it stands in the message. The rules are ldns'
+// (ldns_wire2dname), so both accept and refuse the same names: a pointer may go anywhere inside
+// the message, labels are at most 63 bytes, the name at most 255 bytes in wire form, and a chain
+// of more than kMaxPointers pointers is a loop. Done here rather than by ldns because
+// ldns_wire2dname allocates twice per name, the largest cost per packet (docs/performance.md).
+bool decode_name(const std::uint8_t* wire, std::size_t size, std::size_t& pos,
+                 QName& out) noexcept {
+  constexpr int kMaxPointers = 256;
+  constexpr std::size_t kMaxNameBytes = 255;
+  std::size_t at = pos;
+  std::size_t after = 0;  // where the name ends in the message (set at the first pointer)
+  bool jumped = false;
+  int pointers = 0;
+  std::size_t wire_bytes = 1;  // the root label
   std::size_t len = 0;
   std::uint8_t labels = 0;
-  auto put = [&](char c) noexcept {
-    if (len < out.text.size()) {
-      out.text[len++] = c;
+  char* const text = out.text.data();
+  for (;;) {
+    if (at >= size) {
+      return false;
     }
-  };
-  while (pos < size) {
-    const std::size_t label = wire[pos++];
-    if (label == 0 || pos + label > size) {
+    const std::uint8_t label = wire[at];
+    if ((label & 0xC0U) == 0xC0U) {
+      if (at + 1 >= size || ++pointers > kMaxPointers) {
+        return false;
+      }
+      const std::size_t target = ((label & 0x3FU) << 8U) | wire[at + 1];
+      if (target >= size) {
+        return false;
+      }
+      if (!jumped) {
+        after = at + 2;
+        jumped = true;
+      }
+      at = target;
+      continue;
+    }
+    if (label > 63) {
+      return false;  // 0x40 and 0x80 label types are obsolete or unassigned
+    }
+    if (label == 0) {
+      if (!jumped) {
+        after = at + 1;
+      }
       break;
     }
+    if (at + 1 + label > size) {
+      return false;
+    }
+    wire_bytes += 1U + label;
+    if (wire_bytes > kMaxNameBytes) {
+      return false;
+    }
     if (labels != 0) {
-      put('.');
+      text[len++] = '.';
     }
     ++labels;
-    for (std::size_t i = 0; i < label; ++i) {
-      const auto c = wire[pos + i];
+    // At most 255 wire bytes, each at most 4 characters: the 1024-byte buffer always fits.
+    for (std::size_t i = at + 1; i <= at + label; ++i) {
+      const auto c = wire[i];
       if (c == '.' || c == '\\') {
-        put('\\');
-        put(static_cast<char>(c));
+        text[len++] = '\\';
+        text[len++] = static_cast<char>(c);
       } else if (c < 0x21 || c > 0x7E) {
-        put('\\');
-        put(static_cast<char>('0' + c / 100));
-        put(static_cast<char>('0' + c / 10 % 10));
-        put(static_cast<char>('0' + c % 10));
+        text[len++] = '\\';
+        text[len++] = static_cast<char>('0' + c / 100);
+        text[len++] = static_cast<char>('0' + c / 10 % 10);
+        text[len++] = static_cast<char>('0' + c % 10);
       } else {
-        put(static_cast<char>(c));
+        text[len++] = static_cast<char>(c);
       }
     }
-    pos += label;
+    at += 1U + label;
   }
   if (labels == 0) {
-    put('.');
+    text[len++] = '.';
   }
   out.length = static_cast<std::uint16_t>(len);
   out.labels = labels;
+  pos = after;
+  return true;
 }
 
 // Skips a possibly compressed name without following pointers (a pointer ends the name).
@@ -1053,13 +1095,10 @@ ParseStatus Parser::parse_dns(std::span<const std::byte> message, DnsMessage& ou
 
   std::size_t pos = LDNS_HEADER_SIZE;
   if (out.qdcount != 0) {
-    ldns_rdf* name = nullptr;
-    if (ldns_wire2dname(&name, wire, message.size(), &pos) != LDNS_STATUS_OK || name == nullptr) {
+    if (!decode_name(wire, message.size(), pos, out.qname)) {
       out.malformed_question = true;
       return ParseStatus::Malformed;
     }
-    format_name(ldns_rdf_data(name), ldns_rdf_size(name), out.qname);
-    ldns_rdf_deep_free(name);
     if (message.size() - pos < 4) {
       out.malformed_question = true;
       return ParseStatus::Malformed;

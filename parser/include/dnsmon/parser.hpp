@@ -4,15 +4,15 @@
 // loopback, raw IP), any tunnels (VXLAN, Geneve, GRE with ERSPAN, IP-in-IP, 6in4), IPv4 or IPv6
 // with extension headers and fragment reassembly, then UDP or TCP (with stream reassembly) on a
 // DNS port, and finally the DNS header, first question and EDNS OPT record. The addresses and ports
-// reported are the innermost ones. Header fields come from ldns' wire accessors and the question
-// name from ldns_wire2dname; the full message is never built on this path.
+// reported are the innermost ones. Header fields come from ldns' wire accessors; the question name
+// is decoded here with ldns' rules (ldns_wire2dname allocated twice per name, the largest cost
+// per packet); the full message is never built on this path.
 //
 // A frame yields zero, one or (TCP) several messages, handed to a MessageSink as they are found.
 // What happened to the frame is returned as a ParseStatus from a fixed set.
 //
 // Thread-safety: a Parser is owned by one worker thread; stats() may be called from any thread.
-// Allocation: the reassembly tables are allocated in the constructor; per frame, ldns_wire2dname
-//   allocates one small rdf per decoded name and frees it before returning.
+// Allocation: the reassembly tables are allocated in the constructor; nothing per frame.
 #pragma once
 
 #include <array>
