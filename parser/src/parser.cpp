@@ -32,7 +32,7 @@ constexpr std::uint16_t kLinkPppHdlc = 50;  // DLT_PPP_SERIAL
 constexpr std::uint16_t kLinkIeee80211 = 105;
 constexpr std::uint16_t kLinkRadiotap = 127;
 constexpr std::uint16_t kLinkPpi = 192;
-constexpr std::uint16_t kLinkArcnetLinux = 129;  // DLT value libpcap reports on Linux (257 on disk)
+constexpr std::uint16_t kLinkArcnetLinux = 129;  // DLT_ARCNET_LINUX
 constexpr std::uint16_t kLinkPktap = 258;
 
 constexpr std::uint16_t kEtherIpv4 = 0x0800;
@@ -467,8 +467,10 @@ ParseStatus Parser::parse(const FrameView& frame, MessageSink& sink) noexcept {
   msg.reassembled = false;
   msg.malformed_question = false;
   Context ctx{sink, msg, frame.header.ts_ns};
-  if (frame.header.ts_ns - last_expire_ns_ >= 1'000'000'000 ||
-      frame.header.ts_ns < last_expire_ns_) {
+  // Unsigned difference: a damaged file can carry any timestamp, and a signed one could overflow.
+  if (frame.header.ts_ns < last_expire_ns_ || static_cast<std::uint64_t>(frame.header.ts_ns) -
+                                                      static_cast<std::uint64_t>(last_expire_ns_) >=
+                                                  1'000'000'000U) {
     expire(ctx);
   }
   return parse_link(ctx, frame.header.link_type, frame.bytes);
@@ -585,8 +587,13 @@ ParseStatus Parser::parse_link(Context& ctx, std::uint32_t link_type,
       if (bytes.size() < 8 || ++ctx.depth > kMaxTunnelDepth) {
         return bytes.size() < 8 ? ParseStatus::Truncated : ParseStatus::UnsupportedLink;
       }
-      const std::size_t len = link_type == kLinkPpi ? load_u16_le(bytes, 2) : load_u32_le(bytes, 0);
-      const std::uint32_t inner = load_u32_le(bytes, 4);
+      // PPI: version, flags, 16-bit length, 32-bit DLT. PKTAP: 32-bit length, record type, DLT.
+      const bool ppi = link_type == kLinkPpi;
+      if (!ppi && bytes.size() < 12) {
+        return ParseStatus::Truncated;
+      }
+      const std::size_t len = ppi ? load_u16_le(bytes, 2) : load_u32_le(bytes, 0);
+      const std::uint32_t inner = load_u32_le(bytes, ppi ? 4 : 8);
       if (len < 8 || len > bytes.size()) {
         return ParseStatus::Truncated;
       }
