@@ -1,0 +1,266 @@
+// Matches DNS responses to their queries on one worker and measures the response latency.
+//
+// A QueryMatcher holds the outstanding queries of one worker in a table of fixed capacity. The key
+// is the transport, client address and port, server address, DNS id, qtype, qclass and a keyed
+// 64-bit hash of the lower-cased qname; the name itself is not stored. The server port is not part
+// of the key, as the issue specifies: the parser only decodes DNS ports. A response looks up the
+// reversed tuple (its destination is the client); a match removes the entry and records the
+// latency in a histogram labelled by transport and coarse rcode class. Both directions of a flow
+// reach the same worker, so each worker has its own table.
+//
+// Policies:
+// - A retransmission (a query whose key is already outstanding) keeps the entry's FIRST timestamp
+//   and is counted in `duplicates`. The latency is then what the client waited since its first
+//   attempt, loss included, and a replayed query can neither extend an entry's life nor move it in
+//   the age order. The first response removes the entry; a second one counts as unmatched.
+// - Time is packet time. The clock is the largest timestamp seen, so it never runs backwards. A
+//   query is answered in time when latency <= timeout_ns. An entry older than that is removed and
+//   counted in `timeouts`, lazily on every call and by expire(). Entries expire in insertion order
+//   (an age list), so each costs O(1) once; a timestamp that arrives out of order expires no
+//   earlier than the entries inserted before it.
+// - When the table is full, a new query evicts the oldest entry (`evictions`). It never grows.
+// - A response with an earlier timestamp than its query (captures merged out of order) matches
+//   with latency 0. Timestamps are clamped to [0, 2^62] so that no difference can overflow.
+// - Matching does not look at qr, protocol or flags: the caller passes queries to on_query() and
+//   responses to on_response(), and only unicast DNS (mDNS and LLMNR answers do not reverse the
+//   tuple, so their queries would all time out).
+// Conservation: queries == duplicates + matched + timeouts + evictions + entries.
+//
+// The table is chaining over a node pool. Buckets number the next power of two >= 2 * capacity,
+// and bucket indices are chosen by SipHash-1-3 under a random seed, so crafted ids, ports or names
+// cannot pile into one chain.
+//
+// Thread-safety: a QueryMatcher is owned by one worker thread, which calls on_query(),
+//   on_response() and expire(). stats() and latency() may be called from any thread: the counters
+//   and histograms are single-writer relaxed atomics, so each value is recent but a snapshot is
+//   not a consistent cut.
+// Allocation: only the constructor allocates: capacity * sizeof(Node) (80 bytes) plus 4 bytes per
+//   bucket, about 5.8 MB at the default capacity of 65536. The rest never allocates.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "dnsmon/parser.hpp"
+
+namespace dnsmon::detail {
+
+// Upper bounds of the latency buckets in seconds, for the exposition. A latency equal to a bound
+// falls in that bucket (Prometheus `le`); a last, implicit bucket counts the rest (+Inf).
+inline constexpr std::array<double, 15> kLatencyBoundsS{
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+// The same bounds in nanoseconds, which record() compares against exactly.
+inline constexpr std::array<std::int64_t, kLatencyBoundsS.size()> kLatencyBoundsNs{
+    100'000,     250'000,     500'000,       1'000'000,     2'500'000,
+    5'000'000,   10'000'000,  25'000'000,    50'000'000,    100'000'000,
+    250'000'000, 500'000'000, 1'000'000'000, 2'500'000'000, 5'000'000'000};
+inline constexpr std::size_t kLatencyBuckets = kLatencyBoundsS.size() + 1;  // + the +Inf bucket
+
+consteval bool latency_bounds_agree() {
+  for (std::size_t i = 0; i < kLatencyBoundsS.size(); ++i) {
+    // Both sides are the double nearest to the same decimal, since IEEE division rounds correctly.
+    if (kLatencyBoundsS[i] != static_cast<double>(kLatencyBoundsNs[i]) / 1e9 ||
+        (i > 0 && kLatencyBoundsNs[i] <= kLatencyBoundsNs[i - 1])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+static_assert(latency_bounds_agree(), "the second and nanosecond bounds must agree and increase");
+
+// The latency label: the response's rcode, coarsely. The order and names agree with
+// dnsmon::rcode_class() and kRcodeClassNames in metrics.hpp.
+enum class RcodeClass : std::uint8_t { NoError, NxDomain, ServFail, Other, Count };
+inline constexpr std::size_t kRcodeClassCount = static_cast<std::size_t>(RcodeClass::Count);
+inline constexpr std::size_t kTransportCount = 2;  // Transport::Udp, Transport::Tcp
+
+// rcode is the full (EDNS-extended) rcode of DnsMessage.
+constexpr RcodeClass classify_rcode(std::uint16_t rcode) noexcept {
+  switch (rcode) {
+    case 0:
+      return RcodeClass::NoError;
+    case 2:
+      return RcodeClass::ServFail;
+    case 3:
+      return RcodeClass::NxDomain;
+    default:
+      return RcodeClass::Other;
+  }
+}
+
+// Stable label value: "noerror", "nxdomain", "servfail", "other".
+std::string_view rcode_class_name(RcodeClass c) noexcept;
+
+struct LatencyHistogramSnapshot {
+  std::array<std::uint64_t, kLatencyBuckets> buckets{};  // per bucket, not cumulative; +Inf last
+  std::uint64_t count = 0;  // the sum of buckets, so _count always equals the +Inf bucket
+  double sum_s = 0;         // sum of the recorded latencies in seconds
+};
+
+// Response latencies in fixed buckets (kLatencyBoundsS).
+// Thread-safety: one writer thread calls record(); any thread may call snapshot().
+// Allocation: none.
+class LatencyHistogram {
+ public:
+  // The bucket of a latency: the first bound >= latency_ns, or the +Inf bucket.
+  static std::size_t bucket_index(std::int64_t latency_ns) noexcept {
+    const auto* it = std::lower_bound(kLatencyBoundsNs.begin(), kLatencyBoundsNs.end(), latency_ns);
+    return static_cast<std::size_t>(it - kLatencyBoundsNs.begin());
+  }
+
+  void record(std::int64_t latency_ns) noexcept {
+    auto& bucket = buckets_[bucket_index(latency_ns)];
+    // Single writer: a load and a store are enough, and cost no locked instruction.
+    bucket.store(bucket.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    sum_s_.store(sum_s_.load(std::memory_order_relaxed) + static_cast<double>(latency_ns) / 1e9,
+                 std::memory_order_relaxed);
+  }
+
+  [[nodiscard]] LatencyHistogramSnapshot snapshot() const noexcept;
+
+ private:
+  // Relaxed everywhere: the values publish no other data.
+  std::array<std::atomic<std::uint64_t>, kLatencyBuckets> buckets_{};
+  std::atomic<double> sum_s_{0.0};  // a double, so the sum cannot wrap like nanoseconds would
+};
+
+struct MatcherOptions {
+  std::size_t capacity = 65536;             // outstanding queries, at most 2^24
+  std::int64_t timeout_ns = 5'000'000'000;  // packet time, at most 1 h; later responses unmatched
+  std::uint64_t hash_seed = 0;              // 0: a random seed from std::random_device
+};
+
+// A plain copy of the counters, for readers.
+struct MatcherStats {
+  std::uint64_t queries = 0;              // on_query() calls
+  std::uint64_t matched = 0;              // responses that found their query
+  std::uint64_t timeouts = 0;             // queries unanswered within the timeout
+  std::uint64_t unmatched_responses = 0;  // responses without an outstanding query
+  std::uint64_t duplicates = 0;           // queries whose key was already outstanding
+  std::uint64_t evictions = 0;            // queries evicted because the table was full
+  std::uint64_t entries = 0;              // gauge: outstanding queries
+  std::uint64_t capacity = 0;             // gauge: the fixed capacity
+  std::uint64_t memory_bytes = 0;         // gauge: bytes allocated by the table
+};
+
+class QueryMatcher {
+ public:
+  struct Result {
+    std::int64_t latency_ns = 0;   // response ts - query ts, at least 0
+    std::int64_t query_ts_ns = 0;  // the first timestamp of the query
+  };
+
+  enum class QueryOutcome : std::uint8_t {
+    Inserted,   // a new entry (possibly after evicting the oldest)
+    Duplicate,  // the key was outstanding; the entry keeps its first timestamp
+  };
+
+  // Throws std::invalid_argument when capacity is 0 or above 2^24, or timeout_ns is not in
+  // (0, 1 h].
+  explicit QueryMatcher(MatcherOptions options = {});
+  ~QueryMatcher() = default;
+  QueryMatcher(const QueryMatcher&) = delete;
+  QueryMatcher& operator=(const QueryMatcher&) = delete;
+
+  // Records a query (src is the client). Expires old entries first.
+  QueryOutcome on_query(const DnsMessage& query) noexcept;
+
+  // Looks up the query for a response (dst is the client). Expires old entries first. On a match,
+  // fills result, removes the entry, records the latency and returns true; otherwise counts an
+  // unmatched response and returns false, leaving result unchanged.
+  [[nodiscard]] bool on_response(const DnsMessage& response, Result& result) noexcept;
+
+  // Advances the clock to now_ns (if later) and removes the entries older than the timeout.
+  // Returns how many were removed. Call it when traffic stops, so unanswered queries are counted.
+  std::size_t expire(std::int64_t now_ns) noexcept;
+
+  // Any thread.
+  [[nodiscard]] MatcherStats stats() const noexcept;
+
+  [[nodiscard]] const LatencyHistogram& latency(Transport transport,
+                                                RcodeClass rcode_class) const noexcept {
+    return latency_[static_cast<std::size_t>(transport)][static_cast<std::size_t>(rcode_class)];
+  }
+
+  // Owner thread: outstanding queries.
+  [[nodiscard]] std::size_t size() const noexcept { return entries_; }
+
+ private:
+  static constexpr std::uint32_t kNone = 0xffff'ffff;
+
+  struct Key {
+    std::array<std::uint8_t, 16> client{}, server{};  // IPv4: first 4 bytes, the rest zero
+    std::uint64_t qname_hash = 0;
+    std::uint16_t client_port = 0, id = 0, qtype = 0, qclass = 0;
+    std::uint8_t family = 0;
+    Transport transport = Transport::Udp;
+
+    bool operator==(const Key&) const noexcept = default;
+  };
+
+  struct Node {
+    Key key;
+    std::int64_t ts_ns = 0;
+    std::uint32_t hash_lo = 0;          // low bits of the key hash: the bucket, and a quick filter
+    std::uint32_t bucket_next = kNone;  // bucket chain while in use, free list otherwise
+    std::uint32_t older = kNone, newer = kNone;  // age list, in insertion order
+  };
+
+  static_assert(sizeof(Node) == 80, "the Allocation line above quotes 80 bytes per entry");
+
+  // Single writer, any reader.
+  class Counter {
+   public:
+    void add(std::uint64_t n = 1) noexcept {
+      value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+
+    void set(std::uint64_t v) noexcept { value_.store(v, std::memory_order_relaxed); }
+
+    [[nodiscard]] std::uint64_t get() const noexcept {
+      return value_.load(std::memory_order_relaxed);  // publishes no other data
+    }
+
+   private:
+    std::atomic<std::uint64_t> value_{0};
+  };
+
+  [[nodiscard]] std::uint64_t name_hash(std::string_view name) const noexcept;
+  [[nodiscard]] std::uint64_t key_hash(const Key& key) const noexcept;
+  [[nodiscard]] Key make_key(const DnsMessage& m, bool response) const noexcept;
+  [[nodiscard]] std::uint32_t find(const Key& key, std::uint32_t hash_lo) const noexcept;
+  void advance_clock(std::int64_t ts_ns) noexcept;
+  std::size_t expire_due() noexcept;
+  void remove(std::uint32_t index) noexcept;
+  void check_owner() noexcept;
+
+  MatcherOptions options_;
+  std::array<std::uint64_t, 2> name_key_{}, tuple_key_{};  // SipHash keys
+  std::vector<Node> nodes_;
+  std::vector<std::uint32_t> buckets_;
+  std::uint32_t bucket_mask_ = 0;
+  std::uint32_t free_head_ = kNone;
+  std::uint32_t oldest_ = kNone, newest_ = kNone;
+  std::size_t entries_ = 0;
+  std::int64_t clock_ns_ = 0;  // the largest timestamp seen
+  bool clock_started_ = false;
+  // No entry expires before this time, so most calls skip the (cold) oldest node. It is a lower
+  // bound: the entry after a removed oldest one was inserted no earlier.
+  std::int64_t next_expiry_ns_ = 0;
+#ifndef NDEBUG
+  std::thread::id owner_{};
+#endif
+
+  Counter queries_, matched_, timeouts_, unmatched_, duplicates_, evictions_, entries_gauge_,
+      memory_gauge_;
+  std::array<std::array<LatencyHistogram, kRcodeClassCount>, kTransportCount> latency_{};
+};
+
+}  // namespace dnsmon::detail

@@ -1,0 +1,744 @@
+#include "matcher.hpp"
+
+#include <algorithm>
+#include <arpa/inet.h>
+#include <atomic>
+#include <cassert>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <new>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <sys/socket.h>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+// Every allocation in this test binary goes through these, so a test can count them. They use
+// malloc/free on both sides, which keeps AddressSanitizer's pairing checks consistent.
+namespace {
+std::atomic<std::uint64_t> g_allocations{0};
+
+void* counted_alloc(std::size_t n, std::size_t align) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  n = std::max<std::size_t>(n, 1);
+  void* p = align <= alignof(std::max_align_t)
+                ? std::malloc(n)  // NOLINT(cppcoreguidelines-no-malloc): this is operator new
+                : std::aligned_alloc(align, (n + align - 1) / align * align);
+  if (p == nullptr) {
+    throw std::bad_alloc();
+  }
+  return p;
+}
+}  // namespace
+
+void* operator new(std::size_t n) {
+  return counted_alloc(n, 0);
+}
+
+void* operator new[](std::size_t n) {
+  return counted_alloc(n, 0);
+}
+
+void* operator new(std::size_t n, std::align_val_t a) {
+  return counted_alloc(n, static_cast<std::size_t>(a));
+}
+
+void* operator new[](std::size_t n, std::align_val_t a) {
+  return counted_alloc(n, static_cast<std::size_t>(a));
+}
+
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  try {
+    return counted_alloc(n, 0);
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+
+void* operator new[](std::size_t n, const std::nothrow_t& tag) noexcept {
+  return ::operator new(n, tag);
+}
+
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  try {
+    return counted_alloc(n, static_cast<std::size_t>(a));
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+
+void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t& tag) noexcept {
+  return ::operator new(n, a, tag);
+}
+
+// Every form of delete frees what one of the above allocated.
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+
+void operator delete[](void* p) noexcept {
+  std::free(p);
+}
+
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+
+void operator delete[](void* p, std::size_t) noexcept {
+  std::free(p);
+}
+
+void operator delete(void* p, std::align_val_t) noexcept {
+  std::free(p);
+}
+
+void operator delete[](void* p, std::align_val_t) noexcept {
+  std::free(p);
+}
+
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+  std::free(p);
+}
+
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+  std::free(p);
+}
+
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+
+namespace {
+
+using dnsmon::DnsMessage;
+using dnsmon::IpAddr;
+using dnsmon::Transport;
+using dnsmon::detail::kLatencyBoundsNs;
+using dnsmon::detail::kLatencyBoundsS;
+using dnsmon::detail::kLatencyBuckets;
+using dnsmon::detail::LatencyHistogram;
+using dnsmon::detail::MatcherOptions;
+using dnsmon::detail::QueryMatcher;
+using dnsmon::detail::RcodeClass;
+
+constexpr std::int64_t kSecond = 1'000'000'000;
+constexpr std::int64_t kT0 = 1'700'000'000 * kSecond;  // a realistic epoch timestamp
+
+IpAddr ip(const char* text) {
+  IpAddr a;
+  if (::inet_pton(AF_INET, text, a.bytes.data()) == 1) {
+    a.family = 4;
+  } else {
+    REQUIRE(::inet_pton(AF_INET6, text, a.bytes.data()) == 1);
+    a.family = 6;
+  }
+  return a;
+}
+
+void set_name(DnsMessage& m, std::string_view name) {
+  assert(name.size() <= m.qname.text.size() && "test names are short");
+  std::copy(name.begin(), name.end(), m.qname.text.begin());
+  m.qname.length = static_cast<std::uint16_t>(name.size());
+}
+
+// A UDP query from 192.0.2.10:40000 to 198.51.100.53:53 for <name> A IN.
+DnsMessage make_query(std::int64_t ts_ns, std::string_view name = "www.example.com.",
+                      std::uint16_t id = 0x1234) {
+  DnsMessage m;
+  m.ts_ns = ts_ns;
+  m.src = ip("192.0.2.10");
+  m.dst = ip("198.51.100.53");
+  m.sport = 40000;
+  m.dport = 53;
+  m.id = id;
+  m.qtype = 1;
+  m.qclass = 1;
+  m.has_question = true;
+  m.qdcount = 1;
+  set_name(m, name);
+  return m;
+}
+
+// The response to q: same question, the tuple reversed.
+DnsMessage make_response(const DnsMessage& q, std::int64_t ts_ns, std::uint16_t rcode = 0) {
+  DnsMessage r = q;
+  r.ts_ns = ts_ns;
+  std::swap(r.src, r.dst);
+  std::swap(r.sport, r.dport);
+  r.qr = true;
+  r.rcode = rcode;
+  return r;
+}
+
+std::uint64_t histogram_count(const QueryMatcher& m, Transport t, RcodeClass c) {
+  return m.latency(t, c).snapshot().count;
+}
+
+}  // namespace
+
+TEST_CASE("a response matches its query and reports the exact latency", "[metrics][matcher]") {
+  QueryMatcher m;
+  const auto q = make_query(kT0);
+  CHECK(m.on_query(q) == QueryMatcher::QueryOutcome::Inserted);
+  CHECK(m.size() == 1);
+
+  QueryMatcher::Result result;
+  REQUIRE(m.on_response(make_response(q, kT0 + 1'234'567), result));
+  CHECK(result.latency_ns == 1'234'567);
+  CHECK(result.query_ts_ns == kT0);
+  CHECK(m.size() == 0);
+
+  // The entry is gone: the same response again is unmatched, and result is left alone.
+  result = QueryMatcher::Result{-1, -1};
+  CHECK_FALSE(m.on_response(make_response(q, kT0 + 2'000'000), result));
+  CHECK(result.latency_ns == -1);
+
+  const auto s = m.stats();
+  CHECK(s.queries == 1);
+  CHECK(s.matched == 1);
+  CHECK(s.unmatched_responses == 1);
+  CHECK(s.timeouts == 0);
+  CHECK(s.duplicates == 0);
+  CHECK(s.evictions == 0);
+  CHECK(s.entries == 0);
+  CHECK(s.capacity == 65536);
+  CHECK(s.memory_bytes >= std::uint64_t{65536} * 64);
+
+  const auto h = m.latency(Transport::Udp, RcodeClass::NoError).snapshot();
+  CHECK(h.count == 1);
+  CHECK(h.buckets[4] == 1);  // 1.234567 ms: above 0.001, at most 0.0025
+  CHECK(h.sum_s == Approx(0.001234567).epsilon(1e-12));
+}
+
+TEST_CASE("a response stamped before its query matches with latency zero", "[metrics][matcher]") {
+  QueryMatcher m;
+  const auto q = make_query(kT0);
+  m.on_query(q);
+  QueryMatcher::Result result;
+  REQUIRE(m.on_response(make_response(q, kT0 - 1'000), result));
+  CHECK(result.latency_ns == 0);
+  CHECK(m.latency(Transport::Udp, RcodeClass::NoError).snapshot().buckets[0] == 1);
+}
+
+TEST_CASE("a response that differs in any part of the key does not match", "[metrics][matcher]") {
+  const auto q = make_query(kT0);
+
+  struct Mutation {
+    const char* what;
+    void (*apply)(DnsMessage&);
+  };
+
+  const std::vector<Mutation> mutations{
+      {"id", [](DnsMessage& r) { r.id = 0x1235; }},
+      {"client port", [](DnsMessage& r) { r.dport = 40001; }},
+      {"client address", [](DnsMessage& r) { r.dst = ip("192.0.2.11"); }},
+      {"server address", [](DnsMessage& r) { r.src = ip("198.51.100.54"); }},
+      {"client address in IPv6 with the same leading bytes",
+       [](DnsMessage& r) {
+         r.dst = ip("c000:20a::");  // 192.0.2.10 as the first four bytes
+         r.src = ip("c633:6435::");
+       }},
+      {"client address family", [](DnsMessage& r) { r.dst.family = 6; }},
+      {"direction (not reversed)",
+       [](DnsMessage& r) {
+         std::swap(r.src, r.dst);
+         std::swap(r.sport, r.dport);
+       }},
+      {"name", [](DnsMessage& r) { set_name(r, "www.example.net."); }},
+      {"name prefix", [](DnsMessage& r) { set_name(r, "www.example.com"); }},
+      {"empty name", [](DnsMessage& r) { set_name(r, ""); }},
+      {"qtype", [](DnsMessage& r) { r.qtype = 28; }},
+      {"qclass", [](DnsMessage& r) { r.qclass = 3; }},
+      {"transport", [](DnsMessage& r) { r.transport = Transport::Tcp; }},
+  };
+  for (const auto& mutation : mutations) {
+    CAPTURE(mutation.what);
+    QueryMatcher m{MatcherOptions{.capacity = 16}};
+    m.on_query(q);
+    auto r = make_response(q, kT0 + 1'000);
+    mutation.apply(r);
+    QueryMatcher::Result result;
+    CHECK_FALSE(m.on_response(r, result));
+    CHECK(m.stats().unmatched_responses == 1);
+    CHECK(m.size() == 1);
+    // The right response still finds the query.
+    CHECK(m.on_response(make_response(q, kT0 + 2'000), result));
+    CHECK(result.latency_ns == 2'000);
+  }
+}
+
+TEST_CASE("what is not part of the key does not prevent a match", "[metrics][matcher]") {
+  // The server port is not in the key (the parser only decodes DNS ports), and neither are the
+  // header flags or bytes of an IPv4 address beyond the fourth.
+  const auto q = make_query(kT0);
+  QueryMatcher m;
+  m.on_query(q);
+  auto r = make_response(q, kT0 + 10);
+  r.sport = 5353;
+  r.flags = 0x8180;
+  r.dst.bytes[10] = 0xff;
+  QueryMatcher::Result result;
+  CHECK(m.on_response(r, result));
+}
+
+TEST_CASE("names match case-insensitively, folding only ASCII letters", "[metrics][matcher]") {
+  const auto check = [](std::string_view query_name, std::string_view response_name) {
+    QueryMatcher m{MatcherOptions{.capacity = 16}};
+    const auto q = make_query(kT0, query_name);
+    m.on_query(q);
+    auto r = make_response(q, kT0 + 1);
+    set_name(r, response_name);
+    QueryMatcher::Result result;
+    return m.on_response(r, result);
+  };
+  CHECK(check("WWW.Example.COM.", "www.example.com."));
+  CHECK(check("www.example.com.", "WWW.EXAMPLE.COM."));
+  CHECK(check("ABCDEFGHIJKLMNOPQRSTUVWXYZ.", "abcdefghijklmnopqrstuvwxyz."));
+  // Long enough for several 8-byte words and a tail, with the difference in each position.
+  const std::string lower = "a-very-long-label-for-testing.sub.example.org.";
+  for (std::size_t i = 0; i < lower.size(); ++i) {
+    CAPTURE(i);
+    std::string upper = lower;
+    if (upper[i] >= 'a' && upper[i] <= 'z') {
+      upper[i] = static_cast<char>(upper[i] - 'a' + 'A');
+      CHECK(check(lower, upper));
+    }
+    std::string other = lower;
+    other[i] = other[i] == 'x' ? 'y' : 'x';
+    CHECK_FALSE(check(lower, other));
+  }
+  // Neighbours of the letter ranges differ by 0x20 as well, but are not letters.
+  CHECK_FALSE(check("a@b.", "a`b."));
+  CHECK_FALSE(check("a[b.", "a{b."));
+  CHECK_FALSE(check("a^b.", "a~b."));
+  CHECK_FALSE(check("a\xc9z.", "a\xe9z."));  // Latin-1 É/é: DNS does not fold these
+  CHECK_FALSE(check("\xc1\xc2\xc3\xc4\xc5\xc6\xc7\xc8", "\xe1\xe2\xe3\xe4\xe5\xe6\xe7\xe8"));
+}
+
+TEST_CASE("a query times out after the timeout in packet time and not before",
+          "[metrics][matcher]") {
+  SECTION("a response exactly at the timeout still matches") {
+    QueryMatcher m;
+    const auto q = make_query(kT0);
+    m.on_query(q);
+    CHECK(m.expire(kT0 + 5 * kSecond) == 0);
+    CHECK(m.stats().timeouts == 0);
+    QueryMatcher::Result result;
+    REQUIRE(m.on_response(make_response(q, kT0 + 5 * kSecond), result));
+    CHECK(result.latency_ns == 5 * kSecond);
+    CHECK(m.latency(Transport::Udp, RcodeClass::NoError).snapshot().buckets[14] == 1);  // le=5
+  }
+  SECTION("one nanosecond later, expire() counts a timeout and the response is unmatched") {
+    QueryMatcher m;
+    const auto q = make_query(kT0);
+    m.on_query(q);
+    CHECK(m.expire(kT0 + 5 * kSecond + 1) == 1);
+    CHECK(m.stats().timeouts == 1);
+    CHECK(m.size() == 0);
+    QueryMatcher::Result result;
+    CHECK_FALSE(m.on_response(make_response(q, kT0 + 5 * kSecond + 1), result));
+    CHECK(m.stats().unmatched_responses == 1);
+  }
+  SECTION("expiry also happens lazily, on a late response") {
+    QueryMatcher m;
+    const auto q = make_query(kT0);
+    m.on_query(q);
+    QueryMatcher::Result result;
+    CHECK_FALSE(m.on_response(make_response(q, kT0 + 5 * kSecond + 1), result));
+    const auto s = m.stats();
+    CHECK(s.timeouts == 1);
+    CHECK(s.unmatched_responses == 1);
+    CHECK(s.matched == 0);
+  }
+  SECTION("the boundary holds for the next entry after the oldest was answered") {
+    QueryMatcher m;
+    const auto q1 = make_query(kT0, "a.", 1);
+    const auto q2 = make_query(kT0 + 1, "b.", 2);
+    m.on_query(q1);
+    m.on_query(q2);
+    QueryMatcher::Result result;
+    REQUIRE(m.on_response(make_response(q1, kT0 + 1), result));
+    CHECK(m.expire(kT0 + 1 + 5 * kSecond) == 0);  // q2 is exactly 5 s old: not yet due
+    CHECK(m.expire(kT0 + 2 + 5 * kSecond) == 1);
+  }
+  SECTION("expiry also happens lazily, on another query, oldest first") {
+    QueryMatcher m;
+    m.on_query(make_query(kT0, "a.", 1));
+    m.on_query(make_query(kT0 + kSecond, "b.", 2));
+    m.on_query(make_query(kT0 + 5 * kSecond, "c.", 3));
+    CHECK(m.stats().timeouts == 0);
+    m.on_query(make_query(kT0 + 5 * kSecond + 1, "d.", 4));
+    CHECK(m.stats().timeouts == 1);
+    CHECK(m.size() == 3);
+    m.on_query(make_query(kT0 + 6 * kSecond + 1, "e.", 5));
+    CHECK(m.stats().timeouts == 2);
+    CHECK(m.size() == 3);
+  }
+  SECTION("a configured timeout is used, and a clock running backwards does not undo it") {
+    QueryMatcher m{MatcherOptions{.timeout_ns = 100'000'000}};
+    const auto q = make_query(kT0);
+    m.on_query(q);
+    CHECK(m.expire(kT0 + 100'000'000) == 0);
+    CHECK(m.expire(kT0 + 100'000'001) == 1);
+    CHECK(m.expire(kT0) == 0);  // earlier than the clock: nothing changes
+    const auto q2 = make_query(kT0 + 100'000'001, "x.", 7);
+    m.on_query(q2);
+    CHECK(m.expire(kT0 + 50'000'000) == 0);
+    QueryMatcher::Result result;
+    REQUIRE(m.on_response(make_response(q2, kT0 + 150'000'000), result));
+    CHECK(result.latency_ns == 49'999'999);
+  }
+  SECTION("the boundary is inclusive for a one-nanosecond timeout too") {
+    QueryMatcher m{MatcherOptions{.timeout_ns = 1}};
+    const auto q = make_query(kT0);
+    m.on_query(q);
+    QueryMatcher::Result result;
+    CHECK(m.on_response(make_response(q, kT0 + 1), result));
+  }
+}
+
+TEST_CASE("a retransmitted query keeps its first timestamp and counts as a duplicate",
+          "[metrics][matcher]") {
+  QueryMatcher m;
+  const auto q = make_query(kT0);
+  CHECK(m.on_query(q) == QueryMatcher::QueryOutcome::Inserted);
+  auto retry = q;
+  retry.ts_ns = kT0 + kSecond;
+  CHECK(m.on_query(retry) == QueryMatcher::QueryOutcome::Duplicate);
+  CHECK(m.size() == 1);
+  CHECK(m.stats().duplicates == 1);
+  CHECK(m.stats().queries == 2);
+
+  SECTION("the latency runs from the first attempt") {
+    QueryMatcher::Result result;
+    REQUIRE(m.on_response(make_response(q, kT0 + 1'500'000'000), result));
+    CHECK(result.latency_ns == 1'500'000'000);
+    CHECK(result.query_ts_ns == kT0);
+    // The answer to the retransmission finds nothing left.
+    CHECK_FALSE(m.on_response(make_response(q, kT0 + 1'600'000'000), result));
+  }
+  SECTION("retransmissions do not extend the entry's life") {
+    retry.ts_ns = kT0 + 4 * kSecond;
+    CHECK(m.on_query(retry) == QueryMatcher::QueryOutcome::Duplicate);
+    CHECK(m.expire(kT0 + 5 * kSecond + 1) == 1);
+    CHECK(m.size() == 0);
+  }
+}
+
+TEST_CASE("a full table evicts its oldest query", "[metrics][matcher]") {
+  QueryMatcher m{MatcherOptions{.capacity = 3}};
+  std::vector<DnsMessage> q;
+  for (std::uint16_t i = 0; i < 5; ++i) {
+    q.push_back(make_query(kT0 + std::int64_t{i} * 1'000'000, "www.example.com.", i));
+  }
+  m.on_query(q[0]);
+  m.on_query(q[1]);
+  m.on_query(q[2]);
+  CHECK(m.stats().evictions == 0);
+
+  QueryMatcher::Result result;
+  REQUIRE(m.on_response(make_response(q[1], kT0 + 3'500'000), result));  // frees a middle entry
+  m.on_query(q[3]);                                                      // fits in the freed slot
+  CHECK(m.stats().evictions == 0);
+  CHECK(m.size() == 3);
+  m.on_query(q[4]);  // full: q[0] goes, not q[2]
+  CHECK(m.stats().evictions == 1);
+  CHECK(m.size() == 3);
+
+  CHECK_FALSE(m.on_response(make_response(q[0], kT0 + 5'000'000), result));
+  for (const std::size_t i : {2U, 3U, 4U}) {
+    CAPTURE(i);
+    REQUIRE(m.on_response(make_response(q[i], kT0 + 10'000'000), result));
+    CHECK(result.query_ts_ns == q[i].ts_ns);
+  }
+  const auto s = m.stats();
+  CHECK(s.matched == 4);
+  CHECK(s.unmatched_responses == 1);
+  CHECK(s.entries == 0);
+  CHECK(s.queries == s.duplicates + s.matched + s.timeouts + s.evictions + s.entries);
+}
+
+TEST_CASE("a million unanswered distinct queries keep the table within its capacity",
+          "[metrics][matcher]") {
+  QueryMatcher m;  // default capacity 65536 and timeout 5 s
+  constexpr std::size_t kQueries = 1'000'000;
+  auto q = make_query(kT0);
+  std::size_t max_entries = 0;
+  std::size_t inserted = 0;
+  for (std::size_t i = 0; i < kQueries; ++i) {
+    // The first 600,000 arrive within 3 s, far more than the table holds for 5 s: evictions.
+    // The rest come every 10 ms, so the table drains by timeouts.
+    q.ts_ns = i < 600'000 ? kT0 + static_cast<std::int64_t>(i) * 5'000
+                          : kT0 + 3 * kSecond + static_cast<std::int64_t>(i - 600'000) * 10'000'000;
+    q.id = static_cast<std::uint16_t>(i);
+    q.sport = static_cast<std::uint16_t>(1024 + (i >> 16U));
+    inserted += m.on_query(q) == QueryMatcher::QueryOutcome::Inserted ? 1U : 0U;
+    max_entries = std::max(max_entries, m.size());
+  }
+  CHECK(inserted == kQueries);  // all distinct
+  auto s = m.stats();
+  CHECK(max_entries == 65536);
+  CHECK(s.entries <= 65536);
+  CHECK(s.entries == 501);  // the last 5 s at 10 ms, both ends included
+  CHECK(s.evictions >= 600'000 - 65536);
+  CHECK(s.timeouts > 60'000);
+  CHECK(s.queries == kQueries);
+  CHECK(s.queries == s.duplicates + s.matched + s.timeouts + s.evictions + s.entries);
+
+  CHECK(m.expire(q.ts_ns + 5 * kSecond + 1) == 501);
+  s = m.stats();
+  CHECK(s.entries == 0);
+  CHECK(s.timeouts + s.evictions == kQueries);
+}
+
+TEST_CASE("no allocation happens after construction", "[metrics][matcher]") {
+  // The counter works: an allocation in this file is seen.
+  const auto probe_before = g_allocations.load();
+  auto probe = std::make_unique<int>(1);
+  CHECK(g_allocations.load() == probe_before + 1);
+
+  QueryMatcher m{MatcherOptions{.capacity = 4096, .timeout_ns = 100'000'000, .hash_seed = 7}};
+  auto q = make_query(kT0, "Some.Name.Example.COM.");
+  auto v6 = make_query(kT0, "six.example.");
+  v6.src = ip("2001:db8::10");
+  v6.dst = ip("2001:db8::53");
+  v6.transport = Transport::Tcp;
+  QueryMatcher::Result result;
+  std::uint64_t before = 0;
+  std::int64_t ts_ns = kT0;
+  for (std::uint32_t i = 0; i < 400'000; ++i) {
+    if (i == 50'000) {
+      before = g_allocations.load();  // warm-up done: the table has filled
+    }
+    auto& msg = (i % 3 == 0) ? v6 : q;
+    // Alternately 200,000 queries/s (the table fills: evictions) and 10,000/s (timeouts).
+    ts_ns += (i / 20'000) % 2 == 0 ? 5'000 : 100'000;
+    msg.ts_ns = ts_ns;
+    msg.id = static_cast<std::uint16_t>(i);
+    msg.sport = static_cast<std::uint16_t>(i >> 16U);
+    msg.qr = false;
+    m.on_query(msg);
+    if (i % 7 == 0) {
+      m.on_query(msg);  // a retransmission
+    }
+    if (i % 2 == 0) {
+      auto r = msg;
+      std::swap(r.src, r.dst);
+      std::swap(r.sport, r.dport);
+      r.qr = true;
+      r.rcode = static_cast<std::uint16_t>(i % 5);
+      r.ts_ns += (i % 4 == 0) ? 1'000'000 : 0;
+      r.id = static_cast<std::uint16_t>(i % 11 == 0 ? i + 1 : i);  // some responses match nothing
+      (void)m.on_response(r, result);
+    }
+  }
+  m.expire(ts_ns + kSecond);
+  const auto after = g_allocations.load();
+  CHECK(after == before);
+  const auto s = m.stats();
+  CHECK(s.matched > 0);
+  CHECK(s.unmatched_responses > 0);
+  CHECK(s.duplicates > 0);
+  CHECK(s.timeouts > 0);
+  CHECK(s.evictions > 0);
+}
+
+TEST_CASE("latency buckets put a value equal to a bound in that bound's bucket",
+          "[metrics][matcher]") {
+  STATIC_REQUIRE(kLatencyBoundsS.front() == 0.0001);
+  STATIC_REQUIRE(kLatencyBoundsS.back() == 5.0);
+  STATIC_REQUIRE(kLatencyBuckets == kLatencyBoundsS.size() + 1);
+  CHECK(LatencyHistogram::bucket_index(0) == 0);
+  for (std::size_t i = 0; i < kLatencyBoundsNs.size(); ++i) {
+    CAPTURE(i);
+    const std::int64_t bound = kLatencyBoundsNs[i];
+    CHECK(static_cast<double>(bound) == Approx(kLatencyBoundsS[i] * 1e9));
+    CHECK(LatencyHistogram::bucket_index(bound - 1) == i);
+    CHECK(LatencyHistogram::bucket_index(bound) == i);
+    CHECK(LatencyHistogram::bucket_index(bound + 1) == i + 1);
+  }
+  CHECK(LatencyHistogram::bucket_index(std::numeric_limits<std::int64_t>::max()) ==
+        kLatencyBuckets - 1);
+
+  LatencyHistogram h;
+  h.record(100'000);          // le=0.0001
+  h.record(100'001);          // le=0.00025
+  h.record(5 * kSecond);      // le=5
+  h.record(5 * kSecond + 1);  // +Inf
+  const auto s = h.snapshot();
+  CHECK(s.buckets[0] == 1);
+  CHECK(s.buckets[1] == 1);
+  CHECK(s.buckets[14] == 1);
+  CHECK(s.buckets[15] == 1);
+  CHECK(s.count == 4);
+  CHECK(s.sum_s == Approx(10.000200002).epsilon(1e-12));
+}
+
+TEST_CASE("latency is recorded under the response's transport and rcode class",
+          "[metrics][matcher]") {
+  using dnsmon::detail::classify_rcode;
+  using dnsmon::detail::rcode_class_name;
+  CHECK(classify_rcode(0) == RcodeClass::NoError);
+  CHECK(classify_rcode(3) == RcodeClass::NxDomain);
+  CHECK(classify_rcode(2) == RcodeClass::ServFail);
+  CHECK(classify_rcode(5) == RcodeClass::Other);
+  CHECK(classify_rcode(16) == RcodeClass::Other);  // BADVERS, an EDNS-extended rcode
+  CHECK(rcode_class_name(RcodeClass::NoError) == "noerror");
+  CHECK(rcode_class_name(RcodeClass::NxDomain) == "nxdomain");
+  CHECK(rcode_class_name(RcodeClass::ServFail) == "servfail");
+  CHECK(rcode_class_name(RcodeClass::Other) == "other");
+
+  QueryMatcher m;
+  auto q = make_query(kT0);
+  q.transport = Transport::Tcp;
+  m.on_query(q);
+  QueryMatcher::Result result;
+  REQUIRE(m.on_response(make_response(q, kT0 + 30'000'000, 3), result));
+  for (const auto t : {Transport::Udp, Transport::Tcp}) {
+    for (const auto c :
+         {RcodeClass::NoError, RcodeClass::NxDomain, RcodeClass::ServFail, RcodeClass::Other}) {
+      CAPTURE(static_cast<int>(t), static_cast<int>(c));
+      const bool expected = t == Transport::Tcp && c == RcodeClass::NxDomain;
+      CHECK(histogram_count(m, t, c) == (expected ? 1U : 0U));
+    }
+  }
+  CHECK(m.latency(Transport::Tcp, RcodeClass::NxDomain).snapshot().buckets[8] == 1);  // le=0.05
+}
+
+TEST_CASE("random traffic gives the same results as a simple reference model",
+          "[metrics][matcher]") {
+  // The model keeps entries in a deque in insertion order and searches it linearly. A small
+  // capacity and key space make duplicates, evictions, timeouts and shared hash chains common.
+  constexpr std::size_t kCapacity = 8;
+  constexpr std::int64_t kTimeout = kSecond;
+
+  struct ModelKey {
+    int client, server, port, id, name, qtype;
+    Transport transport;
+    bool operator==(const ModelKey&) const = default;
+  };
+
+  struct ModelEntry {
+    ModelKey key;
+    std::int64_t ts_ns;
+  };
+
+  const std::array<IpAddr, 4> clients{ip("192.0.2.1"), ip("192.0.2.2"), ip("10.0.0.1"),
+                                      ip("2001:db8::1")};
+  const std::array<IpAddr, 2> servers4{ip("198.51.100.53"), ip("198.51.100.54")};
+  const std::array<IpAddr, 2> servers6{ip("2001:db8::53"), ip("2001:db8::54")};
+  // Each name has two spellings that differ only in case; the last is several hash words long.
+  const std::array<std::array<const char*, 2>, 3> names{
+      {{"a.example.", "A.Example."},
+       {"b.example.", "B.EXAMPLE."},
+       {"long-name.b.example.", "LONG-NAME.b.Example."}}};
+
+  const std::uint64_t seed = GENERATE(1U, 0U);  // a fixed hash seed, and a random one
+  std::mt19937_64 rng{42};
+  QueryMatcher m{MatcherOptions{.capacity = kCapacity, .timeout_ns = kTimeout, .hash_seed = seed}};
+  std::deque<ModelEntry> model;
+  std::uint64_t timeouts = 0, evictions = 0, duplicates = 0, matched = 0, unmatched = 0;
+  std::int64_t clock = kT0;
+
+  DnsMessage msg = make_query(kT0);
+  std::int64_t ts = kT0;
+  for (int step = 0; step < 200'000; ++step) {
+    ts += static_cast<std::int64_t>(rng() % 4 == 0 ? 0 : rng() % 200'000'000);
+    ModelKey k{static_cast<int>(rng() % clients.size()),
+               static_cast<int>(rng() % 2),
+               static_cast<int>(rng() % 2),
+               static_cast<int>(rng() % 3),
+               static_cast<int>(rng() % 3),
+               static_cast<int>(rng() % 2),
+               rng() % 2 == 0 ? Transport::Udp : Transport::Tcp};
+    const bool response = rng() % 2 == 0;
+    const IpAddr& client = clients[static_cast<std::size_t>(k.client)];
+    const IpAddr& server = client.family == 4 ? servers4[static_cast<std::size_t>(k.server)]
+                                              : servers6[static_cast<std::size_t>(k.server)];
+    msg.ts_ns = ts;
+    msg.src = response ? server : client;
+    msg.dst = response ? client : server;
+    msg.sport = response ? 53 : static_cast<std::uint16_t>(40000 + k.port);
+    msg.dport = response ? static_cast<std::uint16_t>(40000 + k.port) : 53;
+    msg.id = static_cast<std::uint16_t>(k.id);
+    msg.qtype = k.qtype == 0 ? 1 : 28;
+    msg.transport = k.transport;
+    msg.qr = response;
+    set_name(msg, names[static_cast<std::size_t>(k.name)][rng() % 2]);
+
+    // The model.
+    clock = std::max(clock, ts);
+    while (!model.empty() && clock - model.front().ts_ns > kTimeout) {
+      model.pop_front();
+      ++timeouts;
+    }
+    const auto it =
+        std::find_if(model.begin(), model.end(), [&](const ModelEntry& e) { return e.key == k; });
+    bool agrees = true;
+    if (response) {
+      QueryMatcher::Result result;
+      const bool got = m.on_response(msg, result);
+      agrees = got == (it != model.end()) && (!got || result.latency_ns == ts - it->ts_ns);
+      if (got && agrees) {
+        model.erase(it);
+        ++matched;
+      } else {
+        ++unmatched;
+      }
+    } else {
+      const auto outcome = m.on_query(msg);
+      agrees = (outcome == QueryMatcher::QueryOutcome::Duplicate) == (it != model.end());
+      if (it != model.end()) {
+        ++duplicates;
+      } else {
+        if (model.size() == kCapacity) {
+          model.pop_front();
+          ++evictions;
+        }
+        model.push_back({k, ts});
+      }
+    }
+    // One assertion per step would dominate the run time, so only a disagreement asserts.
+    if (!agrees || m.size() != model.size()) {
+      FAIL("step " << step << ": the matcher and the model disagree");
+    }
+  }
+  const auto s = m.stats();
+  CHECK(s.timeouts == timeouts);
+  CHECK(s.evictions == evictions);
+  CHECK(s.duplicates == duplicates);
+  CHECK(s.matched == matched);
+  CHECK(s.unmatched_responses == unmatched);
+  CHECK(s.entries == model.size());
+  // Every path ran often enough to mean something.
+  CHECK(timeouts > 1000);
+  CHECK(evictions > 1000);
+  CHECK(duplicates > 1000);
+  CHECK(matched > 1000);
+}
+
+TEST_CASE("invalid options are refused at construction", "[metrics][matcher]") {
+  CHECK_THROWS_AS(QueryMatcher(MatcherOptions{.capacity = 0}), std::invalid_argument);
+  CHECK_THROWS_AS(QueryMatcher(MatcherOptions{.capacity = (1U << 24U) + 1}), std::invalid_argument);
+  CHECK_THROWS_AS(QueryMatcher(MatcherOptions{.timeout_ns = 0}), std::invalid_argument);
+  CHECK_THROWS_AS(QueryMatcher(MatcherOptions{.timeout_ns = -1}), std::invalid_argument);
+  CHECK_NOTHROW(QueryMatcher(MatcherOptions{.capacity = 1, .timeout_ns = 1}));
+}
