@@ -11,6 +11,8 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
 
+#include "matcher.hpp"
+
 namespace dnsmon {
 namespace {
 
@@ -134,11 +136,30 @@ std::string_view rcode_slot_name(std::size_t slot) noexcept {
   return slot < kRcodes.size() ? kRcodes[slot].name : "OTHER";
 }
 
+struct WorkerCounters::Analytics {
+  detail::QueryMatcher matcher;
+};
+
+WorkerCounters::WorkerCounters() : analytics_(std::make_unique<Analytics>()) {
+}
+
+WorkerCounters::~WorkerCounters() = default;
+
+void WorkerCounters::match(const DnsMessage& m) noexcept {
+  if (!m.qr) {
+    (void)analytics_->matcher.on_query(m);
+    return;
+  }
+  detail::QueryMatcher::Result result{};
+  (void)analytics_->matcher.on_response(m, result);  // records the latency itself
+}
+
 struct MetricsHub::Impl : prometheus::Collectable {
   BuildInfo build;
   std::deque<WorkerCounters> workers;  // deque: references stay valid as workers are added
   std::vector<const Parser*> parsers;
   bool mdns = false, llmnr = false;
+
   std::function<std::vector<SourceSnapshot>()> read_sources;
   std::function<std::vector<RingSnapshot>()> read_rings;
 
@@ -304,6 +325,72 @@ struct MetricsHub::Impl : prometheus::Collectable {
         [](const WorkerCounters& w) -> const auto& { return w.qname_length_; });
     out.push_back(std::move(qlen));
 
+    detail::MatcherStats pending;  // the matchers' tables, reported with the other tables below
+    {
+      detail::MatcherStats& total = pending;
+      for (const auto& w : workers) {
+        const auto st = w.analytics_->matcher.stats();
+        total.matched += st.matched;
+        total.timeouts += st.timeouts;
+        total.unmatched_responses += st.unmatched_responses;
+        total.duplicates += st.duplicates;
+        total.evictions += st.evictions;
+        total.entries += st.entries;
+        total.capacity += st.capacity;
+        total.memory_bytes += st.memory_bytes;
+      }
+      auto matching = family(
+          "dnsmon_query_matching_total",
+          "Query/response matching: matched responses, queries unanswered within the timeout, "
+          "responses without a query, retransmitted queries, queries evicted from a full table.",
+          MetricType::Counter);
+      add_sample(matching, {{"result", "matched"}}, static_cast<double>(total.matched));
+      add_sample(matching, {{"result", "timeout"}}, static_cast<double>(total.timeouts));
+      add_sample(matching, {{"result", "unmatched_response"}},
+                 static_cast<double>(total.unmatched_responses));
+      add_sample(matching, {{"result", "duplicate"}}, static_cast<double>(total.duplicates));
+      add_sample(matching, {{"result", "evicted"}}, static_cast<double>(total.evictions));
+      out.push_back(std::move(matching));
+
+      auto latency = family("dnsmon_response_latency_seconds",
+                            "Time from a query to its response, by transport and rcode class.",
+                            MetricType::Histogram);
+      for (std::size_t t = 0; t < 2; ++t) {
+        for (std::size_t c = 0; c < static_cast<std::size_t>(detail::RcodeClass::Count); ++c) {
+          std::array<std::uint64_t, detail::kLatencyBuckets> buckets{};
+          double latency_sum = 0;
+          for (const auto& w : workers) {
+            const auto snap =
+                w.analytics_->matcher
+                    .latency(static_cast<Transport>(t), static_cast<detail::RcodeClass>(c))
+                    .snapshot();
+            for (std::size_t i = 0; i < buckets.size(); ++i) {
+              buckets[i] += snap.buckets[i];
+            }
+            latency_sum += snap.sum_s;
+          }
+          ClientMetric m;
+          m.label = {{"transport", std::string(transport_name(static_cast<Transport>(t)))},
+                     {"rcode_class",
+                      std::string(detail::rcode_class_name(static_cast<detail::RcodeClass>(c)))}};
+          std::uint64_t cumulative = 0;
+          for (std::size_t i = 0; i < buckets.size(); ++i) {
+            cumulative += buckets[i];
+            ClientMetric::Bucket b;
+            b.cumulative_count = cumulative;
+            b.upper_bound = i < detail::kLatencyBoundsS.size()
+                                ? detail::kLatencyBoundsS[i]
+                                : std::numeric_limits<double>::infinity();
+            m.histogram.bucket.push_back(b);
+          }
+          m.histogram.sample_count = cumulative;
+          m.histogram.sample_sum = latency_sum;
+          latency.metric.push_back(std::move(m));
+        }
+      }
+      out.push_back(std::move(latency));
+    }
+
     auto reassembled =
         family("dnsmon_reassembled_messages_total",
                "Decoded messages that arrived in IP fragments.", MetricType::Counter);
@@ -354,11 +441,13 @@ struct MetricsHub::Impl : prometheus::Collectable {
                  MetricType::Gauge);
       add_sample(memory, {{"table", "ip_fragments"}}, static_cast<double>(total.ip_memory_bytes));
       add_sample(memory, {{"table", "tcp_streams"}}, static_cast<double>(total.tcp_memory_bytes));
+      add_sample(memory, {{"table", "pending_queries"}}, static_cast<double>(pending.memory_bytes));
       out.push_back(std::move(memory));
       auto entries =
           family("dnsmon_table_entries", "Entries in each bounded table.", MetricType::Gauge);
       add_sample(entries, {{"table", "ip_fragments"}}, static_cast<double>(total.ip_in_progress));
       add_sample(entries, {{"table", "tcp_streams"}}, static_cast<double>(total.tcp_flows));
+      add_sample(entries, {{"table", "pending_queries"}}, static_cast<double>(pending.entries));
       out.push_back(std::move(entries));
       auto capacity = family("dnsmon_table_capacity_entries",
                              "Capacity of each bounded table; at capacity the oldest entry is "
@@ -366,6 +455,7 @@ struct MetricsHub::Impl : prometheus::Collectable {
                              MetricType::Gauge);
       add_sample(capacity, {{"table", "ip_fragments"}}, static_cast<double>(total.ip_capacity));
       add_sample(capacity, {{"table", "tcp_streams"}}, static_cast<double>(total.tcp_capacity));
+      add_sample(capacity, {{"table", "pending_queries"}}, static_cast<double>(pending.capacity));
       out.push_back(std::move(capacity));
     }
 

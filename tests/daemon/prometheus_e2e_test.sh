@@ -66,18 +66,27 @@ q_rate=$(query 'sum(rate(dnsmon_queries_total[10s]))' "$mid")
 r_rate=$(query 'sum(rate(dnsmon_responses_total[10s]))' "$mid")
 p_rate=$(query 'sum(rate(dnsmon_packets_total{result="ok"}[10s]))' "$mid")
 drops=$(query 'sum(dnsmon_capture_dropped_total)' "$mid")
+m_rate=$(query 'sum(rate(dnsmon_query_matching_total{result="matched"}[10s]))' "$mid")
+p50=$(query 'histogram_quantile(0.5, sum by (le) (rate(dnsmon_response_latency_seconds_bucket[10s])))' "$mid")
 echo "up=$up queries/s=$q_rate responses/s=$r_rate ok frames/s=$p_rate drops=$drops"
+echo "matched/s=$m_rate median latency=$p50 s (the generator answers every query 1/$rate s later)"
 echo "expected: queries/s=$((rate / 2)) responses/s=$((rate / 2)) frames/s=$rate (within 10 %)"
 
 wait "$dnsmon_pid"
 pids=("${pids[@]:0:1}")
 promtool check metrics <"$work/final.txt"
 
-python3 - "$up" "$q_rate" "$r_rate" "$p_rate" "$drops" "$rate" <<'PY'
+python3 - "$up" "$q_rate" "$r_rate" "$p_rate" "$drops" "$rate" "$m_rate" "$p50" <<'PY'
 import sys
-up, q, r, p, drops, rate = sys.argv[1:7]
+up, q, r, p, drops, rate, matched, p50 = sys.argv[1:9]
 rate = float(rate)
 problems = []
+if matched == "none" or abs(float(matched) - rate / 2) > 0.10 * rate / 2:
+    problems.append(f"matched/s is {matched}, expected {rate / 2:g} +/- 10 %")
+# Every latency is 1/rate = 2.5 ms, which falls in the (1 ms, 2.5 ms] bucket: the quantile must
+# interpolate inside it.
+if p50 == "none" or not 0.001 <= float(p50) <= 0.0025:
+    problems.append(f"median latency {p50} s is outside the (0.001, 0.0025] s bucket")
 if up != "1":
     problems.append(f"up is {up}, not 1")
 for name, got, want in (("queries", q, rate / 2), ("responses", r, rate / 2), ("frames", p, rate)):

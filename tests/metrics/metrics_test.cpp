@@ -195,3 +195,32 @@ TEST_CASE("breakdowns and histograms count each message once in the right series
   CHECK_THAT(text, Catch::Contains("dnsmon_qname_length_bytes_bucket{le=\"16\"} 2"));
   CHECK_THAT(text, Catch::Contains("dnsmon_qname_length_bytes_count 2"));
 }
+
+TEST_CASE("a query and its response are matched and their latency exported", "[metrics]") {
+  auto hub = make_hub();
+  auto& w = hub.add_worker();
+  DnsMessage q;
+  q.ts_ns = 1'000'000'000;
+  q.src.family = q.dst.family = 4;
+  q.src.bytes = {192, 0, 2, 1};
+  q.dst.bytes = {192, 0, 2, 53};
+  q.sport = 40000;
+  q.dport = 53;
+  q.id = 9;
+  q.has_question = true;
+  q.qtype = 1;
+  q.qclass = 1;
+  DnsMessage r = q;
+  r.qr = true;
+  r.ts_ns = q.ts_ns + 3'000'000;  // 3 ms later
+  std::swap(r.src, r.dst);
+  std::swap(r.sport, r.dport);
+  w.record_message(q);
+  w.record_message(r);
+  const auto text = hub.render_text();
+  CHECK_THAT(text, Catch::Contains("dnsmon_query_matching_total{result=\"matched\"} 1"));
+  CHECK_THAT(text, Catch::Contains("dnsmon_response_latency_seconds_bucket{transport=\"udp\","
+                                   "rcode_class=\"noerror\",le=\"0.0025\"} 0"));
+  CHECK_THAT(text, Catch::Contains("dnsmon_response_latency_seconds_bucket{transport=\"udp\","
+                                   "rcode_class=\"noerror\",le=\"0.005\"} 1"));
+}

@@ -86,6 +86,11 @@ inline std::size_t rcode_class(std::uint16_t rcode) noexcept {
 
 class WorkerCounters {
  public:
+  WorkerCounters();
+  ~WorkerCounters();
+  WorkerCounters(const WorkerCounters&) = delete;
+  WorkerCounters& operator=(const WorkerCounters&) = delete;
+
   void record_frame(std::uint32_t wire_len, ParseStatus status) noexcept {
     packets_[static_cast<std::size_t>(status)].add();
     frame_bytes_.add(wire_len);
@@ -119,6 +124,7 @@ class WorkerCounters {
         udp_size_[size < 512 ? 0 : size < 1232 ? 1 : size == 1232 ? 2 : size < 4096 ? 3 : 4].add();
       }
     }
+    match(m);
     if (m.qr) {
       responses_by_rcode_[rcode_slot(m.rcode)].add();
       response_bytes_.add(m.size);
@@ -139,6 +145,11 @@ class WorkerCounters {
   std::array<RelaxedCounter, 3> edns_;  // queries: [no EDNS, EDNS without DO, EDNS with DO]
   std::array<RelaxedCounter, kUdpSizeBucketNames.size()> udp_size_;
   RelaxedCounter truncated_responses_;
+
+  // Query/response matching and latency (metrics/src/matcher.hpp), owned by the worker.
+  struct Analytics;
+  std::unique_ptr<Analytics> analytics_;
+  void match(const DnsMessage& m) noexcept;  // feeds the matcher (called by record_message)
   RelaxedCounter reassembled_messages_;
   std::array<RelaxedCounter, kQtypeSlots> queries_by_qtype_;
   std::array<RelaxedCounter, kRcodeSlots> responses_by_rcode_;
