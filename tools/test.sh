@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds dnsmon four ways and runs the test suite on each:
 #   dev  (Debug)                         every test
-#   asan (address + undefined sanitizer)  every test, including every public capture
-#   tsan (thread sanitizer)              every test but the live capture at 50k packets/s, which a
-#                                        10x slower build cannot keep up with
+#   asan (address + undefined sanitizer)  every test, including every public capture, but the live
+#                                        capture at 50k packets/s
+#   tsan (thread sanitizer)              the same
 #   fuzz (clang 14, libFuzzer)           the fuzz label only: each fuzz target replays its
 #                                        checked-in seeds, then fuzzes for 20 s (address +
 #                                        undefined sanitizer); the build checks clang -Werror
-# plus a clang-format check of the tracked sources. Stops at the first failure.
+# The live capture test measures whether dnsmon keeps up with 50,000 packets/s without a drop; a
+# sanitizer build is 3-10x slower per packet, so there it would measure the sanitizer.
+# Plus a clang-format check of the tracked sources. Stops at the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -25,6 +27,7 @@ for preset in dev asan tsan fuzz; do
   step "test: $preset"
   exclude=()
   if [[ "$preset" == tsan ]]; then exclude=(-LE 'live|benchmark'); fi
+  if [[ "$preset" == asan ]]; then exclude=(-LE 'live'); fi
   ctest --preset "$preset" -j "$jobs" "${exclude[@]}"
 done
 step "all tests passed"
