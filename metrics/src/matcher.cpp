@@ -7,6 +7,8 @@
 #include <random>
 #include <stdexcept>
 
+#include "dnsmon/detail/siphash.hpp"
+
 namespace dnsmon::detail {
 
 namespace {
@@ -14,60 +16,6 @@ namespace {
 constexpr std::int64_t kMaxTsNs = std::int64_t{1} << 62U;  // far beyond any pcap timestamp
 constexpr std::int64_t kMaxTimeoutNs = 3'600'000'000'000;
 constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
-
-std::uint64_t splitmix64(std::uint64_t& state) noexcept {
-  std::uint64_t z = (state += 0x9e37'79b9'7f4a'7c15ULL);
-  z = (z ^ (z >> 30U)) * 0xbf58'476d'1ce4'e5b9ULL;
-  z = (z ^ (z >> 27U)) * 0x94d0'49bb'1331'11ebULL;
-  return z ^ (z >> 31U);
-}
-
-// SipHash-1-3 (one compression round per word, three finalisation rounds), as Rust's HashMap
-// uses: keyed, so an attacker who does not know the key cannot choose colliding inputs.
-class SipHasher {
- public:
-  explicit SipHasher(const std::array<std::uint64_t, 2>& key) noexcept
-      : v0_(key[0] ^ 0x736f'6d65'7073'6575ULL),
-        v1_(key[1] ^ 0x646f'7261'6e64'6f6dULL),
-        v2_(key[0] ^ 0x6c79'6765'6e65'7261ULL),
-        v3_(key[1] ^ 0x7465'6462'7974'6573ULL) {}
-
-  void word(std::uint64_t m) noexcept {
-    v3_ ^= m;
-    round();
-    v0_ ^= m;
-  }
-
-  // last: the final block, whose top byte holds the input length mod 256 (SipHash's padding).
-  std::uint64_t finish(std::uint64_t last) noexcept {
-    word(last);
-    v2_ ^= 0xff;
-    round();
-    round();
-    round();
-    return v0_ ^ v1_ ^ v2_ ^ v3_;
-  }
-
- private:
-  void round() noexcept {
-    v0_ += v1_;
-    v1_ = std::rotl(v1_, 13);
-    v1_ ^= v0_;
-    v0_ = std::rotl(v0_, 32);
-    v2_ += v3_;
-    v3_ = std::rotl(v3_, 16);
-    v3_ ^= v2_;
-    v0_ += v3_;
-    v3_ = std::rotl(v3_, 21);
-    v3_ ^= v0_;
-    v2_ += v1_;
-    v1_ = std::rotl(v1_, 17);
-    v1_ ^= v2_;
-    v2_ = std::rotl(v2_, 32);
-  }
-
-  std::uint64_t v0_, v1_, v2_, v3_;
-};
 
 // Lower-cases the ASCII letters of eight bytes at once. DNS compares names case-insensitively for
 // A-Z only (RFC 4343); other bytes, including those >= 0x80, are left alone.
@@ -102,21 +50,6 @@ void require(bool ok, const char* what) {
 }
 
 }  // namespace
-
-std::string_view rcode_class_name(RcodeClass c) noexcept {
-  switch (c) {
-    case RcodeClass::NoError:
-      return "noerror";
-    case RcodeClass::NxDomain:
-      return "nxdomain";
-    case RcodeClass::ServFail:
-      return "servfail";
-    case RcodeClass::Other:
-    case RcodeClass::Count:
-      break;
-  }
-  return "other";
-}
 
 LatencyHistogramSnapshot LatencyHistogram::snapshot() const noexcept {
   LatencyHistogramSnapshot s;

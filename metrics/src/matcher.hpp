@@ -47,6 +47,7 @@
 #include <thread>
 #include <vector>
 
+#include "dnsmon/metrics.hpp"
 #include "dnsmon/parser.hpp"
 
 namespace dnsmon::detail {
@@ -75,28 +76,22 @@ consteval bool latency_bounds_agree() {
 
 static_assert(latency_bounds_agree(), "the second and nanosecond bounds must agree and increase");
 
-// The latency label: the response's rcode, coarsely. The order and names agree with
-// dnsmon::rcode_class() and kRcodeClassNames in metrics.hpp.
+// The latency label: the response's rcode, coarsely. The classes are those of the counters
+// (dnsmon::rcode_class() and kRcodeClassNames in metrics.hpp), in the same order.
 enum class RcodeClass : std::uint8_t { NoError, NxDomain, ServFail, Other, Count };
+static_assert(static_cast<std::size_t>(RcodeClass::Count) == kRcodeClassNames.size());
 inline constexpr std::size_t kRcodeClassCount = static_cast<std::size_t>(RcodeClass::Count);
 inline constexpr std::size_t kTransportCount = 2;  // Transport::Udp, Transport::Tcp
 
 // rcode is the full (EDNS-extended) rcode of DnsMessage.
-constexpr RcodeClass classify_rcode(std::uint16_t rcode) noexcept {
-  switch (rcode) {
-    case 0:
-      return RcodeClass::NoError;
-    case 2:
-      return RcodeClass::ServFail;
-    case 3:
-      return RcodeClass::NxDomain;
-    default:
-      return RcodeClass::Other;
-  }
+inline RcodeClass classify_rcode(std::uint16_t rcode) noexcept {
+  return static_cast<RcodeClass>(rcode_class(rcode));
 }
 
 // Stable label value: "noerror", "nxdomain", "servfail", "other".
-std::string_view rcode_class_name(RcodeClass c) noexcept;
+inline std::string_view rcode_class_name(RcodeClass c) noexcept {
+  return kRcodeClassNames[std::min(static_cast<std::size_t>(c), kRcodeClassNames.size() - 1)];
+}
 
 struct LatencyHistogramSnapshot {
   std::array<std::uint64_t, kLatencyBuckets> buckets{};  // per bucket, not cumulative; +Inf last

@@ -8,56 +8,10 @@
 #include <stdexcept>
 #include <string>
 
+#include "dnsmon/detail/siphash.hpp"
+
 namespace dnsmon::detail {
 namespace {
-
-// SipHash-1-3 (the variant Rust's HashMap uses) over whole 64-bit words. The key is secret, so an
-// attacker who picks fragment ids and addresses cannot aim them at one bucket.
-class SipHasher {
- public:
-  explicit SipHasher(const std::array<std::uint64_t, 2>& k) noexcept
-      : v0_(k[0] ^ 0x736f6d6570736575ULL),
-        v1_(k[1] ^ 0x646f72616e646f6dULL),
-        v2_(k[0] ^ 0x6c7967656e657261ULL),
-        v3_(k[1] ^ 0x7465646279746573ULL) {}
-
-  void word(std::uint64_t m) noexcept {
-    v3_ ^= m;
-    round();
-    v0_ ^= m;
-    ++words_;
-  }
-
-  [[nodiscard]] std::uint64_t finish() noexcept {
-    word(words_ << 59U);  // the message length in bytes, in the top byte as SipHash pads
-    v2_ ^= 0xFFU;
-    round();
-    round();
-    round();
-    return v0_ ^ v1_ ^ v2_ ^ v3_;
-  }
-
- private:
-  void round() noexcept {
-    v0_ += v1_;
-    v1_ = std::rotl(v1_, 13);
-    v1_ ^= v0_;
-    v0_ = std::rotl(v0_, 32);
-    v2_ += v3_;
-    v3_ = std::rotl(v3_, 16);
-    v3_ ^= v2_;
-    v0_ += v3_;
-    v3_ = std::rotl(v3_, 21);
-    v3_ ^= v0_;
-    v2_ += v1_;
-    v1_ = std::rotl(v1_, 17);
-    v1_ ^= v2_;
-    v2_ = std::rotl(v2_, 32);
-  }
-
-  std::uint64_t v0_, v1_, v2_, v3_;
-  std::uint64_t words_ = 0;
-};
 
 std::uint64_t load_u64(const std::uint8_t* p) noexcept {
   std::uint64_t v = 0;
@@ -69,13 +23,6 @@ std::uint32_t load_u32(const std::uint8_t* p) noexcept {
   std::uint32_t v = 0;
   std::memcpy(&v, p, sizeof v);
   return v;
-}
-
-std::uint64_t splitmix64(std::uint64_t& state) noexcept {
-  std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30U)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27U)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31U);
 }
 
 bool same_key(const FragmentKey& a, const FragmentKey& b) noexcept {

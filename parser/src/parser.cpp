@@ -278,6 +278,30 @@ void find_edns(WireReader r, const DnsMessage& msg, EdnsInfo& edns) noexcept {
   }
 }
 
+// Hands one fragment to the reassembler: Ok with `whole` filled when it completes its datagram,
+// FragmentHeld or FragmentDropped otherwise. src and dst are 4 or 16 address bytes.
+ParseStatus add_fragment(detail::IpReassembler& ip, std::span<const std::byte> src,
+                         std::span<const std::byte> dst, std::uint8_t family, std::uint32_t id,
+                         std::uint8_t proto, std::uint32_t offset_bytes, bool more,
+                         std::span<const std::byte> payload, std::int64_t ts_ns,
+                         detail::ReassembledDatagram& whole) noexcept {
+  detail::FragmentKey key;
+  std::memcpy(key.src.data(), src.data(), src.size());
+  std::memcpy(key.dst.data(), dst.data(), dst.size());
+  key.id = id;
+  key.proto = proto;
+  key.family = family;
+  switch (ip.add(key, offset_bytes, more, payload, ts_ns, whole)) {
+    case detail::FragmentResult::Held:
+      return ParseStatus::FragmentHeld;
+    case detail::FragmentResult::Dropped:
+      return ParseStatus::FragmentDropped;
+    case detail::FragmentResult::Complete:
+      break;
+  }
+  return ParseStatus::Ok;
+}
+
 }  // namespace
 
 const std::array<std::string_view, ReassemblyStats::kIpEvents> ReassemblyStats::kIpEventNames{
@@ -752,20 +776,11 @@ ParseStatus Parser::parse_ip(Context& ctx, std::span<const std::byte> packet,
       }
       return ParseStatus::Truncated;
     }
-    detail::FragmentKey key;
-    std::memcpy(key.src.data(), src.data(), 4);
-    std::memcpy(key.dst.data(), dst.data(), 4);
-    key.id = ident;
-    key.proto = proto;
-    key.family = 4;
     detail::ReassembledDatagram whole;
-    const auto result =
-        ip_->add(key, (frag & 0x1FFFU) * 8U, (frag & 0x2000U) != 0, payload, ctx.ts_ns, whole);
-    if (result == detail::FragmentResult::Held) {
-      return ParseStatus::FragmentHeld;
-    }
-    if (result == detail::FragmentResult::Dropped) {
-      return ParseStatus::FragmentDropped;
+    const ParseStatus held = add_fragment(*ip_, src, dst, 4, ident, proto, (frag & 0x1FFFU) * 8U,
+                                          (frag & 0x2000U) != 0, payload, ctx.ts_ns, whole);
+    if (held != ParseStatus::Ok) {
+      return held;
     }
     out.reassembled = true;
     return parse_transport(ctx, whole.proto, whole.payload, 0);
@@ -821,20 +836,11 @@ ParseStatus Parser::parse_ip(Context& ctx, std::span<const std::byte> packet,
         }
         return ParseStatus::Truncated;
       }
-      detail::FragmentKey key;
-      std::memcpy(key.src.data(), src.data(), 16);
-      std::memcpy(key.dst.data(), dst.data(), 16);
-      key.id = ident;
-      key.proto = nh;
-      key.family = 6;
       detail::ReassembledDatagram whole;
-      const auto result =
-          ip_->add(key, off_m & 0xFFF8U, (off_m & 1U) != 0, x.rest(), ctx.ts_ns, whole);
-      if (result == detail::FragmentResult::Held) {
-        return ParseStatus::FragmentHeld;
-      }
-      if (result == detail::FragmentResult::Dropped) {
-        return ParseStatus::FragmentDropped;
+      const ParseStatus held = add_fragment(*ip_, src, dst, 6, ident, nh, off_m & 0xFFF8U,
+                                            (off_m & 1U) != 0, x.rest(), ctx.ts_ns, whole);
+      if (held != ParseStatus::Ok) {
+        return held;
       }
       out.reassembled = true;
       fragmented = true;
