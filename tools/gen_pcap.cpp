@@ -3,11 +3,14 @@
 // reserved for documentation and benchmarking (198.18.0.0/15, 203.0.113.0/24, 2001:db8::/32), so
 // replaying the file sends nothing anywhere real.
 //
-//   gen_pcap --out FILE [--profile simple|bench] [--packets N] [--seed S] [--rate PPS]
+//   gen_pcap --out FILE|- [--profile simple|bench|flood] [--packets N] [--seed S] [--rate PPS]
 //            [--ipv6 PCT] [--vlan PCT] [--edns PCT] [--nxdomain PCT] [--servfail PCT] [--tcp PCT]
-//            [--clients N] [--domains N] [--truth FILE.json] [--cpp-out FILE.cpp] [--version]
+//            [--mixed-case PCT] [--clients N] [--domains N] [--truth FILE.json]
+//            [--cpp-out FILE.cpp] [--version]
 //
-// Two profiles:
+// --out - writes the capture to standard output. Timestamps have microsecond resolution.
+//
+// Three profiles:
 // - simple (the default): one UDP query and its response per transaction, over a dozen names. The
 //   embedded demo and most tests use it; its output for a given seed never changes.
 // - bench: the realistic mix of docs/performance.md, 2,000,000 frames unless --packets says
@@ -33,13 +36,57 @@
 //     transaction is 8 frames: SYN, SYN-ACK, ACK, length-prefixed query, response, FIN-ACK,
 //     FIN-ACK, ACK, with consistent sequence and acknowledgement numbers. IPv4, UDP and TCP
 //     checksums are correct.
+// - flood: a random-subdomain ("water torture") attack over background traffic, for memory tests:
+//   10,000,000 frames at 1,000,000 frames per second of packet time unless --packets and --rate
+//   say otherwise, all UDP over IPv4 with EDNS, written as it is generated (memory stays flat, so
+//   --out - can feed a pipe of any length). As in the bench profile, the first N frames are the
+//   same for any --packets >= N.
+//   * 90% of the frames belong to the flood: A (75%) or AAAA queries for a fresh label of 12-20
+//     [a-z0-9] under victim-flood.co.uk (no flood name is ever asked twice), from --clients
+//     (100,000 by default, at most 130,000) addresses drawn uniformly from 198.18.0.0/15. Half of
+//     them (--nxdomain) get an NXDOMAIN response with the zone's SOA after 1-30 ms; the others
+//     stay unanswered, as when a resolver gives up on an overloaded authoritative server. Since
+//     responses count as frames, the default mix has about 6 million flood queries in 10 million
+//     frames; --nxdomain 0 makes it 9 million.
+//   * The other 10% are background transactions, all answered: 250 hosts in 203.0.113.0/24
+//     (Zipf(0.6)) ask for the names of 50 registrable domains built like the bench profile's
+//     (Zipf(1.0) over domains, Zipf(1.2) over their 1-19 host names, a few hundred names), A 60%,
+//     AAAA 30%, HTTPS 10%; 2% get NXDOMAIN and 1% SERVFAIL, with the bench profile's latencies.
+//   The server is 198.19.255.53. --ipv6, --vlan, --edns, --servfail, --tcp and --domains do not
+//   apply to this profile and are refused.
+//
+// --mixed-case PCT (any profile, 0 by default) spells the qname of that share of the queries with
+// random upper- and lower-case letters, as resolvers using DNS 0x20 do; the response echoes the
+// query's spelling. The letters come from a random stream of their own, so the rest of the
+// capture is the same as without the option.
 //
 // --truth FILE writes a JSON summary of what the file holds (only the frames actually written):
 // frames by family/VLAN/transport, messages by transport and family, queries by qtype, responses
 // by rcode, EDNS features, distinct clients/qnames/registrable domains and the top domains and
-// qnames. Analytics tests compare dnsmon's output with it.
+// qnames. Analytics tests compare dnsmon's output with it. Names are lowercase presentation form
+// without the trailing dot; a client is the source address of a query (a host's IPv4 and IPv6
+// addresses are two clients); "top" lists hold the 20 largest counts, ties in ascending order of
+// the name or address text. Keys:
+//   "distinct": {"clients": n, "qnames": n, "domains": n}, counted over queries; exact in every
+//     profile ("distinct_qnames_exact": true): flood names are unique by construction, so the
+//     flood profile counts them without keeping them.
+//   "top_domains": [{"domain": d, "queries": n}, ...], "top_qnames": [{"qname": q, "queries": n},
+//     ...]: counts of queries.
+//   "top_clients": [["ADDRESS", queries], ...], ADDRESS as inet_ntop prints it.
+//   "top_nxdomain", "top_servfail": [["qname", responses], ...]: the question names of the
+//     responses with that rcode.
+//   "window_totals": {"queries": n, "nxdomain_responses": n, "servfail_responses": n}: the whole
+//     file.
+//   "latency": {"count": n, "p50": s, "p90": s, "p99": s, "buckets": [[le, cumulative], ...,
+//     ["+Inf", n]]}: for each query whose response is in the file, the response's timestamp minus
+//     the query's, in seconds, from the timestamps as written. pXX is the nearest-rank quantile
+//     (the smallest latency such that at least XX% of them are at or below it; null when there
+//     are none); a latency equal to a bucket bound counts in that bucket. The bounds are
+//     dnsmon's: 0.0001 0.00025 0.0005 0.001 0.0025 0.005 0.01 0.025 0.05 0.1 0.25 0.5 1 2.5 5.
 #include <algorithm>
+#include <arpa/inet.h>
 #include <array>
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -50,6 +97,7 @@
 #include <optional>
 #include <queue>
 #include <random>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -65,33 +113,61 @@ namespace {
 // its cached capture when this differs.
 constexpr int kGeneratorVersion = 2;
 
-enum class Profile : std::uint8_t { Simple, Bench };
+enum class Profile : std::uint8_t { Simple, Bench, Flood };
 
 struct Options {
-  std::string out;
+  std::string out;  // "-" is standard output
   std::string cpp_out;
   std::string truth;
   Profile profile = Profile::Simple;
-  std::optional<std::uint64_t> packets;  // simple: 2000, bench: 2,000,000
+  std::optional<std::uint64_t> packets;  // simple: 2000, bench: 2,000,000, flood: 10,000,000
   std::uint64_t seed = 1;
-  std::optional<double> rate;  // frames per second of packet time; simple: 1000, bench: 100000
+  // Frames per second of packet time; simple: 1000, bench: 100,000, flood: 1,000,000.
+  std::optional<double> rate;
   std::optional<double> ipv6_pct, vlan_pct, edns_pct, nxdomain_pct, servfail_pct, tcp_pct;
-  std::uint32_t clients = 5000;   // bench: client hosts
+  double mixed_case_pct = 0;      // share of queries spelled in DNS 0x20 mixed case
+  std::uint32_t clients = 5000;   // bench: client hosts (5,000); flood: addresses (100,000)
   std::uint32_t domains = 20000;  // bench: registrable domains
 };
 
-[[noreturn]] void usage(const char* why) {
-  std::fprintf(stderr,
-               "gen_pcap: %s\nusage: gen_pcap --out FILE [--profile simple|bench] [--packets N] "
-               "[--seed S] [--rate PPS]\n                [--ipv6 PCT] [--vlan PCT] [--edns PCT] "
-               "[--nxdomain PCT] [--servfail PCT] [--tcp PCT]\n                [--clients N] "
-               "[--domains N] [--truth FILE.json] [--cpp-out FILE.cpp] [--version]\n",
-               why);
+// Prints why, the synopsis and, for --help, what the options do; exits 2.
+[[noreturn]] void usage(const char* why, bool details = false) {
+  std::fprintf(
+      stderr,
+      "gen_pcap: %s\n"
+      "usage: gen_pcap --out FILE|- [--profile simple|bench|flood] [--packets N] [--seed S]\n"
+      "                [--rate PPS] [--ipv6 PCT] [--vlan PCT] [--edns PCT] [--nxdomain PCT]\n"
+      "                [--servfail PCT] [--tcp PCT] [--mixed-case PCT] [--clients N]\n"
+      "                [--domains N] [--truth FILE.json] [--cpp-out FILE.cpp] [--version]\n",
+      why);
+  if (!details) {
+    std::exit(2);  // NOLINT(concurrency-mt-unsafe): single-threaded tool
+  }
+  std::fprintf(
+      stderr,
+      "  --out -           write the capture to standard output\n"
+      "  --profile         simple: a dozen names, 2000 frames (the default);\n"
+      "                    bench: the realistic benchmark mix, 2,000,000 frames;\n"
+      "                    flood: random-subdomain flood under victim-flood.co.uk (90%% of the\n"
+      "                    frames) over background traffic, 10,000,000 frames, streamed\n"
+      "  --rate PPS        frames per second of packet time (1000, 100000, 1000000)\n"
+      "  --nxdomain PCT    share of NXDOMAIN answers; flood: share of flood queries answered\n"
+      "                    NXDOMAIN (50), the others unanswered\n"
+      "  --mixed-case PCT  share of queries whose qname is spelled in random upper/lower case\n"
+      "                    (DNS 0x20), echoed by the response (0)\n"
+      "  --clients N       bench: client hosts (5000, at most 65000); flood: client addresses\n"
+      "                    (100000, at most 130000)\n"
+      "  --truth FILE      JSON summary of the capture (counts, top lists, latency quantiles)\n"
+      "  --ipv6, --vlan, --edns, --servfail, --tcp and --domains do not apply to the flood\n"
+      "  profile; --tcp needs the bench profile. Defaults are in parentheses; the top of\n"
+      "  tools/gen_pcap.cpp describes each profile and every key of the --truth summary.\n");
   std::exit(2);  // NOLINT(concurrency-mt-unsafe): single-threaded tool
 }
 
 Options parse(int argc, char** argv) {
   Options o;
+  std::optional<std::uint64_t> clients;
+  bool domains_given = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
     auto value = [&]() -> std::string {
@@ -130,8 +206,10 @@ Options parse(int argc, char** argv) {
         o.profile = Profile::Simple;
       } else if (p == "bench") {
         o.profile = Profile::Bench;
+      } else if (p == "flood") {
+        o.profile = Profile::Flood;
       } else {
-        usage("--profile is simple or bench");
+        usage("--profile is simple, bench or flood");
       }
     } else if (a == "--packets") {
       o.packets = number();
@@ -154,23 +232,22 @@ Options parse(int argc, char** argv) {
       o.servfail_pct = pct();
     } else if (a == "--tcp") {
       o.tcp_pct = pct();
+    } else if (a == "--mixed-case") {
+      o.mixed_case_pct = pct();
     } else if (a == "--clients") {
-      const auto n = number();
-      if (n == 0 || n > 65000) {
-        usage("--clients goes from 1 to 65000");
-      }
-      o.clients = static_cast<std::uint32_t>(n);
+      clients = number();
     } else if (a == "--domains") {
       const auto n = number();
       if (n == 0 || n > 1'000'000) {
         usage("--domains goes from 1 to 1000000");
       }
       o.domains = static_cast<std::uint32_t>(n);
+      domains_given = true;
     } else if (a == "--version") {
       std::printf("gen_pcap %d\n", kGeneratorVersion);
       std::exit(0);  // NOLINT(concurrency-mt-unsafe): single-threaded tool
     } else if (a == "--help" || a == "-h") {
-      usage("help");
+      usage("help", true);
     } else {
       usage(("unknown option " + std::string(a)).c_str());
     }
@@ -180,6 +257,26 @@ Options parse(int argc, char** argv) {
   }
   if (o.profile == Profile::Simple && o.tcp_pct.value_or(0) != 0) {
     usage("--tcp needs --profile bench");
+  }
+  if (!o.cpp_out.empty() && o.out == "-") {
+    usage("--cpp-out reads the capture back: it needs --out FILE");
+  }
+  if (o.profile == Profile::Flood) {
+    if (o.ipv6_pct || o.vlan_pct || o.edns_pct || o.servfail_pct || o.tcp_pct || domains_given) {
+      usage(
+          "--ipv6, --vlan, --edns, --servfail, --tcp and --domains do not apply to --profile "
+          "flood");
+    }
+    // 130,000 addresses from 198.18.0.0 stay clear of the server, 198.19.255.53.
+    if (clients && (*clients == 0 || *clients > 130'000)) {
+      usage("--clients goes from 1 to 130000 in the flood profile");
+    }
+    o.clients = static_cast<std::uint32_t>(clients.value_or(100'000));
+  } else if (clients) {
+    if (*clients == 0 || *clients > 65000) {
+      usage("--clients goes from 1 to 65000");
+    }
+    o.clients = static_cast<std::uint32_t>(*clients);
   }
   return o;
 }
@@ -225,6 +322,31 @@ std::string_view rcode_name(unsigned r) {
   return r < kNames.size() ? kNames[r] : std::string_view{};
 }
 
+// A client's address: the first 4 bytes for IPv4, all 16 for IPv6.
+struct Address {
+  bool v6 = false;
+  std::array<std::uint8_t, 16> bytes{};
+
+  bool operator==(const Address&) const = default;
+
+  [[nodiscard]] std::string text() const {
+    std::array<char, INET6_ADDRSTRLEN> buf{};
+    inet_ntop(v6 ? AF_INET6 : AF_INET, bytes.data(), buf.data(), buf.size());
+    return buf.data();
+  }
+};
+
+struct AddressHash {
+  std::size_t operator()(const Address& a) const {
+    std::uint64_t hi = 0, lo = 0;
+    std::memcpy(&hi, a.bytes.data(), sizeof hi);
+    std::memcpy(&lo, a.bytes.data() + sizeof hi, sizeof lo);
+    std::uint64_t z = (hi ^ (a.v6 ? 0x9E3779B97F4A7C15ULL : 0)) * 0xBF58476D1CE4E5B9ULL + lo;
+    z = (z ^ (z >> 31U)) * 0x94D049BB133111EBULL;
+    return static_cast<std::size_t>(z ^ (z >> 29U));
+  }
+};
+
 // What one written frame carries, for the --truth summary.
 struct FrameFacts {
   enum class Kind : std::uint8_t { NoDns, Query, Response };
@@ -232,19 +354,24 @@ struct FrameFacts {
   bool tcp = false, v6 = false, vlan = false;
   bool tc = false;  // response with TC=1
   bool edns = false, edns_do = false, cookie = false, ecs = false;
+  bool answered = false;    // queries: the exchange's response follows (if the file goes on)
+  bool fresh_name = false;  // no other exchange asks for this qname (the flood's labels)
   std::uint16_t qtype = 0;
   std::uint8_t rcode = 0;
-  std::uint32_t client = 0;  // client address key, unique per address
-  std::uint32_t txn = 0;     // exchange (query and its response) key
+  Address client;         // the client's address, whichever way the frame goes
+  std::uint32_t txn = 0;  // exchange (query and its response) key
   std::uint32_t wire_len = 0;
-  std::string qname;        // queries only
+  std::string qname;        // lowercase, without the trailing dot
   std::string_view domain;  // queries only: registrable domain of qname (static storage)
 };
 
-// Accumulates FrameFacts and writes the JSON summary.
+// Accumulates FrameFacts and writes the JSON summary. Its memory is bounded by the distinct
+// clients, names and latencies it has seen and the exchanges still waiting for their response,
+// not by the number of frames: flood names, unique by construction, are counted without being
+// kept.
 class Truth {
  public:
-  void add(const FrameFacts& f) {
+  void add(const FrameFacts& f, std::int64_t ts_us) {
     ++frames_;
     bytes_ += f.wire_len;
     (f.v6 ? frames_v6_ : frames_v4_) += 1;
@@ -253,20 +380,24 @@ class Truth {
     if (f.kind == FrameFacts::Kind::NoDns) {
       return;
     }
+    // The file holds microseconds; latencies are kept in nanoseconds, exact either way.
+    const std::int64_t ts_ns = ts_us * 1000;
     const bool query = f.kind == FrameFacts::Kind::Query;
     ++by_path_[(f.tcp ? 4U : 0U) + (f.v6 ? 2U : 0U) + (query ? 0U : 1U)];
-    if (f.txn >= exchanges_.size()) {
-      exchanges_.resize(std::max<std::size_t>(f.txn + 1, exchanges_.size() * 2), 0);
-    }
-    exchanges_[f.txn] |= query ? 1U : 2U;
     if (query) {
       ++queries_by_qtype_[f.qtype];
       edns_ += f.edns ? 1 : 0;
       edns_do_ += f.edns_do ? 1 : 0;
       cookie_ += f.cookie ? 1 : 0;
       ecs_ += f.ecs ? 1 : 0;
-      clients_.insert(f.client);
-      if (auto it = qnames_.find(f.qname); it != qnames_.end()) {
+      ++clients_[f.client];
+      if (f.answered) {
+        open_.emplace(f.txn, ts_ns);
+      }
+      if (f.fresh_name) {
+        ++fresh_qnames_;
+        keep_smallest(fresh_queried_, f.qname);
+      } else if (auto it = qnames_.find(f.qname); it != qnames_.end()) {
         ++it->second;
       } else {
         qnames_.emplace(f.qname, 1);
@@ -275,6 +406,26 @@ class Truth {
     } else {
       ++responses_by_rcode_[f.rcode];
       tc_ += f.tc ? 1 : 0;
+      const auto it = open_.find(f.txn);
+      if (it == open_.end()) {  // the generators write every query before its response
+        std::fprintf(stderr, "gen_pcap: internal error: a response without its query\n");
+        std::abort();
+      }
+      const std::int64_t latency_ns = ts_ns - it->second;
+      if (latency_ns % 1000 == 0 && latency_ns / 1000 < static_cast<std::int64_t>(kDenseUs)) {
+        ++latency_by_us_[static_cast<std::size_t>(latency_ns / 1000)];
+      } else {
+        ++latency_ns_[latency_ns];
+      }
+      ++answered_;
+      open_.erase(it);
+      if (f.rcode == 3 || f.rcode == 2) {
+        if (f.fresh_name) {
+          keep_smallest(f.rcode == 3 ? fresh_nxdomain_ : fresh_servfail_, f.qname);
+        } else {
+          ++(f.rcode == 3 ? nxdomain_ : servfail_)[f.qname];
+        }
+      }
     }
   }
 
@@ -288,10 +439,8 @@ class Truth {
     for (std::size_t i = 0; i < by_path_.size(); ++i) {
       ((i & 1U) != 0 ? responses : queries) += by_path_[i];
     }
-    std::uint64_t unanswered = 0;
-    for (const auto e : exchanges_) {
-      unanswered += e == 1 ? 1 : 0;
-    }
+    // Every exchange has one query and at most one response, written after it.
+    const std::uint64_t unanswered = queries - answered_;
     std::fprintf(out, "{\n  \"generator_version\": %d,\n  \"profile\": \"%.*s\",\n",
                  kGeneratorVersion, static_cast<int>(profile.size()), profile.data());
     std::fprintf(out, "  \"seed\": %llu,\n", u(o.seed));
@@ -326,16 +475,40 @@ class Truth {
                  " \"client_subnet\": %llu},\n",
                  u(edns_), u(edns_do_), u(cookie_), u(ecs_));
     std::fprintf(out, "  \"distinct\": {\"clients\": %llu, \"qnames\": %llu, \"domains\": %llu},\n",
-                 u(clients_.size()), u(qnames_.size()), u(domains_.size()));
+                 u(clients_.size()), u(qnames_.size() + fresh_qnames_), u(domains_.size()));
     std::fprintf(out, "  \"top_domains\": [");
-    write_top(out, domains_, "domain");
+    write_top_objects(out, top(domains_, {}), "domain");
     std::fprintf(out, "],\n  \"top_qnames\": [");
-    write_top(out, qnames_, "qname");
-    std::fprintf(out, "]\n}\n");
+    write_top_objects(out, top(qnames_, fresh_queried_), "qname");
+    std::fprintf(out, "],\n  \"top_clients\": [");
+    std::unordered_map<std::string, std::uint64_t> clients;
+    clients.reserve(clients_.size());
+    for (const auto& [address, n] : clients_) {
+      clients.emplace(address.text(), n);
+    }
+    write_top_pairs(out, top(clients, {}));
+    std::fprintf(out, "],\n  \"top_nxdomain\": [");
+    write_top_pairs(out, top(nxdomain_, fresh_nxdomain_));
+    std::fprintf(out, "],\n  \"top_servfail\": [");
+    write_top_pairs(out, top(servfail_, fresh_servfail_));
+    auto rcode_count = [&](std::uint16_t r) {
+      const auto it = responses_by_rcode_.find(r);
+      return it == responses_by_rcode_.end() ? 0 : it->second;
+    };
+    std::fprintf(out,
+                 "],\n  \"window_totals\": {\"queries\": %llu, \"nxdomain_responses\": %llu,"
+                 " \"servfail_responses\": %llu},\n",
+                 u(queries), u(rcode_count(3)), u(rcode_count(2)));
+    write_latency(out);
+    std::fprintf(out, ",\n  \"distinct_qnames_exact\": true\n}\n");
     return std::fclose(out) == 0;
   }
 
  private:
+  static constexpr std::size_t kTop = 20;
+
+  using Ranked = std::vector<std::pair<std::uint64_t, std::string>>;
+
   template <typename Name>
   static void write_counts(std::FILE* out,
                            const std::unordered_map<std::uint16_t, std::uint64_t>& counts,
@@ -348,38 +521,147 @@ class Truth {
     }
   }
 
-  // Top 20 by count, ties by name; names are generated ASCII (no JSON escaping needed).
+  // Keeps the kTop smallest names of a set seen once each (a max-heap): with every count equal
+  // to one, only they can reach a top list, where ties go in ascending name order.
+  static void keep_smallest(std::vector<std::string>& heap, const std::string& name) {
+    if (heap.size() < kTop) {
+      heap.push_back(name);
+      std::push_heap(heap.begin(), heap.end());
+    } else if (name < heap.front()) {
+      std::pop_heap(heap.begin(), heap.end());
+      heap.back() = name;
+      std::push_heap(heap.begin(), heap.end());
+    }
+  }
+
+  // The kTop largest counts of m and of the names seen once each, ties by name.
   template <typename Map>
-  static void write_top(std::FILE* out, const Map& m, const char* key) {
+  static Ranked top(const Map& m, const std::vector<std::string>& once) {
     std::vector<std::pair<std::uint64_t, std::string_view>> v;
-    v.reserve(m.size());
+    v.reserve(m.size() + once.size());
     for (const auto& [name, n] : m) {
       v.emplace_back(n, name);
     }
-    const std::size_t k = std::min<std::size_t>(20, v.size());
+    for (const auto& name : once) {
+      v.emplace_back(1, name);
+    }
+    const std::size_t k = std::min(kTop, v.size());
     std::partial_sort(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end(),
                       [](const auto& a, const auto& b) {
                         return a.first != b.first ? a.first > b.first : a.second < b.second;
                       });
+    Ranked r;
     for (std::size_t i = 0; i < k; ++i) {
-      std::fprintf(out, "%s\n    {\"%s\": \"%.*s\", \"queries\": %llu}", i == 0 ? "" : ",", key,
-                   static_cast<int>(v[i].second.size()), v[i].second.data(),
-                   static_cast<unsigned long long>(v[i].first));
+      r.emplace_back(v[i].first, v[i].second);
     }
-    if (k != 0) {
+    return r;
+  }
+
+  // Names and address texts are generated ASCII: no JSON escaping needed.
+  static void write_top_objects(std::FILE* out, const Ranked& r, const char* key) {
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      std::fprintf(out, "%s\n    {\"%s\": \"%s\", \"queries\": %llu}", i == 0 ? "" : ",", key,
+                   r[i].second.c_str(), static_cast<unsigned long long>(r[i].first));
+    }
+    if (!r.empty()) {
       std::fprintf(out, "\n  ");
     }
+  }
+
+  static void write_top_pairs(std::FILE* out, const Ranked& r) {
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      std::fprintf(out, "%s\n    [\"%s\", %llu]", i == 0 ? "" : ",", r[i].second.c_str(),
+                   static_cast<unsigned long long>(r[i].first));
+    }
+    if (!r.empty()) {
+      std::fprintf(out, "\n  ");
+    }
+  }
+
+  void write_latency(std::FILE* out) const {
+    // dnsmon's histogram bounds, as nanoseconds and as written.
+    struct Bound {
+      std::int64_t ns;
+      const char* text;
+    };
+
+    static constexpr std::array<Bound, 15> kBounds{{{100'000, "0.0001"},
+                                                    {250'000, "0.00025"},
+                                                    {500'000, "0.0005"},
+                                                    {1'000'000, "0.001"},
+                                                    {2'500'000, "0.0025"},
+                                                    {5'000'000, "0.005"},
+                                                    {10'000'000, "0.01"},
+                                                    {25'000'000, "0.025"},
+                                                    {50'000'000, "0.05"},
+                                                    {100'000'000, "0.1"},
+                                                    {250'000'000, "0.25"},
+                                                    {500'000'000, "0.5"},
+                                                    {1'000'000'000, "1"},
+                                                    {2'500'000'000, "2.5"},
+                                                    {5'000'000'000, "5"}}};
+    std::vector<std::pair<std::int64_t, std::uint64_t>> sorted(latency_ns_.begin(),
+                                                               latency_ns_.end());
+    for (std::size_t us = 0; us < kDenseUs; ++us) {
+      if (latency_by_us_[us] != 0) {
+        sorted.emplace_back(static_cast<std::int64_t>(us) * 1000, latency_by_us_[us]);
+      }
+    }
+    std::sort(sorted.begin(), sorted.end());
+    const std::uint64_t n = answered_;
+    // Nearest rank: the smallest latency with at least pct% of the latencies at or below it.
+    auto quantile = [&](std::uint64_t pct) -> std::string {
+      if (n == 0) {
+        return "null";
+      }
+      const std::uint64_t rank = std::max<std::uint64_t>(1, (n * pct + 99) / 100);
+      std::uint64_t seen = 0;
+      for (const auto& [ns, count] : sorted) {
+        seen += count;
+        if (seen >= rank) {
+          std::array<char, 32> buf{};
+          std::snprintf(buf.data(), buf.size(), "%lld.%09lld",
+                        static_cast<long long>(ns / 1'000'000'000),
+                        static_cast<long long>(ns % 1'000'000'000));
+          return buf.data();
+        }
+      }
+      return "null";  // not reached: the counts add up to n
+    };
+    std::fprintf(out, "  \"latency\": {\"count\": %llu, \"p50\": %s, \"p90\": %s, \"p99\": %s,\n",
+                 static_cast<unsigned long long>(n), quantile(50).c_str(), quantile(90).c_str(),
+                 quantile(99).c_str());
+    std::fprintf(out, "    \"buckets\": [");
+    std::size_t next = 0;
+    std::uint64_t cumulative = 0;
+    for (const auto& bound : kBounds) {
+      while (next < sorted.size() && sorted[next].first <= bound.ns) {
+        cumulative += sorted[next++].second;
+      }
+      std::fprintf(out, "[%s, %llu], ", bound.text, static_cast<unsigned long long>(cumulative));
+    }
+    std::fprintf(out, "[\"+Inf\", %llu]]}", static_cast<unsigned long long>(n));
   }
 
   std::uint64_t frames_ = 0, bytes_ = 0, frames_v4_ = 0, frames_v6_ = 0, frames_vlan_ = 0;
   std::uint64_t frames_udp_ = 0, frames_tcp_ = 0;
   std::array<std::uint64_t, 8> by_path_{};  // [tcp][v6][response]
-  std::vector<std::uint8_t> exchanges_;     // bit 0: query written, bit 1: response written
   std::unordered_map<std::uint16_t, std::uint64_t> queries_by_qtype_, responses_by_rcode_;
   std::uint64_t edns_ = 0, edns_do_ = 0, cookie_ = 0, ecs_ = 0, tc_ = 0;
-  std::unordered_set<std::uint32_t> clients_;
-  std::unordered_map<std::string, std::uint64_t> qnames_;
+  std::unordered_map<Address, std::uint64_t, AddressHash> clients_;
+  std::unordered_map<std::string, std::uint64_t> qnames_, nxdomain_, servfail_;
   std::unordered_map<std::string_view, std::uint64_t> domains_;  // views of static names
+  // Names no other exchange uses: counted, and only the smallest kept for the top lists.
+  std::uint64_t fresh_qnames_ = 0;
+  std::vector<std::string> fresh_queried_, fresh_nxdomain_, fresh_servfail_;
+  // Query timestamps of the exchanges whose response is still to come, and the latencies seen.
+  std::unordered_map<std::uint32_t, std::int64_t> open_;
+  // Latencies by whole microseconds below 65.536 ms (most of them: counted without a hash
+  // lookup), the others by nanoseconds.
+  static constexpr std::size_t kDenseUs = 65536;
+  std::vector<std::uint64_t> latency_by_us_ = std::vector<std::uint64_t>(kDenseUs);
+  std::unordered_map<std::int64_t, std::uint64_t> latency_ns_;
+  std::uint64_t answered_ = 0;
 };
 
 void write_frame(pcap_dumper_t* dump, std::int64_t ts_us, const std::uint8_t* bytes,
@@ -389,6 +671,32 @@ void write_frame(pcap_dumper_t* dump, std::int64_t ts_us, const std::uint8_t* by
   h.ts.tv_usec = ts_us % 1'000'000;
   h.caplen = h.len = static_cast<bpf_u_int32>(len);
   pcap_dump(reinterpret_cast<u_char*>(dump), &h, bytes);  // NOLINT: libpcap API
+}
+
+// Seeds the random stream that spells names in mixed case. It is separate from each profile's
+// main stream, so --mixed-case changes the letters' case and nothing else.
+constexpr std::uint64_t kCaseSalt = 0xCA5E0CA5EULL;
+
+// DNS 0x20 (draft-vixie-dnsext-dns0x20): each ASCII letter of the name becomes upper case with
+// probability one half. next() gives 64 random bits at a time.
+template <typename Next>
+void scramble_case(std::span<char> name, Next next) {
+  std::uint64_t bits = 0;
+  unsigned left = 0;
+  for (auto& ch : name) {
+    if (ch < 'a' || ch > 'z') {
+      continue;
+    }
+    if (left == 0) {
+      bits = next();
+      left = 64;
+    }
+    if ((bits & 1U) != 0) {
+      ch = static_cast<char>(ch - 'a' + 'A');
+    }
+    bits >>= 1U;
+    --left;
+  }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -528,6 +836,7 @@ std::uint64_t run_simple(const Options& o, pcap_dumper_t* dump, Truth* truth) {
   const double servfail_pct = o.servfail_pct.value_or(2);
   std::mt19937_64 rng(o.seed);
   auto roll = [&](double pct) { return static_cast<double>(rng() % 100) < pct; };
+  std::mt19937_64 case_rng(o.seed ^ kCaseSalt);
 
   unsigned weight_total = 0;
   for (const auto& q : kQTypes) {
@@ -575,6 +884,11 @@ std::uint64_t run_simple(const Options& o, pcap_dumper_t* dump, Truth* truth) {
     const bool edns = roll(edns_pct);
     const auto fate = static_cast<double>(rng() % 100);
     const unsigned rcode = fate < nxdomain_pct ? 3 : fate < nxdomain_pct + servfail_pct ? 2 : 0;
+    std::string spelling(kDomains[di]);
+    if (o.mixed_case_pct > 0 &&
+        static_cast<double>(case_rng() >> 11U) * 0x1.0p-53 * 100 < o.mixed_case_pct) {
+      scramble_case(spelling, [&] { return case_rng(); });
+    }
 
     auto message = [&](bool response) {
       Bytes d;
@@ -585,7 +899,7 @@ std::uint64_t run_simple(const Options& o, pcap_dumper_t* dump, Truth* truth) {
       d.u16(answer ? 1 : 0);
       d.u16(0);
       d.u16(edns ? 1 : 0);
-      d.name(kDomains[di]);
+      d.name(spelling);
       d.u16(qtype);
       d.u16(1);
       if (answer) {
@@ -629,16 +943,17 @@ std::uint64_t run_simple(const Options& o, pcap_dumper_t* dump, Truth* truth) {
         f.v6 = v6;
         f.vlan = vlan >= 0;
         f.edns = f.edns_do = edns;
+        f.answered = true;
         f.qtype = qtype;
         f.rcode = static_cast<std::uint8_t>(rcode);
-        f.client = host * 2U + (v6 ? 1U : 0U);
+        f.client = {v6, client.addr};
         f.txn = txn;
         f.wire_len = static_cast<std::uint32_t>(bytes.size());
+        f.qname = std::string(kDomains[di]);
         if (!response) {
-          f.qname = std::string(kDomains[di]);
           f.domain = simple_domain(kDomains[di]);
         }
-        truth->add(f);
+        truth->add(f, ts_us);
       }
     }
     ++txn;
@@ -1158,7 +1473,8 @@ struct Exchange {
   std::uint32_t key = 0;  // for the truth summary
   std::uint16_t id = 0;
   std::uint16_t qtype = 1;
-  std::string qname;
+  std::string qname;         // lowercase
+  std::string spelling;      // the qname in mixed case (--mixed-case), else empty
   std::uint32_t domain = 0;  // index in the population (PTR: the arpa domains)
   unsigned rcode = 0;
   bool nodata = false;  // NOERROR with an empty answer (SOA in authority)
@@ -1169,7 +1485,21 @@ struct Exchange {
   bool server_cookie = false;  // the client already holds a server cookie
   unsigned cname_hops = 0;
   unsigned records = 1;
+
+  // The qname as the query spells it and the response echoes it.
+  [[nodiscard]] const std::string& wire_name() const { return spelling.empty() ? qname : spelling; }
 };
+
+// Cache hit (most answers) or miss: the resolver's answer delay.
+std::int64_t resolver_latency_us(Rng& rng, unsigned rcode) {
+  if (rcode == 2) {
+    return static_cast<std::int64_t>(50'000.0 * std::pow(30.0, rng.unit()));  // 50 ms-1.5 s
+  }
+  if (rng.chance(78)) {
+    return rng.range(30, 400);
+  }
+  return static_cast<std::int64_t>(2'000.0 * std::pow(60.0, rng.unit()));  // 2-120 ms
+}
 
 class BenchGenerator {
  public:
@@ -1178,6 +1508,7 @@ class BenchGenerator {
         dump_(dump),
         truth_(truth),
         rng_(o.seed),
+        case_rng_(mix(o.seed, kCaseSalt)),
         pop_(o.domains, o.seed),
         domain_zipf_(Cdf::zipf(pop_.count(), 1.0)),
         ptr_zipf_(Cdf::zipf(Population::kPtrNames, 1.0)),
@@ -1304,22 +1635,13 @@ class BenchGenerator {
     auto& top = const_cast<Pending&>(pending_.top());  // NOLINT: see above
     write_frame(dump_, top.ts_us, top.bytes.data(), top.bytes.size());
     if (truth_ != nullptr) {
-      truth_->add(top.facts);
+      truth_->add(top.facts, top.ts_us);
     }
     ++written_;
     pending_.pop();
   }
 
-  // Cache hit (most answers) or miss: the resolver's answer delay.
-  std::int64_t latency_us(unsigned rcode) {
-    if (rcode == 2) {
-      return static_cast<std::int64_t>(50'000.0 * std::pow(30.0, rng_.unit()));  // 50 ms-1.5 s
-    }
-    if (rng_.chance(78)) {
-      return rng_.range(30, 400);
-    }
-    return static_cast<std::int64_t>(2'000.0 * std::pow(60.0, rng_.unit()));  // 2-120 ms
-  }
+  std::int64_t latency_us(unsigned rcode) { return resolver_latency_us(rng_, rcode); }
 
   void transaction(std::int64_t start_us) {
     const std::uint32_t h = client_pick_.sample(rng_);
@@ -1349,6 +1671,10 @@ class BenchGenerator {
         x.qname = sub.empty() ? dom : std::string(sub) + "." + dom;
       }
     }
+    if (o_.mixed_case_pct > 0 && case_rng_.chance(o_.mixed_case_pct)) {
+      x.spelling = x.qname;
+      scramble_case(x.spelling, [&] { return case_rng_.next(); });
+    }
     x.answered = !rng_.chance(0.5);
     const auto dh = mix(o_.seed ^ 0xA5, x.domain);
     x.cname_hops = qt == 12 || dh % 3 != 0 ? 0 : 1 + static_cast<unsigned>(dh % 7 == 0);
@@ -1373,7 +1699,7 @@ class BenchGenerator {
       u.key = next_key_++;
       u.id = static_cast<std::uint16_t>(rng_.next());
       u.tc = via_tc;
-      t = udp_exchange(fb, host, h, v6, u, t);
+      t = udp_exchange(fb, host, v6, u, t);
       if (!tcp) {
         return;
       }
@@ -1384,11 +1710,11 @@ class BenchGenerator {
     v.id = static_cast<std::uint16_t>(rng_.next());
     v.answered = true;
     v.large = via_tc;
-    tcp_exchange(fb, host, h, v6, v, t);
+    tcp_exchange(fb, host, v6, v, t);
   }
 
-  [[nodiscard]] FrameFacts facts(const Exchange& x, const Host& host, std::uint32_t h, bool v6,
-                                 bool tcp, bool response) const {
+  [[nodiscard]] FrameFacts facts(const Exchange& x, const Host& host, bool v6, bool tcp,
+                                 bool response) const {
     FrameFacts f;
     f.kind = response ? FrameFacts::Kind::Response : FrameFacts::Kind::Query;
     f.tcp = tcp;
@@ -1401,33 +1727,41 @@ class BenchGenerator {
     f.ecs = host.edns && host.ecs;
     f.qtype = x.qtype;
     f.rcode = static_cast<std::uint8_t>(x.rcode);
-    f.client = h * 2 + (v6 ? 1U : 0U);
+    f.answered = x.answered;
+    f.client.v6 = v6;
+    if (v6) {
+      f.client.bytes = host.v6;
+    } else {
+      std::copy(host.v4.begin(), host.v4.end(), f.client.bytes.begin());
+    }
     f.txn = x.key;
-    if (!response && truth_ != nullptr) {
+    if (truth_ != nullptr) {
       f.qname = x.qname;
-      f.domain = pop_.domain(x.domain);
+      if (!response) {
+        f.domain = pop_.domain(x.domain);
+      }
     }
     return f;
   }
 
-  std::int64_t udp_exchange(const FrameBuilder& fb, const Host& host, std::uint32_t h, bool v6,
-                            const Exchange& x, std::int64_t t) {
+  std::int64_t udp_exchange(const FrameBuilder& fb, const Host& host, bool v6, const Exchange& x,
+                            std::int64_t t) {
     const auto port = static_cast<std::uint16_t>(rng_.range(32768, 60999));
     Message q;
     write_query(q, host, x);
-    push(t, fb.udp(true, port, q.data(), q.size()), facts(x, host, h, v6, false, false));
+    push(t, fb.udp(true, port, q.data(), q.size()), facts(x, host, v6, false, false));
     if (!x.answered) {
       return t;
     }
     Message r;
     write_response(r, host, v6, x);
     t += latency_us(x.rcode);
-    push(t, fb.udp(false, port, r.data(), r.size()), facts(x, host, h, v6, false, true));
+    push(t, fb.udp(false, port, r.data(), r.size()), facts(x, host, v6, false, true));
     return t;
   }
 
-  void tcp_exchange(const FrameBuilder& fb, const Host& host, std::uint32_t h, bool v6,
-                    const Exchange& x, std::int64_t t) {
+  void tcp_exchange(const FrameBuilder& fb, const Host& host, bool v6, const Exchange& x,
+                    std::int64_t t) {
     const auto port = static_cast<std::uint16_t>(rng_.range(32768, 60999));
     const auto half_rtt = static_cast<std::int64_t>(rng_.range(25, 200));
     const auto client_isn = static_cast<std::uint32_t>(rng_.next());
@@ -1447,7 +1781,7 @@ class BenchGenerator {
     const auto rlen = static_cast<std::uint32_t>(rp.size());
     const std::uint32_t c = client_isn, s = server_isn;
 
-    FrameFacts control = facts(x, host, h, v6, true, false);
+    FrameFacts control = facts(x, host, v6, true, false);
     control.kind = FrameFacts::Kind::NoDns;
     control.qname.clear();
     auto segment = [&](bool from_client, TcpFields f, const std::vector<std::uint8_t>* payload,
@@ -1463,10 +1797,9 @@ class BenchGenerator {
     t += half_rtt;
     segment(true, {c + 1, s + 1, kAck, false}, nullptr, control);
     t += 5;
-    segment(true, {c + 1, s + 1, kPsh | kAck, false}, &qp, facts(x, host, h, v6, true, false));
+    segment(true, {c + 1, s + 1, kPsh | kAck, false}, &qp, facts(x, host, v6, true, false));
     t += half_rtt + latency_us(x.rcode);
-    segment(false, {s + 1, c + 1 + qlen, kPsh | kAck, false}, &rp,
-            facts(x, host, h, v6, true, true));
+    segment(false, {s + 1, c + 1 + qlen, kPsh | kAck, false}, &rp, facts(x, host, v6, true, true));
     t += half_rtt;
     segment(true, {c + 1 + qlen, s + 1 + rlen, kFin | kAck, false}, nullptr, control);
     t += half_rtt;
@@ -1526,7 +1859,7 @@ class BenchGenerator {
     m.u16(0);
     m.u16(0);
     m.u16(host.edns ? 1 : 0);
-    m.name(x.qname);
+    m.name(x.wire_name());
     m.u16(x.qtype);
     m.u16(1);
     if (host.edns) {
@@ -1564,7 +1897,7 @@ class BenchGenerator {
     m.u16(0);
     m.u16(0);
     m.u16(0);
-    m.name(x.qname);
+    m.name(x.wire_name());
     m.u16(x.qtype);
     m.u16(1);
     unsigned an = 0, ns = 0;
@@ -1575,7 +1908,7 @@ class BenchGenerator {
       write_soa(m, x);
       ns = 1;
     } else {
-      std::string owner = x.qname;
+      std::string owner = x.wire_name();
       const bool addr = x.qtype == 1 || x.qtype == 28 || x.qtype == 65;
       if (addr) {
         const auto cdn = kCdns[dh % kCdns.size()];
@@ -1713,6 +2046,7 @@ class BenchGenerator {
   pcap_dumper_t* dump_;
   Truth* truth_;
   Rng rng_;
+  Rng case_rng_;  // --mixed-case spellings only
   Population pop_;
   Cdf domain_zipf_, ptr_zipf_, client_pick_, qtype_cdf_;
   std::vector<Cdf> sub_zipf_;
@@ -1723,6 +2057,425 @@ class BenchGenerator {
   std::uint32_t next_key_ = 0;
 };
 
+// ------------------------------------------------------------------------------------------------
+// The flood profile. Frames are built in place in one buffer and written straight away; the only
+// state is the background population and the responses still to be sent (a few thousand at the
+// default rate), so memory stays flat however many frames are asked for.
+
+constexpr std::string_view kFloodDomain = "victim-flood.co.uk";
+
+class FloodGenerator {
+ public:
+  FloodGenerator(const Options& o, pcap_dumper_t* dump, Truth* truth)
+      : o_(o),
+        dump_(dump),
+        truth_(truth),
+        rng_(o.seed),
+        case_rng_(mix(o.seed, kCaseSalt)),
+        pop_(kBackgroundDomains, o.seed),
+        domain_zipf_(Cdf::zipf(kBackgroundDomains, 1.0)),
+        host_zipf_(Cdf::zipf(kBackgroundHosts, 0.6)) {
+    for (std::uint32_t k = 1; k <= kSubLabels.size(); ++k) {
+      sub_zipf_.push_back(Cdf::zipf(k, 1.2));
+    }
+    // A flood event is one query plus, for the answered share a, one response; a background
+    // event is two frames. Picking a flood event with probability p gives the flood a share
+    // p(1+a) / (p(1+a) + 2(1-p)) of the frames: solve that for kFloodShare.
+    const double a = o.nxdomain_pct.value_or(50) / 100.0;
+    const double p = 2 * kFloodShare / (2 * kFloodShare + (1 - kFloodShare) * (1 + a));
+    flood_pct_ = 100 * p;
+    answered_pct_ = 100 * a;
+    mean_gap_us_ = (p * (1 + a) + (1 - p) * 2) * 1e6 / o.rate.value_or(1'000'000);
+  }
+
+  std::uint64_t run() {
+    const std::uint64_t packets = o_.packets.value_or(10'000'000);
+    auto t_us = static_cast<double>(kStartUs);
+    for (;;) {
+      t_us += -std::log(1.0 - rng_.unit()) * mean_gap_us_;
+      const auto start = static_cast<std::int64_t>(t_us);
+      while (!due_.empty() && due_.top().ts_us < start && written_ < packets) {
+        respond();
+      }
+      if (written_ >= packets) {
+        break;
+      }
+      if (rng_.chance(flood_pct_)) {
+        flood_query(start);
+      } else {
+        background_query(start);
+      }
+    }
+    flush();
+    return written_;
+  }
+
+ private:
+  static constexpr std::int64_t kStartUs = 1'767'225'600'000'000;  // 2026-01-01T00:00:00Z
+  static constexpr double kFloodShare = 0.9;                       // of the frames
+  static constexpr std::uint32_t kBackgroundDomains = 50;
+  static constexpr std::uint32_t kBackgroundHosts = 250;  // 203.0.113.1-250
+  static constexpr std::size_t kRecordHeader = 16;        // pcap: seconds, microseconds, lengths
+  static constexpr std::size_t kDnsAt = 14 + 20 + 8;      // Ethernet, IPv4, UDP
+  static constexpr std::size_t kFlushAt = std::size_t{1} << 20U;
+  static constexpr std::size_t kMaxFrame = 512;
+
+  // One exchange, enough to write its query and, later, its response.
+  struct Txn {
+    std::uint32_t key = 0;
+    std::uint32_t client = 0;  // flood: index of the address; background: host
+    std::uint32_t domain = 0;  // background: index in pop_
+    std::uint16_t port = 0, id = 0, qtype = 1;
+    std::uint8_t rcode = 0;
+    bool flood = false;
+    std::uint8_t name_len = 0;
+    std::uint8_t zone_at = 0;     // where the registrable domain starts in name
+    std::array<char, 64> name{};  // the qname as spelled on the wire
+
+    [[nodiscard]] std::string_view qname() const { return {name.data(), name_len}; }
+
+    void append(std::string_view s) {
+      std::memcpy(name.data() + name_len, s.data(), s.size());
+      name_len = static_cast<std::uint8_t>(name_len + s.size());
+    }
+  };
+
+  struct Due {
+    std::int64_t ts_us = 0;
+    std::uint64_t seq = 0;
+    std::uint32_t slot = 0;
+  };
+
+  struct DueLater {
+    bool operator()(const Due& a, const Due& b) const {
+      return a.ts_us != b.ts_us ? a.ts_us > b.ts_us : a.seq > b.seq;
+    }
+  };
+
+  // A DNS message written into the frame buffer.
+  struct Writer {
+    std::uint8_t* p;
+    std::size_t n = 0;
+
+    void u8(unsigned v) { p[n++] = static_cast<std::uint8_t>(v); }
+
+    void u16(unsigned v) {
+      u8(v >> 8U);
+      u8(v & 0xFFU);
+    }
+
+    void u32(std::uint32_t v) {
+      u16(v >> 16U);
+      u16(v & 0xFFFFU);
+    }
+
+    void text(std::string_view s) {
+      std::memcpy(p + n, s.data(), s.size());
+      n += s.size();
+    }
+
+    // A non-empty name without the trailing dot, in one pass.
+    void name(std::string_view dotted) {
+      std::size_t length_at = n++;
+      unsigned length = 0;
+      for (const char ch : dotted) {
+        if (ch == '.') {
+          p[length_at] = static_cast<std::uint8_t>(length);
+          length_at = n++;
+          length = 0;
+        } else {
+          p[n++] = static_cast<std::uint8_t>(ch);
+          ++length;
+        }
+      }
+      p[length_at] = static_cast<std::uint8_t>(length);
+      u8(0);
+    }
+
+    void opt() {
+      u8(0);  // root
+      u16(41);
+      u16(1232);
+      u32(0);
+      u16(0);
+    }
+  };
+
+  void flood_query(std::int64_t t) {
+    Txn x;
+    x.flood = true;
+    x.key = next_key_++;
+    x.client = rng_.below(o_.clients);
+    x.port = static_cast<std::uint16_t>(rng_.range(32768, 60999));
+    x.id = static_cast<std::uint16_t>(rng_.next());
+    x.qtype = rng_.below(4) == 0 ? 28 : 1;
+    x.rcode = 3;
+    // Twelve base-32 digits of a bijection of the flood's query count over 60 bits, so no two
+    // flood names are ever equal and the truth needs not remember them; then 0-8 random
+    // characters.
+    static constexpr std::string_view kDigits = "abcdefghijklmnopqrstuvwxyz234567";
+    static constexpr std::string_view kChars = "abcdefghijklmnopqrstuvwxyz0123456789";
+    constexpr std::uint64_t kMask = (std::uint64_t{1} << 60U) - 1;
+    std::uint64_t v = (flood_count_++ * 0x9E3779B97F4A7C15ULL) & kMask;  // odd: invertible
+    v ^= v >> 31U;
+    v = (v * 0xBF58476D1CE4E5B9ULL) & kMask;
+    v ^= v >> 29U;
+    for (int i = 0; i < 12; ++i, v >>= 5U) {
+      x.name[x.name_len++] = kDigits[v & 31U];
+    }
+    for (auto tail = rng_.below(9); tail > 0; --tail) {
+      x.name[x.name_len++] = kChars[rng_.below(static_cast<std::uint32_t>(kChars.size()))];
+    }
+    x.name[x.name_len++] = '.';
+    x.zone_at = x.name_len;
+    x.append(kFloodDomain);
+    spell(x);
+    const bool answered = rng_.chance(answered_pct_);
+    query(t, x, answered);
+    if (answered) {  // the authoritative server's answer, through the resolver: 1-30 ms
+      schedule(t + static_cast<std::int64_t>(1'000.0 * std::pow(30.0, rng_.unit())), x);
+    }
+  }
+
+  void background_query(std::int64_t t) {
+    Txn x;
+    x.key = next_key_++;
+    x.client = host_zipf_.sample(rng_);
+    x.port = static_cast<std::uint16_t>(rng_.range(32768, 60999));
+    x.id = static_cast<std::uint16_t>(rng_.next());
+    const auto q = rng_.below(10);
+    x.qtype = q < 6 ? 1 : q < 9 ? 28 : 65;
+    const double fate = rng_.unit() * 100;
+    x.rcode = fate < 2 ? 3 : fate < 3 ? 2 : 0;
+    x.domain = domain_zipf_.sample(rng_);
+    const std::string& dom = pop_.domain(x.domain);
+    const auto sub = kSubLabels[sub_zipf_[pop_.subdomains(x.domain) - 1].sample(rng_)];
+    if (!sub.empty()) {
+      x.append(sub);
+      x.append(".");
+    }
+    x.zone_at = x.name_len;
+    x.append(dom);
+    spell(x);
+    query(t, x, true);
+    schedule(t + resolver_latency_us(rng_, x.rcode), x);
+  }
+
+  void spell(Txn& x) {
+    if (o_.mixed_case_pct > 0 && case_rng_.chance(o_.mixed_case_pct)) {
+      scramble_case(std::span(x.name.data(), x.name_len), [&] { return case_rng_.next(); });
+    }
+  }
+
+  void query(std::int64_t t, const Txn& x, bool answered) {
+    Writer w{frame() + kDnsAt};
+    w.u16(x.id);
+    w.u16(0x0100);  // RD
+    w.u16(1);
+    w.u16(0);
+    w.u16(0);
+    w.u16(1);
+    w.name(x.qname());
+    w.u16(x.qtype);
+    w.u16(1);
+    w.opt();
+    send(t, x, true, w.n, answered);
+  }
+
+  void schedule(std::int64_t t, const Txn& x) {
+    std::uint32_t slot = 0;
+    if (free_.empty()) {
+      slot = static_cast<std::uint32_t>(txns_.size());
+      txns_.push_back(x);
+    } else {
+      slot = free_.back();
+      free_.pop_back();
+      txns_[slot] = x;
+    }
+    due_.push({t, seq_++, slot});
+  }
+
+  void respond() {
+    const Due d = due_.top();
+    due_.pop();
+    const Txn& x = txns_[d.slot];
+    Writer w{frame() + kDnsAt};
+    const bool soa = x.rcode == 3 || (x.rcode == 0 && x.qtype == 65);  // NXDOMAIN or NODATA
+    const bool answer = x.rcode == 0 && !soa;
+    w.u16(x.id);
+    w.u16(0x8180U | x.rcode);  // QR RD RA
+    w.u16(1);
+    w.u16(answer ? 1 : 0);
+    w.u16(soa ? 1 : 0);
+    w.u16(1);
+    w.name(x.qname());
+    w.u16(x.qtype);
+    w.u16(1);
+    const auto h = mix(o_.seed ^ 0xA5, x.domain);
+    if (answer) {
+      w.u16(0xC00C);  // the question name
+      w.u16(x.qtype);
+      w.u16(1);
+      w.u32(60);
+      if (x.qtype == 1) {
+        w.u16(4);
+        w.u8(203);
+        w.u8(0);
+        w.u8(113);
+        w.u8(static_cast<unsigned>(h % 254 + 1));
+      } else {
+        w.u16(16);
+        w.u32(0x20010db8U);
+        w.u32(0xff000000U | static_cast<std::uint32_t>(h & 0xFFFFU));
+        w.u32(0);
+        w.u32(1);
+      }
+    } else if (soa) {
+      const unsigned zone = 0xC000U | (12U + x.zone_at);  // the zone inside the question name
+      w.u16(zone);
+      w.u16(6);
+      w.u16(1);
+      w.u32(900);
+      const std::size_t rdlen_at = w.n;
+      w.u16(0);
+      w.u8(3);
+      w.text("ns1");
+      w.u16(zone);
+      w.u8(10);
+      w.text("hostmaster");
+      w.u16(zone);
+      w.u32(2026010100U);
+      w.u32(7200);
+      w.u32(3600);
+      w.u32(1209600);
+      w.u32(300);
+      const std::size_t rdlen = w.n - rdlen_at - 2;
+      w.p[rdlen_at] = static_cast<std::uint8_t>(rdlen >> 8U);
+      w.p[rdlen_at + 1] = static_cast<std::uint8_t>(rdlen & 0xFFU);
+    }
+    w.opt();
+    send(d.ts_us, x, false, w.n, false);
+    free_.push_back(d.slot);
+  }
+
+  [[nodiscard]] std::uint32_t client_address(const Txn& x) const {
+    return x.flood ? 0xC6120001U + x.client   // 198.18.0.1 onwards
+                   : 0xCB007101U + x.client;  // 203.0.113.1 onwards
+  }
+
+  // Frames are built where they will be written: after the record header at the end of out_.
+  std::uint8_t* frame() { return out_.data() + used_ + kRecordHeader; }
+
+  // The records go to the dumper's file in large writes rather than through pcap_dump(), two
+  // small writes per frame. A record is what pcap_dump() writes: the header fields in host byte
+  // order, as the file header's magic number announces, then the frame.
+  void flush() {
+    if (used_ != 0) {
+      std::fwrite(out_.data(), 1, used_, pcap_dump_file(dump_));
+      used_ = 0;
+    }
+  }
+
+  // Wraps the DNS message at kDnsAt in Ethernet, IPv4 and UDP with correct checksums, writes the
+  // frame and tells the truth about it.
+  void send(std::int64_t t, const Txn& x, bool from_client, std::size_t dns_len, bool answered) {
+    static constexpr std::array<std::uint8_t, 6> kServerMac{0x02, 0x53, 0, 0, 0, 0x53};
+    static constexpr std::uint32_t kServer = 0xC613FF35U;  // 198.19.255.53
+    const std::uint32_t client = client_address(x);
+    const std::array<std::uint8_t, 6> client_mac{0x02,
+                                                 0x10,
+                                                 static_cast<std::uint8_t>(client >> 24U),
+                                                 static_cast<std::uint8_t>(client >> 16U),
+                                                 static_cast<std::uint8_t>(client >> 8U),
+                                                 static_cast<std::uint8_t>(client)};
+    std::uint8_t* f = frame();
+    std::memcpy(f, from_client ? kServerMac.data() : client_mac.data(), 6);
+    std::memcpy(f + 6, from_client ? client_mac.data() : kServerMac.data(), 6);
+    auto put16 = [&](std::size_t at, unsigned v) {
+      f[at] = static_cast<std::uint8_t>(v >> 8U);
+      f[at + 1] = static_cast<std::uint8_t>(v & 0xFFU);
+    };
+    auto put32 = [&](std::size_t at, std::uint32_t v) {
+      put16(at, v >> 16U);
+      put16(at + 2, v & 0xFFFFU);
+    };
+    put16(12, 0x0800);
+    const std::size_t udp_len = 8 + dns_len;
+    f[14] = 0x45;
+    f[15] = 0;
+    put16(16, static_cast<unsigned>(20 + udp_len));
+    put16(18, ip_id_++);
+    put16(20, 0x4000);  // DF
+    f[22] = from_client ? 64 : 63;
+    f[23] = 17;
+    put16(24, 0);
+    put32(26, from_client ? client : kServer);
+    put32(30, from_client ? kServer : client);
+    put16(24, fold(sum16(f + 14, 20)));
+    put16(34, from_client ? x.port : 53U);
+    put16(36, from_client ? 53U : x.port);
+    put16(38, static_cast<unsigned>(udp_len));
+    put16(40, 0);
+    std::uint32_t acc = sum16(f + 26, 8) + 17 + static_cast<std::uint32_t>(udp_len);
+    auto c = fold(sum16(f + 34, udp_len, acc));
+    put16(40, c == 0 ? 0xFFFFU : c);  // zero means "no checksum" in UDP
+    const std::size_t len = kDnsAt + dns_len;
+    const std::array<std::uint32_t, 4> record{
+        static_cast<std::uint32_t>(t / 1'000'000), static_cast<std::uint32_t>(t % 1'000'000),
+        static_cast<std::uint32_t>(len), static_cast<std::uint32_t>(len)};
+    std::memcpy(out_.data() + used_, record.data(), kRecordHeader);
+    used_ += kRecordHeader + len;
+    if (used_ >= kFlushAt) {
+      flush();
+    }
+    ++written_;
+    if (truth_ != nullptr) {
+      FrameFacts facts;
+      facts.kind = from_client ? FrameFacts::Kind::Query : FrameFacts::Kind::Response;
+      facts.edns = true;
+      facts.answered = answered;
+      facts.fresh_name = x.flood;
+      facts.qtype = x.qtype;
+      facts.rcode = x.rcode;
+      for (std::size_t k = 0; k < 4; ++k) {
+        facts.client.bytes[k] = static_cast<std::uint8_t>(client >> (24 - 8 * k));
+      }
+      facts.txn = x.key;
+      facts.wire_len = static_cast<std::uint32_t>(len);
+      facts.qname = x.qname();
+      for (auto& ch : facts.qname) {  // undo --mixed-case: every generated name is lowercase
+        if (ch >= 'A' && ch <= 'Z') {
+          ch = static_cast<char>(ch - 'A' + 'a');
+        }
+      }
+      if (from_client) {
+        facts.domain = x.flood ? kFloodDomain : std::string_view(pop_.domain(x.domain));
+      }
+      truth_->add(facts, t);
+    }
+  }
+
+  const Options& o_;
+  pcap_dumper_t* dump_;
+  Truth* truth_;
+  Rng rng_;
+  Rng case_rng_;  // --mixed-case spellings only
+  Population pop_;
+  Cdf domain_zipf_, host_zipf_;
+  std::vector<Cdf> sub_zipf_;
+  double flood_pct_ = 0, answered_pct_ = 0, mean_gap_us_ = 0;
+  std::vector<std::uint8_t> out_ = std::vector<std::uint8_t>(kFlushAt + kRecordHeader + kMaxFrame);
+  std::size_t used_ = 0;
+  std::vector<Txn> txns_;            // exchanges waiting for their response
+  std::vector<std::uint32_t> free_;  // unused slots of txns_
+  std::priority_queue<Due, std::vector<Due>, DueLater> due_;
+  std::uint64_t seq_ = 0;
+  std::uint64_t written_ = 0;
+  std::uint64_t flood_count_ = 0;
+  std::uint32_t next_key_ = 0;
+  std::uint16_t ip_id_ = 1;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -1730,28 +2483,46 @@ int main(int argc, char** argv) {
 
   pcap_t* dead =
       pcap_open_dead_with_tstamp_precision(DLT_EN10MB, 65535, PCAP_TSTAMP_PRECISION_MICRO);
-  pcap_dumper_t* dump = pcap_dump_open(dead, o.out.c_str());
+  // The file is opened here rather than by pcap_dump_open() so that it gets a large buffer
+  // before the file header is written: the flood profile writes hundreds of megabytes a second,
+  // often into a pipe.
+  std::FILE* file = o.out == "-" ? stdout : std::fopen(o.out.c_str(), "wb");
+  if (file == nullptr) {
+    std::fprintf(stderr, "gen_pcap: cannot write %s: %s\n", o.out.c_str(),
+                 std::strerror(errno));  // NOLINT(concurrency-mt-unsafe): single-threaded tool
+    return 1;
+  }
+  std::setvbuf(file, nullptr, _IOFBF, std::size_t{1} << 20U);
+  pcap_dumper_t* dump = pcap_dump_fopen(dead, file);
   if (dump == nullptr) {
     std::fprintf(stderr, "gen_pcap: cannot write %s: %s\n", o.out.c_str(), pcap_geterr(dead));
     return 1;
   }
   Truth truth;
   Truth* t = o.truth.empty() ? nullptr : &truth;
-  std::optional<BenchGenerator> bench;  // outlives truth.write(): the truth views its names
+  // The generators outlive truth.write(): the truth views their names.
+  std::optional<BenchGenerator> bench;
+  std::optional<FloodGenerator> flood;
   std::uint64_t written = 0;
+  std::string_view profile = "simple";
   if (o.profile == Profile::Bench) {
     written = bench.emplace(o, dump, t).run();
+    profile = "bench";
+  } else if (o.profile == Profile::Flood) {
+    written = flood.emplace(o, dump, t).run();
+    profile = "flood";
   } else {
     written = run_simple(o, dump, t);
   }
-  if (pcap_dump_flush(dump) != 0) {
+  // ferror() as well: pcap_dump() and the flood's large writes do not report their failures.
+  if (pcap_dump_flush(dump) != 0 || std::ferror(file) != 0) {
     std::fprintf(stderr, "gen_pcap: cannot write %s\n", o.out.c_str());
     return 1;
   }
   pcap_dump_close(dump);
   pcap_close(dead);
 
-  if (t != nullptr && !truth.write(o.truth, o, o.profile == Profile::Bench ? "bench" : "simple")) {
+  if (t != nullptr && !truth.write(o.truth, o, profile)) {
     std::fprintf(stderr, "gen_pcap: cannot write %s\n", o.truth.c_str());
     return 1;
   }
