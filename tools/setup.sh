@@ -4,7 +4,8 @@
 #   tools/setup.sh --test   also what the test suite uses (clang, promtool, tcpreplay, ...)
 set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config libpcap-dev libldns-dev libboost-dev libspdlog-dev
-  libfmt-dev prometheus-cpp-dev libyaml-cpp-dev libcli11-dev libsystemd-dev catch2 libbenchmark-dev
+  libfmt-dev prometheus-cpp-dev libyaml-cpp-dev libcli11-dev libsystemd-dev libpsl-dev publicsuffix
+  catch2 libbenchmark-dev
   curl ca-certificates)
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(python3 clang clang-format libclang-rt-14-dev prometheus jq

@@ -115,6 +115,7 @@ struct PacketSource::Impl {
   std::vector<std::string> paths;  // files, read in order
   std::span<const std::byte> memory;
   std::FILE* memory_file = nullptr;  // owned by handle once pcap_fopen_offline succeeds
+  PcapHandle standard_input;         // "-": opened once, since its header cannot be read twice
 };
 
 std::size_t flow_hash(std::uint16_t link_type, std::span<const std::byte> frame) noexcept {
@@ -242,8 +243,14 @@ std::unique_ptr<PacketSource> PacketSource::open_files(const std::vector<std::st
                                                        std::uint16_t index) {
   std::unique_ptr<PacketSource> s(new PacketSource("offline", false, options, index));
   for (const auto& path : paths) {
+    if (path == "-" && s->impl_->standard_input) {
+      throw CaptureError("-: standard input can be read only once");
+    }
     auto p = open_offline_file(path);  // fail early, before any thread starts
     apply_filter(p.get(), options.bpf_filter, path);
+    if (path == "-") {
+      s->impl_->standard_input = std::move(p);
+    }
   }
   s->impl_->paths = paths;
   return s;
@@ -304,8 +311,10 @@ std::string PacketSource::run(std::stop_token stop, std::span<FrameRing* const> 
         break;
       }
       try {
-        auto p = open_offline_file(path);
-        apply_filter(p.get(), options_.bpf_filter, path);
+        PcapHandle p = path == "-" ? std::move(impl_->standard_input) : open_offline_file(path);
+        if (path != "-") {
+          apply_filter(p.get(), options_.bpf_filter, path);
+        }
         error = drain(p.get());
       } catch (const CaptureError& e) {
         error = e.what();

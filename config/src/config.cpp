@@ -124,12 +124,131 @@ class FileContext {
 const std::initializer_list<std::string_view> kLogLevels = {"trace", "debug", "info",
                                                             "warn",  "error", "off"};
 
+// "90s", "5m", "1h" or a plain number of seconds.
+std::uint32_t duration_s(const FileContext& ctx, const YAML::Node& n, const std::string& path) {
+  const std::string s = ctx.scalar(n, path, "a duration such as 30s, 5m or 1h");
+  std::uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  const std::string_view unit(end, static_cast<std::size_t>(s.data() + s.size() - end));
+  std::uint64_t scale = 0;
+  if (unit.empty() || unit == "s") {
+    scale = 1;
+  } else if (unit == "m") {
+    scale = 60;
+  } else if (unit == "h") {
+    scale = 3600;
+  }
+  if (ec != std::errc{} || end == s.data() || scale == 0) {
+    ctx.fail(n.Mark(), path, "expected a duration such as 30s, 5m or 1h, got \"" + s + "\"");
+  }
+  if (v == 0 || v > 86400 / scale) {
+    ctx.fail(n.Mark(), path, "out of range: expected 1s to 24h, got " + s);
+  }
+  return static_cast<std::uint32_t>(v * scale);
+}
+
+void apply_analytics(const FileContext& ctx, const YAML::Node& a, MetricsOptions& m) {
+  ctx.expect_map(a, "analytics");
+  ctx.check_keys(a, "analytics",
+                 {"enabled", "memory_mib", "windows", "sub_windows", "top_n", "top_capacity",
+                  "hll_precision", "public_suffix_list", "clients", "matching"});
+  AnalyticsOptions& o = m.analytics;
+  if (const auto n = a["enabled"]) {
+    o.enabled = ctx.boolean(n, "analytics.enabled");
+  }
+  if (const auto n = a["memory_mib"]) {
+    m.memory_budget_bytes = ctx.integer(n, "analytics.memory_mib", 1, 65536) << 20U;
+  }
+  if (const auto n = a["sub_windows"]) {
+    o.sub_windows = static_cast<std::uint32_t>(ctx.integer(n, "analytics.sub_windows", 1, 60));
+  }
+  if (const auto n = a["windows"]) {
+    if (!n.IsSequence() || n.size() == 0 || n.size() > 8) {
+      ctx.fail(n.Mark(), "analytics.windows", "expected a list of 1 to 8 durations such as 1m");
+    }
+    o.windows_s.clear();
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      const std::string path = "analytics.windows[" + std::to_string(i) + "]";
+      const auto w = duration_s(ctx, n[i], path);
+      if (std::find(o.windows_s.begin(), o.windows_s.end(), w) != o.windows_s.end()) {
+        ctx.fail(n[i].Mark(), path, "the same window twice");
+      }
+      o.windows_s.push_back(w);
+    }
+  }
+  for (std::size_t i = 0; i < o.windows_s.size(); ++i) {
+    if (o.windows_s[i] % o.sub_windows != 0) {
+      const auto node = a["windows"] ? a["windows"][i] : a["sub_windows"];
+      ctx.fail(node ? node.Mark() : a.Mark(),
+               a["windows"] ? "analytics.windows[" + std::to_string(i) + "]"
+                            : std::string("analytics.sub_windows"),
+               "a window of " + std::to_string(o.windows_s[i]) + " s cannot be split into " +
+                   std::to_string(o.sub_windows) +
+                   " whole-second sub-windows (analytics.sub_windows)");
+    }
+  }
+  if (const auto n = a["top_n"]) {
+    o.top_n = static_cast<std::uint32_t>(ctx.integer(n, "analytics.top_n", 1, 1000));
+  }
+  if (const auto n = a["top_capacity"]) {
+    o.top_capacity =
+        static_cast<std::uint32_t>(ctx.integer(n, "analytics.top_capacity", 1, 1U << 16U));
+  }
+  if (o.top_capacity < o.top_n) {
+    const auto node = a["top_capacity"] ? a["top_capacity"] : a["top_n"];
+    ctx.fail(node.Mark(), a["top_capacity"] ? "analytics.top_capacity" : "analytics.top_n",
+             "top_capacity (" + std::to_string(o.top_capacity) + ") must be at least top_n (" +
+                 std::to_string(o.top_n) + "); 8 to 32 times top_n keeps the counts accurate");
+  }
+  if (const auto n = a["hll_precision"]) {
+    o.hll_precision = static_cast<std::uint32_t>(ctx.integer(n, "analytics.hll_precision", 4, 18));
+  }
+  if (const auto n = a["public_suffix_list"]) {
+    o.public_suffix_list = ctx.string(n, "analytics.public_suffix_list");
+  }
+  if (const auto cl = a["clients"]; cl && !cl.IsNull()) {
+    ctx.expect_map(cl, "analytics.clients");
+    ctx.check_keys(cl, "analytics.clients",
+                   {"ipv4_prefix", "ipv6_prefix", "pseudonymise", "pseudonymise_key"});
+    if (const auto n = cl["ipv4_prefix"]) {
+      o.client_ipv4_prefix =
+          static_cast<std::uint8_t>(ctx.integer(n, "analytics.clients.ipv4_prefix", 0, 32));
+    }
+    if (const auto n = cl["ipv6_prefix"]) {
+      o.client_ipv6_prefix =
+          static_cast<std::uint8_t>(ctx.integer(n, "analytics.clients.ipv6_prefix", 0, 128));
+    }
+    if (const auto n = cl["pseudonymise"]) {
+      o.pseudonymise_clients = ctx.boolean(n, "analytics.clients.pseudonymise");
+    }
+    if (const auto n = cl["pseudonymise_key"]) {
+      o.pseudonymise_key = ctx.string(n, "analytics.clients.pseudonymise_key");
+      if (!o.pseudonymise_key.empty() && o.pseudonymise_key.size() < 16) {
+        ctx.fail(n.Mark(), "analytics.clients.pseudonymise_key",
+                 "too short to keep addresses secret: use 16 or more random characters");
+      }
+    }
+  }
+  if (const auto mt = a["matching"]; mt && !mt.IsNull()) {
+    ctx.expect_map(mt, "analytics.matching");
+    ctx.check_keys(mt, "analytics.matching", {"capacity", "timeout_ms"});
+    if (const auto n = mt["capacity"]) {
+      m.matching_capacity =
+          static_cast<std::uint32_t>(ctx.integer(n, "analytics.matching.capacity", 1, 1U << 24U));
+    }
+    if (const auto n = mt["timeout_ms"]) {
+      m.matching_timeout_ms =
+          static_cast<std::uint32_t>(ctx.integer(n, "analytics.matching.timeout_ms", 1, 3'600'000));
+    }
+  }
+}
+
 void apply_yaml(const FileContext& ctx, const YAML::Node& root, Config& c) {
   if (root.IsNull()) {
     return;  // an empty file keeps every default
   }
   ctx.expect_map(root, "");
-  ctx.check_keys(root, "", {"capture", "parser", "exporter", "log"});
+  ctx.check_keys(root, "", {"capture", "parser", "analytics", "exporter", "log"});
   if (const auto cap = root["capture"]; cap && !cap.IsNull()) {  // null: all keys commented out
     ctx.expect_map(cap, "capture");
     ctx.check_keys(cap, "capture",
@@ -233,6 +352,9 @@ void apply_yaml(const FileContext& ctx, const YAML::Node& root, Config& c) {
       }
     }
   }
+  if (const auto a = root["analytics"]; a && !a.IsNull()) {  // null: all keys commented out
+    apply_analytics(ctx, a, c.metrics);
+  }
   if (const auto exp = root["exporter"]; exp && !exp.IsNull()) {  // null: all keys commented out
     ctx.expect_map(exp, "exporter");
     ctx.check_keys(exp, "exporter", {"listen"});
@@ -328,6 +450,23 @@ void validate(const Config& c) {
   if (!c.capture.interfaces.empty() && !c.capture.files.empty()) {
     throw ConfigError("capture from interfaces (-i) and files (-r) cannot be mixed in one run");
   }
+  if (c.metrics.analytics.enabled && !c.metrics.analytics.public_suffix_list.empty()) {
+    try {
+      (void)check_public_suffix_list(c.metrics.analytics.public_suffix_list);
+    } catch (const std::runtime_error& e) {
+      throw ConfigError(std::string("analytics.public_suffix_list: ") + e.what());
+    }
+  }
+  const std::uint64_t per_worker = analytics_bytes_per_worker(c.metrics);
+  const std::uint64_t need = per_worker * c.daemon.workers;
+  if (need > c.metrics.memory_budget_bytes) {
+    const auto mib = [](std::uint64_t b) { return std::to_string((b + (1U << 20U) - 1) >> 20U); };
+    throw ConfigError("analytics.memory_mib: the analytics of " + std::to_string(c.daemon.workers) +
+                      " worker(s) need " + mib(need) + " MiB (" + mib(per_worker) +
+                      " MiB each) but the budget is " + mib(c.metrics.memory_budget_bytes) +
+                      " MiB; raise analytics.memory_mib, or lower analytics.top_capacity, "
+                      "analytics.matching.capacity, the number of windows or workers");
+  }
 }
 
 CommandLine parse_command_line(int argc, const char* const* argv) {
@@ -350,7 +489,8 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   app.add_option("--config", config_path, "YAML config file (flags override it)");
   app.add_option("-i,--interface", interfaces, "capture live on IFACE (repeatable)")
       ->type_name("IFACE");
-  app.add_option("-r,--read", files, "replay a pcap or pcapng file (repeatable, read in order)")
+  app.add_option("-r,--read", files,
+                 "replay a pcap or pcapng file, - for standard input (repeatable, read in order)")
       ->type_name("FILE");
   app.add_option("--listen", listen,
                  "serve /metrics on ADDR:PORT (default " + std::string(kDefaultListen) +

@@ -69,9 +69,17 @@ class Daemon {
   explicit Daemon(Config config) : config_(std::move(config)) {}
 
   int run() {
-    hub_ =
-        std::make_unique<MetricsHub>(BuildInfo{kVersion, ldns_library_version(), pcap_version()});
+    try {
+      hub_ = std::make_unique<MetricsHub>(
+          BuildInfo{kVersion, ldns_library_version(), pcap_version()}, config_.metrics);
+    } catch (const std::runtime_error& e) {
+      throw ConfigError(std::string("analytics.public_suffix_list: ") + e.what());
+    }
     MetricsHub& hub = *hub_;
+    if (config_.metrics.analytics.enabled) {
+      spdlog::info("analytics: windows of {}; public suffix list: {}", window_list(),
+                   hub.public_suffix_list());
+    }
     const bool demo = config_.capture.interfaces.empty() && config_.capture.files.empty();
     if (demo && !config_.daemon.config_path.empty()) {
       // A service started with a config file must never export the demo's made-up numbers.
@@ -158,6 +166,14 @@ class Daemon {
   }
 
  private:
+  [[nodiscard]] std::string window_list() const {
+    std::string out;
+    for (const auto w : config_.metrics.analytics.windows_s) {
+      out += (out.empty() ? "" : ", ") + std::to_string(w) + " s";
+    }
+    return out;
+  }
+
   void wait_for_signal(boost::asio::signal_set& signals) {
     signals.async_wait([this, &signals](const boost::system::error_code& ec, int signo) {
       if (ec) {

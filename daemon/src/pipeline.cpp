@@ -130,17 +130,15 @@ void Pipeline::worker_loop(std::stop_token /*stop*/, std::size_t index) {
     std::mutex* shared = nullptr;  // set when several workers write one output
 
     void on_message(const DnsMessage& m) override {
-      if (!m.malformed_question) {
-        counters->record_message(m);
-      }
+      const std::int64_t latency = m.malformed_question ? -1 : counters->record_message(m);
       if (writer == nullptr) {
         return;
       }
       if (shared != nullptr) {
         const std::lock_guard lock(*shared);
-        writer->write(m);
+        writer->write(m, latency);
       } else {
-        writer->write(m);
+        writer->write(m, latency);
       }
     }
   };
@@ -154,6 +152,9 @@ void Pipeline::worker_loop(std::stop_token /*stop*/, std::size_t index) {
   FrameView frame;
   constexpr int kBatch = 64;  // frames taken from one ring before looking at the next
   unsigned idle = 0;
+  // Live capture only: while no frame arrives, packet time is the wall clock, so the windows
+  // keep sliding and unanswered queries time out. A replay's clock is its packets'.
+  auto next_tick = std::chrono::steady_clock::now();
   for (;;) {
     bool any = false;
     for (FrameRing* ring : rings) {
@@ -175,9 +176,16 @@ void Pipeline::worker_loop(std::stop_token /*stop*/, std::size_t index) {
         empty = empty && !ring->front(frame);
       }
       if (empty) {
+        counters.finish();
         return;
       }
       continue;
+    }
+    if (live_ && idle >= 64 && std::chrono::steady_clock::now() >= next_tick) {
+      next_tick = std::chrono::steady_clock::now() + std::chrono::milliseconds(250);
+      counters.tick(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count());
     }
     // Idle: yield a while, then sleep briefly; a 50 ms capture batch still fits in the ring.
     if (++idle < 64) {

@@ -2,11 +2,11 @@
 //
 // A QueryMatcher holds the outstanding queries of one worker in a table of fixed capacity. The key
 // is the transport, client address and port, server address, DNS id, qtype, qclass and a keyed
-// 64-bit hash of the lower-cased qname; the name itself is not stored. The server port is not part
-// of the key, as the issue specifies: the parser only decodes DNS ports. A response looks up the
-// reversed tuple (its destination is the client); a match removes the entry and records the
-// latency in a histogram labelled by transport and coarse rcode class. Both directions of a flow
-// reach the same worker, so each worker has its own table.
+// 64-bit hash of the lower-cased qname (qname_hash() below); the name itself is not stored. The
+// server port is not part of the key, as the issue specifies: the parser only decodes DNS ports. A
+// response looks up the reversed tuple (its destination is the client); a match removes the entry
+// and records the latency in a histogram labelled by transport and coarse rcode class. Both
+// directions of a flow reach the same worker, so each worker has its own table.
 //
 // Policies:
 // - A retransmission (a query whose key is already outstanding) keeps the entry's FIRST timestamp
@@ -26,16 +26,24 @@
 //   tuple, so their queries would all time out).
 // Conservation: queries == duplicates + matched + timeouts + evictions + entries.
 //
-// The table is chaining over a node pool. Buckets number the next power of two >= 2 * capacity,
-// and bucket indices are chosen by SipHash-1-3 under a random seed, so crafted ids, ports or names
-// cannot pile into one chain.
+// The table is chaining over a pool of 64-byte nodes, one cache line each, that hold the whole key
+// (addresses, ports, id, qtype, qclass, name hash, family, transport): matching is exact on
+// everything but the name, which is compared by its 64-bit keyed hash. The age list lives in a
+// separate array of 8-byte links, so unlinking an answered query touches its neighbours' links,
+// not their nodes. Buckets number the next power of two >= 2 * capacity. Bucket indices come from
+// one multiply-fold hash of the key under keys drawn from a per-process random seed, so crafted
+// ids, ports or names cannot pile into one chain (matcher.cpp explains why this hash is enough
+// here).
 //
 // Thread-safety: a QueryMatcher is owned by one worker thread, which calls on_query(),
 //   on_response() and expire(). stats() and latency() may be called from any thread: the counters
 //   and histograms are single-writer relaxed atomics, so each value is recent but a snapshot is
-//   not a consistent cut.
-// Allocation: only the constructor allocates: capacity * sizeof(Node) (80 bytes) plus 4 bytes per
-//   bucket, about 5.8 MB at the default capacity of 65536. The rest never allocates.
+//   not a consistent cut. qname_hash() is a pure function.
+// Allocation: only the constructor allocates: capacity * (64 + 8) bytes for the nodes and the age
+//   links plus 4 bytes per bucket, about 5.2 MB at the default capacity of 65536. Nodes are handed
+//   out in index order and the most recently freed is reused first, so the matcher writes only as
+//   many nodes as the most queries ever outstanding at once, and the pages beyond stay untouched
+//   (the buckets are all written at construction). The rest never allocates.
 #pragma once
 
 #include <algorithm>
@@ -43,6 +51,8 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
+#include <memory>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -104,10 +114,16 @@ struct LatencyHistogramSnapshot {
 // Allocation: none.
 class LatencyHistogram {
  public:
-  // The bucket of a latency: the first bound >= latency_ns, or the +Inf bucket.
+  // The bucket of a latency: the first bound >= latency_ns, or the +Inf bucket. That is the number
+  // of bounds below latency_ns, found by a binary search of fixed depth over the bounds padded to
+  // 16 (the +Inf bucket's bound is the largest value). It compiles without branches: latencies are
+  // random, so a branchy search would mispredict about half its steps.
   static std::size_t bucket_index(std::int64_t latency_ns) noexcept {
-    const auto* it = std::lower_bound(kLatencyBoundsNs.begin(), kLatencyBoundsNs.end(), latency_ns);
-    return static_cast<std::size_t>(it - kLatencyBoundsNs.begin());
+    std::size_t i = kSearchBounds[7] < latency_ns ? 8U : 0U;
+    i += kSearchBounds[i + 3] < latency_ns ? 4U : 0U;
+    i += kSearchBounds[i + 1] < latency_ns ? 2U : 0U;
+    i += kSearchBounds[i] < latency_ns ? 1U : 0U;
+    return i;
   }
 
   void record(std::int64_t latency_ns) noexcept {
@@ -121,6 +137,14 @@ class LatencyHistogram {
   [[nodiscard]] LatencyHistogramSnapshot snapshot() const noexcept;
 
  private:
+  static constexpr std::array<std::int64_t, 16> kSearchBounds = [] {
+    std::array<std::int64_t, 16> b{};
+    std::copy(kLatencyBoundsNs.begin(), kLatencyBoundsNs.end(), b.begin());
+    b.back() = std::numeric_limits<std::int64_t>::max();
+    return b;
+  }();
+  static_assert(kLatencyBoundsNs.size() == 15, "the search covers 15 bounds and the +Inf bucket");
+
   // Relaxed everywhere: the values publish no other data.
   std::array<std::atomic<std::uint64_t>, kLatencyBuckets> buckets_{};
   std::atomic<double> sum_s_{0.0};  // a double, so the sum cannot wrap like nanoseconds would
@@ -129,8 +153,17 @@ class LatencyHistogram {
 struct MatcherOptions {
   std::size_t capacity = 65536;             // outstanding queries, at most 2^24
   std::int64_t timeout_ns = 5'000'000'000;  // packet time, at most 1 h; later responses unmatched
-  std::uint64_t hash_seed = 0;              // 0: a random seed from std::random_device
+  // 0: a random seed from std::random_device. The seed of qname_hash() and of the bucket hash;
+  // give the worker's analytics the same one so that a name is hashed once per message.
+  std::uint64_t hash_seed = 0;
 };
+
+// The name hash the matcher keys on: hash_bytes() (sketches.hpp) of the name with the ASCII
+// letters A-Z lower-cased (RFC 4343; other bytes, escapes included, are left alone), under seed.
+// It equals hash_bytes(lower-cased copy, seed) bit for bit, without making the copy. Pass the
+// presentation form (DnsMessage::qname.view()).
+[[nodiscard]] std::uint64_t qname_hash(std::string_view presentation_name,
+                                       std::uint64_t seed) noexcept;
 
 // A plain copy of the counters, for readers.
 struct MatcherStats {
@@ -164,13 +197,30 @@ class QueryMatcher {
   QueryMatcher(const QueryMatcher&) = delete;
   QueryMatcher& operator=(const QueryMatcher&) = delete;
 
+  // The seed in use: options.hash_seed, or the random one drawn for 0. Precomputed name hashes
+  // must be qname_hash(name, hash_seed()).
+  [[nodiscard]] std::uint64_t hash_seed() const noexcept { return seed_; }
+
   // Records a query (src is the client). Expires old entries first.
-  QueryOutcome on_query(const DnsMessage& query) noexcept;
+  QueryOutcome on_query(const DnsMessage& query) noexcept {
+    return on_query(query, qname_hash(query.qname.view(), seed_));
+  }
+
+  // The same, for a caller that has already hashed the name:
+  // name_hash == qname_hash(query.qname.view(), hash_seed()). Another value keys the entry under
+  // another name, so its response will not match.
+  QueryOutcome on_query(const DnsMessage& query, std::uint64_t name_hash) noexcept;
 
   // Looks up the query for a response (dst is the client). Expires old entries first. On a match,
   // fills result, removes the entry, records the latency and returns true; otherwise counts an
   // unmatched response and returns false, leaving result unchanged.
-  [[nodiscard]] bool on_response(const DnsMessage& response, Result& result) noexcept;
+  [[nodiscard]] bool on_response(const DnsMessage& response, Result& result) noexcept {
+    return on_response(response, qname_hash(response.qname.view(), seed_), result);
+  }
+
+  // The same with name_hash == qname_hash(response.qname.view(), hash_seed()).
+  [[nodiscard]] bool on_response(const DnsMessage& response, std::uint64_t name_hash,
+                                 Result& result) noexcept;
 
   // Advances the clock to now_ns (if later) and removes the entries older than the timeout.
   // Returns how many were removed. Call it when traffic stops, so unanswered queries are counted.
@@ -178,6 +228,9 @@ class QueryMatcher {
 
   // Any thread.
   [[nodiscard]] MatcherStats stats() const noexcept;
+
+  // The bytes a matcher of this capacity allocates (stats().memory_bytes), before building one.
+  [[nodiscard]] static std::size_t planned_bytes(std::size_t capacity) noexcept;
 
   [[nodiscard]] const LatencyHistogram& latency(Transport transport,
                                                 RcodeClass rcode_class) const noexcept {
@@ -187,28 +240,48 @@ class QueryMatcher {
   // Owner thread: outstanding queries.
   [[nodiscard]] std::size_t size() const noexcept { return entries_; }
 
+  // Owner thread: the number of entries in the longest bucket chain, by a scan of every bucket.
+  // For tests and diagnostics of how well the hash spreads keys.
+  [[nodiscard]] std::size_t longest_chain() const noexcept;
+
  private:
   static constexpr std::uint32_t kNone = 0xffff'ffff;
 
+  // The key words that a node stores and compares.
   struct Key {
-    std::array<std::uint8_t, 16> client{}, server{};  // IPv4: first 4 bytes, the rest zero
-    std::uint64_t qname_hash = 0;
-    std::uint16_t client_port = 0, id = 0, qtype = 0, qclass = 0;
-    std::uint8_t family = 0;
-    Transport transport = Transport::Udp;
-
-    bool operator==(const Key&) const noexcept = default;
+    std::uint64_t name_hash;
+    std::uint64_t fields;  // client port | id << 16 | qtype << 32 | qclass << 48
+    // IPv6 (any family but 4): the client address in words 0-1, the server's in 2-3. IPv4: the
+    // client in the low half of word 0, the server in the high half, and words 1-3 zero, so the
+    // bytes the parser leaves beyond an IPv4 address cannot split a key.
+    std::array<std::uint64_t, 4> addrs;
   };
 
-  struct Node {
+  // No default member initializers: the pool is allocated without being written (see
+  // Allocation), and every field is set when a node is handed out.
+  struct alignas(64) Node {
     Key key;
-    std::int64_t ts_ns = 0;
-    std::uint32_t hash_lo = 0;          // low bits of the key hash: the bucket, and a quick filter
-    std::uint32_t bucket_next = kNone;  // bucket chain while in use, free list otherwise
-    std::uint32_t older = kNone, newer = kNone;  // age list, in insertion order
+    std::int64_t ts_ns;
+    std::uint32_t bucket_next;  // bucket chain while in use, free list otherwise
+    std::uint8_t family;
+    Transport transport;
   };
 
-  static_assert(sizeof(Node) == 80, "the Allocation line above quotes 80 bytes per entry");
+  static_assert(sizeof(Node) == 64, "a node is one cache line, as the Allocation line says");
+
+  // The age list, in insertion order; apart from the nodes, so that removing an entry does not
+  // pull its neighbours' nodes into the cache.
+  struct AgeLink {
+    std::uint32_t older, newer;
+  };
+
+  // A message's key, and its hash.
+  struct Probe {
+    Key key;
+    std::uint64_t hash;
+    std::uint8_t family;
+    Transport transport;
+  };
 
   // Single writer, any reader.
   class Counter {
@@ -227,21 +300,29 @@ class QueryMatcher {
     std::atomic<std::uint64_t> value_{0};
   };
 
-  [[nodiscard]] std::uint64_t name_hash(std::string_view name) const noexcept;
-  [[nodiscard]] std::uint64_t key_hash(const Key& key) const noexcept;
-  [[nodiscard]] Key make_key(const DnsMessage& m, bool response) const noexcept;
-  [[nodiscard]] std::uint32_t find(const Key& key, std::uint32_t hash_lo) const noexcept;
+  [[nodiscard]] std::uint64_t key_hash(const Key& key, std::uint8_t family,
+                                       Transport transport) const noexcept;
+  [[nodiscard]] Probe make_probe(const DnsMessage& m, bool response,
+                                 std::uint64_t name_hash) const noexcept;
+  // The link (a bucket or a node's bucket_next) that holds the entry with this key, or nullptr.
+  [[nodiscard]] std::uint32_t* find(const Probe& probe) noexcept;
   void advance_clock(std::int64_t ts_ns) noexcept;
   std::size_t expire_due() noexcept;
-  void remove(std::uint32_t index) noexcept;
+  // Removes the entry whose index *link holds.
+  void remove(std::uint32_t* link) noexcept;
+  // Removes an entry found through the age list (timed out or evicted).
+  void remove_oldest() noexcept;
   void check_owner() noexcept;
 
   MatcherOptions options_;
-  std::array<std::uint64_t, 2> name_key_{}, tuple_key_{};  // SipHash keys
-  std::vector<Node> nodes_;
+  std::uint64_t seed_ = 0;
+  std::array<std::uint64_t, 6> mix_{};  // key_hash()'s secret words, from the seed
+  std::unique_ptr<Node[]> nodes_;       // capacity nodes
+  std::unique_ptr<AgeLink[]> ages_;     // one per node
   std::vector<std::uint32_t> buckets_;
   std::uint32_t bucket_mask_ = 0;
-  std::uint32_t free_head_ = kNone;
+  std::uint32_t free_head_ = kNone;  // nodes freed since, most recent first
+  std::uint32_t unused_ = 0;         // nodes from here on have never been handed out
   std::uint32_t oldest_ = kNone, newest_ = kNone;
   std::size_t entries_ = 0;
   std::int64_t clock_ns_ = 0;  // the largest timestamp seen

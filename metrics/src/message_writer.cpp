@@ -28,7 +28,7 @@ MessageWriter::~MessageWriter() {
   flush();
 }
 
-void MessageWriter::write(const DnsMessage& m) {
+void MessageWriter::write(const DnsMessage& m, std::int64_t latency_ns) {
   std::array<char, 64> src{};
   std::array<char, 64> dst{};
   line_.clear();
@@ -61,7 +61,16 @@ void MessageWriter::write(const DnsMessage& m) {
   } else {
     line_.append("null");
   }
-  fmt::format_to(it, R"(,"size":{},"malformed":{}}})", m.size, m.malformed_question);
+  fmt::format_to(it, R"(,"size":{},"malformed":{})", m.size, m.malformed_question);
+  if (m.qr) {  // seconds from the matched query; null when none was matched
+    if (latency_ns >= 0) {
+      fmt::format_to(it, R"(,"latency":{}.{:09})", latency_ns / 1'000'000'000,
+                     latency_ns % 1'000'000'000);
+    } else {
+      line_.append(R"(,"latency":null)");
+    }
+  }
+  line_.push_back('}');
   line_.push_back('\n');
   std::fwrite(line_.data(), 1, line_.size(), out_);
 }

@@ -1,16 +1,25 @@
 #include "dnsmon/metrics.hpp"
 
+#include <bit>
+#include <cmath>
+#include <cstring>
 #include <deque>
 #include <limits>
 #include <mutex>
+#include <random>
 #include <stdexcept>
 #include <utility>
 
+#include <fmt/format.h>
 #include <prometheus/collectable.h>
 #include <prometheus/exposer.h>
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
 
+#include "dnsmon/detail/siphash.hpp"
+
+#include "analytics.hpp"
+#include "domains.hpp"
 #include "matcher.hpp"
 
 namespace dnsmon {
@@ -136,29 +145,297 @@ std::string_view rcode_slot_name(std::size_t slot) noexcept {
   return slot < kRcodes.size() ? kRcodes[slot].name : "OTHER";
 }
 
+namespace {
+
+detail::MatcherOptions matcher_options(const MetricsOptions& o, std::uint64_t seed) {
+  detail::MatcherOptions m;
+  m.capacity = o.matching_capacity;
+  m.timeout_ns = std::int64_t{o.matching_timeout_ms} * 1'000'000;
+  m.hash_seed = seed;
+  return m;
+}
+
+// "1h", "5m", "90s": the window label.
+std::string window_label(std::uint32_t seconds) {
+  if (seconds % 3600 == 0) {
+    return std::to_string(seconds / 3600) + "h";
+  }
+  if (seconds % 60 == 0) {
+    return std::to_string(seconds / 60) + "m";
+  }
+  return std::to_string(seconds) + "s";
+}
+
+}  // namespace
+
 struct WorkerCounters::Analytics {
+  Analytics(const MetricsOptions& o, std::shared_ptr<const detail::PublicSuffixList> list,
+            std::uint64_t hash_seed)
+      : matcher(matcher_options(o, hash_seed)), seed(hash_seed) {
+    if (o.analytics.enabled) {
+      traffic = std::make_unique<detail::TrafficAnalytics>(o.analytics, std::move(list), hash_seed);
+    }
+  }
+
   detail::QueryMatcher matcher;
+  std::unique_ptr<detail::TrafficAnalytics> traffic;  // null when disabled
+  detail::NameKey name;                               // scratch: the lower-cased qname
+  std::uint64_t seed;                                 // the process's hash seed
 };
 
-WorkerCounters::WorkerCounters() : analytics_(std::make_unique<Analytics>()) {
+WorkerCounters::WorkerCounters(std::unique_ptr<Analytics> analytics)
+    : analytics_(std::move(analytics)) {
 }
 
 WorkerCounters::~WorkerCounters() = default;
 
-void WorkerCounters::match(const DnsMessage& m) noexcept {
+std::int64_t WorkerCounters::analyse(const DnsMessage& m) noexcept {
+  Analytics& a = *analytics_;
+  // One hash of the lower-cased name serves the matcher, the name tables and the HLLs.
+  const std::uint64_t hash = detail::qname_hash(m.qname.view(), a.seed);
+  std::int64_t latency = -1;
   if (!m.qr) {
-    (void)analytics_->matcher.on_query(m);
-    return;
+    (void)a.matcher.on_query(m, hash);
+  } else {
+    detail::QueryMatcher::Result result{};
+    if (a.matcher.on_response(m, hash, result)) {  // records the latency itself
+      latency = result.latency_ns;
+    }
   }
-  detail::QueryMatcher::Result result{};
-  (void)analytics_->matcher.on_response(m, result);  // records the latency itself
+  if (a.traffic && m.has_question) {
+    const bool valid = detail::lower_name(m.qname.view(), a.name);
+    if (m.qr) {
+      a.traffic->on_response(m, a.name, valid, hash);
+    } else {
+      a.traffic->on_query(m, a.name, valid, hash);
+    }
+  }
+  return latency;
+}
+
+void WorkerCounters::tick(std::int64_t now_ns) noexcept {
+  (void)analytics_->matcher.expire(now_ns);
+  if (analytics_->traffic) {
+    analytics_->traffic->tick(now_ns);
+  }
+}
+
+void WorkerCounters::finish() noexcept {
+  if (analytics_->traffic) {
+    analytics_->traffic->finish();
+  }
+}
+
+std::size_t analytics_bytes_per_worker(const MetricsOptions& options) noexcept {
+  std::size_t bytes = detail::QueryMatcher::planned_bytes(options.matching_capacity);
+  if (options.analytics.enabled) {
+    bytes += detail::TrafficAnalytics::planned_bytes(options.analytics);
+  }
+  return bytes;
+}
+
+std::string check_public_suffix_list(const std::string& path) {
+  return detail::PublicSuffixList::load(path)->description();
 }
 
 struct MetricsHub::Impl : prometheus::Collectable {
   BuildInfo build;
+  MetricsOptions options;
+  std::shared_ptr<const detail::PublicSuffixList> suffixes;  // null when analytics are off
+  std::uint64_t seed = 0;  // one per process, so the workers' sketches merge
+  std::array<std::uint64_t, 2> pseudonym_key{};
   std::deque<WorkerCounters> workers;  // deque: references stay valid as workers are added
   std::vector<const Parser*> parsers;
   bool mdns = false, llmnr = false;
+
+  // The label of a client key: its address, "/prefix" when aggregated, or a keyed pseudonym.
+  [[nodiscard]] std::string client_label(const detail::AddrKey& k) const {
+    const bool v4 = k.bytes[16] == 4;
+    if (options.analytics.pseudonymise_clients) {
+      detail::SipHasher h{pseudonym_key};
+      std::uint64_t w0 = 0;
+      std::uint64_t w1 = 0;
+      std::memcpy(&w0, k.bytes.data(), 8);
+      std::memcpy(&w1, k.bytes.data() + 8, 8);
+      h.word(w0);
+      h.word(w1);
+      return fmt::format("anon-{:016x}", h.finish(std::uint64_t{k.bytes[16]} << 56U));
+    }
+    IpAddr a;
+    a.family = k.bytes[16];
+    std::memcpy(a.bytes.data(), k.bytes.data(), 16);
+    std::array<char, 64> text{};
+    std::string out(a.format(text));
+    const unsigned prefix =
+        v4 ? options.analytics.client_ipv4_prefix : options.analytics.client_ipv6_prefix;
+    if (prefix < (v4 ? 32U : 128U)) {
+      out += "/" + std::to_string(prefix);
+    }
+    return out;
+  }
+
+  void collect_windows(std::vector<MetricFamily>& out) const {
+    const auto& o = options.analytics;
+    if (!o.enabled || workers.empty()) {
+      return;
+    }
+    std::vector<detail::WindowSnapshot> windows =
+        workers.front().analytics_->traffic->make_snapshots();
+    for (const auto& w : workers) {
+      w.analytics_->traffic->read_published(windows);
+    }
+
+    struct NameFamily {
+      const char* name;
+      const char* label;
+      const char* help;
+      const char* table;
+    };
+
+    static constexpr std::array<NameFamily, detail::kNameTables> kNameFamilies{{
+        {"dnsmon_window_top_domain_queries", "domain",
+         "Queries for the busiest registrable domains (Public Suffix List) in the window; at most "
+         "top_n series per window.",
+         "domain"},
+        {"dnsmon_window_top_qname_queries", "qname",
+         "Queries for the busiest question names (lower-cased) in the window; at most top_n "
+         "series per window.",
+         "qname"},
+        {"dnsmon_window_top_nxdomain_responses", "qname",
+         "NXDOMAIN responses for the question names that drew the most in the window.", "nxdomain"},
+        {"dnsmon_window_top_servfail_responses", "qname",
+         "SERVFAIL responses for the question names that drew the most in the window.", "servfail"},
+    }};
+    auto total = family("dnsmon_window_messages",
+                        "Messages each top-N table counted in the window (queries for the domain, "
+                        "qname and client tables, NXDOMAIN and SERVFAIL responses for theirs): the "
+                        "denominator of a top-N share.",
+                        MetricType::Gauge);
+    auto overcount = family(
+        "dnsmon_window_top_overcount",
+        "Space-Saving error bound: each top-N value of the table exceeds the true count by at most "
+        "this much (0 while the table holds every key it has seen).",
+        MetricType::Gauge);
+    std::vector<detail::HeavyHitter<detail::NameKey>> names(o.top_n);
+    std::vector<detail::HeavyHitter<detail::AddrKey>> clients(o.top_n);
+    for (std::size_t t = 0; t < detail::kNameTables; ++t) {
+      const auto& spec = kNameFamilies[t];
+      auto f = family(spec.name, spec.help, MetricType::Gauge);
+      for (std::size_t i = 0; i < windows.size(); ++i) {
+        const std::string label = window_label(o.windows_s[i]);
+        const auto& summary = windows[i].names[t];
+        const std::size_t n = summary.top(names);
+        for (std::size_t j = 0; j < n; ++j) {
+          add_sample(f, {{"window", label}, {spec.label, std::string(names[j].key.view())}},
+                     static_cast<double>(names[j].count));
+        }
+        add_sample(total, {{"window", label}, {"table", spec.table}},
+                   static_cast<double>(summary.total()));
+        add_sample(overcount, {{"window", label}, {"table", spec.table}},
+                   static_cast<double>(summary.min_count()));
+      }
+      out.push_back(std::move(f));
+    }
+    auto top_clients =
+        family("dnsmon_window_top_client_queries",
+               "Queries from the busiest clients in the window: addresses, or prefixes when "
+               "aggregated, or keyed pseudonyms; at most top_n series per window.",
+               MetricType::Gauge);
+    for (std::size_t i = 0; i < windows.size(); ++i) {
+      const std::string label = window_label(o.windows_s[i]);
+      const auto& summary = windows[i].clients;
+      const std::size_t n = summary.top(clients);
+      for (std::size_t j = 0; j < n; ++j) {
+        add_sample(top_clients, {{"window", label}, {"client", client_label(clients[j].key)}},
+                   static_cast<double>(clients[j].count));
+      }
+      add_sample(total, {{"window", label}, {"table", "client"}},
+                 static_cast<double>(summary.total()));
+      add_sample(overcount, {{"window", label}, {"table", "client"}},
+                 static_cast<double>(summary.min_count()));
+    }
+    out.push_back(std::move(top_clients));
+    out.push_back(std::move(total));
+    out.push_back(std::move(overcount));
+
+    static constexpr std::array<std::array<const char*, 2>, detail::kDistinctKinds> kDistinct{{
+        {"dnsmon_window_distinct_clients",
+         "Distinct client keys (addresses, or prefixes when aggregated) that sent queries in the "
+         "window, estimated by HyperLogLog."},
+        {"dnsmon_window_distinct_qnames",
+         "Distinct question names (lower-cased) queried in the window, estimated by HyperLogLog."},
+        {"dnsmon_window_distinct_domains",
+         "Distinct registrable domains queried in the window, estimated by HyperLogLog."},
+    }};
+    for (std::size_t k = 0; k < detail::kDistinctKinds; ++k) {
+      auto f = family(kDistinct[k][0], kDistinct[k][1], MetricType::Gauge);
+      for (std::size_t i = 0; i < windows.size(); ++i) {
+        add_sample(f, {{"window", window_label(o.windows_s[i])}},
+                   std::round(windows[i].distinct[k].estimate()));
+      }
+      out.push_back(std::move(f));
+    }
+
+    detail::AnalyticsStats st;
+    for (const auto& w : workers) {
+      const auto one = w.analytics_->traffic->stats();
+      st.names_too_long += one.names_too_long;
+      st.publications += one.publications;
+      st.domain_cache_hits += one.domain_cache_hits;
+      st.domain_cache_misses += one.domain_cache_misses;
+    }
+    auto skipped = family("dnsmon_window_names_skipped_total",
+                          "Question names left out of the name tables: longer than 255 characters "
+                          "in presentation form (only escapes make them so).",
+                          MetricType::Counter);
+    add_sample(skipped, {}, static_cast<double>(st.names_too_long));
+    out.push_back(std::move(skipped));
+    auto publications = family("dnsmon_window_publications_total",
+                               "Window snapshots published by the workers: at most one per "
+                               "second of packet time and per 50 ms of wall-clock time, and one "
+                               "at the end of a replay.",
+                               MetricType::Counter);
+    add_sample(publications, {}, static_cast<double>(st.publications));
+    out.push_back(std::move(publications));
+    auto cache = family("dnsmon_domain_cache_lookups_total",
+                        "Registrable-domain lookups answered by the workers' caches (hit) or by "
+                        "the public suffix list (miss).",
+                        MetricType::Counter);
+    add_sample(cache, {{"result", "hit"}}, static_cast<double>(st.domain_cache_hits));
+    add_sample(cache, {{"result", "miss"}}, static_cast<double>(st.domain_cache_misses));
+    out.push_back(std::move(cache));
+  }
+
+  // dnsmon_memory_bytes samples of the analytics tables, summed over workers.
+  void add_analytics_memory(MetricFamily& memory) const {
+    if (!options.analytics.enabled) {
+      return;
+    }
+    detail::AnalyticsStats total;
+    for (const auto& w : workers) {
+      const auto st = w.analytics_->traffic->stats();
+      for (std::size_t t = 0; t < detail::kNameTables; ++t) {
+        total.name_bytes[t] += st.name_bytes[t];
+      }
+      total.client_bytes += st.client_bytes;
+      for (std::size_t k = 0; k < detail::kDistinctKinds; ++k) {
+        total.distinct_bytes[k] += st.distinct_bytes[k];
+      }
+      total.domain_cache_bytes += st.domain_cache_bytes;
+    }
+    static constexpr std::array<const char*, detail::kNameTables> kNames{
+        "top_domains", "top_qnames", "top_nxdomain", "top_servfail"};
+    for (std::size_t t = 0; t < detail::kNameTables; ++t) {
+      add_sample(memory, {{"table", kNames[t]}}, static_cast<double>(total.name_bytes[t]));
+    }
+    add_sample(memory, {{"table", "top_clients"}}, static_cast<double>(total.client_bytes));
+    static constexpr std::array<const char*, detail::kDistinctKinds> kDistinct{
+        "distinct_clients", "distinct_qnames", "distinct_domains"};
+    for (std::size_t k = 0; k < detail::kDistinctKinds; ++k) {
+      add_sample(memory, {{"table", kDistinct[k]}}, static_cast<double>(total.distinct_bytes[k]));
+    }
+    add_sample(memory, {{"table", "domain_cache"}}, static_cast<double>(total.domain_cache_bytes));
+  }
 
   std::function<std::vector<SourceSnapshot>()> read_sources;
   std::function<std::vector<RingSnapshot>()> read_rings;
@@ -391,6 +668,8 @@ struct MetricsHub::Impl : prometheus::Collectable {
       out.push_back(std::move(latency));
     }
 
+    collect_windows(out);
+
     auto reassembled =
         family("dnsmon_reassembled_messages_total",
                "Decoded messages that arrived in IP fragments.", MetricType::Counter);
@@ -399,8 +678,8 @@ struct MetricsHub::Impl : prometheus::Collectable {
                }));
     out.push_back(std::move(reassembled));
 
+    ReassemblyStats total;
     if (!parsers.empty()) {
-      ReassemblyStats total;
       for (const Parser* p : parsers) {
         const auto st = p->stats();
         for (std::size_t i = 0; i < total.ip.size(); ++i) {
@@ -436,28 +715,42 @@ struct MetricsHub::Impl : prometheus::Collectable {
                    static_cast<double>(total.tcp[i]));
       }
       out.push_back(std::move(tcp));
-      auto memory =
-          family("dnsmon_memory_bytes", "Bytes held by each bounded table, summed over workers.",
-                 MetricType::Gauge);
+    }
+    auto memory =
+        family("dnsmon_memory_bytes", "Bytes held by each bounded table, summed over workers.",
+               MetricType::Gauge);
+    if (!parsers.empty()) {
       add_sample(memory, {{"table", "ip_fragments"}}, static_cast<double>(total.ip_memory_bytes));
       add_sample(memory, {{"table", "tcp_streams"}}, static_cast<double>(total.tcp_memory_bytes));
-      add_sample(memory, {{"table", "pending_queries"}}, static_cast<double>(pending.memory_bytes));
-      out.push_back(std::move(memory));
-      auto entries =
-          family("dnsmon_table_entries", "Entries in each bounded table.", MetricType::Gauge);
+    }
+    add_sample(memory, {{"table", "pending_queries"}}, static_cast<double>(pending.memory_bytes));
+    add_analytics_memory(memory);
+    out.push_back(std::move(memory));
+    auto budget = family("dnsmon_analytics_memory_budget_bytes",
+                         "The configured budget for all analytics tables of all workers "
+                         "(analytics.memory_mib); startup refuses a configuration that needs "
+                         "more.",
+                         MetricType::Gauge);
+    add_sample(budget, {}, static_cast<double>(options.memory_budget_bytes));
+    out.push_back(std::move(budget));
+    auto entries =
+        family("dnsmon_table_entries", "Entries in each bounded table.", MetricType::Gauge);
+    if (!parsers.empty()) {
       add_sample(entries, {{"table", "ip_fragments"}}, static_cast<double>(total.ip_in_progress));
       add_sample(entries, {{"table", "tcp_streams"}}, static_cast<double>(total.tcp_flows));
-      add_sample(entries, {{"table", "pending_queries"}}, static_cast<double>(pending.entries));
-      out.push_back(std::move(entries));
-      auto capacity = family("dnsmon_table_capacity_entries",
-                             "Capacity of each bounded table; at capacity the oldest entry is "
-                             "evicted and counted.",
-                             MetricType::Gauge);
+    }
+    add_sample(entries, {{"table", "pending_queries"}}, static_cast<double>(pending.entries));
+    out.push_back(std::move(entries));
+    auto capacity = family("dnsmon_table_capacity_entries",
+                           "Capacity of each bounded table; at capacity the oldest entry is "
+                           "evicted and counted.",
+                           MetricType::Gauge);
+    if (!parsers.empty()) {
       add_sample(capacity, {{"table", "ip_fragments"}}, static_cast<double>(total.ip_capacity));
       add_sample(capacity, {{"table", "tcp_streams"}}, static_cast<double>(total.tcp_capacity));
-      add_sample(capacity, {{"table", "pending_queries"}}, static_cast<double>(pending.capacity));
-      out.push_back(std::move(capacity));
     }
+    add_sample(capacity, {{"table", "pending_queries"}}, static_cast<double>(pending.capacity));
+    out.push_back(std::move(capacity));
 
     auto bytes = family("dnsmon_packet_bytes_total",
                         "Wire length of the frames processed by the workers.", MetricType::Counter);
@@ -544,23 +837,40 @@ struct MetricsHub::Impl : prometheus::Collectable {
       auto occupancy =
           family("dnsmon_ring_occupancy_slots",
                  "Frames waiting in each worker's ring at scrape time.", MetricType::Gauge);
-      auto capacity =
+      auto slots =
           family("dnsmon_ring_capacity_slots", "Slots in each worker's ring.", MetricType::Gauge);
       for (std::size_t i = 0; i < rings.size(); ++i) {
         add_sample(occupancy, {{"worker", std::to_string(i)}},
                    static_cast<double>(rings[i].occupancy));
-        add_sample(capacity, {{"worker", std::to_string(i)}},
-                   static_cast<double>(rings[i].capacity));
+        add_sample(slots, {{"worker", std::to_string(i)}}, static_cast<double>(rings[i].capacity));
       }
       out.push_back(std::move(occupancy));
-      out.push_back(std::move(capacity));
+      out.push_back(std::move(slots));
     }
     return out;
   }
 };
 
-MetricsHub::MetricsHub(BuildInfo build) : impl_(std::make_shared<Impl>()) {
+MetricsHub::MetricsHub(BuildInfo build, MetricsOptions options) : impl_(std::make_shared<Impl>()) {
   impl_->build = std::move(build);
+  std::random_device rd;
+  const auto draw = [&rd] { return (std::uint64_t{rd()} << 32U) | rd(); };
+  impl_->seed = draw() | 1U;  // never 0, which would ask the matcher for a seed of its own
+  if (options.analytics.enabled) {
+    impl_->suffixes = detail::PublicSuffixList::load(options.analytics.public_suffix_list);
+    if (options.analytics.pseudonymise_key.empty()) {
+      impl_->pseudonym_key = {draw(), draw()};
+    } else {
+      const auto& k = options.analytics.pseudonymise_key;
+      impl_->pseudonym_key = {detail::hash_bytes(k, 0x243f'6a88'85a3'08d3ULL),
+                              detail::hash_bytes(k, 0x1319'8a2e'0370'7344ULL)};
+    }
+  }
+  impl_->options = std::move(options);
+}
+
+std::string MetricsHub::public_suffix_list() const {
+  return impl_->suffixes ? impl_->suffixes->description() : std::string();
 }
 
 MetricsHub::~MetricsHub() = default;
@@ -569,7 +879,8 @@ WorkerCounters& MetricsHub::add_worker(const Parser* parser) {
   if (parser != nullptr) {
     impl_->parsers.push_back(parser);
   }
-  return impl_->workers.emplace_back();
+  return impl_->workers.emplace_back(
+      std::make_unique<WorkerCounters::Analytics>(impl_->options, impl_->suffixes, impl_->seed));
 }
 
 void MetricsHub::set_protocols(bool mdns, bool llmnr) {

@@ -70,46 +70,80 @@ inline std::uint64_t load32(const unsigned char* p) noexcept {
 
 }  // namespace hash_internal
 
-// Seeded 64-bit hash of a byte string (wyhash-like construction: 16 bytes per 128-bit multiply,
-// two independent lanes for long inputs, overlapping loads for the tail, length folded in last).
-// Values depend on byte order, so they are stable within one host, not across architectures.
-inline std::uint64_t hash_bytes(const void* data, std::size_t len,
-                                std::uint64_t seed = kDefaultSketchSeed) noexcept {
-  using namespace hash_internal;
-  const auto* p = static_cast<const unsigned char*>(data);
-  std::uint64_t h = hash_internal::fold_mul(seed ^ kK0, kK1) ^ seed;
+namespace hash_internal {
+
+struct Words {
+  std::uint64_t lo, hi;
+};
+
+// How hash_with() reads its input: here, the bytes as they are. A loader that transforms bytes
+// as it reads them (the matcher's lower-casing one) hashes the transformed string without a copy.
+struct RawBytes {
+  static Words load16(const unsigned char* p) noexcept { return {load64(p), load64(p + 8)}; }
+
+  static std::uint64_t load8(const unsigned char* p) noexcept { return load64(p); }
+
+  static std::uint64_t load4(const unsigned char* p) noexcept { return load32(p); }
+
+  static std::uint64_t byte(unsigned char c) noexcept { return c; }
+};
+
+// wyhash-like construction: 16 bytes per 128-bit multiply, two independent lanes for long
+// inputs, overlapping loads for the tail, length folded in last. Input words are xored with
+// secrets derived from the seed before they are multiplied: with public constants there, an
+// input word equal to one would zero the product whatever the seed, and so collide for every
+// seed.
+template <class Bytes>
+std::uint64_t hash_with(const unsigned char* p, std::size_t len, std::uint64_t seed) noexcept {
+  const std::uint64_t s1 = kK1 ^ seed;
+  const std::uint64_t s2 = kK2 ^ std::rotl(seed, 32);
+  std::uint64_t h = fold_mul(seed ^ kK0, kK1) ^ seed;
   std::size_t left = len;
   if (left > 32) {
     std::uint64_t h2 = h ^ kK4;
     while (left > 32) {
-      h = fold_mul(load64(p) ^ kK1, load64(p + 8) ^ h);
-      h2 = fold_mul(load64(p + 16) ^ kK2, load64(p + 24) ^ h2);
+      const Words w0 = Bytes::load16(p);
+      const Words w1 = Bytes::load16(p + 16);
+      h = fold_mul(w0.lo ^ s1, w0.hi ^ h);
+      h2 = fold_mul(w1.lo ^ s2, w1.hi ^ h2);
       p += 32;
       left -= 32;
     }
     h ^= h2;
   }
   if (left > 16) {
-    h = fold_mul(load64(p) ^ kK1, load64(p + 8) ^ h);
+    const Words w = Bytes::load16(p);
+    h = fold_mul(w.lo ^ s1, w.hi ^ h);
     p += 16;
     left -= 16;
   }
   std::uint64_t a = 0;
   std::uint64_t b = 0;
   if (len >= 16) {  // the last 16 bytes of the input, overlapping what was already mixed
-    a = load64(p + left - 16);
-    b = load64(p + left - 8);
+    const Words w = Bytes::load16(p + left - 16);
+    a = w.lo;
+    b = w.hi;
   } else if (left >= 8) {
-    a = load64(p);
-    b = load64(p + left - 8);
+    a = Bytes::load8(p);
+    b = Bytes::load8(p + left - 8);
   } else if (left >= 4) {
-    a = load32(p);
-    b = load32(p + left - 4);
+    a = Bytes::load4(p);
+    b = Bytes::load4(p + left - 4);
   } else if (left > 0) {
-    a = (std::uint64_t{p[0]} << 16) | (std::uint64_t{p[left / 2]} << 8) | p[left - 1];
+    a = (Bytes::byte(p[0]) << 16U) | (Bytes::byte(p[left / 2]) << 8U) | Bytes::byte(p[left - 1]);
   }
-  h = fold_mul(a ^ kK2, b ^ h ^ kK3);
+  h = fold_mul(a ^ s2, b ^ h ^ kK3);
   return fold_mul(h ^ kK4, len ^ kK0);
+}
+
+}  // namespace hash_internal
+
+// Seeded 64-bit hash of a byte string (hash_internal::hash_with). Values depend on byte order,
+// so they are stable within one host, not across architectures.
+inline std::uint64_t hash_bytes(const void* data, std::size_t len,
+                                std::uint64_t seed = kDefaultSketchSeed) noexcept {
+  return hash_internal::hash_with<hash_internal::RawBytes>(static_cast<const unsigned char*>(data),
+                                                           len, seed);
 }
 
 inline std::uint64_t hash_bytes(std::string_view s,
@@ -228,11 +262,17 @@ class SpaceSaving {
 
   // Counts weight occurrences of key. Weight 0 is ignored.
   void add(const Key& key, std::uint64_t weight = 1) noexcept {
+    add_hashed(key, key_hash(key, seed_), weight);
+  }
+
+  // add() for a caller that already has key_hash(key, seed) for this summary's seed (the worker
+  // hashes each name once and feeds several summaries with it).
+  void add_hashed(const Key& key, std::uint64_t hash, std::uint64_t weight = 1) noexcept {
     if (weight == 0) {
       return;
     }
     total_ += weight;
-    const auto tag = static_cast<std::uint32_t>(key_hash(key, seed_));
+    const auto tag = static_cast<std::uint32_t>(hash);
     std::uint32_t pos = tag & index_mask_;
     for (;; pos = (pos + 1) & index_mask_) {
       const IndexEntry e = index_[pos];
@@ -305,6 +345,24 @@ class SpaceSaving {
     }
     const std::uint64_t min_this = min_count();
     const std::uint64_t min_other = other.min_count();
+    if (min_other == 0) {
+      // other is not full, so keys missing from it are charged nothing: the same result in
+      // O(other.size()), not O(capacity()). Sub-windows are mostly this sparse.
+      for (std::uint32_t j = 0; j < other.size_; ++j) {
+        const std::uint32_t oslot = other.heap_[j].slot;
+        const Key& key = other.keys_[oslot];
+        const std::uint32_t slot = find_slot(key, tag_of(key));
+        if (slot != kNoSlot) {
+          const std::uint32_t at = heap_pos_[slot];
+          heap_[at].count += other.heap_[j].count;
+          errors_[slot] += other.errors_[oslot];
+          sift_down(at);
+        }
+      }
+      merge_missing(other, min_this);
+      total_ += other.total_;
+      return true;
+    }
     // Keys on both sides add their counts; keys only here are charged other's minimum.
     for (std::uint32_t i = 0; i < size_; ++i) {
       HeapNode& node = heap_[i];
@@ -320,24 +378,7 @@ class SpaceSaving {
     for (std::uint32_t i = size_ / kArity + 1; i-- > 0;) {
       sift_down(i);
     }
-    // Keys only in other are charged our minimum, and compete for the m largest counts. A key of
-    // ours evicted here already holds count_this + count_other >= min_this + count_other, so it
-    // could never re-enter when other's copy of it comes up.
-    for (std::uint32_t j = 0; j < other.size_; ++j) {
-      const HeapNode& onode = other.heap_[j];
-      const Key& key = other.keys_[onode.slot];
-      const std::uint32_t tag = tag_of(key);
-      if (find_slot(key, tag) != kNoSlot) {
-        continue;
-      }
-      const std::uint64_t count = onode.count + min_this;
-      const std::uint64_t error = other.errors_[onode.slot] + min_this;
-      if (size_ < capacity_) {
-        insert_new(key, tag, free_position(tag), count, error);
-      } else if (count > heap_[0].count) {
-        replace_min(key, tag, count, error);
-      }
-    }
+    merge_missing(other, min_this);
     total_ += other.total_;
     return true;
   }
@@ -358,6 +399,15 @@ class SpaceSaving {
   // of every key that is not tracked.
   [[nodiscard]] std::uint64_t min_count() const noexcept {
     return size_ < capacity_ ? 0 : heap_[0].count;
+  }
+
+  // What memory_bytes() will be for a given capacity, before allocating anything.
+  [[nodiscard]] static std::size_t planned_bytes(std::size_t capacity) noexcept {
+    const std::size_t index = std::max<std::size_t>(std::bit_ceil(std::size_t{2} * capacity), 4);
+    return sizeof(SpaceSaving) +
+           capacity * (sizeof(Key) + sizeof(std::uint64_t) + 2 * sizeof(std::uint32_t) +
+                       sizeof(HeapNode)) +
+           index * sizeof(IndexEntry);
   }
 
   // Fixed at construction.
@@ -393,6 +443,28 @@ class SpaceSaving {
                                   std::to_string(kMaxCapacity) + "]");
     }
     return static_cast<std::uint32_t>(capacity);
+  }
+
+  // The second half of merge(): keys only in other are charged our minimum (min_this, taken
+  // before the merge) and compete for the m largest counts. A key of ours evicted here already
+  // holds count_this + count_other >= min_this + count_other, so it could never re-enter when
+  // other's copy of it comes up.
+  void merge_missing(const SpaceSaving& other, std::uint64_t min_this) noexcept {
+    for (std::uint32_t j = 0; j < other.size_; ++j) {
+      const HeapNode& onode = other.heap_[j];
+      const Key& key = other.keys_[onode.slot];
+      const std::uint32_t tag = tag_of(key);
+      if (find_slot(key, tag) != kNoSlot) {
+        continue;
+      }
+      const std::uint64_t count = onode.count + min_this;
+      const std::uint64_t error = other.errors_[onode.slot] + min_this;
+      if (size_ < capacity_) {
+        insert_new(key, tag, free_position(tag), count, error);
+      } else if (count > heap_[0].count) {
+        replace_min(key, tag, count, error);
+      }
+    }
   }
 
   [[nodiscard]] std::uint32_t tag_of(const Key& key) const noexcept {
@@ -556,6 +628,12 @@ class HyperLogLog {
     reg = std::max(reg, rank);
   }
 
+  // Zeroes the register that hash would set (to clear a sketch that holds only a few known
+  // hashes without touching all 2^p registers).
+  void clear_register(std::uint64_t hash) noexcept {
+    registers_[static_cast<std::size_t>(hash >> (64 - precision_))] = 0;
+  }
+
   [[nodiscard]] double estimate() const noexcept;
 
   // Returns false, changing nothing, if the precisions differ.
@@ -570,6 +648,10 @@ class HyperLogLog {
   // Fixed at construction.
   [[nodiscard]] std::size_t memory_bytes() const noexcept {
     return sizeof(*this) + registers_.capacity();
+  }
+
+  [[nodiscard]] static std::size_t planned_bytes(unsigned precision) noexcept {
+    return sizeof(HyperLogLog) + (std::size_t{1} << precision);
   }
 
  private:
@@ -702,6 +784,12 @@ class SlidingWindow {
 
   // Times a backward jump of a whole window or more restarted the window.
   [[nodiscard]] std::uint64_t restarts() const noexcept { return restarts_; }
+
+  // What memory_bytes() will be, given the planned size of one summary.
+  [[nodiscard]] static std::size_t planned_bytes(std::size_t sub_windows,
+                                                 std::size_t summary_bytes) noexcept {
+    return sizeof(SlidingWindow) + sub_windows * (sizeof(std::int64_t) + summary_bytes);
+  }
 
   // Fixed at construction.
   [[nodiscard]] std::size_t memory_bytes() const noexcept {

@@ -1,10 +1,19 @@
 // Cost of one worker's per-frame path over the benchmark mix (tools/gen_pcap --profile bench):
 // what tools/bench.sh measures for the whole process, minus reading the file and the threads.
-//   BM_Parser_BenchMix   Parser::parse only, messages dropped
-//   BM_HotPath_BenchMix  ring try_push/front/pop + Parser::parse + WorkerCounters, as a worker
+//   BM_Parser_BenchMix              Parser::parse only, messages dropped
+//   BM_HotPath_BenchMix             ring try_push/front/pop + Parser::parse + WorkerCounters, as
+//                                   a worker, with every analytics feature on (the default)
+//   BM_HotPath_BenchMix_NoWindows   the same with analytics.enabled = false (counters and query
+//                                   matching only): the difference is what the windows cost
+//   BM_HotPath_BenchMix_NoAnalytics the same without windows and with a 1-entry matching table
+//                                   (every query evicts the previous one): the counters alone
+//   BM_RenderText                   MetricsHub::render_text() after the whole capture went
+//                                   through one worker: the cost of one /metrics scrape at the
+//                                   default cardinality
 // Items are frames; bytes are the frames' captured bytes.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include <benchmark/benchmark.h>
 
@@ -58,9 +67,9 @@ void BM_Parser_BenchMix(benchmark::State& state) {
       static_cast<double>(sink.messages) / static_cast<double>(state.iterations());
 }
 
-void BM_HotPath_BenchMix(benchmark::State& state) {
+void hot_path(benchmark::State& state, const dnsmon::MetricsOptions& options) {
   const auto& cap = capture();
-  dnsmon::MetricsHub hub(dnsmon::BuildInfo{"bench", "ldns", "pcap"});
+  dnsmon::MetricsHub hub(dnsmon::BuildInfo{"bench", "ldns", "pcap"}, options);
   dnsmon::WorkerCounters& counters = hub.add_worker();
   dnsmon::FrameRing ring(1024, 4096);
   dnsmon::Parser parser;
@@ -86,7 +95,48 @@ void BM_HotPath_BenchMix(benchmark::State& state) {
   state.SetBytesProcessed(bytes);
 }
 
+void BM_HotPath_BenchMix(benchmark::State& state) {
+  hot_path(state, dnsmon::MetricsOptions{});
+}
+
+void BM_HotPath_BenchMix_NoWindows(benchmark::State& state) {
+  dnsmon::MetricsOptions o;
+  o.analytics.enabled = false;
+  hot_path(state, o);
+}
+
+void BM_HotPath_BenchMix_NoAnalytics(benchmark::State& state) {
+  dnsmon::MetricsOptions o;
+  o.analytics.enabled = false;
+  o.matching_capacity = 1;
+  hot_path(state, o);
+}
+
+void BM_RenderText(benchmark::State& state) {
+  const auto& cap = capture();
+  dnsmon::MetricsHub hub(dnsmon::BuildInfo{"bench", "ldns", "pcap"});
+  dnsmon::WorkerCounters& counters = hub.add_worker();
+  dnsmon::Parser parser;
+  CountingSink sink;
+  sink.counters = &counters;
+  for (const auto& f : cap.frames) {
+    const dnsmon::FrameView v{f.header, cap.data(f)};
+    counters.record_frame(v.header.wire_len, parser.parse(v, sink));
+  }
+  counters.finish();
+  std::size_t bytes = 0;
+  for (auto _ : state) {
+    const std::string text = hub.render_text();
+    bytes = text.size();
+    benchmark::DoNotOptimize(text.data());
+  }
+  state.counters["exposition_bytes"] = static_cast<double>(bytes);
+}
+
 BENCHMARK(BM_Parser_BenchMix);
 BENCHMARK(BM_HotPath_BenchMix);
+BENCHMARK(BM_HotPath_BenchMix_NoWindows);
+BENCHMARK(BM_HotPath_BenchMix_NoAnalytics);
+BENCHMARK(BM_RenderText)->Unit(benchmark::kMillisecond);
 
 }  // namespace

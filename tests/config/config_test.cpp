@@ -311,7 +311,8 @@ TEST_CASE("an unknown top-level key is refused with the allowed keys", "[config]
   const TempDir dir;
   const std::string file = (dir.path() / "dnsmon.yaml").string();
   CHECK(config_error(dir, "capture:\n  snaplen: 100\ncaptrue:\n  snaplen: 200\n") ==
-        file + ":3:1: captrue: unknown key (allowed here: capture, parser, exporter, log)");
+        file +
+            ":3:1: captrue: unknown key (allowed here: capture, parser, analytics, exporter, log)");
 }
 
 TEST_CASE("an unknown nested key is refused with its full path", "[config]") {
@@ -633,6 +634,77 @@ TEST_CASE("parser reassembly and protocol keys reach the parser options", "[conf
   }
   CHECK_THROWS_WITH(load_config_file(file), Catch::Contains(":3:16: parser.tcp.max_flows"));
   std::filesystem::remove_all(dir);
+}
+
+}  // namespace dnsmon
+
+namespace dnsmon {
+
+TEST_CASE("analytics keys reach the metrics options", "[config]") {
+  const TempDir dir;
+  const std::string file =
+      dir.write("dnsmon.yaml",
+                "analytics:\n  memory_mib: 300\n  windows: [30s, 2m, 1h]\n  sub_windows: 3\n"
+                "  top_n: 20\n  top_capacity: 500\n  hll_precision: 12\n"
+                "  clients:\n    ipv4_prefix: 24\n    ipv6_prefix: 56\n    pseudonymise: true\n"
+                "    pseudonymise_key: 0123456789abcdef0123\n"
+                "  matching:\n    capacity: 1000\n    timeout_ms: 2500\n");
+  const Config c = load_config_file(file);
+  const auto& a = c.metrics.analytics;
+  CHECK(c.metrics.memory_budget_bytes == std::uint64_t{300} << 20U);
+  CHECK(a.windows_s == std::vector<std::uint32_t>{30, 120, 3600});
+  CHECK(a.sub_windows == 3);
+  CHECK(a.top_n == 20);
+  CHECK(a.top_capacity == 500);
+  CHECK(a.hll_precision == 12);
+  CHECK(a.client_ipv4_prefix == 24);
+  CHECK(a.client_ipv6_prefix == 56);
+  CHECK(a.pseudonymise_clients);
+  CHECK(a.pseudonymise_key == "0123456789abcdef0123");
+  CHECK(c.metrics.matching_capacity == 1000);
+  CHECK(c.metrics.matching_timeout_ms == 2500);
+  CHECK_NOTHROW(validate(c));
+}
+
+TEST_CASE("bad analytics values are refused with their key path", "[config]") {
+  const TempDir dir;
+  CHECK_THAT(config_error(dir, "analytics:\n  windows: [5x]\n"),
+             Contains(":2:13: analytics.windows[0]: expected a duration"));
+  CHECK_THAT(config_error(dir, "analytics:\n  windows: [1m, 60s]\n"),
+             Contains("analytics.windows[1]: the same window twice"));
+  CHECK_THAT(config_error(dir, "analytics:\n  windows: [25h]\n"), Contains("out of range"));
+  CHECK_THAT(config_error(dir, "analytics:\n  windows: [1m, 100s]\n  sub_windows: 6\n"),
+             Contains("analytics.windows[1]: a window of 100 s cannot be split into 6"));
+  CHECK_THAT(config_error(dir, "analytics:\n  top_n: 50\n  top_capacity: 20\n"),
+             Contains("analytics.top_capacity: top_capacity (20) must be at least top_n (50)"));
+  CHECK_THAT(config_error(dir, "analytics:\n  hll_precision: 20\n"),
+             Contains("analytics.hll_precision: out of range"));
+  CHECK_THAT(config_error(dir, "analytics:\n  clients:\n    ipv4_prefix: 33\n"),
+             Contains("analytics.clients.ipv4_prefix: out of range"));
+  CHECK_THAT(config_error(dir, "analytics:\n  clients:\n    pseudonymise_key: short\n"),
+             Contains("analytics.clients.pseudonymise_key: too short"));
+  CHECK_THAT(config_error(dir, "analytics:\n  matching:\n    timeout_ms: 0\n"),
+             Contains("analytics.matching.timeout_ms: out of range"));
+  CHECK_THAT(config_error(dir, "analytics:\n  window: [1m]\n"),
+             Contains("analytics.window: unknown key"));
+}
+
+TEST_CASE("a configuration whose analytics exceed the memory budget is refused", "[config]") {
+  Config c;
+  c.daemon.workers = 1;
+  CHECK_NOTHROW(validate(c));  // the defaults fit the default budget with room to spare
+  c.daemon.workers = 4;
+  CHECK_NOTHROW(validate(c));
+  c.metrics.memory_budget_bytes = std::uint64_t{8} << 20U;
+  CHECK_THROWS_WITH(validate(c),
+                    Contains("analytics.memory_mib: the analytics of 4 worker(s) need"));
+  c.metrics.analytics.enabled = false;
+  c.metrics.matching_capacity = 1024;
+  CHECK_NOTHROW(validate(c));
+  c.metrics.analytics.enabled = true;
+  c.metrics.analytics.public_suffix_list = "/nonexistent/list.dat";
+  c.metrics.memory_budget_bytes = std::uint64_t{1} << 30U;
+  CHECK_THROWS_WITH(validate(c), Contains("analytics.public_suffix_list: cannot load"));
 }
 
 }  // namespace dnsmon

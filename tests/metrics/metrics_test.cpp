@@ -3,9 +3,12 @@
 #include <arpa/inet.h>
 #include <cstdio>
 #include <netinet/in.h>
+#include <random>
+#include <sstream>
 #include <string>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -155,6 +158,35 @@ TEST_CASE("the message log writes one JSON object per line", "[metrics]") {
   CHECK_THAT(s, Catch::Contains(R"("qname":"quote\"and\\.x","qtype":16)"));
   CHECK_THAT(s, Catch::Contains(R"("edns":{"udp_size":1232,"version":0,"do":false)"));
   CHECK_THAT(s, Catch::EndsWith("}\n"));
+  CHECK_THAT(s, !Catch::Contains("latency"));  // queries carry none
+}
+
+TEST_CASE("responses in the message log carry the matched query's latency", "[metrics]") {
+  std::FILE* f = std::tmpfile();
+  REQUIRE(f != nullptr);
+  DnsMessage m;
+  m.qr = true;
+  m.src.family = m.dst.family = 4;
+  {
+    dnsmon::MessageWriter writer(f);
+    writer.write(m, 1'234'567);
+    writer.write(m, 2'000'000'001);
+    writer.write(m);
+  }
+  std::rewind(f);
+  std::array<char, 2048> line{};
+  std::vector<std::string> lines;
+  while (std::fgets(line.data(), line.size(), f) != nullptr) {
+    lines.emplace_back(line.data());
+  }
+  std::fclose(f);
+  REQUIRE(lines.size() == 3);
+  CHECK_THAT(lines[0], Catch::EndsWith(R"("latency":0.001234567}
+)"));
+  CHECK_THAT(lines[1], Catch::EndsWith(R"("latency":2.000000001}
+)"));
+  CHECK_THAT(lines[2], Catch::EndsWith(R"("latency":null}
+)"));
 }
 
 TEST_CASE("breakdowns and histograms count each message once in the right series", "[metrics]") {
@@ -223,4 +255,141 @@ TEST_CASE("a query and its response are matched and their latency exported", "[m
                                    "rcode_class=\"noerror\",le=\"0.0025\"} 0"));
   CHECK_THAT(text, Catch::Contains("dnsmon_response_latency_seconds_bucket{transport=\"udp\","
                                    "rcode_class=\"noerror\",le=\"0.005\"} 1"));
+}
+
+namespace {
+
+DnsMessage query(std::int64_t ts, const std::string& name, std::uint8_t client_byte) {
+  DnsMessage q;
+  q.ts_ns = ts;
+  q.src.family = q.dst.family = 4;
+  q.src.bytes = {198, 51, 100, client_byte};
+  q.dst.bytes = {192, 0, 2, 53};
+  q.sport = 40000;
+  q.dport = 53;
+  q.has_question = true;
+  q.qtype = 1;
+  q.qclass = 1;
+  std::copy(name.begin(), name.end(), q.qname.text.begin());
+  q.qname.length = static_cast<std::uint16_t>(name.size());
+  return q;
+}
+
+std::vector<std::string> series(const std::string& text, const std::string& prefix = "") {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line[0] != '#' && line.rfind(prefix, 0) == 0) {
+      out.push_back(line);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("top-N and distinct gauges are exported per window", "[metrics]") {
+  auto hub = make_hub();
+  auto& w = hub.add_worker();
+  const std::int64_t t0 = 1'700'000'000'000'000'000;
+  for (int i = 0; i < 30; ++i) {
+    w.record_message(query(t0 + std::int64_t{i} * 1'000'000, "www.Example.com", 1));
+  }
+  for (int i = 0; i < 10; ++i) {
+    w.record_message(query(t0 + std::int64_t{i} * 1'000'000, "mail.example.co.uk", 2));
+  }
+  w.record_message(query(t0, "odd\"name.example.org", 3));
+  w.finish();
+  const auto text = hub.render_text();
+  CHECK_THAT(text, Catch::Contains(
+                       R"(dnsmon_window_top_domain_queries{window="1m",domain="example.com"} 30)"));
+  CHECK_THAT(text,
+             Catch::Contains(
+                 R"(dnsmon_window_top_domain_queries{window="1h",domain="example.co.uk"} 10)"));
+  CHECK_THAT(text,
+             Catch::Contains(
+                 R"(dnsmon_window_top_qname_queries{window="5m",qname="www.example.com"} 30)"));
+  CHECK_THAT(
+      text, Catch::Contains(
+                R"(dnsmon_window_top_qname_queries{window="5m",qname="odd\"name.example.org"} 1)"));
+  CHECK_THAT(
+      text,
+      Catch::Contains(R"(dnsmon_window_top_client_queries{window="1m",client="198.51.100.1"} 30)"));
+  CHECK_THAT(text, Catch::Contains(R"(dnsmon_window_distinct_clients{window="1m"} 3)"));
+  CHECK_THAT(text, Catch::Contains(R"(dnsmon_window_distinct_domains{window="1m"} 3)"));
+  CHECK_THAT(text, Catch::Contains(R"(dnsmon_window_messages{window="1m",table="qname"} 41)"));
+  CHECK_THAT(text, Catch::Contains(R"(dnsmon_memory_bytes{table="top_qnames"})"));
+}
+
+TEST_CASE("clients can be aggregated to prefixes and pseudonymised", "[metrics]") {
+  dnsmon::MetricsOptions o;
+  o.analytics.client_ipv4_prefix = 24;
+  {
+    MetricsHub hub(dnsmon::BuildInfo{"1", "l", "p"}, o);
+    auto& w = hub.add_worker();
+    w.record_message(query(1'000'000'000, "a.example.com", 1));
+    w.record_message(query(1'000'000'000, "a.example.com", 2));
+    w.finish();
+    CHECK_THAT(hub.render_text(),
+               Catch::Contains(
+                   R"(dnsmon_window_top_client_queries{window="1m",client="198.51.100.0/24"} 2)"));
+  }
+  o.analytics.pseudonymise_clients = true;
+  o.analytics.pseudonymise_key = "a key of sixteen or more characters";
+  std::string first;
+  for (int run = 0; run < 2; ++run) {
+    MetricsHub hub(dnsmon::BuildInfo{"1", "l", "p"}, o);
+    auto& w = hub.add_worker();
+    w.record_message(query(1'000'000'000, "a.example.com", 1));
+    w.finish();
+    const auto lines = series(hub.render_text(), "dnsmon_window_top_client_queries{window=\"1m\"");
+    REQUIRE(lines.size() == 1);
+    CHECK_THAT(lines[0], Catch::Contains("client=\"anon-"));
+    CHECK_THAT(lines[0], !Catch::Contains("198.51.100"));
+    if (run == 0) {
+      first = lines[0];
+    } else {
+      CHECK(lines[0] == first);  // the same key gives the same pseudonym across restarts
+    }
+  }
+}
+
+TEST_CASE("the exposition never holds more than the documented number of series", "[metrics]") {
+  dnsmon::MetricsOptions o;
+  o.analytics.top_n = 7;
+  MetricsHub hub(dnsmon::BuildInfo{"1", "l", "p"}, o);
+  auto& w = hub.add_worker();
+  const std::size_t idle = series(hub.render_text()).size();
+  // High-cardinality traffic: every name, client and rcode different, over two minutes.
+  std::mt19937_64 rng(3);
+  const std::int64_t t0 = 1'700'000'000'000'000'000;
+  for (int i = 0; i < 100'000; ++i) {
+    auto m = query(t0 + std::int64_t{i} * 1'200'000,
+                   std::to_string(rng()) + ".d" + std::to_string(rng() % 5000) + ".com",
+                   static_cast<std::uint8_t>(rng()));
+    m.qtype = static_cast<std::uint16_t>(rng());
+    m.src.bytes[2] = static_cast<std::uint8_t>(rng());
+    w.record_message(m);
+    auto r = m;
+    r.qr = true;
+    r.rcode = static_cast<std::uint16_t>(rng() % 4096);
+    std::swap(r.src, r.dst);
+    std::swap(r.sport, r.dport);
+    w.record_message(r);
+  }
+  w.finish();
+  const auto text = hub.render_text();
+  const auto all = series(text);
+  const std::size_t windows = o.analytics.windows_s.size();
+  // The idle exposition already holds every fixed series; traffic adds only top-N entries:
+  // 5 tables x top_n per window.
+  CHECK(all.size() <= idle + windows * 5 * o.analytics.top_n);
+  for (const char* family : {"dnsmon_window_top_domain_queries{window=\"1m\"",
+                             "dnsmon_window_top_qname_queries{window=\"5m\"",
+                             "dnsmon_window_top_client_queries{window=\"1h\"",
+                             "dnsmon_window_top_nxdomain_responses{window=\"1m\"",
+                             "dnsmon_window_top_servfail_responses{window=\"1m\""}) {
+    CAPTURE(family);
+    CHECK(series(text, family).size() == o.analytics.top_n);
+  }
 }

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <random>
@@ -314,6 +315,26 @@ TEST_CASE("hash_bytes depends on every byte, the length and the seed", "[metrics
   CHECK(seen.size() == 2 * (zeros.size() + 1));
   CHECK(hash_bytes(std::string_view("example.com"), 1) ==
         hash_bytes(std::string_view("example.com"), 1));
+}
+
+TEST_CASE("no input word makes hash_bytes forget its seed", "[metrics][sketches]") {
+  // The mixing constants are public: a word equal to one of them must not zero a product and
+  // make keys collide under every seed (a 17-byte client key starting with one, say).
+  using namespace dnsmon::detail::hash_internal;
+  for (const std::uint64_t word : {kK0, kK1, kK2, kK3, kK4}) {
+    std::array<unsigned char, 17> a{};
+    std::array<unsigned char, 17> b{};
+    std::memcpy(a.data(), &word, 8);
+    std::memcpy(b.data(), &word, 8);
+    std::memcpy(b.data() + 8, &word, 8);
+    b[16] = 1;
+    std::unordered_set<std::uint64_t> distinct;
+    for (std::uint64_t seed = 1; seed <= 64; ++seed) {
+      distinct.insert(hash_bytes(a.data(), a.size(), seed) ^ hash_bytes(b.data(), b.size(), seed));
+    }
+    CHECK(distinct.size() == 64);  // the difference of two keys' hashes depends on the seed
+    CHECK(distinct.count(0) == 0);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1006,6 +1027,13 @@ TEST_CASE("memory_bytes() is fixed at construction whatever the input", "[metric
   CHECK(window_bytes >= 6 * Names(256, kSeed).memory_bytes());
   CHECK(hll_window_bytes >= 12 * hll_bytes);
   CHECK(hll_window_bytes <= 12 * hll_bytes + 1024);
+  // The budget check at startup relies on the planned sizes being the real ones.
+  CHECK(Names::planned_bytes(1024) == names_bytes);
+  CHECK(Names::planned_bytes(3) == Names(3, kSeed).memory_bytes());
+  CHECK(HyperLogLog::planned_bytes(14) == hll_bytes);
+  CHECK(HyperLogLog::planned_bytes(4) == HyperLogLog(4).memory_bytes());
+  CHECK(SlidingWindow<Names>::planned_bytes(6, Names::planned_bytes(256)) == window_bytes);
+  CHECK(SlidingWindow<HyperLogLog>::planned_bytes(12, hll_bytes) == hll_window_bytes);
 
   // A random-subdomain flood: every name distinct.
   std::mt19937_64 rng(123);
@@ -1014,7 +1042,7 @@ TEST_CASE("memory_bytes() is fixed at construction whatever the input", "[metric
     const std::string name = std::to_string(rng()) + ".flood.example";
     const NameKey key = name_key(name);
     names.add(key);
-    other.add(key, 2);
+    other.add_hashed(key, hash_bytes(name, kSeed), 2);
     hll.add_hash(hash_bytes(name, kSeed));
     now += 10'000'000;
     window.add(now, key);

@@ -25,7 +25,36 @@
 
 namespace dnsmon {
 
-struct MetricsOptions {};  // sliding windows, sketches and detectors will be configured here
+// Sliding-window analytics: top-N tables and distinct counts per window
+// (metrics/src/analytics.hpp).
+struct AnalyticsOptions {
+  bool enabled = true;
+  std::vector<std::uint32_t> windows_s{60, 300, 3600};  // each a multiple of sub_windows seconds
+  std::uint32_t sub_windows = 6;                        // a window slides by window / sub_windows
+  std::uint32_t top_n = 10;                             // series per top-N table and window
+  std::uint32_t top_capacity = 256;  // Space-Saving counters per table and sub-window (>= top_n)
+  std::uint32_t hll_precision = 14;  // 2^p one-byte registers; 0.81 % standard error at 14
+  std::uint32_t domain_cache_entries = 4096;
+  std::string public_suffix_list;  // "" = the system's list
+  std::uint8_t client_ipv4_prefix = 32;
+  std::uint8_t client_ipv6_prefix = 128;
+  bool pseudonymise_clients = false;
+  std::string pseudonymise_key;  // "" = a random key per start
+};
+
+struct MetricsOptions {
+  std::uint32_t matching_capacity = 65536;   // outstanding queries per worker
+  std::uint32_t matching_timeout_ms = 5000;  // packet time
+  AnalyticsOptions analytics;
+  std::uint64_t memory_budget_bytes = std::uint64_t{128} << 20U;  // all workers' analytics state
+};
+
+// Bytes of analytics state (query matching, windows, sketches, caches) one worker allocates.
+std::size_t analytics_bytes_per_worker(const MetricsOptions& options) noexcept;
+
+// Loads a public suffix list ("" = the system's) to check it; returns where it came from.
+// Throws std::runtime_error.
+std::string check_public_suffix_list(const std::string& path);
 
 // A counter with one writing thread; readers on other threads see a recent value.
 class RelaxedCounter {
@@ -86,7 +115,9 @@ inline std::size_t rcode_class(std::uint16_t rcode) noexcept {
 
 class WorkerCounters {
  public:
-  WorkerCounters();
+  // Query matching and the sliding-window analytics (metrics.cpp), built by MetricsHub.
+  struct Analytics;
+  explicit WorkerCounters(std::unique_ptr<Analytics> analytics);
   ~WorkerCounters();
   WorkerCounters(const WorkerCounters&) = delete;
   WorkerCounters& operator=(const WorkerCounters&) = delete;
@@ -96,7 +127,8 @@ class WorkerCounters {
     frame_bytes_.add(wire_len);
   }
 
-  void record_message(const DnsMessage& m) noexcept {
+  // Returns the latency of the query a response matched, in nanoseconds, or -1.
+  std::int64_t record_message(const DnsMessage& m) noexcept {
     messages_[static_cast<std::size_t>(m.protocol)][static_cast<std::size_t>(m.transport)]
              [m.qr ? 1 : 0]
                  .add();
@@ -106,7 +138,7 @@ class WorkerCounters {
     }
     family_[m.src.family == 6 ? 1 : 0][static_cast<std::size_t>(m.transport)].add();
     if (m.protocol != Protocol::Dns) {
-      return;  // mDNS and LLMNR are counted apart, by the messages_ series only
+      return -1;  // mDNS and LLMNR are counted apart, by the messages_ series only
     }
     size_[m.qr ? 1 : 0].observe(kSizeBounds, m.size);
     if (m.has_question) {
@@ -124,7 +156,6 @@ class WorkerCounters {
         udp_size_[size < 512 ? 0 : size < 1232 ? 1 : size == 1232 ? 2 : size < 4096 ? 3 : 4].add();
       }
     }
-    match(m);
     if (m.qr) {
       responses_by_rcode_[rcode_slot(m.rcode)].add();
       response_bytes_.add(m.size);
@@ -132,7 +163,14 @@ class WorkerCounters {
       queries_by_qtype_[qtype_slot(m.qtype)].add();
       query_bytes_.add(m.size);
     }
+    return analyse(m);
   }
+
+  // Packet time reached now_ns with no message (live capture gone quiet): expires unanswered
+  // queries and lets the windows slide. Do not call it in a replay, whose clock is the packets'.
+  void tick(std::int64_t now_ns) noexcept;
+  // End of input: publishes what the windows hold.
+  void finish() noexcept;
 
   std::array<RelaxedCounter, kParseStatusCount> packets_;
   // [protocol][transport][qr]
@@ -146,10 +184,8 @@ class WorkerCounters {
   std::array<RelaxedCounter, kUdpSizeBucketNames.size()> udp_size_;
   RelaxedCounter truncated_responses_;
 
-  // Query/response matching and latency (metrics/src/matcher.hpp), owned by the worker.
-  struct Analytics;
   std::unique_ptr<Analytics> analytics_;
-  void match(const DnsMessage& m) noexcept;  // feeds the matcher (called by record_message)
+  std::int64_t analyse(const DnsMessage& m) noexcept;  // matcher and windows (record_message)
   RelaxedCounter reassembled_messages_;
   std::array<RelaxedCounter, kQtypeSlots> queries_by_qtype_;
   std::array<RelaxedCounter, kRcodeSlots> responses_by_rcode_;
@@ -179,7 +215,9 @@ struct BuildInfo {
 
 class MetricsHub {
  public:
-  explicit MetricsHub(BuildInfo build);
+  // Loads the public suffix list for the analytics: throws std::runtime_error if the configured
+  // one cannot be read.
+  explicit MetricsHub(BuildInfo build, MetricsOptions options = {});
   ~MetricsHub();
   MetricsHub(const MetricsHub&) = delete;
   MetricsHub& operator=(const MetricsHub&) = delete;
@@ -193,6 +231,9 @@ class MetricsHub {
   // Startup only: called at every scrape to read the capture sources and rings.
   void set_source_reader(std::function<std::vector<SourceSnapshot>()> reader);
   void set_ring_reader(std::function<std::vector<RingSnapshot>()> reader);
+
+  // Where the public suffix list came from ("" with analytics off), for the startup log.
+  [[nodiscard]] std::string public_suffix_list() const;
 
   // The whole exposition in Prometheus text format 0.0.4.
   [[nodiscard]] std::string render_text() const;
@@ -231,7 +272,9 @@ class MessageWriter {
   MessageWriter(const MessageWriter&) = delete;
   MessageWriter& operator=(const MessageWriter&) = delete;
 
-  void write(const DnsMessage& m);
+  // latency_ns: the matched query's latency for a response (written as "latency" in seconds),
+  // or -1 when none was matched ("latency": null). Queries carry no latency field.
+  void write(const DnsMessage& m, std::int64_t latency_ns = -1);
   void flush() noexcept;
 
  private:

@@ -1,0 +1,128 @@
+// Registrable domains ("example.co.uk" for "www.example.co.uk") by the Public Suffix List.
+//
+// PublicSuffixList wraps one libpsl context, loaded once per process and shared read-only by the
+// workers (libpsl lookups do not modify the context). A lookup costs 300-1,500 ns here, more than
+// the whole budget of a packet, so each worker puts a DomainCache in front of it. The cache is
+// exact, not a heuristic, in two tiers:
+// - Stable domains. When the list's rules come as text (the system's public_suffix_list.dat,
+//   which libpsl then also loads, so both agree), we note every name that has a rule strictly
+//   below it ("amazonaws.com" has "s3.amazonaws.com"). A registrable domain R without one is
+//   stable: every name under R has R as its registrable domain, because a longer rule matching
+//   such a name would have R as a proper suffix (PSL wildcards are only ever the leftmost label).
+//   The cache remembers stable domains and finds them by trying the name's last 2, 3, ...
+//   labels. A random-subdomain flood under one domain therefore costs one libpsl call in total.
+// - Other names (a public suffix itself, names under domains with deeper rules, or every name
+//   when the list came as a DAFSA without its text): keyed by their last kMaxRuleLabels + 1
+//   labels, on which the answer alone depends, since no rule is deeper than kMaxRuleLabels.
+//   A unit test checks that depth against the list installed on the machine.
+//
+// Names are expected lower-cased and in presentation form without the final dot. A name that is
+// itself a public suffix ("com", "co.uk") or the root counts as its own domain. A name with an
+// escaped character ('\' in presentation form) is not looked up: its domain is taken as its last
+// two labels, so such names still group, and hostile names cannot reach libpsl.
+//
+// Thread-safety: PublicSuffixList is immutable after load() and shared; a DomainCache belongs to
+//   one worker. Allocation: load() and the DomainCache constructor only.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+struct psl_ctx_st;
+
+namespace dnsmon::detail {
+
+class PublicSuffixList {
+ public:
+  // The deepest rule of the list, in labels ("*.compute.amazonaws.com" has 4). Checked by a test.
+  static constexpr std::size_t kMaxRuleLabels = 5;
+
+  // The text list of Debian's publicsuffix package, preferred when path is "".
+  static constexpr const char* kSystemList = "/usr/share/publicsuffix/public_suffix_list.dat";
+
+  // path "" loads kSystemList if it is there, or else libpsl's newest (its distribution file or
+  // its built-in copy); otherwise the file at path (text list or DAFSA). Throws
+  // std::runtime_error.
+  static std::shared_ptr<const PublicSuffixList> load(const std::string& path);
+
+  ~PublicSuffixList();
+  PublicSuffixList(const PublicSuffixList&) = delete;
+  PublicSuffixList& operator=(const PublicSuffixList&) = delete;
+
+  // The length of the registrable-domain suffix of name (lower case, no final dot, no escapes,
+  // at most 255 characters), or name.size() when name is itself a public suffix, which
+  // *public_suffix then tells.
+  [[nodiscard]] std::size_t registrable_length(std::string_view name,
+                                               bool* public_suffix = nullptr) const noexcept;
+
+  // Whether every name under domain has domain as its registrable domain, given that domain is
+  // registrable: false when some rule lies below it, or when the rules are not known as text.
+  [[nodiscard]] bool stable(std::string_view domain) const;
+
+  // Where the list came from, for the startup log.
+  [[nodiscard]] const std::string& description() const noexcept { return description_; }
+
+ private:
+  PublicSuffixList(psl_ctx_st* ctx, std::string description, bool owned);
+  void read_rules(const std::string& path);
+
+  psl_ctx_st* ctx_;
+  std::string description_;
+  bool owned_;
+  bool rules_known_ = false;
+
+  // Looked up by string_view: no string is built per lookup.
+  struct TextHash {
+    using is_transparent = void;
+
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+
+  std::unordered_set<std::string, TextHash, std::equal_to<>> above_rules_;  // proper suffixes
+                                                                            // of some rule
+};
+
+class DomainCache {
+ public:
+  // entries is rounded up to a power of two.
+  DomainCache(std::shared_ptr<const PublicSuffixList> list, std::size_t entries,
+              std::uint64_t seed);
+
+  // The registrable domain of name, as a suffix of name.
+  [[nodiscard]] std::string_view registrable(std::string_view name) noexcept;
+
+  [[nodiscard]] std::uint64_t hits() const noexcept { return hits_; }
+
+  [[nodiscard]] std::uint64_t misses() const noexcept { return misses_; }
+
+  [[nodiscard]] std::size_t memory_bytes() const noexcept {
+    return sizeof(*this) + (entries_.capacity() + stable_.capacity()) * sizeof(Entry);
+  }
+
+  [[nodiscard]] static std::size_t planned_bytes(std::size_t entries) noexcept;
+
+ private:
+  struct Entry {
+    std::uint64_t hash = 0;
+    std::uint16_t tail_length = 0;  // 0: empty
+    std::uint16_t domain_length = 0;
+  };
+
+  std::shared_ptr<const PublicSuffixList> list_;
+  std::vector<Entry> entries_;  // by the name's last kMaxRuleLabels + 1 labels
+  std::vector<Entry> stable_;   // stable registrable domains, by themselves
+  std::uint64_t seed_;
+  std::uint64_t mask_;
+  std::uint64_t hits_ = 0;
+  std::uint64_t misses_ = 0;
+};
+
+}  // namespace dnsmon::detail
