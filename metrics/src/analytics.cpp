@@ -146,6 +146,7 @@ TrafficAnalytics::TrafficAnalytics(const AnalyticsOptions& options,
     back_.emplace_back(options, seed);
     front_.emplace_back(options, seed);
   }
+  measure();
 }
 
 TrafficAnalytics::~TrafficAnalytics() = default;
@@ -297,12 +298,18 @@ void TrafficAnalytics::read_published(std::vector<WindowSnapshot>& out) const {
 }
 
 AnalyticsStats TrafficAnalytics::stats() const noexcept {
-  AnalyticsStats s;
+  AnalyticsStats s = sizes_;
   s.names_too_long = names_too_long_.get();
   s.publications = publications_.get();
   s.domain_cache_hits = cache_hits_.load(std::memory_order_relaxed);
   s.domain_cache_misses = cache_misses_.load(std::memory_order_relaxed);
-  // Sizes are fixed at construction, so reading them from another thread races with nothing.
+  return s;
+}
+
+void TrafficAnalytics::measure() noexcept {
+  // Sizes are fixed at construction; measured once here, since the worker swaps back_ and front_
+  // under the publication mutex while other threads read the stats.
+  AnalyticsStats& s = sizes_;
   for (std::size_t t = 0; t < kNameTables; ++t) {
     std::uint64_t bytes = staging_names_[t].memory_bytes();
     for (std::size_t w = 0; w < windows_.size(); ++w) {
@@ -325,7 +332,6 @@ AnalyticsStats TrafficAnalytics::stats() const noexcept {
     s.distinct_bytes[k] = bytes;
   }
   s.domain_cache_bytes = domains_.memory_bytes();
-  return s;
 }
 
 std::size_t TrafficAnalytics::planned_bytes(const AnalyticsOptions& o) noexcept {

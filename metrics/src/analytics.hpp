@@ -137,6 +137,7 @@ class TrafficAnalytics {
   void roll(std::int64_t now_ns) noexcept;
   void fold() noexcept;  // the staging summaries into every window, at staging_start_ns_
   void publish(std::int64_t now_ns) noexcept;
+  void measure() noexcept;  // fills sizes_
 
   // A distinct count's staging summary. A second with few items folds them one by one into the
   // windows instead of merging all 2^p registers three times.
@@ -175,6 +176,7 @@ class TrafficAnalytics {
   std::int64_t last_ns_ = kNeverNs;  // latest packet time seen
   bool staged_ = false;              // the staging summaries hold something
   RelaxedCounter names_too_long_, publications_;
+  AnalyticsStats sizes_;  // the memory fields, set by the constructor
   std::atomic<std::uint64_t> cache_hits_{0}, cache_misses_{0};
 };
 

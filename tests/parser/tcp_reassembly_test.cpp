@@ -28,6 +28,12 @@ void* counted_alloc(std::size_t size) noexcept {
   return std::malloc(size == 0 ? 1 : size);
 }
 
+// Out of line: GCC's -Wmismatched-new-delete (at -O2) would otherwise see free() meet a pointer
+// from operator new once both are inlined, not knowing that this operator new calls malloc.
+[[gnu::noinline]] void release(void* p) noexcept {
+  std::free(p);
+}
+
 }  // namespace
 
 void* operator new(std::size_t size) {
@@ -53,27 +59,27 @@ void* operator new[](std::size_t size, const std::nothrow_t& /*tag*/) noexcept {
 }
 
 void operator delete(void* p) noexcept {
-  std::free(p);
+  release(p);
 }
 
 void operator delete[](void* p) noexcept {
-  std::free(p);
+  release(p);
 }
 
 void operator delete(void* p, std::size_t /*size*/) noexcept {
-  std::free(p);
+  release(p);
 }
 
 void operator delete[](void* p, std::size_t /*size*/) noexcept {
-  std::free(p);
+  release(p);
 }
 
 void operator delete(void* p, const std::nothrow_t& /*tag*/) noexcept {
-  std::free(p);
+  release(p);
 }
 
 void operator delete[](void* p, const std::nothrow_t& /*tag*/) noexcept {
-  std::free(p);
+  release(p);
 }
 
 namespace {
