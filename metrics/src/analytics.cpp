@@ -100,12 +100,6 @@ void WindowSnapshot::clear() noexcept {
   as_of_ns = 0;
 }
 
-std::size_t WindowSnapshot::planned_bytes(const AnalyticsOptions& options) noexcept {
-  return kNameTables * NameSummary::planned_bytes(options.top_capacity) +
-         ClientSummary::planned_bytes(options.top_capacity) +
-         kDistinctKinds * HyperLogLog::planned_bytes(options.hll_precision);
-}
-
 struct TrafficAnalytics::Window {
   Window(const AnalyticsOptions& o, std::uint32_t window_s, std::uint64_t seed)
       : clients(std::int64_t{window_s} * kNsPerSecond, o.sub_windows, std::size_t{o.top_capacity},

@@ -66,7 +66,6 @@ struct WindowSnapshot {
 
   [[nodiscard]] bool merge(const WindowSnapshot& other) noexcept;
   void clear() noexcept;
-  [[nodiscard]] static std::size_t planned_bytes(const AnalyticsOptions& options) noexcept;
 
   std::vector<NameSummary> names;  // indexed by NameTable
   ClientSummary clients;
@@ -83,6 +82,23 @@ struct AnalyticsStats {
   std::uint64_t client_bytes = 0;
   std::array<std::uint64_t, kDistinctKinds> distinct_bytes{};
   std::uint64_t domain_cache_bytes = 0;
+
+  // Field by field: the workers' stats summed.
+  AnalyticsStats& operator+=(const AnalyticsStats& o) noexcept {
+    names_too_long += o.names_too_long;
+    publications += o.publications;
+    domain_cache_hits += o.domain_cache_hits;
+    domain_cache_misses += o.domain_cache_misses;
+    for (std::size_t t = 0; t < kNameTables; ++t) {
+      name_bytes[t] += o.name_bytes[t];
+    }
+    client_bytes += o.client_bytes;
+    for (std::size_t k = 0; k < kDistinctKinds; ++k) {
+      distinct_bytes[k] += o.distinct_bytes[k];
+    }
+    domain_cache_bytes += o.domain_cache_bytes;
+    return *this;
+  }
 };
 
 class TrafficAnalytics {

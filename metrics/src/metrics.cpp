@@ -171,7 +171,7 @@ std::string window_label(std::uint32_t seconds) {
 struct WorkerCounters::Analytics {
   Analytics(const MetricsOptions& o, std::shared_ptr<const detail::PublicSuffixList> list,
             std::uint64_t hash_seed)
-      : matcher(matcher_options(o, hash_seed)), seed(hash_seed) {
+      : matcher(matcher_options(o, hash_seed)) {
     if (o.analytics.enabled) {
       traffic = std::make_unique<detail::TrafficAnalytics>(o.analytics, std::move(list), hash_seed);
     }
@@ -180,7 +180,6 @@ struct WorkerCounters::Analytics {
   detail::QueryMatcher matcher;
   std::unique_ptr<detail::TrafficAnalytics> traffic;  // null when disabled
   detail::NameKey name;                               // scratch: the lower-cased qname
-  std::uint64_t seed;                                 // the process's hash seed
 };
 
 WorkerCounters::WorkerCounters(std::unique_ptr<Analytics> analytics)
@@ -192,7 +191,7 @@ WorkerCounters::~WorkerCounters() = default;
 std::int64_t WorkerCounters::analyse(const DnsMessage& m) noexcept {
   Analytics& a = *analytics_;
   // One hash of the lower-cased name serves the matcher, the name tables and the HLLs.
-  const std::uint64_t hash = detail::qname_hash(m.qname.view(), a.seed);
+  const std::uint64_t hash = detail::qname_hash(m.qname.view(), a.matcher.hash_seed());
   std::int64_t latency = -1;
   if (!m.qr) {
     (void)a.matcher.on_query(m, hash);
@@ -376,14 +375,7 @@ struct MetricsHub::Impl : prometheus::Collectable {
       out.push_back(std::move(f));
     }
 
-    detail::AnalyticsStats st;
-    for (const auto& w : workers) {
-      const auto one = w.analytics_->traffic->stats();
-      st.names_too_long += one.names_too_long;
-      st.publications += one.publications;
-      st.domain_cache_hits += one.domain_cache_hits;
-      st.domain_cache_misses += one.domain_cache_misses;
-    }
+    const detail::AnalyticsStats st = analytics_totals();
     auto skipped = family("dnsmon_window_names_skipped_total",
                           "Question names left out of the name tables: longer than 255 characters "
                           "in presentation form (only escapes make them so).",
@@ -406,23 +398,21 @@ struct MetricsHub::Impl : prometheus::Collectable {
     out.push_back(std::move(cache));
   }
 
+  // The window analytics' stats, summed over the workers (analytics on).
+  [[nodiscard]] detail::AnalyticsStats analytics_totals() const {
+    detail::AnalyticsStats total;
+    for (const auto& w : workers) {
+      total += w.analytics_->traffic->stats();
+    }
+    return total;
+  }
+
   // dnsmon_memory_bytes samples of the analytics tables, summed over workers.
   void add_analytics_memory(MetricFamily& memory) const {
     if (!options.analytics.enabled) {
       return;
     }
-    detail::AnalyticsStats total;
-    for (const auto& w : workers) {
-      const auto st = w.analytics_->traffic->stats();
-      for (std::size_t t = 0; t < detail::kNameTables; ++t) {
-        total.name_bytes[t] += st.name_bytes[t];
-      }
-      total.client_bytes += st.client_bytes;
-      for (std::size_t k = 0; k < detail::kDistinctKinds; ++k) {
-        total.distinct_bytes[k] += st.distinct_bytes[k];
-      }
-      total.domain_cache_bytes += st.domain_cache_bytes;
-    }
+    const detail::AnalyticsStats total = analytics_totals();
     static constexpr std::array<const char*, detail::kNameTables> kNames{
         "top_domains", "top_qnames", "top_nxdomain", "top_servfail"};
     for (std::size_t t = 0; t < detail::kNameTables; ++t) {
