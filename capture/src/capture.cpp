@@ -29,6 +29,13 @@ struct DispatchContext {
   std::chrono::steady_clock::time_point replay_start;
 };
 
+// Wakes every worker that sleeps with frames waiting: the end of a batch of input.
+void flush_rings(const DispatchContext& ctx) noexcept {
+  for (FrameRing* ring : ctx.rings) {
+    ring->ring_consumer(true);
+  }
+}
+
 void on_frame(u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
   auto& ctx = *reinterpret_cast<DispatchContext*>(user);  // NOLINT: libpcap's callback contract
   ctx.stats->received.add();
@@ -54,7 +61,9 @@ void on_frame(u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
     ctx.stats->snaplen_cut.add();
   }
   if (ctx.live) {
-    if (!ring->try_push(header, data)) {
+    if (ring->try_push(header, data)) {
+      ring->ring_consumer(false);
+    } else {
       ctx.stats->ring_dropped.add();
     }
     return;
@@ -67,19 +76,25 @@ void on_frame(u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
     const auto offset = std::chrono::nanoseconds(static_cast<std::int64_t>(
         static_cast<double>(header.ts_ns - ctx.first_ts_ns) / ctx.replay_speed));
     const auto due = ctx.replay_start + offset;
+    if (std::chrono::steady_clock::now() < due) {
+      flush_rings(ctx);  // the worker sees what came before the pause
+    }
     while (std::chrono::steady_clock::now() < due && !ctx.stop->stop_requested()) {
       std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
           due - std::chrono::steady_clock::now(), std::chrono::milliseconds(50)));
     }
   }
-  // A replay waits for room rather than lose frames.
+  // A replay waits for room rather than lose frames: it sleeps until the worker has emptied half
+  // the ring (the timeout only bounds how long a stop request waits).
   while (!ring->try_push(header, data)) {
     if (ctx.stop->stop_requested()) {
       ctx.stats->ring_dropped.add();
       return;
     }
-    std::this_thread::yield();
+    ring->ring_consumer(true);
+    ring->wait_for_room(std::chrono::milliseconds(10));
   }
+  ring->ring_consumer(false);
 }
 
 PcapHandle open_offline_file(const std::string& path) {
@@ -282,6 +297,7 @@ std::string PacketSource::run(std::stop_token stop, std::span<FrameRing* const> 
     stats_.up.store(true, std::memory_order_relaxed);
     while (!stop.stop_requested()) {
       const int n = pcap_dispatch(p, -1, on_frame, user);
+      flush_rings(ctx);
       if (live_) {
         pcap_stat ps{};
         if (pcap_stats(p, &ps) == 0) {

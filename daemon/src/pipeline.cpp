@@ -3,6 +3,12 @@
 #include <chrono>
 
 namespace dnsmon {
+namespace {
+
+// Frames per ring in a replay (at most capture.ring_slots): about 1 MiB of storage.
+constexpr std::uint32_t kReplayRingFrames = 2048;
+
+}  // namespace
 
 Pipeline::Pipeline(const Config& config, MetricsHub& hub, std::span<const std::byte> demo_capture)
     : config_(config) {
@@ -24,14 +30,19 @@ Pipeline::Pipeline(const Config& config, MetricsHub& hub, std::span<const std::b
   } else {
     sources_.push_back(PacketSource::open_memory(demo_capture, "demo", cap, 0));
   }
+  for (std::size_t i = 0; i < workers_count_; ++i) {
+    doorbells_.push_back(std::make_unique<Doorbell>());
+  }
   for (std::size_t i = 0; i < sources_.size() * workers_count_; ++i) {
     // A replay keeps whole frames (segmentation offload leaves TCP segments of up to 64 KiB in
-    // captures) in fewer, larger slots: it waits for the ring instead of dropping, so depth
-    // matters less than for live capture.
-    const bool whole_frames = !live_ && !cap.snaplen_given;
+    // captures). It waits for the ring instead of dropping, so depth matters less than for live
+    // capture: a smaller ring keeps the frames between reader and worker in the CPU's caches.
+    const bool replay = !live_;
+    const bool whole_frames = replay && !cap.snaplen_given;
     rings_.push_back(std::make_unique<FrameRing>(
-        whole_frames ? std::min<std::uint32_t>(cap.ring_slots, 1024) : cap.ring_slots,
+        replay ? std::min<std::uint32_t>(cap.ring_slots, kReplayRingFrames) : cap.ring_slots,
         whole_frames ? 65535 : cap.snaplen));
+    rings_.back()->set_doorbell(doorbells_[i % workers_count_].get());
     ring_ptrs_.push_back(rings_.back().get());
   }
 
@@ -66,6 +77,9 @@ Pipeline::~Pipeline() {
   stop_capture();
   captures_.clear();  // joins
   producers_done_.store(true, std::memory_order_release);
+  for (auto& bell : doorbells_) {
+    bell->ring_always();
+  }
   workers_.clear();
 }
 
@@ -97,6 +111,9 @@ void Pipeline::drain_and_join() {
     }
   }
   producers_done_.store(true, std::memory_order_release);  // pairs with acquire in worker_loop()
+  for (auto& bell : doorbells_) {
+    bell->ring_always();
+  }
   for (auto& t : workers_) {
     if (t.joinable()) {
       t.join();
@@ -150,23 +167,27 @@ void Pipeline::worker_loop(std::stop_token /*stop*/, std::size_t index) {
   WorkerCounters& counters = *counters_[index];
   Parser& parser = *parsers_[index];
   FrameView frame;
+  Doorbell& bell = *doorbells_[index];
   constexpr int kBatch = 64;  // frames taken from one ring before looking at the next
-  unsigned idle = 0;
   // Live capture only: while no frame arrives, packet time is the wall clock, so the windows
   // keep sliding and unanswered queries time out. A replay's clock is its packets'.
+  constexpr auto kTickPeriod = std::chrono::milliseconds(250);
   auto next_tick = std::chrono::steady_clock::now();
   for (;;) {
     bool any = false;
     for (FrameRing* ring : rings) {
-      for (int n = 0; n < kBatch && ring->front(frame); ++n) {
-        any = true;
+      int n = 0;
+      for (; n < kBatch && ring->front(frame); ++n) {
         const ParseStatus status = parser.parse(frame, sink);
         counters.record_frame(frame.header.wire_len, status);
         ring->pop();
       }
+      if (n != 0) {
+        any = true;
+        ring->release_producer();
+      }
     }
     if (any) {
-      idle = 0;
       continue;
     }
     // pairs with release in drain_and_join(): every push happened before it
@@ -181,18 +202,26 @@ void Pipeline::worker_loop(std::stop_token /*stop*/, std::size_t index) {
       }
       continue;
     }
-    if (live_ && idle >= 64 && std::chrono::steady_clock::now() >= next_tick) {
-      next_tick = std::chrono::steady_clock::now() + std::chrono::milliseconds(250);
+    const auto now = std::chrono::steady_clock::now();
+    if (live_ && now >= next_tick) {
+      next_tick = now + kTickPeriod;
       counters.tick(std::chrono::duration_cast<std::chrono::nanoseconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count());
     }
-    // Idle: yield a while, then sleep briefly; a 50 ms capture batch still fits in the ring.
-    if (++idle < 64) {
-      std::this_thread::yield();
-    } else {
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    // Idle: sleep until a producer rings (a batch of frames is waiting, or its input paused), the
+    // input ends, or the next tick is due.
+    const std::uint32_t ticket = bell.prepare_sleep();
+    bool empty = !producers_done_.load(std::memory_order_acquire);
+    for (FrameRing* ring : rings) {
+      empty = empty && !ring->front(frame);
     }
+    if (!empty) {
+      bell.cancel_sleep();
+      continue;
+    }
+    bell.sleep(ticket, live_ ? std::chrono::nanoseconds(next_tick - now)
+                             : std::chrono::nanoseconds(std::chrono::milliseconds(100)));
   }
 }
 

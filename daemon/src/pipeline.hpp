@@ -62,6 +62,8 @@ class Pipeline {
   bool live_ = false;
   std::size_t workers_count_ = 1;
   std::vector<std::unique_ptr<FrameRing>> rings_;
+  std::vector<std::unique_ptr<Doorbell>>
+      doorbells_;  // one per worker, rung by its rings' producers
   std::vector<FrameRing*> ring_ptrs_;
   std::vector<WorkerCounters*> counters_;
   std::vector<std::unique_ptr<Parser>> parsers_;  // one per worker, used only by that worker

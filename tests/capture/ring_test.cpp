@@ -1,5 +1,9 @@
 #include "dnsmon/ring.hpp"
 
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -153,5 +157,121 @@ TEST_CASE("a producer and a consumer thread pass a million frames intact", "[rin
   CHECK(order_ok);
   CHECK(count_out == kFrames);
   CHECK(sum_out == static_cast<std::uint64_t>(kFrames) * (kFrames - 1) / 2);
+  CHECK(ring.empty());
+}
+
+TEST_CASE("frames of every size pack, wrap and come back intact", "[ring]") {
+  // Storage for about 3 frames of 200 bytes: records of 32 to 288 bytes wrap through skip
+  // markers at every possible offset.
+  FrameRing ring(64, 256, 600);
+  std::uint32_t in = 0;
+  std::uint32_t out = 0;
+  std::uint64_t state = 12345;
+  auto next_size = [&] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<std::size_t>((state >> 33U) % 300);  // above 256 gets cut
+  };
+  std::vector<std::size_t> sizes;
+  for (int round = 0; round < 20000; ++round) {
+    for (;;) {
+      const std::size_t size = next_size();
+      FrameHeader h;
+      h.ts_ns = in;
+      if (!ring.try_push(h, bytes_of(in, size))) {
+        state = state * 6364136223846793005ULL + 1;  // a different size next time
+        break;
+      }
+      sizes.push_back(size);
+      ++in;
+    }
+    FrameView v;
+    for (int k = 0; k < 2 && ring.front(v); ++k) {
+      const std::size_t size = std::min<std::size_t>(sizes[out], 256);
+      REQUIRE(v.header.ts_ns == out);
+      REQUIRE(v.bytes.size() == size);
+      REQUIRE(v.header.cap_len == size);
+      const auto expected = bytes_of(out, size);
+      REQUIRE(std::memcmp(v.bytes.data(), expected.data(), size) == 0);
+      ring.pop();
+      ++out;
+    }
+  }
+  CHECK(in > 20000);
+  CHECK(in - out == ring.size_approx());
+}
+
+TEST_CASE("a ring is full when its storage is, before its frame count", "[ring]") {
+  FrameRing ring(100, 1000, 2048);  // 2048 bytes + one largest frame (1024-byte record)
+  CHECK(ring.memory_bytes() == 2048 + 1024);
+  const auto big = bytes_of(1, 1000);
+  CHECK(ring.try_push({}, big));
+  CHECK(ring.try_push({}, big));
+  CHECK(ring.try_push({}, big));
+  CHECK_FALSE(ring.try_push({}, big));
+  CHECK(ring.size_approx() == 3);
+  FrameView v;
+  REQUIRE(ring.front(v));
+  ring.pop();
+  CHECK(ring.try_push({}, big));
+}
+
+TEST_CASE("producer and consumer sleep instead of spinning, and lose nothing", "[ring][threads]") {
+  // The consumer sleeps on its doorbell whenever the ring is empty, the producer in
+  // wait_for_room() whenever it is full; frames of random sizes must arrive intact and in order.
+  constexpr std::uint32_t kFrames = 300'000;
+  FrameRing ring(512, 300);
+  dnsmon::Doorbell bell;
+  ring.set_doorbell(&bell);
+  std::atomic<bool> done{false};
+  std::uint32_t count_out = 0;
+  bool intact = true;
+  {
+    std::jthread consumer([&] {
+      FrameView v;
+      while (true) {
+        int n = 0;
+        for (; n < 64 && ring.front(v); ++n) {
+          const auto expected = bytes_of(count_out, v.bytes.size());
+          if (v.header.ts_ns != count_out || v.bytes.size() != (count_out * 7U) % 301U % 300U ||
+              std::memcmp(v.bytes.data(), expected.data(), expected.size()) != 0) {
+            intact = false;
+          }
+          ++count_out;
+          ring.pop();
+        }
+        if (n != 0) {
+          ring.release_producer();
+          continue;
+        }
+        const std::uint32_t ticket = bell.prepare_sleep();
+        const bool finished = done.load(std::memory_order_acquire);
+        if (ring.front(v) || finished) {
+          bell.cancel_sleep();
+          if (finished && !ring.front(v)) {
+            return;
+          }
+          continue;
+        }
+        bell.sleep(ticket, std::chrono::seconds(5));  // a lost wake-up would show as a slow test
+      }
+    });
+    std::jthread producer([&] {
+      for (std::uint32_t i = 0; i < kFrames; ++i) {
+        FrameHeader h;
+        h.ts_ns = i;
+        const auto data = bytes_of(i, (i * 7U) % 301U % 300U);
+        while (!ring.try_push(h, data)) {
+          ring.ring_consumer(true);
+          ring.wait_for_room(std::chrono::seconds(5));
+        }
+        ring.ring_consumer(i % 1000 == 0);
+      }
+      ring.ring_consumer(true);
+      done.store(true, std::memory_order_release);
+      bell.ring_always();
+    });
+  }
+  CHECK(intact);
+  CHECK(count_out == kFrames);
   CHECK(ring.empty());
 }

@@ -4,7 +4,8 @@
 // frame is copied into a slot of a worker's ring, chosen by a symmetric hash of the IP addresses so
 // that both directions of a conversation, and every fragment of a datagram, reach the same worker.
 // A live source never blocks: when the ring is full the frame is dropped and counted. A file source
-// waits for room instead, because a replay should see every frame.
+// sleeps until the worker has emptied half the ring instead, because a replay should see every
+// frame.
 //
 // Thread-safety: run() on one thread; stats() and up() from any thread; request_stop() from any.
 // Allocation: none per frame (libpcap's buffer is copied into the ring slot).
@@ -40,7 +41,7 @@ struct CaptureOptions {
   std::uint32_t buffer_bytes = 64U << 20U;  // kernel capture buffer per interface
   bool promiscuous = true;
   std::uint32_t timeout_ms = 50;     // libpcap read timeout: batches frames, no immediate mode
-  std::uint32_t ring_slots = 16384;  // per worker and source: 64 MiB at the default snaplen
+  std::uint32_t ring_slots = 16384;  // frames per worker and source (8 MiB, ring.hpp)
   double replay_speed = 0;  // offline pacing: 0 as fast as possible, 1 real time, 10 ten times
 };
 

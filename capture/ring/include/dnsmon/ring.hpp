@@ -1,33 +1,55 @@
-// Lock-free single-producer/single-consumer ring of fixed-size frame slots.
+// Lock-free single-producer/single-consumer ring of frames, packed back to back.
 //
-// The capture thread copies each frame (up to the slot size) into the next free slot and publishes
-// it; the worker thread reads the oldest published slot in place and pops it. All memory is
-// allocated once in the constructor, so nothing is allocated per frame. Indices live on separate
-// cache lines, and each side caches the other side's index so that the common case touches only
-// its own line (the layout follows the classic rigtorp SPSC queue).
+// The capture thread copies each frame (up to slot_bytes()) into the ring right after the previous
+// one and publishes it; the worker thread reads the oldest frame in place and pops it. A frame
+// takes its own length plus a 24-byte header, rounded up to 32 bytes, so the DNS frames of a busy
+// link (80-300 bytes) sit a few to a cache line's neighbourhood instead of one per 4 KiB slot: both
+// threads walk memory sequentially and the ring's working set stays small. A frame never wraps: if
+// it does not fit before the end of the storage, a skip marker sends the consumer back to the
+// start.
 //
-// Thread-safety: exactly one producer thread calls try_push(); exactly one consumer thread calls
-//   front()/pop(). size_approx() and the counters may be read from any thread.
+// The ring is full when it holds capacity() frames or when the next frame does not fit in the
+// storage (capacity() x 512 bytes by default, plus room for one frame of slot_bytes(): a stream of
+// maximum-size frames therefore fits fewer than capacity()).
+//
+// Indices live on separate cache lines, and each side caches the other side's index so that the
+// common case touches only its own line (the layout follows the classic rigtorp SPSC queue).
+//
+// Waiting. Neither side spins on the other: a producer that must not drop (a file replay) sleeps
+// in wait_for_room() until the consumer has emptied half the ring, and a consumer with nothing to
+// do sleeps on a Doorbell that producers ring once a batch of frames is waiting. Both sleeps are
+// futex waits with a timeout, so a wake-up that is missed in a race costs at most that timeout,
+// never a frame.
+//
+// Thread-safety: exactly one producer thread calls try_push()/wait_for_room()/ring_consumer();
+//   exactly one consumer thread calls front()/pop()/release_producer(). size_approx() and the
+//   counters may be read from any thread.
 // Allocation: constructor only.
 #pragma once
 
 #include <atomic>
 #include <cassert>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <ctime>
+#include <limits>
+#include <linux/futex.h>
 #include <memory>
 #include <new>
 #include <span>
 #include <stdexcept>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 namespace dnsmon {
 
-// Per-frame metadata stored in front of the bytes of each slot.
+// Per-frame metadata stored in front of the bytes of each frame.
 struct FrameHeader {
   std::int64_t ts_ns = 0;       // capture time, nanoseconds since the Unix epoch
   std::uint32_t wire_len = 0;   // length on the wire
-  std::uint32_t cap_len = 0;    // bytes stored in the slot (<= slot size)
+  std::uint32_t cap_len = 0;    // bytes stored in the ring (<= slot_bytes())
   std::uint16_t link_type = 0;  // pcap LINKTYPE_* value
   std::uint16_t source = 0;     // index of the capture source that produced it
 };
@@ -38,22 +60,99 @@ struct FrameView {
   std::span<const std::byte> bytes;
 };
 
+namespace ring_detail {
+
+// Sleeps while *word == expected, at most timeout. Spurious returns are fine for the callers.
+inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                       std::chrono::nanoseconds timeout) noexcept {
+  static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
+  timespec ts{};
+  ts.tv_sec = static_cast<std::time_t>(timeout.count() / 1'000'000'000);
+  ts.tv_nsec = static_cast<long>(timeout.count() % 1'000'000'000);
+  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-vararg): the futex system call has no wrapper
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, &ts,
+            nullptr, 0);
+}
+
+inline void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept {
+  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-vararg): see futex_wait
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE,
+            std::numeric_limits<int>::max(), nullptr, nullptr, 0);
+}
+
+}  // namespace ring_detail
+
+// Wakes one sleeping consumer thread (a worker) when any of its rings has work. Several
+// producers may ring it; one thread sleeps on it:
+//
+//   const auto ticket = bell.prepare_sleep();
+//   if (nothing to do) bell.sleep(ticket, timeout); else bell.cancel_sleep();
+//
+// The check between the two calls closes the race with a producer that published just before.
+class Doorbell {
+ public:
+  [[nodiscard]] std::uint32_t prepare_sleep() noexcept {
+    const std::uint32_t ticket = seq_.load(std::memory_order_acquire);
+    sleeping_.store(1, std::memory_order_relaxed);
+    // Our flag before the caller's look at the rings; pairs with the fence in
+    // FrameRing::ring_consumer(true).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    return ticket;
+  }
+
+  void cancel_sleep() noexcept { sleeping_.store(0, std::memory_order_relaxed); }
+
+  void sleep(std::uint32_t ticket, std::chrono::nanoseconds timeout) noexcept {
+    ring_detail::futex_wait(seq_, ticket, timeout);
+    sleeping_.store(0, std::memory_order_relaxed);
+  }
+
+  // Cheap enough per frame: a relaxed load unless the consumer sleeps.
+  [[nodiscard]] bool sleeping() const noexcept {
+    return sleeping_.load(std::memory_order_relaxed) != 0;
+  }
+
+  // Wakes the consumer if it is asleep (or about to be).
+  void ring() noexcept {
+    if (sleeping_.exchange(0, std::memory_order_seq_cst) != 0) {
+      seq_.fetch_add(1, std::memory_order_release);
+      ring_detail::futex_wake_all(seq_);
+    }
+  }
+
+  // Wakes the consumer whatever it is doing: the end of all input.
+  void ring_always() noexcept {
+    seq_.fetch_add(1, std::memory_order_seq_cst);
+    ring_detail::futex_wake_all(seq_);
+  }
+
+ private:
+  alignas(64) std::atomic<std::uint32_t> seq_{0};
+  std::atomic<std::uint32_t> sleeping_{0};
+  [[maybe_unused]] char pad_[64 - 2 * sizeof(std::atomic<std::uint32_t>)]{};
+};
+
 class FrameRing {
  public:
   static constexpr std::size_t kCacheLine =
-      64;  // not hardware_destructive_interference_size: GCC 12
-           // warns about it in headers (-Winterference-size)
+      64;                                    // not hardware_destructive_interference_size: GCC 12
+                                             // warns about it in headers (-Winterference-size)
+  static constexpr std::size_t kAlign = 32;  // frames start on 32-byte boundaries
+  static constexpr std::size_t kBytesPerFrame = 512;  // default storage per capacity() frame
+  // A consumer that sleeps is woken once this many frames wait (a quarter of the ring if that is
+  // less), or by ring_consumer(true). A futex wake-up costs microseconds: a batch spreads it.
+  static constexpr std::size_t kWakeBatch = 256;
 
-  // slots: usable capacity; slot_bytes: largest frame kept whole (longer frames are cut).
-  FrameRing(std::size_t slots, std::size_t slot_bytes)
-      : capacity_(slots + 1),  // one slack slot tells full from empty
+  // frames: at most this many frames queued; slot_bytes: the largest frame kept whole (longer
+  // ones are cut); storage_bytes: 0 for the default frames x 512 bytes (or frames x the largest
+  // record, if smaller), always plus room for one largest frame.
+  FrameRing(std::size_t frames, std::size_t slot_bytes, std::size_t storage_bytes = 0)
+      : frames_(frames),
         slot_bytes_(slot_bytes),
-        stride_(round_up(sizeof(FrameHeader) + slot_bytes, kCacheLine)) {
-    if (slots == 0 || slot_bytes == 0) {
-      throw std::invalid_argument("ring needs at least one slot of at least one byte");
-    }
+        storage_bytes_(storage(frames, slot_bytes, storage_bytes)),
+        wake_batch_(frames / 4 < kWakeBatch ? frames / 4 + 1 : kWakeBatch) {
     storage_.reset(
-        static_cast<std::byte*>(::operator new (capacity_* stride_, std::align_val_t{kCacheLine})));
+        static_cast<std::byte*>(::operator new (storage_bytes_, std::align_val_t{kCacheLine})));
   }
 
   FrameRing(const FrameRing&) = delete;
@@ -63,71 +162,138 @@ class FrameRing {
   // Producer: copies header and up to slot_bytes() of data. Returns false (and copies nothing) when
   // the ring is full. Never blocks.
   [[nodiscard]] bool try_push(const FrameHeader& header, std::span<const std::byte> data) noexcept {
-    const std::size_t tail = tail_.load(std::memory_order_relaxed);  // only we write tail_
-    std::size_t next = tail + 1;
-    if (next == capacity_) {
-      next = 0;
-    }
-    if (next == head_cache_) {
-      head_cache_ = head_.load(std::memory_order_acquire);  // pairs with release in pop()
-      if (next == head_cache_) {
-        return false;
-      }
-    }
-    std::byte* slot = slot_at(tail);
-    FrameHeader stored = header;
     const std::size_t n = data.size() < slot_bytes_ ? data.size() : slot_bytes_;
-    stored.cap_len = static_cast<std::uint32_t>(n);
-    std::memcpy(slot, &stored, sizeof stored);
-    if (n != 0) {
-      std::memcpy(slot + sizeof(FrameHeader), data.data(), n);
+    const std::size_t record = record_bytes(n);
+    // A record that would run past the end starts at offset 0 instead; the gap is skipped.
+    const std::size_t pad = tail_off_ + record > storage_bytes_ ? storage_bytes_ - tail_off_ : 0;
+    if (!has_room(pad + record)) {
+      return false;
     }
-    tail_.store(next, std::memory_order_release);  // pairs with acquire in front()
+    std::byte* base = storage_.get();
+    if (pad != 0) {
+      FrameHeader skip;
+      skip.cap_len = kSkip;
+      std::memcpy(base + tail_off_, &skip, sizeof skip);
+      tail_off_ = 0;
+    }
+    FrameHeader stored = header;
+    stored.cap_len = static_cast<std::uint32_t>(n);
+    std::memcpy(base + tail_off_, &stored, sizeof stored);
+    if (n != 0) {
+      std::memcpy(base + tail_off_ + sizeof(FrameHeader), data.data(), n);
+    }
+    tail_off_ += record;
+    if (tail_off_ == storage_bytes_) {
+      tail_off_ = 0;
+    }
+    pushed_local_ += 1;
+    pushed_.store(pushed_local_, std::memory_order_relaxed);
+    tail_.store(tail_.load(std::memory_order_relaxed) + pad + record,
+                std::memory_order_release);  // pairs with acquire in front()
     return true;
   }
 
   // Consumer: the oldest published frame, or false when the ring is empty.
   [[nodiscard]] bool front(FrameView& out) noexcept {
-    const std::size_t head = head_.load(std::memory_order_relaxed);  // only we write head_
+    const std::uint64_t head = head_.load(std::memory_order_relaxed);  // only we write head_
     if (head == tail_cache_) {
       tail_cache_ = tail_.load(std::memory_order_acquire);  // pairs with release in try_push()
       if (head == tail_cache_) {
         return false;
       }
     }
-    const std::byte* slot = slot_at(head);
-    std::memcpy(&out.header, slot, sizeof(FrameHeader));
-    out.bytes = std::span<const std::byte>(slot + sizeof(FrameHeader), out.header.cap_len);
+    const std::byte* base = storage_.get();
+    std::memcpy(&out.header, base + head_off_, sizeof(FrameHeader));
+    std::uint64_t next = head;
+    if (out.header.cap_len == kSkip) {  // the producer went back to the start
+      next += storage_bytes_ - head_off_;
+      head_off_ = 0;
+      std::memcpy(&out.header, base, sizeof(FrameHeader));
+    }
+    const std::size_t record = record_bytes(out.header.cap_len);
+    out.bytes =
+        std::span<const std::byte>(base + head_off_ + sizeof(FrameHeader), out.header.cap_len);
+    next_head_ = next + record;
+    next_head_off_ = head_off_ + record == storage_bytes_ ? 0 : head_off_ + record;
     return true;
   }
 
   // Consumer: releases the frame returned by the last successful front().
   void pop() noexcept {
-    const std::size_t head = head_.load(std::memory_order_relaxed);
-    assert(head != tail_.load(std::memory_order_acquire) && "pop() needs a prior true front()");
-    std::size_t next = head + 1;
-    if (next == capacity_) {
-      next = 0;
+    assert(head_.load(std::memory_order_relaxed) != tail_.load(std::memory_order_acquire) &&
+           "pop() needs a prior true front()");
+    head_off_ = next_head_off_;
+    popped_local_ += 1;
+    popped_.store(popped_local_, std::memory_order_relaxed);
+    head_.store(next_head_, std::memory_order_release);  // pairs with acquire in try_push()
+  }
+
+  // Producer: sleeps until the consumer has emptied at least half the ring (counted in frames and
+  // in bytes), at most timeout. Returns at once if that is already so.
+  void wait_for_room(std::chrono::nanoseconds timeout) noexcept {
+    const std::uint32_t ticket = room_seq_.load(std::memory_order_acquire);
+    producer_sleeping_.store(1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with release_producer()'s
+    if (!half_empty_for_producer()) {
+      ring_detail::futex_wait(room_seq_, ticket, timeout);
     }
-    head_.store(next, std::memory_order_release);  // pairs with acquire in try_push()
+    producer_sleeping_.store(0, std::memory_order_relaxed);
+  }
+
+  // Consumer, after a batch of pops: wakes a producer sleeping in wait_for_room() once the ring is
+  // at most half full. One fence per call: call it per batch, not per frame.
+  void release_producer() noexcept {
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // our head_ store before the flag load
+    if (producer_sleeping_.load(std::memory_order_relaxed) == 0) {
+      return;
+    }
+    const std::uint64_t used =
+        tail_.load(std::memory_order_acquire) - head_.load(std::memory_order_relaxed);
+    const std::uint64_t frames = pushed_.load(std::memory_order_relaxed) - popped_local_;
+    if (used <= storage_bytes_ / 2 && frames <= frames_ / 2 &&
+        producer_sleeping_.exchange(0, std::memory_order_relaxed) != 0) {
+      room_seq_.fetch_add(1, std::memory_order_release);
+      ring_detail::futex_wake_all(room_seq_);
+    }
+  }
+
+  // Producer: the consumer's doorbell (none by default: the consumer polls).
+  void set_doorbell(Doorbell* bell) noexcept { bell_ = bell; }
+
+  // Producer, after a push: wakes a sleeping consumer once kWakeBatch frames wait, or at once with
+  // flush (the end of a batch of input: nothing else may follow for a while).
+  void ring_consumer(bool flush) noexcept {
+    if (bell_ == nullptr) {
+      return;
+    }
+    if (flush) {
+      std::atomic_thread_fence(std::memory_order_seq_cst);  // our tail_ store before the flag load
+    }
+    if (bell_->sleeping() &&
+        (flush || pushed_local_ - popped_.load(std::memory_order_relaxed) >= wake_batch_)) {
+      bell_->ring();
+    }
   }
 
   // Any thread: number of frames waiting; exact only when both ends are idle.
   [[nodiscard]] std::size_t size_approx() const noexcept {
-    const auto head = head_.load(std::memory_order_acquire);
-    const auto tail = tail_.load(std::memory_order_acquire);
-    return tail >= head ? tail - head : capacity_ - head + tail;
+    const auto popped = popped_.load(std::memory_order_acquire);
+    const auto pushed = pushed_.load(std::memory_order_acquire);
+    return pushed >= popped ? static_cast<std::size_t>(pushed - popped) : 0;
   }
 
   [[nodiscard]] bool empty() const noexcept { return size_approx() == 0; }
 
-  [[nodiscard]] std::size_t capacity() const noexcept { return capacity_ - 1; }
+  // The most frames the ring queues.
+  [[nodiscard]] std::size_t capacity() const noexcept { return frames_; }
 
   [[nodiscard]] std::size_t slot_bytes() const noexcept { return slot_bytes_; }
 
-  [[nodiscard]] std::size_t memory_bytes() const noexcept { return capacity_ * stride_; }
+  [[nodiscard]] std::size_t memory_bytes() const noexcept { return storage_bytes_; }
 
  private:
+  static constexpr std::uint32_t kSkip = std::numeric_limits<std::uint32_t>::max();
+
   struct AlignedDelete {
     void operator()(std::byte* p) const noexcept {
       ::operator delete (p, std::align_val_t{kCacheLine});
@@ -138,21 +304,68 @@ class FrameRing {
     return (n + to - 1) / to * to;
   }
 
-  std::byte* slot_at(std::size_t index) const noexcept { return storage_.get() + index * stride_; }
+  static constexpr std::size_t record_bytes(std::size_t n) noexcept {
+    return round_up(sizeof(FrameHeader) + n, kAlign);
+  }
 
-  const std::size_t capacity_;
+  static std::size_t storage(std::size_t frames, std::size_t slot_bytes, std::size_t requested) {
+    if (frames == 0 || slot_bytes == 0) {
+      throw std::invalid_argument("ring needs room for at least one frame of at least one byte");
+    }
+    if (frames > (std::size_t{1} << 24U) || slot_bytes > (std::size_t{1} << 20U)) {
+      throw std::invalid_argument("ring too large");
+    }
+    const std::size_t largest = record_bytes(slot_bytes);
+    const std::size_t per_frame = largest < kBytesPerFrame ? largest : kBytesPerFrame;
+    const std::size_t bytes = requested != 0 ? round_up(requested, kAlign) : frames * per_frame;
+    return bytes + largest;
+  }
+
+  // Producer: room for need more bytes and one more frame?
+  bool has_room(std::size_t need) noexcept {
+    const std::uint64_t tail = tail_.load(std::memory_order_relaxed);  // only we write tail_
+    if (tail + need - head_cache_ > storage_bytes_ || pushed_local_ - popped_cache_ >= frames_) {
+      head_cache_ = head_.load(std::memory_order_acquire);  // pairs with release in pop()
+      popped_cache_ = popped_.load(std::memory_order_relaxed);
+      return tail + need - head_cache_ <= storage_bytes_ && pushed_local_ - popped_cache_ < frames_;
+    }
+    return true;
+  }
+
+  bool half_empty_for_producer() noexcept {
+    head_cache_ = head_.load(std::memory_order_acquire);
+    popped_cache_ = popped_.load(std::memory_order_relaxed);
+    return tail_.load(std::memory_order_relaxed) - head_cache_ <= storage_bytes_ / 2 &&
+           pushed_local_ - popped_cache_ <= frames_ / 2;
+  }
+
+  const std::size_t frames_;
   const std::size_t slot_bytes_;
-  const std::size_t stride_;
+  const std::size_t storage_bytes_;
+  const std::size_t wake_batch_;
   std::unique_ptr<std::byte[], AlignedDelete> storage_;
+  Doorbell* bell_ = nullptr;
 
-  // Producer's line: its index and its cached copy of the consumer's index.
-  alignas(kCacheLine) std::atomic<std::size_t> tail_{0};
-  std::size_t head_cache_ = 0;
-  // Consumer's line.
-  alignas(kCacheLine) std::atomic<std::size_t> head_{0};
-  std::size_t tail_cache_ = 0;
-  // Padding keeps the consumer's line away from whatever follows the ring in memory.
-  [[maybe_unused]] char pad_[kCacheLine - sizeof(std::atomic<std::size_t>) - sizeof(std::size_t)]{};
+  // Producer's lines: its positions (bytes and frames, monotonic) and cached copies of the
+  // consumer's.
+  alignas(kCacheLine) std::atomic<std::uint64_t> tail_{0};
+  std::atomic<std::uint64_t> pushed_{0};
+  std::size_t tail_off_ = 0;  // tail_ within the storage
+  std::uint64_t pushed_local_ = 0;
+  std::uint64_t head_cache_ = 0;
+  std::uint64_t popped_cache_ = 0;
+  // Consumer's lines.
+  alignas(kCacheLine) std::atomic<std::uint64_t> head_{0};
+  std::atomic<std::uint64_t> popped_{0};
+  std::size_t head_off_ = 0;
+  std::uint64_t popped_local_ = 0;
+  std::uint64_t tail_cache_ = 0;
+  std::uint64_t next_head_ = 0;
+  std::size_t next_head_off_ = 0;
+  // The producer's sleep: written when it sleeps, read by the consumer once per batch.
+  alignas(kCacheLine) std::atomic<std::uint32_t> room_seq_{0};
+  std::atomic<std::uint32_t> producer_sleeping_{0};
+  [[maybe_unused]] char pad_[kCacheLine - 2 * sizeof(std::atomic<std::uint32_t>)]{};
 };
 
 }  // namespace dnsmon
