@@ -3,9 +3,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include <pcap/pcap.h>
+
+#include "pcap_file.hpp"
 
 namespace dnsmon {
 namespace {
@@ -36,28 +39,21 @@ void flush_rings(const DispatchContext& ctx) noexcept {
   }
 }
 
-void on_frame(u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
-  auto& ctx = *reinterpret_cast<DispatchContext*>(user);  // NOLINT: libpcap's callback contract
+// One frame, from libpcap or from the mapped-file reader: into its worker's ring.
+void deliver(DispatchContext& ctx, std::int64_t ts_ns, std::uint32_t wire_len,
+             std::span<const std::byte> data) {
   ctx.stats->received.add();
-  ctx.stats->bytes.add(h->len);
+  ctx.stats->bytes.add(wire_len);
   FrameHeader header;
-  // Files are opened with nanosecond precision, and live handles ask for it, so tv_usec holds
-  // nanoseconds here.
-  // In unsigned arithmetic: a damaged pcapng file can hold a time past 2262, which then wraps
-  // instead of overflowing (undefined behaviour, found by tests/fuzz/pcap_file_fuzz).
-  const std::uint64_t ts_ns = static_cast<std::uint64_t>(h->ts.tv_sec) * 1'000'000'000U +
-                              static_cast<std::uint64_t>(h->ts.tv_usec);
-  header.ts_ns = static_cast<std::int64_t>(ts_ns);
-  header.wire_len = h->len;
+  header.ts_ns = ts_ns;
+  header.wire_len = wire_len;
   header.link_type = ctx.link_type;
   header.source = ctx.index;
-  const std::span<const std::byte> data(reinterpret_cast<const std::byte*>(bytes),  // NOLINT
-                                        h->caplen);
   FrameRing* ring = ctx.rings[0];
   if (ctx.rings.size() > 1) {
     ring = ctx.rings[flow_hash(ctx.link_type, data) % ctx.rings.size()];
   }
-  if (h->len > std::min<std::size_t>(h->caplen, ring->slot_bytes())) {
+  if (wire_len > std::min<std::size_t>(data.size(), ring->slot_bytes())) {
     ctx.stats->snaplen_cut.add();
   }
   if (ctx.live) {
@@ -95,6 +91,19 @@ void on_frame(u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
     ring->wait_for_room(std::chrono::milliseconds(10));
   }
   ring->ring_consumer(false);
+}
+
+void on_frame(u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
+  auto& ctx = *reinterpret_cast<DispatchContext*>(user);  // NOLINT: libpcap's callback contract
+  // Files are opened with nanosecond precision, and live handles ask for it, so tv_usec holds
+  // nanoseconds here.
+  // In unsigned arithmetic: a damaged pcapng file can hold a time past 2262, which then wraps
+  // instead of overflowing (undefined behaviour, found by tests/fuzz/pcap_file_fuzz).
+  const std::uint64_t ts_ns = static_cast<std::uint64_t>(h->ts.tv_sec) * 1'000'000'000U +
+                              static_cast<std::uint64_t>(h->ts.tv_usec);
+  deliver(ctx, static_cast<std::int64_t>(ts_ns), h->len,
+          std::span<const std::byte>(reinterpret_cast<const std::byte*>(bytes),  // NOLINT
+                                     h->caplen));
 }
 
 PcapHandle open_offline_file(const std::string& path) {
@@ -318,6 +327,44 @@ std::string PacketSource::run(std::stop_token stop, std::span<FrameRing* const> 
     return {};
   };
 
+  // Reads a classic pcap file in place (pcap_file.hpp): no read() and no copy per record.
+  // file (null for the demo in memory) gets back the pages behind the reader every 8 MiB.
+  auto drain_mapped = [&](detail::PcapReader& reader, detail::MappedFile* file) -> std::string {
+    constexpr std::size_t kReleaseEvery = std::size_t{8} << 20U;
+    ctx.link_type = static_cast<std::uint16_t>(reader.link_type());
+    stats_.up.store(true, std::memory_order_relaxed);
+    detail::PcapReader::Record record;
+    std::string error;
+    const std::byte* start = file != nullptr ? file->bytes().data() : nullptr;
+    std::size_t next_release = kReleaseEvery;
+    while (!stop.stop_requested()) {
+      const auto status = reader.next(record);
+      if (status == detail::PcapReader::Status::Frame) {
+        deliver(ctx, record.ts_ns, record.len, record.data);
+        if (start != nullptr &&
+            record.data.data() - start >= static_cast<std::ptrdiff_t>(next_release)) {
+          file->release(next_release);
+          next_release += kReleaseEvery;
+        }
+        continue;
+      }
+      if (status == detail::PcapReader::Status::Error) {
+        error = reader.error();
+      }
+      break;
+    }
+    flush_rings(ctx);
+    return error;
+  };
+  // libpcap reads what the mapped reader declines (pcapng, rare link types and layouts), the
+  // standard input, and every file when a filter is set.
+  auto mapped_reader = [&](std::span<const std::byte> bytes) -> std::optional<detail::PcapReader> {
+    if (!options_.bpf_filter.empty()) {
+      return std::nullopt;
+    }
+    return detail::PcapReader::open(bytes);
+  };
+
   std::string error;
   if (live_) {
     error = drain(impl_->handle.get());
@@ -327,11 +374,23 @@ std::string PacketSource::run(std::stop_token stop, std::span<FrameRing* const> 
         break;
       }
       try {
-        PcapHandle p = path == "-" ? std::move(impl_->standard_input) : open_offline_file(path);
-        if (path != "-") {
-          apply_filter(p.get(), options_.bpf_filter, path);
+        std::optional<detail::MappedFile> file;
+        std::optional<detail::PcapReader> reader;
+        if (path != "-" && options_.bpf_filter.empty()) {
+          file = detail::MappedFile::open(path);
+          if (file) {
+            reader = mapped_reader(file->bytes());
+          }
         }
-        error = drain(p.get());
+        if (reader) {
+          error = drain_mapped(*reader, &*file);
+        } else {
+          PcapHandle p = path == "-" ? std::move(impl_->standard_input) : open_offline_file(path);
+          if (path != "-") {
+            apply_filter(p.get(), options_.bpf_filter, path);
+          }
+          error = drain(p.get());
+        }
       } catch (const CaptureError& e) {
         error = e.what();
       }
@@ -340,6 +399,8 @@ std::string PacketSource::run(std::stop_token stop, std::span<FrameRing* const> 
         break;
       }
     }
+  } else if (auto reader = mapped_reader(impl_->memory)) {
+    error = drain_mapped(*reader, nullptr);
   } else {
     // fmemopen takes a non-const buffer but only reads it in "rb" mode.
     std::FILE* f = fmemopen(const_cast<std::byte*>(impl_->memory.data()),  // NOLINT: see above

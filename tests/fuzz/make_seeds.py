@@ -18,6 +18,7 @@ Targets and their input formats:
   packet_path  byte 0: link types (low nibble source 0, high nibble source 1, indexes into
                LINK_TYPES); then per frame: u16 length, u8 control, the frame (packet_path_fuzz.cpp)
   pcap_file    a pcap or pcapng file
+  pcap_reader  a classic pcap file (pcap_reader_fuzz reads it with PcapReader and with libpcap)
 """
 
 import argparse
@@ -29,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 
-TARGETS = ("dns_message", "packet_path", "pcap_file")
+TARGETS = ("dns_message", "packet_path", "pcap_file", "pcap_reader")
 REGRESSION_PREFIXES = ("crash-", "timeout-", "leak-", "oom-", "slow-unit-")
 
 LINK_ETHERNET, LINK_NULL, LINK_RAW, LINK_RAW_OPENBSD, LINK_RAW_BSDOS = 1, 0, 101, 12, 14
@@ -919,6 +920,35 @@ def hand_capture_files(gen_packets):
     return files
 
 
+def hand_reader_files(gen_packets):
+    """Classic pcap files for PcapReader: the pcap files of hand_capture_files, then the header
+    fields and record damage it treats as libpcap 1.10 does (see capture/src/pcap_file.hpp)."""
+    pkts = gen_packets[:4]
+    skip = ("pcap-link-80211", "pcap-link-radiotap", "pcap-link-ppi", "pcap-link-pktap",
+            "pcap-link-arcnet", "pcap-link-ppp", "pcap-tcp-session", "pcap-ipv4-fragments")
+    files = {name: blob for name, blob in hand_capture_files(gen_packets).items()
+             if name.startswith("pcap-") and name not in skip}  # declined link types: one is enough
+    base = write_pcap(pkts)
+    for minor in (0, 2, 3):  # caplen and len interchanged (2.0-2.2), or perhaps (2.3)
+        files["reader-version-2.%d" % minor] = base[:4] + struct.pack("<HH", 2, minor) + base[8:]
+    short_len = write_pcap([Packet(1, p.ts_ns, p.data, 20) for p in pkts])
+    files["reader-version-2.3-caplen-over-len"] = \
+        short_len[:4] + struct.pack("<HH", 2, 3) + short_len[8:]
+    files["reader-link-fcs-bits"] = write_pcap(pkts, linktype=LINK_ETHERNET | 0x44000000)
+    files["reader-link-bit-16"] = write_pcap(pkts, linktype=LINK_ETHERNET | 0x10000)
+    files["reader-snaplen-zero"] = write_pcap(pkts, snaplen=0)
+    files["reader-snaplen-negative"] = write_pcap(pkts, snaplen=0x80000000)
+    files["reader-snaplen-above-max"] = write_pcap(pkts, snaplen=1_000_000) + \
+        struct.pack("<IIII", 1, 0, 300_000, 300_000) + b"\0" * 64
+    files["reader-snaplen-cut-then-truncated"] = write_pcap(pkts, snaplen=64)[:-5]
+    files["reader-time-top-bits-nsec"] = write_pcap(pkts[:1], nano=True)[:24] + \
+        struct.pack("<IIII", 0xFFFFFFFF, 0x80000000, 4, 4) + b"abcd"
+    files["reader-sll-be"] = write_pcap(
+        [Packet(LINK_SLL, p.ts_ns, wrap(LINK_SLL, unwrap(1, p.data))) for p in pkts], order=">")
+    files["reader-header-then-7-bytes"] = write_pcap([]) + b"\1" * 7
+    return files
+
+
 def regression_seeds(gen_packets):
     """Inputs that once crashed a target, rebuilt by hand (named crash-<where>-<what>)."""
     return {
@@ -930,6 +960,11 @@ def regression_seeds(gen_packets):
         "pcap_file/crash-parser-expire-time-difference-overflow": write_pcapng([
             Packet(LINK_ETHERNET, 10**19, gen_packets[0].data),
             Packet(LINK_ETHERNET, 1_700_000_000 * 10**9, gen_packets[1].data)]),
+        # pcap_file.cpp PcapReader: a time stamp field with the top bit set was sign-extended in a
+        # file of the other byte order, where libpcap zero-extends it (pcap_reader_fuzz).
+        "pcap_reader/crash-reader-swapped-time-top-bit":
+            write_pcap(gen_packets[:1], order=">")[:24] +
+            struct.pack(">IIII", 254, 0xFFFFFF00, 4, 4) + b"abcd",
     }
 
 
@@ -1003,6 +1038,12 @@ def cmd_checked_in(args):
     for name, blob in hand_capture_files(read_capture(gen["default"])).items():
         write_seed(dirs["pcap_file"], "hand-" + name, blob)
 
+    # pcap_reader: the small generated captures, then the hand-built classic pcap files.
+    for name in ("default", "ipv6-edns", "vlan-nxdomain"):
+        write_seed(dirs["pcap_reader"], "gen-" + name + ".pcap", gen[name])
+    for name, blob in hand_reader_files(read_capture(gen["default"])).items():
+        write_seed(dirs["pcap_reader"], "hand-" + name, blob)
+
     for name, blob in regression_seeds(read_capture(gen["default"])).items():
         write_seed(args.out, name, blob)
 
@@ -1054,6 +1095,9 @@ def cmd_corpus(args):
         if len(cut) >= 24:
             write_seed(dirs["pcap_file"], label, cut)
             counts["pcap_file"] += 1
+            if cut[:4] != b"\x0a\x0d\x0d\x0a":
+                write_seed(dirs["pcap_reader"], label, cut)
+                counts["pcap_reader"] += 1
     print("corpus: " + ", ".join("%s %d" % (t, counts[t]) for t in TARGETS) +
           " seeds from %s" % args.pcaps)
 

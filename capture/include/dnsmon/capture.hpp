@@ -1,4 +1,7 @@
-// Capture sources: live interfaces and pcap/pcapng files, read with libpcap.
+// Capture sources: live interfaces and pcap/pcapng files, read with libpcap, except classic pcap
+// files (and the embedded demo) without a filter, which are memory-mapped and read in place
+// (capture/src/pcap_file.hpp: the same frames and errors as libpcap, without a read() and a copy
+// per record).
 //
 // A source runs its loop on the calling thread (the daemon gives each source its own thread). Each
 // frame is copied into a slot of a worker's ring, chosen by a symmetric hash of the IP addresses so
@@ -8,7 +11,7 @@
 // frame.
 //
 // Thread-safety: run() on one thread; stats() and up() from any thread; request_stop() from any.
-// Allocation: none per frame (libpcap's buffer is copied into the ring slot).
+// Allocation: none per frame (each frame is copied once, into the ring).
 #pragma once
 
 #include <atomic>
