@@ -124,14 +124,39 @@ std::size_t PublicSuffixList::registrable_length(std::string_view name,
 DomainCache::DomainCache(std::shared_ptr<const PublicSuffixList> list, std::size_t entries,
                          std::uint64_t seed)
     : list_(std::move(list)),
-      entries_(std::bit_ceil(std::max<std::size_t>(entries, 1))),
+      entries_(std::bit_ceil(std::max<std::size_t>(entries, kWays))),
       stable_(entries_.size()),
       seed_(seed),
       mask_(entries_.size() - 1) {
 }
 
 std::size_t DomainCache::planned_bytes(std::size_t entries) noexcept {
-  return sizeof(DomainCache) + 2 * std::bit_ceil(std::max<std::size_t>(entries, 1)) * sizeof(Entry);
+  return sizeof(DomainCache) +
+         2 * std::bit_ceil(std::max<std::size_t>(entries, kWays)) * sizeof(Entry);
+}
+
+const DomainCache::Entry* DomainCache::find(const std::vector<Entry>& table, std::uint64_t hash,
+                                            std::size_t tail_length) const noexcept {
+  const std::size_t set = hash & mask_ & ~(kWays - 1);
+  for (std::size_t w = 0; w < kWays; ++w) {
+    const Entry& e = table[set + w];
+    if (e.tail_length == tail_length && e.hash == hash) {
+      return &e;
+    }
+  }
+  return nullptr;
+}
+
+void DomainCache::insert(std::vector<Entry>& table, const Entry& entry) noexcept {
+  const std::size_t set = entry.hash & mask_ & ~(kWays - 1);
+  for (std::size_t w = 0; w < kWays; ++w) {
+    if (table[set + w].tail_length == 0) {
+      table[set + w] = entry;
+      return;
+    }
+  }
+  // A full set: a way chosen by hash bits the set index does not use, so no name can pin a way.
+  table[set + (entry.hash >> 62U)] = entry;
 }
 
 std::string_view DomainCache::registrable(std::string_view name) noexcept {
@@ -156,18 +181,16 @@ std::string_view DomainCache::registrable(std::string_view name) noexcept {
   for (std::size_t k = 1; k < labels; ++k) {  // the last 2, 3, ... labels
     const std::string_view tail = name.substr(starts[k]);
     const std::uint64_t h = hash_bytes(tail, seed_);
-    const Entry& e = stable_[h & mask_];
-    if (e.tail_length == tail.size() && e.hash == h) {
+    if (find(stable_, h, tail.size()) != nullptr) {
       ++hits_;
       return tail;
     }
   }
   const std::string_view tail = name.substr(starts[labels - 1]);
   const std::uint64_t h = hash_bytes(tail, seed_);
-  Entry& e = entries_[h & mask_];
-  if (e.tail_length == tail.size() && e.hash == h) {
+  if (const Entry* e = find(entries_, h, tail.size())) {
     ++hits_;
-    return name.substr(name.size() - e.domain_length);
+    return name.substr(name.size() - e->domain_length);
   }
   ++misses_;
   bool public_suffix = false;
@@ -175,10 +198,11 @@ std::string_view DomainCache::registrable(std::string_view name) noexcept {
   const std::string_view domain = name.substr(name.size() - length);
   if (!public_suffix && list_->stable(domain)) {
     const std::uint64_t dh = hash_bytes(domain, seed_);
-    stable_[dh & mask_] = Entry{dh, static_cast<std::uint16_t>(domain.size()),
-                                static_cast<std::uint16_t>(domain.size())};
+    insert(stable_, Entry{dh, static_cast<std::uint16_t>(domain.size()),
+                          static_cast<std::uint16_t>(domain.size())});
   } else {
-    e = Entry{h, static_cast<std::uint16_t>(tail.size()), static_cast<std::uint16_t>(length)};
+    insert(entries_,
+           Entry{h, static_cast<std::uint16_t>(tail.size()), static_cast<std::uint16_t>(length)});
   }
   return domain;
 }
