@@ -154,12 +154,13 @@ inline std::uint64_t hash_bytes(std::string_view s,
 // ---------------------------------------------------------------------------------------------
 // Keys: fixed-size, trivially copyable values stored inline in the sketch (no allocation).
 
-// Up to N bytes of text, e.g. a DNS name in presentation form (NameKey, 255 characters).
+// Up to N bytes of text, e.g. a DNS name in presentation form (NameKey, 255 characters). The
+// length comes first, so a short name is compared and copied within the first cache line.
 template <std::size_t N>
 struct InlineString {
   static_assert(N > 0 && N <= 255, "the length is kept in one byte");
-  std::array<char, N> chars{};
   std::uint8_t size = 0;
+  std::array<char, N> chars{};
 
   // Returns false, leaving the key empty, when s does not fit: the caller counts and skips it
   // (a silently truncated name could merge distinct names into one top-N entry).
@@ -202,6 +203,33 @@ using NameKey = InlineString<255>;  // 256 bytes
 // 16 address bytes (IPv4 in the first 4, after any prefix masking or pseudonymisation) + family.
 using AddrKey = FixedBytes<17>;
 
+// How a sketch stores a key: assign_key(dst, src) leaves dst == src. The default copies the
+// whole key; an overload found by ordinary or argument-dependent lookup may copy less.
+template <class K>
+void assign_key(K& dst, const K& src) noexcept {
+  dst = src;
+}
+
+// Only the used characters: a NameKey is 256 bytes, a typical name a tenth of that. The bytes
+// past size keep whatever they held (operator== never reads them). size and the characters are
+// the first 1 + size bytes of the key, copied in whole 32-byte blocks (vector moves, no call to
+// memcpy) when the key is a whole number of blocks.
+template <std::size_t N>
+void assign_key(InlineString<N>& dst, const InlineString<N>& src) noexcept {
+  constexpr std::size_t kBlock = 32;
+  if constexpr (sizeof(InlineString<N>) % kBlock == 0 && offsetof(InlineString<N>, chars) == 1) {
+    auto* to = reinterpret_cast<unsigned char*>(&dst);
+    const auto* from = reinterpret_cast<const unsigned char*>(&src);
+    const std::size_t used = std::size_t{1} + src.size;
+    for (std::size_t i = 0; i < used; i += kBlock) {
+      std::memcpy(to + i, from + i, kBlock);
+    }
+  } else {
+    dst.size = src.size;
+    std::memcpy(dst.chars.data(), src.chars.data(), src.size);
+  }
+}
+
 template <class K>
 concept SketchKey = std::is_trivially_copyable_v<K> && std::default_initializable<K> &&
     std::equality_comparable<K> && requires(const K& k, std::uint64_t seed) {
@@ -238,10 +266,16 @@ struct CountBounds {
 // largest sums are kept. The same bounds then hold against the union with N = N1 + N2, so
 // per-worker and per-sub-window summaries can be combined in any order.
 //
-// Layout: keys inline in a fixed array; a 4-ary min-heap of (count, slot) picks the counter to
-// replace; an open-addressing index (linear probing, load <= 1/2, backward-shift deletion) finds
-// a key's slot. add() is O(1) expected for the lookup plus O(log4 m) for the heap: a counter that
-// grows moves toward the leaves, and a heavy key's counter already sits there.
+// Layout: the paper's Stream-Summary, in arrays. order_ lists the m counters by count ascending;
+// counters of equal count form a bucket, a run [begin, end) of order_, so the minimum is
+// order_[0] and the counter to replace is the last of the lowest bucket. Adding w to a counter
+// swaps it to the end of its bucket, then past each following bucket whose count it exceeds (one
+// swap per bucket), and it joins the bucket of its new count or opens one: O(1) for w = 1,
+// whether the key is tracked or takes over the minimum, O(1 + buckets passed) for a larger w.
+// Unused counters have count 0 and form the lowest bucket, so filling the table is replacing the
+// minimum too. Keys are stored inline, written with assign_key() (a name's used bytes only). A
+// hash index of 2 to 4 chains per counter, linked through the counters, finds a key's counter in
+// O(1) expected, and unlinks a replaced key as cheaply.
 template <SketchKey Key>
 class SpaceSaving {
  public:
@@ -252,12 +286,13 @@ class SpaceSaving {
   explicit SpaceSaving(std::size_t capacity, std::uint64_t seed = kDefaultSketchSeed)
       : seed_(seed), capacity_(checked_capacity(capacity)) {
     keys_.resize(capacity_);
-    errors_.resize(capacity_);
-    tags_.resize(capacity_);
-    heap_pos_.resize(capacity_);
-    heap_.resize(capacity_);
-    index_.resize(std::max<std::size_t>(std::bit_ceil(std::size_t{2} * capacity_), 4));
-    index_mask_ = static_cast<std::uint32_t>(index_.size() - 1);
+    counters_.resize(capacity_);
+    order_.resize(capacity_);
+    buckets_.resize(capacity_);
+    scratch_.resize(capacity_);
+    chains_.resize(chain_count(capacity_));
+    chain_mask_ = static_cast<std::uint32_t>(chains_.size() - 1);
+    clear();
   }
 
   // Counts weight occurrences of key. Weight 0 is ignored.
@@ -273,53 +308,56 @@ class SpaceSaving {
     }
     total_ += weight;
     const auto tag = static_cast<std::uint32_t>(hash);
-    std::uint32_t pos = tag & index_mask_;
-    for (;; pos = (pos + 1) & index_mask_) {
-      const IndexEntry e = index_[pos];
-      if (e.slot_plus_one == 0) {
-        break;
-      }
-      if (e.tag == tag && keys_[e.slot_plus_one - 1] == key) {
-        const std::uint32_t at = heap_pos_[e.slot_plus_one - 1];
-        heap_[at].count += weight;
-        sift_down(at);
-        return;
-      }
-    }
-    if (size_ < capacity_) {
-      insert_new(key, tag, pos, weight, 0);
+    const std::uint32_t found = find_slot(key, tag);
+    if (found != kNoSlot) {
+      raise(found, weight);
       return;
     }
-    replace_min(key, tag, heap_[0].count + weight, heap_[0].count);
+    // The key takes over the counter of the minimum, which becomes its error (0 for an unused
+    // counter).
+    const std::uint32_t slot = min_slot();
+    Counter& c = counters_[slot];
+    if (c.count == 0) {
+      ++size_;
+    } else {
+      unlink(slot);
+    }
+    link(slot, tag);
+    assign_key(keys_[slot], key);
+    c.error = c.count;
+    raise(slot, weight);
   }
 
   // Writes the min(out.size(), size()) largest counters into out, by count descending (ties: the
-  // smaller error first), and returns how many were written. O(size() * log(out.size())).
+  // smaller error first), and returns how many were written. O((n + t) * log(n)) for n written
+  // and t counters tied with the n-th largest count.
   [[nodiscard]] std::size_t top(std::span<HeavyHitter<Key>> out) const noexcept {
-    const std::size_t n = std::min<std::size_t>(out.size(), size_);
+    const auto n = static_cast<std::uint32_t>(std::min<std::size_t>(out.size(), size_));
     if (n == 0) {
       return 0;
     }
-    // out[0, n) is a heap whose front is the worst of the best n seen so far.
+    // order_ ascends by count: the n largest are its last n, but a counter tied with the n-th
+    // largest count may have a smaller error. out[0, n) is a heap whose front is the worst.
     const auto better = [](const HeavyHitter<Key>& a, const HeavyHitter<Key>& b) {
       return a.count != b.count ? a.count > b.count : a.error < b.error;
     };
     const auto first = out.begin();
     const auto last = out.begin() + static_cast<std::ptrdiff_t>(n);
-    for (std::uint32_t i = 0; i < size_; ++i) {
-      const HeapNode node = heap_[i];
-      const std::uint64_t error = errors_[node.slot];
-      if (i < n) {
-        out[i] = HeavyHitter<Key>{keys_[node.slot], node.count, error};
-        if (i + 1 == n) {
-          std::make_heap(first, last, better);
-        }
-        continue;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const std::uint32_t slot = order_[capacity_ - 1 - i];
+      out[i] = HeavyHitter<Key>{keys_[slot], counters_[slot].count, counters_[slot].error};
+    }
+    std::make_heap(first, last, better);
+    const std::uint64_t cut = out.front().count;
+    for (std::uint32_t p = capacity_ - n; p-- > 0;) {
+      const std::uint32_t slot = order_[p];
+      const Counter& c = counters_[slot];
+      if (c.count != cut) {
+        break;
       }
-      const HeavyHitter<Key>& worst = out.front();
-      if (node.count > worst.count || (node.count == worst.count && error < worst.error)) {
+      if (c.error < out.front().error) {
         std::pop_heap(first, last, better);
-        *(last - 1) = HeavyHitter<Key>{keys_[node.slot], node.count, error};
+        *(last - 1) = HeavyHitter<Key>{keys_[slot], cut, c.error};
         std::push_heap(first, last, better);
       }
     }
@@ -334,57 +372,106 @@ class SpaceSaving {
     if (slot == kNoSlot) {
       return std::nullopt;
     }
-    return CountBounds{heap_[heap_pos_[slot]].count, errors_[slot]};
+    return CountBounds{counters_[slot].count, counters_[slot].error};
   }
 
   // Adds other into *this (see the class comment for the bounds). Returns false, changing
-  // nothing, if the capacities differ or other is *this. O(m) expected.
+  // nothing, if the capacities differ or other is *this. O(m log m): O(m) expected lookups, one
+  // sort of the counters in use if a count changed (none when *this is empty), and O(m) to
+  // rebuild the buckets.
   [[nodiscard]] bool merge(const SpaceSaving& other) noexcept {
     if (&other == this || other.capacity_ != capacity_) {
       return false;
     }
     const std::uint64_t min_this = min_count();
     const std::uint64_t min_other = other.min_count();
+    // Summaries of one seed share their tags: no key is hashed again.
+    const bool same_seed = other.seed_ == seed_;
+    const std::uint32_t used_from = capacity_ - size_;  // order_[used_from, m) is in use
+    const std::uint32_t other_used_from = other.capacity_ - other.size_;
+    // Keys on both sides add their counts; keys only here are charged other's minimum.
+    bool changed = min_other != 0 && size_ != 0;
     if (min_other == 0) {
-      // other is not full, so keys missing from it are charged nothing: the same result in
-      // O(other.size()), not O(capacity()). Sub-windows are mostly this sparse.
-      for (std::uint32_t j = 0; j < other.size_; ++j) {
-        const std::uint32_t oslot = other.heap_[j].slot;
+      // other is not full, so keys missing from it are charged nothing: only other's keys are
+      // looked up. Sub-windows are mostly this sparse.
+      for (std::uint32_t p = other_used_from; p < capacity_; ++p) {
+        const std::uint32_t oslot = other.order_[p];
         const Key& key = other.keys_[oslot];
-        const std::uint32_t slot = find_slot(key, tag_of(key));
+        const Counter& oc = other.counters_[oslot];
+        const std::uint32_t slot = find_slot(key, same_seed ? oc.tag : tag_of(key));
         if (slot != kNoSlot) {
-          const std::uint32_t at = heap_pos_[slot];
-          heap_[at].count += other.heap_[j].count;
-          errors_[slot] += other.errors_[oslot];
-          sift_down(at);
+          counters_[slot].count += oc.count;
+          counters_[slot].error += oc.error;
+          changed = true;
         }
       }
-      merge_missing(other, min_this);
-      total_ += other.total_;
-      return true;
-    }
-    // Keys on both sides add their counts; keys only here are charged other's minimum.
-    for (std::uint32_t i = 0; i < size_; ++i) {
-      HeapNode& node = heap_[i];
-      const std::uint32_t o = other.find_slot(keys_[node.slot], other.tag_of(keys_[node.slot]));
-      if (o != kNoSlot) {
-        node.count += other.heap_[other.heap_pos_[o]].count;
-        errors_[node.slot] += other.errors_[o];
-      } else {
-        node.count += min_other;
-        errors_[node.slot] += min_other;
+    } else {
+      for (std::uint32_t p = used_from; p < capacity_; ++p) {
+        Counter& c = counters_[order_[p]];
+        const Key& key = keys_[order_[p]];
+        const std::uint32_t o = other.find_slot(key, same_seed ? c.tag : other.tag_of(key));
+        c.count += o != kNoSlot ? other.counters_[o].count : min_other;
+        c.error += o != kNoSlot ? other.counters_[o].error : min_other;
       }
     }
-    for (std::uint32_t i = size_ / kArity + 1; i-- > 0;) {
-      sift_down(i);
+    const auto by_count = [this](std::uint32_t a, std::uint32_t b) {
+      return counters_[a].count < counters_[b].count;
+    };
+    if (changed) {
+      std::sort(order_.begin() + used_from, order_.end(), by_count);  // unused ones stay below
     }
-    merge_missing(other, min_this);
+    // Keys only in other are charged our minimum (min_this, taken before the merge) and compete
+    // for the m largest counts: from other's largest down, each takes over our smallest counter
+    // while it is larger (unused counters first). A key of ours evicted here already holds
+    // count_this + count_other >= min_this + count_other, so when other's copy of it comes up
+    // it is no larger than the counter evicted before it, and the loop has stopped.
+    std::uint32_t taken = 0;
+    for (std::uint32_t p = capacity_; p-- > other_used_from && taken < capacity_;) {
+      const Counter& oc = other.counters_[other.order_[p]];
+      const Key& key = other.keys_[other.order_[p]];
+      const std::uint32_t tag = same_seed ? oc.tag : tag_of(key);
+      if (find_slot(key, tag) != kNoSlot) {
+        continue;
+      }
+      const std::uint64_t count = oc.count + min_this;
+      const std::uint32_t slot = order_[taken];
+      Counter& c = counters_[slot];
+      if (count <= c.count) {
+        break;
+      }
+      if (c.count == 0) {
+        ++size_;
+      } else {
+        unlink(slot);
+      }
+      link(slot, tag);
+      assign_key(keys_[slot], key);
+      c.count = count;
+      c.error = oc.error + min_this;
+      ++taken;
+    }
+    // order_[0, taken) now descends by count and order_[taken, m) ascends: merge the two runs.
+    std::reverse(order_.begin(), order_.begin() + taken);
+    std::merge(order_.begin(), order_.begin() + taken, order_.begin() + taken, order_.end(),
+               scratch_.begin(), by_count);
+    std::copy(scratch_.begin(), scratch_.end(), order_.begin());
+    rebuild_buckets();
     total_ += other.total_;
     return true;
   }
 
+  // O(m). Afterwards the summary behaves exactly as a new one.
   void clear() noexcept {
-    std::fill(index_.begin(), index_.end(), IndexEntry{});
+    std::fill(chains_.begin(), chains_.end(), kNoSlot);
+    for (std::uint32_t i = 0; i < capacity_; ++i) {
+      counters_[i] = Counter{};
+      counters_[i].pos = i;
+      order_[i] = i;
+    }
+    buckets_[0] = Bucket{0, capacity_};
+    lowest_ = 0;
+    next_bucket_ = 1;
+    free_bucket_ = kNoBucket;
     size_ = 0;
     total_ = 0;
   }
@@ -396,45 +483,43 @@ class SpaceSaving {
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
 
   // 0 until all counters are in use; then the smallest count, an upper bound of the true count
-  // of every key that is not tracked.
-  [[nodiscard]] std::uint64_t min_count() const noexcept {
-    return size_ < capacity_ ? 0 : heap_[0].count;
-  }
+  // of every key that is not tracked. O(1).
+  [[nodiscard]] std::uint64_t min_count() const noexcept { return counters_[order_[0]].count; }
 
   // What memory_bytes() will be for a given capacity, before allocating anything.
   [[nodiscard]] static std::size_t planned_bytes(std::size_t capacity) noexcept {
-    const std::size_t index = std::max<std::size_t>(std::bit_ceil(std::size_t{2} * capacity), 4);
     return sizeof(SpaceSaving) +
-           capacity * (sizeof(Key) + sizeof(std::uint64_t) + 2 * sizeof(std::uint32_t) +
-                       sizeof(HeapNode)) +
-           index * sizeof(IndexEntry);
+           capacity * (sizeof(Key) + sizeof(Counter) + 2 * sizeof(std::uint32_t) + sizeof(Bucket)) +
+           chain_count(capacity) * sizeof(std::uint32_t);
   }
 
   // Fixed at construction.
   [[nodiscard]] std::size_t memory_bytes() const noexcept {
-    return sizeof(*this) + keys_.capacity() * sizeof(Key) +
-           errors_.capacity() * sizeof(std::uint64_t) + tags_.capacity() * sizeof(std::uint32_t) +
-           heap_pos_.capacity() * sizeof(std::uint32_t) + heap_.capacity() * sizeof(HeapNode) +
-           index_.capacity() * sizeof(IndexEntry);
+    return sizeof(*this) + keys_.capacity() * sizeof(Key) + counters_.capacity() * sizeof(Counter) +
+           (order_.capacity() + scratch_.capacity() + chains_.capacity()) * sizeof(std::uint32_t) +
+           buckets_.capacity() * sizeof(Bucket);
   }
 
  private:
   static constexpr std::uint32_t kNoSlot = std::numeric_limits<std::uint32_t>::max();
-  // Four children share one cache line and the heap is half as deep as a binary one: a counter
-  // that takes over the minimum sinks past all counters tied at the old minimum, which is most
-  // of them during a flood of distinct keys.
-  static constexpr std::uint32_t kArity = 4;
+  static constexpr std::uint32_t kNoBucket = std::numeric_limits<std::uint32_t>::max();
 
-  struct HeapNode {
-    std::uint64_t count = 0;
-    std::uint32_t slot = 0;
+  // Everything about a counter but its key: 32 bytes, two to a cache line.
+  struct Counter {
+    std::uint64_t count = 0;  // 0: not in use
+    std::uint64_t error = 0;
+    // The low 32 bits of the key's hash: its low bits pick the chain, and comparing all of them
+    // skips nearly every false key compare.
+    std::uint32_t tag = 0;
+    std::uint32_t next = 0;  // the next counter in the same chain, or kNoSlot
+    std::uint32_t pos = 0;   // order_[pos] is this counter
+    std::uint32_t bucket = 0;
   };
 
-  // The low 32 bits of the key's hash. Its low bits pick the home bucket, so deletion finds the
-  // home of any entry without touching the keys; the rest skip nearly all false key compares.
-  struct IndexEntry {
-    std::uint32_t tag = 0;
-    std::uint32_t slot_plus_one = 0;  // 0 = empty
+  // The counters of one count: order_[begin, end). Free buckets are chained through begin.
+  struct Bucket {
+    std::uint32_t begin = 0;
+    std::uint32_t end = 0;
   };
 
   static std::uint32_t checked_capacity(std::size_t capacity) {
@@ -445,26 +530,9 @@ class SpaceSaving {
     return static_cast<std::uint32_t>(capacity);
   }
 
-  // The second half of merge(): keys only in other are charged our minimum (min_this, taken
-  // before the merge) and compete for the m largest counts. A key of ours evicted here already
-  // holds count_this + count_other >= min_this + count_other, so it could never re-enter when
-  // other's copy of it comes up.
-  void merge_missing(const SpaceSaving& other, std::uint64_t min_this) noexcept {
-    for (std::uint32_t j = 0; j < other.size_; ++j) {
-      const HeapNode& onode = other.heap_[j];
-      const Key& key = other.keys_[onode.slot];
-      const std::uint32_t tag = tag_of(key);
-      if (find_slot(key, tag) != kNoSlot) {
-        continue;
-      }
-      const std::uint64_t count = onode.count + min_this;
-      const std::uint64_t error = other.errors_[onode.slot] + min_this;
-      if (size_ < capacity_) {
-        insert_new(key, tag, free_position(tag), count, error);
-      } else if (count > heap_[0].count) {
-        replace_min(key, tag, count, error);
-      }
-    }
+  // At least 2 chains per counter: a key that is not tracked is mostly found out at once.
+  static std::size_t chain_count(std::size_t capacity) noexcept {
+    return std::bit_ceil(std::size_t{2} * capacity);
   }
 
   [[nodiscard]] std::uint32_t tag_of(const Key& key) const noexcept {
@@ -472,130 +540,131 @@ class SpaceSaving {
   }
 
   [[nodiscard]] std::uint32_t find_slot(const Key& key, std::uint32_t tag) const noexcept {
-    for (std::uint32_t pos = tag & index_mask_;; pos = (pos + 1) & index_mask_) {
-      const IndexEntry e = index_[pos];
-      if (e.slot_plus_one == 0) {
-        return kNoSlot;
-      }
-      if (e.tag == tag && keys_[e.slot_plus_one - 1] == key) {
-        return e.slot_plus_one - 1;
-      }
+    std::uint32_t slot = chains_[tag & chain_mask_];
+    while (slot != kNoSlot && (counters_[slot].tag != tag || keys_[slot] != key)) {
+      slot = counters_[slot].next;
+    }
+    return slot;
+  }
+
+  // Puts slot, whose key has this tag, first in its chain.
+  void link(std::uint32_t slot, std::uint32_t tag) noexcept {
+    std::uint32_t& head = chains_[tag & chain_mask_];
+    counters_[slot].tag = tag;
+    counters_[slot].next = head;
+    head = slot;
+  }
+
+  // Takes slot out of its chain (chains hold one key each on average, so no back links).
+  void unlink(std::uint32_t slot) noexcept {
+    std::uint32_t* link = &chains_[counters_[slot].tag & chain_mask_];
+    while (*link != slot) {
+      link = &counters_[*link].next;
+    }
+    *link = counters_[slot].next;
+  }
+
+  // The counter to replace: the last of the lowest bucket (an unused one while there are any).
+  [[nodiscard]] std::uint32_t min_slot() const noexcept {
+    return order_[buckets_[lowest_].end - 1];
+  }
+
+  // Adds weight > 0 to the counter of slot, keeping order_ sorted and the buckets exact.
+  void raise(std::uint32_t slot, std::uint64_t weight) noexcept {
+    // Only a counter alone at the bottom takes the lowest bucket away with it.
+    const bool alone_lowest = counters_[slot].pos == 0 && buckets_[lowest_].end == 1;
+    move_up(slot, weight);
+    if (alone_lowest) {
+      lowest_ = counters_[order_[0]].bucket;
     }
   }
 
-  [[nodiscard]] std::uint32_t free_position(std::uint32_t tag) const noexcept {
-    std::uint32_t pos = tag & index_mask_;
-    while (index_[pos].slot_plus_one != 0) {
-      pos = (pos + 1) & index_mask_;
+  void move_up(std::uint32_t slot, std::uint64_t weight) noexcept {
+    Counter& c = counters_[slot];
+    // To the end of its bucket (the counter there takes its place), then out of the bucket.
+    Bucket& own = buckets_[c.bucket];
+    std::uint32_t at = own.end - 1;
+    if (c.pos != at) {
+      const std::uint32_t displaced = order_[at];
+      order_[c.pos] = displaced;
+      counters_[displaced].pos = c.pos;
     }
-    return pos;
-  }
-
-  // pos: a free index position on tag's probe path.
-  void insert_new(const Key& key, std::uint32_t tag, std::uint32_t pos, std::uint64_t count,
-                  std::uint64_t error) noexcept {
-    const std::uint32_t slot = size_++;
-    keys_[slot] = key;
-    errors_[slot] = error;
-    tags_[slot] = tag;
-    heap_[slot] = HeapNode{count, slot};
-    heap_pos_[slot] = slot;
-    index_[pos] = IndexEntry{tag, slot + 1};
-    sift_up(slot);
-  }
-
-  // Gives the counter at the heap root (the minimum) to key.
-  void replace_min(const Key& key, std::uint32_t tag, std::uint64_t count,
-                   std::uint64_t error) noexcept {
-    const std::uint32_t slot = heap_[0].slot;
-    erase_from_index(slot);
-    keys_[slot] = key;
-    errors_[slot] = error;
-    tags_[slot] = tag;
-    index_[free_position(tag)] = IndexEntry{tag, slot + 1};
-    heap_[0].count = count;
-    sift_down(0);
-  }
-
-  // Backward-shift deletion keeps every probe path gap-free without tombstones.
-  void erase_from_index(std::uint32_t slot) noexcept {
-    std::uint32_t hole = tags_[slot] & index_mask_;
-    while (index_[hole].slot_plus_one != slot + 1) {
-      hole = (hole + 1) & index_mask_;
+    if (own.begin == at) {
+      own.begin = free_bucket_;
+      free_bucket_ = c.bucket;
+    } else {
+      own.end = at;
     }
-    for (std::uint32_t next = (hole + 1) & index_mask_;; next = (next + 1) & index_mask_) {
-      const IndexEntry e = index_[next];
-      if (e.slot_plus_one == 0) {
+    const std::uint64_t count = c.count + weight;
+    c.count = count;
+    // Past each higher bucket of a smaller count: its last counter moves down to `at`, the
+    // bucket shifts down by one position, and `at` becomes its old last position.
+    for (std::uint32_t next = at + 1; next < capacity_; next = at + 1) {
+      const Counter& n = counters_[order_[next]];
+      if (n.count > count) {
         break;
       }
-      // e may move back to the hole only if the hole lies on its probe path [home, next].
-      const std::uint32_t home = e.tag & index_mask_;
-      if (((next - home) & index_mask_) >= ((next - hole) & index_mask_)) {
-        index_[hole] = e;
-        hole = next;
+      Bucket& b = buckets_[n.bucket];
+      if (n.count == count) {
+        b.begin = at;
+        c.bucket = n.bucket;
+        order_[at] = slot;
+        c.pos = at;
+        return;
       }
+      const std::uint32_t last = b.end - 1;
+      const std::uint32_t moved = order_[last];
+      order_[at] = moved;
+      counters_[moved].pos = at;
+      b.begin = at;
+      b.end = last;
+      at = last;
     }
-    index_[hole] = IndexEntry{};
-  }
-
-  void sift_up(std::uint32_t pos) noexcept {
-    const HeapNode node = heap_[pos];
-    while (pos > 0) {
-      const std::uint32_t parent = (pos - 1) / kArity;
-      if (heap_[parent].count <= node.count) {
-        break;
-      }
-      place(pos, heap_[parent]);
-      pos = parent;
+    std::uint32_t fresh = free_bucket_;
+    if (fresh != kNoBucket) {
+      free_bucket_ = buckets_[fresh].begin;
+    } else {
+      fresh = next_bucket_++;  // at most m buckets: the other m - 1 counters use m - 1 at most
     }
-    place(pos, node);
+    buckets_[fresh] = Bucket{at, at + 1};
+    c.bucket = fresh;
+    order_[at] = slot;
+    c.pos = at;
   }
 
-  void sift_down(std::uint32_t pos) noexcept {
-    const HeapNode node = heap_[pos];
-    for (;;) {
-      const std::uint32_t first = kArity * pos + 1;
-      if (first >= size_) {
-        break;
+  // Positions and buckets from a sorted order_ (after a merge).
+  void rebuild_buckets() noexcept {
+    lowest_ = 0;
+    next_bucket_ = 0;
+    free_bucket_ = kNoBucket;
+    for (std::uint32_t begin = 0; begin < capacity_;) {
+      const std::uint32_t b = next_bucket_++;
+      const std::uint64_t count = counters_[order_[begin]].count;
+      std::uint32_t end = begin;
+      for (; end < capacity_ && counters_[order_[end]].count == count; ++end) {
+        counters_[order_[end]].pos = end;
+        counters_[order_[end]].bucket = b;
       }
-      std::uint32_t least = first;
-      if (first + kArity <= size_) {
-        // Counts of siblings are near-ties in a flood: selects instead of branches.
-        const std::uint32_t a = heap_[first + 1].count < heap_[first].count ? first + 1 : first;
-        const std::uint32_t b =
-            heap_[first + 3].count < heap_[first + 2].count ? first + 3 : first + 2;
-        least = heap_[b].count < heap_[a].count ? b : a;
-      } else {
-        for (std::uint32_t c = first + 1; c < size_; ++c) {
-          least = heap_[c].count < heap_[least].count ? c : least;
-        }
-      }
-      if (heap_[least].count >= node.count) {
-        break;
-      }
-      place(pos, heap_[least]);
-      pos = least;
+      buckets_[b] = Bucket{begin, end};
+      begin = end;
     }
-    place(pos, node);
   }
 
-  void place(std::uint32_t pos, const HeapNode& node) noexcept {
-    heap_[pos] = node;
-    heap_pos_[node.slot] = pos;
-  }
-
-  // Per counter ("slot"), fixed for its lifetime in the table:
+  // keys_[slot] and counters_[slot] describe one counter ("slot"), wherever it is in order_.
   std::vector<Key> keys_;
-  std::vector<std::uint64_t> errors_;
-  std::vector<std::uint32_t> tags_;
-  std::vector<std::uint32_t> heap_pos_;
-  std::vector<HeapNode> heap_;  // heap_[0, size_) is a 4-ary min-heap on count
-  std::vector<IndexEntry> index_;
+  std::vector<Counter> counters_;
+  std::vector<std::uint32_t> order_;    // the slots by count ascending
+  std::vector<Bucket> buckets_;         // at most m in use
+  std::vector<std::uint32_t> scratch_;  // merge() only
+  std::vector<std::uint32_t> chains_;   // the first slot of each hash chain, or kNoSlot
   std::uint64_t seed_;
   std::uint64_t total_ = 0;
-  std::uint32_t index_mask_ = 0;
+  std::uint32_t chain_mask_ = 0;
   std::uint32_t capacity_;
   std::uint32_t size_ = 0;
+  std::uint32_t lowest_ = 0;       // the bucket of order_[0]
+  std::uint32_t next_bucket_ = 0;  // buckets_[next_bucket_, m) were never used since clear()
+  std::uint32_t free_bucket_ = kNoBucket;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -631,6 +631,237 @@ TEST_CASE("merging Space-Saving summaries that fit gives exact counts", "[metric
   CHECK(a.total() == 10);
 }
 
+TEST_CASE("top() puts the smaller error first among counters of equal count",
+          "[metrics][sketches]") {
+  Names ss(2, kSeed);
+  ss.add(name_key("a.example"), 2);  // a: 2, error 0
+  ss.add(name_key("b.example"));     // b: 1, error 0
+  ss.add(name_key("c.example"));     // c takes over b: 2, error 1
+  REQUIRE(ss.find(name_key("c.example"))->error == 1);
+  std::array<HeavyHitter<NameKey>, 1> one{};
+  REQUIRE(ss.top(one) == 1);
+  CHECK(one[0].key.view() == "a.example");
+  CHECK(one[0].error == 0);
+  ss.add(name_key("a.example"), 0);  // ignored
+  ss.add(name_key("d.example"), 1);  // takes over a or c at 2, holds 3 with error 2
+  std::array<HeavyHitter<NameKey>, 2> two{};
+  REQUIRE(ss.top(two) == 2);
+  CHECK(two[0].key.view() == "d.example");
+  CHECK(two[0].count == 3);
+  CHECK(two[0].error == 2);
+  CHECK(two[1].count == 2);
+}
+
+namespace {
+
+using Clients = SpaceSaving<AddrKey>;
+
+std::uint32_t addr_index(const AddrKey& k) {
+  return (std::uint32_t{k.bytes[12]} << 24) | (std::uint32_t{k.bytes[13]} << 16) |
+         (std::uint32_t{k.bytes[14]} << 8) | k.bytes[15];
+}
+
+// Every guarantee of the class comment, and the agreement of top(), find(), size() and
+// min_count(), against exact[i], the true count of addr_key(i). Before any merge the counts sum
+// to the total exactly.
+void check_against_exact(const Clients& ss, const std::vector<std::uint64_t>& exact, bool merged) {
+  const std::uint64_t m = ss.capacity();
+  std::uint64_t exact_total = 0;
+  for (const std::uint64_t c : exact) {
+    exact_total += c;
+  }
+  REQUIRE(ss.total() == exact_total);
+  REQUIRE(ss.size() <= m);
+  REQUIRE(ss.min_count() * m <= ss.total());
+
+  std::vector<HeavyHitter<AddrKey>> all(ss.capacity() + 1);
+  const std::size_t n = ss.top(all);
+  REQUIRE(n == ss.size());
+  const auto better = [](const HeavyHitter<AddrKey>& a, const HeavyHitter<AddrKey>& b) {
+    return a.count != b.count ? a.count > b.count : a.error < b.error;
+  };
+  REQUIRE(std::is_sorted(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n), better));
+  if (n < m) {
+    REQUIRE(ss.min_count() == 0);
+  } else {
+    REQUIRE(ss.min_count() == all[n - 1].count);
+  }
+
+  std::vector<bool> tracked(exact.size(), false);
+  std::uint64_t summed = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const HeavyHitter<AddrKey>& e = all[i];
+    const std::uint32_t k = addr_index(e.key);
+    REQUIRE(k < exact.size());
+    CAPTURE(k, e.count, e.error, exact[k], ss.min_count());
+    REQUIRE_FALSE(tracked[k]);  // each key once
+    tracked[k] = true;
+    summed += e.count;
+    REQUIRE(e.count > 0);
+    REQUIRE(e.lower_bound() <= exact[k]);
+    REQUIRE(exact[k] <= e.count);
+    REQUIRE(e.error <= ss.min_count());
+    const auto b = ss.find(e.key);
+    REQUIRE(b.has_value());
+    REQUIRE(b->count == e.count);
+    REQUIRE(b->error == e.error);
+  }
+  if (merged) {
+    REQUIRE(summed <= ss.total());
+  } else {
+    REQUIRE(summed == ss.total());
+  }
+  for (std::uint32_t k = 0; k < exact.size(); ++k) {
+    if (!tracked[k]) {
+      CAPTURE(k, exact[k], ss.min_count());
+      REQUIRE_FALSE(ss.find(addr_key(k)).has_value());
+      REQUIRE(exact[k] <= ss.min_count());  // so every key with true > N / m is tracked
+    }
+  }
+  // A shorter top() is a prefix of the full one, up to keys of equal count and error.
+  for (const std::size_t k : {std::size_t{1}, std::size_t{2}, n / 2, n}) {
+    std::vector<HeavyHitter<AddrKey>> part(k);
+    REQUIRE(ss.top(part) == std::min(k, n));
+    for (std::size_t i = 0; i < std::min(k, n); ++i) {
+      REQUIRE(part[i].count == all[i].count);
+      REQUIRE(part[i].error == all[i].error);
+    }
+  }
+}
+
+struct Add {
+  std::uint32_t key;
+  std::uint64_t weight;
+};
+
+// Keys from `universe`, half of them from a hot tenth of it; weights mostly 1, sometimes a few,
+// sometimes hundreds (a counter then passes many buckets at once).
+std::vector<Add> random_adds(std::mt19937_64& rng, std::size_t n, std::uint32_t universe) {
+  std::vector<Add> out(n);
+  const std::uint32_t hot = std::max<std::uint32_t>(1, universe / 10);
+  for (Add& a : out) {
+    // One draw per statement: the same stream whatever order the compiler evaluates in.
+    const std::uint32_t from = rng() % 2 == 0 ? hot : universe;
+    a.key = static_cast<std::uint32_t>(rng() % from);
+    const std::uint64_t w = rng() % 100;
+    a.weight = w < 80 ? 1 : w < 97 ? 2 + rng() % 4 : 10 + rng() % 1000;
+  }
+  return out;
+}
+
+// Applies adds to ss and exact; REQUIREs that ss allocated nothing.
+void apply(Clients& ss, std::vector<std::uint64_t>& exact, std::span<const Add> adds) {
+  const std::size_t before = allocations();
+  for (const Add& a : adds) {
+    ss.add(addr_key(a.key), a.weight);
+    exact[a.key] += a.weight;
+  }
+  REQUIRE(allocations() == before);
+}
+
+std::vector<HeavyHitter<AddrKey>> everything(const Clients& ss) {
+  std::vector<HeavyHitter<AddrKey>> all(ss.capacity());
+  all.resize(ss.top(all));
+  return all;
+}
+
+bool same(const std::vector<HeavyHitter<AddrKey>>& a, const std::vector<HeavyHitter<AddrKey>>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
+    return x.key == y.key && x.count == y.count && x.error == y.error;
+  });
+}
+
+}  // namespace
+
+TEST_CASE("Space-Saving keeps every bound against exact counts on random streams",
+          "[metrics][sketches]") {
+  // Small universes make long runs of counters tied at the minimum; capacities 1 and 2 leave
+  // one or two buckets.
+  std::mt19937_64 rng(2024);
+  for (const std::size_t m :
+       {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{7}, std::size_t{64}}) {
+    for (const std::uint32_t universe :
+         {static_cast<std::uint32_t>(m / 2 + 1), static_cast<std::uint32_t>(4 * m + 3),
+          static_cast<std::uint32_t>(60 * m + 50)}) {
+      CAPTURE(m, universe);
+      Clients ss(m, kSeed);
+      std::vector<std::uint64_t> exact(universe);
+      const auto adds = random_adds(rng, 12'000, universe);
+      for (std::size_t from = 0; from < adds.size(); from += 1'500) {
+        apply(ss, exact,
+              std::span(adds).subspan(from, std::min<std::size_t>(1'500, adds.size() - from)));
+        check_against_exact(ss, exact, false);
+      }
+      // Cleared, the summary is as good as new: the same stream gives the same counters.
+      ss.clear();
+      CHECK(ss.size() == 0);
+      CHECK(ss.total() == 0);
+      CHECK(ss.min_count() == 0);
+      std::fill(exact.begin(), exact.end(), 0);
+      const auto again = random_adds(rng, 3'000, universe);
+      apply(ss, exact, again);
+      check_against_exact(ss, exact, false);
+      Clients fresh(m, kSeed);
+      std::vector<std::uint64_t> fresh_exact(universe);
+      apply(fresh, fresh_exact, again);
+      CHECK(same(everything(ss), everything(fresh)));
+    }
+  }
+}
+
+TEST_CASE("merged Space-Saving summaries keep every bound, full or sparse, in any order",
+          "[metrics][sketches]") {
+  std::mt19937_64 rng(77);
+  for (std::size_t round = 0; round < 24; ++round) {
+    const std::size_t m = std::array<std::size_t, 5>{1, 2, 5, 16, 48}[round % 5];
+    const auto universe = static_cast<std::uint32_t>(round % 2 == 0 ? 3 * m + 2 : 40 * m + 10);
+    CAPTURE(round, m, universe);
+    // Parts from empty through sparse (fewer keys than counters) to full, some with another seed.
+    std::vector<Clients> parts;
+    std::vector<std::vector<std::uint64_t>> part_exact;
+    for (std::size_t p = 0; p < 6; ++p) {
+      const std::size_t length = p == 0 ? 0 : p == 1 ? m / 2 : p == 2 ? m : rng() % 3'000;
+      parts.emplace_back(m, p % 3 == 1 ? kSeed + 1 : kSeed);
+      part_exact.emplace_back(universe);
+      apply(parts.back(), part_exact.back(), random_adds(rng, length, universe));
+      check_against_exact(parts.back(), part_exact.back(), false);
+    }
+    std::vector<std::size_t> order(parts.size());
+    for (std::size_t p = 0; p < order.size(); ++p) {
+      order[p] = p;
+    }
+    std::shuffle(order.begin(), order.end(), rng);
+    // One by one into an empty summary, with adds in between.
+    Clients acc(m, kSeed);
+    std::vector<std::uint64_t> exact(universe);
+    for (const std::size_t p : order) {
+      const std::size_t before = allocations();
+      const bool merged = acc.merge(parts[p]);
+      const std::size_t allocated = allocations() - before;
+      REQUIRE(merged);
+      REQUIRE(allocated == 0);
+      for (std::uint32_t k = 0; k < universe; ++k) {
+        exact[k] += part_exact[p][k];
+      }
+      check_against_exact(acc, exact, true);
+      apply(acc, exact, random_adds(rng, rng() % 200, universe));
+      check_against_exact(acc, exact, true);
+    }
+    // Pairwise like a tree, in the shuffled order.
+    for (std::size_t step = 1; step < order.size(); step *= 2) {
+      for (std::size_t i = 0; i + step < order.size(); i += 2 * step) {
+        const std::size_t into = order[i];
+        const std::size_t from = order[i + step];
+        REQUIRE(parts[into].merge(parts[from]));
+        for (std::uint32_t k = 0; k < universe; ++k) {
+          part_exact[into][k] += part_exact[from][k];
+        }
+        check_against_exact(parts[into], part_exact[into], true);
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // HyperLogLog
 
