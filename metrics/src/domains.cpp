@@ -5,7 +5,9 @@
 #include <bit>
 #include <cstring>
 #include <fstream>
+#include <new>
 #include <stdexcept>
+#include <type_traits>
 
 #include <libpsl.h>
 
@@ -124,10 +126,19 @@ std::size_t PublicSuffixList::registrable_length(std::string_view name,
 DomainCache::DomainCache(std::shared_ptr<const PublicSuffixList> list, std::size_t entries,
                          std::uint64_t seed)
     : list_(std::move(list)),
-      entries_(std::bit_ceil(std::max<std::size_t>(entries, kWays))),
-      stable_(entries_.size()),
+      entries_(zeroed_table(std::bit_ceil(std::max<std::size_t>(entries, kWays)))),
+      stable_(zeroed_table(std::bit_ceil(std::max<std::size_t>(entries, kWays)))),
       seed_(seed),
-      mask_(entries_.size() - 1) {
+      mask_(std::bit_ceil(std::max<std::size_t>(entries, kWays)) - 1) {
+}
+
+DomainCache::Table DomainCache::zeroed_table(std::size_t entries) {
+  static_assert(std::is_trivially_copyable_v<Entry>);
+  Table table(static_cast<Entry*>(std::calloc(entries, sizeof(Entry))));
+  if (!table) {
+    throw std::bad_alloc();
+  }
+  return table;
 }
 
 std::size_t DomainCache::planned_bytes(std::size_t entries) noexcept {
@@ -135,7 +146,7 @@ std::size_t DomainCache::planned_bytes(std::size_t entries) noexcept {
          2 * std::bit_ceil(std::max<std::size_t>(entries, kWays)) * sizeof(Entry);
 }
 
-const DomainCache::Entry* DomainCache::find(const std::vector<Entry>& table, std::uint64_t hash,
+const DomainCache::Entry* DomainCache::find(const Entry* table, std::uint64_t hash,
                                             std::size_t tail_length) const noexcept {
   const std::size_t set = hash & mask_ & ~(kWays - 1);
   for (std::size_t w = 0; w < kWays; ++w) {
@@ -147,7 +158,7 @@ const DomainCache::Entry* DomainCache::find(const std::vector<Entry>& table, std
   return nullptr;
 }
 
-void DomainCache::insert(std::vector<Entry>& table, const Entry& entry) noexcept {
+void DomainCache::insert(Entry* table, const Entry& entry) noexcept {
   const std::size_t set = entry.hash & mask_ & ~(kWays - 1);
   for (std::size_t w = 0; w < kWays; ++w) {
     if (table[set + w].tail_length == 0) {
@@ -181,14 +192,14 @@ std::string_view DomainCache::registrable(std::string_view name) noexcept {
   for (std::size_t k = 1; k < labels; ++k) {  // the last 2, 3, ... labels
     const std::string_view tail = name.substr(starts[k]);
     const std::uint64_t h = hash_bytes(tail, seed_);
-    if (find(stable_, h, tail.size()) != nullptr) {
+    if (find(stable_.get(), h, tail.size()) != nullptr) {
       ++hits_;
       return tail;
     }
   }
   const std::string_view tail = name.substr(starts[labels - 1]);
   const std::uint64_t h = hash_bytes(tail, seed_);
-  if (const Entry* e = find(entries_, h, tail.size())) {
+  if (const Entry* e = find(entries_.get(), h, tail.size())) {
     ++hits_;
     return name.substr(name.size() - e->domain_length);
   }
@@ -198,10 +209,10 @@ std::string_view DomainCache::registrable(std::string_view name) noexcept {
   const std::string_view domain = name.substr(name.size() - length);
   if (!public_suffix && list_->stable(domain)) {
     const std::uint64_t dh = hash_bytes(domain, seed_);
-    insert(stable_, Entry{dh, static_cast<std::uint16_t>(domain.size()),
-                          static_cast<std::uint16_t>(domain.size())});
+    insert(stable_.get(), Entry{dh, static_cast<std::uint16_t>(domain.size()),
+                                static_cast<std::uint16_t>(domain.size())});
   } else {
-    insert(entries_,
+    insert(entries_.get(),
            Entry{h, static_cast<std::uint16_t>(tail.size()), static_cast<std::uint16_t>(length)});
   }
   return domain;

@@ -27,6 +27,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <string>
@@ -104,7 +105,7 @@ class DomainCache {
   [[nodiscard]] std::uint64_t misses() const noexcept { return misses_; }
 
   [[nodiscard]] std::size_t memory_bytes() const noexcept {
-    return sizeof(*this) + (entries_.capacity() + stable_.capacity()) * sizeof(Entry);
+    return sizeof(*this) + 2 * (mask_ + 1) * sizeof(Entry);
   }
 
   [[nodiscard]] static std::size_t planned_bytes(std::size_t entries) noexcept;
@@ -122,13 +123,23 @@ class DomainCache {
   static constexpr std::size_t kWays = 4;
   static_assert(kWays * sizeof(Entry) == 64);
 
-  [[nodiscard]] const Entry* find(const std::vector<Entry>& table, std::uint64_t hash,
+  [[nodiscard]] const Entry* find(const Entry* table, std::uint64_t hash,
                                   std::size_t tail_length) const noexcept;
-  void insert(std::vector<Entry>& table, const Entry& entry) noexcept;
+  void insert(Entry* table, const Entry& entry) noexcept;
+
+  // calloc'd: the kernel hands out zeroed pages as they are first touched, so a table of 1 MiB
+  // costs nothing at start-up and becomes resident only as far as names fill it. All-zero bytes
+  // are an empty Entry.
+  struct Free {
+    void operator()(Entry* p) const noexcept { std::free(p); }
+  };
+
+  using Table = std::unique_ptr<Entry[], Free>;
+  static Table zeroed_table(std::size_t entries);
 
   std::shared_ptr<const PublicSuffixList> list_;
-  std::vector<Entry> entries_;  // by the name's last kMaxRuleLabels + 1 labels
-  std::vector<Entry> stable_;   // stable registrable domains, by themselves
+  Table entries_;  // by the name's last kMaxRuleLabels + 1 labels
+  Table stable_;   // stable registrable domains, by themselves
   std::uint64_t seed_;
   std::uint64_t mask_;
   std::uint64_t hits_ = 0;
