@@ -234,7 +234,7 @@ while read -r series; do
   [ "$v" = 0 ] || { echo "FAIL: $series (expected 0)" >&2; status=1; }
 done < <(grep "^dnsmon_capture_dropped_total{.*source=\"$VETH_B\"" <<<"$METRICS")
 if [ "$status" != 0 ] && [ "$drop_ring" != 0 ]; then
-  echo "note: ring drops mean dnsmon's worker ring (capture.ring_slots, default 8192) overflowed;" \
+  echo "note: ring drops mean dnsmon's worker ring (capture.ring_slots, default 16384) overflowed;" \
        "on a machine short of CPU (see loadavg) the live path drops there instead of leaving" \
        "the frames in the 64 MiB kernel buffer" >&2
 fi
