@@ -61,6 +61,7 @@ void deliver(DispatchContext& ctx, std::int64_t ts_ns, std::uint32_t wire_len,
       ring->ring_consumer(false);
     } else {
       ctx.stats->ring_dropped.add();
+      ring->ring_consumer(true);  // a full ring must not wait for the worker's timeout
     }
     return;
   }
@@ -88,7 +89,7 @@ void deliver(DispatchContext& ctx, std::int64_t ts_ns, std::uint32_t wire_len,
       return;
     }
     ring->ring_consumer(true);
-    ring->wait_for_room(std::chrono::milliseconds(10));
+    ring->wait_for_room(data.size(), std::chrono::milliseconds(10));
   }
   ring->ring_consumer(false);
 }

@@ -68,6 +68,8 @@ Pipeline::Pipeline(const Config& config, MetricsHub& hub, std::span<const std::b
     for (std::size_t i = 0; i < rings_.size(); ++i) {
       out[i % workers_count_].occupancy += rings_[i]->size_approx();
       out[i % workers_count_].capacity += rings_[i]->capacity();
+      out[i % workers_count_].used_bytes += rings_[i]->bytes_approx();
+      out[i % workers_count_].capacity_bytes += rings_[i]->memory_bytes();
     }
     return out;
   });

@@ -827,15 +827,25 @@ struct MetricsHub::Impl : prometheus::Collectable {
       auto occupancy =
           family("dnsmon_ring_occupancy_slots",
                  "Frames waiting in each worker's ring at scrape time.", MetricType::Gauge);
-      auto slots =
-          family("dnsmon_ring_capacity_slots", "Slots in each worker's ring.", MetricType::Gauge);
+      auto slots = family("dnsmon_ring_capacity_slots", "Frames each worker's ring can hold.",
+                          MetricType::Gauge);
+      auto used = family("dnsmon_ring_used_bytes",
+                         "Bytes of each worker's ring in use at scrape time (frames, headers, "
+                         "padding): the ring is full when its bytes or its slots run out.",
+                         MetricType::Gauge);
+      auto ring_bytes = family("dnsmon_ring_capacity_bytes",
+                               "Bytes of storage in each worker's ring.", MetricType::Gauge);
       for (std::size_t i = 0; i < rings.size(); ++i) {
-        add_sample(occupancy, {{"worker", std::to_string(i)}},
-                   static_cast<double>(rings[i].occupancy));
-        add_sample(slots, {{"worker", std::to_string(i)}}, static_cast<double>(rings[i].capacity));
+        const std::vector<ClientMetric::Label> worker{{"worker", std::to_string(i)}};
+        add_sample(occupancy, worker, static_cast<double>(rings[i].occupancy));
+        add_sample(slots, worker, static_cast<double>(rings[i].capacity));
+        add_sample(used, worker, static_cast<double>(rings[i].used_bytes));
+        add_sample(ring_bytes, worker, static_cast<double>(rings[i].capacity_bytes));
       }
       out.push_back(std::move(occupancy));
       out.push_back(std::move(slots));
+      out.push_back(std::move(used));
+      out.push_back(std::move(ring_bytes));
     }
     return out;
   }

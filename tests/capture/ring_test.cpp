@@ -262,7 +262,7 @@ TEST_CASE("producer and consumer sleep instead of spinning, and lose nothing", "
         const auto data = bytes_of(i, (i * 7U) % 301U % 300U);
         while (!ring.try_push(h, data)) {
           ring.ring_consumer(true);
-          ring.wait_for_room(std::chrono::seconds(5));
+          ring.wait_for_room(data.size(), std::chrono::seconds(5));
         }
         ring.ring_consumer(i % 1000 == 0);
       }
@@ -274,4 +274,56 @@ TEST_CASE("producer and consumer sleep instead of spinning, and lose nothing", "
   CHECK(intact);
   CHECK(count_out == kFrames);
   CHECK(ring.empty());
+}
+
+TEST_CASE("front() twice before pop() returns the same frame, also after a skip marker", "[ring]") {
+  // Storage 608 + one largest record (288) = 896 bytes: three 288-byte records end at 864, and
+  // the fourth goes back to offset 0 behind a skip marker.
+  FrameRing ring(64, 256, 600);
+  REQUIRE(ring.memory_bytes() == 896);
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    FrameHeader h;
+    h.ts_ns = i;
+    REQUIRE(ring.try_push(h, bytes_of(i, 250)));
+    FrameView v;
+    REQUIRE(ring.front(v));
+    ring.pop();
+  }
+  for (std::uint32_t i = 3; i < 40; ++i) {
+    FrameHeader h;
+    h.ts_ns = i;
+    REQUIRE(ring.try_push(h, bytes_of(i, 250)));
+    FrameView first;
+    FrameView again;
+    REQUIRE(ring.front(first));
+    REQUIRE(ring.front(again));
+    CHECK(first.bytes.data() == again.bytes.data());
+    CHECK(again.header.ts_ns == i);
+    const auto expected = bytes_of(i, 250);
+    REQUIRE(again.bytes.size() == 250);
+    CHECK(std::memcmp(again.bytes.data(), expected.data(), 250) == 0);
+    ring.pop();
+    FrameView none;
+    CHECK_FALSE(ring.front(none));
+    CHECK(ring.bytes_approx() == 0);
+  }
+}
+
+TEST_CASE("an empty ring takes a largest frame wherever its write offset is", "[ring]") {
+  // A replay ring with few slots and whole frames: storage 16 x 512 would be smaller than one
+  // 64 KiB frame, so the ring reserves two largest records.
+  FrameRing ring(16, 65535);
+  CHECK(ring.memory_bytes() >= 2 * (65535 + sizeof(FrameHeader)));
+  const auto big = bytes_of(9, 65535);
+  for (std::size_t size = 1; size < 70000; size += 997) {
+    REQUIRE(ring.try_push({}, bytes_of(1, size)));  // moves the write offset
+    FrameView v;
+    REQUIRE(ring.front(v));
+    ring.pop();
+    REQUIRE(ring.try_push({}, big));
+    REQUIRE(ring.front(v));
+    REQUIRE(v.bytes.size() == 65535);
+    ring.pop();
+    ring.wait_for_room(big.size(), std::chrono::seconds(5));  // returns at once: it fits
+  }
 }

@@ -99,12 +99,14 @@ TEST_CASE("capture sources and rings are read at scrape time", "[metrics]") {
     s.ring_dropped = drops;
     return std::vector<dnsmon::SourceSnapshot>{s};
   });
-  hub.set_ring_reader([] { return std::vector<dnsmon::RingSnapshot>{{3, 8192}}; });
+  hub.set_ring_reader([] { return std::vector<dnsmon::RingSnapshot>{{3, 8192, 416, 4198400}}; });
   auto text = hub.render_text();
   CHECK_THAT(text,
              Catch::Contains("dnsmon_capture_dropped_total{source=\"eth0\",where=\"ring\"} 5"));
   CHECK_THAT(text, Catch::Contains("dnsmon_capture_up{source=\"eth0\"} 1"));
   CHECK_THAT(text, Catch::Contains("dnsmon_ring_occupancy_slots{worker=\"0\"} 3"));
+  CHECK_THAT(text, Catch::Contains("dnsmon_ring_used_bytes{worker=\"0\"} 416"));
+  CHECK_THAT(text, Catch::Contains("dnsmon_ring_capacity_bytes{worker=\"0\"} 4198400"));
   drops = 7;
   text = hub.render_text();
   CHECK_THAT(text,

@@ -205,8 +205,10 @@ struct SourceSnapshot {
 };
 
 struct RingSnapshot {
-  std::uint64_t occupancy = 0;
-  std::uint64_t capacity = 0;
+  std::uint64_t occupancy = 0;   // frames
+  std::uint64_t capacity = 0;    // frames
+  std::uint64_t used_bytes = 0;  // a ring is full when either runs out
+  std::uint64_t capacity_bytes = 0;
 };
 
 struct BuildInfo {

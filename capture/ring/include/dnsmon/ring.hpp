@@ -9,17 +9,20 @@
 // start.
 //
 // The ring is full when it holds capacity() frames or when the next frame does not fit in the
-// storage (capacity() x 512 bytes by default, plus room for one frame of slot_bytes(): a stream of
-// maximum-size frames therefore fits fewer than capacity()).
+// storage: by default capacity() x 512 bytes (or x the largest record, if smaller), at least one
+// largest record, plus room for one more, so that a largest frame always fits in an empty ring. A
+// stream of large frames therefore fills it before capacity() frames.
 //
 // Indices live on separate cache lines, and each side caches the other side's index so that the
 // common case touches only its own line (the layout follows the classic rigtorp SPSC queue).
 //
 // Waiting. Neither side spins on the other: a producer that must not drop (a file replay) sleeps
 // in wait_for_room() until the consumer has emptied half the ring, and a consumer with nothing to
-// do sleeps on a Doorbell that producers ring once a batch of frames is waiting. Both sleeps are
-// futex waits with a timeout, so a wake-up that is missed in a race costs at most that timeout,
-// never a frame.
+// do sleeps on a Doorbell that producers ring once a batch of frames (or a quarter of the bytes) is
+// waiting, when their input pauses, and when they drop a frame for want of room. Both sleeps are
+// futex waits with a timeout, and the wake-ups that matter (a flush, the end of input, room for the
+// reader) are ordered by fences so that none is lost; the per-frame check is a relaxed load whose
+// rare misses the next flush or the timeout makes up for.
 //
 // Thread-safety: exactly one producer thread calls try_push()/wait_for_room()/ring_consumer();
 //   exactly one consumer thread calls front()/pop()/release_producer(). size_approx() and the
@@ -65,7 +68,8 @@ namespace ring_detail {
 // Sleeps while *word == expected, at most timeout. Spurious returns are fine for the callers.
 inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
                        std::chrono::nanoseconds timeout) noexcept {
-  static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
+  static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t) &&
+                std::atomic<std::uint32_t>::is_always_lock_free);
   timespec ts{};
   ts.tv_sec = static_cast<std::time_t>(timeout.count() / 1'000'000'000);
   ts.tv_nsec = static_cast<long>(timeout.count() % 1'000'000'000);
@@ -139,8 +143,8 @@ class FrameRing {
                                              // warns about it in headers (-Winterference-size)
   static constexpr std::size_t kAlign = 32;  // frames start on 32-byte boundaries
   static constexpr std::size_t kBytesPerFrame = 512;  // default storage per capacity() frame
-  // A consumer that sleeps is woken once this many frames wait (a quarter of the ring if that is
-  // less), or by ring_consumer(true). A futex wake-up costs microseconds: a batch spreads it.
+  // A consumer that sleeps is woken once this many frames wait (frames / 4 + 1 if that is less),
+  // or by ring_consumer(true). A futex wake-up costs microseconds: a batch spreads it.
   static constexpr std::size_t kWakeBatch = 256;
 
   // frames: at most this many frames queued; slot_bytes: the largest frame kept whole (longer
@@ -164,8 +168,7 @@ class FrameRing {
   [[nodiscard]] bool try_push(const FrameHeader& header, std::span<const std::byte> data) noexcept {
     const std::size_t n = data.size() < slot_bytes_ ? data.size() : slot_bytes_;
     const std::size_t record = record_bytes(n);
-    // A record that would run past the end starts at offset 0 instead; the gap is skipped.
-    const std::size_t pad = tail_off_ + record > storage_bytes_ ? storage_bytes_ - tail_off_ : 0;
+    const std::size_t pad = push_bytes(n) - record;
     if (!has_room(pad + record)) {
       return false;
     }
@@ -202,19 +205,21 @@ class FrameRing {
         return false;
       }
     }
+    // No side effect but the cached tail: front() may be called again before pop() (the worker's
+    // idle check does) and must then return the same frame.
     const std::byte* base = storage_.get();
-    std::memcpy(&out.header, base + head_off_, sizeof(FrameHeader));
+    std::size_t off = head_off_;
+    std::memcpy(&out.header, base + off, sizeof(FrameHeader));
     std::uint64_t next = head;
     if (out.header.cap_len == kSkip) {  // the producer went back to the start
-      next += storage_bytes_ - head_off_;
-      head_off_ = 0;
+      next += storage_bytes_ - off;
+      off = 0;
       std::memcpy(&out.header, base, sizeof(FrameHeader));
     }
     const std::size_t record = record_bytes(out.header.cap_len);
-    out.bytes =
-        std::span<const std::byte>(base + head_off_ + sizeof(FrameHeader), out.header.cap_len);
+    out.bytes = std::span<const std::byte>(base + off + sizeof(FrameHeader), out.header.cap_len);
     next_head_ = next + record;
-    next_head_off_ = head_off_ + record == storage_bytes_ ? 0 : head_off_ + record;
+    next_head_off_ = off + record == storage_bytes_ ? 0 : off + record;
     return true;
   }
 
@@ -225,16 +230,18 @@ class FrameRing {
     head_off_ = next_head_off_;
     popped_local_ += 1;
     popped_.store(popped_local_, std::memory_order_relaxed);
-    head_.store(next_head_, std::memory_order_release);  // pairs with acquire in try_push()
+    head_.store(next_head_, std::memory_order_release);  // pairs with acquire in has_room()
   }
 
-  // Producer: sleeps until the consumer has emptied at least half the ring (counted in frames and
-  // in bytes), at most timeout. Returns at once if that is already so.
-  void wait_for_room(std::chrono::nanoseconds timeout) noexcept {
+  // Producer, after try_push() of a frame of frame_bytes failed: sleeps until that frame fits, at
+  // most timeout. The consumer wakes it only once the ring is at most half full, so a replay reader
+  // refills in bursts instead of waking for every frame. Returns at once if the frame fits now.
+  void wait_for_room(std::size_t frame_bytes, std::chrono::nanoseconds timeout) noexcept {
+    const std::size_t need = push_bytes(frame_bytes < slot_bytes_ ? frame_bytes : slot_bytes_);
     const std::uint32_t ticket = room_seq_.load(std::memory_order_acquire);
     producer_sleeping_.store(1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with release_producer()'s
-    if (!half_empty_for_producer()) {
+    if (!has_room(need)) {
       ring_detail::futex_wait(room_seq_, ticket, timeout);
     }
     producer_sleeping_.store(0, std::memory_order_relaxed);
@@ -269,20 +276,32 @@ class FrameRing {
     if (flush) {
       std::atomic_thread_fence(std::memory_order_seq_cst);  // our tail_ store before the flag load
     }
-    if (bell_->sleeping() &&
-        (flush || pushed_local_ - popped_.load(std::memory_order_relaxed) >= wake_batch_)) {
+    if (!bell_->sleeping()) {
+      return;
+    }
+    // A batch of frames, or a quarter of the bytes (large frames fill the storage first).
+    if (flush || pushed_local_ - popped_.load(std::memory_order_relaxed) >= wake_batch_ ||
+        tail_.load(std::memory_order_relaxed) - head_.load(std::memory_order_relaxed) >=
+            storage_bytes_ / 4) {
       bell_->ring();
     }
   }
 
   // Any thread: number of frames waiting; exact only when both ends are idle.
   [[nodiscard]] std::size_t size_approx() const noexcept {
-    const auto popped = popped_.load(std::memory_order_acquire);
-    const auto pushed = pushed_.load(std::memory_order_acquire);
+    const auto popped = popped_.load(std::memory_order_relaxed);
+    const auto pushed = pushed_.load(std::memory_order_relaxed);
     return pushed >= popped ? static_cast<std::size_t>(pushed - popped) : 0;
   }
 
   [[nodiscard]] bool empty() const noexcept { return size_approx() == 0; }
+
+  // Any thread: bytes in use (frames, their headers and padding, a skipped gap); approximate.
+  [[nodiscard]] std::size_t bytes_approx() const noexcept {
+    const auto head = head_.load(std::memory_order_relaxed);
+    const auto tail = tail_.load(std::memory_order_relaxed);
+    return tail >= head ? static_cast<std::size_t>(tail - head) : 0;
+  }
 
   // The most frames the ring queues.
   [[nodiscard]] std::size_t capacity() const noexcept { return frames_; }
@@ -317,8 +336,21 @@ class FrameRing {
     }
     const std::size_t largest = record_bytes(slot_bytes);
     const std::size_t per_frame = largest < kBytesPerFrame ? largest : kBytesPerFrame;
-    const std::size_t bytes = requested != 0 ? round_up(requested, kAlign) : frames * per_frame;
+    if (requested > (std::size_t{1} << 36U)) {
+      throw std::invalid_argument("ring too large");
+    }
+    std::size_t bytes = requested != 0 ? round_up(requested, kAlign) : frames * per_frame;
+    // At least two largest records in all: then a largest record fits in an empty ring wherever
+    // the write offset is (the gap skipped at the end is smaller than the record).
+    bytes = bytes < largest ? largest : bytes;
     return bytes + largest;
+  }
+
+  // Producer: the bytes a push of n frame bytes takes now. A record that would run past the end
+  // starts at offset 0 instead, and the gap up to the end is skipped.
+  [[nodiscard]] std::size_t push_bytes(std::size_t n) const noexcept {
+    const std::size_t record = record_bytes(n);
+    return tail_off_ + record > storage_bytes_ ? storage_bytes_ - tail_off_ + record : record;
   }
 
   // Producer: room for need more bytes and one more frame?
@@ -330,13 +362,6 @@ class FrameRing {
       return tail + need - head_cache_ <= storage_bytes_ && pushed_local_ - popped_cache_ < frames_;
     }
     return true;
-  }
-
-  bool half_empty_for_producer() noexcept {
-    head_cache_ = head_.load(std::memory_order_acquire);
-    popped_cache_ = popped_.load(std::memory_order_relaxed);
-    return tail_.load(std::memory_order_relaxed) - head_cache_ <= storage_bytes_ / 2 &&
-           pushed_local_ - popped_cache_ <= frames_ / 2;
   }
 
   const std::size_t frames_;
