@@ -179,7 +179,7 @@ struct FileSpec {
 void put16(std::vector<std::byte>& out, std::uint16_t v, Order o) {
   for (int i = 0; i < 2; ++i) {
     const int shift = o == Order::Little ? 8 * i : 8 * (1 - i);
-    out.push_back(static_cast<std::byte>((v >> shift) & 0xffU));
+    out.push_back(static_cast<std::byte>((static_cast<unsigned>(v) >> shift) & 0xffU));
   }
 }
 
