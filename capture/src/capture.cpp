@@ -39,7 +39,7 @@ void flush_rings(const DispatchContext& ctx) noexcept {
   }
 }
 
-// One frame, from libpcap or from the mapped-file reader: into its worker's ring.
+// One frame, from libpcap or from PcapReader: into its worker's ring.
 void deliver(DispatchContext& ctx, std::int64_t ts_ns, std::uint32_t wire_len,
              std::span<const std::byte> data) {
   ctx.stats->received.add();
@@ -328,25 +328,26 @@ std::string PacketSource::run(std::stop_token stop, std::span<FrameRing* const> 
     return {};
   };
 
-  // Reads a classic pcap file in place (pcap_file.hpp): no read() and no copy per record.
-  // file (null for the demo in memory) gets back the pages behind the reader every 8 MiB.
-  auto drain_mapped = [&](detail::PcapReader& reader, detail::MappedFile* file) -> std::string {
-    constexpr std::size_t kReleaseEvery = std::size_t{8} << 20U;
+  // Reads a classic pcap file in place (pcap_file.hpp): from a ChunkedFile's buffer, a megabyte
+  // at a time (file), or from memory (the demo; file is null).
+  auto drain_chunked = [&](detail::PcapReader& reader, detail::ChunkedFile* file) -> std::string {
     ctx.link_type = static_cast<std::uint16_t>(reader.link_type());
     stats_.up.store(true, std::memory_order_relaxed);
+    reader.more_follows(file != nullptr && !file->at_end());
     detail::PcapReader::Record record;
     std::string error;
-    const std::byte* start = file != nullptr ? file->bytes().data() : nullptr;
-    std::size_t next_release = kReleaseEvery;
     while (!stop.stop_requested()) {
       const auto status = reader.next(record);
       if (status == detail::PcapReader::Status::Frame) {
         deliver(ctx, record.ts_ns, record.len, record.data);
-        if (start != nullptr &&
-            record.data.data() - start >= static_cast<std::ptrdiff_t>(next_release)) {
-          file->release(next_release);
-          next_release += kReleaseEvery;
+        continue;
+      }
+      if (status == detail::PcapReader::Status::NeedMore) {  // only with a file
+        if (!file->refill(reader.consumed(), error)) {
+          break;
         }
+        reader.rebase(file->bytes());
+        reader.more_follows(!file->at_end());
         continue;
       }
       if (status == detail::PcapReader::Status::Error) {
@@ -357,14 +358,9 @@ std::string PacketSource::run(std::stop_token stop, std::span<FrameRing* const> 
     flush_rings(ctx);
     return error;
   };
-  // libpcap reads what the mapped reader declines (pcapng, rare link types and layouts), the
-  // standard input, and every file when a filter is set.
-  auto mapped_reader = [&](std::span<const std::byte> bytes) -> std::optional<detail::PcapReader> {
-    if (!options_.bpf_filter.empty()) {
-      return std::nullopt;
-    }
-    return detail::PcapReader::open(bytes);
-  };
+  // libpcap reads what PcapReader declines (pcapng, rare link types and layouts), the standard
+  // input, and every file when a filter is set.
+  const bool unfiltered = options_.bpf_filter.empty();
 
   std::string error;
   if (live_) {
@@ -375,16 +371,16 @@ std::string PacketSource::run(std::stop_token stop, std::span<FrameRing* const> 
         break;
       }
       try {
-        std::optional<detail::MappedFile> file;
+        std::optional<detail::ChunkedFile> file;
         std::optional<detail::PcapReader> reader;
-        if (path != "-" && options_.bpf_filter.empty()) {
-          file = detail::MappedFile::open(path);
+        if (unfiltered) {
+          file = detail::ChunkedFile::open(path);
           if (file) {
-            reader = mapped_reader(file->bytes());
+            reader = detail::PcapReader::open(file->bytes());
           }
         }
         if (reader) {
-          error = drain_mapped(*reader, &*file);
+          error = drain_chunked(*reader, &*file);
         } else {
           PcapHandle p = path == "-" ? std::move(impl_->standard_input) : open_offline_file(path);
           if (path != "-") {
@@ -400,8 +396,8 @@ std::string PacketSource::run(std::stop_token stop, std::span<FrameRing* const> 
         break;
       }
     }
-  } else if (auto reader = mapped_reader(impl_->memory)) {
-    error = drain_mapped(*reader, nullptr);
+  } else if (auto reader = detail::PcapReader::open(impl_->memory)) {
+    error = drain_chunked(*reader, nullptr);  // the demo has no filter to apply
   } else {
     // fmemopen takes a non-const buffer but only reads it in "rb" mode.
     std::FILE* f = fmemopen(const_cast<std::byte*>(impl_->memory.data()),  // NOLINT: see above

@@ -1,11 +1,12 @@
 #include "pcap_file.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
-#include <sys/mman.h>
+#include <memory>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <utility>
@@ -81,79 +82,75 @@ std::int64_t record_time_ns(std::uint32_t sec, std::uint32_t frac, bool nanoseco
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
-// MappedFile
+// ChunkedFile
 
-std::optional<MappedFile> MappedFile::open(const std::string& path) {
+std::optional<ChunkedFile> ChunkedFile::open(const std::string& path) {
   if (path == "-") {
     return std::nullopt;  // libpcap reads the standard input for "-", whatever the directory holds
   }
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // NOLINT: POSIX varargs
+  // stat() first: opening a FIFO or a device could block, or have side effects.
+  struct stat st = {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return std::nullopt;
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // NOLINT: POSIX varargs
   if (fd < 0) {
     return std::nullopt;
   }
-  struct stat st = {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 0) {
-    ::close(fd);
-    return std::nullopt;
+  ChunkedFile file(fd);
+  std::string error;
+  if (!file.refill(0, error)) {
+    return std::nullopt;  // libpcap reads it again and reports the error in its words
   }
-  const auto size = static_cast<std::uint64_t>(st.st_size);
-  if (size == 0) {
-    ::close(fd);
-    return MappedFile(nullptr, 0);
-  }
-  if (size > SIZE_MAX) {
-    ::close(fd);
-    return std::nullopt;
-  }
-  void* map = ::mmap(nullptr, static_cast<std::size_t>(size), PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);  // the mapping keeps the file
-  if (map == MAP_FAILED) {
-    return std::nullopt;
-  }
-  // Only a hint: a failure changes nothing but the read-ahead.
-  static_cast<void>(::madvise(map, static_cast<std::size_t>(size), MADV_SEQUENTIAL));
-  return MappedFile(static_cast<const std::byte*>(map), static_cast<std::size_t>(size));
+  return file;
 }
 
-MappedFile::MappedFile(MappedFile&& other) noexcept
-    : data_(std::exchange(other.data_, nullptr)),
+ChunkedFile::ChunkedFile(int fd)
+    : fd_(fd), buffer_(std::make_unique_for_overwrite<std::byte[]>(kBufferBytes)) {
+}
+
+ChunkedFile::ChunkedFile(ChunkedFile&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)),
+      buffer_(std::move(other.buffer_)),
       size_(std::exchange(other.size_, 0)),
-      released_(std::exchange(other.released_, 0)) {
+      eof_(other.eof_) {
 }
 
-MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
+ChunkedFile& ChunkedFile::operator=(ChunkedFile&& other) noexcept {
   if (this != &other) {
-    unmap();
-    data_ = std::exchange(other.data_, nullptr);
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+    fd_ = std::exchange(other.fd_, -1);
+    buffer_ = std::move(other.buffer_);
     size_ = std::exchange(other.size_, 0);
-    released_ = std::exchange(other.released_, 0);
+    eof_ = other.eof_;
   }
   return *this;
 }
 
-void MappedFile::release(std::size_t offset) noexcept {
-  static const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-  const std::size_t end = std::min(offset, size_) / page * page;
-  if (data_ == nullptr || end <= released_) {
-    return;
+ChunkedFile::~ChunkedFile() {
+  if (fd_ >= 0) {
+    ::close(fd_);
   }
-  // Only a hint, like MADV_SEQUENTIAL: a failure leaves the pages mapped.
-  static_cast<void>(::madvise(const_cast<std::byte*>(data_) + released_,  // NOLINT: void*
-                              end - released_, MADV_DONTNEED));
-  released_ = end;
 }
 
-MappedFile::~MappedFile() {
-  unmap();
-}
-
-void MappedFile::unmap() noexcept {
-  if (data_ != nullptr) {
-    ::munmap(const_cast<std::byte*>(data_), size_);  // NOLINT: munmap takes void*
-    data_ = nullptr;
-    size_ = 0;
-    released_ = 0;
+bool ChunkedFile::refill(std::size_t from, std::string& error) {
+  from = std::min(from, size_);
+  std::memmove(buffer_.get(), buffer_.get() + from, size_ - from);
+  size_ -= from;
+  while (size_ < kBufferBytes && !eof_) {
+    const ssize_t n = ::read(fd_, buffer_.get() + size_, kBufferBytes - size_);
+    if (n > 0) {
+      size_ += static_cast<std::size_t>(n);
+    } else if (n == 0) {
+      eof_ = true;
+    } else if (errno != EINTR) {
+      error = std::string("error reading dump file: ") + std::strerror(errno);  // libpcap's words
+      return false;
+    }
   }
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -233,6 +230,9 @@ PcapReader::Status PcapReader::next(Record& out) noexcept {
     return done_;
   }
   const std::size_t left = file_.size() - pos_;
+  if (more_follows_ && left < kRecordHeaderBytes) {
+    return Status::NeedMore;  // the caller refills and calls again: nothing was consumed
+  }
   if (left == 0) {
     done_ = Status::End;
     return done_;
@@ -265,6 +265,9 @@ PcapReader::Status PcapReader::next(Record& out) noexcept {
                               "invalid packet capture length %" PRIu64
                               ", bigger than maximum of %" PRIu64,
                               std::uint64_t{caplen}, std::uint64_t{kMaxSnaplen}));
+  }
+  if (more_follows_ && available < caplen) {
+    return Status::NeedMore;
   }
   std::uint32_t kept = caplen;
   if (caplen > snaplen_) {

@@ -1,5 +1,5 @@
-// A fast path for replaying classic pcap files: the file is memory-mapped and its records are read
-// in place, with no copy and no system call per record.
+// A fast path for replaying classic pcap files: the file is read a megabyte at a time and its
+// records are read in place in that buffer, with no copy and no system call per record.
 //
 // PcapReader delivers exactly what libpcap 1.10.3 delivers for the same bytes when opened with
 // pcap_open_offline_with_tstamp_precision(..., PCAP_TSTAMP_PRECISION_NANO, ...) and read with
@@ -23,17 +23,17 @@
 //   bits 16 to 25 set (libpcap versions disagree on them); LINUX_SLL and LINUX_SLL2 in the other
 //   byte order than this host's (libpcap rewrites the CAN ID of SocketCAN frames in those).
 //
-// Thread-safety: a MappedFile is immutable once open and may be read from any thread. A PcapReader
-//   is owned by one thread; several readers may share one mapping.
-// Allocation: none (MappedFile::open() maps the file; the optionals hold their payload in place).
-//   next() never throws either: an error message is written into a fixed buffer in the reader.
-// A mapped file that another process truncates while it is read raises SIGBUS, as it does for any
-// reader of a mapping; a capture being written is for libpcap (or a copy) instead.
+// Thread-safety: a ChunkedFile and a PcapReader are each owned by one thread.
+// Allocation: ChunkedFile::open() allocates its buffer; nothing else allocates. next() never
+//   throws either: an error message is written into a fixed buffer in the reader.
+// A file that grows while it is read is read as far as it went when its end was reached; a file
+// that shrinks ends in libpcap's "truncated dump file" error for the record it cut.
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -41,42 +41,53 @@
 
 namespace dnsmon::detail {
 
-// A regular file mapped read-only (MAP_PRIVATE, MADV_SEQUENTIAL). An empty file is an empty span
-// and maps nothing.
-class MappedFile {
+// A regular file read in chunks into one buffer, for a PcapReader that reads its records in place
+// there: when a record runs past the end of the buffer the reader says NeedMore, and refill()
+// moves the unread tail to the front and reads behind it. One read() per megabyte instead of
+// libpcap's two stdio reads and a copy per record, and, unlike a memory mapping, a file that
+// shrinks while it is read ends in a read error or a truncated record, not SIGBUS.
+class ChunkedFile {
  public:
-  // nullopt when the path is not a regular file (or is "-", libpcap's name for the standard input),
-  // cannot be opened, or cannot be mapped; libpcap then opens it and reports the error itself.
-  static std::optional<MappedFile> open(const std::string& path);
+  // Larger than the largest record PcapReader accepts (16 + 262,144 bytes).
+  static constexpr std::size_t kBufferBytes = std::size_t{1} << 20U;
 
-  MappedFile(MappedFile&& other) noexcept;
-  MappedFile& operator=(MappedFile&& other) noexcept;
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-  ~MappedFile();
+  // nullopt when the path is not a regular file (or is "-", libpcap's name for the standard
+  // input), or cannot be opened or read; libpcap then opens it and reports the error itself.
+  // Reads the first chunk.
+  static std::optional<ChunkedFile> open(const std::string& path);
 
-  [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return {data_, size_}; }
+  ChunkedFile(ChunkedFile&& other) noexcept;
+  ChunkedFile& operator=(ChunkedFile&& other) noexcept;
+  ChunkedFile(const ChunkedFile&) = delete;
+  ChunkedFile& operator=(const ChunkedFile&) = delete;
+  ~ChunkedFile();
 
-  // Done with the bytes before offset: their pages leave this process (they stay in the page
-  // cache), so a replay's resident memory does not grow with the file it reads. Reading them again
-  // still works; it faults them in again.
-  void release(std::size_t offset) noexcept;
+  // The bytes read and not yet given up by refill().
+  [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return {buffer_.get(), size_}; }
+
+  // No more bytes follow those in bytes().
+  [[nodiscard]] bool at_end() const noexcept { return eof_; }
+
+  // Drops bytes()[0, from), moves the rest to the front and reads until the buffer is full or the
+  // file ends. false on a read error, with libpcap's message for it in error.
+  bool refill(std::size_t from, std::string& error);
 
  private:
-  MappedFile(const std::byte* data, std::size_t size) noexcept : data_(data), size_(size) {}
+  explicit ChunkedFile(int fd);
 
-  void unmap() noexcept;
-
-  const std::byte* data_ = nullptr;
+  int fd_ = -1;
+  std::unique_ptr<std::byte[]> buffer_;
   std::size_t size_ = 0;
-  std::size_t released_ = 0;  // pages before this offset were released
+  bool eof_ = false;
 };
 
-// Reads the records of a classic pcap file held in memory (a MappedFile, or a capture given as
-// bytes), which must outlive the reader and every Record it returned.
+// Reads the records of a classic pcap file held in memory (a capture given as bytes, or a
+// ChunkedFile's buffer, chunk by chunk), which must outlive the reader and every Record it returned
+// (a Record's bytes are valid until the next rebase()).
 class PcapReader {
  public:
-  enum class Status : std::uint8_t { Frame, End, Error };
+  // NeedMore only after more_follows(true): the data ends inside a record, nothing was consumed.
+  enum class Status : std::uint8_t { Frame, End, Error, NeedMore };
 
   struct Record {
     std::int64_t ts_ns = 0;  // seconds * 1e9 + nanoseconds, wrapped modulo 2^64 (damaged files)
@@ -101,6 +112,18 @@ class PcapReader {
   // final: later calls return the same status and leave `out` alone.
   Status next(Record& out) noexcept;
 
+  // Chunked reading (ChunkedFile): true while the file goes on past the data given, so a record
+  // cut by the end of the data is not yet an error. consumed() is where the unread data starts;
+  // rebase() continues on new data that starts there.
+  void more_follows(bool more) noexcept { more_follows_ = more; }
+
+  [[nodiscard]] std::size_t consumed() const noexcept { return pos_; }
+
+  void rebase(std::span<const std::byte> data) noexcept {
+    file_ = data;
+    pos_ = 0;
+  }
+
   // libpcap's message for the error next() returned; empty before that.
   [[nodiscard]] std::string_view error() const noexcept { return {error_.data(), error_length_}; }
 
@@ -120,6 +143,7 @@ class PcapReader {
   bool nanoseconds_ = false;
   LengthOrder length_order_ = LengthOrder::AsIs;
   Status done_ = Status::Frame;  // Frame while records remain; then End or Error for good
+  bool more_follows_ = false;
   std::size_t error_length_ = 0;
   std::array<char, 256> error_{};  // PCAP_ERRBUF_SIZE
 };

@@ -10,10 +10,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <memory>
 #include <optional>
 #include <span>
 #include <sstream>
 #include <string>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 
@@ -24,7 +27,7 @@
 namespace {
 
 namespace fs = std::filesystem;
-using dnsmon::detail::MappedFile;
+using dnsmon::detail::ChunkedFile;
 using dnsmon::detail::PcapReader;
 using Status = PcapReader::Status;
 
@@ -69,10 +72,57 @@ struct Comparison {
   std::string mismatch;  // empty when the reader and libpcap agree on everything
 };
 
+// The reader on bytes given a window of `chunk` bytes at a time, as ChunkedFile gives it a file
+// (chunk 0: all at once). Its windows always hold a whole record when the data has one (a
+// ChunkedFile's 1 MiB does: no record the reader accepts is longer), so a window that cannot is
+// widened to the end.
+class Windowed {
+ public:
+  Windowed(std::span<const std::byte> bytes, std::size_t chunk) : bytes_(bytes), chunk_(chunk) {}
+
+  std::optional<PcapReader> open() {
+    auto reader = PcapReader::open(window(0));
+    if (reader) {
+      reader->more_follows(window(0).size() < bytes_.size());
+    }
+    return reader;
+  }
+
+  Status next(PcapReader& reader, PcapReader::Record& r) {
+    for (;;) {
+      const Status st = reader.next(r);
+      if (st != Status::NeedMore) {
+        return st;
+      }
+      const std::size_t consumed = reader.consumed();
+      base_ += consumed;
+      auto w = window(base_);
+      if (consumed == 0 && w.size() <= last_window_) {
+        w = bytes_.subspan(base_);  // the record is longer than the window
+      }
+      last_window_ = w.size();
+      reader.rebase(w);
+      reader.more_follows(base_ + w.size() < bytes_.size());
+    }
+  }
+
+ private:
+  std::span<const std::byte> window(std::size_t from) const {
+    return chunk_ == 0 ? bytes_.subspan(from)
+                       : bytes_.subspan(from, std::min(chunk_, bytes_.size() - from));
+  }
+
+  std::span<const std::byte> bytes_;
+  std::size_t chunk_;
+  std::size_t base_ = 0;
+  std::size_t last_window_ = 0;
+};
+
 // Reads both in lockstep. A file the reader declines is not compared (libpcap may open it or not).
-Comparison compare(std::span<const std::byte> bytes, const PcapHandle& p) {
+Comparison compare(std::span<const std::byte> bytes, const PcapHandle& p, std::size_t chunk = 0) {
   Comparison c;
-  auto reader = PcapReader::open(bytes);
+  Windowed windowed(bytes, chunk);
+  auto reader = windowed.open();
   c.accepted = reader.has_value();
   c.libpcap_opened = p != nullptr;
   if (!reader) {
@@ -100,7 +150,7 @@ Comparison compare(std::span<const std::byte> bytes, const PcapHandle& p) {
     const u_char* data = nullptr;
     const int rc = pcap_next_ex(p.get(), &h, &data);
     PcapReader::Record r;
-    c.last = reader->next(r);
+    c.last = windowed.next(*reader, r);
     const std::size_t i = c.frames;
     if (rc == 1 && c.last == Status::Frame) {
       ++c.frames;
@@ -141,7 +191,8 @@ Comparison compare(std::span<const std::byte> bytes, const PcapHandle& p) {
     break;
   }
   PcapReader::Record again;
-  if (c.last != Status::Frame && (reader->next(again) != c.last || reader->next(again) != c.last)) {
+  if (c.last != Status::Frame &&
+      (windowed.next(*reader, again) != c.last || windowed.next(*reader, again) != c.last)) {
     why << "the reader's end is not final; ";
   }
   c.mismatch = why.str();
@@ -151,12 +202,32 @@ Comparison compare(std::span<const std::byte> bytes, const PcapHandle& p) {
   return c;
 }
 
+// Also read in windows that cut the records at every kind of place: a window barely larger than
+// the largest record, and a few more.
 Comparison compare_in_memory(const std::vector<std::byte>& bytes) {
   const PcapHandle p = open_libpcap(bytes);
   Comparison c = compare(bytes, p);
   INFO(c.mismatch);
   CHECK(c.mismatch.empty());
+  for (const std::size_t chunk : {std::size_t{40}, std::size_t{41}, std::size_t{97},
+                                  std::size_t{1600}, bytes.size() / 2 + 1}) {
+    const Comparison w = compare(bytes, open_libpcap(bytes), chunk);
+    INFO("window of " << chunk << " bytes: " << w.mismatch);
+    CHECK(w.mismatch.empty());
+    CHECK(w.frames == c.frames);
+    CHECK(w.last == c.last);
+  }
   return c;
+}
+
+std::vector<std::byte> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> chars((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::byte> out(chars.size());
+  if (!chars.empty()) {
+    std::memcpy(out.data(), chars.data(), chars.size());
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -299,12 +370,17 @@ TEST_CASE("pcap reader: every classic pcap file of the public corpus reads as li
     }
     const std::string path = (dir / row[file_col]).string();
     INFO(row[file_col]);
-    const auto mapped = MappedFile::open(path);
-    REQUIRE(mapped.has_value());
-    const Comparison c = compare(mapped->bytes(), open_libpcap(path));
+    const auto bytes = read_file(path);
+    const Comparison c = compare(bytes, open_libpcap(path));
     CHECK(c.mismatch.empty());
     if (!c.mismatch.empty()) {
       WARN(row[file_col] << ": " << c.mismatch);
+    }
+    for (const std::size_t chunk : {std::size_t{2048}, std::size_t{4099}}) {
+      const Comparison w = compare(bytes, open_libpcap(path), chunk);
+      INFO("window of " << chunk << " bytes");
+      CHECK(w.mismatch.empty());
+      CHECK(w.frames == c.frames);
     }
     if (c.accepted) {
       ++accepted;
@@ -374,10 +450,11 @@ TEST_CASE("pcap reader: files libpcap does not open, or not as a classic pcap, a
   const auto full = three_records(FileSpec{});
   SECTION("empty") {
     const TempDir tmp;
-    const auto mapped = MappedFile::open(tmp.write("empty.pcap", {}).string());
-    REQUIRE(mapped.has_value());
-    CHECK(mapped->bytes().empty());
-    CHECK_FALSE(PcapReader::open(mapped->bytes()).has_value());
+    const auto file = ChunkedFile::open(tmp.write("empty.pcap", {}).string());
+    REQUIRE(file.has_value());
+    CHECK(file->bytes().empty());
+    CHECK(file->at_end());
+    CHECK_FALSE(PcapReader::open(file->bytes()).has_value());
     CHECK(open_libpcap((tmp.path / "empty.pcap").string()) == nullptr);
   }
   SECTION("a truncated file header") {
@@ -602,30 +679,114 @@ TEST_CASE("pcap reader: versions 2.0 to 2.3 with their caplen and len interchang
   }
 }
 
-TEST_CASE("mapped file: regular files only, moves, empty files map nothing",
+// Reads a file as capture.cpp does: a ChunkedFile's buffer, refilled whenever the reader needs
+// more.
+Comparison compare_chunked_file(const std::string& path) {
+  Comparison c;
+  auto file = ChunkedFile::open(path);
+  REQUIRE(file.has_value());
+  auto reader = PcapReader::open(file->bytes());
+  REQUIRE(reader.has_value());
+  reader->more_follows(!file->at_end());
+  const PcapHandle p = open_libpcap(path);
+  REQUIRE(p != nullptr);
+  std::ostringstream why;
+  for (;;) {
+    PcapReader::Record r;
+    c.last = reader->next(r);
+    if (c.last == Status::NeedMore) {
+      std::string error;
+      REQUIRE(file->refill(reader->consumed(), error));
+      reader->rebase(file->bytes());
+      reader->more_follows(!file->at_end());
+      continue;
+    }
+    pcap_pkthdr* h = nullptr;
+    const u_char* data = nullptr;
+    const int rc = pcap_next_ex(p.get(), &h, &data);
+    if (rc == 1 && c.last == Status::Frame) {
+      if (h->caplen != r.caplen || h->len != r.len ||
+          (r.caplen != 0 && std::memcmp(r.data.data(), data, r.caplen) != 0)) {
+        why << "frame " << c.frames << " differs; ";
+        break;
+      }
+      ++c.frames;
+      continue;
+    }
+    if (rc == PCAP_ERROR && c.last == Status::Error) {
+      c.error = std::string(reader->error());
+      if (c.error != pcap_geterr(p.get())) {
+        why << "error \"" << c.error << "\" != libpcap's \"" << pcap_geterr(p.get()) << "\"; ";
+      }
+    } else if (!(rc == PCAP_ERROR_BREAK && c.last == Status::End)) {
+      why << "after " << c.frames << " frames: status " << static_cast<int>(c.last)
+          << " != libpcap's return " << rc << "; ";
+    }
+    break;
+  }
+  c.mismatch = why.str();
+  return c;
+}
+
+TEST_CASE("chunked file: records across 1 MiB refills read as libpcap reads them",
+          "[capture][pcap_file]") {
+  const TempDir tmp;
+  FileSpec spec;
+  auto bytes = file_header(spec);
+  // About 3.5 MiB: records of 0 to 1,499 bytes and a few near the 262,144-byte maximum, so that
+  // refills cut headers and bodies at many offsets.
+  std::uint32_t n = 0;
+  while (bytes.size() < (std::size_t{7} << 19U)) {
+    const std::uint32_t caplen = n % 97 == 0 ? 262'000 + n % 144 : (n * 7919U) % 1500U;
+    add_record(bytes, spec.order, 1'700'000'000 + n, n % 1'000'000, caplen);
+    ++n;
+  }
+  const std::string path = tmp.write("big.pcap", bytes).string();
+  const Comparison c = compare_chunked_file(path);
+  INFO(c.mismatch);
+  CHECK(c.mismatch.empty());
+  CHECK(c.frames == n);
+  CHECK(c.last == Status::End);
+
+  // Cut inside a record past the first refill: libpcap's "truncated dump file" error, after the
+  // same frames.
+  const std::vector<std::byte> cut(bytes.begin(),
+                                   bytes.begin() + static_cast<std::ptrdiff_t>(bytes.size() - 700));
+  const Comparison t = compare_chunked_file(tmp.write("cut.pcap", cut).string());
+  INFO(t.mismatch);
+  CHECK(t.mismatch.empty());
+  CHECK(t.last == Status::Error);
+  CHECK_THAT(t.error, Catch::Contains("truncated dump file"));
+}
+
+TEST_CASE("chunked file: regular files only, moves, an empty file is at its end",
           "[capture][pcap_file]") {
   const TempDir tmp;
   const auto bytes = three_records(FileSpec{});
   const std::string path = tmp.write("a.pcap", bytes).string();
-  auto mapped = MappedFile::open(path);
-  REQUIRE(mapped.has_value());
-  REQUIRE(mapped->bytes().size() == bytes.size());
-  CHECK(std::memcmp(mapped->bytes().data(), bytes.data(), bytes.size()) == 0);
+  auto file = ChunkedFile::open(path);
+  REQUIRE(file.has_value());
+  REQUIRE(file->bytes().size() == bytes.size());
+  CHECK(file->at_end());
+  CHECK(std::memcmp(file->bytes().data(), bytes.data(), bytes.size()) == 0);
 
-  MappedFile moved = std::move(*mapped);
-  CHECK(mapped->bytes().empty());  // NOLINT(bugprone-use-after-move): moved-from is empty
+  ChunkedFile moved = std::move(*file);
+  CHECK(file->bytes().empty());  // NOLINT(bugprone-use-after-move): moved-from is empty
   CHECK(moved.bytes().size() == bytes.size());
-  auto other = MappedFile::open(tmp.write("empty", {}).string());
+  auto other = ChunkedFile::open(tmp.write("empty", {}).string());
   REQUIRE(other.has_value());
+  CHECK(other->bytes().empty());
   *other = std::move(moved);
   CHECK(other->bytes().size() == bytes.size());
-
   const Comparison c = compare(other->bytes(), open_libpcap(path));
   CHECK(c.mismatch.empty());
   CHECK(c.frames == 3);
 
-  CHECK_FALSE(MappedFile::open(tmp.path.string()).has_value());  // a directory
-  CHECK_FALSE(MappedFile::open((tmp.path / "missing.pcap").string()).has_value());
-  CHECK_FALSE(MappedFile::open("-").has_value());  // libpcap's standard input
-  CHECK_FALSE(MappedFile::open("/dev/null").has_value());
+  CHECK_FALSE(ChunkedFile::open(tmp.path.string()).has_value());  // a directory
+  CHECK_FALSE(ChunkedFile::open((tmp.path / "missing.pcap").string()).has_value());
+  CHECK_FALSE(ChunkedFile::open("-").has_value());  // libpcap's standard input
+  CHECK_FALSE(ChunkedFile::open("/dev/null").has_value());
+  const fs::path fifo = tmp.path / "fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_FALSE(ChunkedFile::open(fifo.string()).has_value());  // and it does not block
 }

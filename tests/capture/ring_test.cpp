@@ -191,7 +191,7 @@ TEST_CASE("frames of every size pack, wrap and come back intact", "[ring]") {
       REQUIRE(v.bytes.size() == size);
       REQUIRE(v.header.cap_len == size);
       const auto expected = bytes_of(out, size);
-      REQUIRE(std::memcmp(v.bytes.data(), expected.data(), size) == 0);
+      REQUIRE((size == 0 || std::memcmp(v.bytes.data(), expected.data(), size) == 0));
       ring.pop();
       ++out;
     }
@@ -233,7 +233,8 @@ TEST_CASE("producer and consumer sleep instead of spinning, and lose nothing", "
         for (; n < 64 && ring.front(v); ++n) {
           const auto expected = bytes_of(count_out, v.bytes.size());
           if (v.header.ts_ns != count_out || v.bytes.size() != (count_out * 7U) % 301U % 300U ||
-              std::memcmp(v.bytes.data(), expected.data(), expected.size()) != 0) {
+              (!expected.empty() &&
+               std::memcmp(v.bytes.data(), expected.data(), expected.size()) != 0)) {
             intact = false;
           }
           ++count_out;

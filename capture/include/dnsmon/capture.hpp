@@ -1,10 +1,10 @@
 // Capture sources: live interfaces and pcap/pcapng files, read with libpcap, except classic pcap
-// files (and the embedded demo) without a filter, which are memory-mapped and read in place
-// (capture/src/pcap_file.hpp: the same frames and errors as libpcap, without a read() and a copy
-// per record).
+// files (and the embedded demo) without a filter, which are read a megabyte at a time and their
+// records in place (capture/src/pcap_file.hpp: the same frames and errors as libpcap, without two
+// stdio reads and a copy per record).
 //
 // A source runs its loop on the calling thread (the daemon gives each source its own thread). Each
-// frame is copied into a slot of a worker's ring, chosen by a symmetric hash of the IP addresses so
+// frame is copied into a worker's ring, chosen by a symmetric hash of the IP addresses so
 // that both directions of a conversation, and every fragment of a datagram, reach the same worker.
 // A live source never blocks: when the ring is full the frame is dropped and counted. A file source
 // sleeps until the worker has emptied half the ring instead, because a replay should see every
@@ -39,7 +39,7 @@ struct CaptureOptions {
   std::vector<std::string> interfaces;  // live capture, one source each
   std::vector<std::string> files;       // offline: read in order as one source
   std::string bpf_filter;               // empty: kDefaultLiveFilter live, no filter offline
-  std::uint32_t snaplen = 4096;         // bytes kept per frame (and the ring slot size)
+  std::uint32_t snaplen = 4096;         // bytes kept per frame (the largest a ring keeps)
   bool snaplen_given = false;           // set by the operator; otherwise replays keep whole frames
   std::uint32_t buffer_bytes = 64U << 20U;  // kernel capture buffer per interface
   bool promiscuous = true;
