@@ -1,8 +1,8 @@
 // dnsmon: wires capture, workers, metrics and the control loop.
 //
-// Threads: one capture thread per source, one worker per ring, the exporter's HTTP threads, and
-// this main thread running the Boost.Asio control loop (signals, the periodic stats line,
-// sd_notify). Exit codes: 0 ok, 1 failure, 2 usage, 78 configuration error.
+// Threads: one capture thread per source, the workers (each reads one ring per source), the
+// exporter's HTTP threads, and this main thread running the Boost.Asio control loop (signals, the
+// periodic stats line, sd_notify). Exit codes: 0 ok, 1 failure, 2 usage, 78 configuration error.
 #include <array>
 #include <chrono>
 #include <cstdio>

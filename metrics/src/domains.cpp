@@ -154,6 +154,9 @@ const DomainCache::Entry* DomainCache::find(const Entry* table, std::uint64_t ha
     if (e.tail_length == tail_length && e.hash == hash) {
       return &e;
     }
+    if (e.tail_length == 0) {
+      break;  // ways fill in order and are never emptied: none further on
+    }
   }
   return nullptr;
 }
@@ -166,7 +169,9 @@ void DomainCache::insert(Entry* table, const Entry& entry) noexcept {
       return;
     }
   }
-  // A full set: a way chosen by hash bits the set index does not use, so no name can pin a way.
+  // A full set: the victim is picked by the two top hash bits, which the set index does not use,
+  // so it is not always the same way.
+  static_assert(kWays == 4, "two hash bits pick the way");
   table[set + (entry.hash >> 62U)] = entry;
 }
 

@@ -384,7 +384,7 @@ class SpaceSaving {
     const auto last = out.begin() + static_cast<std::ptrdiff_t>(n);
     for (std::uint32_t i = 0; i < n; ++i) {
       const std::uint32_t slot = order_[capacity_ - 1 - i];
-      out[i] = HeavyHitter<Key>{keys_[slot], counters_[slot].count, counters_[slot].error};
+      set_hitter(out[i], slot, counters_[slot].count, counters_[slot].error);
     }
     std::make_heap(first, last, better);
     const std::uint64_t cut = out.front().count;
@@ -396,7 +396,7 @@ class SpaceSaving {
       }
       if (c.error < out.front().error) {
         std::pop_heap(first, last, better);
-        *(last - 1) = HeavyHitter<Key>{keys_[slot], cut, c.error};
+        set_hitter(*(last - 1), slot, cut, c.error);
         std::push_heap(first, last, better);
       }
     }
@@ -404,6 +404,16 @@ class SpaceSaving {
     return n;
   }
 
+ private:
+  // A key's bytes beyond what assign_key() wrote were never written: copy only those it wrote.
+  void set_hitter(HeavyHitter<Key>& out, std::uint32_t slot, std::uint64_t count,
+                  std::uint64_t error) const noexcept {
+    assign_key(out.key, keys_[slot]);
+    out.count = count;
+    out.error = error;
+  }
+
+ public:
   // The bounds for one key, or nullopt when it is not tracked (its true count is then at most
   // min_count()).
   [[nodiscard]] std::optional<CountBounds> find(const Key& key) const noexcept {

@@ -3,7 +3,8 @@
 // then one Parser per ring over every frame, as each worker would.
 //
 // libpcap is not instrumented: coverage feedback and ASan checks come from our code only, which is
-// the point (capture.cpp on whatever libpcap returns, then the parser on those frames).
+// the point (capture.cpp on whatever libpcap returns for pcapng, PcapReader for classic pcap, then
+// the parser on those frames).
 //
 // run() is a replay here, which waits for room in a full ring instead of dropping; with the
 // capture and the workers on this one thread that would never end, so the rings are made large
@@ -83,7 +84,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   static const dnsmon::CaptureOptions options;  // what the daemon uses by default
-  // The daemon sizes its ring slots by the snaplen. Allocated once: 2 x 4097 slots x 4160 bytes.
+  // Allocated once: 2 rings of 4,097 frames of up to the snaplen, in 4097 x 512 + 4128 bytes each,
+  // more than the records of any input (at most kMaxInput bytes plus 56 bytes of header and
+  // padding per frame).
   static FrameRing ring0(kMaxInput / kMinRecord + 1, options.snaplen);
   static FrameRing ring1(kMaxInput / kMinRecord + 1, options.snaplen);
   static const std::array<FrameRing*, 2> rings{&ring0, &ring1};
