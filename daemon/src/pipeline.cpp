@@ -1,5 +1,6 @@
 #include "pipeline.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 namespace dnsmon {
@@ -175,6 +176,9 @@ void Pipeline::worker_loop(std::stop_token /*stop*/, std::size_t index) {
   // keep sliding and unanswered queries time out. A replay's clock is its packets'.
   constexpr auto kTickPeriod = std::chrono::milliseconds(250);
   auto next_tick = std::chrono::steady_clock::now();
+  const auto frames_waiting = [&] {
+    return std::any_of(rings.begin(), rings.end(), [&](FrameRing* r) { return r->front(frame); });
+  };
   for (;;) {
     bool any = false;
     for (FrameRing* ring : rings) {
@@ -194,11 +198,7 @@ void Pipeline::worker_loop(std::stop_token /*stop*/, std::size_t index) {
     }
     // pairs with release in drain_and_join(): every push happened before it
     if (producers_done_.load(std::memory_order_acquire)) {
-      bool empty = true;
-      for (FrameRing* ring : rings) {
-        empty = empty && !ring->front(frame);
-      }
-      if (empty) {
+      if (!frames_waiting()) {
         counters.finish();
         return;
       }
@@ -214,11 +214,7 @@ void Pipeline::worker_loop(std::stop_token /*stop*/, std::size_t index) {
     // Idle: sleep until a producer rings (a batch of frames is waiting, or its input paused), the
     // input ends, or the next tick is due.
     const std::uint32_t ticket = bell.prepare_sleep();
-    bool empty = !producers_done_.load(std::memory_order_acquire);
-    for (FrameRing* ring : rings) {
-      empty = empty && !ring->front(frame);
-    }
-    if (!empty) {
+    if (producers_done_.load(std::memory_order_acquire) || frames_waiting()) {
       bell.cancel_sleep();
       continue;
     }

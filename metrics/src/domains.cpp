@@ -126,10 +126,10 @@ std::size_t PublicSuffixList::registrable_length(std::string_view name,
 DomainCache::DomainCache(std::shared_ptr<const PublicSuffixList> list, std::size_t entries,
                          std::uint64_t seed)
     : list_(std::move(list)),
-      entries_(zeroed_table(std::bit_ceil(std::max<std::size_t>(entries, kWays)))),
-      stable_(zeroed_table(std::bit_ceil(std::max<std::size_t>(entries, kWays)))),
+      entries_(zeroed_table(table_entries(entries))),
+      stable_(zeroed_table(table_entries(entries))),
       seed_(seed),
-      mask_(std::bit_ceil(std::max<std::size_t>(entries, kWays)) - 1) {
+      mask_(table_entries(entries) - 1) {
 }
 
 DomainCache::Table DomainCache::zeroed_table(std::size_t entries) {
@@ -142,8 +142,7 @@ DomainCache::Table DomainCache::zeroed_table(std::size_t entries) {
 }
 
 std::size_t DomainCache::planned_bytes(std::size_t entries) noexcept {
-  return sizeof(DomainCache) +
-         2 * std::bit_ceil(std::max<std::size_t>(entries, kWays)) * sizeof(Entry);
+  return sizeof(DomainCache) + 2 * table_entries(entries) * sizeof(Entry);
 }
 
 const DomainCache::Entry* DomainCache::find(const Entry* table, std::uint64_t hash,

@@ -25,6 +25,8 @@
 //   one worker. Allocation: load() and the DomainCache constructor only.
 #pragma once
 
+#include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -136,6 +138,11 @@ class DomainCache {
 
   using Table = std::unique_ptr<Entry[], Free>;
   static Table zeroed_table(std::size_t entries);
+
+  // Entries per table for the constructor's `entries`.
+  static std::size_t table_entries(std::size_t entries) noexcept {
+    return std::bit_ceil(std::max(entries, kWays));
+  }
 
   std::shared_ptr<const PublicSuffixList> list_;
   Table entries_;  // by the name's last kMaxRuleLabels + 1 labels

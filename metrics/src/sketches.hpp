@@ -355,14 +355,8 @@ class SpaceSaving {
     // The key takes over the counter of the minimum, which becomes its error (0 for an unused
     // counter).
     const std::uint32_t slot = min_slot();
+    take_over(slot, key, tag);
     Counter& c = counters_[slot];
-    if (c.count == 0) {
-      ++size_;
-    } else {
-      unlink(slot);
-    }
-    link(slot, tag);
-    assign_key(keys_[slot], key);
     c.error = c.count;
     raise(slot, weight);
   }
@@ -488,13 +482,7 @@ class SpaceSaving {
       if (count <= c.count) {
         break;
       }
-      if (c.count == 0) {
-        ++size_;
-      } else {
-        unlink(slot);
-      }
-      link(slot, tag);
-      assign_key(keys_[slot], key);
+      take_over(slot, key, tag);
       c.count = count;
       c.error = oc.error + min_this;
       ++taken;
@@ -605,6 +593,17 @@ class SpaceSaving {
   }
 
   // Takes slot out of its chain (chains hold one key each on average, so no back links).
+  // Gives slot (unused, count 0, or tracking another key) to key; its count is left to the caller.
+  void take_over(std::uint32_t slot, const Key& key, std::uint32_t tag) noexcept {
+    if (counters_[slot].count == 0) {
+      ++size_;
+    } else {
+      unlink(slot);
+    }
+    link(slot, tag);
+    assign_key(keys_[slot], key);
+  }
+
   void unlink(std::uint32_t slot) noexcept {
     std::uint32_t* link = &chains_[counters_[slot].tag & chain_mask_];
     while (*link != slot) {

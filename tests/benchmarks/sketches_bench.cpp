@@ -33,6 +33,7 @@
 #include <benchmark/benchmark.h>
 
 #include "sketches.hpp"
+#include "zipf.hpp"
 
 namespace {
 
@@ -104,20 +105,8 @@ const Names& names() {
 // Ranks drawn from Zipf(s) over `keys`, with a fixed seed.
 std::vector<std::uint32_t> zipf_stream(std::size_t items, std::size_t keys, double s,
                                        std::uint64_t seed) {
-  std::vector<double> cdf(keys);
-  double sum = 0.0;
-  for (std::size_t i = 0; i < keys; ++i) {
-    sum += 1.0 / std::pow(static_cast<double>(i + 1), s);
-    cdf[i] = sum;
-  }
   std::mt19937_64 rng(seed);
-  std::vector<std::uint32_t> out(items);
-  for (auto& rank : out) {
-    const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53 * sum;
-    const auto it = std::upper_bound(cdf.begin(), cdf.end(), u);
-    rank = static_cast<std::uint32_t>(
-        std::min<std::ptrdiff_t>(it - cdf.begin(), static_cast<std::ptrdiff_t>(keys - 1)));
-  }
+  std::vector<std::uint32_t> out = dnsmon::test::zipf_ranks(items, keys, s, rng);
   // Popularity is not alphabetical: rank r is name perm[r].
   std::vector<std::uint32_t> perm(keys);
   for (std::uint32_t i = 0; i < keys; ++i) {

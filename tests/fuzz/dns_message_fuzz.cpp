@@ -13,18 +13,12 @@
 
 #include "dnsmon/parser.hpp"
 
+#include "fuzz_check.hpp"
+
 namespace {
 
 using dnsmon::DnsMessage;
 using dnsmon::ParseStatus;
-
-#define FUZZ_CHECK(cond)                                                            \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                 \
-    }                                                                               \
-  } while (false)
 
 void check_message(ParseStatus status, const DnsMessage& m, std::size_t size) {
   FUZZ_CHECK(status < ParseStatus::Count);

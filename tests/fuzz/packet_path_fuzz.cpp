@@ -27,19 +27,13 @@
 #include "dnsmon/parser.hpp"
 #include "dnsmon/ring.hpp"
 
+#include "fuzz_check.hpp"
+
 namespace {
 
 using dnsmon::DnsMessage;
 using dnsmon::FrameView;
 using dnsmon::ParseStatus;
-
-#define FUZZ_CHECK(cond)                                                            \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                 \
-    }                                                                               \
-  } while (false)
 
 // Indexed by a nibble: the link types the parser decodes (RAW_BSDOS 14 shares RAW's code, and
 // link types it does not decode are left to pcap_file_fuzz). make_seeds.py has the same table.

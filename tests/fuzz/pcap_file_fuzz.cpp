@@ -25,20 +25,14 @@
 #include "dnsmon/parser.hpp"
 #include "dnsmon/ring.hpp"
 
+#include "fuzz_check.hpp"
+
 namespace {
 
 using dnsmon::DnsMessage;
 using dnsmon::FrameRing;
 using dnsmon::FrameView;
 using dnsmon::ParseStatus;
-
-#define FUZZ_CHECK(cond)                                                            \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                 \
-    }                                                                               \
-  } while (false)
 
 constexpr std::size_t kMaxInput = 64 * 1024;
 constexpr std::size_t kMinRecord = 16;

@@ -18,20 +18,13 @@
 
 #include <pcap/pcap.h>
 
+#include "fuzz_check.hpp"
 #include "pcap_file.hpp"
 
 namespace {
 
 using dnsmon::detail::PcapReader;
 using Status = PcapReader::Status;
-
-#define FUZZ_CHECK(cond)                                                            \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                 \
-    }                                                                               \
-  } while (false)
 
 constexpr std::size_t kMaxInput = 1U << 20U;
 

@@ -23,6 +23,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "zipf.hpp"
+
 // Counts every allocation in this test binary, so a test can show that the update paths allocate
 // nothing. Only the count is new: the memory still comes from malloc (or ASan's malloc).
 namespace {
@@ -162,21 +164,8 @@ const Population& population() {
 // from raw mt19937_64 output, so the stream is the same with any standard library).
 std::vector<std::uint32_t> zipf_stream(std::size_t items, std::size_t keys, double s,
                                        std::uint64_t seed) {
-  std::vector<double> cdf(keys);
-  double sum = 0.0;
-  for (std::size_t i = 0; i < keys; ++i) {
-    sum += 1.0 / std::pow(static_cast<double>(i + 1), s);
-    cdf[i] = sum;
-  }
   std::mt19937_64 rng(seed);
-  std::vector<std::uint32_t> out(items);
-  for (auto& rank : out) {
-    const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53 * sum;
-    const auto it = std::upper_bound(cdf.begin(), cdf.end(), u);
-    rank = static_cast<std::uint32_t>(
-        std::min<std::ptrdiff_t>(it - cdf.begin(), static_cast<std::ptrdiff_t>(keys - 1)));
-  }
-  return out;
+  return dnsmon::test::zipf_ranks(items, keys, s, rng);
 }
 
 using ExactCounts = std::unordered_map<std::string_view, std::uint64_t>;
