@@ -328,7 +328,7 @@ std::string PacketSource::run(std::stop_token stop, std::span<FrameRing* const> 
     return {};
   };
 
-  // Reads a classic pcap file in place (pcap_file.hpp): from a ChunkedFile's buffer, a megabyte
+  // Reads a classic pcap file in place (pcap_file.hpp): from a ChunkedFile's buffer, 512 KiB
   // at a time (file), or from memory (the demo; file is null).
   auto drain_chunked = [&](detail::PcapReader& reader, detail::ChunkedFile* file) -> std::string {
     ctx.link_type = static_cast<std::uint16_t>(reader.link_type());

@@ -155,13 +155,14 @@ std::vector<WindowSnapshot> TrafficAnalytics::make_snapshots() const {
 }
 
 void TrafficAnalytics::on_query(const DnsMessage& m, const NameKey& name, bool valid_name,
-                                std::uint64_t name_hash) noexcept {
+                                std::uint64_t name_hash,
+                                const DomainCache::Hint& domain_hint) noexcept {
   advance_clock(m.ts_ns);
   staged_ = true;
   if (valid_name) {
     staging_names_[static_cast<std::size_t>(NameTable::Qname)].add_hashed(name, name_hash);
     staging_distinct_[static_cast<std::size_t>(DistinctKind::Qnames)].add(name_hash);
-    const std::string_view domain = domains_.registrable(name.view());
+    const std::string_view domain = domains_.registrable(name.view(), domain_hint);
     auto& domains = staging_names_[static_cast<std::size_t>(NameTable::Domain)];
     auto& distinct_domains = staging_distinct_[static_cast<std::size_t>(DistinctKind::Domains)];
     if (domain.size() == name.size) {

@@ -117,7 +117,20 @@ class TrafficAnalytics {
   // name: the lower-cased qname (valid_name false if it did not fit), name_hash its hash_bytes()
   // under this object's seed.
   void on_query(const DnsMessage& m, const NameKey& name, bool valid_name,
-                std::uint64_t name_hash) noexcept;
+                std::uint64_t name_hash) noexcept {
+    on_query(m, name, valid_name, name_hash,
+             valid_name ? domains_.prepare(name.view()) : DomainCache::Hint{});
+  }
+
+  // The same, with domain_hint == prepare_domain(name) when valid_name.
+  void on_query(const DnsMessage& m, const NameKey& name, bool valid_name, std::uint64_t name_hash,
+                const DomainCache::Hint& domain_hint) noexcept;
+
+  // DomainCache::prepare() for a query's name: call it early, on_query() later.
+  [[nodiscard]] DomainCache::Hint prepare_domain(const NameKey& name) const noexcept {
+    return domains_.prepare(name.view());
+  }
+
   void on_response(const DnsMessage& m, const NameKey& name, bool valid_name,
                    std::uint64_t name_hash) noexcept;
 

@@ -174,28 +174,40 @@ void DomainCache::insert(Entry* table, const Entry& entry) noexcept {
   table[set + (entry.hash >> 62U)] = entry;
 }
 
-std::string_view DomainCache::registrable(std::string_view name) noexcept {
-  if (name.empty() || name == ".") {
-    return name;
+DomainCache::Hint DomainCache::prepare(std::string_view name) const noexcept {
+  Hint hint;
+  if (name.empty() || name == "." || name.size() > 0xffff ||
+      name.find('\\') != std::string_view::npos) {
+    return hint;
   }
-  if (name.find('\\') != std::string_view::npos) {
-    return name.substr(tail_start(name, 2));
-  }
-  // Label starts from the right: starts[k] is where the last k + 1 labels begin.
-  constexpr std::size_t kTail = PublicSuffixList::kMaxRuleLabels + 1;
-  std::array<std::size_t, kTail> starts{};
-  std::size_t labels = 0;
-  for (std::size_t i = name.size(); i-- > 0 && labels < kTail;) {
+  hint.lookup = true;
+  for (std::size_t i = name.size(); i-- > 0 && hint.labels < Hint::kTail;) {
     if (name[i] == '.') {
-      starts[labels++] = i + 1;
+      hint.starts[hint.labels++] = static_cast<std::uint16_t>(i + 1);
     }
   }
-  if (labels < kTail) {
-    starts[labels++] = 0;  // the whole name
+  if (hint.labels < Hint::kTail) {
+    hint.starts[hint.labels++] = 0;  // the whole name
   }
+  if (hint.labels >= 2) {
+    hint.two_label_hash = hash_bytes(name.substr(hint.starts[1]), seed_);
+    __builtin_prefetch(&stable_[hint.two_label_hash & mask_ & ~(kWays - 1)]);
+  }
+  return hint;
+}
+
+std::string_view DomainCache::registrable(std::string_view name, const Hint& hint) noexcept {
+  if (!hint.lookup) {
+    if (name.empty() || name == ".") {
+      return name;
+    }
+    return name.substr(tail_start(name, 2));  // escaped (or over 64 KiB, which no name is)
+  }
+  const auto& starts = hint.starts;
+  const std::size_t labels = hint.labels;
   for (std::size_t k = 1; k < labels; ++k) {  // the last 2, 3, ... labels
     const std::string_view tail = name.substr(starts[k]);
-    const std::uint64_t h = hash_bytes(tail, seed_);
+    const std::uint64_t h = k == 1 ? hint.two_label_hash : hash_bytes(tail, seed_);
     if (find(stable_.get(), h, tail.size()) != nullptr) {
       ++hits_;
       return tail;

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -99,8 +100,29 @@ class DomainCache {
   DomainCache(std::shared_ptr<const PublicSuffixList> list, std::size_t entries,
               std::uint64_t seed);
 
+  // What registrable() first computes from a name: where its last labels start and the hash of
+  // its last two. Meaningful only for the name it was prepared from.
+  struct Hint {
+    static constexpr std::size_t kTail = PublicSuffixList::kMaxRuleLabels + 1;
+    std::array<std::uint16_t, kTail> starts{};  // starts[k]: where the last k + 1 labels begin
+    std::uint8_t labels = 0;                    // entries of starts in use
+    bool lookup = false;  // false: registrable() needs no table (empty, root or escaped name)
+    std::uint64_t two_label_hash = 0;  // hash_bytes() of the last two labels, if labels >= 2
+  };
+
+  // The hint for name (lower case, no final dot), and starts loading the cache line
+  // that registrable() will look at first. The tables are too large to stay cached next to the
+  // rest of a worker's state, so that line is usually a cache miss: a caller with other work can
+  // prepare() a name early and overlap the miss with that work. Changes nothing.
+  [[nodiscard]] Hint prepare(std::string_view name) const noexcept;
+
   // The registrable domain of name, as a suffix of name.
-  [[nodiscard]] std::string_view registrable(std::string_view name) noexcept;
+  [[nodiscard]] std::string_view registrable(std::string_view name) noexcept {
+    return registrable(name, prepare(name));
+  }
+
+  // The same, with hint == prepare(name).
+  [[nodiscard]] std::string_view registrable(std::string_view name, const Hint& hint) noexcept;
 
   [[nodiscard]] std::uint64_t hits() const noexcept { return hits_; }
 

@@ -185,6 +185,24 @@ class QueryMatcher {
     std::int64_t query_ts_ns = 0;  // the first timestamp of the query
   };
 
+  // The key words that a node stores and compares.
+  struct Key {
+    std::uint64_t name_hash;
+    std::uint64_t fields;  // client port | id << 16 | qtype << 32 | qclass << 48
+    // IPv6 (any family but 4): the client address in words 0-1, the server's in 2-3. IPv4: the
+    // client in the low half of word 0, the server in the high half, and words 1-3 zero, so the
+    // bytes the parser leaves beyond an IPv4 address cannot split a key.
+    std::array<std::uint64_t, 4> addrs;
+  };
+
+  // A message's key and its hash, from prepare().
+  struct Probe {
+    Key key;
+    std::uint64_t hash;
+    std::uint8_t family;
+    Transport transport;
+  };
+
   enum class QueryOutcome : std::uint8_t {
     Inserted,   // a new entry (possibly after evicting the oldest)
     Duplicate,  // the key was outstanding; the entry keeps its first timestamp
@@ -209,7 +227,12 @@ class QueryMatcher {
   // The same, for a caller that has already hashed the name:
   // name_hash == qname_hash(query.qname.view(), hash_seed()). Another value keys the entry under
   // another name, so its response will not match.
-  QueryOutcome on_query(const DnsMessage& query, std::uint64_t name_hash) noexcept;
+  QueryOutcome on_query(const DnsMessage& query, std::uint64_t name_hash) noexcept {
+    return on_query(query, prepare(query, false, name_hash));
+  }
+
+  // The same with probe == prepare(query, false, name_hash).
+  QueryOutcome on_query(const DnsMessage& query, const Probe& probe) noexcept;
 
   // Looks up the query for a response (dst is the client). Expires old entries first. On a match,
   // fills result, removes the entry, records the latency and returns true; otherwise counts an
@@ -220,7 +243,21 @@ class QueryMatcher {
 
   // The same with name_hash == qname_hash(response.qname.view(), hash_seed()).
   [[nodiscard]] bool on_response(const DnsMessage& response, std::uint64_t name_hash,
+                                 Result& result) noexcept {
+    return on_response(response, prepare(response, true, name_hash), result);
+  }
+
+  // The same with probe == prepare(response, true, name_hash).
+  [[nodiscard]] bool on_response(const DnsMessage& response, const Probe& probe,
                                  Result& result) noexcept;
+
+  // The key of a query (response false) or a response, and its hash; starts loading the message's
+  // bucket into the cache. The bucket array is too large to stay cached next to the rest of a
+  // worker's state, so a random bucket is a cache miss: a caller that has other work for the
+  // message can prepare() first, do that work, then call on_query() or on_response() with the
+  // probe, and the miss overlaps the work. Reads only the seed: any order of calls is fine.
+  [[nodiscard]] Probe prepare(const DnsMessage& m, bool response,
+                              std::uint64_t name_hash) const noexcept;
 
   // Advances the clock to now_ns (if later) and removes the entries older than the timeout.
   // Returns how many were removed. Call it when traffic stops, so unanswered queries are counted.
@@ -247,16 +284,6 @@ class QueryMatcher {
  private:
   static constexpr std::uint32_t kNone = 0xffff'ffff;
 
-  // The key words that a node stores and compares.
-  struct Key {
-    std::uint64_t name_hash;
-    std::uint64_t fields;  // client port | id << 16 | qtype << 32 | qclass << 48
-    // IPv6 (any family but 4): the client address in words 0-1, the server's in 2-3. IPv4: the
-    // client in the low half of word 0, the server in the high half, and words 1-3 zero, so the
-    // bytes the parser leaves beyond an IPv4 address cannot split a key.
-    std::array<std::uint64_t, 4> addrs;
-  };
-
   // No default member initializers: the pool is allocated without being written (see
   // Allocation), and every field is set when a node is handed out.
   struct alignas(64) Node {
@@ -273,14 +300,6 @@ class QueryMatcher {
   // pull its neighbours' nodes into the cache.
   struct AgeLink {
     std::uint32_t older, newer;
-  };
-
-  // A message's key, and its hash.
-  struct Probe {
-    Key key;
-    std::uint64_t hash;
-    std::uint8_t family;
-    Transport transport;
   };
 
   // Single writer, any reader.
@@ -302,8 +321,6 @@ class QueryMatcher {
 
   [[nodiscard]] std::uint64_t key_hash(const Key& key, std::uint8_t family,
                                        Transport transport) const noexcept;
-  [[nodiscard]] Probe make_probe(const DnsMessage& m, bool response,
-                                 std::uint64_t name_hash) const noexcept;
   // The link (a bucket or a node's bucket_next) that holds the entry with this key, or nullptr.
   [[nodiscard]] std::uint32_t* find(const Probe& probe) noexcept;
   void advance_clock(std::int64_t ts_ns) noexcept;

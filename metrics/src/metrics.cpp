@@ -192,21 +192,27 @@ std::int64_t WorkerCounters::analyse(const DnsMessage& m) noexcept {
   Analytics& a = *analytics_;
   // One hash of the lower-cased name serves the matcher, the name tables and the HLLs.
   const std::uint64_t hash = detail::qname_hash(m.qname.view(), a.matcher.hash_seed());
-  std::int64_t latency = -1;
-  if (!m.qr) {
-    (void)a.matcher.on_query(m, hash);
-  } else {
-    detail::QueryMatcher::Result result{};
-    if (a.matcher.on_response(m, hash, result)) {  // records the latency itself
-      latency = result.latency_ns;
-    }
-  }
-  if (a.traffic && m.has_question) {
-    const bool valid = detail::lower_name(m.qname.view(), a.name);
+  // The domain cache's set and the matcher's bucket are both cache misses more often than not:
+  // the prepare() calls start loading them, so that they arrive while the windows work.
+  const bool windows = a.traffic && m.has_question;
+  const bool valid = windows && detail::lower_name(m.qname.view(), a.name);
+  const detail::DomainCache::Hint domain =
+      valid && !m.qr ? a.traffic->prepare_domain(a.name) : detail::DomainCache::Hint{};
+  const detail::QueryMatcher::Probe probe = a.matcher.prepare(m, m.qr, hash);
+  if (windows) {
     if (m.qr) {
       a.traffic->on_response(m, a.name, valid, hash);
     } else {
-      a.traffic->on_query(m, a.name, valid, hash);
+      a.traffic->on_query(m, a.name, valid, hash, domain);
+    }
+  }
+  std::int64_t latency = -1;
+  if (!m.qr) {
+    (void)a.matcher.on_query(m, probe);
+  } else {
+    detail::QueryMatcher::Result result{};
+    if (a.matcher.on_response(m, probe, result)) {  // records the latency itself
+      latency = result.latency_ns;
     }
   }
   return latency;

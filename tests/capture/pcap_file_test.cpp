@@ -74,7 +74,7 @@ struct Comparison {
 
 // The reader on bytes given a window of `chunk` bytes at a time, as ChunkedFile gives it a file
 // (chunk 0: all at once). Its windows always hold a whole record when the data has one (a
-// ChunkedFile's 1 MiB does: no record the reader accepts is longer), so a window that cannot is
+// ChunkedFile's 512 KiB does: no record the reader accepts is longer), so a window that cannot is
 // widened to the end.
 class Windowed {
  public:
@@ -728,7 +728,7 @@ Comparison compare_chunked_file(const std::string& path) {
   return c;
 }
 
-TEST_CASE("chunked file: records across 1 MiB refills read as libpcap reads them",
+TEST_CASE("chunked file: records across refills read as libpcap reads them",
           "[capture][pcap_file]") {
   const TempDir tmp;
   FileSpec spec;

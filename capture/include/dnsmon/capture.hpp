@@ -1,5 +1,5 @@
 // Capture sources: live interfaces and pcap/pcapng files, read with libpcap, except classic pcap
-// files (and the embedded demo) without a filter, which are read a megabyte at a time and their
+// files (and the embedded demo) without a filter, which are read 512 KiB at a time and their
 // records in place (capture/src/pcap_file.hpp: the same frames and errors as libpcap, without two
 // stdio reads and a copy per record).
 //
