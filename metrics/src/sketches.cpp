@@ -8,13 +8,25 @@
 
 namespace dnsmon::detail {
 
-HyperLogLog::HyperLogLog(unsigned precision) : precision_(precision) {
-  if (precision < kMinPrecision || precision > kMaxPrecision) {
+namespace {
+
+unsigned checked_precision(unsigned precision) {
+  if (precision < HyperLogLog::kMinPrecision || precision > HyperLogLog::kMaxPrecision) {
     throw std::invalid_argument("HyperLogLog precision must be in [" +
-                                std::to_string(kMinPrecision) + ", " +
-                                std::to_string(kMaxPrecision) + "]");
+                                std::to_string(HyperLogLog::kMinPrecision) + ", " +
+                                std::to_string(HyperLogLog::kMaxPrecision) + "]");
   }
-  registers_.assign(std::size_t{1} << precision, 0);
+  return precision;
+}
+
+}  // namespace
+
+HyperLogLog::HyperLogLog(Uncleared /*tag*/, unsigned precision)
+    : registers_(std::size_t{1} << checked_precision(precision)), precision_(precision) {
+}
+
+HyperLogLog::HyperLogLog(unsigned precision) : HyperLogLog(kUncleared, precision) {
+  clear();
 }
 
 namespace {

@@ -238,6 +238,18 @@ concept SketchKey = std::is_trivially_copyable_v<K> && std::default_initializabl
 };
 
 // ---------------------------------------------------------------------------------------------
+// A constructor tag: the summary gets its memory but writes none of it, so its content is
+// unspecified until clear(); until then only clear(), memory_bytes(), moves and destruction are
+// allowed. SlidingWindow builds its sub-windows so: most of a long window's sub-windows are not
+// used for a long time after start-up (in a 20-second replay, 13 of the 18 of the default
+// windows), and their pages then stay untouched and out of the resident set.
+struct Uncleared {
+  explicit Uncleared() = default;
+};
+
+inline constexpr Uncleared kUncleared{};
+
+// ---------------------------------------------------------------------------------------------
 // Storage for n trivially copyable values that are always written before they are read (the keys
 // of the Space-Saving counters). Unlike a std::vector it writes nothing at construction, so the
 // pages of a summary's keys (64 KiB for 256 names) stay untouched, and out of the resident set,
@@ -271,6 +283,14 @@ class RawArray {
   const T& operator[](std::size_t i) const noexcept { return data_[i]; }
 
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+  T* begin() noexcept { return data_; }
+
+  T* end() noexcept { return data_ + size_; }
+
+  const T* begin() const noexcept { return data_; }
+
+  const T* end() const noexcept { return data_ + size_; }
 
  private:
   T* data_;
@@ -324,15 +344,21 @@ class SpaceSaving {
   // Throws std::invalid_argument unless 1 <= capacity <= kMaxCapacity. For a top-k table use a
   // capacity of 8-16 x k or more: the error bound is total() / capacity.
   explicit SpaceSaving(std::size_t capacity, std::uint64_t seed = kDefaultSketchSeed)
-      : keys_(checked_capacity(capacity)), seed_(seed), capacity_(checked_capacity(capacity)) {
-    counters_.resize(capacity_);
-    order_.resize(capacity_);
-    buckets_.resize(capacity_);
-    scratch_.resize(capacity_);
-    chains_.resize(chain_count(capacity_));
-    chain_mask_ = static_cast<std::uint32_t>(chains_.size() - 1);
+      : SpaceSaving(kUncleared, capacity, seed) {
     clear();
   }
+
+  // The same, without writing anything: call clear() before any other use (see Uncleared).
+  SpaceSaving(Uncleared /*tag*/, std::size_t capacity, std::uint64_t seed = kDefaultSketchSeed)
+      : keys_(checked_capacity(capacity)),
+        counters_(checked_capacity(capacity)),
+        order_(checked_capacity(capacity)),
+        buckets_(checked_capacity(capacity)),
+        scratch_(checked_capacity(capacity)),
+        chains_(chain_count(checked_capacity(capacity))),
+        seed_(seed),
+        chain_mask_(static_cast<std::uint32_t>(chains_.size() - 1)),
+        capacity_(checked_capacity(capacity)) {}
 
   // Counts weight occurrences of key. Weight 0 is ignored.
   void add(const Key& key, std::uint64_t weight = 1) noexcept {
@@ -532,9 +558,9 @@ class SpaceSaving {
 
   // Fixed at construction.
   [[nodiscard]] std::size_t memory_bytes() const noexcept {
-    return sizeof(*this) + keys_.size() * sizeof(Key) + counters_.capacity() * sizeof(Counter) +
-           (order_.capacity() + scratch_.capacity() + chains_.capacity()) * sizeof(std::uint32_t) +
-           buckets_.capacity() * sizeof(Bucket);
+    return sizeof(*this) + keys_.size() * sizeof(Key) + counters_.size() * sizeof(Counter) +
+           (order_.size() + scratch_.size() + chains_.size()) * sizeof(std::uint32_t) +
+           buckets_.size() * sizeof(Bucket);
   }
 
  private:
@@ -700,11 +726,11 @@ class SpaceSaving {
 
   // keys_[slot] and counters_[slot] describe one counter ("slot"), wherever it is in order_.
   RawArray<Key> keys_;  // written by assign_key() before any read
-  std::vector<Counter> counters_;
-  std::vector<std::uint32_t> order_;    // the slots by count ascending
-  std::vector<Bucket> buckets_;         // at most m in use
-  std::vector<std::uint32_t> scratch_;  // merge() only
-  std::vector<std::uint32_t> chains_;   // the first slot of each hash chain, or kNoSlot
+  RawArray<Counter> counters_;
+  RawArray<std::uint32_t> order_;    // the slots by count ascending
+  RawArray<Bucket> buckets_;         // at most m in use
+  RawArray<std::uint32_t> scratch_;  // merge() only
+  RawArray<std::uint32_t> chains_;   // the first slot of each hash chain, or kNoSlot
   std::uint64_t seed_;
   std::uint64_t total_ = 0;
   std::uint32_t chain_mask_ = 0;
@@ -733,6 +759,9 @@ class HyperLogLog {
 
   // Throws std::invalid_argument unless kMinPrecision <= precision <= kMaxPrecision.
   explicit HyperLogLog(unsigned precision = kDefaultPrecision);
+
+  // The same, without writing anything: call clear() before any other use (see Uncleared).
+  HyperLogLog(Uncleared /*tag*/, unsigned precision);
 
   // hash must be uniformly distributed over 64 bits, e.g. from hash_bytes(); sketches that will
   // be merged must use the same hash function and seed.
@@ -764,7 +793,7 @@ class HyperLogLog {
 
   // Fixed at construction.
   [[nodiscard]] std::size_t memory_bytes() const noexcept {
-    return sizeof(*this) + registers_.capacity();
+    return sizeof(*this) + registers_.size();
   }
 
   [[nodiscard]] static std::size_t planned_bytes(unsigned precision) noexcept {
@@ -772,7 +801,7 @@ class HyperLogLog {
   }
 
  private:
-  std::vector<std::uint8_t> registers_;
+  RawArray<std::uint8_t> registers_;
   unsigned precision_;
 };
 
@@ -780,6 +809,10 @@ class HyperLogLog {
 // A plain counter with the summary interface, for sliding-window totals.
 class CountSummary {
  public:
+  CountSummary() = default;
+
+  explicit CountSummary(Uncleared /*tag*/) {}
+
   void add(std::uint64_t n = 1) noexcept { value_ += n; }
 
   [[nodiscard]] std::uint64_t value() const noexcept { return value_; }
@@ -821,15 +854,21 @@ concept WindowSummary = requires(S& s, const S& cs) {
 template <WindowSummary Summary>
 class SlidingWindow {
  public:
-  // Builds K summaries as Summary(summary_args...). Throws std::invalid_argument unless
-  // window_ns > 0, 1 <= sub_windows <= 1024 and sub_windows divides window_ns.
+  // Builds K summaries as Summary(kUncleared, summary_args...) (or Summary(summary_args...) for
+  // a type without that constructor): a sub-window is cleared when it is first used, so one that
+  // is not used stays untouched. Throws std::invalid_argument unless window_ns > 0,
+  // 1 <= sub_windows <= 1024 and sub_windows divides window_ns.
   template <class... Args>
   SlidingWindow(std::int64_t window_ns, std::size_t sub_windows, const Args&... summary_args)
       : sub_window_ns_(checked_sub_window_ns(window_ns, sub_windows)),
         sub_windows_(static_cast<std::int64_t>(sub_windows)) {
     subs_.reserve(sub_windows);
     for (std::size_t i = 0; i < sub_windows; ++i) {
-      subs_.emplace_back(summary_args...);
+      if constexpr (std::is_constructible_v<Summary, Uncleared, const Args&...>) {
+        subs_.emplace_back(kUncleared, summary_args...);
+      } else {
+        subs_.emplace_back(summary_args...);
+      }
     }
     epochs_.assign(sub_windows, kEmpty);
   }
@@ -859,7 +898,10 @@ class SlidingWindow {
       }
     }
     const std::size_t slot = slot_of(current_);
-    epochs_[slot] = current_;
+    if (epochs_[slot] == kEmpty) {
+      subs_[slot].clear();  // a slot is cleared as it is taken (see clear_slot())
+      epochs_[slot] = current_;
+    }
     return subs_[slot];
   }
 
@@ -950,12 +992,9 @@ class SlidingWindow {
     return static_cast<std::size_t>(r < 0 ? r + sub_windows_ : r);
   }
 
-  void clear_slot(std::size_t slot) noexcept {
-    if (epochs_[slot] != kEmpty) {
-      subs_[slot].clear();
-      epochs_[slot] = kEmpty;
-    }
-  }
+  // Marks the slot free. Its summary is cleared when advance() takes the slot again, so a slot
+  // that is never taken again is never written again, and one never taken never written at all.
+  void clear_slot(std::size_t slot) noexcept { epochs_[slot] = kEmpty; }
 
   void clear_all() noexcept {
     for (std::size_t i = 0; i < subs_.size(); ++i) {
@@ -964,7 +1003,7 @@ class SlidingWindow {
   }
 
   std::vector<Summary> subs_;
-  std::vector<std::int64_t> epochs_;  // epoch held by each slot, kEmpty if cleared
+  std::vector<std::int64_t> epochs_;  // epoch held by each slot; kEmpty: free, content unspecified
   std::int64_t sub_window_ns_;
   std::int64_t sub_windows_;
   std::int64_t current_ = kEmpty;

@@ -86,8 +86,10 @@ IpReassembler::IpReassembler(IpReassemblyOptions options) : options_(options) {
   const std::size_t bucket_count = std::bit_ceil(2 * options_.max_datagrams);
 
   slots_.resize(options_.max_datagrams);
-  ranges_.resize(options_.max_datagrams * options_.max_fragments);
-  page_map_.assign(options_.max_datagrams * pages_per_slot_, kNone);
+  ranges_ =
+      std::make_unique_for_overwrite<Range[]>(options_.max_datagrams * options_.max_fragments);
+  page_map_ =
+      std::make_unique_for_overwrite<std::uint32_t[]>(options_.max_datagrams * pages_per_slot_);
   buckets_.assign(bucket_count, kNone);
   // Both free lists are stacks whose capacity is reserved here, so push_back never allocates.
   free_slots_.reserve(options_.max_datagrams);
@@ -147,6 +149,8 @@ std::uint32_t IpReassembler::create(const FragmentKey& key, std::uint32_t bucket
   free_slots_.pop_back();
   Slot& s = slots_[index];
   s = Slot{};
+  const auto map = pages(index);
+  std::fill(map.begin(), map.end(), kNone);  // release() keeps it so; here for a first use
   s.key = key;
   s.first_seen_ns = now_ns;
   s.bucket = bucket;
@@ -225,11 +229,11 @@ void IpReassembler::publish_gauges() noexcept {
 }
 
 std::span<IpReassembler::Range> IpReassembler::ranges(std::uint32_t slot) noexcept {
-  return std::span(ranges_).subspan(slot * options_.max_fragments, options_.max_fragments);
+  return {ranges_.get() + std::size_t{slot} * options_.max_fragments, options_.max_fragments};
 }
 
 std::span<std::uint32_t> IpReassembler::pages(std::uint32_t slot) noexcept {
-  return std::span(page_map_).subspan(slot * pages_per_slot_, pages_per_slot_);
+  return {page_map_.get() + std::size_t{slot} * pages_per_slot_, pages_per_slot_};
 }
 
 std::byte* IpReassembler::page(std::uint32_t index) noexcept {

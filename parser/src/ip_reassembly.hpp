@@ -166,7 +166,7 @@ class IpReassembler {
   static constexpr std::uint32_t kNone = 0xFFFFFFFFU;
 
   struct Range {
-    std::uint32_t start = 0, end = 0;  // [start, end) in datagram bytes
+    std::uint32_t start, end;  // [start, end) in datagram bytes; no initializers (see ranges_)
   };
 
   struct Slot {
@@ -211,9 +211,13 @@ class IpReassembler {
   std::size_t pages_per_slot_ = 0;
 
   std::vector<Slot> slots_;
-  std::vector<Range> ranges_;            // max_fragments per slot, sorted by start
-  std::vector<std::uint32_t> page_map_;  // pages_per_slot_ per slot: page index or kNone
-  std::vector<std::uint32_t> buckets_;   // chain heads; a power of two >= 2 * max_datagrams
+  // Neither is written before a slot is first used: a slot's ranges are read only up to its
+  // fragment count, and create() fills its page map, so pages of slots never used stay untouched.
+  std::unique_ptr<Range[]> ranges_;  // NOLINT(modernize-avoid-c-arrays): max_fragments per slot,
+                                     // sorted by start
+  std::unique_ptr<std::uint32_t[]>
+      page_map_;  // NOLINT(modernize-avoid-c-arrays): pages_per_slot_ per slot: page or kNone
+  std::vector<std::uint32_t> buckets_;  // chain heads; a power of two >= 2 * max_datagrams
   std::vector<std::uint32_t> free_slots_;
   std::vector<std::uint32_t> free_pages_;
   std::unique_ptr<std::byte[]> pool_;  // NOLINT(modernize-avoid-c-arrays): fixed page pool

@@ -189,11 +189,10 @@ TcpReassembler::TcpReassembler(TcpReassemblyOptions options) : options_(options)
   const auto buckets = std::bit_ceil(options_.max_flows * 2);  // chains average under one flow
   bucket_mask_ = static_cast<std::uint32_t>(buckets - 1);
   buckets_.assign(buckets, kNoIndex);
-  flows_.resize(options_.max_flows);
-  for (std::size_t i = 0; i < flows_.size(); ++i) {
-    flows_[i].bucket_next = i + 1 < flows_.size() ? static_cast<std::uint32_t>(i + 1) : kNoIndex;
-  }
-  slots_.assign(options_.max_flows * slots_per_flow_, kNoIndex);
+  // Flows are constructed as the table first needs them (create()), within this capacity, so no
+  // reallocation ever moves them; the slots of a flow are set when it is created.
+  flows_.reserve(options_.max_flows);
+  slots_ = std::make_unique_for_overwrite<std::uint32_t[]>(options_.max_flows * slots_per_flow_);
   chunk_next_.assign(pool_chunks_, kNoIndex);
   // make_unique_for_overwrite leaves the bytes uninitialised, so the pool's pages stay untouched
   // until a chunk is first used: resident memory follows use, up to the budget.
@@ -231,6 +230,11 @@ std::uint32_t TcpReassembler::find(const TcpFlowKey& key, std::uint64_t hash) co
 
 std::uint32_t TcpReassembler::create(const TcpFlowKey& key, std::uint64_t hash,
                                      std::int64_t now_ns) noexcept {
+  if (free_flow_ == kNoIndex && flows_.size() < options_.max_flows) {
+    flows_.emplace_back();  // within the reserved capacity: no allocation, nothing moves
+    free_flow_ = static_cast<std::uint32_t>(flows_.size() - 1);
+    flows_.back().bucket_next = kNoIndex;
+  }
   if (free_flow_ == kNoIndex) {
     assert(lru_.head != kNoIndex && "a full table has a least recently used flow");
     bump(stats_.evicted);
@@ -240,6 +244,7 @@ std::uint32_t TcpReassembler::create(const TcpFlowKey& key, std::uint64_t hash,
   Flow& f = flows_[index];
   free_flow_ = f.bucket_next;
   f = Flow{};
+  std::fill_n(slots_.get() + std::size_t{index} * slots_per_flow_, slots_per_flow_, kNoIndex);
   f.key = key;
   f.hash = hash;
   f.last_ns = now_ns;

@@ -14,8 +14,10 @@
 // Thread-safety: one worker thread calls add(), expire(), flows() and memory_bytes(); any thread
 //   may read stats() (each counter has one writer, see TcpReassemblyStats).
 // Allocation: the constructor allocates everything (flow table, hash buckets, the byte pool of
-//   memory_budget_bytes, whose pages are touched only as they are first used, and a 64 KiB scratch
-//   buffer); add() and expire() never allocate.
+//   memory_budget_bytes, and a 64 KiB scratch buffer); add() and expire() never allocate. The
+//   pages of the flow table, of its chunk slots and of the byte pool are touched only as flows and
+//   chunks are first used, so a worker that sees little TCP neither pays for them at start-up nor
+//   keeps them resident.
 #pragma once
 
 #include <array>
@@ -220,8 +222,9 @@ class TcpReassembler {
 
   std::vector<Flow> flows_;
   std::vector<std::uint32_t> buckets_;  // head flow index of each hash chain
-  std::vector<std::uint32_t> slots_;    // per flow, chunk index for each slot of its window
-  std::uint32_t free_flow_ = 0;         // head of the free-slot chain through Flow::bucket_next
+  // Per flow, the chunk index for each slot of its window; written by create(), not before.
+  std::unique_ptr<std::uint32_t[]> slots_;
+  std::uint32_t free_flow_ = kNoIndex;  // head of the free-slot chain through Flow::bucket_next
   std::size_t flow_count_ = 0;
   List lru_;       // all flows, by last data
   List buffered_;  // flows holding chunks, by last data: evicted first when the pool runs dry
