@@ -5,13 +5,12 @@
 // the whole budget of a packet, so each worker puts a DomainCache in front of it. The cache is
 // exact, not a heuristic, in two tiers:
 // - Stable domains. When the list's rules come as text (the system's public_suffix_list.dat,
-//   which libpsl then also uses, or its compiled copy from the same package: see load()), we note
-//   every name that has a rule strictly below it ("amazonaws.com" has "s3.amazonaws.com"). A
-//   registrable domain R without one is stable: every name under R has R as its registrable domain,
-//   because a longer rule matching such a name would have R as a proper suffix (PSL wildcards are
-//   only ever the leftmost label). The cache remembers stable domains and finds them by trying the
-//   name's last 2, 3, ... labels. A random-subdomain flood under one domain therefore costs one
-//   libpsl call in total.
+//   which libpsl then also loads, so both agree), we note every name that has a rule strictly
+//   below it ("amazonaws.com" has "s3.amazonaws.com"). A registrable domain R without one is
+//   stable: every name under R has R as its registrable domain, because a longer rule matching
+//   such a name would have R as a proper suffix (PSL wildcards are only ever the leftmost label).
+//   The cache remembers stable domains and finds them by trying the name's last 2, 3, ...
+//   labels. A random-subdomain flood under one domain therefore costs one libpsl call in total.
 // - Other names (a public suffix itself, names under domains with deeper rules, or every name
 //   when the list came as a DAFSA without its text): keyed by their last kMaxRuleLabels + 1
 //   labels, on which the answer alone depends, since no rule is deeper than kMaxRuleLabels.
@@ -51,10 +50,9 @@ class PublicSuffixList {
   // The text list of Debian's publicsuffix package, preferred when path is "".
   static constexpr const char* kSystemList = "/usr/share/publicsuffix/public_suffix_list.dat";
 
-  // path "" loads kSystemList if it is there (its rules from the text; lookups from libpsl's
-  // newest copy of it: the text, the compiled one of the same package, or the built-in one), or
-  // else libpsl's newest (its distribution file or its built-in copy); otherwise the file at path
-  // (text list or DAFSA). Throws std::runtime_error.
+  // path "" loads kSystemList if it is there, or else libpsl's newest (its distribution file or
+  // its built-in copy); otherwise the file at path (text list or DAFSA). Throws
+  // std::runtime_error.
   static std::shared_ptr<const PublicSuffixList> load(const std::string& path);
 
   ~PublicSuffixList();
