@@ -272,6 +272,63 @@ TEST_CASE("names are printed in escaped presentation form", "[parser]") {
   CHECK(m.qname.view() == ".");
 }
 
+// The presentation form of a label, one byte at a time, as RFC 4343 §2.1 describes it.
+std::string escaped_label(const std::string& label) {
+  std::string out;
+  for (const char ch : label) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '.' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x21 || c > 0x7E) {
+      out += '\\';
+      out += static_cast<char>('0' + c / 100);
+      out += static_cast<char>('0' + c / 10 % 10);
+      out += static_cast<char>('0' + c % 10);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+TEST_CASE("labels of every length, with and without bytes to escape, print as byte by byte",
+          "[parser]") {
+  // Labels are copied sixteen bytes at a time when nothing in them needs an escape: check every
+  // label length around and across those blocks, a special byte at every position, and names that
+  // end close to the message's end (no EDNS) as well as far from it.
+  std::mt19937 rng(7);
+  const std::string specials("\0\x1f\x20.\\\x7f\x80\xff", 8);
+  for (std::size_t length = 1; length <= 63; ++length) {
+    for (std::size_t special_at = 0; special_at <= length; ++special_at) {  // == length: none
+      std::string label(length, 'a');
+      for (auto& c : label) {
+        c = static_cast<char>('!' + rng() % 94);  // printable ASCII
+        if (c == '.' || c == '\\') {
+          c = 'x';
+        }
+      }
+      if (special_at < length) {
+        label[special_at] = specials[rng() % specials.size()];
+      }
+      for (const bool edns : {false, true}) {
+        CAPTURE(length, special_at, edns);
+        const std::vector<std::string> qname{"Www", label, label.substr(0, length / 2 + 1), "com"};
+        DnsMessage m;
+        REQUIRE(parse(ethernet(ipv4(udp(40000, 53, dns_message({.qname = qname, .edns = edns}))),
+                               0x0800),
+                      m) == ParseStatus::Ok);
+        std::string expected;
+        for (const auto& l : qname) {
+          expected += (expected.empty() ? "" : ".") + escaped_label(l);
+        }
+        CHECK(m.qname.view() == expected);
+        CHECK(m.qname.labels == 4);
+      }
+    }
+  }
+}
+
 TEST_CASE("a compression pointer loop is malformed, not a hang", "[parser]") {
   Bytes msg;
   put16(msg, 1);
