@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cassert>
 #include <cstring>
 #include <fstream>
 #include <new>
@@ -180,6 +181,7 @@ void DomainCache::insert(Entry* table, const Entry& entry) noexcept {
 
 DomainCache::Hint DomainCache::prepare(std::string_view name) const noexcept {
   Hint hint;
+  hint.name_size = name.size();
   if (name.empty() || name == "." || name.size() > 0xffff ||
       name.find('\\') != std::string_view::npos) {
     return hint;
@@ -201,6 +203,7 @@ DomainCache::Hint DomainCache::prepare(std::string_view name) const noexcept {
 }
 
 std::string_view DomainCache::registrable(std::string_view name, const Hint& hint) noexcept {
+  assert(hint.name_size == name.size() && "the hint comes from prepare(name)");
   if (!hint.lookup) {
     if (name.empty() || name == ".") {
       return name;

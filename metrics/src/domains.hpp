@@ -108,6 +108,7 @@ class DomainCache {
     std::uint8_t labels = 0;                    // entries of starts in use
     bool lookup = false;  // false: registrable() needs no table (empty, root or escaped name)
     std::uint64_t two_label_hash = 0;  // hash_bytes() of the last two labels, if labels >= 2
+    std::size_t name_size = 0;         // of the name prepared; registrable() asserts it is the same
   };
 
   // The hint for name (lower case, no final dot), and starts loading the cache line
@@ -121,7 +122,8 @@ class DomainCache {
     return registrable(name, prepare(name));
   }
 
-  // The same, with hint == prepare(name).
+  // The same, with hint == prepare(name) (a hint of another name gives a wrong answer; debug
+  // builds assert the length).
   [[nodiscard]] std::string_view registrable(std::string_view name, const Hint& hint) noexcept;
 
   [[nodiscard]] std::uint64_t hits() const noexcept { return hits_; }
