@@ -38,10 +38,6 @@ std::size_t tail_start(std::string_view name, std::size_t labels) noexcept {
 
 }  // namespace
 
-PublicSuffixList::PublicSuffixList(psl_ctx_st* ctx, std::string description, bool owned)
-    : ctx_(ctx), description_(std::move(description)), owned_(owned) {
-}
-
 PublicSuffixList::~PublicSuffixList() {
   if (owned_) {
     psl_free(ctx_);
@@ -52,25 +48,46 @@ std::shared_ptr<const PublicSuffixList> PublicSuffixList::load(const std::string
   const std::string file = !path.empty()                       ? path
                            : std::ifstream(kSystemList).good() ? std::string(kSystemList)
                                                                : std::string();
+  std::shared_ptr<PublicSuffixList> list(new PublicSuffixList());
   if (!file.empty()) {
-    // From the text even when libpsl has a compiled copy of the same list (Debian's
-    // public_suffix_list.dafsa loads in 0.5 ms where the text takes 12 ms): a lookup in the
-    // compiled form costs about three times as many instructions (4,500 against 1,500), which a
-    // replay of a million queries with twenty thousand domains pays back several times over.
-    psl_ctx_t* ctx = psl_load_file(file.c_str());
-    if (ctx == nullptr) {
-      throw std::runtime_error("cannot load the public suffix list " + file +
-                               ": missing, unreadable or not a list");
+    std::ifstream in(file, std::ios::binary);
+    std::string text;
+    std::array<char, 65536> chunk{};
+    while (in && text.size() <= kMaxListBytes) {
+      in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+      text.append(chunk.data(), static_cast<std::size_t>(in.gcount()));
     }
-    std::shared_ptr<PublicSuffixList> list(new PublicSuffixList(ctx, file, true));
-    list->read_rules(file);
+    if (!in.eof() || in.bad() || text.empty() || text.size() > kMaxListBytes) {
+      throw std::runtime_error(
+          "cannot load the public suffix list " + file + ": " +
+          (text.size() > kMaxListBytes ? "larger than 16 MiB" : "missing, unreadable or empty"));
+    }
+    list->description_ = file;
+    // A compiled list (what psl-make-dafsa writes) starts with ".DAFSA@PSL_" and a version.
+    if (text.rfind(".DAFSA@PSL_", 0) == 0) {
+      list->ctx_ = psl_load_file(file.c_str());
+      list->owned_ = list->ctx_ != nullptr;
+      if (list->ctx_ == nullptr) {
+        throw std::runtime_error("cannot load the public suffix list " + file +
+                                 ": libpsl refused the compiled list");
+      }
+      return list;
+    }
+    list->read_text(text);
+    if (list->rules_ == 0) {
+      throw std::runtime_error("cannot load the public suffix list " + file +
+                               ": no rule in it (not a list)");
+    }
     return list;
   }
   // psl_latest() picks the newer of the distribution's file and the built-in copy.
   if (psl_ctx_t* ctx = psl_latest(nullptr); ctx != nullptr) {
     const char* dist = psl_dist_filename();
-    return std::shared_ptr<const PublicSuffixList>(new PublicSuffixList(
-        ctx, dist != nullptr && *dist != '\0' ? std::string(dist) : "libpsl built-in list", true));
+    list->ctx_ = ctx;
+    list->owned_ = true;
+    list->description_ =
+        dist != nullptr && *dist != '\0' ? std::string(dist) : "libpsl built-in list";
+    return list;
   }
   const psl_ctx_t* builtin = psl_builtin();
   if (builtin == nullptr) {
@@ -78,45 +95,227 @@ std::shared_ptr<const PublicSuffixList> PublicSuffixList::load(const std::string
         "no public suffix list: libpsl has no built-in list and the system has none (install "
         "the publicsuffix package or set analytics.public_suffix_list)");
   }
-  return std::shared_ptr<const PublicSuffixList>(
-      new PublicSuffixList(const_cast<psl_ctx_t*>(builtin), "libpsl built-in list", false));
+  list->ctx_ = const_cast<psl_ctx_t*>(builtin);
+  list->description_ = "libpsl built-in list";
+  return list;
 }
 
-void PublicSuffixList::read_rules(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::string line;
-  if (!std::getline(in, line) || line.rfind(".DAFSA@PSL_", 0) == 0) {
-    return;  // a DAFSA: libpsl reads it, but its rules are not text
-  }
-  do {
-    if (line.empty() || line.rfind("//", 0) == 0) {
+// Lines as libpsl 0.21 reads them: leading white space skipped, "//" comments, the rule up to the
+// next white space; "!a.b" an exception, "*.a.b" a wildcard ("*" followed by anything else is
+// ignored), anything else a plain rule, a single label too. A rule of 127 bytes or more is
+// ignored, as are ASCII forms of that length.
+void PublicSuffixList::read_text(const std::string& text) {
+  constexpr std::string_view kSpace = " \t\r\n";
+  constexpr std::size_t kLongestRule = 126;
+  keys_.reserve(text.size() / 2);
+  slots_.assign(16384, Slot{});
+  std::size_t at = 0;
+  while (at < text.size()) {
+    std::size_t end = text.find('\n', at);
+    if (end == std::string::npos) {
+      end = text.size();
+    }
+    std::string_view line(text.data() + at, end - at);
+    at = end + 1;
+    const std::size_t first = line.find_first_not_of(kSpace);
+    if (first == std::string_view::npos) {
       continue;
     }
-    std::string rule = line.substr(0, line.find_first_of(" \t\r"));
-    if (!rule.empty() && rule.front() == '!') {
-      rule.erase(0, 1);
+    line.remove_prefix(first);
+    if (line.starts_with("//")) {
+      continue;
     }
-    for (std::size_t dot = rule.find('.'); dot != std::string::npos;
-         dot = rule.find('.', dot + 1)) {
-      above_rules_.insert(rule.substr(dot + 1));
+    std::string_view rule = line.substr(0, line.find_first_of(kSpace));
+    std::uint8_t flags = kPlain;
+    if (rule.front() == '!') {
+      rule.remove_prefix(1);
+      flags = kException;
+    } else if (rule.front() == '*') {
+      if (rule.size() < 2 || rule[1] != '.') {
+        continue;
+      }
+      rule.remove_prefix(2);
+      flags = kWildcard | kPlain;
     }
-  } while (std::getline(in, line));
-  rules_known_ = true;
+    if (rule.empty() || rule.size() > kLongestRule) {
+      continue;  // libpsl stores an empty rule, which no lookup can reach
+    }
+    ++rules_;
+    add_rule(rule, flags);
+    // The ASCII form of an internationalised rule, label by label; the names on the wire use it.
+    if (std::any_of(rule.begin(), rule.end(), [](char c) { return (c & 0x80) != 0; })) {
+      std::string ascii;
+      bool ok = true;
+      for (std::size_t from = 0; ok && from <= rule.size();) {
+        std::size_t dot = rule.find('.', from);
+        if (dot == std::string_view::npos) {
+          dot = rule.size();
+        }
+        const std::string_view label = rule.substr(from, dot - from);
+        std::string converted = punycode_label(label);
+        const bool plain =
+            std::all_of(label.begin(), label.end(), [](char c) { return (c & 0x80) == 0; });
+        ok = plain || !converted.empty();
+        ascii += plain ? std::string(label) : converted;
+        if (dot < rule.size()) {
+          ascii += '.';
+        }
+        from = dot + 1;
+      }
+      if (ok && ascii.size() <= kLongestRule) {
+        add_rule(ascii, flags);
+      }
+    }
+  }
 }
 
-bool PublicSuffixList::stable(std::string_view domain) const {
-  return rules_known_ && above_rules_.find(domain) == above_rules_.end();
+void PublicSuffixList::add_rule(std::string_view rule, std::uint8_t flags) {
+  // A wildcard "*.a.b" has rules below "a.b" itself; every rule has them below its parents.
+  add(rule, static_cast<std::uint8_t>(flags | ((flags & kWildcard) != 0 ? kAbove : 0)));
+  for (std::size_t dot = rule.find('.'); dot != std::string_view::npos;
+       dot = rule.find('.', dot + 1)) {
+    add(rule.substr(dot + 1), kAbove);
+  }
+}
+
+namespace {
+
+constexpr std::uint64_t kRuleSeed = 0x9e3779b97f4a7c15ULL;
+
+std::uint16_t tag_of(std::uint64_t hash) noexcept {
+  return static_cast<std::uint16_t>(hash >> 48U);
+}
+
+}  // namespace
+
+void PublicSuffixList::add(std::string_view key, std::uint8_t flags) {
+  if (key.empty() || key.size() > 0xff) {
+    return;
+  }
+  if ((used_ + 1) * 2 > slots_.size()) {
+    std::vector<Slot> old(slots_.size() * 2);
+    old.swap(slots_);
+    used_ = 0;
+    for (const Slot& s : old) {
+      if (s.length != 0) {
+        const std::string_view k(keys_.data() + s.offset, s.length);
+        const std::uint64_t h = hash_bytes(k, kRuleSeed);
+        for (std::size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+          if (slots_[i].length == 0) {
+            slots_[i] = s;
+            ++used_;
+            break;
+          }
+        }
+      }
+    }
+  }
+  const std::uint64_t h = hash_bytes(key, kRuleSeed);
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t i = h & mask;; i = (i + 1) & mask) {
+    Slot& s = slots_[i];
+    if (s.length == 0) {
+      s.offset = static_cast<std::uint32_t>(keys_.size());
+      s.length = static_cast<std::uint8_t>(key.size());
+      s.flags = flags;
+      s.tag = tag_of(h);
+      keys_.append(key);
+      ++used_;
+      return;
+    }
+    if (s.tag == tag_of(h) && s.length == key.size() &&
+        std::memcmp(keys_.data() + s.offset, key.data(), key.size()) == 0) {
+      s.flags |= flags;
+      return;
+    }
+  }
+}
+
+std::uint8_t PublicSuffixList::flags_of(std::string_view key) const noexcept {
+  if (key.empty() || key.size() > 0xff || slots_.empty()) {
+    return 0;
+  }
+  const std::uint64_t h = hash_bytes(key, kRuleSeed);
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t i = h & mask;; i = (i + 1) & mask) {
+    const Slot& s = slots_[i];
+    if (s.length == 0) {
+      return 0;
+    }
+    if (s.tag == tag_of(h) && s.length == key.size() &&
+        std::memcmp(keys_.data() + s.offset, key.data(), key.size()) == 0) {
+      return s.flags;
+    }
+  }
+}
+
+// libpsl's is_public_suffix() for a list read from text: a single label is one (the implicit
+// "*" rule); else the name's own rule decides (an exception: no, any other: yes), and without
+// one, a wildcard rule of its parent makes it one.
+bool PublicSuffixList::is_public_suffix(std::string_view domain) const noexcept {
+  if (domain.starts_with('.')) {
+    domain.remove_prefix(1);
+  }
+  const std::size_t dot = domain.find('.');
+  if (dot == std::string_view::npos) {
+    return true;
+  }
+  const std::uint8_t own = flags_of(domain);
+  if ((own & kRule) != 0) {
+    return (own & kException) == 0;
+  }
+  return (flags_of(domain.substr(dot + 1)) & kWildcard) != 0;
+}
+
+bool PublicSuffixList::stable(std::string_view domain) const noexcept {
+  return rules_ != 0 && (flags_of(domain) & kAbove) == 0;
 }
 
 std::size_t PublicSuffixList::registrable_length(std::string_view name,
                                                  bool* public_suffix) const noexcept {
-  std::array<char, 256> buffer{};
   if (public_suffix != nullptr) {
     *public_suffix = true;
   }
-  if (name.empty() || name.size() >= buffer.size()) {
+  if (name.empty() || name.size() > 255) {
     return name.size();
   }
+  if (ctx_ != nullptr) {
+    return libpsl_registrable_length(name, public_suffix);
+  }
+  // psl_registrable_domain(): no name that starts with a dot; only the last eight labels count;
+  // then, from the left, the label before the first suffix that is public.
+  if (name.front() == '.') {
+    return name.size();
+  }
+  std::size_t start = 0;
+  std::size_t dots = 0;
+  for (std::size_t i = name.size(); i-- > 0;) {
+    if (name[i] == '.' && ++dots > 8) {
+      start = i + 1;
+      break;
+    }
+  }
+  std::size_t registrable = std::string_view::npos;
+  while (!is_public_suffix(name.substr(start))) {
+    const std::size_t dot = name.find('.', start);
+    if (dot == std::string_view::npos) {
+      break;
+    }
+    registrable = start;
+    start = dot + 1;
+  }
+  if (registrable == std::string_view::npos) {
+    return name.size();
+  }
+  if (public_suffix != nullptr) {
+    *public_suffix = false;
+  }
+  return name.size() - registrable;
+}
+
+std::size_t PublicSuffixList::libpsl_registrable_length(std::string_view name,
+                                                        bool* public_suffix) const noexcept {
+  std::array<char, 256> buffer{};
   std::memcpy(buffer.data(), name.data(), name.size());
   const char* domain = psl_registrable_domain(ctx_, buffer.data());
   if (domain == nullptr) {
@@ -126,6 +325,138 @@ std::size_t PublicSuffixList::registrable_length(std::string_view name,
     *public_suffix = false;
   }
   return name.size() - static_cast<std::size_t>(domain - buffer.data());
+}
+
+namespace {
+
+// RFC 3492, section 6.1: the bias after each encoded code point.
+std::uint32_t adapt_bias(std::uint32_t delta, std::uint32_t points, bool first) noexcept {
+  constexpr std::uint32_t kBase = 36;
+  constexpr std::uint32_t kTmin = 1;
+  constexpr std::uint32_t kTmax = 26;
+  delta = first ? delta / 700 : delta / 2;
+  delta += delta / points;
+  std::uint32_t k = 0;
+  while (delta > ((kBase - kTmin) * kTmax) / 2) {
+    delta /= kBase - kTmin;
+    k += kBase;
+  }
+  return k + (kBase - kTmin + 1) * delta / (delta + 38);
+}
+
+// Code points of strict UTF-8 (no overlong forms, surrogates or values past U+10FFFF).
+bool decode_utf8(std::string_view in, std::vector<std::uint32_t>& out) {
+  out.clear();
+  for (std::size_t i = 0; i < in.size();) {
+    const auto b = static_cast<unsigned char>(in[i]);
+    std::size_t extra = 0;
+    std::uint32_t cp = 0;
+    std::uint32_t least = 0;
+    if (b < 0x80) {
+      cp = b;
+    } else if ((b & 0xE0U) == 0xC0U) {
+      extra = 1;
+      cp = b & 0x1FU;
+      least = 0x80;
+    } else if ((b & 0xF0U) == 0xE0U) {
+      extra = 2;
+      cp = b & 0x0FU;
+      least = 0x800;
+    } else if ((b & 0xF8U) == 0xF0U) {
+      extra = 3;
+      cp = b & 0x07U;
+      least = 0x10000;
+    } else {
+      return false;
+    }
+    if (i + extra >= in.size() && extra > 0) {
+      return false;  // cut short
+    }
+    for (std::size_t k = 1; k <= extra; ++k) {
+      const auto c = static_cast<unsigned char>(in[i + k]);
+      if ((c & 0xC0U) != 0x80U) {
+        return false;
+      }
+      cp = (cp << 6U) | (c & 0x3FU);
+    }
+    if (cp < least || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return false;
+    }
+    out.push_back(cp);
+    i += extra + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string punycode_label(std::string_view utf8) {
+  constexpr std::uint32_t kBase = 36;
+  constexpr std::uint32_t kTmin = 1;
+  constexpr std::uint32_t kTmax = 26;
+  constexpr std::size_t kMaxLabel = 63;
+  std::vector<std::uint32_t> input;
+  if (!decode_utf8(utf8, input)) {
+    return {};
+  }
+  std::string out = "xn--";
+  for (std::uint32_t cp : input) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    }
+  }
+  const auto basic = static_cast<std::uint32_t>(out.size() - 4);
+  if (basic == input.size()) {
+    return {};  // nothing to encode
+  }
+  if (basic > 0) {
+    out += '-';
+  }
+  const auto digit = [](std::uint32_t d) {
+    return static_cast<char>(d < 26 ? 'a' + d : '0' + (d - 26));
+  };
+  std::uint32_t n = 0x80;
+  std::uint32_t delta = 0;
+  std::uint32_t bias = 72;
+  std::uint32_t handled = basic;
+  while (handled < input.size()) {
+    std::uint32_t m = UINT32_MAX;
+    for (std::uint32_t cp : input) {
+      if (cp >= n && cp < m) {
+        m = cp;
+      }
+    }
+    // Labels are at most 63 code points of at most U+10FFFF: delta stays far below 2^32.
+    delta += (m - n) * (handled + 1);
+    n = m;
+    for (std::uint32_t cp : input) {
+      if (cp < n) {
+        ++delta;
+      }
+      if (cp != n) {
+        continue;
+      }
+      std::uint32_t q = delta;
+      for (std::uint32_t k = kBase;; k += kBase) {
+        const std::uint32_t t = k <= bias ? kTmin : k >= bias + kTmax ? kTmax : k - bias;
+        if (q < t) {
+          break;
+        }
+        out += digit(t + (q - t) % (kBase - t));
+        q = (q - t) / (kBase - t);
+      }
+      out += digit(q);
+      bias = adapt_bias(delta, handled + 1, handled == basic);
+      delta = 0;
+      ++handled;
+      if (out.size() > kMaxLabel) {
+        return {};
+      }
+    }
+    ++delta;
+    ++n;
+  }
+  return out.size() > kMaxLabel ? std::string() : out;
 }
 
 DomainCache::DomainCache(std::shared_ptr<const PublicSuffixList> list, std::size_t entries,

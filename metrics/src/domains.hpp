@@ -1,16 +1,18 @@
 // Registrable domains ("example.co.uk" for "www.example.co.uk") by the Public Suffix List.
 //
-// PublicSuffixList wraps one libpsl context, loaded once per process and shared read-only by the
-// workers (libpsl lookups do not modify the context). A lookup costs 300-1,500 ns here, more than
-// the whole budget of a packet, so each worker puts a DomainCache in front of it. The cache is
-// exact, not a heuristic, in two tiers:
-// - Stable domains. When the list's rules come as text (the system's public_suffix_list.dat,
-//   which libpsl then also loads, so both agree), we note every name that has a rule strictly
-//   below it ("amazonaws.com" has "s3.amazonaws.com"). A registrable domain R without one is
-//   stable: every name under R has R as its registrable domain, because a longer rule matching
-//   such a name would have R as a proper suffix (PSL wildcards are only ever the leftmost label).
-//   The cache remembers stable domains and finds them by trying the name's last 2, 3, ...
-//   labels. A random-subdomain flood under one domain therefore costs one libpsl call in total.
+// PublicSuffixList holds the list's rules, loaded once per process and shared read-only by the
+// workers: a text list in a table of its own (it loads in about a millisecond, libpsl's loader
+// took 12), a compiled list (DAFSA) or libpsl's built-in copy through libpsl. A lookup walks the
+// name's labels with up to a dozen table probes (libpsl: 300-1,500 ns), more than the whole
+// budget of a packet, so each worker puts a DomainCache in front of it. The cache is exact, not
+// a heuristic, in two tiers:
+// - Stable domains. When the list's rules come as text (the system's public_suffix_list.dat),
+//   the table also marks every name that has a rule strictly below it ("amazonaws.com" has
+//   "s3.amazonaws.com"). A registrable domain R without one is stable: every name under R has R
+//   as its registrable domain, because a longer rule matching such a name would have R as a
+//   proper suffix (PSL wildcards are only ever the leftmost label). The cache remembers stable
+//   domains and finds them by trying the name's last 2, 3, ... labels. A random-subdomain flood
+//   under one domain therefore costs one rule lookup in total.
 // - Other names (a public suffix itself, names under domains with deeper rules, or every name
 //   when the list came as a DAFSA without its text): keyed by their last kMaxRuleLabels + 1
 //   labels, on which the answer alone depends, since no rule is deeper than kMaxRuleLabels.
@@ -19,7 +21,7 @@
 // Names are expected lower-cased and in presentation form without the final dot. A name that is
 // itself a public suffix ("com", "co.uk") or the root counts as its own domain. A name with an
 // escaped character ('\' in presentation form) is not looked up: its domain is taken as its last
-// two labels, so such names still group, and hostile names cannot reach libpsl.
+// two labels, so such names still group, and hostile names never reach the rules.
 //
 // Thread-safety: PublicSuffixList is immutable after load() and shared; a DomainCache belongs to
 //   one worker. Allocation: load() and the DomainCache constructor only.
@@ -35,7 +37,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 #include <vector>
 
 struct psl_ctx_st;
@@ -49,6 +50,9 @@ class PublicSuffixList {
 
   // The text list of Debian's publicsuffix package, preferred when path is "".
   static constexpr const char* kSystemList = "/usr/share/publicsuffix/public_suffix_list.dat";
+
+  // A text list larger than this is refused (the real one is about 230 KB).
+  static constexpr std::size_t kMaxListBytes = 16U << 20U;
 
   // path "" loads kSystemList if it is there, or else libpsl's newest (its distribution file or
   // its built-in copy); otherwise the file at path (text list or DAFSA). Throws
@@ -67,32 +71,58 @@ class PublicSuffixList {
 
   // Whether every name under domain has domain as its registrable domain, given that domain is
   // registrable: false when some rule lies below it, or when the rules are not known as text.
-  [[nodiscard]] bool stable(std::string_view domain) const;
+  [[nodiscard]] bool stable(std::string_view domain) const noexcept;
 
   // Where the list came from, for the startup log.
   [[nodiscard]] const std::string& description() const noexcept { return description_; }
 
+  // Rules read from a text list (0 for a DAFSA or libpsl's built-in list).
+  [[nodiscard]] std::size_t rules() const noexcept { return rules_; }
+
  private:
-  PublicSuffixList(psl_ctx_st* ctx, std::string description, bool owned);
-  void read_rules(const std::string& path);
+  PublicSuffixList() = default;
 
-  psl_ctx_st* ctx_;
-  std::string description_;
-  bool owned_;
-  bool rules_known_ = false;
-
-  // Looked up by string_view: no string is built per lookup.
-  struct TextHash {
-    using is_transparent = void;
-
-    std::size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>{}(s);
-    }
+  // A text list is matched here, the way libpsl 0.21 matches a list it loaded from text (the
+  // same rule forms, the same "check from the left" walk, the same ASCII forms of
+  // internationalised rules), without libpsl's sorted vector of ten thousand small allocations
+  // and its binary search: an open-addressing table of every rule and every proper suffix of
+  // one, with what each is.
+  enum Flag : std::uint8_t {
+    kPlain = 1,      // "a.b", or the "a.b" of "*.a.b"
+    kWildcard = 2,   // "*.a.b"
+    kException = 4,  // "!a.b"
+    kAbove = 8,      // some rule lies strictly below this name
   };
 
-  std::unordered_set<std::string, TextHash, std::equal_to<>> above_rules_;  // proper suffixes
-                                                                            // of some rule
+  static constexpr std::uint8_t kRule = kPlain | kWildcard | kException;
+
+  struct Slot {
+    std::uint32_t offset = 0;  // in keys_
+    std::uint8_t length = 0;   // 0: empty (no key is empty)
+    std::uint8_t flags = 0;
+    std::uint16_t tag = 0;  // the hash's top bits
+  };
+
+  void read_text(const std::string& text);
+  void add_rule(std::string_view rule, std::uint8_t flags);
+  void add(std::string_view key, std::uint8_t flags);
+  [[nodiscard]] std::uint8_t flags_of(std::string_view key) const noexcept;
+  [[nodiscard]] bool is_public_suffix(std::string_view domain) const noexcept;
+  [[nodiscard]] std::size_t libpsl_registrable_length(std::string_view name,
+                                                      bool* public_suffix) const noexcept;
+
+  psl_ctx_st* ctx_ = nullptr;  // libpsl, for a list that is not text
+  bool owned_ = false;
+  std::string description_;
+  std::size_t rules_ = 0;
+  std::string keys_;         // every key's bytes, back to back
+  std::vector<Slot> slots_;  // a power of two, at most half full
+  std::size_t used_ = 0;
 };
+
+// The ASCII form ("xn--" and RFC 3492 Punycode) of one label of lower-case UTF-8, or "" when the
+// label is not valid UTF-8, is plain ASCII already, or would exceed 63 characters.
+[[nodiscard]] std::string punycode_label(std::string_view utf8);
 
 class DomainCache {
  public:
