@@ -5,6 +5,7 @@
 #include <bit>
 #include <cassert>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <new>
 #include <stdexcept>
@@ -52,6 +53,11 @@ std::shared_ptr<const PublicSuffixList> PublicSuffixList::load(const std::string
   if (!file.empty()) {
     std::ifstream in(file, std::ios::binary);
     std::string text;
+    std::error_code size_error;
+    const std::uintmax_t size = std::filesystem::file_size(file, size_error);
+    if (!size_error) {
+      text.reserve(static_cast<std::size_t>(std::min<std::uintmax_t>(size, kMaxListBytes) + 1));
+    }
     std::array<char, 65536> chunk{};
     while (in && text.size() <= kMaxListBytes) {
       in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
@@ -108,7 +114,9 @@ void PublicSuffixList::read_text(const std::string& text) {
   constexpr std::string_view kSpace = " \t\r\n";
   constexpr std::size_t kLongestRule = 126;
   keys_.reserve(text.size() / 2);
-  slots_.assign(16384, Slot{});
+  // At most half full for a list of ten short rules per 230 bytes or so (the real one: 32,768
+  // slots for about 10,000 keys); add() doubles it when needed.
+  slots_.assign(std::bit_ceil(std::max<std::size_t>(text.size() / 8, 1024)), Slot{});
   std::size_t at = 0;
   while (at < text.size()) {
     std::size_t end = text.find('\n', at);
