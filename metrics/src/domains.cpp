@@ -494,34 +494,34 @@ const DomainCache::Entry* DomainCache::find(const Entry* table, std::uint64_t ha
   const std::size_t set = hash & mask_ & ~(kWays - 1);
   for (std::size_t w = 0; w < kWays; ++w) {
     const Entry& e = table[set + w];
-    if (e.tail_length == tail_length && e.hash == hash) {
+    if (e.matches(hash, tail_length)) {
       return &e;
     }
-    if (e.tail_length == 0) {
+    if (e.empty()) {
       break;  // ways fill in order and are never emptied: none further on
     }
   }
   return nullptr;
 }
 
-void DomainCache::insert(Entry* table, const Entry& entry) noexcept {
-  const std::size_t set = entry.hash & mask_ & ~(kWays - 1);
+void DomainCache::insert(Entry* table, std::uint64_t hash, const Entry& entry) noexcept {
+  const std::size_t set = hash & mask_ & ~(kWays - 1);
   for (std::size_t w = 0; w < kWays; ++w) {
-    if (table[set + w].tail_length == 0) {
+    if (table[set + w].empty()) {
       table[set + w] = entry;
       return;
     }
   }
-  // A full set: the victim is picked by the two top hash bits, which the set index does not use,
-  // so it is not always the same way.
-  static_assert(kWays == 4, "two hash bits pick the way");
-  table[set + (entry.hash >> 62U)] = entry;
+  // A full set: the victim is picked by the three top hash bits, which the set index does not
+  // use, so it is not always the same way.
+  static_assert(kWays == 8, "three hash bits pick the way");
+  table[set + (hash >> 61U)] = entry;
 }
 
 DomainCache::Hint DomainCache::prepare(std::string_view name) const noexcept {
   Hint hint;
   hint.name_size = name.size();
-  if (name.empty() || name == "." || name.size() > 0xffff ||
+  if (name.empty() || name == "." || name.size() > 255 ||
       name.find('\\') != std::string_view::npos) {
     return hint;
   }
@@ -547,7 +547,7 @@ std::string_view DomainCache::registrable(std::string_view name, const Hint& hin
     if (name.empty() || name == ".") {
       return name;
     }
-    return name.substr(tail_start(name, 2));  // escaped (or over 64 KiB, which no name is)
+    return name.substr(tail_start(name, 2));  // escaped (or over 255, which no name is)
   }
   const auto& starts = hint.starts;
   const std::size_t labels = hint.labels;
@@ -563,7 +563,7 @@ std::string_view DomainCache::registrable(std::string_view name, const Hint& hin
   const std::uint64_t h = hash_bytes(tail, seed_);
   if (const Entry* e = find(entries_.get(), h, tail.size())) {
     ++hits_;
-    return name.substr(name.size() - e->domain_length);
+    return name.substr(name.size() - e->domain_length());
   }
   ++misses_;
   bool public_suffix = false;
@@ -571,11 +571,9 @@ std::string_view DomainCache::registrable(std::string_view name, const Hint& hin
   const std::string_view domain = name.substr(name.size() - length);
   if (!public_suffix && list_->stable(domain)) {
     const std::uint64_t dh = hash_bytes(domain, seed_);
-    insert(stable_.get(), Entry{dh, static_cast<std::uint16_t>(domain.size()),
-                                static_cast<std::uint16_t>(domain.size())});
+    insert(stable_.get(), dh, Entry::make(dh, domain.size(), domain.size()));
   } else {
-    insert(entries_.get(),
-           Entry{h, static_cast<std::uint16_t>(tail.size()), static_cast<std::uint16_t>(length)});
+    insert(entries_.get(), h, Entry::make(h, tail.size(), length));
   }
   return domain;
 }

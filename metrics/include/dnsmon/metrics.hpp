@@ -34,7 +34,7 @@ struct AnalyticsOptions {
   std::uint32_t top_n = 10;                             // series per top-N table and window
   std::uint32_t top_capacity = 256;  // Space-Saving counters per table and sub-window (>= top_n)
   std::uint32_t hll_precision = 14;  // 2^p one-byte registers; 0.81 % standard error at 14
-  std::uint32_t domain_cache_entries = 65536;  // per tier; 16 bytes each
+  std::uint32_t domain_cache_entries = 65536;  // per tier; 8 bytes each
   std::string public_suffix_list;              // "" = the system's list
   std::uint8_t client_ipv4_prefix = 32;
   std::uint8_t client_ipv6_prefix = 128;
