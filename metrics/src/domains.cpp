@@ -4,6 +4,7 @@
 #include <array>
 #include <bit>
 #include <cassert>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -45,6 +46,36 @@ PublicSuffixList::~PublicSuffixList() {
   }
 }
 
+std::shared_ptr<const PublicSuffixList> PublicSuffixList::from_text(const std::string& text,
+                                                                    const std::string& name) {
+  std::shared_ptr<PublicSuffixList> list(new PublicSuffixList());
+  list->description_ = name;
+  // A compiled list (what psl-make-dafsa writes) starts with ".DAFSA@PSL_" and a version.
+  if (text.rfind(".DAFSA@PSL_", 0) == 0) {
+    // fmemopen takes a non-const buffer but only reads it in "rb" mode.
+    std::FILE* f = fmemopen(const_cast<char*>(text.data()), text.size(), "rb");  // NOLINT
+    list->ctx_ = f != nullptr ? psl_load_fp(f) : nullptr;
+    if (f != nullptr) {
+      std::fclose(f);
+    }
+    list->owned_ = list->ctx_ != nullptr;
+    if (list->ctx_ == nullptr) {
+      throw std::runtime_error("cannot load the public suffix list " + name +
+                               ": libpsl refused the compiled list");
+    }
+    return list;
+  }
+  if (text.size() > kMaxListBytes) {
+    throw std::runtime_error("cannot load the public suffix list " + name + ": larger than 16 MiB");
+  }
+  list->read_text(text);
+  if (list->rules_ == 0) {
+    throw std::runtime_error("cannot load the public suffix list " + name +
+                             ": no rule in it (not a list)");
+  }
+  return list;
+}
+
 std::shared_ptr<const PublicSuffixList> PublicSuffixList::load(const std::string& path) {
   const std::string file = !path.empty()                       ? path
                            : std::ifstream(kSystemList).good() ? std::string(kSystemList)
@@ -68,23 +99,7 @@ std::shared_ptr<const PublicSuffixList> PublicSuffixList::load(const std::string
           "cannot load the public suffix list " + file + ": " +
           (text.size() > kMaxListBytes ? "larger than 16 MiB" : "missing, unreadable or empty"));
     }
-    list->description_ = file;
-    // A compiled list (what psl-make-dafsa writes) starts with ".DAFSA@PSL_" and a version.
-    if (text.rfind(".DAFSA@PSL_", 0) == 0) {
-      list->ctx_ = psl_load_file(file.c_str());
-      list->owned_ = list->ctx_ != nullptr;
-      if (list->ctx_ == nullptr) {
-        throw std::runtime_error("cannot load the public suffix list " + file +
-                                 ": libpsl refused the compiled list");
-      }
-      return list;
-    }
-    list->read_text(text);
-    if (list->rules_ == 0) {
-      throw std::runtime_error("cannot load the public suffix list " + file +
-                               ": no rule in it (not a list)");
-    }
-    return list;
+    return from_text(text, file);
   }
   // psl_latest() picks the newer of the distribution's file and the built-in copy.
   if (psl_ctx_t* ctx = psl_latest(nullptr); ctx != nullptr) {

@@ -59,6 +59,10 @@ class PublicSuffixList {
   // std::runtime_error.
   static std::shared_ptr<const PublicSuffixList> load(const std::string& path);
 
+  // The same from a list's bytes (text or DAFSA); name is for messages and description().
+  static std::shared_ptr<const PublicSuffixList> from_text(const std::string& text,
+                                                           const std::string& name);
+
   ~PublicSuffixList();
   PublicSuffixList(const PublicSuffixList&) = delete;
   PublicSuffixList& operator=(const PublicSuffixList&) = delete;

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 
-TARGETS = ("dns_message", "packet_path", "pcap_file", "pcap_reader")
+TARGETS = ("dns_message", "packet_path", "pcap_file", "pcap_reader", "psl_rules")
 REGRESSION_PREFIXES = ("crash-", "timeout-", "leak-", "oom-", "slow-unit-")
 
 LINK_ETHERNET, LINK_NULL, LINK_RAW, LINK_RAW_OPENBSD, LINK_RAW_BSDOS = 1, 0, 101, 12, 14
@@ -972,6 +972,25 @@ def regression_seeds(gen_packets):
 # Commands
 
 
+def hand_psl_lists():
+    """psl_rules: small lists in the shapes of the real one, and odd lines (hostile part). The
+    differential part reads the same bytes as choices of its list and name generator."""
+    real_like = "\n".join([
+        "// ===BEGIN ICANN DOMAINS===", "com", "uk", "co.uk", "*.ck", "!www.ck", "jp",
+        "*.kawasaki.jp", "!city.kawasaki.jp", "\u516c\u53f8.cn", "// ===END ICANN DOMAINS===",
+        "// ===BEGIN PRIVATE DOMAINS===", "  github.io   trailing words", "s3.amazonaws.com",
+        "// ===END PRIVATE DOMAINS===", "www.example.co.uk", "a.b.ck", "www.ck",
+        "x.city.kawasaki.jp", "y.xn--55qx5d.cn", "z.github.io", ""]).encode()
+    odd = b"\n".join([b"*bad", b"!x", b"*.", b"!", b"*", b"..", b".a", b"a..b", b"\t\r ",
+                      b"a" * 300, b"\xff\xfe.\xc3", b"xn--.a", b"// only a comment", b""])
+    return {
+        "hand-real-like": real_like,
+        "hand-odd-lines": odd,
+        "hand-comments-only": b"// nothing here\n\n   \t\n//\n",
+        "hand-generator-bytes": bytes(range(1, 200)),
+    }
+
+
 def write_seed(directory, name, data):
     with open(os.path.join(directory, name), "wb") as f:
         f.write(data)
@@ -1044,6 +1063,8 @@ def cmd_checked_in(args):
     for name, blob in hand_reader_files(read_capture(gen["default"])).items():
         write_seed(dirs["pcap_reader"], "hand-" + name, blob)
 
+    for name, blob in hand_psl_lists().items():
+        write_seed(dirs["psl_rules"], name, blob)
     for name, blob in regression_seeds(read_capture(gen["default"])).items():
         write_seed(args.out, name, blob)
 
