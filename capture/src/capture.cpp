@@ -30,10 +30,18 @@ struct DispatchContext {
   double replay_speed = 0;
   std::int64_t first_ts_ns = -1;
   std::chrono::steady_clock::time_point replay_start;
+  const std::function<void()>* consume = nullptr;  // a replay read in its consumer's thread
+  std::size_t pending = 0;                         // frames pushed since consume() last ran
 };
 
-// Wakes every worker that sleeps with frames waiting: the end of a batch of input.
-void flush_rings(const DispatchContext& ctx) noexcept {
+// The end of a batch of input: wakes every worker that sleeps with frames waiting, or (inline)
+// lets the consumer take them.
+void flush_rings(DispatchContext& ctx) {
+  if (ctx.consume != nullptr) {
+    (*ctx.consume)();
+    ctx.pending = 0;
+    return;
+  }
   for (FrameRing* ring : ctx.rings) {
     ring->ring_consumer(true);
   }
@@ -80,6 +88,21 @@ void deliver(DispatchContext& ctx, std::int64_t ts_ns, std::uint32_t wire_len,
       std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
           due - std::chrono::steady_clock::now(), std::chrono::milliseconds(50)));
     }
+  }
+  if (ctx.consume != nullptr) {
+    // Inline: a full ring is emptied here, and an empty ring takes any frame (its storage holds
+    // two of the largest).
+    if (!ring->try_push(header, data)) {
+      flush_rings(ctx);
+      if (!ring->try_push(header, data)) {
+        ctx.stats->ring_dropped.add();  // not reached: the consumer must empty the ring
+        return;
+      }
+    }
+    if (++ctx.pending >= PacketSource::kInlineBatch) {
+      flush_rings(ctx);
+    }
+    return;
   }
   // A replay waits for room rather than lose frames: it sleeps until the worker has emptied half
   // the ring (the timeout only bounds how long a stop request waits).
@@ -290,8 +313,22 @@ std::unique_ptr<PacketSource> PacketSource::open_memory(std::span<const std::byt
   return s;
 }
 
+std::string PacketSource::run_inline(std::stop_token stop, std::span<FrameRing* const> rings,
+                                     const std::function<void()>& consume) {
+  if (live_) {
+    throw std::logic_error("run_inline() is for replays: live capture needs its own thread");
+  }
+  return run_with(std::move(stop), rings, &consume);
+}
+
 std::string PacketSource::run(std::stop_token stop, std::span<FrameRing* const> rings) {
+  return run_with(std::move(stop), rings, nullptr);
+}
+
+std::string PacketSource::run_with(std::stop_token stop, std::span<FrameRing* const> rings,
+                                   const std::function<void()>* consume) {
   DispatchContext ctx;
+  ctx.consume = consume;
   ctx.rings = rings;
   ctx.stats = &stats_;
   ctx.stop = &stop;
@@ -343,7 +380,7 @@ std::string PacketSource::run(std::stop_token stop, std::span<FrameRing* const> 
         continue;
       }
       if (status == detail::PcapReader::Status::NeedMore) {  // only with a file
-        if (!file->refill(reader.consumed(), error)) {
+        if (file == nullptr || !file->refill(reader.consumed(), error)) {
           break;
         }
         reader.rebase(file->bytes());

@@ -17,6 +17,80 @@ constexpr std::size_t kReplayRingBytes = std::size_t{1} << 20U;
 
 }  // namespace
 
+// One worker's frames: its ring from every source, its parser and counters, and the message
+// log. Used by the worker's thread, or by the reader's thread in an inline replay.
+class Pipeline::Worker {
+ public:
+  Worker(Pipeline& p, std::size_t index)
+      : counters_(*p.counters_[index]), parser_(*p.parsers_[index]) {
+    for (std::size_t s = 0; s < p.sources_.size(); ++s) {
+      rings_.push_back(p.ring_ptrs_[s * p.workers_count_ + index]);
+    }
+    sink_.counters = &counters_;
+    sink_.writer = p.messages_.get();
+    sink_.shared = p.workers_count_ > 1 ? &p.messages_mutex_ : nullptr;
+  }
+
+  // Takes up to a batch of frames from each ring; whether there were any.
+  bool run_once() noexcept {
+    constexpr int kBatch = 64;  // frames taken from one ring before looking at the next
+    bool any = false;
+    for (FrameRing* ring : rings_) {
+      int n = 0;
+      for (; n < kBatch && ring->front(frame_); ++n) {
+        const ParseStatus status = parser_.parse(frame_, sink_);
+        counters_.record_frame(frame_.header.wire_len, status);
+        ring->pop();
+      }
+      if (n != 0) {
+        any = true;
+        ring->release_producer();
+      }
+    }
+    return any;
+  }
+
+  // Empties every ring.
+  void drain() noexcept {
+    while (run_once()) {
+    }
+  }
+
+  [[nodiscard]] bool frames_waiting() noexcept {
+    return std::any_of(rings_.begin(), rings_.end(),
+                       [&](FrameRing* r) { return r->front(frame_); });
+  }
+
+  WorkerCounters& counters() noexcept { return counters_; }
+
+ private:
+  // Counts each message, and logs it (header-only messages too, marked malformed).
+  struct Sink final : MessageSink {
+    WorkerCounters* counters = nullptr;
+    MessageWriter* writer = nullptr;
+    std::mutex* shared = nullptr;  // set when several workers write one output
+
+    void on_message(const DnsMessage& m) override {
+      const std::int64_t latency = m.malformed_question ? -1 : counters->record_message(m);
+      if (writer == nullptr) {
+        return;
+      }
+      if (shared != nullptr) {
+        const std::lock_guard lock(*shared);
+        writer->write(m, latency);
+      } else {
+        writer->write(m, latency);
+      }
+    }
+  };
+
+  WorkerCounters& counters_;
+  Parser& parser_;
+  std::vector<FrameRing*> rings_;  // this worker's ring from every source
+  Sink sink_;
+  FrameView frame_;
+};
+
 Pipeline::Pipeline(const Config& config, MetricsHub& hub, std::span<const std::byte> demo_capture)
     : config_(config) {
   const auto& cap = config_.capture;
@@ -96,6 +170,18 @@ void Pipeline::start(std::FILE* messages, SourceEnd on_source_end) {
   if (messages != nullptr) {
     messages_ = std::make_unique<MessageWriter>(messages);
   }
+  if (inline_replay()) {
+    // One worker and a replay: the reader's thread is the worker's too (pipeline.hpp).
+    captures_.emplace_back([this, on_source_end](std::stop_token st) {
+      Worker worker(*this, 0);
+      const std::function<void()> consume = [&worker] { worker.drain(); };
+      const std::string error = sources_[0]->run_inline(st, source_rings(0), consume);
+      worker.drain();
+      worker.counters().finish();
+      on_source_end(0, error);
+    });
+    return;
+  }
   for (std::size_t i = 0; i < workers_count_; ++i) {
     workers_.emplace_back([this, i](std::stop_token st) { worker_loop(st, i); });
   }
@@ -144,68 +230,20 @@ std::uint64_t Pipeline::frames_processed() const noexcept {
 }
 
 void Pipeline::worker_loop(std::stop_token /*stop*/, std::size_t index) {
-  std::vector<FrameRing*> rings;  // this worker's ring from every source
-  for (std::size_t s = 0; s < sources_.size(); ++s) {
-    rings.push_back(ring_ptrs_[s * workers_count_ + index]);
-  }
-
-  // Counts each message, and logs it (header-only messages too, marked malformed).
-  struct Sink final : MessageSink {
-    WorkerCounters* counters = nullptr;
-    MessageWriter* writer = nullptr;
-    std::mutex* shared = nullptr;  // set when several workers write one output
-
-    void on_message(const DnsMessage& m) override {
-      const std::int64_t latency = m.malformed_question ? -1 : counters->record_message(m);
-      if (writer == nullptr) {
-        return;
-      }
-      if (shared != nullptr) {
-        const std::lock_guard lock(*shared);
-        writer->write(m, latency);
-      } else {
-        writer->write(m, latency);
-      }
-    }
-  };
-
-  Sink sink;
-  sink.counters = counters_[index];
-  sink.writer = messages_.get();
-  sink.shared = workers_count_ > 1 ? &messages_mutex_ : nullptr;
-  WorkerCounters& counters = *counters_[index];
-  Parser& parser = *parsers_[index];
-  FrameView frame;
+  Worker worker(*this, index);
   Doorbell& bell = *doorbells_[index];
-  constexpr int kBatch = 64;  // frames taken from one ring before looking at the next
   // Live capture only: while no frame arrives, packet time is the wall clock, so the windows
   // keep sliding and unanswered queries time out. A replay's clock is its packets'.
   constexpr auto kTickPeriod = std::chrono::milliseconds(250);
   auto next_tick = std::chrono::steady_clock::now();
-  const auto frames_waiting = [&] {
-    return std::any_of(rings.begin(), rings.end(), [&](FrameRing* r) { return r->front(frame); });
-  };
   for (;;) {
-    bool any = false;
-    for (FrameRing* ring : rings) {
-      int n = 0;
-      for (; n < kBatch && ring->front(frame); ++n) {
-        const ParseStatus status = parser.parse(frame, sink);
-        counters.record_frame(frame.header.wire_len, status);
-        ring->pop();
-      }
-      if (n != 0) {
-        any = true;
-        ring->release_producer();
-      }
-    }
-    if (any) {
+    if (worker.run_once()) {
       continue;
     }
     // pairs with release in drain_and_join(): every push happened before it
     if (producers_done_.load(std::memory_order_acquire)) {
-      if (!frames_waiting()) {
-        counters.finish();
+      if (!worker.frames_waiting()) {
+        worker.counters().finish();
         return;
       }
       continue;
@@ -213,14 +251,14 @@ void Pipeline::worker_loop(std::stop_token /*stop*/, std::size_t index) {
     const auto now = std::chrono::steady_clock::now();
     if (live_ && now >= next_tick) {
       next_tick = now + kTickPeriod;
-      counters.tick(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count());
+      worker.counters().tick(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count());
     }
     // Idle: sleep until a producer rings (a batch of frames is waiting, or its input paused), the
     // input ends, or the next tick is due.
     const std::uint32_t ticket = bell.prepare_sleep();
-    if (producers_done_.load(std::memory_order_acquire) || frames_waiting()) {
+    if (producers_done_.load(std::memory_order_acquire) || worker.frames_waiting()) {
       bell.cancel_sleep();
       continue;
     }

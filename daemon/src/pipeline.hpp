@@ -1,5 +1,11 @@
 // The running pipeline: capture threads → rings → worker threads → counters.
 //
+// A replay with one worker runs its reader and its worker in one thread, through the same ring:
+// the reader pushes a batch of frames and the worker takes them at once, so the frames stay in
+// one core's cache and no thread sleeps or wakes. That costs a sixth less CPU per packet than two
+// threads (docs/performance.md), and gives up the overlap of reading and parsing: wall time is
+// then CPU time. Several workers, and live capture, get a thread each.
+//
 // Thread-safety: construct, start() and the stop/join calls on the control thread. Capture threads
 //   report their end by calling the on_source_end callback (from their own thread).
 // Allocation: at construction; none per frame.
@@ -50,7 +56,12 @@ class Pipeline {
   [[nodiscard]] std::uint64_t frames_processed() const noexcept;
 
  private:
+  class Worker;
   void worker_loop(std::stop_token stop, std::size_t index);
+
+  [[nodiscard]] bool inline_replay() const noexcept {
+    return !live_ && workers_count_ == 1 && sources_.size() == 1;
+  }
 
   // Ring of (source, worker) is rings_[source * workers + worker]: every ring has exactly one
   // producer (its source's capture thread) and one consumer (its worker).

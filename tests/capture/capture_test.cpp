@@ -1,6 +1,8 @@
 #include "dnsmon/capture.hpp"
 
+#include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <set>
 #include <stop_token>
 #include <string>
@@ -122,6 +124,67 @@ TEST_CASE("a replay waits for room in the ring instead of dropping", "[capture][
   }
   CHECK(seen == 500);
   CHECK(source->stats().ring_dropped.get() == 0);
+}
+
+TEST_CASE("an inline replay hands batches to its consumer in the same thread", "[capture]") {
+  TempDir dir;
+  constexpr std::size_t kFrames = 1000;
+  write_pcap(dir.path / "many.pcap", PCAP_TSTAMP_PRECISION_MICRO, kFrames);
+  write_pcap(dir.path / "few.pcap", PCAP_TSTAMP_PRECISION_NANO, 3);
+  auto source = PacketSource::open_files(
+      {(dir.path / "many.pcap").string(), (dir.path / "few.pcap").string()}, {}, 0);
+  // 64 frames: the ring fills before a batch of kInlineBatch, so both paths are taken.
+  FrameRing ring(64, 65535);
+  std::vector<FrameRing*> rings{&ring};
+  const auto reader = std::this_thread::get_id();
+  std::size_t calls = 0;
+  std::size_t largest = 0;
+  std::vector<std::int64_t> times;
+  const std::function<void()> consume = [&] {
+    CHECK(std::this_thread::get_id() == reader);
+    ++calls;
+    std::size_t n = 0;
+    FrameView v;
+    while (ring.front(v)) {
+      times.push_back(v.header.ts_ns);
+      ring.pop();
+      ++n;
+    }
+    largest = std::max(largest, n);
+  };
+  std::stop_source stop;
+  CHECK(source->run_inline(stop.get_token(), rings, consume).empty());
+  REQUIRE(times.size() == kFrames + 3);  // every frame, in order, none left in the ring
+  CHECK(std::is_sorted(times.begin(), times.begin() + kFrames));
+  CHECK(times[kFrames] == 1'700'000'000LL * 1'000'000'000 + 123);
+  CHECK(ring.empty());
+  CHECK(largest <= 64);
+  CHECK(calls >= kFrames / 64);
+  CHECK(source->stats().received.get() == kFrames + 3);
+  CHECK(source->stats().ring_dropped.get() == 0);
+
+  // Batches of kInlineBatch when the ring is large enough.
+  auto again = PacketSource::open_files({(dir.path / "many.pcap").string()}, {}, 0);
+  FrameRing big(4096, 65535);
+  std::vector<FrameRing*> big_rings{&big};
+  calls = 0;
+  largest = 0;
+  times.clear();
+  const std::function<void()> consume_big = [&] {
+    ++calls;
+    std::size_t n = 0;
+    FrameView v;
+    while (big.front(v)) {
+      big.pop();
+      ++n;
+    }
+    largest = std::max(largest, n);
+    times.resize(times.size() + n);
+  };
+  CHECK(again->run_inline(stop.get_token(), big_rings, consume_big).empty());
+  CHECK(times.size() == kFrames);
+  CHECK(largest == PacketSource::kInlineBatch);
+  CHECK(calls >= kFrames / PacketSource::kInlineBatch);
 }
 
 TEST_CASE("frames are spread over rings by address, both directions together", "[capture]") {

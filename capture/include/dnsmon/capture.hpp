@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <stdexcept>
@@ -100,6 +101,14 @@ class PacketSource {
   // on a clean end, or the error.
   std::string run(std::stop_token stop, std::span<FrameRing* const> rings);
 
+  // A replay read in its consumer's own thread (not for live capture: throws std::logic_error):
+  // consume() is called every kInlineBatch frames, whenever a ring is full, and at the end of
+  // each batch of input, and must empty every ring before it returns. The frames then go from
+  // the file into the ring and out of it in one core's cache.
+  static constexpr std::size_t kInlineBatch = 256;
+  std::string run_inline(std::stop_token stop, std::span<FrameRing* const> rings,
+                         const std::function<void()>& consume);
+
   [[nodiscard]] const CaptureStats& stats() const noexcept { return stats_; }
 
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
@@ -110,6 +119,8 @@ class PacketSource {
 
  private:
   PacketSource(std::string name, bool live, const CaptureOptions& options, std::uint16_t index);
+  std::string run_with(std::stop_token stop, std::span<FrameRing* const> rings,
+                       const std::function<void()>* consume);
 
   std::string name_;
   bool live_;
