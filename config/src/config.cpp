@@ -496,7 +496,9 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
                  "serve /metrics on ADDR:PORT (default " + std::string(kDefaultListen) +
                      "; offline runs serve only when given)")
       ->type_name("ADDR:PORT");
-  app.add_option("--workers", workers, "parser worker threads (default 1)")
+  app.add_option("--workers", workers,
+                 "parser worker threads (default 1; a replay with one worker reads and parses in "
+                 "one thread)")
       ->check(CLI::Range(1, 64));
   app.add_option("--metrics-out", metrics_out,
                  "write the final metrics (text format) to FILE or - at the end of input")
