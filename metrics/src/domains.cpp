@@ -68,7 +68,9 @@ std::shared_ptr<const PublicSuffixList> PublicSuffixList::from_text(const std::s
   if (text.size() > kMaxListBytes) {
     throw std::runtime_error("cannot load the public suffix list " + name + ": larger than 16 MiB");
   }
-  list->read_text(text);
+  if (const std::string error = list->read_text(text); !error.empty()) {
+    throw std::runtime_error("cannot load the public suffix list " + name + ": " + error);
+  }
   if (list->rules_ == 0) {
     throw std::runtime_error("cannot load the public suffix list " + name +
                              ": no rule in it (not a list)");
@@ -125,7 +127,7 @@ std::shared_ptr<const PublicSuffixList> PublicSuffixList::load(const std::string
 // next white space; "!a.b" an exception, "*.a.b" a wildcard ("*" followed by anything else is
 // ignored), anything else a plain rule, a single label too. A rule of 127 bytes or more is
 // ignored, as are ASCII forms of that length.
-void PublicSuffixList::read_text(const std::string& text) {
+std::string PublicSuffixList::read_text(const std::string& text) {
   constexpr std::string_view kSpace = " \t\r\n";
   constexpr std::size_t kLongestRule = 126;
   keys_.reserve(text.size() / 2);
@@ -140,6 +142,7 @@ void PublicSuffixList::read_text(const std::string& text) {
     }
     std::string_view line(text.data() + at, end - at);
     at = end + 1;
+    line = line.substr(0, line.find('\0'));  // libpsl reads a line as a C string
     const std::size_t first = line.find_first_not_of(kSpace);
     if (first == std::string_view::npos) {
       continue;
@@ -162,6 +165,15 @@ void PublicSuffixList::read_text(const std::string& text) {
     }
     if (rule.empty() || rule.size() > kLongestRule) {
       continue;  // libpsl stores an empty rule, which no lookup can reach
+    }
+    // The domain cache keys its answers by a name's last kMaxRuleLabels + 1 labels: a deeper rule
+    // would make them wrong.
+    const std::size_t labels = static_cast<std::size_t>(std::count(rule.begin(), rule.end(), '.')) +
+                               ((flags & kWildcard) != 0 ? 2 : 1);
+    if (labels > kMaxRuleLabels) {
+      return "the rule \"" + std::string(line.substr(0, line.find_first_of(kSpace))) + "\" has " +
+             std::to_string(labels) + " labels; at most " + std::to_string(kMaxRuleLabels) +
+             " are supported";
     }
     ++rules_;
     add_rule(rule, flags);
@@ -190,6 +202,7 @@ void PublicSuffixList::read_text(const std::string& text) {
       }
     }
   }
+  return overflow_ ? "its rules need more than 32 MiB of keys (not a public suffix list)" : "";
 }
 
 void PublicSuffixList::add_rule(std::string_view rule, std::uint8_t flags) {
@@ -213,6 +226,10 @@ std::uint16_t tag_of(std::uint64_t hash) noexcept {
 
 void PublicSuffixList::add(std::string_view key, std::uint8_t flags) {
   if (key.empty() || key.size() > 0xff) {
+    return;
+  }
+  if (keys_.size() + key.size() > kMaxKeyBytes) {
+    overflow_ = true;  // read_text() refuses the list
     return;
   }
   if ((used_ + 1) * 2 > slots_.size()) {

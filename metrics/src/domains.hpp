@@ -51,8 +51,10 @@ class PublicSuffixList {
   // The text list of Debian's publicsuffix package, preferred when path is "".
   static constexpr const char* kSystemList = "/usr/share/publicsuffix/public_suffix_list.dat";
 
-  // A text list larger than this is refused (the real one is about 230 KB).
+  // A text list larger than this is refused (the real one is about 230 KB), and so is one whose
+  // rules and their suffixes need more than kMaxKeyBytes (the real one: about 120 KB).
   static constexpr std::size_t kMaxListBytes = 16U << 20U;
+  static constexpr std::size_t kMaxKeyBytes = 32U << 20U;
 
   // path "" loads kSystemList if it is there, or else libpsl's newest (its distribution file or
   // its built-in copy); otherwise the file at path (text list or DAFSA). Throws
@@ -90,7 +92,11 @@ class PublicSuffixList {
   // same rule forms, the same "check from the left" walk, the same ASCII forms of
   // internationalised rules), without libpsl's sorted vector of ten thousand small allocations
   // and its binary search: an open-addressing table of every rule and every proper suffix of
-  // one, with what each is.
+  // one, with what each is. Internationalised rules are taken as written, in lower case and
+  // normalised as the published list has them; libpsl first normalises (NFKC) and maps them
+  // (IDNA2008), so a list with other Unicode forms can get other ASCII forms from each. Two
+  // refusals libpsl does not make: a rule of more than kMaxRuleLabels labels (the domain cache
+  // depends on that bound) and rules that need more than kMaxKeyBytes.
   enum Flag : std::uint8_t {
     kPlain = 1,      // "a.b", or the "a.b" of "*.a.b"
     kWildcard = 2,   // "*.a.b"
@@ -107,7 +113,8 @@ class PublicSuffixList {
     std::uint16_t tag = 0;  // the hash's top bits
   };
 
-  void read_text(const std::string& text);
+  // "" or why the list is refused.
+  [[nodiscard]] std::string read_text(const std::string& text);
   void add_rule(std::string_view rule, std::uint8_t flags);
   void add(std::string_view key, std::uint8_t flags);
   [[nodiscard]] std::uint8_t flags_of(std::string_view key) const noexcept;
@@ -122,6 +129,7 @@ class PublicSuffixList {
   std::string keys_;         // every key's bytes, back to back
   std::vector<Slot> slots_;  // a power of two, at most half full
   std::size_t used_ = 0;
+  bool overflow_ = false;  // keys_ would have passed kMaxKeyBytes
 };
 
 // The ASCII form ("xn--" and RFC 3492 Punycode) of one label of lower-case UTF-8, or "" when the

@@ -8,9 +8,11 @@
 //    labels) and of names over the same labels, and our answer for every name must equal
 //    libpsl's for the same list (psl_load_fp, psl_registrable_domain). The generator keeps to
 //    what libpsl 0.21 handles as documented: one line per rule under 100 bytes, no NUL, each
-//    rule's key (and its ASCII form) once, internationalised labels that IDNA accepts. Outside
+//    rule's key (and its ASCII form) once, internationalised labels that IDNA accepts as they
+//    are (lower case, normalised), rules of at most 5 labels (deeper ones we refuse). Outside
 //    that libpsl has quirks of its own (a long line is split by fgets; a repeated rule may be
-//    stored twice, since it looks rules up in a vector it has not sorted yet).
+//    stored twice, since it looks rules up in a vector it has not sorted yet; Unicode is
+//    normalised and mapped before the ASCII form is taken).
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -111,7 +113,7 @@ void differential(const std::uint8_t* data, std::size_t size) {
     }
     std::string key;
     std::string ascii;
-    const std::size_t labels = 1 + in.next() % 5;
+    const std::size_t labels = 1 + in.next() % 4;  // with "*.", at most kMaxRuleLabels
     for (std::size_t l = 0; l < labels; ++l) {
       const std::string_view label = kRuleLabels[in.next() % kRuleLabels.size()];
       key += (l == 0 ? "" : ".") + std::string(label);

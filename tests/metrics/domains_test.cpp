@@ -247,6 +247,36 @@ TEST_CASE("lists that cannot be used are refused with a reason", "[metrics][doma
   CHECK_THROWS_WITH(PublicSuffixList::load("/"), Catch::Contains("cannot load"));
 }
 
+TEST_CASE("rules deeper than the domain cache allows, and huge key sets, are refused",
+          "[metrics][domains]") {
+  const TempList deep("com\na.b.c.d.e.f\n");  // six labels: the cache keys by the last six
+  CHECK_THROWS_WITH(PublicSuffixList::load(deep.path),
+                    Catch::Contains("\"a.b.c.d.e.f\" has 6 labels; at most 5"));
+  const TempList deep_wildcard("*.b.c.d.e.f\n");
+  CHECK_THROWS_WITH(PublicSuffixList::load(deep_wildcard.path), Catch::Contains("has 6 labels"));
+  const TempList five("*.b.c.d.e\n!x.b.c.d.e\na.b.c.d.e\n");
+  CHECK(PublicSuffixList::load(five.path)->rules() == 3);
+  // 123-byte rules of 5 labels with distinct tails: 365 bytes of keys per line of 124.
+  std::string many;
+  std::array<char, 8> hex{};
+  for (unsigned i = 0; many.size() < 12'000'000; ++i) {
+    std::snprintf(hex.data(), hex.size(), "%06x", i);
+    const std::string l = std::string(hex.data()) + std::string(17, 'x');
+    many += l + "a." + l + "b." + l + "c." + l + "d." + l + "\n";
+  }
+  const TempList huge(many);
+  CHECK_THROWS_WITH(PublicSuffixList::load(huge.path), Catch::Contains("more than 32 MiB"));
+}
+
+TEST_CASE("a NUL ends a line's rule, as libpsl reads it", "[metrics][domains]") {
+  const TempList file(std::string("com\nnul.com\0junk.more\n", 22));
+  const auto ours = PublicSuffixList::load(file.path);
+  const PslHandle theirs(psl_load_file(file.path.c_str()));
+  REQUIRE(theirs != nullptr);
+  CHECK(compare(*ours, theirs.get(), {"a.nul.com", "nul.com", "x.junk.more", "b.a.nul.com"}) == 4);
+  CHECK(ours->registrable_length("a.nul.com") == 9);
+}
+
 TEST_CASE("a compiled list goes through libpsl and agrees with the text", "[metrics][domains]") {
   if (!std::ifstream(kDafsa) || !std::ifstream(PublicSuffixList::kSystemList)) {
     WARN("no " << kDafsa << " or text list (package publicsuffix): not checked");

@@ -103,8 +103,9 @@ class PacketSource {
 
   // A replay read in its consumer's own thread (not for live capture: throws std::logic_error):
   // consume() is called every kInlineBatch frames, whenever a ring is full, and at the end of
-  // each batch of input, and must empty every ring before it returns. The frames then go from
-  // the file into the ring and out of it in one core's cache.
+  // each batch of input, and must empty every ring before it returns, and must not throw (it may
+  // run inside libpcap's callback). The frames then go from the file into the ring and out of it
+  // in one core's cache.
   static constexpr std::size_t kInlineBatch = 256;
   std::string run_inline(std::stop_token stop, std::span<FrameRing* const> rings,
                          const std::function<void()>& consume);
