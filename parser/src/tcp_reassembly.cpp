@@ -101,6 +101,13 @@ bool plausible_start(std::span<const std::byte> b) noexcept {
   }
 }
 
+// now - then for packet times. They come from the capture, so a hostile file can put them anywhere
+// in the 64-bit range: the difference is taken modulo 2^64 instead of overflowing.
+std::int64_t elapsed(std::int64_t now, std::int64_t then) noexcept {
+  return static_cast<std::int64_t>(static_cast<std::uint64_t>(now) -
+                                   static_cast<std::uint64_t>(then));
+}
+
 std::uint64_t mix(std::uint64_t x) noexcept {  // MurmurHash3 fmix64: a bijection that avalanches
   x ^= x >> 33U;
   x *= 0xff51'afd7'ed55'8ccdULL;
@@ -478,7 +485,7 @@ void TcpReassembler::add_segment(const TcpFlowKey& key, std::uint32_t seq, std::
   }
   const auto hash = hash_key(key);
   auto index = find(key, hash);
-  if (index != kNoIndex && now_ns - flows_[index].last_ns >= options_.idle_timeout_ns) {
+  if (index != kNoIndex && elapsed(now_ns, flows_[index].last_ns) >= options_.idle_timeout_ns) {
     bump(stats_.timed_out);  // expire() has not run since; the same result as if it had
     remove(index);
     index = kNoIndex;
@@ -535,7 +542,7 @@ void TcpReassembler::close_if_finished(Flow& f) noexcept {
 
 void TcpReassembler::process(Flow& f, std::uint32_t seq, std::span<const std::byte> data,
                              std::int64_t now_ns, MessageSink& sink) noexcept {
-  if (f.held_count != 0 && now_ns - f.hole_since_ns >= options_.hole_timeout_ns) {
+  if (f.held_count != 0 && elapsed(now_ns, f.hole_since_ns) >= options_.hole_timeout_ns) {
     skip_hole(f, now_ns, sink);
   }
   const std::int64_t window = options_.window_bytes;
@@ -619,6 +626,9 @@ void TcpReassembler::consume(Flow& f, std::span<const std::byte> data, bool segm
       f.rcv_nxt = seq_add(f.rcv_nxt, take);
       data = data.subspan(take);
       if (find_start(f)) {
+        // What the probe buffered may hold whole messages, or a message shorter than the buffer or
+        // too long to hold: drain it first, so that the synced steps below start from what is left.
+        drain(f, sink);
         segment_start = false;
         continue;
       }
@@ -913,7 +923,7 @@ void TcpReassembler::expire_flows(std::int64_t now_ns, MessageSink on_message) n
   // back with a fresh hole, so one pass over the current members is enough.
   for (auto n = holes_.size; n != 0 && holes_.head != kNoIndex; --n) {
     Flow& f = flows_[holes_.head];
-    if (now_ns - f.hole_since_ns < options_.hole_timeout_ns) {
+    if (elapsed(now_ns, f.hole_since_ns) < options_.hole_timeout_ns) {
       break;
     }
     skip_hole(f, now_ns, on_message);
@@ -923,7 +933,8 @@ void TcpReassembler::expire_flows(std::int64_t now_ns, MessageSink on_message) n
 }
 
 void TcpReassembler::expire_idle(std::int64_t now_ns) noexcept {
-  while (lru_.head != kNoIndex && now_ns - flows_[lru_.head].last_ns >= options_.idle_timeout_ns) {
+  while (lru_.head != kNoIndex &&
+         elapsed(now_ns, flows_[lru_.head].last_ns) >= options_.idle_timeout_ns) {
     bump(stats_.timed_out);
     remove(lru_.head);
   }

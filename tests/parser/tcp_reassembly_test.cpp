@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <new>
 #include <numeric>
 #include <random>
@@ -477,6 +478,67 @@ TEST_CASE("a stream first seen without a SYN starts at the first segment that lo
     CHECK(s.got.ids() == std::vector<std::size_t>{8});
     CHECK(s.stat(s.r.stats().bytes_skipped) == 5);
   }
+}
+
+TEST_CASE("a resync that buffered a short first segment goes on from what the probe holds",
+          "[parser][tcp]") {
+  // A stream seen from its middle, whose first segment (3 bytes) is too short to judge: the next
+  // segment is judged from the buffer, which then holds 17 bytes of it.
+  SECTION("a message shorter than the probe, then more than the flow buffer holds") {
+    auto o = test_options();
+    o.max_flow_bytes = 64;
+    Stream s{o};
+    Bytes bytes(14, std::byte{0});  // a framed DSO message: 12-byte header, all counts zero
+    bytes[1] = std::byte{12};
+    bytes[3] = std::byte{0x42};        // id
+    bytes[4] = std::byte{0x30};        // opcode 6 (DSO)
+    const auto rest = stream_of(200);  // 6,200 bytes, far more than 64
+    bytes.insert(bytes.end(), rest.begin(), rest.end());
+    s.send_part(5000, bytes, 0, 3);
+    s.send_part(5000, bytes, 3, bytes.size());
+    auto want = iota_ids(1, 200);
+    want.insert(want.begin(), 0x42);
+    CHECK(s.got.ids() == want);
+    CHECK(s.stat(s.r.stats().bytes_skipped) == 0);
+    CHECK(s.r.memory_bytes() == 0);
+  }
+  SECTION("a message longer than max_flow_bytes") {
+    auto o = test_options();
+    o.max_flow_bytes = 512;
+    Stream s{o};
+    Bytes bytes = framed(query(1, 1000));
+    const auto big = bytes.size();
+    const auto next = framed(query(2));
+    bytes.insert(bytes.end(), next.begin(), next.end());
+    s.send_part(5000, bytes, 0, 3);
+    s.send_part(5000, bytes, 3, bytes.size());
+    CHECK(s.got.ids() == std::vector<std::size_t>{2});
+    CHECK(s.stat(s.r.stats().oversized) == 1);
+    CHECK(s.stat(s.r.stats().bytes_skipped) == big);
+    CHECK(s.r.memory_bytes() == 0);
+  }
+}
+
+TEST_CASE("packet times at the ends of the 64-bit range do not overflow", "[parser][tcp]") {
+  // Differences are taken modulo 2^64: from the smallest time to the largest is -1 ns, not an
+  // overflow, so the flow neither times out nor skips its hole.
+  constexpr auto kMin = std::numeric_limits<std::int64_t>::min();
+  constexpr auto kMax = std::numeric_limits<std::int64_t>::max();
+  const auto bytes = stream_of(1);
+  Stream s;
+  s.now_ns = kMin;
+  s.syn(kIsn);
+  s.send_part(kBase, bytes, 0, 10);
+  s.send_part(kBase, bytes, 20, bytes.size());  // held behind a hole
+  s.now_ns = kMax;
+  s.r.expire(kMax, s.got);
+  CHECK(s.r.flows() == 1);
+  s.send_part(kBase, bytes, 10, 20);
+  CHECK(s.got.ids() == std::vector<std::size_t>{1});
+  s.r.expire(kMin, s.got);
+  CHECK(s.r.flows() == 1);
+  CHECK(s.stat(s.r.stats().timed_out) == 0);
+  CHECK(s.stat(s.r.stats().gaps) == 0);
 }
 
 TEST_CASE("after a SYN the stream starts at the next sequence number, SYN data included",
