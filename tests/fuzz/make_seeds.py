@@ -19,6 +19,9 @@ Targets and their input formats:
                LINK_TYPES); then per frame: u16 length, u8 control, the frame (packet_path_fuzz.cpp)
   pcap_file    a pcap or pcapng file
   pcap_reader  a classic pcap file (pcap_reader_fuzz reads it with PcapReader and with libpcap)
+  psl_rules    a public suffix list, and generator choices (psl_rules_fuzz.cpp)
+  tcp_stream   byte 0: options; then per segment: u8 control, i16 delta, u16 length, u8 repeat,
+               u8 time, the payload (tcp_stream_fuzz.cpp)
 """
 
 import argparse
@@ -30,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 
-TARGETS = ("dns_message", "packet_path", "pcap_file", "pcap_reader", "psl_rules")
+TARGETS = ("dns_message", "packet_path", "pcap_file", "pcap_reader", "psl_rules", "tcp_stream")
 REGRESSION_PREFIXES = ("crash-", "timeout-", "leak-", "oom-", "slow-unit-")
 
 LINK_ETHERNET, LINK_NULL, LINK_RAW, LINK_RAW_OPENBSD, LINK_RAW_BSDOS = 1, 0, 101, 12, 14
@@ -965,6 +968,13 @@ def regression_seeds(gen_packets):
         "pcap_reader/crash-reader-swapped-time-top-bit":
             write_pcap(gen_packets[:1], order=">")[:24] +
             struct.pack(">IIII", 254, 0xFFFFFF00, 4, 4) + b"abcd",
+        # tcp_reassembly.cpp consume(): after a resync found a start in what its probe had
+        # buffered (a 3-byte segment, then a long one), the message at msg was completed without
+        # draining the buffer first: a framed message shorter than the 17 buffered bytes made
+        # `need` underflow, and the rest of the segment was stored past max_flow_bytes.
+        "tcp_stream/crash-tcp-resync-probe-underflow": b"\x00" +
+            ts_segment(0, u16(12)[:2] + b"\0") +
+            ts_segment(0, b"\x42\x30" + b"\0" * 9 + ts_framed(dns_query(1, "example.com")) * 3),
     }
 
 
@@ -988,6 +998,61 @@ def hand_psl_lists():
         "hand-odd-lines": odd,
         "hand-comments-only": b"// nothing here\n\n   \t\n//\n",
         "hand-generator-bytes": bytes(range(1, 200)),
+    }
+
+
+# tcp_stream_fuzz.cpp's input: control bits (flow in bits 0-1) and sequence-number modes.
+TS_SYN, TS_FIN, TS_RST, TS_EXPIRE = 0x04, 0x08, 0x10, 0x80
+TS_DELTA, TS_DELTA_256, TS_DELTA_64K = 0x20, 0x40, 0x60
+
+
+def ts_segment(flow, payload=b"", flags=0, seq_mode=0, delta=0, repeat=0, time=20):
+    """One segment: its flow, flags and sequence mode; the payload is sent 1 + repeat times; time
+    20 is a step of 2^20 ns, about a millisecond."""
+    return struct.pack(">BhHBB", flow | flags | seq_mode, delta, len(payload), repeat, time) + \
+        payload
+
+
+def ts_framed(message):
+    return u16(len(message)) + message
+
+
+def hand_tcp_streams():
+    """tcp_stream: DNS over TCP as clients and servers send it, and the ways streams break."""
+    q = [ts_framed(dns_query(i, "example.com")) for i in range(1, 5)]
+    r = ts_framed(dns_response(1, "example.com", answers=[(1, v4("192.0.2.1"))]))
+    dso = ts_framed(dns_header(0x42, 0x3000, qd=0))
+    big = ts_framed(dns_query(9, "example.com") + b"\0" * 700)
+    both = q[0] + q[1]
+    return {
+        # In order after a SYN: whole messages, several per segment, split inside the prefix.
+        "hand-in-order": b"\x03" + ts_segment(0, flags=TS_SYN) + ts_segment(0, q[0]) +
+        ts_segment(0, both[:1]) + ts_segment(0, both[1:40]) + ts_segment(0, both[40:]) +
+        ts_segment(1, flags=TS_SYN) + ts_segment(1, r) + ts_segment(0, q[2][:9], flags=TS_FIN),
+        # In order after a SYN with data (TCP Fast Open), then a long segment of 256 messages.
+        "hand-in-order-long": b"\x03" + ts_segment(2, q[0], flags=TS_SYN) +
+        ts_segment(2, q[1], repeat=255) + ts_segment(2, q[2][:20]) +
+        ts_segment(2, q[2][20:] + q[3]),
+        # Reordered, duplicated and a hole that times out.
+        "hand-reordered": b"\x01" + ts_segment(0, flags=TS_SYN) +
+        ts_segment(0, q[1], seq_mode=TS_DELTA, delta=len(q[0])) +
+        ts_segment(0, q[0], seq_mode=TS_DELTA, delta=-len(q[0]) - len(q[1])) +
+        ts_segment(0, q[0], seq_mode=TS_DELTA, delta=-len(q[0]) - len(q[1])) +
+        ts_segment(0, q[3], flags=TS_EXPIRE, seq_mode=TS_DELTA, delta=len(q[2]), time=31),
+        # Picked up mid-stream, a message longer than the flow buffer, a jump past the window.
+        "hand-midstream-oversized": b"\x00" + ts_segment(2, q[2][5:]) + ts_segment(2, q[3]) +
+        ts_segment(2, big[:100]) + ts_segment(2, big[100:]) + ts_segment(2, q[0]) +
+        ts_segment(2, q[1], seq_mode=TS_DELTA_64K, delta=3) + ts_segment(2, q[2], flags=TS_RST),
+        # A long segment of repeated messages, and many flows for a table of two.
+        "hand-repeated-evicted": b"\x13" + ts_segment(0, q[0], repeat=255) +
+        b"".join(ts_segment(f, q[f], flags=TS_SYN) for f in range(4)) +
+        b"".join(ts_segment(f, q[f][:10]) for f in range(4)),
+        # Picked up mid-stream with a 3-byte first segment: the probe buffers 14 bytes of the next
+        # one, which start a DSO message of 12 bytes, followed by more than the flow buffer holds.
+        "hand-resync-short-probe": b"\x00" + ts_segment(3, dso[:3]) +
+        ts_segment(3, dso[3:] + q[0] * 4),
+        "hand-times-backwards": b"\x00" + ts_segment(1, q[0][:7], time=0x3F) +
+        ts_segment(1, q[0][7:], time=0xBF) + ts_segment(1, q[1], flags=TS_EXPIRE, time=0x7E),
     }
 
 
@@ -1065,6 +1130,8 @@ def cmd_checked_in(args):
 
     for name, blob in hand_psl_lists().items():
         write_seed(dirs["psl_rules"], name, blob)
+    for name, blob in hand_tcp_streams().items():
+        write_seed(dirs["tcp_stream"], name, blob)
     for name, blob in regression_seeds(read_capture(gen["default"])).items():
         write_seed(args.out, name, blob)
 
