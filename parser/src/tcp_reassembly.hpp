@@ -76,8 +76,11 @@ struct TcpReassemblyStats {
   std::atomic<std::uint64_t> midstream{0};      // flows first seen without a SYN
   std::atomic<std::uint64_t> evicted{0};        // flows dropped because the table or pool was full
   std::atomic<std::uint64_t> timed_out{0};      // flows dropped after idle_timeout_ns
-  std::atomic<std::uint64_t> oversized{0};      // messages longer than max_flow_bytes, skipped
-  std::atomic<std::uint64_t> flows_closed{0};   // flows ended by FIN or RST
+  // Messages that span segments and, with their length prefix, exceed max_flow_bytes: skipped
+  // (one that lies whole in a segment is delivered straight from it, unless a resync had
+  // buffered its start).
+  std::atomic<std::uint64_t> oversized{0};
+  std::atomic<std::uint64_t> flows_closed{0};  // flows ended by FIN or RST
 };
 
 // A borrowed callable taking (const TcpFlowKey&, std::span<const std::byte>): the direction a

@@ -1034,11 +1034,13 @@ def hand_tcp_streams():
         ts_segment(2, q[1], repeat=255) + ts_segment(2, q[2][:20]) +
         ts_segment(2, q[2][20:] + q[3]),
         # Reordered, duplicated and a hole that times out.
+        # (Each delta counts from where the flow's previous segment ended.)
         "hand-reordered": b"\x01" + ts_segment(0, flags=TS_SYN) +
         ts_segment(0, q[1], seq_mode=TS_DELTA, delta=len(q[0])) +
         ts_segment(0, q[0], seq_mode=TS_DELTA, delta=-len(q[0]) - len(q[1])) +
-        ts_segment(0, q[0], seq_mode=TS_DELTA, delta=-len(q[0]) - len(q[1])) +
-        ts_segment(0, q[3], flags=TS_EXPIRE, seq_mode=TS_DELTA, delta=len(q[2]), time=31),
+        ts_segment(0, q[0], seq_mode=TS_DELTA, delta=-len(q[0])) +
+        ts_segment(0, q[3], seq_mode=TS_DELTA, delta=len(q[1]) + len(q[2])) +
+        ts_segment(0, flags=TS_EXPIRE, time=31),  # a bare ACK 2.1 s later: expiry skips q[2]'s hole
         # Picked up mid-stream, a message longer than the flow buffer, a jump past the window.
         "hand-midstream-oversized": b"\x00" + ts_segment(2, q[2][5:]) + ts_segment(2, q[3]) +
         ts_segment(2, big[:100]) + ts_segment(2, big[100:]) + ts_segment(2, q[0]) +
@@ -1047,8 +1049,8 @@ def hand_tcp_streams():
         "hand-repeated-evicted": b"\x13" + ts_segment(0, q[0], repeat=255) +
         b"".join(ts_segment(f, q[f], flags=TS_SYN) for f in range(4)) +
         b"".join(ts_segment(f, q[f][:10]) for f in range(4)),
-        # Picked up mid-stream with a 3-byte first segment: the probe buffers 14 bytes of the next
-        # one, which start a DSO message of 12 bytes, followed by more than the flow buffer holds.
+        # Picked up mid-stream with a 3-byte first segment that starts a 14-byte framed DSO message:
+        # the probe adds 14 bytes of the next segment, which goes on for more than the flow buffer.
         "hand-resync-short-probe": b"\x00" + ts_segment(3, dso[:3]) +
         ts_segment(3, dso[3:] + q[0] * 4),
         "hand-times-backwards": b"\x00" + ts_segment(1, q[0][:7], time=0x3F) +

@@ -24,8 +24,8 @@
 // idle timeout, expiring everything afterwards frees every flow and every byte.
 // And a differential check: a flow that starts with a SYN and then only sends its next bytes in
 // order, without RST or another SYN and with nothing after a FIN, must hand out exactly the
-// messages of its byte stream, when none of them is longer than max_flow_bytes and nothing was
-// evicted.
+// messages of its byte stream, when none of them with its length prefix is longer than
+// max_flow_bytes and nothing was evicted.
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -56,7 +56,7 @@ constexpr std::size_t kChunkBytes = 2'048;  // TcpReassembler's pool chunk
 struct FlowModel {
   bool started = false;
   bool ordered = true;    // a SYN first, then only in-order data: the differential check applies
-  bool finished = false;  // an in-order FIN was sent: anything after it starts another flow
+  bool finished = false;  // a FIN was sent: anything after it starts another flow
   std::uint32_t next = 0;
   std::vector<std::byte> stream;                  // every payload byte, in order
   std::vector<std::vector<std::byte>> delivered;  // what the reassembler handed out

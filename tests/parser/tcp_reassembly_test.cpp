@@ -483,7 +483,7 @@ TEST_CASE("a stream first seen without a SYN starts at the first segment that lo
 TEST_CASE("a resync that buffered a short first segment goes on from what the probe holds",
           "[parser][tcp]") {
   // A stream seen from its middle, whose first segment (3 bytes) is too short to judge: the next
-  // segment is judged from the buffer, which then holds 17 bytes of it.
+  // segment is judged from the buffer, which then holds 17 bytes (those 3 and 14 of the segment).
   SECTION("a message shorter than the probe, then more than the flow buffer holds") {
     auto o = test_options();
     o.max_flow_bytes = 64;
@@ -501,6 +501,29 @@ TEST_CASE("a resync that buffered a short first segment goes on from what the pr
     CHECK(s.got.ids() == want);
     CHECK(s.stat(s.r.stats().bytes_skipped) == 0);
     CHECK(s.r.memory_bytes() == 0);
+  }
+  SECTION("the 17 bytes hold exactly whole messages, or several and one byte more") {
+    Bytes dso(14, std::byte{0});
+    dso[1] = std::byte{12};
+    dso[3] = std::byte{0x42};
+    dso[4] = std::byte{0x30};
+    // Framed messages of 1 byte (3 bytes framed) and of none (2 bytes): 14 + 3 fills the buffer
+    // exactly, 14 + 2 leaves the first byte of the next length prefix in it.
+    for (const Bytes& filler :
+         {Bytes{std::byte{0}, std::byte{1}, std::byte{7}}, Bytes{std::byte{0}, std::byte{0}}}) {
+      Stream s;
+      Bytes bytes = dso;
+      bytes.insert(bytes.end(), filler.begin(), filler.end());
+      const auto rest = stream_of(3);
+      bytes.insert(bytes.end(), rest.begin(), rest.end());
+      s.send_part(5000, bytes, 0, 3);
+      s.send_part(5000, bytes, 3, bytes.size());
+      REQUIRE(s.got.messages.size() == 5);
+      CHECK(s.got.messages[1] == Bytes(filler.begin() + 2, filler.end()));
+      CHECK(s.got.ids() == std::vector<std::size_t>{0x42, 0xFFFFFF, 1, 2, 3});
+      CHECK(s.stat(s.r.stats().bytes_skipped) == 0);
+      CHECK(s.r.memory_bytes() == 0);
+    }
   }
   SECTION("a message longer than max_flow_bytes") {
     auto o = test_options();
