@@ -6,8 +6,9 @@
       and files built by hand below. No third-party bytes. Regression seeds (crash-*, timeout-*,
       leak-*, oom-*) are kept.
   make_seeds.py corpus --pcaps ../shared/pcaps --out DIR
-      Cuts seeds from the public capture corpus into DIR/<target>/. Those captures are third-party
-      (see their MANIFEST.tsv): the result belongs in a build directory, never in git.
+      Cuts seeds from the public capture corpus into DIR/<target>/ (for tcp_stream, the DNS-over-TCP
+      segments of each capture). Those captures are third-party (see their MANIFEST.tsv): the
+      result belongs in a build directory, never in git.
   make_seeds.py prepare --seeds tests/fuzz/seeds --pcaps ../shared/pcaps --out DIR
       What ctest runs before the bounded fuzzing runs: DIR/work/<target> becomes a fresh copy of the
       checked-in seeds (the fuzzer's working corpus, which it writes to) and DIR/corpus/<target> the
@@ -278,6 +279,33 @@ def unwrap(linktype, frame):
 
 def transport(packet):
     """(proto, sport, dport, payload) of an IP packet, or None. Non-first fragments: None."""
+    t = ip_payload(packet)
+    if t is None:
+        return None
+    proto, payload = t
+    if proto == 17 and len(payload) >= 8:
+        sport, dport, length = struct.unpack_from("!HHH", payload, 0)
+        data = payload[8:length] if 8 <= length <= len(payload) else payload[8:]
+        return proto, sport, dport, data
+    if proto == 6 and len(payload) >= 20:
+        sport, dport = struct.unpack_from("!HH", payload, 0)
+        return proto, sport, dport, payload[(payload[12] >> 4) * 4:]
+    return None
+
+
+def tcp_segment(packet):
+    """(sport, dport, seq, flags, payload) of a TCP segment in an IP packet, or None."""
+    t = ip_payload(packet)
+    if t is None or t[0] != 6 or len(t[1]) < 20:
+        return None
+    tcp = t[1]
+    sport, dport, seq = struct.unpack_from("!HHI", tcp, 0)
+    return sport, dport, seq, tcp[13], tcp[(tcp[12] >> 4) * 4:]
+
+
+def ip_payload(packet):
+    """(next protocol, payload) of an IP packet after its extension headers, or None.
+    Non-first fragments: None."""
     if not packet:
         return None
     version = packet[0] >> 4
@@ -310,14 +338,7 @@ def transport(packet):
                 break
     else:
         return None
-    if proto == 17 and len(payload) >= 8:
-        sport, dport, length = struct.unpack_from("!HHH", payload, 0)
-        data = payload[8:length] if 8 <= length <= len(payload) else payload[8:]
-        return proto, sport, dport, data
-    if proto == 6 and len(payload) >= 20:
-        sport, dport = struct.unpack_from("!HH", payload, 0)
-        return proto, sport, dport, payload[(payload[12] >> 4) * 4:]
-    return None
+    return proto, payload
 
 
 def dns_messages_in(linktype, frame):
@@ -555,6 +576,74 @@ def sequences_from_packets(packets, limit=MAX_FILE, max_frames=MAX_FRAMES, max_c
         if chunk and len(out) < max_chunks:
             out.append(frame_sequence(lt, chunk))
     return out
+
+
+# tcp_stream_fuzz.cpp's input: control bits (flow in bits 0-1) and sequence-number modes.
+TS_SYN, TS_FIN, TS_RST, TS_EXPIRE = 0x04, 0x08, 0x10, 0x80
+TS_DELTA, TS_DELTA_256, TS_DELTA_64K = 0x20, 0x40, 0x60
+
+
+def ts_segment(flow, payload=b"", flags=0, seq_mode=0, delta=0, repeat=0, time=20):
+    """One segment: its flow, flags and sequence mode; the payload is sent 1 + repeat times; time
+    20 is a step of 2^20 ns, about a millisecond."""
+    return struct.pack(">BhHBB", flow | flags | seq_mode, delta, len(payload), repeat, time) + \
+        payload
+
+
+def ts_framed(message):
+    return u16(len(message)) + message
+
+
+def ts_time_code(delta_ns):
+    """tcp_stream's time byte for the step closest below delta_ns (backwards steps become 0)."""
+    if delta_ns <= 0:
+        return 0
+    k = min(delta_ns.bit_length() - 1, 63)
+    half = k > 0 and delta_ns - (1 << k) >= (1 << (k - 1))
+    return k | (0x40 if half else 0)
+
+
+def tcp_streams_from_packets(packets, limit=MAX_FILE, max_segments=MAX_FRAMES):
+    """tcp_stream seeds: the segments of the first four DNS-over-TCP flows of a capture, with
+    sequence numbers relative to each flow's first and the time steps between them. A segment
+    whose offset the format cannot express is left out."""
+    out = bytearray(b"\x0f")  # options: max_flow_bytes 65,537, a 256 KiB window
+    flows, prev = {}, None
+    for p in packets:
+        t = tcp_segment(unwrap(p.linktype, p.data))
+        if t is None:
+            continue
+        sport, dport, seq, tcp_flags, payload = t
+        if sport not in DNS_PORTS and dport not in DNS_PORTS:
+            continue
+        flags = (TS_SYN if tcp_flags & 0x02 else 0) | (TS_FIN if tcp_flags & 0x01 else 0) | \
+            (TS_RST if tcp_flags & 0x04 else 0)
+        if not payload and not flags:
+            continue  # a bare ACK: the reassembler ignores it
+        key = (sport, dport)
+        if key not in flows:
+            if len(flows) == 4:
+                continue
+            flows[key] = {"index": len(flows), "base": seq, "next": 0}
+        f = flows[key]
+        target = (seq - f["base"]) & 0xFFFFFFFF
+        diff = (target - f["next"] + 2**31) % 2**32 - 2**31
+        for mode, scale in ((0, 0), (TS_DELTA, 1), (TS_DELTA_256, 256), (TS_DELTA_64K, 65536)):
+            if (scale == 0 and diff == 0) or (scale and diff % scale == 0 and
+                                              -32768 <= diff // scale <= 32767):
+                break
+        else:
+            continue
+        payload = payload[:65535]
+        if len(out) + 7 + len(payload) > limit or max_segments == 0:
+            break
+        max_segments -= 1
+        step = 1_000_000 if prev is None else p.ts_ns - prev
+        prev = p.ts_ns
+        out += ts_segment(f["index"], payload, flags=flags, seq_mode=mode,
+                          delta=diff // scale if scale else 0, time=ts_time_code(step))
+        f["next"] = (target + (1 if flags & TS_SYN else 0) + len(payload)) & 0xFFFFFFFF
+    return bytes(out) if flows else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1001,22 +1090,6 @@ def hand_psl_lists():
     }
 
 
-# tcp_stream_fuzz.cpp's input: control bits (flow in bits 0-1) and sequence-number modes.
-TS_SYN, TS_FIN, TS_RST, TS_EXPIRE = 0x04, 0x08, 0x10, 0x80
-TS_DELTA, TS_DELTA_256, TS_DELTA_64K = 0x20, 0x40, 0x60
-
-
-def ts_segment(flow, payload=b"", flags=0, seq_mode=0, delta=0, repeat=0, time=20):
-    """One segment: its flow, flags and sequence mode; the payload is sent 1 + repeat times; time
-    20 is a step of 2^20 ns, about a millisecond."""
-    return struct.pack(">BhHBB", flow | flags | seq_mode, delta, len(payload), repeat, time) + \
-        payload
-
-
-def ts_framed(message):
-    return u16(len(message)) + message
-
-
 def hand_tcp_streams():
     """tcp_stream: DNS over TCP as clients and servers send it, and the ways streams break."""
     q = [ts_framed(dns_query(i, "example.com")) for i in range(1, 5)]
@@ -1181,6 +1254,10 @@ def cmd_corpus(args):
         for i, seq in enumerate(sequences_from_packets(packets)):
             write_seed(dirs["packet_path"], "%s-%d" % (label, i), seq)
             counts["packet_path"] += 1
+        stream = tcp_streams_from_packets(packets)
+        if stream is not None:
+            write_seed(dirs["tcp_stream"], label, stream)
+            counts["tcp_stream"] += 1
         cut = cut_capture(blob)
         if len(cut) >= 24:
             write_seed(dirs["pcap_file"], label, cut)
