@@ -9,15 +9,12 @@
 #include <pcap/pcap.h>
 
 #include "pcap_file.hpp"
+#include "pcap_handle.hpp"
 
 namespace dnsmon {
 namespace {
 
-struct PcapCloser {
-  void operator()(pcap_t* p) const noexcept { pcap_close(p); }
-};
-
-using PcapHandle = std::unique_ptr<pcap_t, PcapCloser>;
+using detail::PcapHandle;
 
 // State the per-frame callback needs; lives on run()'s stack.
 struct DispatchContext {

@@ -24,6 +24,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "pcap_handle.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -31,11 +33,7 @@ using dnsmon::detail::ChunkedFile;
 using dnsmon::detail::PcapReader;
 using Status = PcapReader::Status;
 
-struct PcapCloser {
-  void operator()(pcap_t* p) const noexcept { pcap_close(p); }
-};
-
-using PcapHandle = std::unique_ptr<pcap_t, PcapCloser>;
+using dnsmon::detail::PcapHandle;
 
 // libpcap on a file, or on bytes in memory, as the daemon opens them.
 PcapHandle open_libpcap(const std::string& path) {

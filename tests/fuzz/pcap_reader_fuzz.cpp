@@ -20,6 +20,7 @@
 
 #include "fuzz_check.hpp"
 #include "pcap_file.hpp"
+#include "pcap_handle.hpp"
 
 namespace {
 
@@ -27,10 +28,6 @@ using dnsmon::detail::PcapReader;
 using Status = PcapReader::Status;
 
 constexpr std::size_t kMaxInput = 1U << 20U;
-
-struct PcapCloser {
-  void operator()(pcap_t* p) const noexcept { pcap_close(p); }
-};
 
 }  // namespace
 
@@ -47,7 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::FILE* f = fmemopen(const_cast<std::uint8_t*>(data), size, "rb");  // NOLINT: see above
   FUZZ_CHECK(f != nullptr);
   std::array<char, PCAP_ERRBUF_SIZE> err{};
-  const std::unique_ptr<pcap_t, PcapCloser> p{
+  const dnsmon::detail::PcapHandle p{
       pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, err.data())};
   if (!p) {
     std::fprintf(stderr, "libpcap refuses a file PcapReader accepted: %s\n", err.data());
