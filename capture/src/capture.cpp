@@ -1,8 +1,11 @@
 #include "dnsmon/capture.hpp"
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <optional>
 #include <thread>
 
@@ -162,6 +165,96 @@ struct PacketSource::Impl {
   std::FILE* memory_file = nullptr;  // owned by handle once pcap_fopen_offline succeeds
   PcapHandle standard_input;         // "-": opened once, since its header cannot be read twice
 };
+
+namespace {
+
+// One fragment of a 3,000-byte DNS response from 192.0.2.53 (2001:db8::53) port 53, in an Ethernet
+// frame with `vlan_tags` 802.1Q tags. `first`: offset 0 with more to come and the UDP header;
+// otherwise a later, last fragment whose payload starts with no header at all.
+std::vector<unsigned char> fragment_probe(bool ipv6, bool first, int vlan_tags) {
+  std::vector<unsigned char> f = {0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1};
+  for (int i = 0; i < vlan_tags; ++i) {
+    f.insert(f.end(), {0x81, 0x00, 0x00, 0x0a});
+  }
+  const unsigned offset_units = first ? 0 : 185;  // 1,480 bytes in
+  std::vector<unsigned char> payload(first ? 1480 : 1528, 0x5a);
+  if (first) {  // UDP header: 53 -> 40000, length of the whole datagram
+    const unsigned char udp[8] = {0, 53, 0x9c, 0x40, 0x0b, 0xc0, 0, 0};
+    std::copy(std::begin(udp), std::end(udp), payload.begin());
+  }
+  if (!ipv6) {
+    f.insert(f.end(), {0x08, 0x00});
+    const unsigned total = 20 + static_cast<unsigned>(payload.size());
+    const unsigned flags_offset = (first ? 0x2000U : 0U) | offset_units;
+    f.insert(f.end(), {0x45,
+                       0,
+                       static_cast<unsigned char>(total >> 8U),
+                       static_cast<unsigned char>(total),
+                       0x12,
+                       0x34,
+                       static_cast<unsigned char>(flags_offset >> 8U),
+                       static_cast<unsigned char>(flags_offset),
+                       64,
+                       17,
+                       0,
+                       0,
+                       192,
+                       0,
+                       2,
+                       53,
+                       192,
+                       0,
+                       2,
+                       1});
+  } else {
+    f.insert(f.end(), {0x86, 0xdd});
+    const unsigned length = 8 + static_cast<unsigned>(payload.size());
+    f.insert(f.end(), {0x60, 0, 0, 0, static_cast<unsigned char>(length >> 8U),
+                       static_cast<unsigned char>(length), 44, 64});
+    const std::array<unsigned char, 16> src = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,
+                                               0,    0,    0,    0,    0, 0, 0, 0x53};
+    std::array<unsigned char, 16> dst = src;
+    dst[15] = 1;
+    f.insert(f.end(), src.begin(), src.end());
+    f.insert(f.end(), dst.begin(), dst.end());
+    const unsigned offset_flags = (offset_units << 3U) | (first ? 1U : 0U);
+    f.insert(f.end(), {17, 0, static_cast<unsigned char>(offset_flags >> 8U),
+                       static_cast<unsigned char>(offset_flags), 0, 0, 0x56, 0x78});
+  }
+  f.insert(f.end(), payload.begin(), payload.end());
+  return f;
+}
+
+}  // namespace
+
+std::vector<std::string> fragment_probes_rejected(const std::string& filter) {
+  const PcapHandle dead{pcap_open_dead(DLT_EN10MB, 65535)};
+  if (!dead) {
+    throw CaptureError("cannot check the capture filter: libpcap could not open a dead handle");
+  }
+  bpf_program program{};
+  if (pcap_compile(dead.get(), &program, filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) {
+    throw CaptureError("invalid capture filter (\"" + filter + "\"): " + pcap_geterr(dead.get()));
+  }
+  std::vector<std::string> rejected;
+  for (const int tags : {0, 1}) {
+    for (const bool ipv6 : {false, true}) {
+      for (const bool first : {true, false}) {
+        const auto frame = fragment_probe(ipv6, first, tags);
+        pcap_pkthdr header{};
+        header.caplen = static_cast<bpf_u_int32>(frame.size());
+        header.len = header.caplen;
+        if (pcap_offline_filter(&program, &header, frame.data()) == 0) {
+          rejected.push_back(std::string(ipv6 ? "IPv6" : "IPv4") +
+                             (first ? " first fragment" : " later fragment") +
+                             (tags > 0 ? " in an 802.1Q tag" : ""));
+        }
+      }
+    }
+  }
+  pcap_freecode(&program);
+  return rejected;
+}
 
 std::size_t flow_hash(std::uint16_t link_type, std::span<const std::byte> frame) noexcept {
   std::size_t off = 0;

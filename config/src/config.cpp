@@ -512,8 +512,8 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
       ->check(CLI::Range(0.0, 1e6))
       ->type_name("X");
   app.add_option("--filter", filter,
-                 "BPF capture filter (default live: DNS on port 53, also VLAN-tagged; "
-                 "default offline: none)")
+                 "BPF capture filter (default live: DNS on port 53 and every UDP/TCP fragment, "
+                 "also VLAN-tagged; default offline: none)")
       ->type_name("EXPR");
   app.add_option("--snaplen", snaplen,
                  "bytes kept per live frame (default 4096; replays keep whole frames unless given)")

@@ -97,6 +97,9 @@ class Daemon {
     }
 
     pipeline_ = std::make_unique<Pipeline>(config_, hub, demo_capture());
+    if (pipeline_->is_live() && !config_.capture.bpf_filter.empty()) {
+      warn_if_filter_loses_fragments(config_.capture.bpf_filter);
+    }
 
     if (serve) {
       exporter_ = std::make_unique<Exporter>(hub, config_.daemon.listen);
@@ -172,6 +175,24 @@ class Daemon {
       out += (out.empty() ? "" : ", ") + std::to_string(w) + " s";
     }
     return out;
+  }
+
+  // A filter written for ports alone loses every fragment after the first (they carry no
+  // ports) and every IPv6 fragment: large answers would then read as unanswered queries.
+  static void warn_if_filter_loses_fragments(const std::string& filter) {
+    const auto rejected = fragment_probes_rejected(filter);
+    if (rejected.empty()) {
+      return;
+    }
+    std::string list;
+    for (const auto& r : rejected) {
+      list += (list.empty() ? "" : ", ") + r;
+    }
+    spdlog::warn(
+        "the capture filter rejects fragments of DNS messages ({}): large answers (DNSSEC, big "
+        "TXT) will be lost and their queries counted as timeouts. Admit fragments as the default "
+        "filter does: `{}`",
+        list, kDefaultLiveFilter);
   }
 
   void wait_for_signal(boost::asio::signal_set& signals) {

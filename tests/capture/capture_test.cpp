@@ -238,3 +238,85 @@ TEST_CASE("a filter given for files is applied", "[capture]") {
 TEST_CASE("opening an interface that does not exist says so", "[capture]") {
   CHECK_THROWS_AS(PacketSource::open_live("dnsmon-no-such0", {}, 0), CaptureError);
 }
+
+TEST_CASE("the default live filter admits every fragment of a response", "[capture][filter]") {
+  CHECK(dnsmon::fragment_probes_rejected(std::string(dnsmon::kDefaultLiveFilter)).empty());
+}
+
+TEST_CASE("a filter that loses fragments is named with what it loses", "[capture][filter]") {
+  const auto ports_only = dnsmon::fragment_probes_rejected("udp port 53 or tcp port 53");
+  // `udp port 53` sees an IPv4 first fragment's ports, and nothing else of a fragmented answer.
+  CHECK(ports_only ==
+        std::vector<std::string>{
+            "IPv4 later fragment", "IPv6 first fragment", "IPv6 later fragment",
+            "IPv4 first fragment in an 802.1Q tag", "IPv4 later fragment in an 802.1Q tag",
+            "IPv6 first fragment in an 802.1Q tag", "IPv6 later fragment in an 802.1Q tag"});
+  CHECK(dnsmon::fragment_probes_rejected("ip or ip6 or (vlan and (ip or ip6))").empty());
+  CHECK_THROWS_WITH(dnsmon::fragment_probes_rejected("udp port banana"),
+                    Catch::Contains("udp port banana"));
+}
+
+TEST_CASE("the default live filter takes DNS and leaves other unfragmented traffic",
+          "[capture][filter]") {
+  pcap_t* dead = pcap_open_dead(DLT_EN10MB, 65535);
+  REQUIRE(dead != nullptr);
+  bpf_program program{};
+  REQUIRE(pcap_compile(dead, &program, std::string(dnsmon::kDefaultLiveFilter).c_str(), 1,
+                       PCAP_NETMASK_UNKNOWN) == 0);
+  // IPv4/UDP from port `sport` to 40000, behind `tags` 802.1Q tags; `frag` sets the offset field.
+  auto frame = [](int tags, std::uint8_t sport, std::uint16_t frag, std::uint8_t proto) {
+    std::vector<std::uint8_t> f(12, 0x02);
+    for (int i = 0; i < tags; ++i) {
+      f.insert(f.end(), {0x81, 0x00, 0x00, 0x0a});
+    }
+    f.insert(f.end(), {0x08,
+                       0x00,
+                       0x45,
+                       0,
+                       0,
+                       40,
+                       0,
+                       1,
+                       static_cast<std::uint8_t>(frag >> 8U),
+                       static_cast<std::uint8_t>(frag),
+                       64,
+                       proto,
+                       0,
+                       0,
+                       10,
+                       0,
+                       0,
+                       1,
+                       10,
+                       0,
+                       0,
+                       2,
+                       0,
+                       sport,
+                       0x9c,
+                       0x40,
+                       0,
+                       20,
+                       0,
+                       0});
+    f.resize(f.size() + 12, 0);
+    return f;
+  };
+  auto admits = [&](const std::vector<std::uint8_t>& f) {
+    pcap_pkthdr h{};
+    h.caplen = static_cast<bpf_u_int32>(f.size());
+    h.len = h.caplen;
+    return pcap_offline_filter(&program, &h, f.data()) != 0;
+  };
+  for (const int tags : {0, 1, 2}) {  // a third tag is beyond the filter
+    CAPTURE(tags);
+    CHECK(admits(frame(tags, 53, 0, 17)));             // DNS over UDP
+    CHECK(admits(frame(tags, 53, 0, 6)));              // DNS over TCP
+    CHECK_FALSE(admits(frame(tags, 123, 0, 17)));      // NTP
+    CHECK(admits(frame(tags, 123, 0x2000, 17)));       // a first fragment: reassembly decides
+    CHECK(admits(frame(tags, 123, 0x00b9, 17)));       // a later fragment
+    CHECK_FALSE(admits(frame(tags, 123, 0x00b9, 1)));  // an ICMP fragment
+  }
+  pcap_freecode(&program);
+  pcap_close(dead);
+}

@@ -30,11 +30,29 @@
 
 namespace dnsmon {
 
-// Also matches DNS inside one or two 802.1Q tags; each `vlan` keyword moves the offsets of what
-// follows by one tag.
+// What the live default admits: DNS on port 53 over UDP or TCP, and every IPv4 or IPv6 fragment
+// of a UDP or TCP datagram. Fragments after the first carry no ports, and an IPv6 fragment's
+// transport header follows the fragment header, where `udp port 53` does not look; so every
+// fragment is taken and reassembly decides (a datagram that turns out not to be DNS is counted as
+// not_dns). The IPv6 test sees a fragment header that follows the fixed header directly, as
+// senders put it. The same again inside one or two 802.1Q/802.1ad tags. libpcap moves the offsets
+// of everything after a `vlan` keyword by one tag for the rest of the expression, parentheses
+// notwithstanding, so the two-tag test nests inside the one-tag test.
 inline constexpr std::string_view kDefaultLiveFilter =
-    "udp port 53 or tcp port 53 or (vlan and (udp port 53 or tcp port 53)) or "
-    "(vlan and vlan and (udp port 53 or tcp port 53))";
+    "(udp port 53 or tcp port 53 or (ip[6:2] & 0x3fff != 0 and (ip[9] = 17 or ip[9] = 6)) or "
+    "(ip6[6] = 44 and (ip6[40] = 17 or ip6[40] = 6))) or "
+    "(vlan and ("
+    "(udp port 53 or tcp port 53 or (ip[6:2] & 0x3fff != 0 and (ip[9] = 17 or ip[9] = 6)) or "
+    "(ip6[6] = 44 and (ip6[40] = 17 or ip6[40] = 6))) or "
+    "(vlan and "
+    "(udp port 53 or tcp port 53 or (ip[6:2] & 0x3fff != 0 and (ip[9] = 17 or ip[9] = 6)) or "
+    "(ip6[6] = 44 and (ip6[40] = 17 or ip6[40] = 6))))))";
+
+// The fragments of a DNS response that a live filter must let through: built-in Ethernet frames
+// (IPv4 and IPv6, first and later fragments, with and without an 802.1Q tag). Returns the
+// descriptions of those that `filter` rejects (empty when it admits them all). Throws
+// CaptureError when the filter does not compile.
+std::vector<std::string> fragment_probes_rejected(const std::string& filter);
 
 struct CaptureOptions {
   std::vector<std::string> interfaces;  // live capture, one source each
