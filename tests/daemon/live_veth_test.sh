@@ -7,9 +7,7 @@
 # 50000 pps; dnsmon (inside B, /metrics on B's own loopback) must decode exactly 100000 of them
 # with every dropped counter at 0, and stop with exit status 0 on SIGTERM.
 #
-# Nothing leaves the namespaces: the veth pair exists only inside them, 198.18.0.0/24 (RFC 2544
-# benchmark range) is assigned only there, there is no route out, and /metrics is served and
-# scraped on the namespace's own 127.0.0.1.
+# The namespaces and helpers are lib/netns.sh's: nothing leaves them.
 #
 # Environment (set by ctest): DNSMON, GEN_PCAP. Exit 0 pass, 1 fail, 77 skip (no root, no
 # network namespaces or veth, no tcpreplay).
@@ -20,150 +18,36 @@
 # for).
 set -uo pipefail
 
+TEST_NAME=live_veth_test
+NS_PREFIX=dnsmon-live
+NETNS_TOOLS=tcpreplay
+
 PACKETS=${LIVE_PACKETS:-100000}
 PPS=${LIVE_PPS:-50000}
 SENDERS=${LIVE_SENDERS:-1}
 PROFILE=${LIVE_PROFILE:-simple}
 EXPECTED=$(( PACKETS * SENDERS ))
-PORT=9917  # inside namespace B only: cannot collide with anything on the host
-METRICS_URL="http://127.0.0.1:${PORT}/metrics"
 
-log() { echo "live_veth_test: $*"; }
-skip() { echo "live_veth_test: SKIP: $*" >&2; exit 77; }
-fail() {
-  echo "live_veth_test: FAIL: $*" >&2
-  if [ -n "${DNSMON_LOG:-}" ] && [ -s "$DNSMON_LOG" ]; then
-    echo "---- dnsmon log (last 40 lines) ----" >&2
-    tail -n 40 "$DNSMON_LOG" >&2
-  fi
-  exit 1
-}
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib/netns.sh
+source "$HERE/lib/netns.sh"
 
 : "${DNSMON:?DNSMON must name the dnsmon binary}"
 : "${GEN_PCAP:?GEN_PCAP must name the gen_pcap binary}"
 [ -x "$DNSMON" ] || fail "DNSMON=$DNSMON is not executable"
 [ -x "$GEN_PCAP" ] || fail "GEN_PCAP=$GEN_PCAP is not executable"
+netns_setup
 
-# ---- prerequisites: anything missing here is the environment, not dnsmon -> skip --------------
-[ "$(id -u)" = 0 ] || skip "needs root to create network namespaces and a veth pair"
-for tool in ip tcpreplay curl timeout; do
-  command -v "$tool" >/dev/null 2>&1 ||
-    skip "$tool is not installed (apt-get install -y iproute2 tcpreplay curl coreutils)"
-done
-
-NS_A="dnsmon-live-a-$$"
-NS_B="dnsmon-live-b-$$"
-VETH_A="dmva$$"  # IFNAMSIZ: at most 15 characters; a pid has at most 7 digits
-VETH_B="dmvb$$"
-WORK=""
-DNSMON_PID=""
-DNSMON_LOG=""
-CREATED_A=0
-CREATED_B=0
-
-# Kill only what runs inside our own namespaces (by pid), then delete them.
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM HUP
-  if [ -n "$DNSMON_PID" ] && kill -0 "$DNSMON_PID" 2>/dev/null; then
-    kill -KILL "$DNSMON_PID" 2>/dev/null
-    wait "$DNSMON_PID" 2>/dev/null
-  fi
-  local ns pid
-  for ns in "$NS_A" "$NS_B"; do
-    if ip netns list 2>/dev/null | grep -qw -- "$ns"; then
-      for pid in $(ip netns pids "$ns" 2>/dev/null); do
-        kill -KILL "$pid" 2>/dev/null
-      done
-    fi
-  done
-  [ "$CREATED_A" = 1 ] && ip -n "$NS_A" link del "$VETH_A" 2>/dev/null
-  [ "$CREATED_A" = 1 ] && ip netns del "$NS_A" 2>/dev/null
-  [ "$CREATED_B" = 1 ] && ip netns del "$NS_B" 2>/dev/null
-  [ -n "$WORK" ] && rm -rf -- "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-in_a() { ip netns exec "$NS_A" "$@"; }
-in_b() { ip netns exec "$NS_B" "$@"; }
-
-# ---- topology ---------------------------------------------------------------------------------
-# Leftovers of earlier runs that were killed before their trap ran (e.g. SIGKILL on a ctest
-# timeout): namespaces named after a pid that no longer runs. Their processes (a dnsmon, a
-# tcpreplay) were started by that run; end them, then delete the namespace and its veth.
-for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^dnsmon-live-[ab]-[0-9]+$/ { print $1 }'); do
-  owner=${ns##*-}
-  if [ "$owner" != $$ ] && ! kill -0 "$owner" 2>/dev/null; then
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-    ip netns del "$ns" 2>/dev/null && log "removed the stale namespace $ns of an earlier run"
-  fi
-done
-
-err=$(ip netns add "$NS_A" 2>&1) || skip "cannot create a network namespace (ip netns add: $err)"
-CREATED_A=1
-err=$(ip netns add "$NS_B" 2>&1) || skip "cannot create a network namespace (ip netns add: $err)"
-CREATED_B=1
-err=$(in_a true 2>&1) || skip "cannot enter a network namespace (ip netns exec: $err)"
-err=$(ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B" 2>&1) ||
-  skip "cannot create a veth pair inside the namespaces (ip link add: $err)"
-
-setup_side() {  # ns iface address
-  # No IPv6 on the test link: keeps the kernel's own DAD/router-solicitation frames off the wire.
-  # (tcpreplay's IPv6 frames are raw Ethernet and are sent and captured regardless.)
-  ip netns exec "$1" sh -c "echo 1 > /proc/sys/net/ipv6/conf/$2/disable_ipv6" 2>/dev/null || true
-  ip -n "$1" addr add "$3" dev "$2" &&
-    ip -n "$1" link set "$2" up &&
-    ip -n "$1" link set lo up
-}
-setup_side "$NS_A" "$VETH_A" 198.18.0.1/24 || fail "cannot configure $VETH_A in $NS_A"
-setup_side "$NS_B" "$VETH_B" 198.18.0.2/24 || fail "cannot configure $VETH_B in $NS_B"
-# The namespaces must have no route out of 198.18.0.0/24.
-if [ -n "$(ip -n "$NS_A" route show default)$(ip -n "$NS_B" route show default)" ]; then
-  fail "a fresh namespace has a default route: refusing to send anything"
-fi
-log "namespaces $NS_A ($VETH_A 198.18.0.1/24) <-> $NS_B ($VETH_B 198.18.0.2/24)"
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/dnsmon-live-veth.XXXXXX") || fail "mktemp failed"
 PCAP="$WORK/dns.pcap"
-DNSMON_LOG="$WORK/dnsmon.log"
 
 "$GEN_PCAP" --profile "$PROFILE" --out "$PCAP" --packets "$PACKETS" >"$WORK/gen.log" 2>&1 ||
   { cat "$WORK/gen.log" >&2; fail "gen_pcap failed"; }
 log "$(tail -n 1 "$WORK/gen.log")"
 
 # ---- dnsmon in namespace B --------------------------------------------------------------------
-# Started directly as `ip netns exec NS dnsmon &` (ip execs dnsmon, so $! is dnsmon's pid; a shell
-# function wrapper would make $! a subshell).
-ip netns exec "$NS_B" "$DNSMON" -i "$VETH_B" --listen "127.0.0.1:$PORT" >"$DNSMON_LOG" 2>&1 &
-DNSMON_PID=$!
-
-scrape() { in_b curl -fsS --max-time 2 "$METRICS_URL" 2>/dev/null; }
-# value NAME LABELS-REGEX: the sample's value (integer form) from the last scrape in $METRICS.
-value() {
-  awk -v name="$1" -v labels="$2" '
-    $1 ~ ("^" name "\\{") && $1 ~ labels { v = $2; found = 1 }
-    END { if (found) printf "%.0f\n", v; else print "missing" }' <<<"$METRICS"
-}
-
-METRICS=""
-ready=0
-for _ in $(seq 1 100); do  # up to ~10 s for startup
-  kill -0 "$DNSMON_PID" 2>/dev/null || fail "dnsmon exited during startup"
-  if METRICS=$(scrape) &&
-     [ "$(value dnsmon_capture_up "source=\"$VETH_B\"")" = 1 ]; then
-    ready=1
-    break
-  fi
-  sleep 0.1
-done
-[ "$ready" = 1 ] || fail "/metrics did not answer with dnsmon_capture_up{source=\"$VETH_B\"} 1 within 10 s"
+start_dnsmon
 before_ok=$(value dnsmon_packets_total 'result="ok"')
 [ "$before_ok" = 0 ] || fail "dnsmon_packets_total{result=\"ok\"} is $before_ok before anything was sent"
-log "dnsmon (pid $DNSMON_PID) is capturing on $VETH_B and serving $METRICS_URL inside $NS_B"
 
 # ---- send from namespace A --------------------------------------------------------------------
 if [ "$PPS" = max ]; then
@@ -241,24 +125,5 @@ fi
 [ "$status" = 0 ] || fail "counts do not match (numbers above)"
 
 # ---- SIGTERM: clean exit within a bounded time --------------------------------------------------
-stop_start=$(date +%s.%N)
-kill -TERM "$DNSMON_PID"
-stopped=0
-for _ in $(seq 1 150); do  # up to 15 s (the HTTP server alone takes ~2 s to stop)
-  if ! kill -0 "$DNSMON_PID" 2>/dev/null; then
-    stopped=1
-    break
-  fi
-  sleep 0.1
-done
-[ "$stopped" = 1 ] || fail "dnsmon did not exit within 15 s of SIGTERM"
-wait "$DNSMON_PID"
-rc=$?
-DNSMON_PID=""
-[ "$rc" = 0 ] || fail "dnsmon exited with status $rc after SIGTERM, expected 0"
-log "dnsmon stopped on SIGTERM with status 0 after $(awk -v a="$stop_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
-sed 's/^/  dnsmon: /' "$DNSMON_LOG"
-if grep -qE ' (error|critical) ' "$DNSMON_LOG"; then
-  fail "dnsmon logged an error"
-fi
+stop_dnsmon
 log "PASS"
