@@ -11,6 +11,8 @@
 
 #include <pcap/pcap.h>
 
+#include "dnsmon/common/link.hpp"
+
 #include "pcap_file.hpp"
 #include "pcap_handle.hpp"
 
@@ -257,66 +259,21 @@ std::vector<std::string> fragment_probes_rejected(const std::string& filter) {
 }
 
 std::size_t flow_hash(std::uint16_t link_type, std::span<const std::byte> frame) noexcept {
-  std::size_t off = 0;
-  std::uint16_t ethertype = 0;
-  auto u16 = [&](std::size_t at) -> std::uint16_t {
-    return static_cast<std::uint16_t>((std::to_integer<unsigned>(frame[at]) << 8U) |
-                                      std::to_integer<unsigned>(frame[at + 1]));
-  };
-  switch (link_type) {
-    case DLT_EN10MB:
-      off = 12;
-      if (frame.size() < off + 2) {
-        return 0;
-      }
-      ethertype = u16(off);
-      for (int tags = 0;
-           tags < 4 && (ethertype == 0x8100 || ethertype == 0x88A8 || ethertype == 0x9100);
-           ++tags) {
-        off += 4;
-        if (frame.size() < off + 2) {
-          return 0;
-        }
-        ethertype = u16(off);
-      }
-      off += 2;
-      break;
-    case DLT_LINUX_SLL:
-      off = 16;
-      break;
-    case DLT_LINUX_SLL2:
-      off = 20;
-      break;
-    case DLT_NULL:
-    case DLT_LOOP:
-      off = 4;
-      break;
-    default:
-      off = 0;
-      break;
-  }
-  if (frame.size() <= off) {
+  // The parser's own link-layer walk: the hash reads the IP header that the parser reads.
+  const link::Packet packet = link::walk(link_type, frame);
+  if (packet.status != link::Status::Ok) {
     return 0;
   }
-  const unsigned version = std::to_integer<unsigned>(frame[off]) >> 4U;
-  std::size_t addr = 0;
-  std::size_t len = 0;
-  if (version == 4) {
-    addr = off + 12;
-    len = 4;
-  } else if (version == 6) {
-    addr = off + 8;
-    len = 16;
-  } else {
-    return 0;
-  }
-  if (frame.size() < addr + 2 * len) {
+  const std::size_t addr = packet.version == 4 ? 12 : 8;
+  const std::size_t len = packet.version == 4 ? 4 : 16;
+  if (packet.bytes.size() < addr + 2 * len) {
     return 0;
   }
   // XOR of the two addresses is the same in both directions; then mix (splitmix64 finaliser).
   std::uint64_t x = 0;
   for (std::size_t i = 0; i < len; ++i) {
-    const auto b = std::to_integer<std::uint64_t>(frame[addr + i] ^ frame[addr + len + i]);
+    const auto b =
+        std::to_integer<std::uint64_t>(packet.bytes[addr + i] ^ packet.bytes[addr + len + i]);
     x = x * 31 + b;
   }
   x ^= x >> 30U;

@@ -7,6 +7,9 @@
 
 #include <ldns/ldns.h>
 
+#include "dnsmon/common/bytes.hpp"
+#include "dnsmon/common/link.hpp"
+
 #include "ip_reassembly.hpp"
 #include "tcp_reassembly.hpp"
 #include "wire_reader.hpp"
@@ -17,30 +20,6 @@ namespace {
 using detail::WireReader;
 
 // pcap LINKTYPE_* values (https://www.tcpdump.org/linktypes.html).
-constexpr std::uint16_t kLinkNull = 0;
-constexpr std::uint16_t kLinkEthernet = 1;
-constexpr std::uint16_t kLinkRawOpenBsd = 12;  // DLT_RAW as written by some platforms
-constexpr std::uint16_t kLinkRawBsdOs = 14;
-constexpr std::uint16_t kLinkRaw = 101;
-constexpr std::uint16_t kLinkLoop = 108;
-constexpr std::uint16_t kLinkLinuxSll = 113;
-constexpr std::uint16_t kLinkIpv4 = 228;
-constexpr std::uint16_t kLinkIpv6 = 229;
-constexpr std::uint16_t kLinkLinuxSll2 = 276;
-constexpr std::uint16_t kLinkPpp = 9;
-constexpr std::uint16_t kLinkPppHdlc = 50;  // DLT_PPP_SERIAL
-constexpr std::uint16_t kLinkIeee80211 = 105;
-constexpr std::uint16_t kLinkRadiotap = 127;
-constexpr std::uint16_t kLinkPpi = 192;
-constexpr std::uint16_t kLinkArcnetLinux = 129;  // DLT_ARCNET_LINUX
-constexpr std::uint16_t kLinkPktap = 258;
-
-constexpr std::uint16_t kEtherIpv4 = 0x0800;
-constexpr std::uint16_t kEtherIpv6 = 0x86DD;
-constexpr std::uint16_t kEtherVlan = 0x8100;
-constexpr std::uint16_t kEtherQinQ = 0x88A8;
-constexpr std::uint16_t kEtherQinQOld = 0x9100;
-constexpr int kMaxVlanTags = 8;  // QinQ stacks are two deep in practice; more is hostile
 
 constexpr std::uint8_t kProtoTcp = 6;
 constexpr std::uint8_t kProtoUdp = 17;
@@ -64,57 +43,20 @@ constexpr std::uint16_t kTypeOpt = 41;
 constexpr std::uint16_t kOptionClientSubnet = 8;
 constexpr std::uint16_t kOptionCookie = 10;
 
-std::uint16_t load_u16(std::span<const std::byte> b, std::size_t at) noexcept {
-  return static_cast<std::uint16_t>((std::to_integer<unsigned>(b[at]) << 8U) |
-                                    std::to_integer<unsigned>(b[at + 1]));
-}
-
-std::uint16_t load_u16_le(std::span<const std::byte> b, std::size_t at) noexcept {
-  return static_cast<std::uint16_t>(std::to_integer<unsigned>(b[at]) |
-                                    (std::to_integer<unsigned>(b[at + 1]) << 8U));
-}
-
-std::uint32_t load_u32_le(std::span<const std::byte> b, std::size_t at) noexcept {
-  return static_cast<std::uint32_t>(load_u16_le(b, at)) |
-         (static_cast<std::uint32_t>(load_u16_le(b, at + 2)) << 16U);
-}
-
-ParseStatus ip_by_version(std::span<const std::byte> packet, std::uint8_t& version) noexcept {
-  if (packet.empty()) {
-    return ParseStatus::Truncated;
-  }
-  version = static_cast<std::uint8_t>(std::to_integer<unsigned>(packet[0]) >> 4U);
-  if (version != 4 && version != 6) {
-    return ParseStatus::BadIpHeader;
-  }
-  return ParseStatus::Ok;
-}
-
-ParseStatus ip_by_ethertype(std::uint16_t ethertype, std::uint8_t& version) noexcept {
-  switch (ethertype) {
-    case kEtherIpv4:
-      version = 4;
+ParseStatus link_status(link::Status status) noexcept {
+  switch (status) {
+    case link::Status::Ok:
       return ParseStatus::Ok;
-    case kEtherIpv6:
-      version = 6;
-      return ParseStatus::Ok;
-    default:
+    case link::Status::Truncated:
+      return ParseStatus::Truncated;
+    case link::Status::NotIp:
       return ParseStatus::NotIp;
+    case link::Status::BadIpHeader:
+      return ParseStatus::BadIpHeader;
+    case link::Status::Unsupported:
+      return ParseStatus::UnsupportedLink;
   }
-}
-
-// BSD loopback: a 4-byte address family, in the writer's byte order for NULL and network order for
-// LOOP. AF_INET is 2 everywhere; AF_INET6 is 24, 28 or 30 depending on the BSD.
-ParseStatus ip_by_bsd_family(std::uint32_t family, std::uint8_t& version) noexcept {
-  if (family == 2) {
-    version = 4;
-    return ParseStatus::Ok;
-  }
-  if (family == 24 || family == 28 || family == 30) {
-    version = 6;
-    return ParseStatus::Ok;
-  }
-  return ParseStatus::NotIp;
+  return ParseStatus::UnsupportedLink;
 }
 
 // The bytes of p[0, n) (n <= 16) that a presentation name escapes ('.', '\\', and those outside
@@ -553,206 +495,14 @@ void Parser::expire(Context& ctx) noexcept {
 
 ParseStatus Parser::parse_link(Context& ctx, std::uint32_t link_type,
                                std::span<const std::byte> bytes) noexcept {
-  std::uint8_t version = 0;
-  std::span<const std::byte> packet;
-  ParseStatus status = ParseStatus::Ok;
-  switch (link_type) {
-    case kLinkEthernet:
-      return parse_ethernet(ctx, bytes);
-    case kLinkLinuxSll:
-      if (bytes.size() < 16) {
-        return ParseStatus::Truncated;
-      }
-      status = ip_by_ethertype(load_u16(bytes, 14), version);
-      packet = bytes.subspan(16);
-      break;
-    case kLinkLinuxSll2:
-      if (bytes.size() < 20) {
-        return ParseStatus::Truncated;
-      }
-      status = ip_by_ethertype(load_u16(bytes, 0), version);
-      packet = bytes.subspan(20);
-      break;
-    case kLinkNull:
-    case kLinkLoop: {
-      if (bytes.size() < 4) {
-        return ParseStatus::Truncated;
-      }
-      std::uint32_t family = 0;
-      std::memcpy(&family, bytes.data(), 4);
-      if (link_type == kLinkLoop || family > 0xFFFFU) {
-        family = __builtin_bswap32(family);  // NULL is in the writer's order: accept either
-      }
-      status = ip_by_bsd_family(family, version);
-      packet = bytes.subspan(4);
-      break;
-    }
-    case kLinkRaw:
-    case kLinkRawOpenBsd:
-    case kLinkRawBsdOs:
-      packet = bytes;
-      status = ip_by_version(packet, version);
-      break;
-    case kLinkIpv4:
-    case kLinkIpv6:
-      packet = bytes;
-      status = ip_by_version(packet, version);
-      if (status == ParseStatus::Ok && version != (link_type == kLinkIpv4 ? 4 : 6)) {
-        status = ParseStatus::BadIpHeader;
-      }
-      break;
-    case kLinkPpp:
-    case kLinkPppHdlc:
-      return parse_ppp(ctx, bytes);
-    case kLinkArcnetLinux: {
-      // Linux ARCnet: source, destination, 2-byte offset, then the protocol id. RFC 1051 IP (240)
-      // follows at once; RFC 1201 IP (212) after a split flag and a sequence number.
-      if (bytes.size() < 5) {
-        return ParseStatus::Truncated;
-      }
-      const auto id = std::to_integer<unsigned>(bytes[4]);
-      if (id == 240) {
-        packet = bytes.subspan(5);
-      } else if (id == 212 && bytes.size() >= 8) {
-        packet = bytes.subspan(8);
-      } else {
-        return bytes.size() < 8 && id == 212 ? ParseStatus::Truncated : ParseStatus::NotIp;
-      }
-      version = 4;
-      break;
-    }
-    case kLinkIeee80211:
-      return parse_80211(ctx, bytes);
-    case kLinkRadiotap: {
-      if (bytes.size() < 4) {
-        return ParseStatus::Truncated;
-      }
-      const std::size_t len = load_u16_le(bytes, 2);
-      if (len < 8 || len > bytes.size()) {
-        return ParseStatus::Truncated;
-      }
-      return parse_80211(ctx, bytes.subspan(len));
-    }
-    case kLinkPpi:
-    case kLinkPktap: {
-      // Both wrap a frame of another link type: PPI (version, flags, 16-bit length, 32-bit DLT),
-      // Apple's PKTAP (32-bit header length, 32-bit DLT), all little-endian.
-      if (bytes.size() < 8 || ++ctx.depth > kMaxTunnelDepth) {
-        return bytes.size() < 8 ? ParseStatus::Truncated : ParseStatus::UnsupportedLink;
-      }
-      // PPI: version, flags, 16-bit length, 32-bit DLT. PKTAP: 32-bit length, record type, DLT.
-      const bool ppi = link_type == kLinkPpi;
-      if (!ppi && bytes.size() < 12) {
-        return ParseStatus::Truncated;
-      }
-      const std::size_t len = ppi ? load_u16_le(bytes, 2) : load_u32_le(bytes, 0);
-      const std::uint32_t inner = load_u32_le(bytes, ppi ? 4 : 8);
-      if (len < 8 || len > bytes.size()) {
-        return ParseStatus::Truncated;
-      }
-      return parse_link(ctx, inner, bytes.subspan(len));
-    }
-    default:
-      return ParseStatus::UnsupportedLink;
-  }
-  if (status != ParseStatus::Ok) {
-    return status;
-  }
-  return parse_ip(ctx, packet, version);
+  return parse_packet(ctx, link::walk(link_type, bytes));
 }
 
-// PPP in HDLC-like framing (RFC 1662): optional address/control bytes, then a 1- or 2-byte
-// protocol number (RFC 1661 allows the short form).
-ParseStatus Parser::parse_ppp(Context& ctx, std::span<const std::byte> bytes) noexcept {
-  std::size_t off = 0;
-  if (bytes.size() >= 2 && std::to_integer<unsigned>(bytes[0]) == 0xFF &&
-      std::to_integer<unsigned>(bytes[1]) == 0x03) {
-    off = 2;
+ParseStatus Parser::parse_packet(Context& ctx, const link::Packet& packet) noexcept {
+  if (packet.status != link::Status::Ok) {
+    return link_status(packet.status);
   }
-  if (bytes.size() <= off) {
-    return ParseStatus::Truncated;
-  }
-  unsigned protocol = std::to_integer<unsigned>(bytes[off]);
-  if ((protocol & 1U) == 0) {  // the low byte of a protocol number is odd: a 2-byte form
-    if (bytes.size() < off + 2) {
-      return ParseStatus::Truncated;
-    }
-    protocol = load_u16(bytes, off);
-    off += 2;
-  } else {
-    off += 1;
-  }
-  if (protocol == 0x21) {
-    return parse_ip(ctx, bytes.subspan(off), 4);
-  }
-  if (protocol == 0x57) {
-    return parse_ip(ctx, bytes.subspan(off), 6);
-  }
-  return ParseStatus::NotIp;
-}
-
-// IEEE 802.11 data frames with an LLC/SNAP header. Protected (encrypted) frames cannot be read.
-ParseStatus Parser::parse_80211(Context& ctx, std::span<const std::byte> bytes) noexcept {
-  if (bytes.size() < 24) {
-    return ParseStatus::Truncated;
-  }
-  const auto fc0 = std::to_integer<unsigned>(bytes[0]);
-  const auto fc1 = std::to_integer<unsigned>(bytes[1]);
-  if (((fc0 >> 2U) & 3U) != 2) {
-    return ParseStatus::NotIp;  // management or control frame
-  }
-  if ((fc1 & 0x40U) != 0) {
-    return ParseStatus::UnsupportedLink;  // protected frame
-  }
-  const unsigned subtype = fc0 >> 4U;
-  if ((subtype & 0x4U) != 0) {
-    return ParseStatus::NotIp;  // null data: no payload
-  }
-  std::size_t header = 24;
-  if ((fc1 & 0x03U) == 0x03U) {
-    header += 6;  // four addresses (a WDS frame)
-  }
-  if ((subtype & 0x8U) != 0) {
-    header += 2;  // QoS control
-    if ((fc1 & 0x80U) != 0) {
-      header += 4;  // HT control
-    }
-  }
-  if (bytes.size() < header + 8) {
-    return ParseStatus::Truncated;
-  }
-  const auto llc = bytes.subspan(header);
-  if (std::to_integer<unsigned>(llc[0]) != 0xAA || std::to_integer<unsigned>(llc[1]) != 0xAA) {
-    return ParseStatus::NotIp;
-  }
-  std::uint8_t version = 0;
-  const ParseStatus status = ip_by_ethertype(load_u16(llc, 6), version);
-  return status == ParseStatus::Ok ? parse_ip(ctx, llc.subspan(8), version) : status;
-}
-
-ParseStatus Parser::parse_ethernet(Context& ctx, std::span<const std::byte> bytes) noexcept {
-  if (bytes.size() < 14) {
-    return ParseStatus::Truncated;
-  }
-  std::size_t off = 12;
-  std::uint16_t ethertype = load_u16(bytes, off);
-  int tags = 0;
-  while (ethertype == kEtherVlan || ethertype == kEtherQinQ || ethertype == kEtherQinQOld) {
-    if (++tags > kMaxVlanTags) {
-      return ParseStatus::UnsupportedLink;
-    }
-    off += 4;
-    if (bytes.size() < off + 2) {
-      return ParseStatus::Truncated;
-    }
-    ethertype = load_u16(bytes, off);
-  }
-  std::uint8_t version = 0;
-  const ParseStatus status = ip_by_ethertype(ethertype, version);
-  if (status != ParseStatus::Ok) {
-    return status;
-  }
-  return parse_ip(ctx, bytes.subspan(off + 2), version);
+  return parse_ip(ctx, packet.bytes, packet.version);
 }
 
 ParseStatus Parser::parse_ip(Context& ctx, std::span<const std::byte> packet,
@@ -931,7 +681,7 @@ ParseStatus Parser::parse_gre(Context& ctx, std::span<const std::byte> payload) 
     r.skip(4);
     r.skip((flags & 0x1000U) != 0 ? 4 : 0);
     r.skip((flags & 0x0080U) != 0 ? 4 : 0);
-    return r.failed() ? ParseStatus::Truncated : parse_ppp(ctx, r.rest());
+    return r.failed() ? ParseStatus::Truncated : parse_packet(ctx, link::ppp(r.rest()));
   }
   if ((flags & 0x0007U) != 0) {
     return ParseStatus::UnsupportedTunnel;
@@ -944,22 +694,22 @@ ParseStatus Parser::parse_gre(Context& ctx, std::span<const std::byte> payload) 
     return ParseStatus::Truncated;
   }
   switch (protocol) {
-    case kEtherIpv4:
+    case link::kEtherIpv4:
       return parse_ip(ctx, r.rest(), 4);
-    case kEtherIpv6:
+    case link::kEtherIpv6:
       return parse_ip(ctx, r.rest(), 6);
     case kEtherBridged:
-      return parse_ethernet(ctx, r.rest());
+      return parse_packet(ctx, link::ethernet(r.rest()));
     case kEtherErspan2:
       if (has_sequence) {
         r.skip(8);  // type II header; type I has none and no sequence number
       }
-      return r.failed() ? ParseStatus::Truncated : parse_ethernet(ctx, r.rest());
+      return r.failed() ? ParseStatus::Truncated : parse_packet(ctx, link::ethernet(r.rest()));
     case kEtherErspan3: {
       r.skip(11);
       const std::uint8_t last = r.u8();
       r.skip((last & 0x01U) != 0 ? 8 : 0);  // O bit: platform-specific subheader follows
-      return r.failed() ? ParseStatus::Truncated : parse_ethernet(ctx, r.rest());
+      return r.failed() ? ParseStatus::Truncated : parse_packet(ctx, link::ethernet(r.rest()));
     }
     default:
       return ParseStatus::UnsupportedTunnel;
@@ -1009,7 +759,7 @@ ParseStatus Parser::parse_udp(Context& ctx, std::span<const std::byte> payload,
     if (++ctx.depth > kMaxTunnelDepth || body.size() < 8) {
       return body.size() < 8 ? ParseStatus::Truncated : ParseStatus::UnsupportedTunnel;
     }
-    return parse_ethernet(ctx, body.subspan(8));
+    return parse_packet(ctx, link::ethernet(body.subspan(8)));
   }
   if (kind == PortKind::Geneve) {
     // Geneve (RFC 8926): version and option length, flags, protocol type, VNI, options.
@@ -1026,10 +776,10 @@ ParseStatus Parser::parse_udp(Context& ctx, std::span<const std::byte> payload,
       return ParseStatus::UnsupportedTunnel;
     }
     if (protocol == kEtherBridged) {
-      return parse_ethernet(ctx, g.rest());
+      return parse_packet(ctx, link::ethernet(g.rest()));
     }
-    if (protocol == kEtherIpv4 || protocol == kEtherIpv6) {
-      return parse_ip(ctx, g.rest(), protocol == kEtherIpv4 ? 4 : 6);
+    if (protocol == link::kEtherIpv4 || protocol == link::kEtherIpv6) {
+      return parse_ip(ctx, g.rest(), protocol == link::kEtherIpv4 ? 4 : 6);
     }
     return ParseStatus::UnsupportedTunnel;
   }

@@ -29,6 +29,10 @@
 
 namespace dnsmon {
 
+namespace link {
+struct Packet;
+}  // namespace link
+
 namespace detail {
 class IpReassembler;
 class TcpReassembler;
@@ -197,9 +201,8 @@ class Parser {
   void expire(Context& ctx) noexcept;
   ParseStatus parse_link(Context& ctx, std::uint32_t link_type,
                          std::span<const std::byte> bytes) noexcept;
-  ParseStatus parse_ppp(Context& ctx, std::span<const std::byte> bytes) noexcept;
-  ParseStatus parse_80211(Context& ctx, std::span<const std::byte> bytes) noexcept;
-  ParseStatus parse_ethernet(Context& ctx, std::span<const std::byte> bytes) noexcept;
+  // The IP packet that the link-layer walk found (common/link.hpp), or its status.
+  ParseStatus parse_packet(Context& ctx, const link::Packet& packet) noexcept;
   ParseStatus parse_ip(Context& ctx, std::span<const std::byte> packet,
                        std::uint8_t version) noexcept;
   ParseStatus parse_transport(Context& ctx, std::uint8_t proto, std::span<const std::byte> payload,
