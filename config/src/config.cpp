@@ -1,7 +1,9 @@
 #include "dnsmon/config.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
+#include <cstdio>
 #include <fstream>
 #include <initializer_list>
 #include <sstream>
@@ -388,6 +390,17 @@ void apply_yaml(const FileContext& ctx, const YAML::Node& root, Config& c) {
   }
 }
 
+// --replay-speed: 0, or a factor in this range (below it, a capture's time gaps would become
+// centuries of waiting, and the pacing arithmetic would overflow).
+constexpr double kMinReplaySpeed = 1e-3;
+constexpr double kMaxReplaySpeed = 1e6;
+
+std::string number_text(double v) {
+  std::array<char, 32> buf{};
+  std::snprintf(buf.data(), buf.size(), "%g", v);
+  return buf.data();
+}
+
 }  // namespace
 
 bool split_listen(const std::string& listen, std::string& address, std::uint16_t& port) {
@@ -507,9 +520,8 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
                  "write one JSON line per decoded DNS message to FILE or -")
       ->type_name("FILE|-");
   app.add_option("--replay-speed", replay_speed,
-                 "pace -r replays: 1 = real time, 10 = ten times faster (default: as fast as "
-                 "possible)")
-      ->check(CLI::Range(0.0, 1e6))
+                 "pace -r replays by packet time: 1 = real time, 10 = ten times faster, 0.5 = "
+                 "half speed; 0 (the default) = as fast as possible. 0 or 0.001 to 1000000")
       ->type_name("X");
   app.add_option("--filter", filter,
                  "BPF capture filter (default live: DNS on port 53, also VLAN-tagged; "
@@ -540,6 +552,26 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
     out.action = CommandLine::Action::Exit;
     out.message = std::string("dnsmon ") + kVersion;
     return out;
+  }
+  const auto usage_error = [&out](const std::string& what) {
+    out.action = CommandLine::Action::Exit;
+    out.exit_code = 2;
+    out.message = "dnsmon: " + what + "\nRun with --help for usage.";
+    return out;
+  };
+  // Checked by hand: CLI11's Range lets NaN through, and a tiny speed overflows the pacing
+  // arithmetic (packet time divided by the speed).
+  if (replay_speed && !(*replay_speed == 0 ||
+                        (*replay_speed >= kMinReplaySpeed && *replay_speed <= kMaxReplaySpeed))) {
+    return usage_error(
+        "--replay-speed: expected 0 (as fast as possible) or a speed from 0.001 "
+        "to 1000000, got " +
+        number_text(*replay_speed));
+  }
+  if (metrics_out && messages_out && *metrics_out == "-" && *messages_out == "-") {
+    return usage_error(
+        "--metrics-out - and --messages-out - would mix on standard output: send one of them to "
+        "a file");
   }
 
   Config c;

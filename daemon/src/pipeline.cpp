@@ -91,8 +91,12 @@ class Pipeline::Worker {
   FrameView frame_;
 };
 
-Pipeline::Pipeline(const Config& config, MetricsHub& hub, std::span<const std::byte> demo_capture)
+Pipeline::Pipeline(const Config& config, MetricsHub& hub, std::span<const std::byte> demo_capture,
+                   int messages_fd)
     : config_(config) {
+  if (messages_fd >= 0) {
+    messages_ = std::make_unique<MessageWriter>(messages_fd);
+  }
   const auto& cap = config_.capture;
   workers_count_ = config_.daemon.workers;
   for (std::size_t i = 0; i < workers_count_; ++i) {
@@ -154,6 +158,10 @@ Pipeline::Pipeline(const Config& config, MetricsHub& hub, std::span<const std::b
     }
     return out;
   });
+  hub.set_output_reader([this] {
+    return std::vector<OutputSnapshot>{
+        {"messages", messages_ ? messages_->lost_lines() : std::uint64_t{0}}};
+  });
 }
 
 Pipeline::~Pipeline() {
@@ -166,10 +174,7 @@ Pipeline::~Pipeline() {
   workers_.clear();
 }
 
-void Pipeline::start(std::FILE* messages, SourceEnd on_source_end) {
-  if (messages != nullptr) {
-    messages_ = std::make_unique<MessageWriter>(messages);
-  }
+void Pipeline::start(SourceEnd on_source_end) {
   if (inline_replay()) {
     // One worker and a replay: the reader's thread is the worker's too (pipeline.hpp).
     captures_.emplace_back([this, on_source_end](std::stop_token st) {
