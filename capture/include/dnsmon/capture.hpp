@@ -49,6 +49,10 @@ struct CaptureOptions {
   double replay_speed = 0;  // offline pacing: 0 as fast as possible, 1 real time, 10 ten times
 };
 
+// The default live filter on links that carry no 802.1Q tags (Linux cooked capture on the `any`
+// device, loopback, raw IP...), where libpcap refuses the `vlan` keyword.
+inline constexpr std::string_view kDefaultLiveFilterUntagged = "udp port 53 or tcp port 53";
+
 class CaptureError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -84,7 +88,10 @@ class PacketSource {
   static std::unique_ptr<PacketSource> open_live(const std::string& interface,
                                                  const CaptureOptions& options,
                                                  std::uint16_t index);
-  // Checks that every file opens, then reads them in order from run(). Throws CaptureError.
+  // Checks every regular file (it opens, its header, the filter), opens everything else once
+  // (FIFOs, pipes such as /dev/stdin or `<(...)`, "-" for the standard input: never reopened,
+  // never blocking here), then reads them in order from run(), where a stop request ends any wait
+  // for a stream's data within 100 ms. Throws CaptureError.
   static std::unique_ptr<PacketSource> open_files(const std::vector<std::string>& paths,
                                                   const CaptureOptions& options,
                                                   std::uint16_t index);
