@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cerrno>
+#include <iterator>
 #include <poll.h>
 #include <unistd.h>
 
@@ -115,9 +116,20 @@ void MessageWriter::write_buffer() noexcept {
   }
   if (failed != 0) {
     // Every line not written in full is lost: those whose newline was not written.
-    const auto unwritten =
-        std::count(buffer_.begin() + static_cast<std::ptrdiff_t>(done), buffer_.end(), '\n');
-    lost_.add(static_cast<std::uint64_t>(unwritten));
+    const auto written = buffer_.begin() + static_cast<std::ptrdiff_t>(done);
+    lost_.add(static_cast<std::uint64_t>(std::count(written, buffer_.end(), '\n')));
+    // A file keeps whole lines only: the start of a line cut by a full disk is taken back (on a
+    // pipe or a device, lseek() fails and nothing is done).
+    const auto partial =
+        static_cast<off_t>(std::find(std::make_reverse_iterator(written), buffer_.rend(), '\n') -
+                           std::make_reverse_iterator(written));
+    if (partial > 0) {
+      const off_t end = ::lseek(fd_, 0, SEEK_CUR);
+      if (end >= partial) {
+        (void)::ftruncate(fd_, end - partial);
+        (void)::lseek(fd_, end - partial, SEEK_SET);
+      }
+    }
     error_.store(failed, std::memory_order_release);
   }
   buffer_.clear();
