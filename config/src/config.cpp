@@ -490,6 +490,9 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
           std::string(kDefaultListen) + " until stopped.",
       "dnsmon"};
   app.get_formatter()->column_width(34);
+  app.footer(
+      "Exit status: 0 ok (also after SIGTERM or SIGINT), 1 failure (input, interface, port, "
+      "output, memory), 2 usage, 78 configuration.");
 
   std::string config_path;
   std::vector<std::string> interfaces, files;
@@ -503,7 +506,8 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   app.add_option("-i,--interface", interfaces, "capture live on IFACE (repeatable)")
       ->type_name("IFACE");
   app.add_option("-r,--read", files,
-                 "replay a pcap or pcapng file, - for standard input (repeatable, read in order)")
+                 "replay a pcap or pcapng file, FIFO or pipe, - for standard input (repeatable, "
+                 "read in order)")
       ->type_name("FILE");
   app.add_option("--listen", listen,
                  "serve /metrics on ADDR:PORT (default " + std::string(kDefaultListen) +
@@ -514,18 +518,21 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
                  "one thread)")
       ->check(CLI::Range(1, 64));
   app.add_option("--metrics-out", metrics_out,
-                 "write the final metrics (text format) to FILE or - at the end of input")
+                 "write the final metrics (text format) to FILE or - at the end of input or on "
+                 "SIGTERM/SIGINT")
       ->type_name("FILE|-");
   app.add_option("--messages-out", messages_out,
-                 "write one JSON line per decoded DNS message to FILE or -")
+                 "write one JSON line per decoded DNS message to FILE or - (not with "
+                 "--metrics-out -). A failed write ends the log and makes the exit status 1; a "
+                 "reader that goes away (EPIPE) only ends the log")
       ->type_name("FILE|-");
   app.add_option("--replay-speed", replay_speed,
                  "pace -r replays by packet time: 1 = real time, 10 = ten times faster, 0.5 = "
                  "half speed; 0 (the default) = as fast as possible. 0 or 0.001 to 1000000")
       ->type_name("X");
   app.add_option("--filter", filter,
-                 "BPF capture filter (default live: DNS on port 53, also VLAN-tagged; "
-                 "default offline: none)")
+                 "BPF capture filter (default live: DNS on port 53, also VLAN-tagged on "
+                 "Ethernet; default offline: none)")
       ->type_name("EXPR");
   app.add_option("--snaplen", snaplen,
                  "bytes kept per live frame (default 4096; replays keep whole frames unless given)")
