@@ -106,9 +106,8 @@ class Daemon {
     // Stdout may carry machine-readable output; then the logs stay on stderr only (they always
     // are), and the messages writer gets stdout to itself.
     auto messages = open_output(config_.daemon.messages_out, "messages");
-    if (!config_.daemon.metrics_out.empty() && config_.daemon.metrics_out != "-") {
-      open_output(config_.daemon.metrics_out, "metrics");  // fail now, not at the end of input
-    }
+    // Fail now, not at the end of input: a file that cannot be created, a closed stdout.
+    open_output(config_.daemon.metrics_out, "metrics");
 
     pipeline_ = std::make_unique<Pipeline>(config_, hub, demo_capture(),
                                            messages ? fileno(messages.get()) : -1);
@@ -219,7 +218,7 @@ class Daemon {
       return;
     }
     report_messages_error();
-    if (writer->lost_lines() != 0) {
+    if (writer->lost_lines() != 0 && writer->error() != EPIPE) {
       spdlog::info("messages: {} line(s) not written to {}", writer->lost_lines(), messages_name());
     }
     if (messages.get() != stdout && std::fclose(messages.release()) != 0 && writer->error() == 0) {

@@ -122,6 +122,13 @@ err=$(<"$tmp/err")
 expect "--messages-out - with standard output closed exits 1" 1 \
   "cannot write messages to standard output: it is closed"
 
+rc=0
+timeout 30 "$DNSMON" -r "$capture" --metrics-out - >&- 2>"$tmp/err" || rc=$?
+err=$(<"$tmp/err")
+expect "--metrics-out - with standard output closed exits 1 before the replay" 1 \
+  "cannot write metrics to standard output: it is closed"
+[[ $err != *"frames captured"* ]] || fail "--metrics-out - to a closed stdout: the replay ran"
+
 # --- a reader that goes away ------------------------------------------------------------------
 big=$tmp/big.pcap
 "$GEN_PCAP" --out "$big" --packets 20000 >"$tmp/gen.log" 2>&1 || fail "gen_pcap --packets 20000"
