@@ -302,6 +302,15 @@ void Pipeline::worker_loop(std::stop_token /*stop*/, std::size_t index) {
       worker.counters().tick(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                  std::chrono::system_clock::now().time_since_epoch())
                                  .count());
+      // Live: the message log's buffer reaches its output at least once a tick.
+      if (messages_) {
+        if (workers_count_ > 1) {
+          const std::lock_guard lock(messages_mutex_);
+          messages_->flush();
+        } else {
+          messages_->flush();
+        }
+      }
     }
     // Idle: sleep until a producer rings (a batch of frames is waiting, or its input paused), the
     // input ends, or the next tick is due.
