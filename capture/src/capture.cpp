@@ -2,12 +2,16 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <iterator>
 #include <optional>
+#include <sys/stat.h>
 #include <thread>
+#include <unistd.h>
 
 #include <pcap/pcap.h>
 
@@ -20,6 +24,9 @@ namespace dnsmon {
 namespace {
 
 using detail::PcapHandle;
+
+// A classic pcap file header; PcapReader needs it whole to accept a file.
+constexpr std::size_t kPcapFileHeaderBytes = 24;
 
 // State the per-frame callback needs; lives on run()'s stack.
 struct DispatchContext {
@@ -80,8 +87,14 @@ void deliver(DispatchContext& ctx, std::int64_t ts_ns, std::uint32_t wire_len,
       ctx.first_ts_ns = header.ts_ns;
       ctx.replay_start = std::chrono::steady_clock::now();
     }
-    const auto offset = std::chrono::nanoseconds(static_cast<std::int64_t>(
-        static_cast<double>(header.ts_ns - ctx.first_ts_ns) / ctx.replay_speed));
+    // In double, clamped: packet times of a damaged capture can be anything, and an int64
+    // difference or a cast of an out-of-range double would be undefined behaviour.
+    constexpr double kMaxWaitNs = 1e17;  // three years
+    const double wait_ns =
+        (static_cast<double>(header.ts_ns) - static_cast<double>(ctx.first_ts_ns)) /
+        ctx.replay_speed;
+    const auto offset =
+        std::chrono::nanoseconds(static_cast<std::int64_t>(std::clamp(wait_ns, 0.0, kMaxWaitNs)));
     const auto due = ctx.replay_start + offset;
     if (std::chrono::steady_clock::now() < due) {
       flush_rings(ctx);  // the worker sees what came before the pause
@@ -161,11 +174,17 @@ void apply_filter(pcap_t* p, const std::string& filter, const std::string& what)
 }  // namespace
 
 struct PacketSource::Impl {
-  PcapHandle handle;               // live, memory, or the file being read
-  std::vector<std::string> paths;  // files, read in order
+  // A file to replay. Anything but a regular file is opened once, by open_files() (so that a
+  // FIFO's or a pipe's first bytes are not lost to a check), and read from that descriptor; a
+  // regular file is checked by open_files() and opened again when its turn comes.
+  struct Input {
+    std::string path;
+    std::optional<detail::ChunkedFile> stream;
+  };
+
+  PcapHandle handle;  // live
+  std::vector<Input> inputs;
   std::span<const std::byte> memory;
-  std::FILE* memory_file = nullptr;  // owned by handle once pcap_fopen_offline succeeds
-  PcapHandle standard_input;         // "-": opened once, since its header cannot be read twice
 };
 
 namespace {
@@ -326,8 +345,12 @@ std::unique_ptr<PacketSource> PacketSource::open_live(const std::string& interfa
     throw CaptureError("cannot capture on " + interface +
                        ": the kernel does not offer nanosecond timestamps");
   }
-  const std::string filter =
-      options.bpf_filter.empty() ? std::string(kDefaultLiveFilter) : options.bpf_filter;
+  // The VLAN clauses of the default filter only compile on Ethernet.
+  std::string filter = options.bpf_filter;
+  if (filter.empty()) {
+    filter = pcap_datalink(p.get()) == DLT_EN10MB ? std::string(kDefaultLiveFilter)
+                                                  : std::string(kDefaultLiveFilterUntagged);
+  }
   apply_filter(p.get(), filter, interface);
   s->impl_->handle = std::move(p);
   return s;
@@ -337,17 +360,41 @@ std::unique_ptr<PacketSource> PacketSource::open_files(const std::vector<std::st
                                                        const CaptureOptions& options,
                                                        std::uint16_t index) {
   std::unique_ptr<PacketSource> s(new PacketSource("offline", false, options, index));
+  bool standard_input = false;
   for (const auto& path : paths) {
-    if (path == "-" && s->impl_->standard_input) {
-      throw CaptureError("-: standard input can be read only once");
-    }
-    auto p = open_offline_file(path);  // fail early, before any thread starts
-    apply_filter(p.get(), options.bpf_filter, path);
+    Impl::Input input{.path = path, .stream = std::nullopt};
     if (path == "-") {
-      s->impl_->standard_input = std::move(p);
+      if (standard_input) {
+        throw CaptureError("-: standard input can be read only once");
+      }
+      standard_input = true;
+      input.stream.emplace(STDIN_FILENO, false);
+      s->impl_->inputs.push_back(std::move(input));
+      continue;
     }
+    struct stat st = {};
+    if (::stat(path.c_str(), &st) != 0) {
+      throw CaptureError("cannot read capture file " + path + ": " + std::strerror(errno));
+    }
+    if (S_ISDIR(st.st_mode)) {
+      throw CaptureError("cannot read capture file " + path + ": " + std::strerror(EISDIR));
+    }
+    if (S_ISREG(st.st_mode)) {
+      // Fail early, before any thread starts: the header and the filter. Reading a regular file
+      // twice loses nothing.
+      auto p = open_offline_file(path);
+      apply_filter(p.get(), options.bpf_filter, path);
+    } else {
+      // A FIFO, a pipe (`<(...)`, /dev/stdin) or a device: opened once, and without blocking (a
+      // FIFO without a writer would block open() until one comes). Its header is read by run().
+      const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // NOLINT: varargs
+      if (fd < 0) {
+        throw CaptureError("cannot read capture file " + path + ": " + std::strerror(errno));
+      }
+      input.stream.emplace(fd, true);
+    }
+    s->impl_->inputs.push_back(std::move(input));
   }
-  s->impl_->paths = paths;
   return s;
 }
 
@@ -442,41 +489,67 @@ std::string PacketSource::run_with(std::stop_token stop, std::span<FrameRing* co
     flush_rings(ctx);
     return error;
   };
-  // libpcap reads what PcapReader declines (pcapng, rare link types and layouts), the standard
-  // input, and every file when a filter is set.
-  const bool unfiltered = options_.bpf_filter.empty();
+  // One input, from its first bytes: PcapReader reads a classic pcap file in place; libpcap reads
+  // what PcapReader declines (pcapng, rare link types and layouts) and every input when a filter
+  // is set, through file.stream(), which hands it the bytes already read first. A stop request
+  // ends any wait for a stream's bytes: the input then ends without an error.
+  auto read_input = [&](detail::ChunkedFile& file, const std::string& path) -> std::string {
+    file.watch(&stop, [&ctx] { flush_rings(ctx); });
+    std::string error;
+    if (!file.fill(kPcapFileHeaderBytes, error)) {
+      return error;
+    }
+    std::optional<detail::PcapReader> reader;
+    if (options_.bpf_filter.empty()) {
+      reader = detail::PcapReader::open(file.bytes());
+    }
+    if (reader) {
+      error = drain_chunked(*reader, &file);
+    } else if (!file.stopped()) {
+      std::FILE* f = file.stream();
+      if (f == nullptr) {
+        return std::string("cannot read it: ") + std::strerror(errno);
+      }
+      std::array<char, PCAP_ERRBUF_SIZE> err{};
+      PcapHandle p{
+          pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, err.data())};
+      if (!p) {
+        std::fclose(f);
+        error = err.data();
+      } else {
+        apply_filter(p.get(), options_.bpf_filter, path);
+        error = drain(p.get());
+      }
+    }
+    return file.stopped() ? std::string() : error;
+  };
 
   std::string error;
   if (live_) {
     error = drain(impl_->handle.get());
-  } else if (!impl_->paths.empty()) {
-    for (const auto& path : impl_->paths) {
+  } else if (!impl_->inputs.empty()) {
+    for (auto& input : impl_->inputs) {
       if (stop.stop_requested()) {
         break;
       }
       try {
-        std::optional<detail::ChunkedFile> file;
-        std::optional<detail::PcapReader> reader;
-        if (unfiltered) {
-          file = detail::ChunkedFile::open(path);
-          if (file) {
-            reader = detail::PcapReader::open(file->bytes());
-          }
-        }
-        if (reader) {
-          error = drain_chunked(*reader, &*file);
+        if (input.stream) {
+          error = read_input(*input.stream, input.path);
+          input.stream.reset();  // closes it
         } else {
-          PcapHandle p = path == "-" ? std::move(impl_->standard_input) : open_offline_file(path);
-          if (path != "-") {
-            apply_filter(p.get(), options_.bpf_filter, path);
+          const int fd = ::open(input.path.c_str(), O_RDONLY | O_CLOEXEC);  // NOLINT: varargs
+          if (fd < 0) {
+            error = std::strerror(errno);
+          } else {
+            detail::ChunkedFile file(fd, true);
+            error = read_input(file, input.path);
           }
-          error = drain(p.get());
         }
       } catch (const CaptureError& e) {
         error = e.what();
       }
       if (!error.empty()) {
-        error = path + ": " + error;
+        error = input.path + ": " + error;
         break;
       }
     }

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <fcntl.h>
 #include <memory>
+#include <new>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <utility>
@@ -97,7 +99,7 @@ std::optional<ChunkedFile> ChunkedFile::open(const std::string& path) {
   if (fd < 0) {
     return std::nullopt;
   }
-  ChunkedFile file(fd);
+  ChunkedFile file(fd, true);
   std::string error;
   if (!file.refill(0, error)) {
     return std::nullopt;  // libpcap reads it again and reports the error in its words
@@ -105,52 +107,151 @@ std::optional<ChunkedFile> ChunkedFile::open(const std::string& path) {
   return file;
 }
 
-ChunkedFile::ChunkedFile(int fd)
-    : fd_(fd), buffer_(std::make_unique_for_overwrite<std::byte[]>(kBufferBytes)) {
+ChunkedFile::ChunkedFile(int fd, bool owned) : fd_(fd), owned_(owned) {
+  struct stat st = {};
+  regular_ = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 ChunkedFile::ChunkedFile(ChunkedFile&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
+      owned_(other.owned_),
+      regular_(other.regular_),
       buffer_(std::move(other.buffer_)),
       size_(std::exchange(other.size_, 0)),
-      eof_(other.eof_) {
+      handed_(std::exchange(other.handed_, 0)),
+      eof_(other.eof_),
+      stopped_(other.stopped_),
+      stop_(other.stop_),
+      before_wait_(std::move(other.before_wait_)) {
 }
 
 ChunkedFile& ChunkedFile::operator=(ChunkedFile&& other) noexcept {
   if (this != &other) {
-    if (fd_ >= 0) {
+    if (fd_ >= 0 && owned_) {
       ::close(fd_);
     }
     fd_ = std::exchange(other.fd_, -1);
+    owned_ = other.owned_;
+    regular_ = other.regular_;
     buffer_ = std::move(other.buffer_);
     size_ = std::exchange(other.size_, 0);
+    handed_ = std::exchange(other.handed_, 0);
     eof_ = other.eof_;
+    stopped_ = other.stopped_;
+    stop_ = other.stop_;
+    before_wait_ = std::move(other.before_wait_);
   }
   return *this;
 }
 
 ChunkedFile::~ChunkedFile() {
-  if (fd_ >= 0) {
+  if (fd_ >= 0 && owned_) {
     ::close(fd_);
   }
 }
 
+void ChunkedFile::watch(const std::stop_token* stop, std::function<void()> before_wait) {
+  stop_ = stop;
+  before_wait_ = std::move(before_wait);
+}
+
+bool ChunkedFile::allocate() noexcept {
+  if (!buffer_) {
+    buffer_.reset(new (std::nothrow) std::byte[kBufferBytes]);  // NOLINT: uninitialised on purpose
+  }
+  return buffer_ != nullptr;
+}
+
+bool ChunkedFile::wait_readable() noexcept {
+  pollfd p{.fd = fd_, .events = POLLIN, .revents = 0};
+  if (::poll(&p, 1, 0) != 0) {
+    return true;  // readable, at its end, or in error: read() tells which
+  }
+  if (before_wait_) {
+    before_wait_();
+  }
+  while (stop_ == nullptr || !stop_->stop_requested()) {
+    const int n = ::poll(&p, 1, kPollMilliseconds);
+    if (n > 0 || (n < 0 && errno != EINTR)) {
+      return true;
+    }
+  }
+  stopped_ = true;
+  return false;
+}
+
+ssize_t ChunkedFile::read_input(std::byte* to, std::size_t count) noexcept {
+  for (;;) {
+    if (stopped_ || (!regular_ && !wait_readable())) {
+      return 0;
+    }
+    const ssize_t n = ::read(fd_, to, count);
+    if (n >= 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)) {
+      return n;
+    }
+  }
+}
+
+bool ChunkedFile::fill(std::size_t count, std::string& error) {
+  count = std::min(count, kBufferBytes);
+  while (size_ < count && !eof_) {
+    if (!refill(0, error)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 bool ChunkedFile::refill(std::size_t from, std::string& error) {
+  if (!allocate()) {
+    error = "error reading dump file: cannot allocate the read buffer";
+    return false;
+  }
   from = std::min(from, size_);
   std::memmove(buffer_.get(), buffer_.get() + from, size_ - from);
   size_ -= from;
-  while (size_ < kBufferBytes && !eof_) {
-    const ssize_t n = ::read(fd_, buffer_.get() + size_, kBufferBytes - size_);
+  const std::size_t before = size_;
+  while (size_ < kBufferBytes && !eof_ && (regular_ || size_ == before)) {
+    const ssize_t n = read_input(buffer_.get() + size_, kBufferBytes - size_);
     if (n > 0) {
       size_ += static_cast<std::size_t>(n);
     } else if (n == 0) {
-      eof_ = true;
-    } else if (errno != EINTR) {
+      eof_ = true;  // the end, or a stop request (stopped())
+    } else {
       error = std::string("error reading dump file: ") + std::strerror(errno);  // libpcap's words
       return false;
     }
   }
   return true;
+}
+
+ssize_t ChunkedFile::stream_read(void* cookie, char* to, std::size_t count) noexcept {
+  auto& self = *static_cast<ChunkedFile*>(cookie);
+  auto* out = reinterpret_cast<std::byte*>(to);  // NOLINT: stdio's buffer as bytes
+  if (self.handed_ < self.size_) {
+    const std::size_t n = std::min(count, self.size_ - self.handed_);
+    std::memcpy(out, self.buffer_.get() + self.handed_, n);
+    self.handed_ += n;
+    return static_cast<ssize_t>(n);
+  }
+  if (self.eof_) {
+    return 0;
+  }
+  const ssize_t n = self.read_input(out, count);
+  if (n == 0) {
+    self.eof_ = true;
+  }
+  return n;
+}
+
+std::FILE* ChunkedFile::stream() {
+  const cookie_io_functions_t functions{
+      .read = &ChunkedFile::stream_read,
+      .write = nullptr,
+      .seek = nullptr,
+      .close = nullptr,  // the descriptor is this object's
+  };
+  return ::fopencookie(this, "rb", functions);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -24,7 +24,8 @@
 //   byte order than this host's (libpcap rewrites the CAN ID of SocketCAN frames in those).
 //
 // Thread-safety: a ChunkedFile and a PcapReader are each owned by one thread.
-// Allocation: ChunkedFile::open() allocates its buffer; nothing else allocates. next() never
+// Allocation: a ChunkedFile allocates its buffer at its first read; nothing else allocates. next()
+// never
 //   throws either: an error message is written into a fixed buffer in the reader.
 // A file that grows while it is read is read as far as it went when its end was reached; a file
 // that shrinks ends in libpcap's "truncated dump file" error for the record it cut.
@@ -33,19 +34,29 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
+#include <stop_token>
 #include <string>
 #include <string_view>
+#include <sys/types.h>
 
 namespace dnsmon::detail {
 
-// A regular file read in chunks into one buffer, for a PcapReader that reads its records in place
-// there: when a record runs past the end of the buffer the reader says NeedMore, and refill()
+// A capture input read in chunks into one buffer, for a PcapReader that reads its records in
+// place there: when a record runs past the end of the buffer the reader says NeedMore, and refill()
 // moves the unread tail to the front and reads behind it. One read() per 512 KiB instead of
 // libpcap's two stdio reads and a copy per record, and, unlike a memory mapping, a file that
 // shrinks while it is read ends in a read error or a truncated record, not SIGBUS.
+//
+// The input is a regular file or a stream: a pipe (the standard input, `<(...)`, /dev/stdin), a
+// FIFO, a character device. A stream is read as it comes (refill() returns with what one read()
+// gave), and is waited for in poll(), 100 ms at a time, so that a stop request (watch()) ends any
+// wait within that; its first bytes are read once, and whatever PcapReader declines is handed to
+// libpcap through stream(), which gives libpcap those bytes first and then the rest of the input.
 class ChunkedFile {
  public:
   // Larger than the largest record PcapReader accepts (16 + 262,144 bytes), and small enough that
@@ -53,11 +64,15 @@ class ChunkedFile {
   // 0.02 s less CPU than 1 MiB per 2M-packet replay (docs/performance.md).
   static constexpr std::size_t kBufferBytes = std::size_t{1} << 19U;
   static_assert(kBufferBytes > 16 + 262'144);
+  static constexpr int kPollMilliseconds = 100;
 
-  // nullopt when the path is not a regular file (or is "-", libpcap's name for the standard
-  // input), or cannot be opened or read; libpcap then opens it and reports the error itself.
-  // Reads the first chunk.
+  // A regular file with its first chunk read; nullopt when the path is not a regular file (or is
+  // "-", libpcap's name for the standard input), or cannot be opened or read.
   static std::optional<ChunkedFile> open(const std::string& path);
+
+  // Reads fd, a regular file or a stream, from where it stands; closes it at the end if owned.
+  // Reads nothing yet (fill() does).
+  ChunkedFile(int fd, bool owned);
 
   ChunkedFile(ChunkedFile&& other) noexcept;
   ChunkedFile& operator=(ChunkedFile&& other) noexcept;
@@ -65,23 +80,53 @@ class ChunkedFile {
   ChunkedFile& operator=(const ChunkedFile&) = delete;
   ~ChunkedFile();
 
+  // Before a stream's data is waited for, before_wait runs (once per wait); while waiting, a stop
+  // request ends the input: the read gives nothing more, and stopped() says so. Both must outlive
+  // this object's reads.
+  void watch(const std::stop_token* stop, std::function<void()> before_wait);
+
   // The bytes read and not yet given up by refill().
   [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return {buffer_.get(), size_}; }
 
   // No more bytes follow those in bytes().
   [[nodiscard]] bool at_end() const noexcept { return eof_; }
 
-  // Drops bytes()[0, from), moves the rest to the front and reads until the buffer is full or the
-  // file ends. false on a read error, with libpcap's message for it in error.
+  // A stop request ended a wait for the input.
+  [[nodiscard]] bool stopped() const noexcept { return stopped_; }
+
+  [[nodiscard]] bool regular() const noexcept { return regular_; }
+
+  // Reads until bytes() holds at least `count` bytes or the input ends. false on a read error,
+  // with libpcap's message for it in error.
+  bool fill(std::size_t count, std::string& error);
+
+  // Drops bytes()[0, from), moves the rest to the front and reads: a regular file until the buffer
+  // is full or the file ends, a stream until one read gave something. false on a read error, with
+  // libpcap's message for it in error.
   bool refill(std::size_t from, std::string& error);
 
+  // The whole input as a stdio stream for pcap_fopen_offline(): bytes() first, then the rest.
+  // Closing the stream leaves this object and its descriptor alone; this object must outlive it.
+  // Null if the stream cannot be made (errno says why).
+  std::FILE* stream();
+
  private:
-  explicit ChunkedFile(int fd);
+  // Like read(2), waiting for a stream: 0 at its end, and after a stop request (stopped_).
+  ssize_t read_input(std::byte* to, std::size_t count) noexcept;
+  bool wait_readable() noexcept;
+  bool allocate() noexcept;
+  static ssize_t stream_read(void* cookie, char* to, std::size_t count) noexcept;
 
   int fd_ = -1;
-  std::unique_ptr<std::byte[]> buffer_;
+  bool owned_ = false;
+  bool regular_ = false;
+  std::unique_ptr<std::byte[]> buffer_;  // allocated at the first read
   std::size_t size_ = 0;
+  std::size_t handed_ = 0;  // bytes() given to stream()'s reader so far
   bool eof_ = false;
+  bool stopped_ = false;
+  const std::stop_token* stop_ = nullptr;
+  std::function<void()> before_wait_;
 };
 
 // Reads the records of a classic pcap file held in memory (a capture given as bytes, or a

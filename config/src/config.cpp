@@ -1,7 +1,9 @@
 #include "dnsmon/config.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
+#include <cstdio>
 #include <fstream>
 #include <initializer_list>
 #include <sstream>
@@ -388,6 +390,17 @@ void apply_yaml(const FileContext& ctx, const YAML::Node& root, Config& c) {
   }
 }
 
+// --replay-speed: 0, or a factor in this range (below it, a capture's time gaps would become
+// centuries of waiting, and the pacing arithmetic would overflow).
+constexpr double kMinReplaySpeed = 1e-3;
+constexpr double kMaxReplaySpeed = 1e6;
+
+std::string number_text(double v) {
+  std::array<char, 32> buf{};
+  std::snprintf(buf.data(), buf.size(), "%g", v);
+  return buf.data();
+}
+
 }  // namespace
 
 bool split_listen(const std::string& listen, std::string& address, std::uint16_t& port) {
@@ -477,6 +490,9 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
           std::string(kDefaultListen) + " until stopped.",
       "dnsmon"};
   app.get_formatter()->column_width(34);
+  app.footer(
+      "Exit status: 0 ok (also after SIGTERM or SIGINT), 1 failure (input, interface, port, "
+      "output, memory), 2 usage, 78 configuration.");
 
   std::string config_path;
   std::vector<std::string> interfaces, files;
@@ -490,7 +506,8 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   app.add_option("-i,--interface", interfaces, "capture live on IFACE (repeatable)")
       ->type_name("IFACE");
   app.add_option("-r,--read", files,
-                 "replay a pcap or pcapng file, - for standard input (repeatable, read in order)")
+                 "replay a pcap or pcapng file, FIFO or pipe, - for standard input (repeatable, "
+                 "read in order)")
       ->type_name("FILE");
   app.add_option("--listen", listen,
                  "serve /metrics on ADDR:PORT (default " + std::string(kDefaultListen) +
@@ -501,19 +518,21 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
                  "one thread)")
       ->check(CLI::Range(1, 64));
   app.add_option("--metrics-out", metrics_out,
-                 "write the final metrics (text format) to FILE or - at the end of input")
+                 "write the final metrics (text format) to FILE or - at the end of input or on "
+                 "SIGTERM/SIGINT")
       ->type_name("FILE|-");
   app.add_option("--messages-out", messages_out,
-                 "write one JSON line per decoded DNS message to FILE or -")
+                 "write one JSON line per decoded DNS message to FILE or - (not with "
+                 "--metrics-out -). A failed write ends the log and makes the exit status 1; a "
+                 "reader that goes away (EPIPE) only ends the log")
       ->type_name("FILE|-");
   app.add_option("--replay-speed", replay_speed,
-                 "pace -r replays: 1 = real time, 10 = ten times faster (default: as fast as "
-                 "possible)")
-      ->check(CLI::Range(0.0, 1e6))
+                 "pace -r replays by packet time: 1 = real time, 10 = ten times faster, 0.5 = "
+                 "half speed; 0 (the default) = as fast as possible. 0 or 0.001 to 1000000")
       ->type_name("X");
   app.add_option("--filter", filter,
                  "BPF capture filter (default live: DNS on port 53 and every UDP/TCP fragment, "
-                 "also VLAN-tagged; default offline: none)")
+                 "also VLAN-tagged on Ethernet; default offline: none)")
       ->type_name("EXPR");
   app.add_option("--snaplen", snaplen,
                  "bytes kept per live frame (default 4096; replays keep whole frames unless given)")
@@ -540,6 +559,26 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
     out.action = CommandLine::Action::Exit;
     out.message = std::string("dnsmon ") + kVersion;
     return out;
+  }
+  const auto usage_error = [&out](const std::string& what) {
+    out.action = CommandLine::Action::Exit;
+    out.exit_code = 2;
+    out.message = "dnsmon: " + what + "\nRun with --help for usage.";
+    return out;
+  };
+  // Checked by hand: CLI11's Range lets NaN through, and a tiny speed overflows the pacing
+  // arithmetic (packet time divided by the speed).
+  if (replay_speed && !(*replay_speed == 0 ||
+                        (*replay_speed >= kMinReplaySpeed && *replay_speed <= kMaxReplaySpeed))) {
+    return usage_error(
+        "--replay-speed: expected 0 (as fast as possible) or a speed from 0.001 "
+        "to 1000000, got " +
+        number_text(*replay_speed));
+  }
+  if (metrics_out && messages_out && *metrics_out == "-" && *messages_out == "-") {
+    return usage_error(
+        "--metrics-out - and --messages-out - would mix on standard output: send one of them to "
+        "a file");
   }
 
   Config c;

@@ -4,12 +4,18 @@
 // exporter's HTTP threads, and this main thread running the Boost.Asio control loop (signals, the
 // periodic stats line, sd_notify). Exit codes: 0 ok, 1 failure, 2 usage, 78 configuration error.
 #include <array>
+#include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -45,11 +51,19 @@ struct FileCloser {
 
 using OutputFile = std::unique_ptr<std::FILE, FileCloser>;
 
+// Set by main() when it found the standard output closed (and put /dev/null there, so that no file
+// opened later takes its number).
+bool g_stdout_closed = false;
+
 OutputFile open_output(const std::string& path, const char* what) {
   if (path.empty()) {
     return nullptr;
   }
   if (path == "-") {
+    if (g_stdout_closed) {
+      throw std::runtime_error(std::string("cannot write ") + what +
+                               " to standard output: it is closed");
+    }
     return OutputFile(stdout);
   }
   std::FILE* f = std::fopen(path.c_str(), "w");
@@ -92,11 +106,11 @@ class Daemon {
     // Stdout may carry machine-readable output; then the logs stay on stderr only (they always
     // are), and the messages writer gets stdout to itself.
     auto messages = open_output(config_.daemon.messages_out, "messages");
-    if (!config_.daemon.metrics_out.empty() && config_.daemon.metrics_out != "-") {
-      open_output(config_.daemon.metrics_out, "metrics");  // fail now, not at the end of input
-    }
+    // Fail now, not at the end of input: a file that cannot be created, a closed stdout.
+    open_output(config_.daemon.metrics_out, "metrics");
 
-    pipeline_ = std::make_unique<Pipeline>(config_, hub, demo_capture());
+    pipeline_ = std::make_unique<Pipeline>(config_, hub, demo_capture(),
+                                           messages ? fileno(messages.get()) : -1);
     if (pipeline_->is_live() && !config_.capture.bpf_filter.empty()) {
       warn_if_filter_loses_fragments(config_.capture.bpf_filter);
     }
@@ -139,7 +153,7 @@ class Daemon {
     started_ = std::chrono::steady_clock::now();
     remaining_sources_ = pipeline_->source_count();
     last_drops_.assign(pipeline_->source_count(), {});
-    pipeline_->start(messages.get(), [this, demo](std::size_t i, const std::string& error) {
+    pipeline_->start([this, demo](std::size_t i, const std::string& error) {
       boost::asio::post(io_, [this, demo, i, error] { on_source_end(i, error, demo); });
     });
     notify("READY=1\nSTATUS=capturing");
@@ -147,16 +161,11 @@ class Daemon {
     io_.run();
 
     notify("STOPPING=1");
-    pipeline_->drain_and_join();
+    pipeline_->drain_and_join();  // flushes the message log
     log_stats("final");
+    finish_messages(std::move(messages));
     if (!config_.daemon.metrics_out.empty()) {
-      auto out = open_output(config_.daemon.metrics_out, "metrics");
-      const std::string text = hub.render_text();
-      if (std::fwrite(text.data(), 1, text.size(), out.get()) != text.size() ||
-          std::fflush(out.get()) != 0) {
-        spdlog::error("cannot write metrics to {}", config_.daemon.metrics_out);
-        exit_code_ = kExitFailure;
-      }
+      write_metrics_out(hub);
     }
     // The exporter's threads read the pipeline's counters: stop them first.
     if (exporter_) {
@@ -175,6 +184,73 @@ class Daemon {
       out += (out.empty() ? "" : ", ") + std::to_string(w) + " s";
     }
     return out;
+  }
+
+  [[nodiscard]] std::string messages_name() const {
+    return config_.daemon.messages_out == "-" ? std::string("standard output")
+                                              : config_.daemon.messages_out;
+  }
+
+  // Logs the message log's first failed write, once; called every second and at the end. A reader
+  // that went away (EPIPE: `dnsmon --messages-out - | head`) ends the log, not the run; any other
+  // error makes the exit status 1.
+  void report_messages_error() {
+    const MessageWriter* writer = pipeline_->messages();
+    if (writer == nullptr || messages_error_reported_ || writer->error() == 0) {
+      return;
+    }
+    messages_error_reported_ = true;
+    const int e = writer->error();
+    if (e == EPIPE) {
+      spdlog::warn("messages: the reader of {} went away (broken pipe); the message log ends here",
+                   messages_name());
+      return;
+    }
+    spdlog::error(
+        "messages: cannot write to {}: {}; the message log ends here, later lines are counted in "
+        "dnsmon_output_lost_lines_total{{output=\"messages\"}}, and the exit status will be 1",
+        messages_name(), std::strerror(e));
+    exit_code_ = kExitFailure;
+  }
+
+  // After the workers have stopped: reports a failed write, and closes a message file (where a
+  // delayed write error, on NFS for one, shows up).
+  void finish_messages(OutputFile messages) {
+    const MessageWriter* writer = pipeline_->messages();
+    if (writer == nullptr) {
+      return;
+    }
+    report_messages_error();
+    if (writer->lost_lines() != 0 && writer->error() != EPIPE) {
+      spdlog::info("messages: {} line(s) not written to {}", writer->lost_lines(), messages_name());
+    }
+    if (messages.get() != stdout && std::fclose(messages.release()) != 0 && writer->error() == 0) {
+      spdlog::error("messages: cannot write to {}: {}", messages_name(), std::strerror(errno));
+      exit_code_ = kExitFailure;
+    }
+  }
+
+  void write_metrics_out(const MetricsHub& hub) {
+    const std::string text = hub.render_text();
+    const std::string& path = config_.daemon.metrics_out;
+    try {
+      auto out = open_output(path, "metrics");
+      bool ok = std::fwrite(text.data(), 1, text.size(), out.get()) == text.size() &&
+                std::fflush(out.get()) == 0;
+      int e = errno;
+      if (out.get() != stdout) {
+        ok = std::fclose(out.release()) == 0 && ok;
+        e = ok ? 0 : errno;
+      }
+      if (!ok) {
+        spdlog::error("cannot write metrics to {}: {}", path == "-" ? "standard output" : path,
+                      std::strerror(e));
+        exit_code_ = kExitFailure;
+      }
+    } catch (const std::runtime_error& e) {
+      spdlog::error("{}", e.what());
+      exit_code_ = kExitFailure;
+    }
   }
 
   // A filter written for ports alone loses every fragment after the first (they carry no
@@ -264,13 +340,15 @@ class Daemon {
     });
   }
 
-  // Says within a second when frames start being lost, so the log shows when it happened.
+  // Says within a second when frames start being lost (or the message log fails), so the log shows
+  // when it happened.
   void schedule_drop_watch(boost::asio::steady_timer& timer) {
     timer.expires_after(std::chrono::seconds(1));
     timer.async_wait([this, &timer](const boost::system::error_code& ec) {
       if (ec) {
         return;
       }
+      report_messages_error();
       for (std::size_t i = 0; i < pipeline_->source_count(); ++i) {
         const auto& src = pipeline_->source(i);
         const auto& st = src.stats();
@@ -312,6 +390,7 @@ class Daemon {
   std::unique_ptr<Exporter> exporter_;
   std::size_t remaining_sources_ = 0;
   bool stopping_ = false;
+  bool messages_error_reported_ = false;
   int exit_code_ = 0;
   std::chrono::steady_clock::time_point started_;
   std::string serving_url_;
@@ -323,6 +402,22 @@ class Daemon {
 
 int main(int argc, char** argv) {
   using namespace dnsmon;
+  // A reader that goes away must show up as EPIPE from write(), not kill the process.
+  std::signal(SIGPIPE, SIG_IGN);
+  // A closed standard descriptor would be taken by the next file or socket opened, and output
+  // meant for the terminal would land there: put /dev/null in its place, and remember it.
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
+      if (fd == STDOUT_FILENO) {
+        g_stdout_closed = true;
+      }
+      const int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);  // NOLINT: POSIX varargs
+      if (null_fd >= 0 && null_fd != fd) {
+        dup2(null_fd, fd);
+        close(null_fd);
+      }
+    }
+  }
   auto logger = spdlog::stderr_color_mt("dnsmon");
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
@@ -350,6 +445,11 @@ int main(int argc, char** argv) {
   } catch (const ConfigError& e) {
     spdlog::error("configuration error: {}", e.what());
     return kExitConfig;
+  } catch (const std::bad_alloc&) {
+    spdlog::error(
+        "out of memory: lower the table sizes in the configuration or allow dnsmon more "
+        "memory");
+    return kExitFailure;
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return kExitFailure;

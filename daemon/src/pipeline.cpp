@@ -2,6 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <new>
+#include <stdexcept>
+#include <string_view>
+
+#include <fmt/format.h>
 
 namespace dnsmon {
 namespace {
@@ -14,6 +19,10 @@ namespace {
 // replay (docs/performance.md).
 constexpr std::uint32_t kReplayRingFrames = 8192;
 constexpr std::size_t kReplayRingBytes = std::size_t{1} << 20U;
+
+std::size_t mib(std::size_t bytes) {
+  return (bytes + (std::size_t{1} << 20U) - 1) >> 20U;
+}
 
 }  // namespace
 
@@ -91,13 +100,41 @@ class Pipeline::Worker {
   FrameView frame_;
 };
 
-Pipeline::Pipeline(const Config& config, MetricsHub& hub, std::span<const std::byte> demo_capture)
+Pipeline::Pipeline(const Config& config, MetricsHub& hub, std::span<const std::byte> demo_capture,
+                   int messages_fd)
     : config_(config) {
+  if (messages_fd >= 0) {
+    messages_ = std::make_unique<MessageWriter>(messages_fd);
+  }
   const auto& cap = config_.capture;
   workers_count_ = config_.daemon.workers;
+  // Tables sized by the configuration: one that cannot be allocated names the keys to lower.
   for (std::size_t i = 0; i < workers_count_; ++i) {
-    parsers_.push_back(std::make_unique<Parser>(config_.parser));
-    counters_.push_back(&hub.add_worker(parsers_.back().get()));
+    try {
+      parsers_.push_back(std::make_unique<Parser>(config_.parser));
+    } catch (const TableAllocationError& e) {
+      const bool ip = std::string_view(e.table()) == "ip_fragments";
+      throw std::runtime_error(fmt::format(
+          "{}: cannot allocate {} MiB for the {} of worker {}: out of memory; lower them or "
+          "give dnsmon more memory",
+          ip ? fmt::format("parser.fragments.max_datagrams ({}) and parser.fragments.memory_mib "
+                           "({})",
+                           config_.parser.fragment_datagrams,
+                           config_.parser.fragment_memory_bytes >> 20U)
+             : fmt::format("parser.tcp.max_flows ({}) and parser.tcp.memory_mib ({})",
+                           config_.parser.tcp_flows, config_.parser.tcp_memory_bytes >> 20U),
+          mib(e.bytes()), ip ? "IP fragment reassembly table" : "TCP stream reassembly table", i));
+    }
+    try {
+      counters_.push_back(&hub.add_worker(parsers_.back().get()));
+    } catch (const std::bad_alloc&) {
+      throw std::runtime_error(fmt::format(
+          "analytics.matching.capacity ({}), analytics.top_capacity ({}) and analytics.windows: "
+          "cannot allocate {} MiB for the query matching and window analytics of worker {}: out "
+          "of memory; lower them or give dnsmon more memory",
+          config_.metrics.matching_capacity, config_.metrics.analytics.top_capacity,
+          mib(analytics_bytes_per_worker(config_.metrics)), i));
+    }
   }
   hub.set_protocols(config_.parser.mdns, config_.parser.llmnr);
   if (!cap.interfaces.empty()) {
@@ -120,9 +157,19 @@ Pipeline::Pipeline(const Config& config, MetricsHub& hub, std::span<const std::b
     // capture: a ring smaller than the live one keeps more of its frames in the CPU's caches.
     const bool replay = !live_;
     const bool whole_frames = replay && !cap.snaplen_given;
-    rings_.push_back(std::make_unique<FrameRing>(
-        replay ? std::min<std::uint32_t>(cap.ring_slots, kReplayRingFrames) : cap.ring_slots,
-        whole_frames ? 65535 : cap.snaplen, replay ? kReplayRingBytes : 0));
+    const std::uint32_t frames =
+        replay ? std::min<std::uint32_t>(cap.ring_slots, kReplayRingFrames) : cap.ring_slots;
+    try {
+      rings_.push_back(std::make_unique<FrameRing>(frames, whole_frames ? 65535 : cap.snaplen,
+                                                   replay ? kReplayRingBytes : 0));
+    } catch (const std::bad_alloc&) {
+      throw std::runtime_error(fmt::format(
+          "capture.ring_slots ({}): cannot allocate about {} MiB for a frame ring of worker {}: "
+          "out of memory; lower it or give dnsmon more memory",
+          cap.ring_slots,
+          mib(replay ? kReplayRingBytes : std::size_t{frames} * FrameRing::kBytesPerFrame),
+          i % workers_count_));
+    }
     rings_.back()->set_doorbell(doorbells_[i % workers_count_].get());
     ring_ptrs_.push_back(rings_.back().get());
   }
@@ -154,6 +201,10 @@ Pipeline::Pipeline(const Config& config, MetricsHub& hub, std::span<const std::b
     }
     return out;
   });
+  hub.set_output_reader([this] {
+    return std::vector<OutputSnapshot>{
+        {"messages", messages_ ? messages_->lost_lines() : std::uint64_t{0}}};
+  });
 }
 
 Pipeline::~Pipeline() {
@@ -166,10 +217,7 @@ Pipeline::~Pipeline() {
   workers_.clear();
 }
 
-void Pipeline::start(std::FILE* messages, SourceEnd on_source_end) {
-  if (messages != nullptr) {
-    messages_ = std::make_unique<MessageWriter>(messages);
-  }
+void Pipeline::start(SourceEnd on_source_end) {
   if (inline_replay()) {
     // One worker and a replay: the reader's thread is the worker's too (pipeline.hpp).
     captures_.emplace_back([this, on_source_end](std::stop_token st) {
@@ -254,6 +302,15 @@ void Pipeline::worker_loop(std::stop_token /*stop*/, std::size_t index) {
       worker.counters().tick(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                  std::chrono::system_clock::now().time_since_epoch())
                                  .count());
+      // Live: the message log's buffer reaches its output at least once a tick.
+      if (messages_) {
+        if (workers_count_ > 1) {
+          const std::lock_guard lock(messages_mutex_);
+          messages_->flush();
+        } else {
+          messages_->flush();
+        }
+      }
     }
     // Idle: sleep until a producer rings (a batch of frames is waiting, or its input paused), the
     // input ends, or the next tick is due.

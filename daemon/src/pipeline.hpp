@@ -33,14 +33,17 @@ class Pipeline {
  public:
   using SourceEnd = std::function<void(std::size_t source, const std::string& error)>;
 
-  // Opens every source (throws CaptureError) and allocates the rings; starts nothing.
-  Pipeline(const Config& config, MetricsHub& hub, std::span<const std::byte> demo_capture);
+  // Opens every source (throws CaptureError) and allocates the rings; starts nothing. A table
+  // that cannot be allocated throws std::runtime_error naming the configuration keys that size
+  // it. messages_fd: where the message log goes (-1 for none); it stays the caller's to close.
+  Pipeline(const Config& config, MetricsHub& hub, std::span<const std::byte> demo_capture,
+           int messages_fd = -1);
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
 
-  // Starts the workers, then the capture threads. messages may be null.
-  void start(std::FILE* messages, SourceEnd on_source_end);
+  // Starts the workers, then the capture threads.
+  void start(SourceEnd on_source_end);
 
   // Asks every capture thread to stop; they end soon (live reads time out after 50 ms).
   void stop_capture();
@@ -54,6 +57,9 @@ class Pipeline {
   [[nodiscard]] bool is_live() const noexcept { return live_; }
 
   [[nodiscard]] std::uint64_t frames_processed() const noexcept;
+
+  // The message log, or null without one: its error() and lost_lines() may be read any time.
+  [[nodiscard]] const MessageWriter* messages() const noexcept { return messages_.get(); }
 
  private:
   class Worker;

@@ -1,3 +1,9 @@
+#include <algorithm>
+#include <cerrno>
+#include <iterator>
+#include <poll.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include "dnsmon/metrics.hpp"
@@ -20,8 +26,9 @@ void append_json_string(std::string& out, std::string_view s) {
 
 }  // namespace
 
-MessageWriter::MessageWriter(std::FILE* out) noexcept : out_(out) {
+MessageWriter::MessageWriter(int fd) : fd_(fd) {
   line_.reserve(1024);
+  buffer_.reserve(kBufferBytes + 1024);
 }
 
 MessageWriter::~MessageWriter() {
@@ -29,6 +36,10 @@ MessageWriter::~MessageWriter() {
 }
 
 void MessageWriter::write(const DnsMessage& m, std::int64_t latency_ns) {
+  if (error_.load(std::memory_order_relaxed) != 0) {
+    lost_.add();  // the log has ended: a later line would leave a hole in it
+    return;
+  }
   std::array<char, 64> src{};
   std::array<char, 64> dst{};
   line_.clear();
@@ -72,11 +83,56 @@ void MessageWriter::write(const DnsMessage& m, std::int64_t latency_ns) {
   }
   line_.push_back('}');
   line_.push_back('\n');
-  std::fwrite(line_.data(), 1, line_.size(), out_);
+  buffer_.append(line_);
+  if (buffer_.size() >= kBufferBytes) {
+    write_buffer();
+  }
 }
 
-void MessageWriter::flush() noexcept {
-  std::fflush(out_);
+bool MessageWriter::flush() noexcept {
+  write_buffer();
+  return error_.load(std::memory_order_relaxed) == 0;
+}
+
+void MessageWriter::write_buffer() noexcept {
+  std::size_t done = 0;
+  int failed = 0;
+  while (done < buffer_.size()) {
+    const ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
+    if (n >= 0) {
+      done += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (errno == EINTR) {
+      continue;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {  // a non-blocking descriptor: wait for room
+      pollfd p{.fd = fd_, .events = POLLOUT, .revents = 0};
+      (void)::poll(&p, 1, -1);
+      continue;
+    }
+    failed = errno;
+    break;
+  }
+  if (failed != 0) {
+    // Every line not written in full is lost: those whose newline was not written.
+    const auto written = buffer_.begin() + static_cast<std::ptrdiff_t>(done);
+    lost_.add(static_cast<std::uint64_t>(std::count(written, buffer_.end(), '\n')));
+    // A file keeps whole lines only: the start of a line cut by a full disk is taken back (on a
+    // pipe or a device, lseek() fails and nothing is done).
+    const auto partial =
+        static_cast<off_t>(std::find(std::make_reverse_iterator(written), buffer_.rend(), '\n') -
+                           std::make_reverse_iterator(written));
+    if (partial > 0) {
+      const off_t end = ::lseek(fd_, 0, SEEK_CUR);
+      if (end >= partial) {
+        (void)::ftruncate(fd_, end - partial);
+        (void)::lseek(fd_, end - partial, SEEK_SET);
+      }
+    }
+    error_.store(failed, std::memory_order_release);
+  }
+  buffer_.clear();
 }
 
 }  // namespace dnsmon

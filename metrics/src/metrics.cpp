@@ -435,6 +435,7 @@ struct MetricsHub::Impl : prometheus::Collectable {
 
   std::function<std::vector<SourceSnapshot>()> read_sources;
   std::function<std::vector<RingSnapshot>()> read_rings;
+  std::function<std::vector<OutputSnapshot>()> read_outputs;
 
   // Sums one histogram over the workers into a Prometheus histogram sample.
   template <std::size_t N, class Pick>
@@ -853,6 +854,17 @@ struct MetricsHub::Impl : prometheus::Collectable {
       out.push_back(std::move(used));
       out.push_back(std::move(ring_bytes));
     }
+
+    if (read_outputs) {
+      auto lost = family("dnsmon_output_lost_lines_total",
+                         "Lines of an output (the --messages-out log) not written because a write "
+                         "failed; the first failure ends that output and is logged once.",
+                         MetricType::Counter);
+      for (const auto& o : read_outputs()) {
+        add_sample(lost, {{"output", o.name}}, static_cast<double>(o.lost_lines));
+      }
+      out.push_back(std::move(lost));
+    }
     return out;
   }
 };
@@ -900,6 +912,10 @@ void MetricsHub::set_source_reader(std::function<std::vector<SourceSnapshot>()> 
 
 void MetricsHub::set_ring_reader(std::function<std::vector<RingSnapshot>()> reader) {
   impl_->read_rings = std::move(reader);
+}
+
+void MetricsHub::set_output_reader(std::function<std::vector<OutputSnapshot>()> reader) {
+  impl_->read_outputs = std::move(reader);
 }
 
 std::string MetricsHub::render_text() const {

@@ -105,6 +105,15 @@ IpReassembler::IpReassembler(IpReassemblyOptions options) : options_(options) {
   assembly_.resize(options_.max_datagram_bytes);
 }
 
+std::size_t IpReassembler::planned_bytes(const IpReassemblyOptions& o) noexcept {
+  const std::size_t pages_per_slot = (o.max_datagram_bytes + kPageBytes - 1) / kPageBytes;
+  const std::size_t page_count = o.memory_budget_bytes / kPageBytes;
+  return o.max_datagrams * (sizeof(Slot) + o.max_fragments * sizeof(Range) +
+                            pages_per_slot * sizeof(std::uint32_t) + sizeof(std::uint32_t)) +
+         std::bit_ceil(2 * o.max_datagrams) * sizeof(std::uint32_t) +
+         page_count * (kPageBytes + sizeof(std::uint32_t)) + o.max_datagram_bytes;
+}
+
 void IpReassembler::check_owner() noexcept {
 #ifndef NDEBUG
   if (owner_ == std::thread::id{}) {

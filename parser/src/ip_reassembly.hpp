@@ -134,6 +134,8 @@ class IpReassembler {
   // page, max_datagram_bytes above 65535, or a timeout that is not positive. Throws std::bad_alloc
   // when the tables do not fit in memory.
   explicit IpReassembler(IpReassemblyOptions options);
+  // What the constructor allocates for these options.
+  static std::size_t planned_bytes(const IpReassemblyOptions& options) noexcept;
   IpReassembler(const IpReassembler&) = delete;
   IpReassembler& operator=(const IpReassembler&) = delete;
 

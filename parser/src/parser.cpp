@@ -397,15 +397,31 @@ struct Parser::Context {
   unsigned malformed = 0;  // messages that failed to decode
 };
 
+namespace {
+
+// Constructs a reassembler, turning an allocation failure into one that says which table it was.
+template <class Table, class Options>
+std::unique_ptr<Table> make_table(const char* name, const Options& options) {
+  try {
+    return std::make_unique<Table>(options);
+  } catch (const std::bad_alloc&) {
+    throw TableAllocationError(name, Table::planned_bytes(options));
+  }
+}
+
+}  // namespace
+
 Parser::Parser(ParserOptions options)
-    : ip_(std::make_unique<detail::IpReassembler>(
+    : ip_(make_table<detail::IpReassembler>(
+          "ip_fragments",
           detail::IpReassemblyOptions{.max_datagrams = options.fragment_datagrams,
                                       .max_datagram_bytes = 65535,
                                       .max_fragments = 64,
                                       .memory_budget_bytes = options.fragment_memory_bytes,
                                       .timeout_ns = options.fragment_timeout_ns,
                                       .hash_seed = 0})),
-      tcp_(std::make_unique<detail::TcpReassembler>(
+      tcp_(make_table<detail::TcpReassembler>(
+          "tcp_streams",
           detail::TcpReassemblyOptions{.max_flows = options.tcp_flows,
                                        .max_flow_bytes = 65535 + 2,
                                        .memory_budget_bytes = options.tcp_memory_bytes,

@@ -209,6 +209,16 @@ TcpReassembler::TcpReassembler(TcpReassemblyOptions options) : options_(options)
 
 TcpReassembler::~TcpReassembler() = default;
 
+std::size_t TcpReassembler::planned_bytes(const TcpReassemblyOptions& o) noexcept {
+  const std::size_t slots_per_flow =
+      std::bit_ceil((o.max_flow_bytes + kChunkBytes - 1) / kChunkBytes + 1);
+  const std::size_t chunks =
+      std::min<std::size_t>(o.memory_budget_bytes / kChunkBytes, kNoIndex - 1);
+  return std::bit_ceil(o.max_flows * 2) * sizeof(std::uint32_t) +
+         o.max_flows * (sizeof(Flow) + slots_per_flow * sizeof(std::uint32_t)) +
+         chunks * (kChunkBytes + sizeof(std::uint32_t)) + kMaxMessageBytes;
+}
+
 std::size_t TcpReassembler::memory_bytes() const noexcept {
   return std::size_t{chunks_used_} * kChunkBytes;
 }

@@ -114,6 +114,8 @@ class TcpReassembler {
   // Throws std::invalid_argument for options that cannot work (zero capacities, a budget smaller
   // than one flow's buffer, non-positive timeouts) and std::bad_alloc.
   explicit TcpReassembler(TcpReassemblyOptions options = {});
+  // What the constructor allocates for these options (valid ones).
+  static std::size_t planned_bytes(const TcpReassemblyOptions& options) noexcept;
   ~TcpReassembler();
   TcpReassembler(const TcpReassembler&) = delete;
   TcpReassembler& operator=(const TcpReassembler&) = delete;

@@ -1,11 +1,16 @@
 #include "dnsmon/capture.hpp"
 
 #include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <fcntl.h>
 #include <filesystem>
 #include <functional>
 #include <set>
 #include <stop_token>
 #include <string>
+#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -241,6 +246,11 @@ TEST_CASE("opening an interface that does not exist says so", "[capture]") {
 
 TEST_CASE("the default live filter admits every fragment of a response", "[capture][filter]") {
   CHECK(dnsmon::fragment_probes_rejected(std::string(dnsmon::kDefaultLiveFilter)).empty());
+  // The filter for links without tags (the `any` device) misses only the tagged probes.
+  CHECK(dnsmon::fragment_probes_rejected(std::string(dnsmon::kDefaultLiveFilterUntagged)) ==
+        std::vector<std::string>{
+            "IPv4 first fragment in an 802.1Q tag", "IPv4 later fragment in an 802.1Q tag",
+            "IPv6 first fragment in an 802.1Q tag", "IPv6 later fragment in an 802.1Q tag"});
 }
 
 TEST_CASE("a filter that loses fragments is named with what it loses", "[capture][filter]") {
@@ -319,4 +329,67 @@ TEST_CASE("the default live filter takes DNS and leaves other unfragmented traff
   }
   pcap_freecode(&program);
   pcap_close(dead);
+}
+
+TEST_CASE("a FIFO is opened once, read as it comes, and a stop request ends the wait",
+          "[capture][threads]") {
+  TempDir dir;
+  write_pcap(dir.path / "three.pcap", PCAP_TSTAMP_PRECISION_NANO, 3);
+  std::vector<char> bytes;
+  {
+    std::FILE* f = std::fopen((dir.path / "three.pcap").c_str(), "rb");
+    REQUIRE(f != nullptr);
+    std::array<char, 4096> chunk{};
+    std::size_t n = 0;
+    while ((n = std::fread(chunk.data(), 1, chunk.size(), f)) > 0) {
+      bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+    std::fclose(f);
+  }
+  const fs::path fifo = dir.path / "fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const bool with_filter = GENERATE(false, true);
+  CAPTURE(with_filter);
+  CaptureOptions options;
+  if (with_filter) {
+    options.bpf_filter = "udp";  // libpcap reads it, through the bytes already read
+  }
+  // No writer yet: opening must not wait for one.
+  auto source = PacketSource::open_files({fifo.string()}, options, 0);
+  FrameRing ring(16, 4096);
+  std::vector<FrameRing*> rings{&ring};
+  std::string error = "not run";
+  std::jthread reader([&](std::stop_token st) { error = source->run(st, rings); });
+  // The writer sends the whole capture and keeps the FIFO open: the reader must deliver every
+  // frame without waiting for the end of input.
+  const int w = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);  // NOLINT: POSIX varargs
+  REQUIRE(w >= 0);
+  REQUIRE(::write(w, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+  for (int i = 0; i < 500 && source->stats().received.get() < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(source->stats().received.get() == 3);
+  reader.request_stop();
+  reader.join();  // returns: the stop request ends the wait for more bytes
+  ::close(w);
+  CHECK(error.empty());
+  std::vector<std::vector<std::byte>> keep;
+  CHECK(drain(ring, keep).size() == 3);
+}
+
+TEST_CASE("a stop request ends the wait for a FIFO that never gets a writer",
+          "[capture][threads]") {
+  TempDir dir;
+  const fs::path fifo = dir.path / "fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto source = PacketSource::open_files({fifo.string()}, {}, 0);
+  FrameRing ring(16, 4096);
+  std::vector<FrameRing*> rings{&ring};
+  std::string error = "not run";
+  std::jthread reader([&](std::stop_token st) { error = source->run(st, rings); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  reader.request_stop();
+  reader.join();
+  CHECK(error.empty());
+  CHECK(source->stats().received.get() == 0);
 }

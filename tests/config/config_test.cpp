@@ -545,6 +545,12 @@ TEST_CASE("an unknown flag or a bad flag value is a usage error with exit code 2
       {"--log-level", "loud"},
       {"--listen"},
       {"--replay-speed", "-1"},
+      {"--replay-speed", "1e-300"},
+      {"--replay-speed", "0.0009"},
+      {"--replay-speed", "nan"},
+      {"--replay-speed", "inf"},
+      {"--replay-speed", "2e6"},
+      {"--metrics-out", "-", "--messages-out", "-"},
       {"extra"},
   };
   for (const auto& args : cases) {
@@ -557,6 +563,18 @@ TEST_CASE("an unknown flag or a bad flag value is a usage error with exit code 2
     CHECK_THAT(cli.message, StartsWith("dnsmon: ") && Contains("Run with --help for usage."));
   }
   CHECK_THAT(parse({"--bogus"}).message, Contains("--bogus"));
+  CHECK_THAT(parse({"--replay-speed", "nan"}).message, Contains("--replay-speed"));
+  CHECK_THAT(parse({"--metrics-out", "-", "--messages-out", "-"}).message,
+             Contains("standard output"));
+}
+
+TEST_CASE("the replay speed takes 0 and the range 0.001 to 1000000", "[config]") {
+  for (const char* speed : {"0", "0.001", "0.5", "1", "1e6"}) {
+    CAPTURE(speed);
+    const CommandLine cli = parse({"-r", "a.pcap", "--replay-speed", speed});
+    REQUIRE(cli.action == CommandLine::Action::Run);
+    CHECK(cli.config.capture.replay_speed == std::stod(speed));
+  }
 }
 
 TEST_CASE("a bad --listen throws ConfigError", "[config]") {

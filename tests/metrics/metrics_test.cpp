@@ -1,7 +1,11 @@
 #include "dnsmon/metrics.hpp"
 
 #include <arpa/inet.h>
+#include <array>
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <random>
 #include <sstream>
@@ -147,7 +151,7 @@ TEST_CASE("the message log writes one JSON object per line", "[metrics]") {
   m.edns.present = true;
   m.edns.udp_size = 1232;
   {
-    dnsmon::MessageWriter writer(f);
+    dnsmon::MessageWriter writer(fileno(f));
     writer.write(m);
   }
   std::rewind(f);
@@ -170,7 +174,7 @@ TEST_CASE("responses in the message log carry the matched query's latency", "[me
   m.qr = true;
   m.src.family = m.dst.family = 4;
   {
-    dnsmon::MessageWriter writer(f);
+    dnsmon::MessageWriter writer(fileno(f));
     writer.write(m, 1'234'567);
     writer.write(m, 2'000'000'001);
     writer.write(m);
@@ -189,6 +193,76 @@ TEST_CASE("responses in the message log carry the matched query's latency", "[me
 )"));
   CHECK_THAT(lines[2], Catch::EndsWith(R"("latency":null}
 )"));
+}
+
+TEST_CASE("a failed write ends the message log and counts every line not written", "[metrics]") {
+  DnsMessage m;
+  m.src.family = m.dst.family = 4;
+  SECTION("a full device") {
+    const int fd = ::open("/dev/full", O_WRONLY | O_CLOEXEC);  // NOLINT: POSIX varargs
+    REQUIRE(fd >= 0);
+    {
+      dnsmon::MessageWriter writer(fd);
+      for (int i = 0; i < 3; ++i) {
+        writer.write(m);
+      }
+      CHECK(writer.error() == 0);  // still buffered
+      CHECK_FALSE(writer.flush());
+      CHECK(writer.error() == ENOSPC);
+      CHECK(writer.lost_lines() == 3);
+      writer.write(m);  // after the failure: counted, not tried
+      CHECK(writer.lost_lines() == 4);
+      CHECK(writer.error() == ENOSPC);
+    }
+    ::close(fd);
+  }
+  SECTION("a reader that went away") {
+    std::array<int, 2> fds{};
+    REQUIRE(::pipe(fds.data()) == 0);
+    ::close(fds[0]);
+    const auto old_handler = std::signal(SIGPIPE, SIG_IGN);
+    {
+      dnsmon::MessageWriter writer(fds[1]);
+      // More than one buffer's worth: the first full buffer is written from write() itself.
+      std::uint64_t written = 0;
+      while (writer.error() == 0 && written < 100'000) {
+        writer.write(m);
+        ++written;
+      }
+      CHECK(writer.error() == EPIPE);
+      writer.flush();
+      CHECK(writer.lost_lines() == written);
+    }
+    std::signal(SIGPIPE, old_handler);
+    ::close(fds[1]);
+  }
+}
+
+TEST_CASE("the message log writes every line whole, across buffer flushes", "[metrics]") {
+  std::FILE* f = std::tmpfile();
+  REQUIRE(f != nullptr);
+  DnsMessage m;
+  m.src.family = m.dst.family = 4;
+  constexpr int kLines = 5000;  // several buffers' worth
+  {
+    dnsmon::MessageWriter writer(fileno(f));
+    for (int i = 0; i < kLines; ++i) {
+      m.id = static_cast<std::uint16_t>(i);
+      writer.write(m);
+    }
+    CHECK(writer.flush());
+    CHECK(writer.lost_lines() == 0);
+  }
+  std::rewind(f);
+  std::array<char, 2048> line{};
+  int n = 0;
+  while (std::fgets(line.data(), line.size(), f) != nullptr) {
+    CHECK_THAT(std::string(line.data()),
+               Catch::Contains(R"("id":)" + std::to_string(n) + ",") && Catch::EndsWith("}\n"));
+    ++n;
+  }
+  std::fclose(f);
+  CHECK(n == kLines);
 }
 
 TEST_CASE("breakdowns and histograms count each message once in the right series", "[metrics]") {

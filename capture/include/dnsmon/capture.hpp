@@ -48,6 +48,12 @@ inline constexpr std::string_view kDefaultLiveFilter =
     "(udp port 53 or tcp port 53 or (ip[6:2] & 0x3fff != 0 and (ip[9] = 17 or ip[9] = 6)) or "
     "(ip6[6] = 44 and (ip6[40] = 17 or ip6[40] = 6))))))";
 
+// The default live filter on links that carry no 802.1Q tags (Linux cooked capture on the `any`
+// device, loopback, raw IP...), where libpcap refuses the `vlan` keyword: the same without them.
+inline constexpr std::string_view kDefaultLiveFilterUntagged =
+    "udp port 53 or tcp port 53 or (ip[6:2] & 0x3fff != 0 and (ip[9] = 17 or ip[9] = 6)) or "
+    "(ip6[6] = 44 and (ip6[40] = 17 or ip6[40] = 6))";
+
 // The fragments of a DNS response that a live filter must let through: built-in Ethernet frames
 // (IPv4 and IPv6, first and later fragments, with and without an 802.1Q tag). Returns the
 // descriptions of those that `filter` rejects (empty when it admits them all). Throws
@@ -102,7 +108,10 @@ class PacketSource {
   static std::unique_ptr<PacketSource> open_live(const std::string& interface,
                                                  const CaptureOptions& options,
                                                  std::uint16_t index);
-  // Checks that every file opens, then reads them in order from run(). Throws CaptureError.
+  // Checks every regular file (it opens, its header, the filter), opens everything else once
+  // (FIFOs, pipes such as /dev/stdin or `<(...)`, "-" for the standard input: never reopened,
+  // never blocking here), then reads them in order from run(), where a stop request ends any wait
+  // for a stream's data within 100 ms. Throws CaptureError.
   static std::unique_ptr<PacketSource> open_files(const std::vector<std::string>& paths,
                                                   const CaptureOptions& options,
                                                   std::uint16_t index);

@@ -211,6 +211,11 @@ struct RingSnapshot {
   std::uint64_t capacity_bytes = 0;
 };
 
+struct OutputSnapshot {
+  std::string name;              // "messages"
+  std::uint64_t lost_lines = 0;  // lines not written because a write failed
+};
+
 struct BuildInfo {
   std::string version, ldns_version, libpcap_version;
 };
@@ -233,6 +238,7 @@ class MetricsHub {
   // Startup only: called at every scrape to read the capture sources and rings.
   void set_source_reader(std::function<std::vector<SourceSnapshot>()> reader);
   void set_ring_reader(std::function<std::vector<RingSnapshot>()> reader);
+  void set_output_reader(std::function<std::vector<OutputSnapshot>()> reader);
 
   // Where the public suffix list came from ("" with analytics off), for the startup log.
   [[nodiscard]] std::string public_suffix_list() const;
@@ -265,11 +271,18 @@ class Exporter {
   std::unique_ptr<State> state_;
 };
 
-// Writes one JSON object per decoded message (JSON Lines).
-// Thread-safety: one writer thread. Allocation: a reused line buffer.
+// Writes one JSON object per decoded message (JSON Lines) to a file descriptor, through a buffer
+// of its own, so that every line is known to be written or lost. The first failed write (a full
+// disk, a closed descriptor, a reader that went away: EPIPE, which needs SIGPIPE ignored) ends
+// the log: that line and every later one are counted as lost, and error() tells why. Nothing is
+// logged here: the caller reports error() once, from its own thread.
+// Thread-safety: write() and flush() from one thread at a time (the caller serialises them);
+//   error() and lost_lines() from any thread. Allocation: a reused line buffer.
 class MessageWriter {
  public:
-  explicit MessageWriter(std::FILE* out) noexcept;
+  static constexpr std::size_t kBufferBytes = std::size_t{64} << 10U;
+
+  explicit MessageWriter(int fd);  // the descriptor stays the caller's to close
   ~MessageWriter();
   MessageWriter(const MessageWriter&) = delete;
   MessageWriter& operator=(const MessageWriter&) = delete;
@@ -277,11 +290,23 @@ class MessageWriter {
   // latency_ns: the matched query's latency for a response (written as "latency" in seconds),
   // or -1 when none was matched ("latency": null). Queries carry no latency field.
   void write(const DnsMessage& m, std::int64_t latency_ns = -1);
-  void flush() noexcept;
+  // Writes out what is buffered; false if any write has failed.
+  bool flush() noexcept;
+
+  // 0 while every write succeeded; then the errno of the first that failed.
+  [[nodiscard]] int error() const noexcept { return error_.load(std::memory_order_acquire); }
+
+  // Lines not written because a write failed.
+  [[nodiscard]] std::uint64_t lost_lines() const noexcept { return lost_.get(); }
 
  private:
-  std::FILE* out_;
+  void write_buffer() noexcept;
+
+  int fd_;
   std::string line_;
+  std::string buffer_;  // whole lines not yet written
+  std::atomic<int> error_{0};
+  RelaxedCounter lost_;
 };
 
 }  // namespace dnsmon

@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <span>
 #include <string>
 #include <string_view>
@@ -174,8 +175,30 @@ struct ReassemblyStats {
   std::uint64_t tcp_flows = 0, tcp_memory_bytes = 0, tcp_capacity = 0;
 };
 
+// Thrown by Parser's constructor when one of its reassembly tables cannot be allocated: which
+// one ("ip_fragments" or "tcp_streams", as in the dnsmon_memory_bytes metric) and how many bytes
+// its options ask for, so that the caller can name the setting to lower.
+class TableAllocationError : public std::bad_alloc {
+ public:
+  TableAllocationError(const char* table, std::size_t bytes) noexcept
+      : table_(table), bytes_(bytes) {}
+
+  [[nodiscard]] const char* what() const noexcept override {
+    return "cannot allocate a reassembly table";
+  }
+
+  [[nodiscard]] const char* table() const noexcept { return table_; }
+
+  [[nodiscard]] std::size_t bytes() const noexcept { return bytes_; }
+
+ private:
+  const char* table_;
+  std::size_t bytes_;
+};
+
 class Parser {
  public:
+  // Allocates the reassembly tables: throws TableAllocationError when one does not fit.
   explicit Parser(ParserOptions options = {});
   ~Parser();
   Parser(const Parser&) = delete;
