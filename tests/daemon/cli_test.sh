@@ -142,6 +142,20 @@ expect "--check-config accepts the shipped systemd/dnsmon.yaml" 0 stdout "config
 run --check-config --config "$cfg"
 expect "--check-config on an empty file exits 0" 0 stdout "configuration OK"
 
+printf 'analytics:\n  public_suffix_list: %s\n' "$tmp/no-such-list.dat" >"$cfg"
+run --check-config --config "$cfg"
+expect "--check-config reports a public suffix list that cannot be loaded at its key" 78 \
+  stderr "$cfg:2:23: analytics.public_suffix_list: cannot load the public suffix list"
+[[ $err != *"analytics.public_suffix_list: "*"analytics.public_suffix_list: "* ]] ||
+  fail "the public suffix list error is reported twice: $err"
+
+run --print-defaults
+expect "--print-defaults prints every key at its default" 0 \
+  stdout "snaplen: 4096" stdout "windows: [1m, 5m, 1h]" stdout "level: info"
+printf '%s\n' "$out" >"$cfg"
+run --check-config --config "$cfg"
+expect "--check-config accepts the printed defaults" 0 stdout "configuration OK: $cfg"
+
 # --- runtime failures ----------------------------------------------------------------------
 capture=$tmp/small.pcap
 if ! "$GEN_PCAP" --out "$capture" --packets 100 >"$tmp/gen_pcap.log" 2>&1; then
