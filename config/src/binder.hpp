@@ -157,7 +157,7 @@ using Value = std::variant<bool, std::uint64_t, std::string, std::vector<std::st
 // The field a key sets, reached from Config through a chain of pointers to members.
 template <auto... Members>
 auto& field(auto& config) {
-  return (config.*....*Members);
+  return (config.*....*Members);  // a fold: ((config.*m1).*m2).*m3
 }
 
 template <typename T>

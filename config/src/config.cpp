@@ -4,6 +4,7 @@
 #include <array>
 #include <charconv>
 #include <fstream>
+#include <utility>
 
 #include <CLI/CLI.hpp>
 #include <yaml-cpp/yaml.h>
@@ -202,6 +203,7 @@ void check_windows_split(const Config& c) {
   }
 }
 
+// Each top-N table keeps at least top_n counters.
 void check_top_capacity(const Config& c) {
   const auto& a = c.metrics.analytics;
   if (a.top_capacity < a.top_n) {
@@ -212,6 +214,15 @@ void check_top_capacity(const Config& c) {
         "top_capacity (" + std::to_string(a.top_capacity) + ") must be at least top_n (" +
             std::to_string(a.top_n) + "); 8 to 32 times top_n keeps the counts accurate"));
   }
+}
+
+// Drops where the file sets path and its list items.
+void forget_position(Config& c, std::string_view path) {
+  std::erase_if(c.positions, [path](const auto& p) {
+    const std::string_view key = p.first;
+    return key.substr(0, path.size()) == path &&
+           (key.size() == path.size() || key[path.size()] == '[');
+  });
 }
 
 // A command-line flag's range check, from its key's row.
@@ -258,12 +269,14 @@ const std::vector<ConfigKey>& config_keys() {
     const Config defaults;
     std::vector<ConfigKey> out;
     for (const Key& k : kKeys) {
-      ConfigKey key{std::string(k.path), k.kind == Kind::Section, {},
-                    range_text(k),       std::string(k.help),     k.reload};
-      if (!key.section) {
-        key.default_value = format_value(k, k.bind.load(defaults, k.scale));
-      }
-      out.push_back(std::move(key));
+      const bool is_section = k.kind == Kind::Section;
+      out.push_back(
+          {.path = std::string(k.path),
+           .section = is_section,
+           .default_value = is_section ? "" : format_value(k, k.bind.load(defaults, k.scale)),
+           .range = range_text(k),
+           .help = std::string(k.help),
+           .reload = k.reload});
     }
     return out;
   }();
@@ -465,6 +478,20 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
     c.daemon.log_level = *log_level;
   }
   c.daemon.check_config = check_config;
+  // A key a flag overrides is no longer where the file sets it.
+  const std::pair<bool, std::string_view> overridden[] = {
+      {!interfaces.empty() || !files.empty(), "capture.interfaces"},
+      {filter.has_value(), "capture.filter"},
+      {snaplen.has_value(), "capture.snaplen"},
+      {workers.has_value(), "capture.workers"},
+      {listen.has_value(), "exporter.listen"},
+      {log_level.has_value(), "log.level"},
+  };
+  for (const auto& [given, path] : overridden) {
+    if (given) {
+      forget_position(c, path);
+    }
+  }
   validate(c);
   out.config = std::move(c);
   return out;

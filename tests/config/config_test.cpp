@@ -734,6 +734,18 @@ TEST_CASE("a public suffix list that cannot be loaded is reported at the key tha
   CHECK(located_error(c, "analytics.top_n", "why") == "analytics.top_n: why");
 }
 
+TEST_CASE("a key a flag overrides loses its position in the file", "[config]") {
+  const TempDir dir;
+  const std::string file = dir.write(
+      "dnsmon.yaml", "capture:\n  interfaces: [eth0, eth1]\n  snaplen: 512\n  workers: 2\n");
+  const auto kept = parse({"--config", file.c_str()});
+  CHECK(kept.config.positions.size() == 5);
+  const auto cli = parse({"--config", file.c_str(), "-i", "eth2", "--snaplen", "600"});
+  CHECK(cli.config.positions.size() == 1);
+  CHECK(located_error(cli.config, "capture.workers", "x") == file + ":4:12: capture.workers: x");
+  CHECK(located_error(cli.config, "capture.snaplen", "x") == "capture.snaplen: x");
+}
+
 TEST_CASE("every key and list item the file sets has its position", "[config]") {
   const TempDir dir;
   const std::string file =

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The dnsmon command line as a user meets it: help and version, usage errors (exit 2), config
-# errors with FILE:LINE:COL and the key path (exit 78), --check-config, and runtime failures
-# (exit 1) that say what went wrong: a missing capture file, a metrics port already in use, an
-# interface that does not exist.
+# errors with FILE:LINE:COL and the key path (exit 78), --check-config, --print-defaults, and
+# runtime failures (exit 1) that say what went wrong: a missing capture file, a metrics port
+# already in use, an interface that does not exist.
 #
 # Env (set by ctest): DNSMON (the binary), GEN_PCAP (the capture generator), DNSMON_SOURCE_DIR.
 set -euo pipefail

@@ -51,8 +51,9 @@ struct Config {
   ParserOptions parser;
   MetricsOptions metrics;
   DaemonOptions daemon;
-  // Every key and list item the file daemon.config_path sets ("analytics.windows[1]"), so that a
-  // check made after loading (e.g. of the file a key names) can point at it.
+  // Every key and list item the file daemon.config_path sets and no flag overrides
+  // ("analytics.windows[1]"), so that a check made after loading (e.g. of the file a key names)
+  // can point at it.
   std::map<std::string, FilePosition, std::less<>> positions;
 };
 
