@@ -5,388 +5,215 @@
 #include <charconv>
 #include <cstdio>
 #include <fstream>
-#include <initializer_list>
-#include <sstream>
+#include <utility>
 
 #include <CLI/CLI.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include "dnsmon/version.hpp"
 
+#include "binder.hpp"
+
 namespace dnsmon {
 namespace {
 
+using namespace detail;  // the binder (binder.hpp) serves this file alone
+
 constexpr std::size_t kMaxConfigBytes = 1U << 20U;  // a config larger than 1 MiB is not a config
 
-class FileContext {
- public:
-  explicit FileContext(std::string file) : file_(std::move(file)) {}
+constexpr std::uint64_t kMiB = 1U << 20U;
+constexpr std::uint64_t kSecondNs = 1'000'000'000;
+constexpr std::array<std::string_view, 6> kLogLevels = {"trace", "debug", "info",
+                                                        "warn",  "error", "off"};
 
-  [[noreturn]] void fail(const YAML::Mark& mark, const std::string& path,
-                         const std::string& what) const {
-    std::ostringstream s;
-    s << file_;
-    if (mark.line >= 0) {
-      s << ':' << mark.line + 1 << ':' << mark.column + 1;
-    }
-    s << ": " << (path.empty() ? std::string("(top level)") : path) << ": " << what;
-    throw ConfigError(s.str());
-  }
+// --- Checks that run once their key is stored (.then in the table) -------------------------
 
-  void expect_map(const YAML::Node& node, const std::string& path) const {
-    if (!node.IsMap()) {
-      fail(node.Mark(), path, "expected a mapping of keys to values");
-    }
-  }
-
-  void check_keys(const YAML::Node& map, const std::string& path,
-                  std::initializer_list<std::string_view> allowed) const {
-    std::vector<std::string> seen;  // yaml-cpp keeps duplicate keys, and lookups find the first
-    for (const auto& kv : map) {
-      const auto& key = kv.first;
-      if (!key.IsScalar()) {
-        fail(key.Mark(), path, "keys must be plain words");
-      }
-      const std::string& k = key.Scalar();
-      if (std::find(seen.begin(), seen.end(), k) != seen.end()) {
-        fail(key.Mark(), join(path, k), "duplicate key");
-      }
-      seen.push_back(k);
-      if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
-        std::string list;
-        for (auto a : allowed) {
-          list += list.empty() ? "" : ", ";
-          list += a;
-        }
-        fail(key.Mark(), join(path, k), "unknown key (allowed here: " + list + ")");
-      }
-    }
-  }
-
-  static std::string join(const std::string& path, const std::string& key) {
-    return path.empty() ? key : path + "." + key;
-  }
-
-  std::string scalar(const YAML::Node& n, const std::string& path, const char* expected) const {
-    if (!n.IsScalar()) {
-      fail(n.Mark(), path, std::string("expected ") + expected);
-    }
-    return n.Scalar();
-  }
-
-  std::uint64_t integer(const YAML::Node& n, const std::string& path, std::uint64_t lo,
-                        std::uint64_t hi) const {
-    const std::string range = "an integer from " + std::to_string(lo) + " to " + std::to_string(hi);
-    const std::string s = scalar(n, path, range.c_str());
-    std::uint64_t v = 0;
-    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc{} || end != s.data() + s.size() || s.empty()) {
-      fail(n.Mark(), path, "expected " + range + ", got \"" + s + "\"");
-    }
-    if (v < lo || v > hi) {
-      fail(n.Mark(), path, "out of range: expected " + range + ", got " + s);
-    }
-    return v;
-  }
-
-  bool boolean(const YAML::Node& n, const std::string& path) const {
-    const std::string s = scalar(n, path, "true or false");
-    if (s == "true") {
-      return true;
-    }
-    if (s == "false") {
-      return false;
-    }
-    fail(n.Mark(), path, "expected true or false, got \"" + s + "\"");
-  }
-
-  std::string string(const YAML::Node& n, const std::string& path) const {
-    return scalar(n, path, "a string");
-  }
-
-  std::vector<std::string> string_list(const YAML::Node& n, const std::string& path,
-                                       std::size_t max) const {
-    if (!n.IsSequence()) {
-      fail(n.Mark(), path, "expected a list of strings");
-    }
-    if (n.size() > max) {
-      fail(n.Mark(), path, "at most " + std::to_string(max) + " entries");
-    }
-    std::vector<std::string> out;
-    for (std::size_t i = 0; i < n.size(); ++i) {
-      out.push_back(scalar(n[i], path + "[" + std::to_string(i) + "]", "a string"));
-    }
-    return out;
-  }
-
- private:
-  std::string file_;
-};
-
-const std::initializer_list<std::string_view> kLogLevels = {"trace", "debug", "info",
-                                                            "warn",  "error", "off"};
-
-// "90s", "5m", "1h" or a plain number of seconds.
-std::uint32_t duration_s(const FileContext& ctx, const YAML::Node& n, const std::string& path) {
-  const std::string s = ctx.scalar(n, path, "a duration such as 30s, 5m or 1h");
-  std::uint64_t v = 0;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  const std::string_view unit(end, static_cast<std::size_t>(s.data() + s.size() - end));
-  std::uint64_t scale = 0;
-  if (unit.empty() || unit == "s") {
-    scale = 1;
-  } else if (unit == "m") {
-    scale = 60;
-  } else if (unit == "h") {
-    scale = 3600;
-  }
-  if (ec != std::errc{} || end == s.data() || scale == 0) {
-    ctx.fail(n.Mark(), path, "expected a duration such as 30s, 5m or 1h, got \"" + s + "\"");
-  }
-  if (v == 0 || v > 86400 / scale) {
-    ctx.fail(n.Mark(), path, "out of range: expected 1s to 24h, got " + s);
-  }
-  return static_cast<std::uint32_t>(v * scale);
-}
-
-void apply_analytics(const FileContext& ctx, const YAML::Node& a, MetricsOptions& m) {
-  ctx.expect_map(a, "analytics");
-  ctx.check_keys(a, "analytics",
-                 {"enabled", "memory_mib", "windows", "sub_windows", "top_n", "top_capacity",
-                  "hll_precision", "public_suffix_list", "clients", "matching"});
-  AnalyticsOptions& o = m.analytics;
-  if (const auto n = a["enabled"]) {
-    o.enabled = ctx.boolean(n, "analytics.enabled");
-  }
-  if (const auto n = a["memory_mib"]) {
-    m.memory_budget_bytes = ctx.integer(n, "analytics.memory_mib", 1, 65536) << 20U;
-  }
-  if (const auto n = a["sub_windows"]) {
-    o.sub_windows = static_cast<std::uint32_t>(ctx.integer(n, "analytics.sub_windows", 1, 60));
-  }
-  if (const auto n = a["windows"]) {
-    if (!n.IsSequence() || n.size() == 0 || n.size() > 8) {
-      ctx.fail(n.Mark(), "analytics.windows", "expected a list of 1 to 8 durations such as 1m");
-    }
-    o.windows_s.clear();
-    for (std::size_t i = 0; i < n.size(); ++i) {
-      const std::string path = "analytics.windows[" + std::to_string(i) + "]";
-      const auto w = duration_s(ctx, n[i], path);
-      if (std::find(o.windows_s.begin(), o.windows_s.end(), w) != o.windows_s.end()) {
-        ctx.fail(n[i].Mark(), path, "the same window twice");
-      }
-      o.windows_s.push_back(w);
-    }
-  }
-  for (std::size_t i = 0; i < o.windows_s.size(); ++i) {
-    if (o.windows_s[i] % o.sub_windows != 0) {
-      const auto node = a["windows"] ? a["windows"][i] : a["sub_windows"];
-      ctx.fail(node ? node.Mark() : a.Mark(),
-               a["windows"] ? "analytics.windows[" + std::to_string(i) + "]"
-                            : std::string("analytics.sub_windows"),
-               "a window of " + std::to_string(o.windows_s[i]) + " s cannot be split into " +
-                   std::to_string(o.sub_windows) +
-                   " whole-second sub-windows (analytics.sub_windows)");
-    }
-  }
-  if (const auto n = a["top_n"]) {
-    o.top_n = static_cast<std::uint32_t>(ctx.integer(n, "analytics.top_n", 1, 1000));
-  }
-  if (const auto n = a["top_capacity"]) {
-    o.top_capacity =
-        static_cast<std::uint32_t>(ctx.integer(n, "analytics.top_capacity", 1, 1U << 16U));
-  }
-  if (o.top_capacity < o.top_n) {
-    const auto node = a["top_capacity"] ? a["top_capacity"] : a["top_n"];
-    ctx.fail(node.Mark(), a["top_capacity"] ? "analytics.top_capacity" : "analytics.top_n",
-             "top_capacity (" + std::to_string(o.top_capacity) + ") must be at least top_n (" +
-                 std::to_string(o.top_n) + "); 8 to 32 times top_n keeps the counts accurate");
-  }
-  if (const auto n = a["hll_precision"]) {
-    o.hll_precision = static_cast<std::uint32_t>(ctx.integer(n, "analytics.hll_precision", 4, 18));
-  }
-  if (const auto n = a["public_suffix_list"]) {
-    o.public_suffix_list = ctx.string(n, "analytics.public_suffix_list");
-  }
-  if (const auto cl = a["clients"]; cl && !cl.IsNull()) {
-    ctx.expect_map(cl, "analytics.clients");
-    ctx.check_keys(cl, "analytics.clients",
-                   {"ipv4_prefix", "ipv6_prefix", "pseudonymise", "pseudonymise_key"});
-    if (const auto n = cl["ipv4_prefix"]) {
-      o.client_ipv4_prefix =
-          static_cast<std::uint8_t>(ctx.integer(n, "analytics.clients.ipv4_prefix", 0, 32));
-    }
-    if (const auto n = cl["ipv6_prefix"]) {
-      o.client_ipv6_prefix =
-          static_cast<std::uint8_t>(ctx.integer(n, "analytics.clients.ipv6_prefix", 0, 128));
-    }
-    if (const auto n = cl["pseudonymise"]) {
-      o.pseudonymise_clients = ctx.boolean(n, "analytics.clients.pseudonymise");
-    }
-    if (const auto n = cl["pseudonymise_key"]) {
-      o.pseudonymise_key = ctx.string(n, "analytics.clients.pseudonymise_key");
-      if (!o.pseudonymise_key.empty() && o.pseudonymise_key.size() < 16) {
-        ctx.fail(n.Mark(), "analytics.clients.pseudonymise_key",
-                 "too short to keep addresses secret: use 16 or more random characters");
-      }
-    }
-  }
-  if (const auto mt = a["matching"]; mt && !mt.IsNull()) {
-    ctx.expect_map(mt, "analytics.matching");
-    ctx.check_keys(mt, "analytics.matching", {"capacity", "timeout_ms"});
-    if (const auto n = mt["capacity"]) {
-      m.matching_capacity =
-          static_cast<std::uint32_t>(ctx.integer(n, "analytics.matching.capacity", 1, 1U << 24U));
-    }
-    if (const auto n = mt["timeout_ms"]) {
-      m.matching_timeout_ms =
-          static_cast<std::uint32_t>(ctx.integer(n, "analytics.matching.timeout_ms", 1, 3'600'000));
+void check_interface_names(const Site& site, Config& c) {
+  for (const auto& name : c.capture.interfaces) {
+    if (name.empty()) {
+      site.fail("an interface name cannot be empty");
     }
   }
 }
 
-void apply_yaml(const FileContext& ctx, const YAML::Node& root, Config& c) {
-  if (root.IsNull()) {
-    return;  // an empty file keeps every default
-  }
-  ctx.expect_map(root, "");
-  ctx.check_keys(root, "", {"capture", "parser", "analytics", "exporter", "log"});
-  if (const auto cap = root["capture"]; cap && !cap.IsNull()) {  // null: all keys commented out
-    ctx.expect_map(cap, "capture");
-    ctx.check_keys(cap, "capture",
-                   {"interfaces", "filter", "snaplen", "buffer_mib", "promiscuous",
-                    "read_timeout_ms", "ring_slots", "workers"});
-    if (const auto n = cap["interfaces"]) {
-      c.capture.interfaces = ctx.string_list(n, "capture.interfaces", 64);
-      for (const auto& name : c.capture.interfaces) {
-        if (name.empty()) {
-          ctx.fail(n.Mark(), "capture.interfaces", "an interface name cannot be empty");
-        }
-      }
-    }
-    if (const auto n = cap["filter"]) {
-      c.capture.bpf_filter = ctx.string(n, "capture.filter");
-    }
-    if (const auto n = cap["snaplen"]) {
-      c.capture.snaplen = static_cast<std::uint32_t>(ctx.integer(n, "capture.snaplen", 64, 65535));
-      c.capture.snaplen_given = true;
-    }
-    if (const auto n = cap["buffer_mib"]) {
-      c.capture.buffer_bytes =
-          static_cast<std::uint32_t>(ctx.integer(n, "capture.buffer_mib", 1, 2047) << 20U);
-    }
-    if (const auto n = cap["promiscuous"]) {
-      c.capture.promiscuous = ctx.boolean(n, "capture.promiscuous");
-    }
-    if (const auto n = cap["read_timeout_ms"]) {
-      c.capture.timeout_ms =
-          static_cast<std::uint32_t>(ctx.integer(n, "capture.read_timeout_ms", 1, 1000));
-    }
-    if (const auto n = cap["ring_slots"]) {
-      c.capture.ring_slots =
-          static_cast<std::uint32_t>(ctx.integer(n, "capture.ring_slots", 16, 1U << 20U));
-    }
-    if (const auto n = cap["workers"]) {
-      c.daemon.workers = static_cast<std::uint32_t>(ctx.integer(n, "capture.workers", 1, 64));
+void note_snaplen_given(const Site& /*site*/, Config& c) {
+  c.capture.snaplen_given = true;
+}
+
+void check_distinct_windows(const Site& site, Config& c) {
+  const auto& w = c.metrics.analytics.windows_s;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    if (std::find(w.begin(), w.begin() + static_cast<std::ptrdiff_t>(i), w[i]) !=
+        w.begin() + static_cast<std::ptrdiff_t>(i)) {
+      site.fail_item(i, "the same window twice");
     }
   }
-  if (const auto parser = root["parser"];
-      parser && !parser.IsNull()) {  // null: all keys commented out
-    ctx.expect_map(parser, "parser");
-    ctx.check_keys(parser, "parser",
-                   {"dns_ports", "mdns", "llmnr", "encrypted_ports", "fragments", "tcp"});
-    if (const auto n = parser["mdns"]) {
-      c.parser.mdns = ctx.boolean(n, "parser.mdns");
-    }
-    if (const auto n = parser["llmnr"]) {
-      c.parser.llmnr = ctx.boolean(n, "parser.llmnr");
-    }
-    if (const auto n = parser["encrypted_ports"]) {
-      if (!n.IsSequence() || n.size() > 16) {
-        ctx.fail(n.Mark(), "parser.encrypted_ports", "expected a list of 0 to 16 port numbers");
-      }
-      c.parser.encrypted_ports.clear();
-      for (std::size_t i = 0; i < n.size(); ++i) {
-        c.parser.encrypted_ports.push_back(static_cast<std::uint16_t>(
-            ctx.integer(n[i], "parser.encrypted_ports[" + std::to_string(i) + "]", 1, 65535)));
-      }
-    }
-    if (const auto f = parser["fragments"]; f && !f.IsNull()) {
-      ctx.expect_map(f, "parser.fragments");
-      ctx.check_keys(f, "parser.fragments", {"max_datagrams", "memory_mib", "timeout_s"});
-      if (const auto n = f["max_datagrams"]) {
-        c.parser.fragment_datagrams =
-            ctx.integer(n, "parser.fragments.max_datagrams", 1, 1U << 20U);
-      }
-      if (const auto n = f["memory_mib"]) {
-        c.parser.fragment_memory_bytes = ctx.integer(n, "parser.fragments.memory_mib", 1, 4096)
-                                         << 20U;
-      }
-      if (const auto n = f["timeout_s"]) {
-        c.parser.fragment_timeout_ns =
-            static_cast<std::int64_t>(ctx.integer(n, "parser.fragments.timeout_s", 1, 300)) *
-            1'000'000'000;
-      }
-    }
-    if (const auto t = parser["tcp"]; t && !t.IsNull()) {
-      ctx.expect_map(t, "parser.tcp");
-      ctx.check_keys(t, "parser.tcp", {"max_flows", "memory_mib", "idle_timeout_s"});
-      if (const auto n = t["max_flows"]) {
-        c.parser.tcp_flows = ctx.integer(n, "parser.tcp.max_flows", 1, 1U << 22U);
-      }
-      if (const auto n = t["memory_mib"]) {
-        c.parser.tcp_memory_bytes = ctx.integer(n, "parser.tcp.memory_mib", 1, 4096) << 20U;
-      }
-      if (const auto n = t["idle_timeout_s"]) {
-        c.parser.tcp_idle_timeout_ns =
-            static_cast<std::int64_t>(ctx.integer(n, "parser.tcp.idle_timeout_s", 1, 3600)) *
-            1'000'000'000;
-      }
-    }
-    if (const auto n = parser["dns_ports"]) {
-      if (!n.IsSequence() || n.size() == 0 || n.size() > 16) {
-        ctx.fail(n.Mark(), "parser.dns_ports", "expected a list of 1 to 16 port numbers");
-      }
-      c.parser.dns_ports.clear();
-      for (std::size_t i = 0; i < n.size(); ++i) {
-        c.parser.dns_ports.push_back(static_cast<std::uint16_t>(
-            ctx.integer(n[i], "parser.dns_ports[" + std::to_string(i) + "]", 1, 65535)));
-      }
+}
+
+void check_pseudonymise_key(const Site& site, Config& c) {
+  const auto& key = c.metrics.analytics.pseudonymise_key;
+  if (!key.empty() && key.size() < 16) {
+    site.fail("too short to keep addresses secret: use 16 or more random characters");
+  }
+}
+
+// exporter.listen: an address the exporter can bind. Given in the file, /metrics is served in
+// offline runs too.
+void check_listen(const Site& site, Config& c) {
+  std::string addr;
+  std::uint16_t port = 0;
+  if (!split_listen(c.daemon.listen, addr, port)) {
+    site.fail("expected ADDRESS:PORT such as 127.0.0.1:9917 or [::1]:9917, got \"" +
+              c.daemon.listen + "\"");
+  }
+  c.daemon.listen_given = true;
+}
+
+// --- The key table -------------------------------------------------------------------------
+//
+// Each key of the file is one row (binder.hpp): its dotted path, what kind of value it takes and
+// in which range, the field of Config it sets, a line of help, and whether a running dnsmon could
+// apply a change (live) or needs a restart. Defaults are not written here: they are read from a
+// default-constructed Config. A section row ("analytics.clients") makes a nested mapping; the keys
+// allowed in a mapping are the rows under it, in table order. Checks that a kind and range cannot
+// express run after their key is stored (.then), and checks across keys after the whole file.
+
+using C = Config;
+using Cap = CaptureOptions;
+using Par = ParserOptions;
+using Met = MetricsOptions;
+using Ana = AnalyticsOptions;
+using Dae = DaemonOptions;
+
+constexpr std::array kKeys = std::to_array<Key>({
+    section("capture", "where frames come from"),
+    strings("capture.interfaces", bind<&C::capture, &Cap::interfaces>(), 64, "interface names",
+            "network interfaces to capture on live, one capture thread each")
+        .then(check_interface_names),
+    text("capture.filter", bind<&C::capture, &Cap::bpf_filter>(),
+         "BPF capture filter; \"\" is the built-in one (DNS on port 53 and every fragment)"),
+    integer("capture.snaplen", bind<&C::capture, &Cap::snaplen>(), 64, 65535,
+            "bytes kept per captured frame")
+        .then(note_snaplen_given),
+    integer("capture.buffer_mib", bind<&C::capture, &Cap::buffer_bytes>(), 1, 2047,
+            "kernel capture buffer per interface, in MiB")
+        .scaled(kMiB),
+    boolean("capture.promiscuous", bind<&C::capture, &Cap::promiscuous>(),
+            "put the interfaces in promiscuous mode (a mirror port or tap needs it)"),
+    integer("capture.read_timeout_ms", bind<&C::capture, &Cap::timeout_ms>(), 1, 1000,
+            "how long libpcap may hold frames to deliver them in batches"),
+    integer("capture.ring_slots", bind<&C::capture, &Cap::ring_slots>(), 16, 1U << 20U,
+            "frames each worker's ring can queue between capture and parsing"),
+    integer("capture.workers", bind<&C::daemon, &Dae::workers>(), 1, 64, "parser threads"),
+
+    section("parser", "what is decoded"),
+    integers("parser.dns_ports", bind<&C::parser, &Par::dns_ports>(), 1, 16, 1, 65535,
+             "port numbers", "UDP/TCP ports whose payload is decoded as DNS"),
+    boolean("parser.mdns", bind<&C::parser, &Par::mdns>(), "also decode multicast DNS (UDP 5353)"),
+    boolean("parser.llmnr", bind<&C::parser, &Par::llmnr>(), "also decode LLMNR (UDP/TCP 5355)"),
+    integers("parser.encrypted_ports", bind<&C::parser, &Par::encrypted_ports>(), 0, 16, 1, 65535,
+             "port numbers", "ports of DNS over TLS and QUIC, counted but not decoded"),
+    section("parser.fragments", "IP fragment reassembly, per worker"),
+    integer("parser.fragments.max_datagrams", bind<&C::parser, &Par::fragment_datagrams>(), 1,
+            1U << 20U, "datagrams waiting for fragments at once"),
+    integer("parser.fragments.memory_mib", bind<&C::parser, &Par::fragment_memory_bytes>(), 1, 4096,
+            "memory for waiting fragments, in MiB")
+        .scaled(kMiB),
+    integer("parser.fragments.timeout_s", bind<&C::parser, &Par::fragment_timeout_ns>(), 1, 300,
+            "packet time a datagram waits for its missing fragments")
+        .scaled(kSecondNs),
+    section("parser.tcp", "DNS over TCP stream reassembly, per worker"),
+    integer("parser.tcp.max_flows", bind<&C::parser, &Par::tcp_flows>(), 1, 1U << 22U,
+            "directions of connections tracked at once"),
+    integer("parser.tcp.memory_mib", bind<&C::parser, &Par::tcp_memory_bytes>(), 1, 4096,
+            "memory for buffered stream bytes, in MiB")
+        .scaled(kMiB),
+    integer("parser.tcp.idle_timeout_s", bind<&C::parser, &Par::tcp_idle_timeout_ns>(), 1, 3600,
+            "packet time after which an idle flow is dropped")
+        .scaled(kSecondNs),
+
+    section("analytics", "sliding-window top-N tables, distinct counts and query matching"),
+    boolean("analytics.enabled", bind<&C::metrics, &Met::analytics, &Ana::enabled>(),
+            "the sliding-window top-N tables and distinct counts"),
+    integer("analytics.memory_mib", bind<&C::metrics, &Met::memory_budget_bytes>(), 1, 65536,
+            "budget for all analytics state of all workers, in MiB")
+        .scaled(kMiB),
+    durations("analytics.windows", bind<&C::metrics, &Met::analytics, &Ana::windows_s>(), 1, 8, 1,
+              86400, "the sliding windows of packet time")
+        .then(check_distinct_windows),
+    integer("analytics.sub_windows", bind<&C::metrics, &Met::analytics, &Ana::sub_windows>(), 1, 60,
+            "equal parts of whole seconds each window slides by"),
+    integer("analytics.top_n", bind<&C::metrics, &Met::analytics, &Ana::top_n>(), 1, 1000,
+            "series per top-N table and window")
+        .live(),
+    integer("analytics.top_capacity", bind<&C::metrics, &Met::analytics, &Ana::top_capacity>(), 1,
+            1U << 16U, "counters each top-N table keeps per sub-window (at least top_n)"),
+    integer("analytics.hll_precision", bind<&C::metrics, &Met::analytics, &Ana::hll_precision>(), 4,
+            18, "HyperLogLog registers (2^p bytes) per distinct count"),
+    text("analytics.public_suffix_list",
+         bind<&C::metrics, &Met::analytics, &Ana::public_suffix_list>(),
+         "Public Suffix List file; \"\" is the system's or libpsl's"),
+    section("analytics.clients", "how clients are labelled"),
+    integer("analytics.clients.ipv4_prefix",
+            bind<&C::metrics, &Met::analytics, &Ana::client_ipv4_prefix>(), 0, 32,
+            "count IPv4 clients by address (32) or by prefix"),
+    integer("analytics.clients.ipv6_prefix",
+            bind<&C::metrics, &Met::analytics, &Ana::client_ipv6_prefix>(), 0, 128,
+            "count IPv6 clients by address (128) or by prefix"),
+    boolean("analytics.clients.pseudonymise",
+            bind<&C::metrics, &Met::analytics, &Ana::pseudonymise_clients>(),
+            "label clients with a keyed hash instead of the address"),
+    text("analytics.clients.pseudonymise_key",
+         bind<&C::metrics, &Met::analytics, &Ana::pseudonymise_key>(),
+         "16 or more secret characters; \"\" is a random key per start")
+        .then(check_pseudonymise_key),
+    section("analytics.matching", "query/response matching, per worker"),
+    integer("analytics.matching.capacity", bind<&C::metrics, &Met::matching_capacity>(), 1,
+            1U << 24U, "outstanding queries per worker"),
+    integer("analytics.matching.timeout_ms", bind<&C::metrics, &Met::matching_timeout_ms>(), 1,
+            3'600'000, "packet time a response may take"),
+
+    section("exporter", "the Prometheus endpoint"),
+    text("exporter.listen", bind<&C::daemon, &Dae::listen>(),
+         "ADDRESS:PORT where /metrics is served")
+        .then(check_listen),
+
+    section("log", "logging to stderr"),
+    one_of("log.level", bind<&C::daemon, &Dae::log_level>(), kLogLevels,
+           "least severe level logged")
+        .live(),
+    integer("log.stats_interval_s", bind<&C::daemon, &Dae::stats_interval_s>(), 0, 86400,
+            "seconds between the periodic stats log lines; 0 turns them off"),
+});
+
+// --- Checks across keys, once the file is bound -------------------------------------------
+
+// Each window splits into analytics.sub_windows parts of whole seconds.
+void check_windows_split(const Config& c) {
+  const auto& a = c.metrics.analytics;
+  const bool windows_in_file = c.positions.contains("analytics.windows");
+  for (std::size_t i = 0; i < a.windows_s.size(); ++i) {
+    if (a.windows_s[i] % a.sub_windows != 0) {
+      throw ConfigError(located_error(
+          c,
+          windows_in_file ? "analytics.windows[" + std::to_string(i) + "]"
+                          : std::string("analytics.sub_windows"),
+          "a window of " + std::to_string(a.windows_s[i]) + " s cannot be split into " +
+              std::to_string(a.sub_windows) + " whole-second sub-windows (analytics.sub_windows)"));
     }
   }
-  if (const auto a = root["analytics"]; a && !a.IsNull()) {  // null: all keys commented out
-    apply_analytics(ctx, a, c.metrics);
-  }
-  if (const auto exp = root["exporter"]; exp && !exp.IsNull()) {  // null: all keys commented out
-    ctx.expect_map(exp, "exporter");
-    ctx.check_keys(exp, "exporter", {"listen"});
-    if (const auto n = exp["listen"]) {
-      c.daemon.listen = ctx.string(n, "exporter.listen");
-      std::string addr;
-      std::uint16_t port = 0;
-      if (!split_listen(c.daemon.listen, addr, port)) {
-        ctx.fail(n.Mark(), "exporter.listen",
-                 "expected ADDRESS:PORT such as 127.0.0.1:9917 or [::1]:9917, got \"" +
-                     c.daemon.listen + "\"");
-      }
-      c.daemon.listen_given = true;
-    }
-  }
-  if (const auto log = root["log"]; log && !log.IsNull()) {  // null: all keys commented out
-    ctx.expect_map(log, "log");
-    ctx.check_keys(log, "log", {"level", "stats_interval_s"});
-    if (const auto n = log["level"]) {
-      c.daemon.log_level = ctx.string(n, "log.level");
-      if (std::find(kLogLevels.begin(), kLogLevels.end(), c.daemon.log_level) == kLogLevels.end()) {
-        ctx.fail(n.Mark(), "log.level",
-                 "expected one of trace, debug, info, warn, error, off, got \"" +
-                     c.daemon.log_level + "\"");
-      }
-    }
-    if (const auto n = log["stats_interval_s"]) {
-      c.daemon.stats_interval_s =
-          static_cast<std::uint32_t>(ctx.integer(n, "log.stats_interval_s", 0, 86400));
-    }
+}
+
+// Each top-N table keeps at least top_n counters.
+void check_top_capacity(const Config& c) {
+  const auto& a = c.metrics.analytics;
+  if (a.top_capacity < a.top_n) {
+    throw ConfigError(located_error(
+        c,
+        c.positions.contains("analytics.top_capacity") ? "analytics.top_capacity"
+                                                       : "analytics.top_n",
+        "top_capacity (" + std::to_string(a.top_capacity) + ") must be at least top_n (" +
+            std::to_string(a.top_n) + "); 8 to 32 times top_n keeps the counts accurate"));
   }
 }
 
@@ -399,6 +226,21 @@ std::string number_text(double v) {
   std::array<char, 32> buf{};
   std::snprintf(buf.data(), buf.size(), "%g", v);
   return buf.data();
+}
+
+// Drops where the file sets path and its list items.
+void forget_position(Config& c, std::string_view path) {
+  std::erase_if(c.positions, [path](const auto& p) {
+    const std::string_view key = p.first;
+    return key.substr(0, path.size()) == path &&
+           (key.size() == path.size() || key[path.size()] == '[');
+  });
+}
+
+// A command-line flag's range check, from its key's row.
+CLI::Range cli_range(std::string_view path) {
+  const Key& k = key_at(kKeys, path);
+  return {static_cast<std::int64_t>(k.lo), static_cast<std::int64_t>(k.hi)};
 }
 
 }  // namespace
@@ -422,6 +264,55 @@ bool split_listen(const std::string& listen, std::string& address, std::uint16_t
   return address.find_first_of(" \t/") == std::string::npos;
 }
 
+std::string located_error(const Config& config, std::string_view path, std::string_view what) {
+  std::string out;
+  if (const auto it = config.positions.find(path); it != config.positions.end()) {
+    out = config.daemon.config_path + ':' + std::to_string(it->second.line) + ':' +
+          std::to_string(it->second.column) + ": ";
+  }
+  out += path;
+  out += ": ";
+  out += what;
+  return out;
+}
+
+const std::vector<ConfigKey>& config_keys() {
+  static const std::vector<ConfigKey> keys = [] {
+    const Config defaults;
+    std::vector<ConfigKey> out;
+    for (const Key& k : kKeys) {
+      const bool is_section = k.kind == Kind::Section;
+      out.push_back(
+          {.path = std::string(k.path),
+           .section = is_section,
+           .default_value = is_section ? "" : format_value(k, k.bind.load(defaults, k.scale)),
+           .range = range_text(k),
+           .help = std::string(k.help),
+           .reload = k.reload});
+    }
+    return out;
+  }();
+  return keys;
+}
+
+std::string default_config_yaml() {
+  std::string out =
+      "# dnsmon configuration with every key at its default (dnsmon --print-defaults).\n"
+      "# systemd/dnsmon.yaml documents each key in full.\n";
+  for (const ConfigKey& k : config_keys()) {
+    const auto depth = static_cast<std::size_t>(std::count(k.path.begin(), k.path.end(), '.'));
+    const std::string indent(2 * depth, ' ');
+    const std::string name(name_of(k.path));
+    if (k.section) {
+      out += (depth == 0 ? "\n" : "") + indent + name + ":\n";
+      continue;
+    }
+    out += indent + "# " + k.help + (k.range.empty() ? "" : ". " + k.range) + ".\n";
+    out += indent + name + ": " + k.default_value + "\n";
+  }
+  return out;
+}
+
 Config load_config_file(const std::string& path, Config base) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -438,6 +329,8 @@ Config load_config_file(const std::string& path, Config base) {
     throw ConfigError(path + ": larger than 1 MiB; this is not a dnsmon config file");
   }
   const FileContext ctx(path);
+  base.daemon.config_path = path;
+  base.positions.clear();
   YAML::Node root;
   try {
     root = YAML::Load(text);
@@ -445,11 +338,14 @@ Config load_config_file(const std::string& path, Config base) {
     ctx.fail(e.mark, "", "not valid YAML: " + e.msg);
   }
   try {
-    apply_yaml(ctx, root, base);
+    if (!root.IsNull()) {  // an empty file keeps every default
+      bind_section(ctx, root, "", kKeys, base);
+    }
   } catch (const YAML::Exception& e) {
     ctx.fail(e.mark, "", e.msg);
   }
-  base.daemon.config_path = path;
+  check_windows_split(base);
+  check_top_capacity(base);
   return base;
 }
 
@@ -462,13 +358,6 @@ void validate(const Config& c) {
   }
   if (!c.capture.interfaces.empty() && !c.capture.files.empty()) {
     throw ConfigError("capture from interfaces (-i) and files (-r) cannot be mixed in one run");
-  }
-  if (c.metrics.analytics.enabled && !c.metrics.analytics.public_suffix_list.empty()) {
-    try {
-      (void)check_public_suffix_list(c.metrics.analytics.public_suffix_list);
-    } catch (const std::runtime_error& e) {
-      throw ConfigError(std::string("analytics.public_suffix_list: ") + e.what());
-    }
   }
   const std::uint64_t per_worker = analytics_bytes_per_worker(c.metrics);
   const std::uint64_t need = per_worker * c.daemon.workers;
@@ -500,6 +389,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   std::optional<std::uint32_t> workers, snaplen;
   std::optional<double> replay_speed;
   bool check_config = false;
+  bool print_defaults = false;
   bool version = false;
 
   app.add_option("--config", config_path, "YAML config file (flags override it)");
@@ -516,7 +406,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   app.add_option("--workers", workers,
                  "parser worker threads (default 1; a replay with one worker reads and parses in "
                  "one thread)")
-      ->check(CLI::Range(1, 64));
+      ->check(cli_range("capture.workers"));
   app.add_option("--metrics-out", metrics_out,
                  "write the final metrics (text format) to FILE or - at the end of input or on "
                  "SIGTERM/SIGINT")
@@ -536,10 +426,12 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
       ->type_name("EXPR");
   app.add_option("--snaplen", snaplen,
                  "bytes kept per live frame (default 4096; replays keep whole frames unless given)")
-      ->check(CLI::Range(64, 65535));
+      ->check(cli_range("capture.snaplen"));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+      ->check(CLI::IsMember(std::vector<std::string>(kLogLevels.begin(), kLogLevels.end())));
   app.add_flag("--check-config", check_config, "validate the configuration and exit");
+  app.add_flag("--print-defaults", print_defaults,
+               "print a config file with every key at its default and exit");
   app.add_flag("-V,--version", version, "print the version and exit");
 
   try {
@@ -581,6 +473,13 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
         "a file");
   }
 
+  if (print_defaults) {
+    out.action = CommandLine::Action::Exit;
+    out.message = default_config_yaml();
+    out.message.pop_back();  // the caller ends the message with a newline
+    return out;
+  }
+
   Config c;
   if (!config_path.empty()) {
     c = load_config_file(config_path, c);
@@ -618,6 +517,20 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
     c.daemon.log_level = *log_level;
   }
   c.daemon.check_config = check_config;
+  // A key a flag overrides is no longer where the file sets it.
+  const std::pair<bool, std::string_view> overridden[] = {
+      {!interfaces.empty() || !files.empty(), "capture.interfaces"},
+      {filter.has_value(), "capture.filter"},
+      {snaplen.has_value(), "capture.snaplen"},
+      {workers.has_value(), "capture.workers"},
+      {listen.has_value(), "exporter.listen"},
+      {log_level.has_value(), "log.level"},
+  };
+  for (const auto& [given, path] : overridden) {
+    if (given) {
+      forget_position(c, path);
+    }
+  }
   validate(c);
   out.config = std::move(c);
   return out;

@@ -78,17 +78,27 @@ void notify(const char* state) {
   sd_notify(0, state);
 }
 
+// The public suffix list the analytics need, loaded once here for --check-config and the run
+// alike; an unreadable list is a configuration error pointing at the key that names it.
+SuffixList load_suffixes(const Config& config) {
+  if (!config.metrics.analytics.enabled) {
+    return nullptr;
+  }
+  try {
+    return load_public_suffix_list(config.metrics.analytics.public_suffix_list);
+  } catch (const std::runtime_error& e) {
+    throw ConfigError(located_error(config, "analytics.public_suffix_list", e.what()));
+  }
+}
+
 class Daemon {
  public:
-  explicit Daemon(Config config) : config_(std::move(config)) {}
+  Daemon(Config config, SuffixList suffixes)
+      : config_(std::move(config)), suffixes_(std::move(suffixes)) {}
 
   int run() {
-    try {
-      hub_ = std::make_unique<MetricsHub>(
-          BuildInfo{kVersion, ldns_library_version(), pcap_version()}, config_.metrics);
-    } catch (const std::runtime_error& e) {
-      throw ConfigError(std::string("analytics.public_suffix_list: ") + e.what());
-    }
+    hub_ = std::make_unique<MetricsHub>(BuildInfo{kVersion, ldns_library_version(), pcap_version()},
+                                        config_.metrics, std::move(suffixes_));
     MetricsHub& hub = *hub_;
     if (config_.metrics.analytics.enabled) {
       spdlog::info("analytics: windows of {}; public suffix list: {}", window_list(),
@@ -382,6 +392,7 @@ class Daemon {
   }
 
   Config config_;
+  SuffixList suffixes_;  // handed to the hub
   boost::asio::io_context io_;
   // Destroyed in reverse order: the exporter (whose threads read the pipeline), then the pipeline
   // (whose workers write the hub's counters), then the hub.
@@ -435,13 +446,20 @@ int main(int argc, char** argv) {
   }
   Config& config = cli.config;
   spdlog::set_level(spdlog::level::from_str(config.daemon.log_level));
+  SuffixList suffixes;
+  try {
+    suffixes = load_suffixes(config);
+  } catch (const ConfigError& e) {
+    spdlog::error("configuration error: {}", e.what());
+    return kExitConfig;
+  }
   if (config.daemon.check_config) {
     std::printf("configuration OK%s%s\n", config.daemon.config_path.empty() ? "" : ": ",
                 config.daemon.config_path.c_str());
     return 0;
   }
   try {
-    return Daemon(std::move(config)).run();
+    return Daemon(std::move(config), std::move(suffixes)).run();
   } catch (const ConfigError& e) {
     spdlog::error("configuration error: {}", e.what());
     return kExitConfig;

@@ -239,8 +239,8 @@ std::size_t analytics_bytes_per_worker(const MetricsOptions& options) noexcept {
   return bytes;
 }
 
-std::string check_public_suffix_list(const std::string& path) {
-  return detail::PublicSuffixList::load(path)->description();
+SuffixList load_public_suffix_list(const std::string& path) {
+  return detail::PublicSuffixList::load(path);
 }
 
 struct MetricsHub::Impl : prometheus::Collectable {
@@ -869,13 +869,16 @@ struct MetricsHub::Impl : prometheus::Collectable {
   }
 };
 
-MetricsHub::MetricsHub(BuildInfo build, MetricsOptions options) : impl_(std::make_shared<Impl>()) {
+MetricsHub::MetricsHub(BuildInfo build, MetricsOptions options, SuffixList suffixes)
+    : impl_(std::make_shared<Impl>()) {
   impl_->build = std::move(build);
   std::random_device rd;
   const auto draw = [&rd] { return (std::uint64_t{rd()} << 32U) | rd(); };
   impl_->seed = draw() | 1U;  // never 0, which would ask the matcher for a seed of its own
   if (options.analytics.enabled) {
-    impl_->suffixes = detail::PublicSuffixList::load(options.analytics.public_suffix_list);
+    impl_->suffixes = suffixes
+                          ? std::move(suffixes)
+                          : detail::PublicSuffixList::load(options.analytics.public_suffix_list);
     if (options.analytics.pseudonymise_key.empty()) {
       impl_->pseudonym_key = {draw(), draw()};
     } else {

@@ -6,13 +6,17 @@
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
+#include <map>
+#include <optional>
 #include <random>
+#include <regex>
 #include <string>
 #include <system_error>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
+#include "dnsmon/metrics.hpp"
 #include "dnsmon/version.hpp"
 
 namespace dnsmon {
@@ -722,7 +726,247 @@ TEST_CASE("a configuration whose analytics exceed the memory budget is refused",
   c.metrics.analytics.enabled = true;
   c.metrics.analytics.public_suffix_list = "/nonexistent/list.dat";
   c.metrics.memory_budget_bytes = std::uint64_t{1} << 30U;
-  CHECK_THROWS_WITH(validate(c), Contains("analytics.public_suffix_list: cannot load"));
+  CHECK_NOTHROW(validate(c));  // the list is read by the metrics module, once (see below)
+}
+
+TEST_CASE("a public suffix list that cannot be loaded is reported at the key that names it",
+          "[config]") {
+  const TempDir dir;
+  const std::string file = dir.write(
+      "dnsmon.yaml", "# the list\nanalytics:\n  public_suffix_list: /nonexistent/list.dat\n");
+  const Config c = load_config_file(file);  // reading the config does not load the list
+  CHECK_NOTHROW(validate(c));
+  CHECK(c.positions.at("analytics.public_suffix_list").line == 3);
+  CHECK(c.positions.at("analytics.public_suffix_list").column == 23);
+  std::string message;
+  try {
+    (void)load_public_suffix_list(c.metrics.analytics.public_suffix_list);
+  } catch (const std::runtime_error& e) {
+    message = located_error(c, "analytics.public_suffix_list", e.what());
+  }
+  CHECK_THAT(message, StartsWith(file + ":3:23: analytics.public_suffix_list: cannot load the "
+                                        "public suffix list /nonexistent/list.dat"));
+  // A key the file does not set has no position: the message names the key alone.
+  CHECK(located_error(Config{}, "analytics.public_suffix_list", "why") ==
+        "analytics.public_suffix_list: why");
+  CHECK(located_error(c, "analytics.top_n", "why") == "analytics.top_n: why");
+}
+
+TEST_CASE("a key a flag overrides loses its position in the file", "[config]") {
+  const TempDir dir;
+  const std::string file = dir.write(
+      "dnsmon.yaml", "capture:\n  interfaces: [eth0, eth1]\n  snaplen: 512\n  workers: 2\n");
+  const auto kept = parse({"--config", file.c_str()});
+  CHECK(kept.config.positions.size() == 5);
+  const auto cli = parse({"--config", file.c_str(), "-i", "eth2", "--snaplen", "600"});
+  CHECK(cli.config.positions.size() == 1);
+  CHECK(located_error(cli.config, "capture.workers", "x") == file + ":4:12: capture.workers: x");
+  CHECK(located_error(cli.config, "capture.snaplen", "x") == "capture.snaplen: x");
+}
+
+TEST_CASE("every key and list item the file sets has its position", "[config]") {
+  const TempDir dir;
+  const std::string file =
+      dir.write("dnsmon.yaml", "capture:\n  snaplen: 512\nanalytics:\n  windows: [1m, 5m]\n");
+  const Config c = load_config_file(file);
+  CHECK(c.positions.size() == 4);
+  CHECK(located_error(c, "capture.snaplen", "x") == file + ":2:12: capture.snaplen: x");
+  CHECK(located_error(c, "analytics.windows", "x") == file + ":4:12: analytics.windows: x");
+  CHECK(located_error(c, "analytics.windows[1]", "x") == file + ":4:17: analytics.windows[1]: x");
+  CHECK(c.positions.count("capture.workers") == 0);
+}
+
+namespace {
+
+// The documentation of each key in a config file written as systemd/dnsmon.yaml is: a key's
+// comment is the comment at the end of its line, the comment lines right above it, or a paragraph
+// of comment lines that starts with "# key: " (for a key that is commented out).
+struct KeyDoc {
+  std::string text;                  // the comments, joined by spaces
+  std::optional<std::string> value;  // what the uncommented key is set to
+};
+
+std::map<std::string, KeyDoc> read_key_docs(std::istream& in) {
+  std::map<std::string, KeyDoc> docs;
+  std::vector<std::pair<std::size_t, std::string>> sections;  // indent and name of each level
+  std::string paragraph, header;  // the comment lines since the last blank or key line
+  const auto section_of = [&sections](std::size_t indent) {
+    std::string path;
+    for (const auto& [i, name] : sections) {
+      path += i < indent ? name + "." : "";
+    }
+    return path;
+  };
+  const auto end_paragraph = [&] {
+    if (!header.empty()) {
+      docs[header].text += " " + paragraph;
+    }
+    paragraph.clear();
+    header.clear();
+  };
+  const std::regex comment(R"(^( *)#( ?)(.*)$)");
+  const std::regex key_line(R"(^( *)([a-z0-9_]+):(.*)$)");
+  const std::regex header_text(R"(^([a-z0-9_]+): .*)");
+  std::string line;
+  std::smatch m;
+  while (std::getline(in, line)) {
+    if (line.find_first_not_of(' ') == std::string::npos) {
+      end_paragraph();
+    } else if (std::regex_match(line, m, comment)) {
+      const std::string text = m[3];
+      std::smatch h;
+      if (paragraph.empty() && m[2] == " " && std::regex_match(text, h, header_text)) {
+        header = section_of(static_cast<std::size_t>(m[1].length())) + h[1].str();
+      }
+      paragraph += (paragraph.empty() ? "" : " ") + text;
+    } else if (std::regex_match(line, m, key_line)) {
+      const auto indent = static_cast<std::size_t>(m[1].length());
+      while (!sections.empty() && sections.back().first >= indent) {
+        sections.pop_back();
+      }
+      const std::string path = section_of(indent) + m[2].str();
+      std::string rest = m[3];
+      std::string trailing;
+      if (const auto hash = rest.find(" #"); hash != std::string::npos) {
+        trailing = rest.substr(rest.find_first_not_of(' ', hash + 2));
+        rest.resize(hash);
+      }
+      rest.erase(0, rest.find_first_not_of(' '));
+      rest.erase(rest.find_last_not_of(' ') + 1);
+      KeyDoc& doc = docs[path];
+      doc.text += " " + trailing + " " + paragraph;
+      if (rest.empty()) {
+        sections.emplace_back(indent, m[2].str());
+      } else {
+        doc.value = rest;
+      }
+      end_paragraph();
+    } else {
+      FAIL("a line that is neither a comment nor a key: " << line);
+    }
+  }
+  end_paragraph();
+  return docs;
+}
+
+// Whether text says "Default: VALUE" (not the start of a longer value).
+bool documents_default(const std::string& text, const std::string& value) {
+  const std::string needle = "Default: " + value;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+    const auto after = at + needle.size();
+    if (after == text.size() || std::string(" .,;)").find(text[after]) != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("systemd/dnsmon.yaml documents every key with the table's default and range",
+          "[config]") {
+  std::ifstream in(std::string(DNSMON_SOURCE_DIR) + "/systemd/dnsmon.yaml");
+  REQUIRE(in.good());
+  const auto docs = read_key_docs(in);
+  std::map<std::string, const ConfigKey*> table;
+  for (const ConfigKey& k : config_keys()) {
+    table[k.path] = &k;
+  }
+  for (const auto& [path, doc] : docs) {
+    CAPTURE(path, doc.text);
+    CHECK(table.count(path) == 1);  // every documented key exists
+  }
+  for (const ConfigKey& k : config_keys()) {
+    CAPTURE(k.path);
+    const auto doc = docs.find(k.path);
+    REQUIRE(doc != docs.end());
+    if (k.section) {
+      continue;
+    }
+    CAPTURE(doc->second.text, k.default_value, k.range);
+    CHECK(documents_default(doc->second.text, k.default_value));
+    CHECK(doc->second.text.find(k.range) != std::string::npos);
+    if (doc->second.value) {
+      CHECK(*doc->second.value == k.default_value);  // an uncommented key is at its default
+    }
+  }
+}
+
+TEST_CASE("the table reads every key's default from a default config", "[config]") {
+  std::map<std::string, ConfigKey> keys;
+  for (const ConfigKey& k : config_keys()) {
+    keys[k.path] = k;
+  }
+  CHECK(keys.at("capture.interfaces").default_value == "[]");
+  CHECK(keys.at("capture.filter").default_value == "\"\"");
+  CHECK(keys.at("capture.snaplen").default_value == "4096");
+  CHECK(keys.at("capture.snaplen").range == "Range: 64 to 65535");
+  CHECK(keys.at("capture.buffer_mib").default_value == "64");  // bytes shown in MiB
+  CHECK(keys.at("capture.promiscuous").default_value == "true");
+  CHECK(keys.at("parser.dns_ports").default_value == "[53]");
+  CHECK(keys.at("parser.dns_ports").range == "A list of 1 to 16 port numbers, each 1 to 65535");
+  CHECK(keys.at("parser.fragments.timeout_s").default_value == "5");  // nanoseconds in seconds
+  CHECK(keys.at("analytics.windows").default_value == "[1m, 5m, 1h]");
+  CHECK(keys.at("analytics.windows").range == "A list of 1 to 8 durations, each 1s to 24h");
+  CHECK(keys.at("analytics.memory_mib").default_value == "128");
+  CHECK(keys.at("exporter.listen").default_value == "\"127.0.0.1:9917\"");
+  CHECK(keys.at("log.level").default_value == "info");
+  CHECK(keys.at("log.level").range == "One of: trace, debug, info, warn, error, off");
+  CHECK(keys.at("analytics.clients").section);
+  CHECK(keys.at("analytics.clients").default_value.empty());
+}
+
+TEST_CASE("keys a running dnsmon could apply are marked live, the others restart", "[config]") {
+  std::map<std::string, Reload> reload;
+  for (const ConfigKey& k : config_keys()) {
+    reload[k.path] = k.reload;
+  }
+  for (const char* live : {"log.level", "analytics.top_n"}) {
+    CAPTURE(live);
+    CHECK(reload.at(live) == Reload::Live);
+  }
+  for (const char* restart :
+       {"capture.interfaces", "capture.workers", "exporter.listen", "capture.ring_slots",
+        "capture.buffer_mib", "analytics.memory_mib", "analytics.top_capacity",
+        "analytics.matching.capacity", "parser.tcp.memory_mib", "parser.fragments.max_datagrams"}) {
+    CAPTURE(restart);
+    CHECK(reload.at(restart) == Reload::Restart);
+  }
+}
+
+TEST_CASE("the printed defaults are a config file that loads to the defaults", "[config]") {
+  const TempDir dir;
+  const std::string text = default_config_yaml();
+  CHECK_THAT(text, Contains("\ncapture:\n") && Contains("\n  snaplen: 4096\n") &&
+                       Contains("\n  # bytes kept per captured frame. Range: 64 to 65535.\n") &&
+                       Contains("\n    timeout_ms: 5000\n"));
+  const Config c = load_config_file(dir.write("defaults.yaml", text));
+  const Config d;
+  CHECK(c.positions.size() > 30);
+  CHECK(c.capture.interfaces == d.capture.interfaces);
+  CHECK(c.capture.bpf_filter == d.capture.bpf_filter);
+  CHECK(c.capture.snaplen == d.capture.snaplen);
+  CHECK(c.capture.buffer_bytes == d.capture.buffer_bytes);
+  CHECK(c.capture.ring_slots == d.capture.ring_slots);
+  CHECK(c.parser.dns_ports == d.parser.dns_ports);
+  CHECK(c.parser.encrypted_ports == d.parser.encrypted_ports);
+  CHECK(c.parser.fragment_timeout_ns == d.parser.fragment_timeout_ns);
+  CHECK(c.parser.tcp_memory_bytes == d.parser.tcp_memory_bytes);
+  CHECK(c.metrics.memory_budget_bytes == d.metrics.memory_budget_bytes);
+  CHECK(c.metrics.analytics.windows_s == d.metrics.analytics.windows_s);
+  CHECK(c.metrics.analytics.top_capacity == d.metrics.analytics.top_capacity);
+  CHECK(c.metrics.analytics.client_ipv6_prefix == d.metrics.analytics.client_ipv6_prefix);
+  CHECK(c.metrics.matching_timeout_ms == d.metrics.matching_timeout_ms);
+  CHECK(c.daemon.listen == d.daemon.listen);
+  CHECK(c.daemon.log_level == d.daemon.log_level);
+  CHECK(c.daemon.stats_interval_s == d.daemon.stats_interval_s);
+}
+
+TEST_CASE("the --print-defaults flag prints the default config and exits 0", "[config]") {
+  const CommandLine cli = parse({"--print-defaults"});
+  CHECK(cli.action == CommandLine::Action::Exit);
+  CHECK(cli.exit_code == 0);
+  CHECK(cli.message + "\n" == default_config_yaml());
 }
 
 }  // namespace dnsmon

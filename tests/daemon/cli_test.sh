@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The dnsmon command line as a user meets it: help and version, usage errors (exit 2), config
-# errors with FILE:LINE:COL and the key path (exit 78), --check-config, and runtime failures
-# (exit 1) that say what went wrong: a missing capture file, a metrics port already in use, an
-# interface that does not exist.
+# errors with FILE:LINE:COL and the key path (exit 78), --check-config, --print-defaults, and
+# runtime failures (exit 1) that say what went wrong: a missing capture file, a metrics port
+# already in use, an interface that does not exist.
 #
 # Env (set by ctest): DNSMON (the binary), GEN_PCAP (the capture generator), DNSMON_SOURCE_DIR.
 set -euo pipefail
@@ -141,6 +141,20 @@ expect "--check-config accepts the shipped systemd/dnsmon.yaml" 0 stdout "config
 : >"$cfg"
 run --check-config --config "$cfg"
 expect "--check-config on an empty file exits 0" 0 stdout "configuration OK"
+
+printf 'analytics:\n  public_suffix_list: %s\n' "$tmp/no-such-list.dat" >"$cfg"
+run --check-config --config "$cfg"
+expect "--check-config reports a public suffix list that cannot be loaded at its key" 78 \
+  stderr "$cfg:2:23: analytics.public_suffix_list: cannot load the public suffix list"
+[[ $err != *"analytics.public_suffix_list: "*"analytics.public_suffix_list: "* ]] ||
+  fail "the public suffix list error is reported twice: $err"
+
+run --print-defaults
+expect "--print-defaults prints every key at its default" 0 \
+  stdout "snaplen: 4096" stdout "windows: [1m, 5m, 1h]" stdout "level: info"
+printf '%s\n' "$out" >"$cfg"
+run --check-config --config "$cfg"
+expect "--check-config accepts the printed defaults" 0 stdout "configuration OK: $cfg"
 
 # --- runtime failures ----------------------------------------------------------------------
 capture=$tmp/small.pcap

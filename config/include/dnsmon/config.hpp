@@ -1,16 +1,22 @@
 // Configuration: a YAML file, overridden by command-line flags, validated into the option structs
 // of the other modules.
 //
-// Every key is checked: an unknown key, a wrong type or an out-of-range value is refused with the
-// file, line, column and key path, so the operator can fix it without guessing.
+// One table describes every key of the file (its path, type, range, default, help and whether a
+// change needs a restart) and drives the reading of the file, --print-defaults and the test that
+// keeps systemd/dnsmon.yaml's documentation true. Every key is checked: an unknown key, a wrong
+// type or an out-of-range value is refused with the file, line, column and key path, so the
+// operator can fix it without guessing.
 // Thread-safety: functions are pure; call them from the control thread.
 // Allocation: at startup and reload only.
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dnsmon/capture.hpp"
@@ -34,17 +40,50 @@ struct DaemonOptions {
   bool check_config = false;
 };
 
+// Where the config file sets a key (1-based line and column of its value).
+struct FilePosition {
+  int line = 0;
+  int column = 0;
+};
+
 struct Config {
   CaptureOptions capture;
   ParserOptions parser;
   MetricsOptions metrics;
   DaemonOptions daemon;
+  // Every key and list item the file daemon.config_path sets and no flag overrides
+  // ("analytics.windows[1]"), so that a check made after loading (e.g. of the file a key names)
+  // can point at it.
+  std::map<std::string, FilePosition, std::less<>> positions;
 };
 
 class ConfigError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// Whether a change of a key can be applied to a running dnsmon or needs a restart.
+enum class Reload : std::uint8_t { Live, Restart };
+
+// One key of the config file, as the table that reads it describes it.
+struct ConfigKey {
+  std::string path;           // "analytics.top_n"
+  bool section = false;       // a mapping of further keys ("analytics.clients"), with no value
+  std::string default_value;  // in YAML syntax, read from a default Config: 10, true, "", [1m, 5m]
+  std::string range;          // "Range: 1 to 1000", "Values: true or false", "One of: ...", "A
+                              // list of 1 to 16 port numbers, each 1 to 65535"; "" for free text
+  std::string help;           // one line
+  Reload reload = Reload::Restart;
+};
+
+// Every key, sections before their keys, in the order the file documents them.
+const std::vector<ConfigKey>& config_keys();
+
+// A config file that sets every key to its default, each with its help and range in a comment.
+std::string default_config_yaml();
+
+// "FILE:LINE:COL: key.path: what" when the config file sets the key, "key.path: what" otherwise.
+std::string located_error(const Config& config, std::string_view path, std::string_view what);
 
 // Reads and validates a YAML config file on top of `base`. Throws ConfigError
 // ("FILE:LINE:COL: key.path: what is wrong").
@@ -54,7 +93,7 @@ Config load_config_file(const std::string& path, Config base = {});
 struct CommandLine {
   enum class Action { Run, Exit };
   Action action = Action::Run;
-  int exit_code = 0;    // with Exit: 0 for --help/--version, 2 for usage errors
+  int exit_code = 0;    // with Exit: 0 for --help/--version/--print-defaults, 2 for usage errors
   std::string message;  // with Exit: text to print (stdout for 0, stderr otherwise)
   Config config;
 };
@@ -63,7 +102,9 @@ struct CommandLine {
 // config file (exit 78); usage errors come back as Action::Exit with code 2.
 CommandLine parse_command_line(int argc, const char* const* argv);
 
-// Checks values that both sources can set (listen address, ranges). Throws ConfigError.
+// Checks values that both sources can set (listen address, sources, memory budget). Files a key
+// names (analytics.public_suffix_list) are read by the module that uses them, which reports their
+// errors with located_error(). Throws ConfigError.
 void validate(const Config& config);
 
 // "ADDR:PORT" → address and port; false if malformed.

@@ -52,9 +52,16 @@ struct MetricsOptions {
 // Bytes of analytics state (query matching, windows, sketches, caches) one worker allocates.
 std::size_t analytics_bytes_per_worker(const MetricsOptions& options) noexcept;
 
-// Loads a public suffix list ("" = the system's) to check it; returns where it came from.
-// Throws std::runtime_error.
-std::string check_public_suffix_list(const std::string& path);
+namespace detail {
+class PublicSuffixList;
+}  // namespace detail
+
+// A loaded Public Suffix List, shared read-only by the workers' domain caches.
+using SuffixList = std::shared_ptr<const detail::PublicSuffixList>;
+
+// Loads a public suffix list ("" = the system's, else libpsl's). Throws std::runtime_error saying
+// what is wrong with the file; the caller adds which key named it.
+SuffixList load_public_suffix_list(const std::string& path);
 
 // A counter with one writing thread; readers on other threads see a recent value.
 class RelaxedCounter {
@@ -222,9 +229,9 @@ struct BuildInfo {
 
 class MetricsHub {
  public:
-  // Loads the public suffix list for the analytics: throws std::runtime_error if the configured
-  // one cannot be read.
-  explicit MetricsHub(BuildInfo build, MetricsOptions options = {});
+  // suffixes: the list load_public_suffix_list(options.analytics.public_suffix_list) returned,
+  // used when the analytics are on; null loads it here (std::runtime_error if it cannot be read).
+  explicit MetricsHub(BuildInfo build, MetricsOptions options = {}, SuffixList suffixes = nullptr);
   ~MetricsHub();
   MetricsHub(const MetricsHub&) = delete;
   MetricsHub& operator=(const MetricsHub&) = delete;
