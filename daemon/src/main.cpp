@@ -96,7 +96,8 @@ class Daemon {
       open_output(config_.daemon.metrics_out, "metrics");  // fail now, not at the end of input
     }
 
-    pipeline_ = std::make_unique<Pipeline>(config_, hub, demo_capture());
+    pipeline_ = std::make_unique<Pipeline>(config_, hub,
+                                           demo ? demo_capture() : std::span<const std::byte>{});
     if (pipeline_->is_live() && !config_.capture.bpf_filter.empty()) {
       warn_if_filter_loses_fragments(config_.capture.bpf_filter);
     }
