@@ -18,6 +18,7 @@
 #include "gen/mixed_case.hpp"
 #include "gen/population.hpp"
 #include "gen/random.hpp"
+#include "gen/wire.hpp"
 
 namespace dnsmon::gen {
 namespace {
@@ -29,19 +30,9 @@ constexpr std::array<std::string_view, 4> kDnsHosts{"dns-host.net", "nsone-sim.n
                                                     "ultradns-sim.org", "domaincontrol-sim.com"};
 
 // Builds a DNS message with RFC 1035 name compression (every suffix written becomes a target).
-class Message {
+class Message : public BigEndian<Message> {
  public:
   void u8(unsigned v) { b_[n_++] = static_cast<std::uint8_t>(v); }
-
-  void u16(unsigned v) {
-    u8(v >> 8U);
-    u8(v & 0xFFU);
-  }
-
-  void u32(std::uint32_t v) {
-    u16(v >> 16U);
-    u16(v & 0xFFFFU);
-  }
 
   void raw(const std::uint8_t* p, std::size_t n) {
     std::memcpy(b_.data() + n_, p, n);

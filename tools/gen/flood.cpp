@@ -19,6 +19,7 @@
 #include "gen/mixed_case.hpp"
 #include "gen/population.hpp"
 #include "gen/random.hpp"
+#include "gen/wire.hpp"
 
 namespace dnsmon::gen {
 namespace {
@@ -114,21 +115,13 @@ class FloodGenerator final : public Generator {
   };
 
   // A DNS message written into the frame buffer.
-  struct Writer {
+  struct Writer : BigEndian<Writer> {
+    explicit Writer(std::uint8_t* at) : p(at) {}
+
     std::uint8_t* p;
     std::size_t n = 0;
 
     void u8(unsigned v) { p[n++] = static_cast<std::uint8_t>(v); }
-
-    void u16(unsigned v) {
-      u8(v >> 8U);
-      u8(v & 0xFFU);
-    }
-
-    void u32(std::uint32_t v) {
-      u16(v >> 16U);
-      u16(v & 0xFFFFU);
-    }
 
     void text(std::string_view s) {
       std::memcpy(p + n, s.data(), s.size());

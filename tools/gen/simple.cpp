@@ -12,27 +12,19 @@
 #include <string_view>
 #include <vector>
 
+#include "gen/checksum.hpp"
 #include "gen/facts.hpp"
 #include "gen/mixed_case.hpp"
 #include "gen/pcap_writer.hpp"
 #include "gen/profile.hpp"
+#include "gen/wire.hpp"
 
 namespace dnsmon::gen {
 namespace {
 
-class Bytes {
+class Bytes : public BigEndian<Bytes> {
  public:
   void u8(unsigned v) { b_.push_back(static_cast<std::uint8_t>(v)); }
-
-  void u16(unsigned v) {
-    u8(v >> 8U);
-    u8(v & 0xFFU);
-  }
-
-  void u32(std::uint32_t v) {
-    u16(v >> 16U);
-    u16(v & 0xFFFFU);
-  }
 
   void raw(const std::uint8_t* p, std::size_t n) { b_.insert(b_.end(), p, p + n); }
 
@@ -65,17 +57,6 @@ class Bytes {
   std::vector<std::uint8_t> b_;
 };
 
-std::uint16_t ip_checksum(const std::uint8_t* p, std::size_t n) {
-  std::uint32_t sum = 0;
-  for (std::size_t i = 0; i + 1 < n; i += 2) {
-    sum += static_cast<std::uint32_t>((p[i] << 8U) | p[i + 1]);
-  }
-  while ((sum >> 16U) != 0) {
-    sum = (sum & 0xFFFFU) + (sum >> 16U);
-  }
-  return static_cast<std::uint16_t>(~sum & 0xFFFFU);
-}
-
 struct Endpoint {
   bool v6 = false;
   std::array<std::uint8_t, 16> addr{};
@@ -106,7 +87,7 @@ std::vector<std::uint8_t> frame(const Endpoint& src, const Endpoint& dst, std::u
     f.u16(0);
     f.raw(src.addr.data(), 4);
     f.raw(dst.addr.data(), 4);
-    f.put16(ip_at + 10, ip_checksum(f.data().data() + ip_at, 20));
+    f.put16(ip_at + 10, fold(sum16(f.data().data() + ip_at, 20)));
   } else {
     f.u16(0x86DD);
     f.u32(0x60000000U);
