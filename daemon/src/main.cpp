@@ -119,7 +119,8 @@ class Daemon {
     // Fail now, not at the end of input: a file that cannot be created, a closed stdout.
     open_output(config_.daemon.metrics_out, "metrics");
 
-    pipeline_ = std::make_unique<Pipeline>(config_, hub, demo_capture(),
+    pipeline_ = std::make_unique<Pipeline>(config_, hub,
+                                           demo ? demo_capture() : std::span<const std::byte>{},
                                            messages ? fileno(messages.get()) : -1);
     if (pipeline_->is_live() && !config_.capture.bpf_filter.empty()) {
       warn_if_filter_loses_fragments(config_.capture.bpf_filter);

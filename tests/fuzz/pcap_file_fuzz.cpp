@@ -26,6 +26,7 @@
 #include "dnsmon/ring.hpp"
 
 #include "fuzz_check.hpp"
+#include "fuzz_parser.hpp"
 
 namespace {
 
@@ -37,35 +38,12 @@ using dnsmon::ParseStatus;
 constexpr std::size_t kMaxInput = 64 * 1024;
 constexpr std::size_t kMinRecord = 16;
 
-// As in packet_path_fuzz.cpp: small tables, every protocol decoded.
-dnsmon::ParserOptions fuzz_options() {
-  dnsmon::ParserOptions o;
-  o.mdns = true;
-  o.llmnr = true;
-  o.fragment_datagrams = 16;
-  o.fragment_memory_bytes = 16U << 10U;
-  o.tcp_flows = 16;
-  o.tcp_memory_bytes = 128U << 10U;
-  return o;
-}
-
 // Timestamps are whatever the file says (they may go backwards), so only the message is checked.
 class CheckingSink final : public dnsmon::MessageSink {
  public:
   void on_message(const DnsMessage& m) override {
     ++in_frame;
-    FUZZ_CHECK(m.size >= 12 && m.size <= 65535);
-    FUZZ_CHECK(m.src.family == m.dst.family);
-    FUZZ_CHECK(m.src.family == 4 || m.src.family == 6);
-    FUZZ_CHECK(m.protocol < dnsmon::Protocol::Count);
-    FUZZ_CHECK(m.malformed_question ? !m.has_question && m.qdcount != 0
-                                    : m.has_question == (m.qdcount != 0));
-    FUZZ_CHECK(m.qname.length <= m.qname.text.size());
-    std::array<char, 46> buf{};
-    for (const auto* addr : {&m.src, &m.dst}) {
-      const std::string_view text = addr->format(buf);
-      FUZZ_CHECK(!text.empty() && text.size() < buf.size());
-    }
+    dnsmon::fuzz::check_message(m);
   }
 
   std::size_t in_frame = 0;  // messages handed out by the current parse() call
@@ -96,7 +74,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (ring->empty()) {
       continue;  // a Parser costs ~0.5 ms to build under ASan: not for nothing
     }
-    dnsmon::Parser parser(fuzz_options());  // one per worker, that is per ring
+    dnsmon::Parser parser(dnsmon::fuzz::parser_options());  // one per worker, that is per ring
     CheckingSink sink;
     FrameView slot;
     while (ring->front(slot)) {

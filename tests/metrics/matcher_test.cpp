@@ -2,14 +2,11 @@
 
 #include <algorithm>
 #include <arpa/inet.h>
-#include <atomic>
 #include <cassert>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <memory>
-#include <new>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -19,114 +16,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "alloc_counter.hpp"
 #include "sketches.hpp"
-
-// Every allocation in this test binary goes through these, so a test can count them. They use
-// malloc/free on both sides, which keeps AddressSanitizer's pairing checks consistent.
-namespace {
-std::atomic<std::uint64_t> g_allocations{0};
-
-void* counted_alloc(std::size_t n, std::size_t align) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  n = std::max<std::size_t>(n, 1);
-  void* p = align <= alignof(std::max_align_t)
-                ? std::malloc(n)  // NOLINT(cppcoreguidelines-no-malloc): this is operator new
-                : std::aligned_alloc(align, (n + align - 1) / align * align);
-  if (p == nullptr) {
-    throw std::bad_alloc();
-  }
-  return p;
-}
-}  // namespace
-
-void* operator new(std::size_t n) {
-  return counted_alloc(n, 0);
-}
-
-void* operator new[](std::size_t n) {
-  return counted_alloc(n, 0);
-}
-
-void* operator new(std::size_t n, std::align_val_t a) {
-  return counted_alloc(n, static_cast<std::size_t>(a));
-}
-
-void* operator new[](std::size_t n, std::align_val_t a) {
-  return counted_alloc(n, static_cast<std::size_t>(a));
-}
-
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  try {
-    return counted_alloc(n, 0);
-  } catch (const std::bad_alloc&) {
-    return nullptr;
-  }
-}
-
-void* operator new[](std::size_t n, const std::nothrow_t& tag) noexcept {
-  return ::operator new(n, tag);
-}
-
-void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  try {
-    return counted_alloc(n, static_cast<std::size_t>(a));
-  } catch (const std::bad_alloc&) {
-    return nullptr;
-  }
-}
-
-void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t& tag) noexcept {
-  return ::operator new(n, a, tag);
-}
-
-// Every form of delete frees what one of the above allocated.
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-
-void operator delete[](void* p) noexcept {
-  std::free(p);
-}
-
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-
-void operator delete[](void* p, std::size_t) noexcept {
-  std::free(p);
-}
-
-void operator delete(void* p, std::align_val_t) noexcept {
-  std::free(p);
-}
-
-void operator delete[](void* p, std::align_val_t) noexcept {
-  std::free(p);
-}
-
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
-}
-
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
-}
-
-void operator delete(void* p, const std::nothrow_t&) noexcept {
-  std::free(p);
-}
-
-void operator delete[](void* p, const std::nothrow_t&) noexcept {
-  std::free(p);
-}
-
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
-  std::free(p);
-}
-
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
-  std::free(p);
-}
 
 namespace {
 
@@ -534,9 +425,9 @@ TEST_CASE("a million unanswered distinct queries keep the table within its capac
 
 TEST_CASE("no allocation happens after construction", "[metrics][matcher]") {
   // The counter works: an allocation in this file is seen.
-  const auto probe_before = g_allocations.load();
+  const auto probe_before = dnsmon::test::new_calls();
   auto probe = std::make_unique<int>(1);
-  CHECK(g_allocations.load() == probe_before + 1);
+  CHECK(dnsmon::test::new_calls() == probe_before + 1);
 
   QueryMatcher m{MatcherOptions{.capacity = 4096, .timeout_ns = 100'000'000, .hash_seed = 7}};
   auto q = make_query(kT0, "Some.Name.Example.COM.");
@@ -549,7 +440,7 @@ TEST_CASE("no allocation happens after construction", "[metrics][matcher]") {
   std::int64_t ts_ns = kT0;
   for (std::uint32_t i = 0; i < 400'000; ++i) {
     if (i == 50'000) {
-      before = g_allocations.load();  // warm-up done: the table has filled
+      before = dnsmon::test::new_calls();  // warm-up done: the table has filled
     }
     auto& msg = (i % 3 == 0) ? v6 : q;
     // Alternately 200,000 queries/s (the table fills: evictions) and 10,000/s (timeouts).
@@ -574,7 +465,7 @@ TEST_CASE("no allocation happens after construction", "[metrics][matcher]") {
     }
   }
   m.expire(ts_ns + kSecond);
-  const auto after = g_allocations.load();
+  const auto after = dnsmon::test::new_calls();
   CHECK(after == before);
   const auto s = m.stats();
   CHECK(s.matched > 0);

@@ -2,15 +2,12 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <new>
 #include <random>
 #include <span>
 #include <stdexcept>
@@ -23,70 +20,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "alloc_counter.hpp"
 #include "zipf.hpp"
-
-// Counts every allocation in this test binary, so a test can show that the update paths allocate
-// nothing. Only the count is new: the memory still comes from malloc (or ASan's malloc).
-namespace {
-std::atomic<std::size_t> g_allocations{0};
-
-void* counted_alloc(std::size_t size) noexcept {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  return std::malloc(size == 0 ? 1 : size);
-}
-
-// Out of line: GCC's -Wmismatched-new-delete would otherwise see free() meet a pointer from
-// operator new once both are inlined, not knowing that this operator new calls malloc.
-[[gnu::noinline]] void release(void* p) noexcept {
-  std::free(p);
-}
-}  // namespace
-
-void* operator new(std::size_t size) {
-  if (void* p = counted_alloc(size)) {
-    return p;
-  }
-  throw std::bad_alloc();
-}
-
-void* operator new[](std::size_t size) {
-  if (void* p = counted_alloc(size)) {
-    return p;
-  }
-  throw std::bad_alloc();
-}
-
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-  return counted_alloc(size);
-}
-
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
-  return counted_alloc(size);
-}
-
-void operator delete(void* p) noexcept {
-  release(p);
-}
-
-void operator delete[](void* p) noexcept {
-  release(p);
-}
-
-void operator delete(void* p, std::size_t) noexcept {
-  release(p);
-}
-
-void operator delete[](void* p, std::size_t) noexcept {
-  release(p);
-}
-
-void operator delete(void* p, const std::nothrow_t&) noexcept {
-  release(p);
-}
-
-void operator delete[](void* p, const std::nothrow_t&) noexcept {
-  release(p);
-}
 
 namespace {
 
@@ -112,7 +47,7 @@ static_assert(noexcept(std::declval<const SlidingWindow<Names>&>().query(0,
 static_assert(sizeof(NameKey) == 256 && sizeof(AddrKey) == 17);
 
 std::size_t allocations() {
-  return g_allocations.load(std::memory_order_relaxed);
+  return dnsmon::test::new_calls();
 }
 
 NameKey name_key(std::string_view s) {

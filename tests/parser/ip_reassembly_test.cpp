@@ -1,13 +1,10 @@
 #include "ip_reassembly.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <limits>
 #include <memory>
-#include <new>
 #include <numeric>
 #include <random>
 #include <span>
@@ -17,68 +14,7 @@
 
 #include <catch2/catch.hpp>
 
-// Counts every allocation in this test binary, so a test can show that a loop allocates nothing.
-// Only the count is new: the memory still comes from malloc (or ASan's malloc).
-namespace {
-std::atomic<std::size_t> g_allocations{0};
-
-void* counted_alloc(std::size_t size) noexcept {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  return std::malloc(size == 0 ? 1 : size);
-}
-
-// Out of line: GCC's -Wmismatched-new-delete would otherwise see free() meet a pointer from
-// operator new once both are inlined, not knowing that this operator new calls malloc.
-[[gnu::noinline]] void release(void* p) noexcept {
-  std::free(p);
-}
-}  // namespace
-
-void* operator new(std::size_t size) {
-  if (void* p = counted_alloc(size)) {
-    return p;
-  }
-  throw std::bad_alloc();
-}
-
-void* operator new[](std::size_t size) {
-  if (void* p = counted_alloc(size)) {
-    return p;
-  }
-  throw std::bad_alloc();
-}
-
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-  return counted_alloc(size);
-}
-
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
-  return counted_alloc(size);
-}
-
-void operator delete(void* p) noexcept {
-  release(p);
-}
-
-void operator delete[](void* p) noexcept {
-  release(p);
-}
-
-void operator delete(void* p, std::size_t) noexcept {
-  release(p);
-}
-
-void operator delete[](void* p, std::size_t) noexcept {
-  release(p);
-}
-
-void operator delete(void* p, const std::nothrow_t&) noexcept {
-  release(p);
-}
-
-void operator delete[](void* p, const std::nothrow_t&) noexcept {
-  release(p);
-}
+#include "alloc_counter.hpp"
 
 namespace {
 
@@ -740,13 +676,13 @@ TEST_CASE("steady-state reassembly allocates nothing per fragment", "[parser][re
     }
   };
   round(3);  // warm-up: the reassembler needs none, but it makes the claim about steady state
-  const std::size_t probe_before = g_allocations.load(std::memory_order_relaxed);
+  const std::size_t probe_before = dnsmon::test::new_calls();
   const auto probe = std::make_unique<int>(1);
-  REQUIRE(g_allocations.load(std::memory_order_relaxed) == probe_before + 1);  // the counter works
-  const std::size_t before = g_allocations.load(std::memory_order_relaxed);
+  REQUIRE(dnsmon::test::new_calls() == probe_before + 1);  // the counter works
+  const std::size_t before = dnsmon::test::new_calls();
   const std::uint64_t fragments_before = r.stats().fragments;
   round(20);
-  const std::size_t allocations = g_allocations.load(std::memory_order_relaxed) - before;
+  const std::size_t allocations = dnsmon::test::new_calls() - before;
   const auto s = r.stats();
   CHECK(allocations == 0);
   CHECK(wrong == 0);

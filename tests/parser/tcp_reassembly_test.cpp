@@ -4,9 +4,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <limits>
-#include <new>
 #include <numeric>
 #include <random>
 #include <span>
@@ -16,72 +14,7 @@
 
 #include <catch2/catch.hpp>
 
-// Counts every allocation in this test binary, so that a test can prove the data path makes none.
-// Every unaligned form is replaced: a sanitizer runtime would otherwise supply the ones left out,
-// and pairing its operator new with this operator delete is a mismatch. The aligned forms are left
-// alone and pair with their own deletes.
-namespace {
-
-std::atomic<std::uint64_t> g_allocations{0};
-
-void* counted_alloc(std::size_t size) noexcept {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count, read on this thread
-  return std::malloc(size == 0 ? 1 : size);
-}
-
-// Out of line: GCC's -Wmismatched-new-delete (at -O2) would otherwise see free() meet a pointer
-// from operator new once both are inlined, not knowing that this operator new calls malloc.
-[[gnu::noinline]] void release(void* p) noexcept {
-  std::free(p);
-}
-
-}  // namespace
-
-void* operator new(std::size_t size) {
-  if (void* p = counted_alloc(size)) {
-    return p;
-  }
-  throw std::bad_alloc();
-}
-
-void* operator new[](std::size_t size) {
-  if (void* p = counted_alloc(size)) {
-    return p;
-  }
-  throw std::bad_alloc();
-}
-
-void* operator new(std::size_t size, const std::nothrow_t& /*tag*/) noexcept {
-  return counted_alloc(size);
-}
-
-void* operator new[](std::size_t size, const std::nothrow_t& /*tag*/) noexcept {
-  return counted_alloc(size);
-}
-
-void operator delete(void* p) noexcept {
-  release(p);
-}
-
-void operator delete[](void* p) noexcept {
-  release(p);
-}
-
-void operator delete(void* p, std::size_t /*size*/) noexcept {
-  release(p);
-}
-
-void operator delete[](void* p, std::size_t /*size*/) noexcept {
-  release(p);
-}
-
-void operator delete(void* p, const std::nothrow_t& /*tag*/) noexcept {
-  release(p);
-}
-
-void operator delete[](void* p, const std::nothrow_t& /*tag*/) noexcept {
-  release(p);
-}
+#include "alloc_counter.hpp"
 
 namespace {
 
@@ -784,7 +717,7 @@ TEST_CASE("the data path does not allocate once warmed up", "[parser][tcp]") {
   for (std::uint32_t n = 0; n < 200; ++n) {  // warm up: every flow slot and chunk used once
     one_connection(n, n);
   }
-  const auto before = g_allocations.load(std::memory_order_relaxed);
+  const auto before = dnsmon::test::new_calls();
   const auto delivered_before = delivered;
   for (std::uint32_t n = 0; n < 5000; ++n) {
     one_connection(n, 1000 + n);
@@ -792,7 +725,7 @@ TEST_CASE("the data path does not allocate once warmed up", "[parser][tcp]") {
       r.expire(1000 + n);
     }
   }
-  const auto after = g_allocations.load(std::memory_order_relaxed);
+  const auto after = dnsmon::test::new_calls();
   CHECK(after - before == 0);
   CHECK(delivered - delivered_before == std::uint64_t{3} * 5000);
 }

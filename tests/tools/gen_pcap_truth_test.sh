@@ -14,7 +14,8 @@ trap 'rm -rf "$work"' EXIT
 
 gen() { "$GEN_PCAP" "$@" 2>/dev/null; }
 
-# The embedded demo's capture (daemon/CMakeLists.txt): its bytes are part of the contract.
+# The daemon's demo capture (daemon/src/demo_capture.cpp makes the same in memory): its bytes are
+# part of the contract.
 gen --seed 7 --packets 4000 --rate 100 --out "$work/demo.pcap"
 want=8d36c085595eac61468c9316d1eadc312e3dfdd967dbb4c70431f0bb07575f33
 got=$(sha256sum "$work/demo.pcap" | cut -d' ' -f1)
