@@ -30,8 +30,11 @@ MODULES = {
     "config": (["config"], ["dnsmon/config.hpp", "dnsmon/version.hpp"], ["dnsmon_config"],
                ["capture", "parser", "metrics", "ring", "common"]),
     "daemon": (["daemon"], [], ["dnsmon", "dnsmon_daemon_core"],
-               ["config", "capture", "parser", "metrics", "ring", "common"]),
-    "tools": (["tools"], [], ["dnsmon_gen_pcap"], ["common"]),
+               ["config", "capture", "parser", "metrics", "ring", "common", "demo"]),
+    # The generators: the small library that makes the demo capture (all the daemon links), and
+    # the profiles and command-line tool for tests and benchmarks, which the daemon never builds.
+    "demo": ([], [], ["dnsmon_demo_gen"], []),
+    "tools": (["tools"], [], ["dnsmon_gen_pcap", "dnsmon_gen_profiles"], ["demo", "common"]),
 }
 
 SOURCE_SUFFIXES = (".cpp", ".hpp", ".h", ".cc")
