@@ -253,7 +253,6 @@ struct MetricsHub::Impl : prometheus::Collectable {
   std::deque<WorkerCounters> workers;  // deque: references stay valid as workers are added
   std::vector<const Parser*> parsers;
   bool mdns = false, llmnr = false;
-  std::shared_ptr<const detail::HttpStats> http;  // set by the Exporter, if any
 
   // The label of a client key: its address, "/prefix" when aggregated, or a keyed pseudonym.
   [[nodiscard]] std::string client_label(const detail::AddrKey& k) const {
@@ -855,38 +854,7 @@ struct MetricsHub::Impl : prometheus::Collectable {
       out.push_back(std::move(used));
       out.push_back(std::move(ring_bytes));
     }
-    if (http) {
-      collect_http(out);
-    }
     return out;
-  }
-
-  void collect_http(std::vector<MetricFamily>& out) const {
-    auto connections = family(
-        "dnsmon_http_connections_total",
-        "Connections to the /metrics server by how they ended: answered, timed_out (no complete "
-        "request within 5 s, or no complete exchange within 10 s), client_closed, "
-        "refused_per_address (over 8 open from one IPv4 address or IPv6 /64), refused_global "
-        "(over 512 open in all), accept_failed (accept() failed, e.g. out of file descriptors).",
-        MetricType::Counter);
-    for (std::size_t i = 0; i < detail::kHttpConnectionResultNames.size(); ++i) {
-      add_sample(connections, {{"result", std::string(detail::kHttpConnectionResultNames[i])}},
-                 static_cast<double>(http->connections[i].get()));
-    }
-    out.push_back(std::move(connections));
-    auto responses =
-        family("dnsmon_http_responses_total",
-               "Responses the /metrics server wrote in full, by status code.", MetricType::Counter);
-    for (std::size_t i = 0; i < detail::kHttpStatusCodes.size(); ++i) {
-      add_sample(responses, {{"code", std::to_string(detail::kHttpStatusCodes[i])}},
-                 static_cast<double>(http->responses[i].get()));
-    }
-    out.push_back(std::move(responses));
-    auto open = family("dnsmon_http_open_connections",
-                       "Connections the /metrics server holds open, this scrape's included.",
-                       MetricType::Gauge);
-    add_sample(open, {}, static_cast<double>(http->open.load(std::memory_order_relaxed)));
-    out.push_back(std::move(open));
   }
 };
 
@@ -945,6 +913,35 @@ struct Exporter::State {
 
 namespace {
 
+// The HTTP server's own families, for its scrapes.
+void collect_http(const detail::HttpStats& http, std::vector<MetricFamily>& out) {
+  auto connections = family(
+      "dnsmon_http_connections_total",
+      "Connections to the /metrics server by how they ended: answered, timed_out (no complete "
+      "request within 5 s, or no complete exchange within 10 s), client_closed, "
+      "refused_per_address (over 8 open from one IPv4 address or IPv6 /64), refused_global "
+      "(over 512 open in all), accept_failed (accept() failed, e.g. out of file descriptors).",
+      MetricType::Counter);
+  for (std::size_t i = 0; i < detail::kHttpConnectionResultNames.size(); ++i) {
+    add_sample(connections, {{"result", std::string(detail::kHttpConnectionResultNames[i])}},
+               static_cast<double>(http.connections[i].get()));
+  }
+  out.push_back(std::move(connections));
+  auto responses =
+      family("dnsmon_http_responses_total",
+             "Responses the /metrics server wrote in full, by status code.", MetricType::Counter);
+  for (std::size_t i = 0; i < detail::kHttpStatusCodes.size(); ++i) {
+    add_sample(responses, {{"code", std::to_string(detail::kHttpStatusCodes[i])}},
+               static_cast<double>(http.responses[i].get()));
+  }
+  out.push_back(std::move(responses));
+  auto open = family("dnsmon_http_open_connections",
+                     "Connections the /metrics server holds open, this scrape's included.",
+                     MetricType::Gauge);
+  add_sample(open, {}, static_cast<double>(http.open.load(std::memory_order_relaxed)));
+  out.push_back(std::move(open));
+}
+
 // "ADDR:PORT" or "[ADDR]:PORT" → the address without brackets and the port.
 bool split_address_port(const std::string& listen, std::string& address, std::uint16_t& port) {
   const auto colon = listen.rfind(':');
@@ -973,13 +970,15 @@ Exporter::Exporter(MetricsHub& hub, const std::string& listen) : state_(std::mak
                              ": expected ADDRESS:PORT such as 127.0.0.1:9917 or [::1]:9917");
   }
   auto stats = std::make_shared<detail::HttpStats>();
-  hub.impl_->http = stats;  // before the server thread starts rendering
+  auto render = [impl = hub.impl_, http = std::shared_ptr<const detail::HttpStats>(stats)] {
+    std::vector<MetricFamily> families = impl->Collect();
+    collect_http(*http, families);
+    return prometheus::TextSerializer{}.Serialize(families);
+  };
   try {
-    state_->server = std::make_unique<detail::HttpServer>(
-        address, port, detail::HttpLimits{}, std::move(stats),
-        [impl = hub.impl_] { return prometheus::TextSerializer{}.Serialize(impl->Collect()); });
+    state_->server = std::make_unique<detail::HttpServer>(address, port, detail::HttpLimits{},
+                                                          std::move(stats), std::move(render));
   } catch (const std::exception& e) {
-    hub.impl_->http.reset();
     throw std::runtime_error("cannot serve metrics on " + listen + ": " + e.what());
   }
 }

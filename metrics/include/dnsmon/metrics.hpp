@@ -248,10 +248,9 @@ class MetricsHub {
 };
 
 // Serves MetricsHub on HTTP /metrics from one thread of its own (metrics/src/http_server.hpp:
-// timeouts, per-address and global connection limits), and adds the server's own counters
-// (dnsmon_http_*) to the hub's exposition.
-// Thread-safety: construct and destroy on one thread; construct it before any other thread
-//   renders the hub (it adds its counters to the hub). Serving happens on the exporter's thread.
+// timeouts, per-address and global connection limits). The expositions it serves end with the
+// server's own families (dnsmon_http_*), which render_text() does not hold.
+// Thread-safety: construct and destroy on one thread; serving happens on the exporter's thread.
 class Exporter {
  public:
   // listen: "ADDR:PORT" with an IPv4 address or a bracketed IPv6 one ("[::1]:9917"); port 0 picks
