@@ -371,7 +371,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
-  void close() noexcept {
+  void close() {
     if (closed_) {
       return;
     }

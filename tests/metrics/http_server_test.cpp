@@ -33,14 +33,16 @@ using dnsmon::detail::HttpStats;
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-const std::function<std::string()> kRender = [] { return std::string("dnsmon_up 1\n"); };
+std::string render_stub() {
+  return "dnsmon_up 1\n";
+}
 
 std::string respond(std::string_view head) {
-  return http_respond(head, kRender).bytes;
+  return http_respond(head, render_stub).bytes;
 }
 
 int status_of(std::string_view head) {
-  return http_respond(head, kRender).status;
+  return http_respond(head, render_stub).status;
 }
 
 std::uint64_t count(const HttpStats& s, HttpConnectionResult r) {
@@ -149,7 +151,7 @@ TEST_CASE("a renderer that throws gives a 500, not a dead server", "[metrics][ht
 
 TEST_CASE("the server answers over loopback and refuses what it cannot bind", "[metrics][http]") {
   auto stats = std::make_shared<HttpStats>();
-  HttpServer server("127.0.0.1", 0, HttpLimits{}, stats, kRender);
+  HttpServer server("127.0.0.1", 0, HttpLimits{}, stats, render_stub);
   REQUIRE(server.port() != 0);
   asio::io_context io;
   {
@@ -167,11 +169,11 @@ TEST_CASE("the server answers over loopback and refuses what it cannot bind", "[
     asio::write(s, asio::buffer(big), ec);  // the server may stop reading at 8 KiB
     CHECK_THAT(read_all(s), StartsWith("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
   }
-  CHECK_THROWS_WITH(HttpServer("127.0.0.1", server.port(), HttpLimits{}, stats, kRender),
+  CHECK_THROWS_WITH(HttpServer("127.0.0.1", server.port(), HttpLimits{}, stats, render_stub),
                     Contains("in use"));
-  CHECK_THROWS_WITH(HttpServer("localhost", 0, HttpLimits{}, stats, kRender),
+  CHECK_THROWS_WITH(HttpServer("localhost", 0, HttpLimits{}, stats, render_stub),
                     Contains("not an IPv4 or IPv6 address"));
-  CHECK_THROWS_WITH(HttpServer("192.0.2.1", 0, HttpLimits{}, stats, kRender),
+  CHECK_THROWS_WITH(HttpServer("192.0.2.1", 0, HttpLimits{}, stats, render_stub),
                     Contains("assign requested address"));
 }
 
@@ -181,7 +183,7 @@ TEST_CASE("connections over the per-address and global caps are closed at once",
   limits.max_per_source = 2;
   limits.max_connections = 4;
   auto stats = std::make_shared<HttpStats>();
-  HttpServer server("127.0.0.1", 0, limits, stats, kRender);
+  HttpServer server("127.0.0.1", 0, limits, stats, render_stub);
   asio::io_context io;
   std::vector<tcp::socket> held;
   held.push_back(client(io, server.port(), "127.0.0.11"));
@@ -208,7 +210,7 @@ TEST_CASE("a connection that does not finish its request head in time is closed"
   HttpLimits limits;
   limits.head_timeout = std::chrono::milliseconds(50);
   auto stats = std::make_shared<HttpStats>();
-  HttpServer server("127.0.0.1", 0, limits, stats, kRender);
+  HttpServer server("127.0.0.1", 0, limits, stats, render_stub);
   asio::io_context io;
   auto s = client(io, server.port());
   asio::write(s, asio::buffer(std::string_view("GET /metrics HTTP/1.1\r\n")));
@@ -218,7 +220,7 @@ TEST_CASE("a connection that does not finish its request head in time is closed"
 
 TEST_CASE("destroying the server closes its open connections at once", "[metrics][http]") {
   auto stats = std::make_shared<HttpStats>();
-  std::optional<HttpServer> server(std::in_place, "::1", 0, HttpLimits{}, stats, kRender);
+  std::optional<HttpServer> server(std::in_place, "::1", 0, HttpLimits{}, stats, render_stub);
   asio::io_context io;
   std::vector<tcp::socket> idle;
   tcp::socket s(io);
