@@ -914,13 +914,17 @@ struct Exporter::State {
 namespace {
 
 // The HTTP server's own families, for its scrapes.
-void collect_http(const detail::HttpStats& http, std::vector<MetricFamily>& out) {
+void collect_http(const detail::HttpStats& http, const detail::HttpLimits& limits,
+                  std::vector<MetricFamily>& out) {
   auto connections = family(
       "dnsmon_http_connections_total",
-      "Connections to the /metrics server by how they ended: answered, timed_out (no complete "
-      "request within 5 s, or no complete exchange within 10 s), client_closed, "
-      "refused_per_address (over 8 open from one IPv4 address or IPv6 /64), refused_global "
-      "(over 512 open in all), accept_failed (accept() failed, e.g. out of file descriptors).",
+      fmt::format("Connections to the /metrics server by how they ended: answered, timed_out (no "
+                  "complete request within {} ms, or no complete exchange within {} ms), "
+                  "client_closed, refused_per_address (over {} open from one IPv4 address or "
+                  "IPv6 /64), refused_global (over {} open in all), accept_failed (accept() "
+                  "failed, e.g. out of file descriptors).",
+                  limits.head_timeout.count(), limits.exchange_timeout.count(),
+                  limits.max_per_source, limits.max_connections),
       MetricType::Counter);
   for (std::size_t i = 0; i < detail::kHttpConnectionResultNames.size(); ++i) {
     add_sample(connections, {{"result", std::string(detail::kHttpConnectionResultNames[i])}},
@@ -969,15 +973,16 @@ Exporter::Exporter(MetricsHub& hub, const std::string& listen) : state_(std::mak
     throw std::runtime_error("cannot serve metrics on " + listen +
                              ": expected ADDRESS:PORT such as 127.0.0.1:9917 or [::1]:9917");
   }
+  const detail::HttpLimits limits;
   auto stats = std::make_shared<detail::HttpStats>();
-  auto render = [impl = hub.impl_, http = std::shared_ptr<const detail::HttpStats>(stats)] {
+  auto render = [impl = hub.impl_, http = std::shared_ptr<const detail::HttpStats>(stats), limits] {
     std::vector<MetricFamily> families = impl->Collect();
-    collect_http(*http, families);
+    collect_http(*http, limits, families);
     return prometheus::TextSerializer{}.Serialize(families);
   };
   try {
-    state_->server = std::make_unique<detail::HttpServer>(address, port, detail::HttpLimits{},
-                                                          std::move(stats), std::move(render));
+    state_->server = std::make_unique<detail::HttpServer>(address, port, limits, std::move(stats),
+                                                          std::move(render));
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot serve metrics on " + listen + ": " + e.what());
   }

@@ -42,9 +42,13 @@ def check(ok, what):
 
 def connect(source, port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind((source, 0))
-    s.settimeout(2)
-    s.connect(("127.0.0.1", port))
+    try:
+        s.bind((source, 0))
+        s.settimeout(0.5)  # a server that does not accept must not stall the test
+        s.connect(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        raise
     s.setblocking(False)
     return s
 
@@ -97,6 +101,8 @@ class SlowPool:
         end = time.monotonic() + seconds
         while (now := time.monotonic()) < end:
             for c in self.clients:
+                if time.monotonic() >= end:
+                    break
                 if c.sock is None:
                     if now >= c.start_at:
                         self.open(c)
@@ -174,11 +180,15 @@ class Scraper(threading.Thread):
             time.sleep(max(0.0, 1.0 - (time.monotonic() - t0)))
 
 
-def idle_connections(port, sources):
-    """Opens one idle connection per entry of sources; returns them (None where connect failed)."""
+def idle_connections(port, sources, budget=10.0):
+    """Opens one idle connection per entry of sources; returns them (None where connect failed,
+    or was not tried because the time budget ran out)."""
     out = []
+    end = time.monotonic() + budget
     for src in sources:
         try:
+            if time.monotonic() >= end:
+                raise TimeoutError
             out.append(connect(src, port))
         except OSError:
             out.append(None)
@@ -191,9 +201,10 @@ def closed_within(socks, seconds):
     for s in socks:
         if s is not None:
             sel.register(s, selectors.EVENT_READ)
+    registered = len(sel.get_map())
     closed = set()
     end = time.monotonic() + seconds
-    while time.monotonic() < end and len(closed) < len(sel.get_map()):
+    while time.monotonic() < end and len(closed) < registered:
         for key, _ in sel.select(timeout=max(0.0, end - time.monotonic())):
             if key.fileobj in closed:
                 continue
@@ -209,12 +220,16 @@ def closed_within(socks, seconds):
 
 
 def samples(port):
-    """The exposition's samples as {"name{labels}": value}."""
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
-        c.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-        data = b""
-        while chunk := c.recv(1 << 16):
-            data += chunk
+    """The exposition's samples as {"name{labels}": value}; {} if it cannot be fetched."""
+    data = b""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
+            c.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+            while chunk := c.recv(1 << 16):
+                data += chunk
+    except OSError as e:
+        print(f"cannot fetch /metrics: {e}", flush=True)
+        return {}
     out = {}
     for line in data.partition(b"\r\n\r\n")[2].decode().splitlines():
         if line and not line.startswith("#"):
