@@ -224,7 +224,7 @@ struct ServerCore {
   bool stopping = false;
   // Declared after the bookkeeping above, so that handlers still queued when it is destroyed
   // (none after a clean stop) release their connections while the bookkeeping exists.
-  asio::io_context io{1};
+  asio::io_context io;
   tcp::acceptor acceptor{io};
   asio::steady_timer retry{io};  // after a failed accept
 };
