@@ -1,10 +1,12 @@
 #include "dnsmon/config.hpp"
 
 #include <algorithm>
+#include <arpa/inet.h>
 #include <array>
 #include <charconv>
 #include <cstdio>
 #include <fstream>
+#include <netinet/in.h>
 #include <utility>
 
 #include <CLI/CLI.hpp>
@@ -25,6 +27,11 @@ constexpr std::uint64_t kMiB = 1U << 20U;
 constexpr std::uint64_t kSecondNs = 1'000'000'000;
 constexpr std::array<std::string_view, 6> kLogLevels = {"trace", "debug", "info",
                                                         "warn",  "error", "off"};
+
+std::string listen_error(const std::string& listen, const std::string& why) {
+  return "expected ADDRESS:PORT such as 127.0.0.1:9917 or [::1]:9917, got \"" + listen +
+         "\": " + why;
+}
 
 // --- Checks that run once their key is stored (.then in the table) -------------------------
 
@@ -62,9 +69,9 @@ void check_pseudonymise_key(const Site& site, Config& c) {
 void check_listen(const Site& site, Config& c) {
   std::string addr;
   std::uint16_t port = 0;
-  if (!split_listen(c.daemon.listen, addr, port)) {
-    site.fail("expected ADDRESS:PORT such as 127.0.0.1:9917 or [::1]:9917, got \"" +
-              c.daemon.listen + "\"");
+  std::string why;
+  if (!split_listen(c.daemon.listen, addr, port, &why)) {
+    site.fail(listen_error(c.daemon.listen, why));
   }
   c.daemon.listen_given = true;
 }
@@ -245,23 +252,48 @@ CLI::Range cli_range(std::string_view path) {
 
 }  // namespace
 
-bool split_listen(const std::string& listen, std::string& address, std::uint16_t& port) {
-  const auto colon = listen.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size()) {
+bool split_listen(const std::string& listen, std::string& address, std::uint16_t& port,
+                  std::string* why) {
+  const auto refuse = [why](const char* reason) {
+    if (why != nullptr) {
+      *why = reason;
+    }
     return false;
+  };
+  if (listen.find_first_of(", \t") != std::string::npos) {
+    return refuse("one address and port only, without spaces");
   }
-  address = listen.substr(0, colon);
-  if (address.front() == '[' && address.back() != ']') {
-    return false;
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon + 1 == listen.size()) {
+    return refuse("no port");
   }
   const std::string p = listen.substr(colon + 1);
   unsigned v = 0;
   const auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), v);
   if (ec != std::errc{} || end != p.data() + p.size() || v > 65535) {
-    return false;
+    return refuse("the port must be a number from 0 to 65535");
   }
+  const std::string a = listen.substr(0, colon);
+  if (a.empty()) {
+    return refuse("no address (0.0.0.0 or [::] listen on every address)");
+  }
+  if (a.front() == '[') {
+    in6_addr v6{};
+    if (a.size() < 3 || a.back() != ']' ||
+        inet_pton(AF_INET6, a.substr(1, a.size() - 2).c_str(), &v6) != 1) {
+      return refuse("not an IPv6 address in brackets");
+    }
+  } else if (a.find(':') != std::string::npos) {
+    return refuse("an IPv6 address goes in brackets, e.g. [::1]:9917");
+  } else {
+    in_addr v4{};
+    if (inet_pton(AF_INET, a.c_str(), &v4) != 1) {
+      return refuse("not an IPv4 address (host names are not accepted)");
+    }
+  }
+  address = a;
   port = static_cast<std::uint16_t>(v);
-  return address.find_first_of(" \t/") == std::string::npos;
+  return true;
 }
 
 std::string located_error(const Config& config, std::string_view path, std::string_view what) {
@@ -352,9 +384,9 @@ Config load_config_file(const std::string& path, Config base) {
 void validate(const Config& c) {
   std::string addr;
   std::uint16_t port = 0;
-  if (!split_listen(c.daemon.listen, addr, port)) {
-    throw ConfigError("--listen: expected ADDRESS:PORT such as 127.0.0.1:9917, got \"" +
-                      c.daemon.listen + "\"");
+  std::string why;
+  if (!split_listen(c.daemon.listen, addr, port, &why)) {
+    throw ConfigError("listen: " + listen_error(c.daemon.listen, why));
   }
   if (!c.capture.interfaces.empty() && !c.capture.files.empty()) {
     throw ConfigError("capture from interfaces (-i) and files (-r) cannot be mixed in one run");
@@ -400,8 +432,8 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
                  "read in order)")
       ->type_name("FILE");
   app.add_option("--listen", listen,
-                 "serve /metrics on ADDR:PORT (default " + std::string(kDefaultListen) +
-                     "; offline runs serve only when given)")
+                 "serve /metrics on ADDR:PORT, an IPv4 address or [IPv6] (default " +
+                     std::string(kDefaultListen) + "; offline runs serve only when given)")
       ->type_name("ADDR:PORT");
   app.add_option("--workers", workers,
                  "parser worker threads (default 1; a replay with one worker reads and parses in "
@@ -478,6 +510,18 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
     out.message = default_config_yaml();
     out.message.pop_back();  // the caller ends the message with a newline
     return out;
+  }
+  if (listen) {  // a usage error, like every other malformed flag
+    std::string addr;
+    std::uint16_t port = 0;
+    std::string why;
+    if (!split_listen(*listen, addr, port, &why)) {
+      out.action = CommandLine::Action::Exit;
+      out.exit_code = 2;
+      out.message =
+          "dnsmon: --listen: " + listen_error(*listen, why) + "\nRun with --help for usage.";
+      return out;
+    }
   }
 
   Config c;

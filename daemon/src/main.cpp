@@ -1,7 +1,7 @@
 // dnsmon: wires capture, workers, metrics and the control loop.
 //
 // Threads: one capture thread per source, the workers (each reads one ring per source), the
-// exporter's HTTP threads, and this main thread running the Boost.Asio control loop (signals, the
+// exporter's HTTP thread, and this main thread running the Boost.Asio control loop (signals, the
 // periodic stats line, sd_notify). Exit codes: 0 ok, 1 failure, 2 usage, 78 configuration error.
 #include <array>
 #include <cerrno>
@@ -178,9 +178,10 @@ class Daemon {
     if (!config_.daemon.metrics_out.empty()) {
       write_metrics_out(hub);
     }
-    // The exporter's threads read the pipeline's counters: stop them first.
+    // The exporter's thread reads the pipeline's counters: stop it first (at once, closing the
+    // connections still open).
     if (exporter_) {
-      spdlog::info("stopping the metrics server (takes up to 2 s)");
+      spdlog::info("stopping the metrics server");
       exporter_.reset();
     }
     pipeline_.reset();
@@ -395,7 +396,7 @@ class Daemon {
   Config config_;
   SuffixList suffixes_;  // handed to the hub
   boost::asio::io_context io_;
-  // Destroyed in reverse order: the exporter (whose threads read the pipeline), then the pipeline
+  // Destroyed in reverse order: the exporter (whose thread reads the pipeline), then the pipeline
   // (whose workers write the hub's counters), then the hub.
   std::unique_ptr<MetricsHub> hub_;
   std::unique_ptr<Pipeline> pipeline_;

@@ -1,6 +1,7 @@
 #include "dnsmon/metrics.hpp"
 
 #include <bit>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <deque>
@@ -12,7 +13,6 @@
 
 #include <fmt/format.h>
 #include <prometheus/collectable.h>
-#include <prometheus/exposer.h>
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
 
@@ -20,6 +20,7 @@
 
 #include "analytics.hpp"
 #include "domains.hpp"
+#include "http_server.hpp"
 #include "matcher.hpp"
 
 namespace dnsmon {
@@ -926,24 +927,90 @@ std::string MetricsHub::render_text() const {
 }
 
 struct Exporter::State {
-  std::unique_ptr<prometheus::Exposer> exposer;
+  std::unique_ptr<detail::HttpServer> server;
 };
 
-Exporter::Exporter(MetricsHub& hub, const std::string& listen) : state_(std::make_unique<State>()) {
-  try {
-    state_->exposer = std::make_unique<prometheus::Exposer>(listen, 2);
-  } catch (const std::exception& e) {
-    throw std::runtime_error("cannot serve metrics on " + listen +
-                             ": the address is in use, not local, or malformed (" + e.what() + ")");
+namespace {
+
+// The HTTP server's own families, for its scrapes.
+void collect_http(const detail::HttpStats& http, const detail::HttpLimits& limits,
+                  std::vector<MetricFamily>& out) {
+  auto connections = family(
+      "dnsmon_http_connections_total",
+      fmt::format("Connections to the /metrics server by how they ended: answered, timed_out (no "
+                  "complete request within {} ms, or no complete exchange within {} ms), "
+                  "client_closed, refused_per_address (over {} open from one IPv4 address or "
+                  "IPv6 /64), refused_global (over {} open in all), accept_failed (accept() "
+                  "failed, e.g. out of file descriptors).",
+                  limits.head_timeout.count(), limits.exchange_timeout.count(),
+                  limits.max_per_source, limits.max_connections),
+      MetricType::Counter);
+  for (std::size_t i = 0; i < detail::kHttpConnectionResultNames.size(); ++i) {
+    add_sample(connections, {{"result", std::string(detail::kHttpConnectionResultNames[i])}},
+               static_cast<double>(http.connections[i].get()));
   }
-  state_->exposer->RegisterCollectable(hub.impl_);
+  out.push_back(std::move(connections));
+  auto responses =
+      family("dnsmon_http_responses_total",
+             "Responses the /metrics server wrote in full, by status code.", MetricType::Counter);
+  for (std::size_t i = 0; i < detail::kHttpStatusCodes.size(); ++i) {
+    add_sample(responses, {{"code", std::to_string(detail::kHttpStatusCodes[i])}},
+               static_cast<double>(http.responses[i].get()));
+  }
+  out.push_back(std::move(responses));
+  auto open = family("dnsmon_http_open_connections",
+                     "Connections the /metrics server holds open, this scrape's included.",
+                     MetricType::Gauge);
+  add_sample(open, {}, static_cast<double>(http.open.load(std::memory_order_relaxed)));
+  out.push_back(std::move(open));
+}
+
+// "ADDR:PORT" or "[ADDR]:PORT" → the address without brackets and the port.
+bool split_address_port(const std::string& listen, std::string& address, std::uint16_t& port) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos) {
+    return false;
+  }
+  address = listen.substr(0, colon);
+  if (address.size() >= 2 && address.front() == '[' && address.back() == ']') {
+    address = address.substr(1, address.size() - 2);
+  } else if (address.find(':') != std::string::npos) {
+    return false;  // an IPv6 address needs its brackets
+  }
+  const char* first = listen.data() + colon + 1;
+  const char* last = listen.data() + listen.size();
+  const auto [end, ec] = std::from_chars(first, last, port);
+  return first != last && ec == std::errc{} && end == last;
+}
+
+}  // namespace
+
+Exporter::Exporter(MetricsHub& hub, const std::string& listen) : state_(std::make_unique<State>()) {
+  std::string address;
+  std::uint16_t port = 0;
+  if (!split_address_port(listen, address, port)) {
+    throw std::runtime_error("cannot serve metrics on " + listen +
+                             ": expected ADDRESS:PORT such as 127.0.0.1:9917 or [::1]:9917");
+  }
+  const detail::HttpLimits limits;
+  auto stats = std::make_shared<detail::HttpStats>();
+  auto render = [impl = hub.impl_, http = std::shared_ptr<const detail::HttpStats>(stats), limits] {
+    std::vector<MetricFamily> families = impl->Collect();
+    collect_http(*http, limits, families);
+    return prometheus::TextSerializer{}.Serialize(families);
+  };
+  try {
+    state_->server = std::make_unique<detail::HttpServer>(address, port, limits, std::move(stats),
+                                                          std::move(render));
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot serve metrics on " + listen + ": " + e.what());
+  }
 }
 
 Exporter::~Exporter() = default;
 
 std::uint16_t Exporter::port() const {
-  const auto ports = state_->exposer->GetListeningPorts();
-  return ports.empty() ? 0 : static_cast<std::uint16_t>(ports.front());
+  return state_->server->port();
 }
 
 }  // namespace dnsmon

@@ -268,7 +268,15 @@ TEST_CASE("a wrong type or out-of-range value is refused with its line, column a
       {"parser", "dns_ports", "[53, 5353, 65536]", "65536", "parser.dns_ports[2]", "out of range"},
       {"exporter", "listen", "[127.0.0.1:9917]", "[", "exporter.listen", "expected a string"},
       {"exporter", "listen", "localhost", "localhost", "exporter.listen",
-       "expected ADDRESS:PORT such as 127.0.0.1:9917 or [::1]:9917, got \"localhost\""},
+       "expected ADDRESS:PORT such as 127.0.0.1:9917 or [::1]:9917, got \"localhost\": no port"},
+      {"exporter", "listen", "\"localhost:9917\"", "\"", "exporter.listen",
+       "got \"localhost:9917\": not an IPv4 address (host names are not accepted)"},
+      {"exporter", "listen", "\"127.0.0.1:9941,0.0.0.0:9942\"", "\"", "exporter.listen",
+       "one address and port only"},
+      {"exporter", "listen", "\"[::1]\"", "\"", "exporter.listen",
+       "got \"[::1]\": the port must be a number from 0 to 65535"},
+      {"exporter", "listen", "\"::1:9917\"", "\"", "exporter.listen",
+       "an IPv6 address goes in brackets"},
       {"exporter", "listen", "\"127.0.0.1:65536\"", "\"", "exporter.listen",
        "expected ADDRESS:PORT"},
       {"exporter", "listen", "\"127.0.0.1:http\"", "\"", "exporter.listen",
@@ -427,13 +435,44 @@ TEST_CASE("split_listen accepts ADDRESS:PORT and refuses the rest", "[config]") 
   CHECK(split_listen("[::1]:0", address, port));
   CHECK(address == "[::1]");
   CHECK(port == 0);
-  CHECK(split_listen("localhost:65535", address, port));
+  CHECK(split_listen("0.0.0.0:65535", address, port));
+  CHECK(address == "0.0.0.0");
   CHECK(port == 65535);
-  for (const char* bad :
-       {"", "127.0.0.1", "127.0.0.1:", ":9917", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:+1",
-        "127.0.0.1:99999999999", "[::1]", "[::1:9917", "127.0.0.1:80x", "a b:80", "a/b:80"}) {
+  CHECK(split_listen("[::]:9917", address, port));
+  CHECK(split_listen("[2001:db8::1]:9917", address, port));
+  CHECK(address == "[2001:db8::1]");
+  CHECK(split_listen("[::ffff:127.0.0.1]:9917", address, port));
+  for (const char* bad : {"",
+                          "127.0.0.1",
+                          "127.0.0.1:",
+                          ":9917",
+                          "127.0.0.1:65536",
+                          "127.0.0.1:-1",
+                          "127.0.0.1:+1",
+                          "127.0.0.1:99999999999",
+                          "[::1]",
+                          "[::1:9917",
+                          "127.0.0.1:80x",
+                          "a b:80",
+                          "a/b:80",
+                          "localhost:9917",
+                          "host:abc",
+                          "1.2.3.4:99999",
+                          "127.0.0.1:9941,0.0.0.0:9942",
+                          "127.0.0.1:9941, 0.0.0.0:9942",
+                          "127.1:9917",
+                          "256.0.0.1:9917",
+                          "::1:9917",
+                          "[]:9917",
+                          "[127.0.0.1]:9917",
+                          "[fe80::1%lo]:9917",
+                          "[::1]x:9917",
+                          " 127.0.0.1:9917",
+                          "9917"}) {
     CAPTURE(bad);
-    CHECK_FALSE(split_listen(bad, address, port));
+    std::string why;
+    CHECK_FALSE(split_listen(bad, address, port, &why));
+    CHECK_FALSE(why.empty());
   }
 }
 
@@ -581,15 +620,21 @@ TEST_CASE("the replay speed takes 0 and the range 0.001 to 1000000", "[config]")
   }
 }
 
-TEST_CASE("a bad --listen throws ConfigError", "[config]") {
-  for (const char* listen : {"localhost", "127.0.0.1:65536", ":9917", "127.0.0.1:"}) {
+TEST_CASE("a bad --listen is a usage error that says what is wrong", "[config]") {
+  for (const char* listen :
+       {"localhost", "127.0.0.1:65536", ":9917", "127.0.0.1:", "127.0.0.1:9941,0.0.0.0:9942",
+        "[::1]", "1.2.3.4:99999", "host:abc", "localhost:9917"}) {
     CAPTURE(listen);
-    CHECK_THROWS_MATCHES(parse({"--listen", listen}), ConfigError,
-                         Catch::Matchers::Predicate<ConfigError>([](const ConfigError& e) {
-                           return std::string(e.what()).rfind("--listen: expected ADDRESS:PORT",
-                                                              0) == 0;
-                         }));
+    const CommandLine cli = parse({"--listen", listen});
+    CHECK(cli.action == CommandLine::Action::Exit);
+    CHECK(cli.exit_code == 2);
+    CHECK_THAT(cli.message, StartsWith(std::string("dnsmon: --listen: expected ADDRESS:PORT such "
+                                                   "as 127.0.0.1:9917 or [::1]:9917, got \"") +
+                                       listen + "\": ") &&
+                                Contains("Run with --help for usage."));
   }
+  // Before the config file is read: the usage error wins over a bad file.
+  CHECK(parse({"--listen", "x", "--config", "/nonexistent/dnsmon.yaml"}).exit_code == 2);
 }
 
 TEST_CASE("a bad config file given with --config throws ConfigError", "[config]") {

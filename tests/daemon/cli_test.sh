@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The dnsmon command line as a user meets it: help and version, usage errors (exit 2), config
-# errors with FILE:LINE:COL and the key path (exit 78), --check-config, --print-defaults, and
-# runtime failures (exit 1) that say what went wrong: a missing capture file, a metrics port
-# already in use, an interface that does not exist.
+# The dnsmon command line as a user meets it: help and version, usage errors (exit 2, a malformed
+# --listen among them), config errors with FILE:LINE:COL and the key path (exit 78), --check-config,
+# --print-defaults, and runtime failures (exit 1) that say what went wrong: a missing capture file,
+# a metrics port already in use, an address that is not local, an interface that does not exist.
 #
 # Env (set by ctest): DNSMON (the binary), GEN_PCAP (the capture generator), DNSMON_SOURCE_DIR.
 set -euo pipefail
@@ -91,9 +91,21 @@ expect "--workers 0 is a usage error" 2 stderr "--workers"
 run -i eth0 -r "$tmp/a.pcap"
 expect "-i and -r together are refused" 78 stderr "cannot be mixed"
 
-run --listen 127.0.0.1 --check-config
-expect "--listen without a port is a configuration error" 78 \
-  stderr "--listen: expected ADDRESS:PORT"
+# --listen takes one IPv4 address or bracketed IPv6 address and a port, nothing else: a usage error.
+for bad in 127.0.0.1 "127.0.0.1:9941,0.0.0.0:9942" "[::1]" "1.2.3.4:99999" "host:abc" \
+  "localhost:9917" "::1:9917" "127.0.0.1:"; do
+  run --listen "$bad" --check-config
+  expect "--listen $bad is a usage error" 2 \
+    stderr "--listen: expected ADDRESS:PORT such as 127.0.0.1:9917 or [::1]:9917, got \"$bad\": " \
+    stderr "Run with --help for usage."
+done
+run --listen "127.0.0.1:9941,0.0.0.0:9942"
+expect "--listen with a list names the problem" 2 stderr "one address and port only"
+run --listen "1.2.3.4:99999"
+expect "--listen with a bad port names the problem" 2 \
+  stderr "the port must be a number from 0 to 65535"
+run --listen "[::1]:9917" --check-config
+expect "--listen [::1]:9917 is accepted" 0 stdout "configuration OK"
 
 # --- config files --------------------------------------------------------------------------
 cfg=$tmp/dnsmon.yaml
@@ -130,6 +142,21 @@ expect "a YAML syntax error exits 78 with its line and column" 78 \
 
 run --config "$tmp/missing.yaml"
 expect "a missing config file exits 78" 78 stderr "$tmp/missing.yaml: cannot open the config file"
+
+printf 'log:\n  level: info\nexporter:\n  listen: "127.0.0.1:9941,0.0.0.0:9942"\n' >"$cfg"
+run --config "$cfg" --check-config
+expect "a listen list in the config file exits 78 with file:line:col" 78 \
+  stderr "$cfg:4:11: exporter.listen: expected ADDRESS:PORT" stderr "one address and port only"
+
+printf 'exporter:\n  listen: "[::1]"\n' >"$cfg"
+run --config "$cfg" --check-config
+expect "a listen address without a port in the config file exits 78" 78 \
+  stderr "$cfg:2:11: exporter.listen: expected ADDRESS:PORT"
+
+printf 'exporter:\n  listen: "localhost:9917"\n' >"$cfg"
+run --config "$cfg" --check-config
+expect "a host name in exporter.listen exits 78" 78 \
+  stderr "$cfg:2:11: exporter.listen:" stderr "host names are not accepted"
 
 printf 'capture:\n  snaplen: 1500\n  workers: 2\nexporter:\n  listen: "127.0.0.1:0"\n' >"$cfg"
 run --check-config --config "$cfg"
@@ -194,13 +221,18 @@ time.sleep(120)
   if [[ $port =~ ^[0-9]+$ ]]; then
     run -r "$capture" --listen "127.0.0.1:$port"
     expect "--listen on a port in use exits 1 with a clear message" 1 \
-      stderr "cannot serve metrics on 127.0.0.1:$port"
+      stderr "cannot serve metrics on 127.0.0.1:$port: Address already in use"
   else
     fail "the python3 listener did not report its port within 10 s"
   fi
 else
   echo "skipped: --listen on a port in use (python3 is not installed)"
 fi
+
+# 192.0.2.1 (TEST-NET-1) is on no interface here.
+run -r "$capture" --listen "192.0.2.1:9917"
+expect "--listen on an address that is not local exits 1 with a clear message" 1 \
+  stderr "cannot serve metrics on 192.0.2.1:9917: Cannot assign requested address"
 
 echo "$checks checks, $failures failed"
 ((failures == 0))

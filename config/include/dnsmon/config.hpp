@@ -107,7 +107,10 @@ CommandLine parse_command_line(int argc, const char* const* argv);
 // errors with located_error(). Throws ConfigError.
 void validate(const Config& config);
 
-// "ADDR:PORT" → address and port; false if malformed.
-bool split_listen(const std::string& listen, std::string& address, std::uint16_t& port);
+// "ADDR:PORT", where ADDR is an IPv4 address or an IPv6 address in brackets ("[::1]:9917"), and
+// nothing else (no host names, no lists) → address as written (with the brackets) and port. False
+// if malformed; then *why, if given, says what is wrong.
+bool split_listen(const std::string& listen, std::string& address, std::uint16_t& port,
+                  std::string* why = nullptr);
 
 }  // namespace dnsmon

@@ -260,12 +260,15 @@ class MetricsHub {
   friend class Exporter;
 };
 
-// Serves MetricsHub on HTTP /metrics.
-// Thread-safety: construct and destroy on one thread; serving happens on its own threads.
+// Serves MetricsHub on HTTP /metrics from one thread of its own (metrics/src/http_server.hpp:
+// timeouts, per-address and global connection limits). The expositions it serves end with the
+// server's own families (dnsmon_http_*), which render_text() does not hold.
+// Thread-safety: construct and destroy on one thread; serving happens on the exporter's thread.
 class Exporter {
  public:
-  // listen: "ADDR:PORT" ("[::1]:PORT" for IPv6; port 0 picks a free one). Throws
-  // std::runtime_error when the address cannot be bound.
+  // listen: "ADDR:PORT" with an IPv4 address or a bracketed IPv6 one ("[::1]:9917"); port 0 picks
+  // a free one. Throws std::runtime_error when the address is malformed or cannot be bound.
+  // The destructor stops serving at once, closing the connections still open.
   Exporter(MetricsHub& hub, const std::string& listen);
   ~Exporter();
   Exporter(const Exporter&) = delete;
