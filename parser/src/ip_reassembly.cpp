@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "dnsmon/detail/siphash.hpp"
+#include "dnsmon/common/siphash.hpp"
 
 namespace dnsmon::detail {
 namespace {

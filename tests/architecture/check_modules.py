@@ -22,15 +22,20 @@ MODULES = {
     "ring": (["capture/ring"], ["dnsmon/ring.hpp"], ["dnsmon_ring"], []),
     "capture": (["capture/src", "capture/include"], ["dnsmon/capture.hpp"], ["dnsmon_capture"],
                 ["ring", "common"]),
-    "parser": (["parser"], ["dnsmon/parser.hpp", "dnsmon/detail/siphash.hpp"], ["dnsmon_parser"],
+    "parser": (["parser"], ["dnsmon/parser.hpp"], ["dnsmon_parser"],
                ["ring", "common"]),
-    "metrics": (["metrics"], ["dnsmon/metrics.hpp"], ["dnsmon_metrics"],
-                ["parser", "ring", "common"]),
+    "domains": (["metrics/domains"], ["dnsmon/domains.hpp"], ["dnsmon_domains"], ["common"]),
+    "analytics": (["metrics/analytics"], ["dnsmon/analytics.hpp", "dnsmon/analytics/"],
+                  ["dnsmon_analytics"], ["domains", "parser", "ring", "common"]),
+    # Nothing depends on the exporter but the config (for its options) and the daemon.
+    "export": (["metrics/export"], ["dnsmon/metrics.hpp", "dnsmon/export/"], ["dnsmon_metrics"],
+               ["analytics", "domains", "parser", "ring", "common"]),
     # The config module binds the option structs of the modules it configures.
     "config": (["config"], ["dnsmon/config.hpp", "dnsmon/version.hpp"], ["dnsmon_config"],
-               ["capture", "parser", "metrics", "ring", "common"]),
+               ["capture", "parser", "analytics", "domains", "export", "ring", "common"]),
     "daemon": (["daemon"], [], ["dnsmon", "dnsmon_daemon_core"],
-               ["config", "capture", "parser", "metrics", "ring", "common", "demo"]),
+               ["config", "capture", "parser", "analytics", "domains", "export", "ring", "common",
+                "demo"]),
     # The generators: the small library that makes the demo capture (all the daemon links), and
     # the profiles and command-line tool for tests and benchmarks, which the daemon never builds.
     "demo": ([], [], ["dnsmon_demo_gen"], []),

@@ -1,5 +1,6 @@
-// Cost of the query/response matcher (metrics/src/matcher.hpp) on a realistic stream, in steady
-// state: on_query() for every query and on_response() for every response, in packet-time order.
+// Cost of the query/response matcher (dnsmon/analytics/detail/matcher.hpp) on a realistic stream,
+// in steady state: on_query() for every query and on_response() for every response, in packet-time
+// order.
 //
 // The stream (one per argument, the query rate in packet time):
 // - 5,000 clients, 10% of them IPv6, each using one of a few resolvers; a random source port and
@@ -29,9 +30,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "dnsmon/analytics/detail/matcher.hpp"
 #include "dnsmon/parser.hpp"
-
-#include "matcher.hpp"
 
 namespace {
 

@@ -1,5 +1,5 @@
-// Cost of the Space-Saving updates (metrics/src/sketches.hpp) as the analytics make them: a
-// worker feeds "staging" summaries of top_capacity = 256 counters with add_hashed() for one
+// Cost of the Space-Saving updates (dnsmon/analytics/detail/sketches.hpp) as the analytics make
+// them: a worker feeds "staging" summaries of top_capacity = 256 counters with add_hashed() for one
 // second of traffic, then folds each into a sub-window with merge() and clears it.
 //
 // The streams, one second = 47,000 adds (the benchmark mix's query rate), clear() after each:
@@ -32,7 +32,8 @@
 
 #include <benchmark/benchmark.h>
 
-#include "sketches.hpp"
+#include "dnsmon/analytics/detail/sketches.hpp"
+
 #include "zipf.hpp"
 
 namespace {

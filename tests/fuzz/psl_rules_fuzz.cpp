@@ -1,4 +1,4 @@
-// libFuzzer target for the public suffix list (metrics/src/domains.*), in two parts.
+// libFuzzer target for the public suffix list (metrics/domains), in two parts.
 //
 // 1. Hostile lists: the raw input is loaded as a text list (PublicSuffixList::from_text). It may
 //    be refused with std::runtime_error; anything else (a crash, a sanitizer report, a leak) is a
@@ -27,7 +27,8 @@
 
 #include <libpsl.h>
 
-#include "domains.hpp"
+#include "dnsmon/domains.hpp"
+
 #include "fuzz_check.hpp"
 
 namespace {

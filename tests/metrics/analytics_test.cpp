@@ -1,9 +1,7 @@
-// Tests for the sliding-window analytics of one worker (metrics/src/analytics.*) and the
-// registrable-domain lookup in front of them (metrics/src/domains.*): exact counts while the keys
+// Tests for the sliding-window analytics of one worker (metrics/analytics/src/windows.cpp) and the
+// registrable-domain lookup in front of them (metrics/domains): exact counts while the keys
 // fit, windows that slide in packet time, one publication per second, client prefixes, the public
 // suffix list's depth, and planned memory equal to the real one.
-#include "analytics.hpp"
-
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -17,7 +15,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "domains.hpp"
+#include "dnsmon/analytics/detail/windows.hpp"
+#include "dnsmon/domains.hpp"
 
 namespace dnsmon::detail {
 namespace {

@@ -1,8 +1,8 @@
-// Tests for the public suffix list's own matcher (metrics/src/domains.*): the ASCII forms of
+// Tests for the public suffix list's own matcher (metrics/domains): the ASCII forms of
 // internationalised rules against RFC 3492's examples, and every answer against libpsl's for the
 // same list, over every rule of the installed list with names built around it, random names, odd
 // inputs and small crafted lists.
-#include "domains.hpp"
+#include "dnsmon/domains.hpp"
 
 #include <cstdint>
 #include <cstdio>

@@ -1,6 +1,6 @@
 // The /metrics HTTP server: request parsing and responses as pure functions, then the server over
 // loopback sockets with small limits (connection caps, the request-head deadline, 431, shutdown).
-#include "http_server.hpp"
+#include "dnsmon/export/detail/http_server.hpp"
 
 #include <chrono>
 #include <memory>

@@ -1,4 +1,4 @@
-#include "matcher.hpp"
+#include "dnsmon/analytics/detail/matcher.hpp"
 
 #include <algorithm>
 #include <arpa/inet.h>
@@ -16,8 +16,9 @@
 
 #include <catch2/catch.hpp>
 
+#include "dnsmon/analytics/detail/sketches.hpp"
+
 #include "alloc_counter.hpp"
-#include "sketches.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "sketches.hpp"
+#include "dnsmon/analytics/detail/sketches.hpp"
 
 #include <algorithm>
 #include <array>

@@ -36,11 +36,10 @@
 #include <string_view>
 #include <vector>
 
-#include "dnsmon/metrics.hpp"
+#include "dnsmon/analytics.hpp"
+#include "dnsmon/analytics/detail/sketches.hpp"
+#include "dnsmon/domains.hpp"
 #include "dnsmon/parser.hpp"
-
-#include "domains.hpp"
-#include "sketches.hpp"
 
 namespace dnsmon::detail {
 

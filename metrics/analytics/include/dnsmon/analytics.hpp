@@ -1,13 +1,13 @@
-// Counters owned by the workers, merged at scrape time into Prometheus metrics.
+// The per-worker counting state and its options: traffic counters by label, query matching and
+// the sliding-window analytics (detail/windows.hpp, detail/matcher.hpp, detail/sketches.hpp), all
+// owned by one worker and read by the exporter's collector at scrape time.
 //
 // Each worker updates its own WorkerCounters with plain single-writer stores (no locked
-// instruction, no lock, no prometheus-cpp call per packet). The exporter's collector reads them
-// with relaxed loads when Prometheus scrapes, sums the workers and adds the capture sources'
-// counters. Every label value comes from a fixed set, so traffic can never add a series.
+// instruction, no lock, no prometheus-cpp call per packet). Every label value comes from a fixed
+// set, so traffic can never add a series.
 //
-// Thread-safety: a WorkerCounters has one writer (its worker) and any number of readers. MetricsHub
-//   is configured before the threads start; render_text() and scrapes may then run on any thread.
-// Allocation: none on the record_* paths; scrapes allocate.
+// Thread-safety: a WorkerCounters has one writer (its worker) and any number of readers.
+// Allocation: none on the record_* paths.
 #pragma once
 
 #include <array>
@@ -21,12 +21,13 @@
 #include <string_view>
 #include <vector>
 
+#include "dnsmon/domains.hpp"
 #include "dnsmon/parser.hpp"
 
 namespace dnsmon {
 
 // Sliding-window analytics: top-N tables and distinct counts per window
-// (metrics/src/analytics.hpp).
+// (detail/windows.hpp).
 struct AnalyticsOptions {
   bool enabled = true;
   std::vector<std::uint32_t> windows_s{60, 300, 3600};  // each a multiple of sub_windows seconds
@@ -51,17 +52,6 @@ struct MetricsOptions {
 
 // Bytes of analytics state (query matching, windows, sketches, caches) one worker allocates.
 std::size_t analytics_bytes_per_worker(const MetricsOptions& options) noexcept;
-
-namespace detail {
-class PublicSuffixList;
-}  // namespace detail
-
-// A loaded Public Suffix List, shared read-only by the workers' domain caches.
-using SuffixList = std::shared_ptr<const detail::PublicSuffixList>;
-
-// Loads a public suffix list ("" = the system's, else libpsl's). Throws std::runtime_error saying
-// what is wrong with the file; the caller adds which key named it.
-SuffixList load_public_suffix_list(const std::string& path);
 
 // A counter with one writing thread; readers on other threads see a recent value.
 class RelaxedCounter {
@@ -122,7 +112,8 @@ inline std::size_t rcode_class(std::uint16_t rcode) noexcept {
 
 class WorkerCounters {
  public:
-  // Query matching and the sliding-window analytics (metrics.cpp), built by MetricsHub.
+  // Query matching and the sliding-window analytics (detail/worker_analytics.hpp), built by
+  // MetricsHub.
   struct Analytics;
   explicit WorkerCounters(std::unique_ptr<Analytics> analytics);
   ~WorkerCounters();
@@ -197,126 +188,6 @@ class WorkerCounters {
   std::array<RelaxedCounter, kQtypeSlots> queries_by_qtype_;
   std::array<RelaxedCounter, kRcodeSlots> responses_by_rcode_;
   RelaxedCounter frame_bytes_, query_bytes_, response_bytes_;
-};
-
-// What the collector needs to know about one capture source at scrape time.
-struct SourceSnapshot {
-  std::string name;
-  bool up = false;
-  std::uint64_t received = 0;        // frames handed over by libpcap
-  std::uint64_t bytes = 0;           // their wire length
-  std::uint64_t kernel_dropped = 0;  // pcap_stats ps_drop
-  std::uint64_t if_dropped = 0;      // pcap_stats ps_ifdrop
-  std::uint64_t ring_dropped = 0;    // the worker's ring was full
-  std::uint64_t snaplen_cut = 0;     // frames longer than the snapshot length
-};
-
-struct RingSnapshot {
-  std::uint64_t occupancy = 0;   // frames
-  std::uint64_t capacity = 0;    // frames
-  std::uint64_t used_bytes = 0;  // a ring is full when either runs out
-  std::uint64_t capacity_bytes = 0;
-};
-
-struct OutputSnapshot {
-  std::string name;              // "messages"
-  std::uint64_t lost_lines = 0;  // lines not written because a write failed
-};
-
-struct BuildInfo {
-  std::string version, ldns_version, libpcap_version;
-};
-
-class MetricsHub {
- public:
-  // suffixes: the list load_public_suffix_list(options.analytics.public_suffix_list) returned,
-  // used when the analytics are on; null loads it here (std::runtime_error if it cannot be read).
-  explicit MetricsHub(BuildInfo build, MetricsOptions options = {}, SuffixList suffixes = nullptr);
-  ~MetricsHub();
-  MetricsHub(const MetricsHub&) = delete;
-  MetricsHub& operator=(const MetricsHub&) = delete;
-
-  // Startup only: a counter block for one worker; the reference stays valid for the hub's life.
-  // parser, if given, is the worker's parser, whose reassembly tables are exported too; it must
-  // outlive the hub's scrapes.
-  WorkerCounters& add_worker(const Parser* parser = nullptr);
-  // Startup only: which protocols are decoded (their series are exported even while zero).
-  void set_protocols(bool mdns, bool llmnr);
-  // Startup only: called at every scrape to read the capture sources and rings.
-  void set_source_reader(std::function<std::vector<SourceSnapshot>()> reader);
-  void set_ring_reader(std::function<std::vector<RingSnapshot>()> reader);
-  void set_output_reader(std::function<std::vector<OutputSnapshot>()> reader);
-
-  // Where the public suffix list came from ("" with analytics off), for the startup log.
-  [[nodiscard]] std::string public_suffix_list() const;
-
-  // The whole exposition in Prometheus text format 0.0.4.
-  [[nodiscard]] std::string render_text() const;
-
-  struct Impl;
-
- private:
-  std::shared_ptr<Impl> impl_;
-  friend class Exporter;
-};
-
-// Serves MetricsHub on HTTP /metrics from one thread of its own (metrics/src/http_server.hpp:
-// timeouts, per-address and global connection limits). The expositions it serves end with the
-// server's own families (dnsmon_http_*), which render_text() does not hold.
-// Thread-safety: construct and destroy on one thread; serving happens on the exporter's thread.
-class Exporter {
- public:
-  // listen: "ADDR:PORT" with an IPv4 address or a bracketed IPv6 one ("[::1]:9917"); port 0 picks
-  // a free one. Throws std::runtime_error when the address is malformed or cannot be bound.
-  // The destructor stops serving at once, closing the connections still open.
-  Exporter(MetricsHub& hub, const std::string& listen);
-  ~Exporter();
-  Exporter(const Exporter&) = delete;
-  Exporter& operator=(const Exporter&) = delete;
-
-  [[nodiscard]] std::uint16_t port() const;
-
- private:
-  struct State;
-  std::unique_ptr<State> state_;
-};
-
-// Writes one JSON object per decoded message (JSON Lines) to a file descriptor, through a buffer
-// of its own, so that every line is known to be written or lost. The first failed write (a full
-// disk, a closed descriptor, a reader that went away: EPIPE, which needs SIGPIPE ignored) ends
-// the log: that line and every later one are counted as lost, and error() tells why. Nothing is
-// logged here: the caller reports error() once, from its own thread.
-// Thread-safety: write() and flush() from one thread at a time (the caller serialises them);
-//   error() and lost_lines() from any thread. Allocation: a reused line buffer.
-class MessageWriter {
- public:
-  static constexpr std::size_t kBufferBytes = std::size_t{64} << 10U;
-
-  explicit MessageWriter(int fd);  // the descriptor stays the caller's to close
-  ~MessageWriter();
-  MessageWriter(const MessageWriter&) = delete;
-  MessageWriter& operator=(const MessageWriter&) = delete;
-
-  // latency_ns: the matched query's latency for a response (written as "latency" in seconds),
-  // or -1 when none was matched ("latency": null). Queries carry no latency field.
-  void write(const DnsMessage& m, std::int64_t latency_ns = -1);
-  // Writes out what is buffered; false if any write has failed.
-  bool flush() noexcept;
-
-  // 0 while every write succeeded; then the errno of the first that failed.
-  [[nodiscard]] int error() const noexcept { return error_.load(std::memory_order_acquire); }
-
-  // Lines not written because a write failed.
-  [[nodiscard]] std::uint64_t lost_lines() const noexcept { return lost_.get(); }
-
- private:
-  void write_buffer() noexcept;
-
-  int fd_;
-  std::string line_;
-  std::string buffer_;  // whole lines not yet written
-  std::atomic<int> error_{0};
-  RelaxedCounter lost_;
 };
 
 }  // namespace dnsmon

@@ -1,4 +1,4 @@
-#include "http_server.hpp"
+#include "dnsmon/export/detail/http_server.hpp"
 
 #include <algorithm>
 #include <exception>

@@ -1,4 +1,4 @@
-#include "analytics.hpp"
+#include "dnsmon/analytics/detail/windows.hpp"
 
 #include <algorithm>
 #include <cstring>

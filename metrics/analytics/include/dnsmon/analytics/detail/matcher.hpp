@@ -57,7 +57,7 @@
 #include <thread>
 #include <vector>
 
-#include "dnsmon/metrics.hpp"
+#include "dnsmon/analytics.hpp"
 #include "dnsmon/parser.hpp"
 
 namespace dnsmon::detail {

@@ -1,4 +1,4 @@
-#include "matcher.hpp"
+#include "dnsmon/analytics/detail/matcher.hpp"
 
 #include <bit>
 #include <cassert>
@@ -7,9 +7,8 @@
 #include <random>
 #include <stdexcept>
 
-#include "dnsmon/detail/siphash.hpp"
-
-#include "sketches.hpp"
+#include "dnsmon/analytics/detail/sketches.hpp"
+#include "dnsmon/common/siphash.hpp"
 
 namespace dnsmon::detail {
 

@@ -1,4 +1,4 @@
-#include "domains.hpp"
+#include "dnsmon/domains.hpp"
 
 #include <algorithm>
 #include <array>
@@ -14,7 +14,7 @@
 
 #include <libpsl.h>
 
-#include "sketches.hpp"
+#include "dnsmon/common/hash.hpp"
 
 namespace dnsmon::detail {
 
@@ -611,3 +611,11 @@ std::string_view DomainCache::registrable(std::string_view name, const Hint& hin
 }
 
 }  // namespace dnsmon::detail
+
+namespace dnsmon {
+
+SuffixList load_public_suffix_list(const std::string& path) {
+  return detail::PublicSuffixList::load(path);
+}
+
+}  // namespace dnsmon

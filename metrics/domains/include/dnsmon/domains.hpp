@@ -237,3 +237,14 @@ class DomainCache {
 };
 
 }  // namespace dnsmon::detail
+
+namespace dnsmon {
+
+// A loaded Public Suffix List, shared read-only by the workers' domain caches.
+using SuffixList = std::shared_ptr<const detail::PublicSuffixList>;
+
+// Loads a public suffix list ("" = the system's, else libpsl's). Throws std::runtime_error saying
+// what is wrong with the file; the caller adds which key named it.
+SuffixList load_public_suffix_list(const std::string& path);
+
+}  // namespace dnsmon

@@ -1,0 +1,26 @@
+// What a worker's WorkerCounters holds beyond its plain counters: the query matcher and the
+// sliding-window analytics, which the exporter's collector reads at scrape time.
+//
+// Thread-safety: as WorkerCounters: the owning worker writes, readers use the stats() and
+//   published snapshots. Allocation: the constructor allocates every table.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "dnsmon/analytics.hpp"
+#include "dnsmon/analytics/detail/matcher.hpp"
+#include "dnsmon/analytics/detail/windows.hpp"
+#include "dnsmon/domains.hpp"
+
+namespace dnsmon {
+
+struct WorkerCounters::Analytics {
+  Analytics(const MetricsOptions& o, SuffixList list, std::uint64_t hash_seed);
+
+  detail::QueryMatcher matcher;
+  std::unique_ptr<detail::TrafficAnalytics> traffic;  // null when disabled
+  detail::NameKey name;                               // scratch: the lower-cased qname
+};
+
+}  // namespace dnsmon
