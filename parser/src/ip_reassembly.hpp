@@ -48,6 +48,8 @@
 #include <thread>
 #include <vector>
 
+#include "dnsmon/common/counter.hpp"
+
 namespace dnsmon::detail {
 
 // Identifies one datagram being reassembled.
@@ -99,24 +101,6 @@ struct IpReassemblyStats {
   std::uint64_t invalid = 0;             // fragments that no correct stack sends
   std::uint64_t in_progress = 0;         // gauge: datagrams held
   std::uint64_t memory_bytes = 0;        // gauge: bytes of pages in use
-};
-
-// A value with one writing thread, which any thread may read. Without a locked instruction, an
-// increment costs no more than for a plain integer.
-class SingleWriterCounter {
- public:
-  void add(std::uint64_t n = 1) noexcept {
-    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-  }
-
-  void set(std::uint64_t v) noexcept { value_.store(v, std::memory_order_relaxed); }
-
-  [[nodiscard]] std::uint64_t get() const noexcept {
-    return value_.load(std::memory_order_relaxed);  // no data is published through it
-  }
-
- private:
-  std::atomic<std::uint64_t> value_{0};
 };
 
 struct IpReassemblyCounters {

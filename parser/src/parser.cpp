@@ -449,8 +449,8 @@ Parser::Parser(ParserOptions options)
 Parser::~Parser() = default;
 
 void Parser::publish_tcp_gauges() noexcept {
-  t_flows_gauge_.store(tcp_->flows(), std::memory_order_relaxed);
-  t_memory_gauge_.store(tcp_->memory_bytes(), std::memory_order_relaxed);
+  t_flows_gauge_.set(tcp_->flows());
+  t_memory_gauge_.set(tcp_->memory_bytes());
 }
 
 ReassemblyStats Parser::stats() const noexcept {
@@ -462,7 +462,7 @@ ReassemblyStats Parser::stats() const noexcept {
   out.ip_memory_bytes = ip.memory_bytes;
   out.ip_capacity = ip_->options().max_datagrams;
   const auto& t = tcp_->stats();
-  auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  auto get = [](const SingleWriterCounter& c) { return c.get(); };
   out.tcp = {get(t.segments), get(t.messages),  get(t.out_of_order),  get(t.duplicates),
              get(t.gaps),     get(t.resyncs),   get(t.bytes_skipped), get(t.midstream),
              get(t.evicted),  get(t.timed_out), get(t.oversized),     get(t.flows_closed)};

@@ -58,12 +58,6 @@ std::uint32_t seq_add(std::uint32_t seq, std::size_t n) noexcept {
   return static_cast<std::uint32_t>(seq + n);
 }
 
-void bump(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) noexcept {
-  // Relaxed on both sides: this thread is the only writer, so the load sees its own last store, and
-  // readers need no ordering with any other memory.
-  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-}
-
 // The length prefix at the start of b (which holds at least 2 bytes) plus the prefix itself.
 std::size_t framed_size(std::span<const std::byte> b) noexcept {
   return kLengthBytes +
@@ -254,7 +248,7 @@ std::uint32_t TcpReassembler::create(const TcpFlowKey& key, std::uint64_t hash,
   }
   if (free_flow_ == kNoIndex) {
     assert(lru_.head != kNoIndex && "a full table has a least recently used flow");
-    bump(stats_.evicted);
+    stats_.evicted.add();
     remove(lru_.head);
   }
   const auto index = free_flow_;
@@ -276,7 +270,7 @@ std::uint32_t TcpReassembler::create(const TcpFlowKey& key, std::uint64_t hash,
 void TcpReassembler::remove(std::uint32_t index) noexcept {
   Flow& f = flows_[index];
   if (const auto pending = pending_bytes(f); pending != 0) {
-    bump(stats_.bytes_skipped, pending);
+    stats_.bytes_skipped.add(pending);
   }
   free_all_chunks(f);
   if (f.held_count != 0) {
@@ -295,7 +289,7 @@ void TcpReassembler::remove(std::uint32_t index) noexcept {
 }
 
 void TcpReassembler::close(std::uint32_t index) noexcept {
-  bump(stats_.flows_closed);
+  stats_.flows_closed.add();
   remove(index);
 }
 
@@ -361,7 +355,7 @@ std::uint32_t TcpReassembler::alloc_chunk(std::uint32_t owner) noexcept {
     if (victim == kNoIndex) {
       return kNoIndex;  // unreachable: the constructor makes the pool hold one whole flow
     }
-    bump(stats_.evicted);
+    stats_.evicted.add();
     remove(victim);
   }
   std::uint32_t chunk = 0;
@@ -485,18 +479,18 @@ void TcpReassembler::add_segment(const TcpFlowKey& key, std::uint32_t seq, std::
                                  std::span<const std::byte> payload, std::int64_t now_ns,
                                  MessageSink on_message) noexcept {
   assert(!in_callback_ && "on_message must not call back into the reassembler");
-  bump(stats_.segments);
+  stats_.segments.add();
   if (payload.empty() && (flags & (kTcpSyn | kTcpFin | kTcpRst)) == 0) {
     return;  // a bare ACK: no lookup
   }
   if (payload.size() > kMaxSegmentBytes) {
-    bump(stats_.bytes_skipped, payload.size());
+    stats_.bytes_skipped.add(payload.size());
     return;
   }
   const auto hash = hash_key(key);
   auto index = find(key, hash);
   if (index != kNoIndex && elapsed(now_ns, flows_[index].last_ns) >= options_.idle_timeout_ns) {
-    bump(stats_.timed_out);  // expire() has not run since; the same result as if it had
+    stats_.timed_out.add();  // expire() has not run since; the same result as if it had
     remove(index);
     index = kNoIndex;
   }
@@ -529,7 +523,7 @@ void TcpReassembler::add_segment(const TcpFlowKey& key, std::uint32_t seq, std::
     Flow& f = flows_[index];
     f.rcv_nxt = f.msg = seq;
     f.mode = Flow::Mode::Resync;  // the first segment starts a message only if it looks like one
-    bump(stats_.midstream);
+    stats_.midstream.add();
   }
   Flow& f = flows_[index];
   touch(f, now_ns);
@@ -567,7 +561,7 @@ void TcpReassembler::process(Flow& f, std::uint32_t seq, std::span<const std::by
           f.behind_run != 0 && seq == f.behind_next ? f.behind_run + 1 : 1);
       f.behind_next = seq_add(seq, data.size());
       if (f.behind_run < kBehindRunToJump) {
-        bump(stats_.duplicates);
+        stats_.duplicates.add();
         break;
       }
     }
@@ -579,11 +573,11 @@ void TcpReassembler::process(Flow& f, std::uint32_t seq, std::span<const std::by
     if (ahead <= 0) {
       const auto behind = static_cast<std::size_t>(-ahead);
       if (behind >= data.size()) {
-        bump(stats_.duplicates);
+        stats_.duplicates.add();
         break;
       }
       if (behind != 0) {
-        bump(stats_.duplicates);
+        stats_.duplicates.add();
       }
       consume(f, data.subspan(behind), behind == 0, sink);
       absorb(f, now_ns, sink);
@@ -609,7 +603,7 @@ void TcpReassembler::consume(Flow& f, std::span<const std::byte> data, bool segm
       const bool candidate_pending = f.msg != f.rcv_nxt;
       if (!segment_start && !candidate_pending) {
         // The middle of a segment (the new part of a partial retransmission) is never a start.
-        bump(stats_.bytes_skipped, data.size());
+        stats_.bytes_skipped.add(data.size());
         f.rcv_nxt = seq_add(f.rcv_nxt, data.size());
         advance_msg(f, f.rcv_nxt);
         return;
@@ -617,7 +611,7 @@ void TcpReassembler::consume(Flow& f, std::span<const std::byte> data, bool segm
       if (!candidate_pending && data.size() >= kProbeBytes) {
         // The common case: judge the segment start in place, without buffering.
         if (!plausible_start(data)) {
-          bump(stats_.bytes_skipped, data.size());
+          stats_.bytes_skipped.add(data.size());
           f.rcv_nxt = seq_add(f.rcv_nxt, data.size());
           advance_msg(f, f.rcv_nxt);
           return;
@@ -643,7 +637,7 @@ void TcpReassembler::consume(Flow& f, std::span<const std::byte> data, bool segm
         continue;
       }
       if (f.msg == f.rcv_nxt) {  // every candidate failed, this segment's start included
-        bump(stats_.bytes_skipped, data.size());
+        stats_.bytes_skipped.add(data.size());
         f.rcv_nxt = seq_add(f.rcv_nxt, data.size());
         advance_msg(f, f.rcv_nxt);
         return;
@@ -655,7 +649,7 @@ void TcpReassembler::consume(Flow& f, std::span<const std::byte> data, bool segm
     const auto msg_ahead = seq_diff(f.msg, f.rcv_nxt);
     if (msg_ahead > 0) {  // the rest of an oversized message
       const auto n = std::min(static_cast<std::size_t>(msg_ahead), data.size());
-      bump(stats_.bytes_skipped, n);
+      stats_.bytes_skipped.add(n);
       f.rcv_nxt = seq_add(f.rcv_nxt, n);
       data = data.subspan(n);
       continue;
@@ -681,7 +675,7 @@ void TcpReassembler::consume(Flow& f, std::span<const std::byte> data, bool segm
       }
       if (data.size() >= kLengthBytes) {
         if (const auto size = framed_size(data); size > options_.max_flow_bytes) {
-          bump(stats_.oversized);  // it can never be held whole; its length says where to go on
+          stats_.oversized.add();  // it can never be held whole; its length says where to go on
           advance_msg(f, seq_add(f.msg, size));
           continue;
         }
@@ -720,16 +714,16 @@ bool TcpReassembler::hold(Flow& f, std::uint32_t seq, std::span<const std::byte>
     ++last;
   }
   if (last == first + 1 && offset(f.held[first].begin) <= b && offset(f.held[first].end) >= e) {
-    bump(stats_.duplicates);
+    stats_.duplicates.add();
     return true;
   }
   if (f.held_count - (last - first) + 1 > kMaxHeld ||
       seq_diff(end, f.msg) > static_cast<std::int64_t>(options_.max_flow_bytes)) {
     return false;
   }
-  bump(stats_.out_of_order);
+  stats_.out_of_order.add();
   if (last > first) {
-    bump(stats_.duplicates);
+    stats_.duplicates.add();
   }
   store(f, seq, data);
   Flow::Range merged{seq, end};
@@ -779,12 +773,12 @@ void TcpReassembler::absorb(Flow& f, std::int64_t now_ns, MessageSink& sink) noe
     f.rcv_nxt = range.end;  // these bytes are stored already (those at or after msg)
     if (f.mode == Flow::Mode::Synced) {
       if (const auto msg_ahead = seq_diff(f.msg, from); msg_ahead > 0) {
-        bump(stats_.bytes_skipped,
-             std::min<std::uint64_t>(static_cast<std::uint64_t>(msg_ahead), range.end - from));
+        stats_.bytes_skipped.add(
+            std::min<std::uint64_t>(static_cast<std::uint64_t>(msg_ahead), range.end - from));
       }
       drain(f, sink);
     } else if (f.msg == from && !segment_start) {
-      bump(stats_.bytes_skipped, range.end - from);  // the rest of a segment already rejected
+      stats_.bytes_skipped.add(range.end - from);  // the rest of a segment already rejected
       advance_msg(f, f.rcv_nxt);
     } else {
       if (f.msg != from && segment_start && !f.has_next_piece) {
@@ -816,8 +810,8 @@ void TcpReassembler::drain(Flow& f, MessageSink& sink) noexcept {
     load(f, f.msg, prefix);
     const auto size = framed_size(prefix);
     if (size > options_.max_flow_bytes) {
-      bump(stats_.oversized);
-      bump(stats_.bytes_skipped, std::min(size, static_cast<std::size_t>(have)));
+      stats_.oversized.add();
+      stats_.bytes_skipped.add(std::min(size, static_cast<std::size_t>(have)));
       advance_msg(f, seq_add(f.msg, size));
       continue;
     }
@@ -848,7 +842,7 @@ bool TcpReassembler::find_start(Flow& f) noexcept {
       next = f.next_piece;
     }
     f.has_next_piece = false;
-    bump(stats_.bytes_skipped, next - f.msg);
+    stats_.bytes_skipped.add(next - f.msg);
     advance_msg(f, next);
   }
 }
@@ -856,20 +850,20 @@ bool TcpReassembler::find_start(Flow& f) noexcept {
 void TcpReassembler::synced(Flow& f) noexcept {
   f.mode = Flow::Mode::Synced;
   if (f.after_gap) {
-    bump(stats_.resyncs);
+    stats_.resyncs.add();
   }
   f.after_gap = false;
   f.has_next_piece = false;
 }
 
 void TcpReassembler::give_up_hole(Flow& f, std::uint32_t target) noexcept {
-  bump(stats_.gaps);
+  stats_.gaps.add();
   if (f.mode == Flow::Mode::Synced && seq_diff(f.msg, target) >= 0) {
     f.rcv_nxt = target;  // the hole lies in an oversized message being skipped: framing survives
     return;
   }
   if (const auto partial = seq_diff(f.rcv_nxt, f.msg); partial > 0) {
-    bump(stats_.bytes_skipped, static_cast<std::uint64_t>(partial));
+    stats_.bytes_skipped.add(static_cast<std::uint64_t>(partial));
   }
   f.rcv_nxt = target;
   advance_msg(f, target);
@@ -885,9 +879,9 @@ void TcpReassembler::skip_hole(Flow& f, std::int64_t now_ns, MessageSink& sink) 
 }
 
 void TcpReassembler::jump(Flow& f, std::uint32_t seq) noexcept {
-  bump(stats_.gaps);
+  stats_.gaps.add();
   if (const auto pending = pending_bytes(f); pending != 0) {
-    bump(stats_.bytes_skipped, pending);
+    stats_.bytes_skipped.add(pending);
   }
   free_all_chunks(f);
   if (f.held_count != 0) {
@@ -913,7 +907,7 @@ std::uint64_t TcpReassembler::pending_bytes(const Flow& f) const noexcept {
 
 void TcpReassembler::deliver(const Flow& f, std::span<const std::byte> message,
                              MessageSink& sink) noexcept {
-  bump(stats_.messages);
+  stats_.messages.add();
   in_callback_ = true;
   sink(f.key, message);
   in_callback_ = false;
@@ -945,7 +939,7 @@ void TcpReassembler::expire_flows(std::int64_t now_ns, MessageSink on_message) n
 void TcpReassembler::expire_idle(std::int64_t now_ns) noexcept {
   while (lru_.head != kNoIndex &&
          elapsed(now_ns, flows_[lru_.head].last_ns) >= options_.idle_timeout_ns) {
-    bump(stats_.timed_out);
+    stats_.timed_out.add();
     remove(lru_.head);
   }
 }

@@ -29,6 +29,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "dnsmon/common/counter.hpp"
+
 namespace dnsmon::detail {
 
 // TCP header flag bits (byte 13 of the header) that add() looks at.
@@ -66,21 +68,21 @@ struct TcpReassemblyOptions {
 // store is cheaper than a locked add. Readers get each counter whole and never decreasing, but
 // counters are not a consistent snapshot of one another.
 struct TcpReassemblyStats {
-  std::atomic<std::uint64_t> segments{0};       // add() calls, bare ACKs included
-  std::atomic<std::uint64_t> messages{0};       // messages passed to on_message
-  std::atomic<std::uint64_t> out_of_order{0};   // segments held until a hole before them filled
-  std::atomic<std::uint64_t> duplicates{0};     // segments carrying bytes that had already arrived
-  std::atomic<std::uint64_t> gaps{0};           // holes given up on
-  std::atomic<std::uint64_t> resyncs{0};        // message starts found again after a gap
-  std::atomic<std::uint64_t> bytes_skipped{0};  // payload bytes captured but never delivered
-  std::atomic<std::uint64_t> midstream{0};      // flows first seen without a SYN
-  std::atomic<std::uint64_t> evicted{0};        // flows dropped because the table or pool was full
-  std::atomic<std::uint64_t> timed_out{0};      // flows dropped after idle_timeout_ns
+  SingleWriterCounter segments;       // add() calls, bare ACKs included
+  SingleWriterCounter messages;       // messages passed to on_message
+  SingleWriterCounter out_of_order;   // segments held until a hole before them filled
+  SingleWriterCounter duplicates;     // segments carrying bytes that had already arrived
+  SingleWriterCounter gaps;           // holes given up on
+  SingleWriterCounter resyncs;        // message starts found again after a gap
+  SingleWriterCounter bytes_skipped;  // payload bytes captured but never delivered
+  SingleWriterCounter midstream;      // flows first seen without a SYN
+  SingleWriterCounter evicted;        // flows dropped because the table or pool was full
+  SingleWriterCounter timed_out;      // flows dropped after idle_timeout_ns
   // Messages that span segments and, with their length prefix, exceed max_flow_bytes: skipped
   // (one that lies whole in a segment is delivered straight from it, unless a resync had
   // buffered its start).
-  std::atomic<std::uint64_t> oversized{0};
-  std::atomic<std::uint64_t> flows_closed{0};  // flows ended by FIN or RST
+  SingleWriterCounter oversized;
+  SingleWriterCounter flows_closed;  // flows ended by FIN or RST
 };
 
 // A borrowed callable taking (const TcpFlowKey&, std::span<const std::byte>): the direction a

@@ -193,7 +193,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     FUZZ_CHECK(r.flows() <= o.max_flows);
     FUZZ_CHECK(r.memory_bytes() <= o.memory_budget_bytes);
-    FUZZ_CHECK(r.stats().messages.load() == sink.count);
+    FUZZ_CHECK(r.stats().messages.get() == sink.count);
   }
 
   const auto& stats = r.stats();
@@ -204,7 +204,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(r.flows() == 0);
     FUZZ_CHECK(r.memory_bytes() == 0);
   }
-  if (short_run && stats.evicted.load() == 0) {
+  if (short_run && stats.evicted.get() == 0) {
     for (const auto& f : flows) {
       std::vector<std::vector<std::byte>> expected;
       if (f.started && f.ordered && messages_of(f.stream, o.max_flow_bytes, expected)) {

@@ -144,8 +144,8 @@ struct Stream {
          flags);
   }
 
-  [[nodiscard]] std::uint64_t stat(const std::atomic<std::uint64_t>& counter) const {
-    return counter.load(std::memory_order_relaxed);
+  [[nodiscard]] std::uint64_t stat(const dnsmon::SingleWriterCounter& counter) const {
+    return counter.get();
   }
 };
 
@@ -610,12 +610,12 @@ TEST_CASE("the least recently used flow is evicted when the table is full", "[pa
   r.add(client_key(1), kBase, 0, std::span(bytes).first(10), 2, got);  // flow 1 is now the newest
   r.add(client_key(3), kIsn, kTcpSyn, {}, 3, got);                     // evicts flow 2
   CHECK(r.flows() == 2);
-  CHECK(r.stats().evicted.load() == 1);
+  CHECK(r.stats().evicted.get() == 1);
   r.add(client_key(1), kBase + 10, 0, std::span(bytes).subspan(10), 4, got);
   CHECK(got.ids() == iota_ids(1, 1));
   r.add(client_key(2), kBase, 0, bytes, 5, got);  // flow 2 comes back mid-stream
-  CHECK(r.stats().midstream.load() == 1);
-  CHECK(r.stats().evicted.load() == 2);
+  CHECK(r.stats().midstream.get() == 1);
+  CHECK(r.stats().evicted.get() == 2);
   CHECK(got.ids() == std::vector<std::size_t>{1, 1});
 }
 
@@ -632,7 +632,7 @@ TEST_CASE("buffered bytes stay within the memory budget by evicting the least re
     r.add(client_key(i), kBase, 0, std::span(bytes).first(50), i, got);
     REQUIRE(r.memory_bytes() <= o.memory_budget_bytes);
   }
-  CHECK(r.stats().evicted.load() == 36);
+  CHECK(r.stats().evicted.get() == 36);
   CHECK(r.memory_bytes() == o.memory_budget_bytes);
   for (std::uint32_t i = 0; i < 100; ++i) {
     r.add(client_key(i), kBase + 50, 0, std::span(bytes).subspan(50), 200, got);
@@ -752,8 +752,8 @@ TEST_CASE("a million half-open flows stay within the flow table and the memory b
   }
   CHECK(max_flows == o.max_flows);
   CHECK(max_memory <= o.memory_budget_bytes);
-  CHECK(r.stats().evicted.load() >= 1'000'000 - o.max_flows);
-  CHECK(r.stats().midstream.load() == 500'000);
+  CHECK(r.stats().evicted.get() >= 1'000'000 - o.max_flows);
+  CHECK(r.stats().midstream.get() == 500'000);
   CHECK(got.messages.empty());
 }
 
@@ -872,10 +872,10 @@ TEST_CASE("random segments never crash and never exceed the limits", "[parser][t
         within_limits && r.flows() <= o.max_flows && r.memory_bytes() <= o.memory_budget_bytes;
   }
   CHECK(within_limits);
-  CHECK(r.stats().messages.load() > 0);
-  CHECK(r.stats().gaps.load() > 0);
-  CHECK(r.stats().resyncs.load() > 0);
-  CHECK(r.stats().evicted.load() > 0);
+  CHECK(r.stats().messages.get() > 0);
+  CHECK(r.stats().gaps.get() > 0);
+  CHECK(r.stats().resyncs.get() > 0);
+  CHECK(r.stats().evicted.get() > 0);
   r.expire(now_ns + o.idle_timeout_ns, sink);
   CHECK(r.flows() == 0);
   CHECK(r.memory_bytes() == 0);

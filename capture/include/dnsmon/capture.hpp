@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dnsmon/common/counter.hpp"
 #include "dnsmon/ring.hpp"
 
 namespace dnsmon {
@@ -78,24 +79,8 @@ class CaptureError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-class RelaxedGauge {  // single writer, any reader
- public:
-  void set(std::uint64_t v) noexcept { value_.store(v, std::memory_order_relaxed); }
-
-  void add(std::uint64_t n = 1) noexcept {
-    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-  }
-
-  [[nodiscard]] std::uint64_t get() const noexcept {
-    return value_.load(std::memory_order_relaxed);
-  }
-
- private:
-  std::atomic<std::uint64_t> value_{0};
-};
-
 struct CaptureStats {
-  RelaxedGauge received, bytes, kernel_dropped, if_dropped, ring_dropped, snaplen_cut;
+  SingleWriterCounter received, bytes, kernel_dropped, if_dropped, ring_dropped, snaplen_cut;
   std::atomic<bool> up{false};
 };
 

@@ -292,7 +292,9 @@ struct MetricsHub::Impl : prometheus::Collectable {
   void collect_traffic(detail::Exposition& x) const {
     for (std::size_t i = 0; i < kParseStatusCount; ++i) {
       x.add(Family::PacketsTotal, {parse_status_name(static_cast<ParseStatus>(i))},
-            sum([i](const WorkerCounters& w) -> const RelaxedCounter& { return w.packets_[i]; }));
+            sum([i](const WorkerCounters& w) -> const SingleWriterCounter& {
+              return w.packets_[i];
+            }));
     }
     for (std::size_t p = 0; p < kProtocolSlots; ++p) {
       if ((p == 1 && !mdns) || (p == 2 && !llmnr)) {
@@ -303,7 +305,7 @@ struct MetricsHub::Impl : prometheus::Collectable {
           x.add(Family::MessagesTotal,
                 {protocol_name(static_cast<Protocol>(p)), transport_name(static_cast<Transport>(t)),
                  q == 1 ? "response" : "query"},
-                sum([p, t, q](const WorkerCounters& w) -> const RelaxedCounter& {
+                sum([p, t, q](const WorkerCounters& w) -> const SingleWriterCounter& {
                   return w.messages_[p][t][q];
                 }));
         }
@@ -311,13 +313,15 @@ struct MetricsHub::Impl : prometheus::Collectable {
     }
     for (std::size_t i = 0; i < kOpcodeSlots; ++i) {
       x.add(Family::OpcodesTotal, {opcode_slot_name(i)},
-            sum([i](const WorkerCounters& w) -> const RelaxedCounter& { return w.opcodes_[i]; }));
+            sum([i](const WorkerCounters& w) -> const SingleWriterCounter& {
+              return w.opcodes_[i];
+            }));
     }
     for (std::size_t f = 0; f < 2; ++f) {
       for (std::size_t t = 0; t < 2; ++t) {
         x.add(Family::MessagesByFamilyTotal,
               {f == 0 ? "ipv4" : "ipv6", transport_name(static_cast<Transport>(t))},
-              sum([f, t](const WorkerCounters& w) -> const RelaxedCounter& {
+              sum([f, t](const WorkerCounters& w) -> const SingleWriterCounter& {
                 return w.family_[f][t];
               }));
       }
@@ -325,20 +329,22 @@ struct MetricsHub::Impl : prometheus::Collectable {
     static constexpr std::array<std::string_view, 3> kEdnsNames{"none", "edns", "do"};
     for (std::size_t i = 0; i < kEdnsNames.size(); ++i) {
       x.add(Family::QueryEdnsTotal, {kEdnsNames[i]},
-            sum([i](const WorkerCounters& w) -> const RelaxedCounter& { return w.edns_[i]; }));
+            sum([i](const WorkerCounters& w) -> const SingleWriterCounter& { return w.edns_[i]; }));
     }
     for (std::size_t i = 0; i < kUdpSizeBucketNames.size(); ++i) {
       x.add(Family::QueryEdnsUdpSizeTotal, {kUdpSizeBucketNames[i]},
-            sum([i](const WorkerCounters& w) -> const RelaxedCounter& { return w.udp_size_[i]; }));
+            sum([i](const WorkerCounters& w) -> const SingleWriterCounter& {
+              return w.udp_size_[i];
+            }));
     }
     x.add(Family::TruncatedResponsesTotal, {},
-          sum([](const WorkerCounters& w) -> const RelaxedCounter& {
+          sum([](const WorkerCounters& w) -> const SingleWriterCounter& {
             return w.truncated_responses_;
           }));
     for (std::size_t q = 0; q < kQtypeSlots; ++q) {
       for (std::size_t c = 0; c < kRcodeClassNames.size(); ++c) {
         x.add(Family::ResponsesByQtypeTotal, {qtype_slot_name(q), kRcodeClassNames[c]},
-              sum([q, c](const WorkerCounters& w) -> const RelaxedCounter& {
+              sum([q, c](const WorkerCounters& w) -> const SingleWriterCounter& {
                 return w.responses_by_qtype_[q][c];
               }));
       }
@@ -352,24 +358,28 @@ struct MetricsHub::Impl : prometheus::Collectable {
         x, Family::QnameLengthBytes, {}, kQnameLengthBounds,
         [](const WorkerCounters& w) -> const auto& { return w.qname_length_; });
     x.add(Family::ReassembledMessagesTotal, {},
-          sum([](const WorkerCounters& w) -> const RelaxedCounter& {
+          sum([](const WorkerCounters& w) -> const SingleWriterCounter& {
             return w.reassembled_messages_;
           }));
-    x.add(Family::PacketBytesTotal, {},
-          sum([](const WorkerCounters& w) -> const RelaxedCounter& { return w.frame_bytes_; }));
-    x.add(Family::DnsMessageBytesTotal, {"query"},
-          sum([](const WorkerCounters& w) -> const RelaxedCounter& { return w.query_bytes_; }));
+    x.add(
+        Family::PacketBytesTotal, {},
+        sum([](const WorkerCounters& w) -> const SingleWriterCounter& { return w.frame_bytes_; }));
+    x.add(
+        Family::DnsMessageBytesTotal, {"query"},
+        sum([](const WorkerCounters& w) -> const SingleWriterCounter& { return w.query_bytes_; }));
     x.add(Family::DnsMessageBytesTotal, {"response"},
-          sum([](const WorkerCounters& w) -> const RelaxedCounter& { return w.response_bytes_; }));
+          sum([](const WorkerCounters& w) -> const SingleWriterCounter& {
+            return w.response_bytes_;
+          }));
     for (std::size_t i = 0; i < kQtypeSlots; ++i) {
       x.add(Family::QueriesTotal, {qtype_slot_name(i)},
-            sum([i](const WorkerCounters& w) -> const RelaxedCounter& {
+            sum([i](const WorkerCounters& w) -> const SingleWriterCounter& {
               return w.queries_by_qtype_[i];
             }));
     }
     for (std::size_t i = 0; i < kRcodeSlots; ++i) {
       x.add(Family::ResponsesTotal, {rcode_slot_name(i)},
-            sum([i](const WorkerCounters& w) -> const RelaxedCounter& {
+            sum([i](const WorkerCounters& w) -> const SingleWriterCounter& {
               return w.responses_by_rcode_[i];
             }));
     }

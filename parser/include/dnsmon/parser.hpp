@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dnsmon/common/counter.hpp"
 #include "dnsmon/ring.hpp"
 
 namespace dnsmon {
@@ -244,7 +245,7 @@ class Parser {
   std::unique_ptr<detail::TcpReassembler> tcp_;
   std::uint64_t tcp_capacity_ = 0;
   // The TCP table's size, published for the exporter (single writer, relaxed).
-  std::atomic<std::uint64_t> t_flows_gauge_{0}, t_memory_gauge_{0};
+  SingleWriterCounter t_flows_gauge_, t_memory_gauge_;
   DnsMessage scratch_;  // the message being decoded; reused for every frame
   std::int64_t last_expire_ns_ = 0;
 };

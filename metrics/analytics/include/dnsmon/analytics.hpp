@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dnsmon/common/counter.hpp"
 #include "dnsmon/domains.hpp"
 #include "dnsmon/parser.hpp"
 
@@ -53,21 +54,6 @@ struct MetricsOptions {
 // Bytes of analytics state (query matching, windows, sketches, caches) one worker allocates.
 std::size_t analytics_bytes_per_worker(const MetricsOptions& options) noexcept;
 
-// A counter with one writing thread; readers on other threads see a recent value.
-class RelaxedCounter {
- public:
-  void add(std::uint64_t n = 1) noexcept {
-    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-  }
-
-  [[nodiscard]] std::uint64_t get() const noexcept {
-    return value_.load(std::memory_order_relaxed);  // a torn-free recent value is all we need
-  }
-
- private:
-  std::atomic<std::uint64_t> value_{0};
-};
-
 // Fixed label sets.
 inline constexpr std::size_t kQtypeSlots = 17;  // 16 named types + OTHER
 inline constexpr std::size_t kRcodeSlots = 14;  // 13 named rcodes + OTHER
@@ -94,8 +80,8 @@ class RelaxedHistogram {
     sum_milli_.add(static_cast<std::uint64_t>(value * 1000.0));
   }
 
-  std::array<RelaxedCounter, N + 1> buckets_;
-  RelaxedCounter sum_milli_;  // sum of the observed values, in thousandths
+  std::array<SingleWriterCounter, N + 1> buckets_;
+  SingleWriterCounter sum_milli_;  // sum of the observed values, in thousandths
 };
 
 inline constexpr std::array<double, 9> kSizeBounds{64,   128,  256,  512,  1024,
@@ -170,24 +156,25 @@ class WorkerCounters {
   // End of input: publishes what the windows hold.
   void finish() noexcept;
 
-  std::array<RelaxedCounter, kParseStatusCount> packets_;
+  std::array<SingleWriterCounter, kParseStatusCount> packets_;
   // [protocol][transport][qr]
-  std::array<std::array<std::array<RelaxedCounter, 2>, 2>, kProtocolSlots> messages_;
-  std::array<RelaxedCounter, kOpcodeSlots> opcodes_;
-  std::array<std::array<RelaxedCounter, 2>, 2> family_;       // [ipv4, ipv6][udp, tcp]
+  std::array<std::array<std::array<SingleWriterCounter, 2>, 2>, kProtocolSlots> messages_;
+  std::array<SingleWriterCounter, kOpcodeSlots> opcodes_;
+  std::array<std::array<SingleWriterCounter, 2>, 2> family_;  // [ipv4, ipv6][udp, tcp]
   std::array<RelaxedHistogram<kSizeBounds.size()>, 2> size_;  // [query, response]
   RelaxedHistogram<kQnameLengthBounds.size()> qname_length_;
-  std::array<std::array<RelaxedCounter, kRcodeClassNames.size()>, kQtypeSlots> responses_by_qtype_;
-  std::array<RelaxedCounter, 3> edns_;  // queries: [no EDNS, EDNS without DO, EDNS with DO]
-  std::array<RelaxedCounter, kUdpSizeBucketNames.size()> udp_size_;
-  RelaxedCounter truncated_responses_;
+  std::array<std::array<SingleWriterCounter, kRcodeClassNames.size()>, kQtypeSlots>
+      responses_by_qtype_;
+  std::array<SingleWriterCounter, 3> edns_;  // queries: [no EDNS, EDNS without DO, EDNS with DO]
+  std::array<SingleWriterCounter, kUdpSizeBucketNames.size()> udp_size_;
+  SingleWriterCounter truncated_responses_;
 
   std::unique_ptr<Analytics> analytics_;
   std::int64_t analyse(const DnsMessage& m) noexcept;  // matcher and windows (record_message)
-  RelaxedCounter reassembled_messages_;
-  std::array<RelaxedCounter, kQtypeSlots> queries_by_qtype_;
-  std::array<RelaxedCounter, kRcodeSlots> responses_by_rcode_;
-  RelaxedCounter frame_bytes_, query_bytes_, response_bytes_;
+  SingleWriterCounter reassembled_messages_;
+  std::array<SingleWriterCounter, kQtypeSlots> queries_by_qtype_;
+  std::array<SingleWriterCounter, kRcodeSlots> responses_by_rcode_;
+  SingleWriterCounter frame_bytes_, query_bytes_, response_bytes_;
 };
 
 }  // namespace dnsmon

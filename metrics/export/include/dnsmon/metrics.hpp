@@ -141,7 +141,7 @@ class MessageWriter {
   std::string line_;
   std::string buffer_;  // whole lines not yet written
   std::atomic<int> error_{0};
-  RelaxedCounter lost_;
+  SingleWriterCounter lost_;
 };
 
 }  // namespace dnsmon

@@ -302,23 +302,6 @@ class QueryMatcher {
     std::uint32_t older, newer;
   };
 
-  // Single writer, any reader.
-  class Counter {
-   public:
-    void add(std::uint64_t n = 1) noexcept {
-      value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-    }
-
-    void set(std::uint64_t v) noexcept { value_.store(v, std::memory_order_relaxed); }
-
-    [[nodiscard]] std::uint64_t get() const noexcept {
-      return value_.load(std::memory_order_relaxed);  // publishes no other data
-    }
-
-   private:
-    std::atomic<std::uint64_t> value_{0};
-  };
-
   [[nodiscard]] std::uint64_t key_hash(const Key& key, std::uint8_t family,
                                        Transport transport) const noexcept;
   // The link (a bucket or a node's bucket_next) that holds the entry with this key, or nullptr.
@@ -351,8 +334,8 @@ class QueryMatcher {
   std::thread::id owner_{};
 #endif
 
-  Counter queries_, matched_, timeouts_, unmatched_, duplicates_, evictions_, entries_gauge_,
-      memory_gauge_;
+  SingleWriterCounter queries_, matched_, timeouts_, unmatched_, duplicates_, evictions_,
+      entries_gauge_, memory_gauge_;
   std::array<std::array<LatencyHistogram, kRcodeClassCount>, kTransportCount> latency_{};
 };
 

@@ -203,7 +203,7 @@ class TrafficAnalytics {
   std::int64_t next_roll_ns_ = kNeverNs;
   std::int64_t last_ns_ = kNeverNs;  // latest packet time seen
   bool staged_ = false;              // the staging summaries hold something
-  RelaxedCounter names_too_long_, publications_;
+  SingleWriterCounter names_too_long_, publications_;
   AnalyticsStats sizes_;  // the memory fields, set by the constructor
   std::atomic<std::uint64_t> cache_hits_{0}, cache_misses_{0};
 };

@@ -62,9 +62,9 @@ inline constexpr std::array<int, 7> kHttpStatusCodes{200, 400, 404, 405, 431, 50
 std::size_t http_status_slot(int status) noexcept;
 
 struct HttpStats {
-  std::array<RelaxedCounter, kHttpConnectionResultNames.size()> connections;
-  std::array<RelaxedCounter, kHttpStatusCodes.size()> responses;  // by kHttpStatusCodes slot
-  std::atomic<std::uint64_t> open{0};                             // connections being served now
+  std::array<SingleWriterCounter, kHttpConnectionResultNames.size()> connections;
+  std::array<SingleWriterCounter, kHttpStatusCodes.size()> responses;  // by kHttpStatusCodes slot
+  std::atomic<std::uint64_t> open{0};  // connections being served now
 };
 
 // Where the head of a request ends in `received`: the offset just past its empty line (CRLF CRLF,
