@@ -276,7 +276,11 @@ struct ScenarioA::Impl {
                         Kind kind = Kind::plain, std::uint8_t zone = 0,
                         const std::string& target = {}) {
     const auto it = name_ids.find(qname);
-    if (it != name_ids.end()) {
+    if (it != name_ids.end()) {  // e.g. a domain's apex asked for A, then for MX
+      Name& known = names[it->second];
+      if (known.target.empty()) {
+        known.target = target;
+      }
       return it->second;
     }
     Name n;
