@@ -46,7 +46,7 @@ std::string date_of(int day) {
   const unsigned mp = (5 * doy + 2) / 153;
   const unsigned d = doy - (153 * mp + 2) / 5 + 1;
   const unsigned m = mp < 10 ? mp + 3 : mp - 9;
-  std::array<char, 16> buf{};
+  std::array<char, 48> buf{};
   std::snprintf(buf.data(), buf.size(), "%04d-%02u-%02u", static_cast<int>(y + (m <= 2 ? 1 : 0)), m,
                 d);
   return buf.data();
@@ -749,7 +749,7 @@ void ScenarioA::Impl::decoys() {
     Rng rng(stream_seed(seed, "cdn_decoy"));
     for (int day = 0; day < kDays; ++day) {
       for (int k = 0; k < 100; ++k) {
-        std::array<char, 8> label{};
+        std::array<char, 16> label{};
         std::snprintf(label.data(), label.size(), "i%04u", rng.below(10000));
         add(Comp::cdn, rng, in_hour_weights(rng, day), client_ip[rng.below(kClients)],
             name_id(std::string(label.data()) + ".cdn-static.example",
