@@ -74,7 +74,7 @@ check(truth["capture"]["queries_by_component"]["benign_poller"] in range(68000, 
 check(truth["capture"]["packets"] == 2 * truth["capture"]["queries"], "every query answered")
 check(900_000 < truth["capture"]["packets"] < 1_000_000, "packets near 0.95 M")
 check([e["id"] for e in truth["expected"]] == [f"A{i}" for i in range(1, 17)], "A1-A16 listed")
-for key in ("background", "covert_pair", "suffix_leak", "successor", "benign_poller",
+for key in ("background", "wire", "covert_pair", "suffix_leak", "successor", "benign_poller",
             "popular_decoy", "tunneling_decoy", "hash_lookup_decoy", "cdn_decoy",
             "steady_exclusive_decoy", "new_exclusive_decoy", "expiring_decoy"):
     check(key in truth["parameters"], f"parameters.{key}")

@@ -1074,7 +1074,25 @@ std::string ScenarioA::truth_json() const {
   j.close(']');
   j.key("typo_pct").num(2.0, 1).key("servfail_pct").num(0.1, 1).key("mx_pct").num(0.5, 1);
   j.key("txt_pct").num(0.5, 1).key("ptr_pct").num(0.5, 1);
+  j.key("host_labels").open('{');
+  for (const auto& l : kHostLabels) {
+    j.key(l.label.empty() ? "@" : l.label).num(l.weight / 100.0, 2);
+  }
+  j.close('}').key("aaaa_after").open('[').str("www").str("@").str("m").str("static").close(']');
+  j.key("aaaa_p").num(0.5, 1).key("aaaa_delay_ms").open('[').num(std::int64_t{1});
+  j.num(std::int64_t{20}).close(']');
+  j.key("hour_weights").open('[');
+  for (const double w : kHourWeights) {
+    j.num(w, 2);
+  }
+  j.close(']');
+  j.key("ttl_mix").open('{').key("60").num(0.2, 1).key("300").num(0.5, 1).key("3600").num(0.3, 1);
+  j.close('}').key("a_rdata").str("192.0.2.(10 + fnv1a64(domain) % 200)");
+  j.key("aaaa_rdata").str("2001:db8:ffff::X");
   j.close('}').nl();
+  j.key("wire").open('{').key("latency_median_ms").num(8.0, 1).key("latency_sigma").num(0.8, 1);
+  j.key("latency_cap_ms").num(400.0, 1).key("latency_clock").str("logical");
+  j.key("link").str("ethernet").key("transport").str("udp/53").close('}').nl();
   j.key("covert_pair").open('{');
   j.key("qname").str(kCovertName).key("domain").str(kCovertDomain);
   j.key("a").str("192.0.2.25").key("ttl").num(std::int64_t{600});
@@ -1154,6 +1172,8 @@ std::string ScenarioA::truth_json() const {
   j.close(']').close('}').nl();
   j.key("tunneling_decoy").open('{').key("client").str("198.18.3.33");
   j.key("domain").str("dnsexfil-lab.example").key("rate_per_s").num(2.0, 1);
+  j.key("label_chars").num(std::int64_t{52}).key("qtypes").open('{').key("TXT").num(0.8, 1);
+  j.key("NULL").num(0.1, 1).key("A").num(0.1, 1).close('}').key("ttl").num(std::int64_t{0});
   j.key("minutes").num(std::int64_t{30}).key("bursts").open('[');
   for (const auto& [t, n] : m.tunnel_bursts) {
     j.open('{').key("start").str(instant_of(t)).key("queries").num(std::int64_t{n}).close('}');
@@ -1161,6 +1181,8 @@ std::string ScenarioA::truth_json() const {
   j.close(']').close('}').nl();
   j.key("hash_lookup_decoy").open('{').key("domain").str("av-cloud.example");
   j.key("clients").num(std::int64_t{200}).key("per_hour").num(std::int64_t{400});
+  j.key("label_hex_chars").num(std::int64_t{40}).key("qtypes").open('{').key("TXT");
+  j.num(0.5, 1).key("A").num(0.5, 1).close('}');
   j.key("hours_utc").open('[').num(std::int64_t{1}).num(std::int64_t{4}).close(']');
   j.key("days").open('[');
   for (int d = day_of(6, 20); d <= day_of(6, 24); ++d) {
@@ -1168,14 +1190,26 @@ std::string ScenarioA::truth_json() const {
   }
   j.close(']').close('}').nl();
   j.key("cdn_decoy").open('{').key("domain").str("cdn-static.example");
-  j.key("per_day").num(std::int64_t{100}).close('}');
+  j.key("names").str("i0000.cdn-static.example .. i9999.cdn-static.example");
+  j.key("per_day").num(std::int64_t{100}).close('}').nl();
   j.key("steady_exclusive_decoy").open('{').key("client").str("198.18.9.21");
-  j.key("qname").str("backup.family-photos.example").close('}');
+  j.key("qname").str("backup.family-photos.example").key("per_day").open('[');
+  j.num(std::int64_t{4}).num(std::int64_t{8}).close(']').key("session_start_utc");
+  j.open('[').str("18:00").str("22:50").close(']').close('}').nl();
   j.key("new_exclusive_decoy").open('{').key("clients").open('[').str("198.18.5.40");
   j.str("198.18.5.41").close(']').key("qname").str("app.newtool-saas.example");
-  j.key("from").str("2016-06-15").close('}');
+  j.key("from").str("2016-06-15").key("weekdays_only").raw("true").key("per_day").open('[');
+  j.num(std::int64_t{6}).num(std::int64_t{10}).close(']').key("hours_utc").open('[');
+  j.num(std::int64_t{8}).num(std::int64_t{17}).close(']').close('}').nl();
   j.key("expiring_decoy").open('{').key("qname").str("portal.oldvendor.example");
-  j.key("nxdomain_from").str("2016-08-01T00:00:00Z").close('}').nl();
+  j.key("clients").open('[');
+  for (unsigned h = 11; h <= 15; ++h) {
+    j.str("198.18.1." + std::to_string(h));
+  }
+  j.close(']').key("per_weekday").num(std::int64_t{10}).key("until").str("2016-07-31");
+  j.key("hours_utc").open('[').num(std::int64_t{8}).num(std::int64_t{17}).close(']');
+  j.key("nxdomain_from").str("2016-08-01T00:00:00Z").key("failing_on_2016_08_01");
+  j.num(std::int64_t{3}).key("soa").str("oldvendor.example").close('}').nl();
   j.close('}').nl();
 
   // Realised facts of the covert pair.
@@ -1306,7 +1340,7 @@ std::string ScenarioA::truth_json() const {
        "2016-09-23T13:56:00Z", "2016-09-24T00:00:00Z", 0},
       {"A5", "disappearance", "persisting", "hotel-promo-mailer.example",
        "persisting on or before `to`; covert_pair >= 0.95 (critical) by 2016-09-26", "",
-       "2016-09-26T00:00:00Z", 0.95},
+       "2016-09-26T00:00:00Z", 0},
       {"A6", "suffix_leak", "", "hotel-promo-mailer.example", "suffix_leak attributed to domain",
        "2016-09-23", "2016-09-23", 0},
       {"A7", "successor_name", "", "client-contact-hub.example",
@@ -1355,6 +1389,9 @@ std::string ScenarioA::truth_json() const {
     }
     if (e.min_score > 0) {
       j.key("score").num(e.min_score, 2);
+    }
+    if (e.id == "A5") {  // the second condition of A5
+      j.key("covert_pair_critical_by").str("2016-09-26");
     }
     j.close('}').nl();
   }
