@@ -317,6 +317,9 @@ struct ScenarioA::Impl {
     return name_id(q, addr_of(domain), ttl_of(domain));
   }
 
+  // Draws the event's nonce from rng after its arguments are evaluated. Callers pass at most one
+  // argument that draws from rng: the order in which a call's arguments are evaluated is
+  // unspecified, and the stream must not depend on the compiler.
   void add(Comp comp, Rng& rng, std::int64_t t, std::uint32_t client, std::uint32_t name,
            std::uint16_t qtype = kA, std::uint8_t rcode = 0, Role role = Role::none) {
     Event e;
@@ -465,8 +468,8 @@ void ScenarioA::Impl::covert() {
       name_id(std::string(kCovertName), ip4(192, 0, 2, 25), 600, Kind::plain, 1);
   // 1. History: one successful lookup on each history day, 09:00–17:00, by a background client.
   for (const int d : kHistoryDays) {
-    add(Comp::covert, rng, uniform(rng, at(d, 9), at(d, 17)), client_ip[rng.below(kClients)], name,
-        kA, 0, Role::history);
+    const std::int64_t t = uniform(rng, at(d, 9), at(d, 17));
+    add(Comp::covert, rng, t, client_ip[rng.below(kClients)], name, kA, 0, Role::history);
   }
   // 3. Day shape over [awake, death] and 4. noise.
   const auto spikes = covert_spikes();
@@ -621,16 +624,16 @@ void ScenarioA::Impl::covert() {
   }
   // 8. Others: random background clients, uniform over the active phase.
   for (int i = 0; i < kOthers; ++i) {
-    add(Comp::covert, rng, uniform(rng, at(kAwake, 0), kDeath), client_ip[rng.below(kClients)],
-        name, kA, 0, Role::others);
+    const std::int64_t t = uniform(rng, at(kAwake, 0), kDeath);
+    add(Comp::covert, rng, t, client_ip[rng.below(kClients)], name, kA, 0, Role::others);
   }
   // 9. Death: org A keeps querying with the listed daily counts, org B 3 times on the death day.
   for (std::size_t i = 0; i < kFailA.size(); ++i) {
     const int day = kDeathDay + static_cast<int>(i);
     const std::int64_t from = i == 0 ? kDeath : at(day, 0);
     for (int k = 0; k < kFailA[i]; ++k) {
-      add(Comp::covert, rng, uniform(rng, from, at(day + 1, 0)), orgs()[0].hosts[rng.below(2)],
-          name, kA, 3, Role::fail_a);
+      const std::int64_t t = uniform(rng, from, at(day + 1, 0));
+      add(Comp::covert, rng, t, orgs()[0].hosts[rng.below(2)], name, kA, 3, Role::fail_a);
     }
   }
   for (int k = 0; k < kFailB; ++k) {
@@ -656,8 +659,8 @@ void ScenarioA::Impl::successor_and_leak() {
     }
     const auto n = static_cast<int>(rng.below(9));
     for (int k = 0; k < n; ++k) {
-      add(Comp::successor, rng, uniform(rng, at(day, 6), at(day, 15)),
-          orgs()[0].hosts[rng.below(2)], name);
+      const std::int64_t t = uniform(rng, at(day, 6), at(day, 15));
+      add(Comp::successor, rng, t, orgs()[0].hosts[rng.below(2)], name);
     }
   }
 }
@@ -733,15 +736,18 @@ void ScenarioA::Impl::decoys() {
     }
     pool.resize(200);
     constexpr std::string_view hex = "0123456789abcdef";
-    for (int day = day_of(6, 20); day <= day_of(6, 24); ++day) {
-      for (int k = 0; k < 3 * 400; ++k) {
+    for (int hour = 0; hour < 5 * 3; ++hour) {  // 01, 02 and 03 UTC of each day
+      const int day = day_of(6, 20) + hour / 3;
+      for (int k = 0; k < 400; ++k) {
         std::string q;
         for (int i = 0; i < 40; ++i) {
           q += hex[rng.below(16)];
         }
         q += ".hash.av-cloud.example";
-        add(Comp::hash, rng, uniform(rng, at(day, 1), at(day, 4)), pool[rng.below(200)],
-            name_id(q, ip4(192, 0, 2, 1), 300, Kind::txt_hash), rng.chance(50) ? kTxt : kA);
+        const std::int64_t t = uniform(rng, at(day, 1 + hour % 3), at(day, 2 + hour % 3));
+        const std::uint32_t client = pool[rng.below(200)];
+        const std::uint16_t qtype = rng.chance(50) ? kTxt : kA;
+        add(Comp::hash, rng, t, client, name_id(q, ip4(192, 0, 2, 1), 300, Kind::txt_hash), qtype);
       }
     }
   }
@@ -751,7 +757,8 @@ void ScenarioA::Impl::decoys() {
       for (int k = 0; k < 100; ++k) {
         std::array<char, 16> label{};
         std::snprintf(label.data(), label.size(), "i%04u", rng.below(10000));
-        add(Comp::cdn, rng, in_hour_weights(rng, day), client_ip[rng.below(kClients)],
+        const std::int64_t t = in_hour_weights(rng, day);
+        add(Comp::cdn, rng, t, client_ip[rng.below(kClients)],
             name_id(std::string(label.data()) + ".cdn-static.example",
                     addr_of("cdn-static.example"), ttl_of("cdn-static.example")));
       }
@@ -785,8 +792,8 @@ void ScenarioA::Impl::decoys() {
       }
       const int n = static_cast<int>(rng.range(6, 10));
       for (int k = 0; k < n; ++k) {
-        add(Comp::new_exclusive, rng, uniform(rng, at(day, 8), at(day, 17)),
-            ip4(198, 18, 5, 40 + rng.below(2)), name);
+        const std::int64_t t = uniform(rng, at(day, 8), at(day, 17));
+        add(Comp::new_exclusive, rng, t, ip4(198, 18, 5, 40 + rng.below(2)), name);
       }
     }
   }
@@ -800,13 +807,13 @@ void ScenarioA::Impl::decoys() {
         continue;
       }
       for (int k = 0; k < 10; ++k) {
-        add(Comp::expiring, rng, uniform(rng, at(day, 8), at(day, 17)),
-            ip4(198, 18, 1, 11 + rng.below(5)), name);
+        const std::int64_t t = uniform(rng, at(day, 8), at(day, 17));
+        add(Comp::expiring, rng, t, ip4(198, 18, 1, 11 + rng.below(5)), name);
       }
     }
     for (int k = 0; k < 3; ++k) {
-      add(Comp::expiring, rng, uniform(rng, at(dead, 8), at(dead, 17)),
-          ip4(198, 18, 1, 11 + rng.below(5)), name, kA, 3);
+      const std::int64_t t = uniform(rng, at(dead, 8), at(dead, 17));
+      add(Comp::expiring, rng, t, ip4(198, 18, 1, 11 + rng.below(5)), name, kA, 3);
     }
   }
 }
