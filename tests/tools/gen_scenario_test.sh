@@ -8,7 +8,7 @@
 #    truth's;
 #  - the config sidecar's detection: section holds Scenario A's values (dnsmon does not know the
 #    section yet: the rest of the file, without it, passes `dnsmon --check-config`);
-#  - `dnsmon -r` decodes every frame (packets ok = frames) and matches every query to its
+#  - `dnsmon -r` with that configuration decodes every frame (packets ok = frames) and matches every query to its
 #    response (no timeouts, no unmatched responses).
 # Bad options exit 2 with a message.
 set -euo pipefail
@@ -49,7 +49,8 @@ sed '/^detection:/,$d' "$work/a.dnsmon.yaml" >"$work/rest.yaml"
 "$DNSMON" --check-config --config "$work/rest.yaml" >/dev/null 2>"$work/err" ||
   fail "dnsmon --check-config refuses the sidecar without detection: $(cat "$work/err")"
 
-"$DNSMON" -r "$work/a.pcap" --metrics-out "$work/metrics.txt" 2>"$work/dnsmon.log" ||
+"$DNSMON" -r "$work/a.pcap" --config "$work/rest.yaml" --metrics-out "$work/metrics.txt" \
+  2>"$work/dnsmon.log" ||
   fail "dnsmon -r failed: $(tail -3 "$work/dnsmon.log")"
 
 python3 - "$work" <<'EOF'
