@@ -669,13 +669,17 @@ void ScenarioA::Impl::decoys() {
   {  // Benign poller: every 60 s with jitter, 0.5 % dropped, Aug 1 – Sep 18.
     Rng rng(stream_seed(seed, "benign_poller"));
     const std::uint32_t name = name_id("status.netwatch-probe.example", ip4(192, 0, 2, 80), 30);
-    for (std::int64_t t = at(day_of(8, 1), 0); t < at(day_of(9, 18), 0); t += 60 * kSecNs) {
+    const std::int64_t from = at(day_of(8, 1), 0);
+    const std::int64_t to = at(day_of(9, 18), 0);
+    for (std::int64_t t = from; t < to; t += 60 * kSecNs) {
       const double jitter = std::clamp(0.3 * scenario::normal(rng), -1.0, 1.0);
       if (rng.chance(0.5)) {
         continue;
       }
-      add(Comp::poller, rng, std::max<std::int64_t>(0, t + static_cast<std::int64_t>(jitter * 1e9)),
-          ip4(198, 18, 7, 7), name);
+      // Within [from, to): the first poll is not jittered to before the poller starts.
+      const std::int64_t when =
+          std::clamp<std::int64_t>(t + static_cast<std::int64_t>(jitter * 1e9), from, to - 1);
+      add(Comp::poller, rng, when, ip4(198, 18, 7, 7), name);
     }
   }
   {  // Popular decoy: 1,200 background clients, A then AAAA (p 0.7), spikes ×6.
