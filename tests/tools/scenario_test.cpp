@@ -409,6 +409,8 @@ TEST_CASE("scenario A: libpcap reads the written capture at nanosecond precision
   CHECK(i == stamps.size());
   CHECK(mismatched == 0);
   // 196 logical days at 1440:1 are 196 minutes of capture time, from 2016-04-04T00:00:00Z.
+  CHECK(stamps.front() == s.summary().first_ts_ns);
+  CHECK(stamps.back() == s.summary().last_ts_ns);
   CHECK(stamps.front() >= kOriginNs);
   CHECK(stamps.back() < kOriginNs + 196 * kMinuteNs);
   CHECK(stamps.back() > kOriginNs + 195 * kMinuteNs);
