@@ -6,10 +6,10 @@
 namespace dnsmon::gen {
 namespace {
 
-// The file header: magic number (microsecond timestamps), version 2.4, GMT offset and accuracy 0,
-// snapshot length, link type 1 (Ethernet).
-void file_header(std::array<std::uint8_t, 24>& h) {
-  const std::uint32_t magic = 0xA1B2C3D4U;
+// The file header: magic number (microsecond or nanosecond timestamps), version 2.4, GMT offset
+// and accuracy 0, snapshot length, link type 1 (Ethernet).
+void file_header(std::array<std::uint8_t, 24>& h, PcapWriter::Precision precision) {
+  const std::uint32_t magic = precision == PcapWriter::Precision::nano ? 0xA1B23C4DU : 0xA1B2C3D4U;
   const std::uint16_t major = 2, minor = 4;
   const std::int32_t zone = 0;
   const std::uint32_t sigfigs = 0, snaplen = 65535, linktype = 1;
@@ -24,15 +24,15 @@ void file_header(std::array<std::uint8_t, 24>& h) {
 
 }  // namespace
 
-PcapWriter::PcapWriter(std::FILE* file) : file_(file) {
+PcapWriter::PcapWriter(std::FILE* file, Precision precision) : file_(file) {
   std::array<std::uint8_t, 24> h{};
-  file_header(h);
+  file_header(h, precision);
   put(h.data(), h.size());
 }
 
-PcapWriter::PcapWriter(std::vector<std::byte>& memory) : memory_(&memory) {
+PcapWriter::PcapWriter(std::vector<std::byte>& memory, Precision precision) : memory_(&memory) {
   std::array<std::uint8_t, 24> h{};
-  file_header(h);
+  file_header(h, precision);
   put(h.data(), h.size());
 }
 
@@ -47,6 +47,15 @@ void PcapWriter::frame(std::int64_t ts_us, const std::uint8_t* bytes, std::size_
   std::array<std::uint8_t, kRecordHeader> h{};
   record_header(h.data(), ts_us, len);
   put(h.data(), h.size());
+  put(bytes, len);
+}
+
+void PcapWriter::frame_ns(std::int64_t ts_ns, const std::uint8_t* bytes, std::size_t len) {
+  const std::array<std::uint32_t, 4> record{static_cast<std::uint32_t>(ts_ns / 1'000'000'000),
+                                            static_cast<std::uint32_t>(ts_ns % 1'000'000'000),
+                                            static_cast<std::uint32_t>(len),
+                                            static_cast<std::uint32_t>(len)};
+  put(record.data(), kRecordHeader);
   put(bytes, len);
 }
 

@@ -1,6 +1,7 @@
 // Writes a capture in the classic pcap format, as libpcap's pcap_dump() writes it: microsecond
-// timestamps, Ethernet frames, a snapshot length of 65535, and the file header's and the records'
-// fields in host byte order (the magic number tells readers which). To a file or into memory.
+// timestamps (or nanosecond ones, magic 0xA1B23C4D, when asked), Ethernet frames, a snapshot
+// length of 65535, and the file header's and the records' fields in host byte order (the magic
+// number tells readers which). To a file or into memory.
 #pragma once
 
 #include <cstddef>
@@ -17,11 +18,16 @@ class PcapWriter {
 
   // Both write the file header straight away. The writer does not own file or memory, which must
   // outlive it; errors writing file are left in its error indicator (std::ferror).
-  explicit PcapWriter(std::FILE* file);
-  explicit PcapWriter(std::vector<std::byte>& memory);
+  enum class Precision { micro, nano };
+
+  explicit PcapWriter(std::FILE* file, Precision precision = Precision::micro);
+  explicit PcapWriter(std::vector<std::byte>& memory, Precision precision = Precision::micro);
 
   // One record: the frame's bytes, whole, stamped ts_us microseconds after the epoch.
   void frame(std::int64_t ts_us, const std::uint8_t* bytes, std::size_t len);
+
+  // One record of a nanosecond capture: ts_ns nanoseconds after the epoch.
+  void frame_ns(std::int64_t ts_ns, const std::uint8_t* bytes, std::size_t len);
 
   // Records already laid out by the caller (record_header() and the frame, one after another).
   void records(const std::uint8_t* data, std::size_t len);
