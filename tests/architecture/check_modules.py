@@ -39,7 +39,10 @@ MODULES = {
     # The generators: the small library that makes the demo capture (all the daemon links), and
     # the profiles and command-line tool for tests and benchmarks, which the daemon never builds.
     "demo": ([], [], ["dnsmon_demo_gen"], []),
-    "tools": (["tools"], [], ["dnsmon_gen_pcap", "dnsmon_gen_profiles"], ["demo", "common"]),
+    # Scenario A, streamed frame by frame: the tool now, the daemon's demo later.
+    "scenario": ([], [], ["dnsmon_scenario"], ["demo"]),
+    "tools": (["tools"], [], ["dnsmon_gen_pcap", "dnsmon_gen_profiles", "dnsmon_gen_scenario"],
+              ["demo", "scenario", "common"]),
 }
 
 SOURCE_SUFFIXES = (".cpp", ".hpp", ".h", ".cc")
