@@ -140,7 +140,7 @@ TEST_CASE("a response matches its query and reports the exact latency", "[metric
   const auto h = m.latency(Transport::Udp, RcodeClass::NoError).snapshot();
   CHECK(h.count == 1);
   CHECK(h.buckets[4] == 1);  // 1.234567 ms: above 0.001, at most 0.0025
-  CHECK(h.sum_s == Approx(0.001234567).epsilon(1e-12));
+  CHECK(h.sum == Approx(0.001234567).epsilon(1e-12));
 }
 
 TEST_CASE("a response stamped before its query matches with latency zero", "[metrics][matcher]") {
@@ -494,17 +494,17 @@ TEST_CASE("latency buckets put a value equal to a bound in that bound's bucket",
         kLatencyBuckets - 1);
 
   LatencyHistogram h;
-  h.record(100'000);          // le=0.0001
-  h.record(100'001);          // le=0.00025
-  h.record(5 * kSecond);      // le=5
-  h.record(5 * kSecond + 1);  // +Inf
+  h.record(100'000, static_cast<double>(100'000) / 1e9);                  // le=0.0001
+  h.record(100'001, static_cast<double>(100'001) / 1e9);                  // le=0.00025
+  h.record(5 * kSecond, static_cast<double>(5 * kSecond) / 1e9);          // le=5
+  h.record(5 * kSecond + 1, static_cast<double>(5 * kSecond + 1) / 1e9);  // +Inf
   const auto s = h.snapshot();
   CHECK(s.buckets[0] == 1);
   CHECK(s.buckets[1] == 1);
   CHECK(s.buckets[14] == 1);
   CHECK(s.buckets[15] == 1);
   CHECK(s.count == 4);
-  CHECK(s.sum_s == Approx(10.000200002).epsilon(1e-12));
+  CHECK(s.sum == Approx(10.000200002).epsilon(1e-12));
 }
 
 TEST_CASE("latency is recorded under the response's transport and rcode class",

@@ -78,16 +78,6 @@ void require(bool ok, const char* what) {
 
 }  // namespace
 
-LatencyHistogramSnapshot LatencyHistogram::snapshot() const noexcept {
-  LatencyHistogramSnapshot s;
-  for (std::size_t i = 0; i < kLatencyBuckets; ++i) {
-    s.buckets[i] = buckets_[i].load(std::memory_order_relaxed);
-    s.count += s.buckets[i];
-  }
-  s.sum_s = sum_s_.load(std::memory_order_relaxed);
-  return s;
-}
-
 // hash_bytes() of the lower-cased name, without the copy: the same algorithm, with every word
 // lower-cased as it is loaded.
 std::uint64_t qname_hash(std::string_view presentation_name, std::uint64_t seed) noexcept {
@@ -361,7 +351,7 @@ bool QueryMatcher::on_response(const DnsMessage& response, const Probe& probe,
   result.latency_ns = std::max<std::int64_t>(ts_ns - query_ts_ns, 0);
   latency_[static_cast<std::size_t>(response.transport)]
           [static_cast<std::size_t>(classify_rcode(response.rcode))]
-              .record(result.latency_ns);
+              .record(result.latency_ns, static_cast<double>(result.latency_ns) / 1e9);
   return true;
 }
 

@@ -96,20 +96,24 @@ struct MetricsHub::Impl : prometheus::Collectable {
     return static_cast<double>(total);
   }
 
-  // Sums one of the workers' fixed-bound histograms into one sample.
-  template <std::size_t N, class Pick>
+  // Sums one of the workers' histograms into one sample; the bounds are divided by scale to give
+  // the exposition's unit (seconds for nanoseconds).
+  template <const auto& Bounds, class Pick>
   void add_histogram(detail::Exposition& x, Family f, detail::Exposition::Values values,
-                     const std::array<double, N>& bounds, Pick pick) const {
-    std::array<std::uint64_t, N + 1> counts{};
-    std::uint64_t sum_milli = 0;
+                     double scale, Pick pick) const {
+    typename FixedHistogram<Bounds>::Snapshot total;
     for (const auto& w : workers) {
-      const auto& h = pick(w);
-      for (std::size_t i = 0; i <= N; ++i) {
-        counts[i] += h.buckets_[i].get();
+      const auto s = pick(w).snapshot();
+      for (std::size_t i = 0; i < total.buckets.size(); ++i) {
+        total.buckets[i] += s.buckets[i];
       }
-      sum_milli += h.sum_milli_.get();
+      total.sum += s.sum;
     }
-    x.add_histogram(f, values, bounds, counts, static_cast<double>(sum_milli) / 1000.0);
+    std::array<double, Bounds.size()> upper{};
+    for (std::size_t i = 0; i < upper.size(); ++i) {
+      upper[i] = static_cast<double>(Bounds[i]) / scale;
+    }
+    x.add_histogram(f, values, upper, total.buckets, total.sum);
   }
 
   void collect_build(detail::Exposition& x) const {
@@ -175,22 +179,14 @@ struct MetricsHub::Impl : prometheus::Collectable {
     x.add(Family::QueryMatchingTotal, {"evicted"}, static_cast<double>(total.evictions));
     for (std::size_t t = 0; t < 2; ++t) {
       for (std::size_t c = 0; c < detail::kRcodeClassCount; ++c) {
-        std::array<std::uint64_t, detail::kLatencyBuckets> counts{};
-        double latency_sum = 0;
-        for (const auto& w : workers) {
-          const auto snap =
-              w.analytics_->matcher
-                  .latency(static_cast<Transport>(t), static_cast<detail::RcodeClass>(c))
-                  .snapshot();
-          for (std::size_t i = 0; i < counts.size(); ++i) {
-            counts[i] += snap.buckets[i];
-          }
-          latency_sum += snap.sum_s;
-        }
-        x.add_histogram(Family::ResponseLatencySeconds,
-                        {transport_name(static_cast<Transport>(t)),
-                         detail::rcode_class_name(static_cast<detail::RcodeClass>(c))},
-                        detail::kLatencyBoundsS, counts, latency_sum);
+        add_histogram<detail::kLatencyBoundsNs>(
+            x, Family::ResponseLatencySeconds,
+            {transport_name(static_cast<Transport>(t)),
+             detail::rcode_class_name(static_cast<detail::RcodeClass>(c))},
+            1e9, [t, c](const WorkerCounters& w) -> const detail::LatencyHistogram& {
+              return w.analytics_->matcher.latency(static_cast<Transport>(t),
+                                                   static_cast<detail::RcodeClass>(c));
+            });
       }
     }
     x.add(Family::MemoryBytes, {"pending_queries"}, static_cast<double>(total.memory_bytes));
@@ -350,12 +346,12 @@ struct MetricsHub::Impl : prometheus::Collectable {
       }
     }
     for (std::size_t d = 0; d < 2; ++d) {
-      add_histogram(
+      add_histogram<kSizeBounds>(
           x, Family::MessageSizeBytes, {d == 0 ? "query" : "response"},
-          kSizeBounds, [d](const WorkerCounters& w) -> const auto& { return w.size_[d]; });
+          1, [d](const WorkerCounters& w) -> const auto& { return w.size_[d]; });
     }
-    add_histogram(
-        x, Family::QnameLengthBytes, {}, kQnameLengthBounds,
+    add_histogram<kQnameLengthBounds>(
+        x, Family::QnameLengthBytes, {}, 1,
         [](const WorkerCounters& w) -> const auto& { return w.qname_length_; });
     x.add(Family::ReassembledMessagesTotal, {},
           sum([](const WorkerCounters& w) -> const SingleWriterCounter& {

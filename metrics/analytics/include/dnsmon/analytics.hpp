@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "dnsmon/common/counter.hpp"
+#include "dnsmon/common/histogram.hpp"
 #include "dnsmon/domains.hpp"
 #include "dnsmon/parser.hpp"
 
@@ -66,27 +67,10 @@ std::string_view rcode_slot_name(std::size_t slot) noexcept;
 std::size_t opcode_slot(std::uint8_t opcode) noexcept;
 std::string_view opcode_slot_name(std::size_t slot) noexcept;
 
-// A histogram with fixed bounds, one writer. Bucket i counts values <= kBounds[i] (and above the
-// previous bound); the last bucket counts the rest (+Inf).
-template <std::size_t N>
-class RelaxedHistogram {
- public:
-  void observe(const std::array<double, N>& bounds, double value) noexcept {
-    std::size_t i = 0;
-    while (i < N && value > bounds[i]) {
-      ++i;
-    }
-    buckets_[i].add();
-    sum_milli_.add(static_cast<std::uint64_t>(value * 1000.0));
-  }
-
-  std::array<SingleWriterCounter, N + 1> buckets_;
-  SingleWriterCounter sum_milli_;  // sum of the observed values, in thousandths
-};
-
-inline constexpr std::array<double, 9> kSizeBounds{64,   128,  256,  512,  1024,
-                                                   1232, 1500, 4096, 16384};
-inline constexpr std::array<double, 7> kQnameLengthBounds{8, 16, 32, 64, 100, 160, 255};
+// Upper bounds of the message size and question name length histograms, in bytes.
+inline constexpr std::array<std::int64_t, 9> kSizeBounds{64,   128,  256,  512,  1024,
+                                                         1232, 1500, 4096, 16384};
+inline constexpr std::array<std::int64_t, 7> kQnameLengthBounds{8, 16, 32, 64, 100, 160, 255};
 inline constexpr std::array<std::string_view, 5> kUdpSizeBucketNames{"lt512", "512_1231", "1232",
                                                                      "1233_4095", "ge4096"};
 inline constexpr std::array<std::string_view, 4> kRcodeClassNames{"noerror", "nxdomain", "servfail",
@@ -124,9 +108,9 @@ class WorkerCounters {
     if (m.protocol != Protocol::Dns) {
       return -1;  // mDNS and LLMNR are counted apart, by the messages_ series only
     }
-    size_[m.qr ? 1 : 0].observe(kSizeBounds, m.size);
+    size_[m.qr ? 1 : 0].record(m.size, m.size);
     if (m.has_question) {
-      qname_length_.observe(kQnameLengthBounds, m.qname.length);
+      qname_length_.record(m.qname.length, m.qname.length);
     }
     if (m.qr) {
       responses_by_qtype_[qtype_slot(m.qtype)][rcode_class(m.rcode)].add();
@@ -161,8 +145,8 @@ class WorkerCounters {
   std::array<std::array<std::array<SingleWriterCounter, 2>, 2>, kProtocolSlots> messages_;
   std::array<SingleWriterCounter, kOpcodeSlots> opcodes_;
   std::array<std::array<SingleWriterCounter, 2>, 2> family_;  // [ipv4, ipv6][udp, tcp]
-  std::array<RelaxedHistogram<kSizeBounds.size()>, 2> size_;  // [query, response]
-  RelaxedHistogram<kQnameLengthBounds.size()> qname_length_;
+  std::array<FixedHistogram<kSizeBounds>, 2> size_;           // [query, response]
+  FixedHistogram<kQnameLengthBounds> qname_length_;
   std::array<std::array<SingleWriterCounter, kRcodeClassNames.size()>, kQtypeSlots>
       responses_by_qtype_;
   std::array<SingleWriterCounter, 3> edns_;  // queries: [no EDNS, EDNS without DO, EDNS with DO]

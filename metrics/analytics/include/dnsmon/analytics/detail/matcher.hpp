@@ -58,6 +58,7 @@
 #include <vector>
 
 #include "dnsmon/analytics.hpp"
+#include "dnsmon/common/histogram.hpp"
 #include "dnsmon/parser.hpp"
 
 namespace dnsmon::detail {
@@ -103,52 +104,10 @@ inline std::string_view rcode_class_name(RcodeClass c) noexcept {
   return kRcodeClassNames[std::min(static_cast<std::size_t>(c), kRcodeClassNames.size() - 1)];
 }
 
-struct LatencyHistogramSnapshot {
-  std::array<std::uint64_t, kLatencyBuckets> buckets{};  // per bucket, not cumulative; +Inf last
-  std::uint64_t count = 0;  // the sum of buckets, so _count always equals the +Inf bucket
-  double sum_s = 0;         // sum of the recorded latencies in seconds
-};
-
-// Response latencies in fixed buckets (kLatencyBoundsS).
-// Thread-safety: one writer thread calls record(); any thread may call snapshot().
-// Allocation: none.
-class LatencyHistogram {
- public:
-  // The bucket of a latency: the first bound >= latency_ns, or the +Inf bucket. That is the number
-  // of bounds below latency_ns, found by a binary search of fixed depth over the bounds padded to
-  // 16 (the +Inf bucket's bound is the largest value). It compiles without branches: latencies are
-  // random, so a branchy search would mispredict about half its steps.
-  static std::size_t bucket_index(std::int64_t latency_ns) noexcept {
-    std::size_t i = kSearchBounds[7] < latency_ns ? 8U : 0U;
-    i += kSearchBounds[i + 3] < latency_ns ? 4U : 0U;
-    i += kSearchBounds[i + 1] < latency_ns ? 2U : 0U;
-    i += kSearchBounds[i] < latency_ns ? 1U : 0U;
-    return i;
-  }
-
-  void record(std::int64_t latency_ns) noexcept {
-    auto& bucket = buckets_[bucket_index(latency_ns)];
-    // Single writer: a load and a store are enough, and cost no locked instruction.
-    bucket.store(bucket.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    sum_s_.store(sum_s_.load(std::memory_order_relaxed) + static_cast<double>(latency_ns) / 1e9,
-                 std::memory_order_relaxed);
-  }
-
-  [[nodiscard]] LatencyHistogramSnapshot snapshot() const noexcept;
-
- private:
-  static constexpr std::array<std::int64_t, 16> kSearchBounds = [] {
-    std::array<std::int64_t, 16> b{};
-    std::copy(kLatencyBoundsNs.begin(), kLatencyBoundsNs.end(), b.begin());
-    b.back() = std::numeric_limits<std::int64_t>::max();
-    return b;
-  }();
-  static_assert(kLatencyBoundsNs.size() == 15, "the search covers 15 bounds and the +Inf bucket");
-
-  // Relaxed everywhere: the values publish no other data.
-  std::array<std::atomic<std::uint64_t>, kLatencyBuckets> buckets_{};
-  std::atomic<double> sum_s_{0.0};  // a double, so the sum cannot wrap like nanoseconds would
-};
+// Response latencies in fixed buckets (kLatencyBoundsNs), recorded in nanoseconds, summed in
+// seconds.
+using LatencyHistogram = FixedHistogram<kLatencyBoundsNs>;
+using LatencyHistogramSnapshot = LatencyHistogram::Snapshot;
 
 struct MatcherOptions {
   std::size_t capacity = 65536;             // outstanding queries, at most 2^24
