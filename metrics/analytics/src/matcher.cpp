@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "dnsmon/analytics/detail/sketches.hpp"
+#include "dnsmon/common/ascii.hpp"
 #include "dnsmon/common/siphash.hpp"
 
 namespace dnsmon::detail {
@@ -18,43 +19,15 @@ constexpr std::int64_t kMaxTsNs = std::int64_t{1} << 62U;  // far beyond any pca
 constexpr std::int64_t kMaxTimeoutNs = 3'600'000'000'000;
 constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
 
-// Lower-cases the ASCII letters of eight bytes at once. DNS compares names case-insensitively for
-// A-Z only (RFC 4343); other bytes, including those >= 0x80, are left alone.
-constexpr std::uint64_t ascii_lower(std::uint64_t w) noexcept {
-  constexpr std::uint64_t kOnes = 0x0101'0101'0101'0101ULL;
-  constexpr std::uint64_t kHigh = 0x80U * kOnes;
-  // With each byte's high bit forced on, subtracting never borrows from the next byte, and the high
-  // bit survives iff the low seven bits are >= the subtrahend.
-  const std::uint64_t ge_a = (w | kHigh) - 'A' * kOnes;
-  const std::uint64_t gt_z = (w | kHigh) - ('Z' + 1) * kOnes;
-  // 'A' <= byte <= 'Z' differ in the high bit; bytes >= 0x80 (w's own high bit) are not letters.
-  const std::uint64_t upper = (ge_a ^ gt_z) & ~w & kHigh;
-  return w | (upper >> 2U);  // 0x80 >> 2 == 0x20
-}
-
-static_assert(ascii_lower(0x4041'5a5b'6061'7a7bULL) == 0x4061'7a5b'6061'7a7bULL);
-static_assert(ascii_lower(0xc1da'c0db'0000'0000ULL) == 0xc1da'c0db'0000'0000ULL);
-
-constexpr std::uint64_t ascii_lower_byte(unsigned char c) noexcept {
-  return c >= 'A' && c <= 'Z' ? c + std::uint64_t{'a' - 'A'} : c;
-}
-
-// Sixteen bytes, lower-cased, as the two words load64(p) and load64(p + 8) would give. One vector
-// compare per bound does what ascii_lower() does in nine operations per word: bytes >= 0x80 are
-// negative as signed chars, so they fail the range test and stay as they are.
+// Sixteen bytes, lower-cased, as the two words load64(p) and load64(p + 8) would give.
 struct WordPair {
   std::uint64_t lo, hi;
 };
 
 WordPair ascii_lower16(const unsigned char* p) noexcept {
-  using Bytes = signed char __attribute__((vector_size(16)));  // GCC and Clang vector extension
-  Bytes v;
-  std::memcpy(&v, p, sizeof v);
-  const Bytes upper = (v >= Bytes{} + 'A') & (v <= Bytes{} + 'Z');
-  v |= upper & (Bytes{} + 0x20);
   WordPair w{};
-  static_assert(sizeof w == sizeof v);
-  std::memcpy(&w, &v, sizeof w);
+  static_assert(sizeof w == 16);
+  ascii::lower16(p, &w);
   return w;
 }
 
@@ -88,14 +61,14 @@ std::uint64_t qname_hash(std::string_view presentation_name, std::uint64_t seed)
     }
 
     static std::uint64_t load8(const unsigned char* p) noexcept {
-      return ascii_lower(hash_internal::load64(p));
+      return ascii::lower_word(hash_internal::load64(p));
     }
 
     static std::uint64_t load4(const unsigned char* p) noexcept {
-      return ascii_lower(hash_internal::load32(p));
+      return ascii::lower_word(hash_internal::load32(p));
     }
 
-    static std::uint64_t byte(unsigned char c) noexcept { return ascii_lower_byte(c); }
+    static std::uint64_t byte(unsigned char c) noexcept { return ascii::lower(c); }
   };
 
   return hash_internal::hash_with<LowerBytes>(

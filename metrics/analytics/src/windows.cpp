@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "dnsmon/common/ascii.hpp"
+
 namespace dnsmon::detail {
 
 namespace {
@@ -32,20 +34,6 @@ void check(const AnalyticsOptions& o) {
 
 }  // namespace
 
-namespace {
-
-// Sixteen bytes of in, their ASCII letters lower-cased, to out (GCC and Clang vector extension).
-// Bytes >= 0x80 are negative as signed chars, so they fail the range test and stay as they are.
-void lower16(const char* in, char* out) noexcept {
-  using Bytes = signed char __attribute__((vector_size(16)));
-  Bytes v;
-  std::memcpy(&v, in, sizeof v);
-  v |= ((v >= 'A') & (v <= 'Z')) & 0x20;
-  std::memcpy(out, &v, sizeof v);
-}
-
-}  // namespace
-
 bool lower_name(std::string_view name, NameKey& key) noexcept {
   const std::size_t n = name.size();
   if (n > key.chars.size()) {
@@ -57,15 +45,14 @@ bool lower_name(std::string_view name, NameKey& key) noexcept {
   if (n >= 16) {
     std::size_t i = 0;
     for (; i + 16 <= n; i += 16) {
-      lower16(in + i, out + i);
+      ascii::lower16(in + i, out + i);
     }
     if (i < n) {
-      lower16(in + n - 16, out + n - 16);  // overlaps the last block: the same bytes again
+      ascii::lower16(in + n - 16, out + n - 16);  // overlaps the last block: the same bytes again
     }
   } else {
     for (std::size_t i = 0; i < n; ++i) {
-      const char c = in[i];
-      out[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c;
+      out[i] = ascii::lower(in[i]);
     }
   }
   key.size = static_cast<std::uint8_t>(n);

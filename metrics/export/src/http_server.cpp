@@ -15,6 +15,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
+#include "dnsmon/common/ascii.hpp"
+
 namespace dnsmon::detail {
 
 std::size_t http_status_slot(int status) noexcept {
@@ -154,9 +156,8 @@ HttpResponse http_respond(std::string_view head, const std::function<std::string
   // Absolute form (RFC 9112 3.2.2): "http://host:port/path" serves "/path".
   for (const std::string_view scheme : {"http://", "https://"}) {
     if (target.size() >= scheme.size() &&
-        std::equal(scheme.begin(), scheme.end(), target.begin(), [](char a, char b) {
-          return a == (b >= 'A' && b <= 'Z' ? static_cast<char>(b - 'A' + 'a') : b);
-        })) {
+        std::equal(scheme.begin(), scheme.end(), target.begin(),
+                   [](char a, char b) { return a == ascii::lower(b); })) {
       const auto slash = target.find('/', scheme.size());
       target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
     }
