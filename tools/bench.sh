@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The performance benchmark of issue 5, in one command (method and results: docs/performance.md).
+# The whole-pipeline performance benchmark, in one command (method and results: docs/performance.md).
 #
 #   tools/bench.sh [--runs N] [--packets N] [--seed S] [--workers "1 2"] [--tshark-packets N]
 #                  [--only LIST] [--build-dir DIR] [--skip-build] [--jobs N] [--markdown FILE]

@@ -3,7 +3,7 @@
 // A QueryMatcher holds the outstanding queries of one worker in a table of fixed capacity. The key
 // is the transport, client address and port, server address, DNS id, qtype, qclass and a keyed
 // 64-bit hash of the lower-cased qname (qname_hash() below); the name itself is not stored. The
-// server port is not part of the key, as the issue specifies: the parser only decodes DNS ports. A
+// server port is not part of the key: the parser decodes only DNS ports, so it adds nothing. A
 // response looks up the reversed tuple (its destination is the client); a match removes the entry
 // and records the latency in a histogram labelled by transport and coarse rcode class. Both
 // directions of a flow reach the same worker, so each worker has its own table.
