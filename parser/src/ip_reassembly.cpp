@@ -8,22 +8,11 @@
 #include <stdexcept>
 #include <string>
 
+#include "dnsmon/common/bytes.hpp"
 #include "dnsmon/common/siphash.hpp"
 
 namespace dnsmon::detail {
 namespace {
-
-std::uint64_t load_u64(const std::uint8_t* p) noexcept {
-  std::uint64_t v = 0;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-std::uint32_t load_u32(const std::uint8_t* p) noexcept {
-  std::uint32_t v = 0;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
 
 bool same_key(const FragmentKey& a, const FragmentKey& b) noexcept {
   if (a.family != b.family || a.id != b.id) {
@@ -127,14 +116,14 @@ std::uint64_t IpReassembler::hash(const FragmentKey& key) const noexcept {
   SipHasher h{sip_key_};
   if (key.family == 4) {
     h.word(std::uint64_t{key.id} | (std::uint64_t{key.proto} << 32U) | (std::uint64_t{4} << 40U));
-    h.word(std::uint64_t{load_u32(key.src.data())} |
-           (std::uint64_t{load_u32(key.dst.data())} << 32U));
+    h.word(std::uint64_t{bytes::load_host32(key.src.data())} |
+           (std::uint64_t{bytes::load_host32(key.dst.data())} << 32U));
   } else {
     h.word(std::uint64_t{key.id} | (std::uint64_t{6} << 40U));
-    h.word(load_u64(key.src.data()));
-    h.word(load_u64(key.src.data() + 8));
-    h.word(load_u64(key.dst.data()));
-    h.word(load_u64(key.dst.data() + 8));
+    h.word(bytes::load_host64(key.src.data()));
+    h.word(bytes::load_host64(key.src.data() + 8));
+    h.word(bytes::load_host64(key.dst.data()));
+    h.word(bytes::load_host64(key.dst.data() + 8));
   }
   return h.finish();
 }

@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "dnsmon/common/bytes.hpp"
+
 #include "wire_reader.hpp"
 
 // How the pieces fit (invariants the code below relies on):
@@ -60,8 +62,7 @@ std::uint32_t seq_add(std::uint32_t seq, std::size_t n) noexcept {
 
 // The length prefix at the start of b (which holds at least 2 bytes) plus the prefix itself.
 std::size_t framed_size(std::span<const std::byte> b) noexcept {
-  return kLengthBytes +
-         ((std::to_integer<std::size_t>(b[0]) << 8U) | std::to_integer<std::size_t>(b[1]));
+  return kLengthBytes + bytes::load_be16(b, 0);
 }
 
 // Whether b (at least kProbeBytes) can be the start of a framed DNS message. Used only where the

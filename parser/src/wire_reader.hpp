@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <span>
 
+#include "dnsmon/common/bytes.hpp"
+
 namespace dnsmon::detail {
 
 class WireReader {
@@ -26,8 +28,7 @@ class WireReader {
     if (!need(2)) {
       return 0;
     }
-    const auto v = static_cast<std::uint16_t>((std::to_integer<unsigned>(data_[pos_]) << 8U) |
-                                              std::to_integer<unsigned>(data_[pos_ + 1]));
+    const std::uint16_t v = bytes::load_be16(data_, pos_);
     pos_ += 2;
     return v;
   }

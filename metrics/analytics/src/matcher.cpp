@@ -9,6 +9,7 @@
 
 #include "dnsmon/analytics/detail/sketches.hpp"
 #include "dnsmon/common/ascii.hpp"
+#include "dnsmon/common/bytes.hpp"
 #include "dnsmon/common/siphash.hpp"
 
 namespace dnsmon::detail {
@@ -29,18 +30,6 @@ WordPair ascii_lower16(const unsigned char* p) noexcept {
   static_assert(sizeof w == 16);
   ascii::lower16(p, &w);
   return w;
-}
-
-std::uint64_t load_u32(const std::uint8_t* p) noexcept {
-  std::uint32_t v = 0;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-std::uint64_t load_u64(const std::uint8_t* p) noexcept {
-  std::uint64_t v = 0;
-  std::memcpy(&v, p, sizeof v);
-  return v;
 }
 
 void require(bool ok, const char* what) {
@@ -154,10 +143,13 @@ QueryMatcher::Probe QueryMatcher::prepare(const DnsMessage& m, bool response,
   p.transport = m.transport;
   if (p.family == 4) {
     // Only the first 4 bytes are an IPv4 address; the rest stay zero, whatever the parser left.
-    p.key.addrs = {load_u32(client.bytes.data()) | (load_u32(server.bytes.data()) << 32U), 0, 0, 0};
+    p.key.addrs = {std::uint64_t{bytes::load_host32(client.bytes.data())} |
+                       (std::uint64_t{bytes::load_host32(server.bytes.data())} << 32U),
+                   0, 0, 0};
   } else {
-    p.key.addrs = {load_u64(client.bytes.data()), load_u64(client.bytes.data() + 8),
-                   load_u64(server.bytes.data()), load_u64(server.bytes.data() + 8)};
+    p.key.addrs = {
+        bytes::load_host64(client.bytes.data()), bytes::load_host64(client.bytes.data() + 8),
+        bytes::load_host64(server.bytes.data()), bytes::load_host64(server.bytes.data() + 8)};
   }
   p.key.fields = std::uint64_t{response ? m.dport : m.sport} | (std::uint64_t{m.id} << 16U) |
                  (std::uint64_t{m.qtype} << 32U) | (std::uint64_t{m.qclass} << 48U);

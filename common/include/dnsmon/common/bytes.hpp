@@ -1,11 +1,13 @@
-// Loads of 16- and 32-bit integers from untrusted bytes, in network (big-endian) or little-endian
-// order. The caller has checked that the bytes are there.
+// Loads of integers from untrusted bytes: 16 and 32 bits in network (big-endian) or little-endian
+// order, and 32 and 64 bits in the host's order (for hashing, where the order does not matter),
+// none of them needing alignment. The caller has checked that the bytes are there.
 //
 // Thread-safety: pure functions. Allocation: none.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 
 namespace dnsmon::bytes {
@@ -27,6 +29,18 @@ inline std::uint16_t load_le16(std::span<const std::byte> b, std::size_t at) noe
 inline std::uint32_t load_le32(std::span<const std::byte> b, std::size_t at) noexcept {
   return static_cast<std::uint32_t>(load_le16(b, at)) |
          (static_cast<std::uint32_t>(load_le16(b, at + 2)) << 16U);
+}
+
+inline std::uint32_t load_host32(const void* p) noexcept {
+  std::uint32_t v = 0;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+inline std::uint64_t load_host64(const void* p) noexcept {
+  std::uint64_t v = 0;
+  std::memcpy(&v, p, sizeof v);
+  return v;
 }
 
 }  // namespace dnsmon::bytes

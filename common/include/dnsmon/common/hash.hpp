@@ -13,6 +13,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "dnsmon/common/bytes.hpp"
+
 namespace dnsmon::detail {
 
 inline constexpr std::uint64_t kDefaultSketchSeed = 0x2d358dccaa6c78a5ULL;
@@ -35,15 +37,11 @@ inline std::uint64_t fold_mul(std::uint64_t a, std::uint64_t b) noexcept {
 }
 
 inline std::uint64_t load64(const unsigned char* p) noexcept {
-  std::uint64_t v = 0;
-  std::memcpy(&v, p, sizeof v);
-  return v;
+  return bytes::load_host64(p);
 }
 
 inline std::uint64_t load32(const unsigned char* p) noexcept {
-  std::uint32_t v = 0;
-  std::memcpy(&v, p, sizeof v);
-  return v;
+  return bytes::load_host32(p);
 }
 
 }  // namespace hash_internal
