@@ -17,31 +17,12 @@
 
 #include "dnsmon/common/link.hpp"
 
+#include "dispatch.hpp"
 #include "pcap_file.hpp"
 #include "pcap_handle.hpp"
 
 namespace dnsmon {
-namespace {
-
-using detail::PcapHandle;
-
-// A classic pcap file header; PcapReader needs it whole to accept a file.
-constexpr std::size_t kPcapFileHeaderBytes = 24;
-
-// State the per-frame callback needs; lives on run()'s stack.
-struct DispatchContext {
-  std::span<FrameRing* const> rings;
-  CaptureStats* stats = nullptr;
-  const std::stop_token* stop = nullptr;
-  bool live = false;
-  std::uint16_t link_type = 0;
-  std::uint16_t index = 0;
-  double replay_speed = 0;
-  std::int64_t first_ts_ns = -1;
-  std::chrono::steady_clock::time_point replay_start;
-  const std::function<void()>* consume = nullptr;  // a replay read in its consumer's thread
-  std::size_t pending = 0;                         // frames pushed since consume() last ran
-};
+namespace detail {
 
 // The end of a batch of input: wakes every worker that sleeps with frames waiting, or (inline)
 // lets the consumer take them.
@@ -97,7 +78,7 @@ void deliver(DispatchContext& ctx, std::int64_t ts_ns, std::uint32_t wire_len,
         std::chrono::nanoseconds(static_cast<std::int64_t>(std::clamp(wait_ns, 0.0, kMaxWaitNs)));
     const auto due = ctx.replay_start + offset;
     if (std::chrono::steady_clock::now() < due) {
-      flush_rings(ctx);  // the worker sees what came before the pause
+      detail::flush_rings(ctx);  // the worker sees what came before the pause
     }
     while (std::chrono::steady_clock::now() < due && !ctx.stop->stop_requested()) {
       std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
@@ -108,14 +89,14 @@ void deliver(DispatchContext& ctx, std::int64_t ts_ns, std::uint32_t wire_len,
     // Inline: a full ring is emptied here, and an empty ring takes any frame (its storage holds
     // two of the largest).
     if (!ring->try_push(header, data)) {
-      flush_rings(ctx);
+      detail::flush_rings(ctx);
       if (!ring->try_push(header, data)) {
         ctx.stats->ring_dropped.add();  // not reached: the consumer must empty the ring
         return;
       }
     }
-    if (++ctx.pending >= PacketSource::kInlineBatch) {
-      flush_rings(ctx);
+    if (++ctx.pending >= Source::kInlineBatch) {
+      detail::flush_rings(ctx);
     }
     return;
   }
@@ -132,6 +113,16 @@ void deliver(DispatchContext& ctx, std::int64_t ts_ns, std::uint32_t wire_len,
   ring->ring_consumer(false);
 }
 
+}  // namespace detail
+
+namespace {
+
+using detail::DispatchContext;
+using detail::PcapHandle;
+
+// A classic pcap file header; PcapReader needs it whole to accept a file.
+constexpr std::size_t kPcapFileHeaderBytes = 24;
+
 void on_frame(u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
   auto& ctx = *reinterpret_cast<DispatchContext*>(user);  // NOLINT: libpcap's callback contract
   // Files are opened with nanosecond precision, and live handles ask for it, so tv_usec holds
@@ -140,9 +131,9 @@ void on_frame(u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
   // instead of overflowing (undefined behaviour, found by tests/fuzz/pcap_file_fuzz).
   const std::uint64_t ts_ns = static_cast<std::uint64_t>(h->ts.tv_sec) * 1'000'000'000U +
                               static_cast<std::uint64_t>(h->ts.tv_usec);
-  deliver(ctx, static_cast<std::int64_t>(ts_ns), h->len,
-          std::span<const std::byte>(reinterpret_cast<const std::byte*>(bytes),  // NOLINT
-                                     h->caplen));
+  detail::deliver(ctx, static_cast<std::int64_t>(ts_ns), h->len,
+                  std::span<const std::byte>(reinterpret_cast<const std::byte*>(bytes),  // NOLINT
+                                             h->caplen));
 }
 
 PcapHandle open_offline_file(const std::string& path) {
@@ -277,7 +268,33 @@ std::vector<std::string> fragment_probes_rejected(const std::string& filter) {
   return rejected;
 }
 
+namespace {
+
+// The splitmix64 finaliser.
+std::size_t mix(std::uint64_t x) noexcept {
+  x ^= x >> 30U;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27U;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31U;
+  return static_cast<std::size_t>(x);
+}
+
+}  // namespace
+
 std::size_t flow_hash(std::uint16_t link_type, std::span<const std::byte> frame) noexcept {
+  if (link_type == record::kLinkType) {  // a message record: the same hash of its addresses
+    record::Header h;
+    std::span<const std::byte> message;
+    if (!record::decode(frame, h, message)) {
+      return 0;
+    }
+    std::uint64_t x = 0;
+    for (std::size_t i = 0; i < (h.family == 4 ? 4U : 16U); ++i) {
+      x = x * 31 + (h.src[i] ^ h.dst[i]);
+    }
+    return mix(x);
+  }
   // The parser's own link-layer walk: the hash reads the IP header that the parser reads.
   const link::Packet packet = link::walk(link_type, frame);
   if (packet.status != link::Status::Ok) {
@@ -295,21 +312,12 @@ std::size_t flow_hash(std::uint16_t link_type, std::span<const std::byte> frame)
         std::to_integer<std::uint64_t>(packet.bytes[addr + i] ^ packet.bytes[addr + len + i]);
     x = x * 31 + b;
   }
-  x ^= x >> 30U;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27U;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31U;
-  return static_cast<std::size_t>(x);
+  return mix(x);
 }
 
 PacketSource::PacketSource(std::string name, bool live, const CaptureOptions& options,
                            std::uint16_t index)
-    : name_(std::move(name)),
-      live_(live),
-      options_(options),
-      index_(index),
-      impl_(std::make_unique<Impl>()) {
+    : Source(std::move(name), live, index), options_(options), impl_(std::make_unique<Impl>()) {
 }
 
 PacketSource::~PacketSource() = default;
@@ -438,7 +446,7 @@ std::string PacketSource::run_with(std::stop_token stop, std::span<FrameRing* co
     stats_.up.store(true, std::memory_order_relaxed);
     while (!stop.stop_requested()) {
       const int n = pcap_dispatch(p, -1, on_frame, user);
-      flush_rings(ctx);
+      detail::flush_rings(ctx);
       if (live_) {
         pcap_stat ps{};
         if (pcap_stats(p, &ps) == 0) {
@@ -470,7 +478,7 @@ std::string PacketSource::run_with(std::stop_token stop, std::span<FrameRing* co
     while (!stop.stop_requested()) {
       const auto status = reader.next(record);
       if (status == detail::PcapReader::Status::Frame) {
-        deliver(ctx, record.ts_ns, record.len, record.data);
+        detail::deliver(ctx, record.ts_ns, record.len, record.data);
         continue;
       }
       if (status == detail::PcapReader::Status::NeedMore) {  // only with a file
@@ -486,7 +494,7 @@ std::string PacketSource::run_with(std::stop_token stop, std::span<FrameRing* co
       }
       break;
     }
-    flush_rings(ctx);
+    detail::flush_rings(ctx);
     return error;
   };
   // One input, from its first bytes: PcapReader reads a classic pcap file in place; libpcap reads
@@ -494,7 +502,7 @@ std::string PacketSource::run_with(std::stop_token stop, std::span<FrameRing* co
   // is set, through file.stream(), which hands it the bytes already read first. A stop request
   // ends any wait for a stream's bytes: the input then ends without an error.
   auto read_input = [&](detail::ChunkedFile& file, const std::string& path) -> std::string {
-    file.watch(&stop, [&ctx] { flush_rings(ctx); });
+    file.watch(&stop, [&ctx] { detail::flush_rings(ctx); });
     std::string error;
     if (!file.fill(kPcapFileHeaderBytes, error)) {
       return error;
