@@ -8,7 +8,10 @@
 #include <cstring>
 #include <fcntl.h>
 #include <iterator>
+#include <linux/filter.h>
+#include <linux/if_packet.h>
 #include <optional>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -54,16 +57,7 @@ void deliver(DispatchContext& ctx, std::int64_t ts_ns, std::uint32_t wire_len,
   if (wire_len > std::min<std::size_t>(data.size(), ring->slot_bytes())) {
     ctx.stats->snaplen_cut.add();
   }
-  if (ctx.live) {
-    if (ring->try_push(header, data)) {
-      ring->ring_consumer(false);
-    } else {
-      ctx.stats->ring_dropped.add();
-      ring->ring_consumer(true);  // a full ring must not wait for the worker's timeout
-    }
-    return;
-  }
-  if (ctx.replay_speed > 0) {
+  if (!ctx.live && ctx.replay_speed > 0) {
     if (ctx.first_ts_ns < 0) {
       ctx.first_ts_ns = header.ts_ns;
       ctx.replay_start = std::chrono::steady_clock::now();
@@ -100,8 +94,10 @@ void deliver(DispatchContext& ctx, std::int64_t ts_ns, std::uint32_t wire_len,
     }
     return;
   }
-  // A replay waits for room rather than lose frames: it sleeps until the worker has emptied half
-  // the ring (the timeout only bounds how long a stop request waits).
+  // Live capture and replays wait for room rather than lose frames: the thread sleeps until the
+  // worker has emptied half the ring (the timeout only bounds how long a stop request waits).
+  // Live, the kernel buffer is the larger queue meanwhile: what it cannot hold it drops and
+  // counts (ps_drop).
   while (!ring->try_push(header, data)) {
     if (ctx.stop->stop_requested()) {
       ctx.stats->ring_dropped.add();
@@ -322,10 +318,9 @@ PacketSource::PacketSource(std::string name, bool live, const CaptureOptions& op
 
 PacketSource::~PacketSource() = default;
 
-std::unique_ptr<PacketSource> PacketSource::open_live(const std::string& interface,
-                                                      const CaptureOptions& options,
-                                                      std::uint16_t index) {
-  std::unique_ptr<PacketSource> s(new PacketSource(interface, true, options, index));
+namespace {
+
+PcapHandle open_live_handle(const std::string& interface, const CaptureOptions& options) {
   std::array<char, PCAP_ERRBUF_SIZE> err{};
   PcapHandle p{pcap_create(interface.c_str(), err.data())};
   if (!p) {
@@ -360,8 +355,126 @@ std::unique_ptr<PacketSource> PacketSource::open_live(const std::string& interfa
                                                   : std::string(kDefaultLiveFilterUntagged);
   }
   apply_filter(p.get(), filter, interface);
-  s->impl_->handle = std::move(p);
+  return p;
+}
+
+// The fanout program (PACKET_FANOUT_CBPF). It reads the packet relative to its network header
+// (SKF_NET_OFF): frames received there start at it, but frames sent from this host start at
+// their link-layer header. Received, the protocol comes from the socket buffer's metadata: with
+// VLAN offload that is the inner protocol already and the tag is metadata; without, 0x8100 (or
+// 0x88a8, 0x9100) and one or two tags come first. Sent, the network header is the IP header
+// itself (a tag sent in-band is in the link-layer header), whose version nibble tells IPv4 from
+// IPv6. The program returns a hash of the IP address pair that both directions share, and that
+// IP fragments share with their datagram (ports never enter it): A = src ^ dst (IPv4 addresses,
+// or the last 32-bit words of IPv6's), A *= 0x9E3779B1, A >>= 16. The kernel takes it modulo the
+// group's members. What is not IP goes to member 0.
+std::vector<sock_filter> fanout_program() {
+  constexpr std::uint16_t kLdW = BPF_LD | BPF_W | BPF_ABS;
+  constexpr std::uint16_t kLdH = BPF_LD | BPF_H | BPF_ABS;
+  constexpr std::uint16_t kLdB = BPF_LD | BPF_B | BPF_ABS;
+  constexpr std::uint16_t kLdInd = BPF_LD | BPF_W | BPF_IND;
+  constexpr std::uint16_t kLdX = BPF_LDX | BPF_W | BPF_IMM;
+  constexpr std::uint16_t kJeq = BPF_JMP | BPF_JEQ | BPF_K;
+  constexpr auto kAnc = [](int field) { return static_cast<std::uint32_t>(SKF_AD_OFF + field); };
+  constexpr auto kNet = [](int at) { return static_cast<std::uint32_t>(SKF_NET_OFF + at); };
+  // Jump offsets count from the next instruction; the targets are the indices in the comments.
+  return {
+      /* 0 */ BPF_STMT(kLdW, kAnc(SKF_AD_PKTTYPE)),
+      /* 1 */ BPF_JUMP(kJeq, PACKET_OUTGOING, 0, 6),  // received -> 8
+      /* 2 */ BPF_STMT(kLdX, 0),                      // X: where the IP header starts
+      /* 3 */ BPF_STMT(kLdB, kNet(0)),
+      /* 4 */ BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 4),
+      /* 5 */ BPF_JUMP(kJeq, 4, 21, 0),  // -> 27
+      /* 6 */ BPF_JUMP(kJeq, 6, 24, 0),  // -> 31
+      /* 7 */ BPF_STMT(BPF_RET | BPF_K, 0),
+      /* 8 */ BPF_STMT(kLdW, kAnc(SKF_AD_PROTOCOL)),
+      /* 9 */ BPF_STMT(kLdX, 0),
+      /* 10 */ BPF_JUMP(kJeq, link::kEtherIpv4, 16, 0),    // -> 27
+      /* 11 */ BPF_JUMP(kJeq, link::kEtherIpv6, 19, 0),    // -> 31
+      /* 12 */ BPF_JUMP(kJeq, link::kEtherVlan, 3, 0),     // -> 16
+      /* 13 */ BPF_JUMP(kJeq, link::kEtherQinQ, 2, 0),     // -> 16
+      /* 14 */ BPF_JUMP(kJeq, link::kEtherQinQOld, 1, 0),  // -> 16
+      /* 15 */ BPF_STMT(BPF_RET | BPF_K, 0),
+      /* 16 */ BPF_STMT(kLdH, kNet(2)),  // a tag in the data: its TCI, then the next type
+      /* 17 */ BPF_STMT(kLdX, 4),
+      /* 18 */ BPF_JUMP(kJeq, link::kEtherIpv4, 8, 0),   // -> 27
+      /* 19 */ BPF_JUMP(kJeq, link::kEtherIpv6, 11, 0),  // -> 31
+      /* 20 */ BPF_JUMP(kJeq, link::kEtherVlan, 1, 0),   // -> 22
+      /* 21 */ BPF_STMT(BPF_RET | BPF_K, 0),
+      /* 22 */ BPF_STMT(kLdH, kNet(6)),  // a second tag
+      /* 23 */ BPF_STMT(kLdX, 8),
+      /* 24 */ BPF_JUMP(kJeq, link::kEtherIpv4, 2, 0),  // -> 27
+      /* 25 */ BPF_JUMP(kJeq, link::kEtherIpv6, 5, 0),  // -> 31
+      /* 26 */ BPF_STMT(BPF_RET | BPF_K, 0),
+      /* 27 */ BPF_STMT(kLdInd, kNet(12)),  // IPv4 source
+      /* 28 */ BPF_STMT(BPF_ST, 0),
+      /* 29 */ BPF_STMT(kLdInd, kNet(16)),           // IPv4 destination
+      /* 30 */ BPF_JUMP(BPF_JMP | BPF_JA, 3, 0, 0),  // -> 34
+      /* 31 */ BPF_STMT(kLdInd, kNet(20)),           // the last word of the IPv6 source
+      /* 32 */ BPF_STMT(BPF_ST, 0),
+      /* 33 */ BPF_STMT(kLdInd, kNet(36)),  // the last word of the IPv6 destination
+      /* 34 */ BPF_STMT(BPF_LDX | BPF_W | BPF_MEM, 0),
+      /* 35 */ BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+      /* 36 */ BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, 0x9E3779B1U),
+      /* 37 */ BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16),
+      /* 38 */ BPF_STMT(BPF_RET | BPF_A, 0),
+  };
+}
+
+// Puts a live handle's socket into fanout group `id` (0: a new group with an id that the kernel
+// picks, unique on this host) and sets the group's program; returns the group's id.
+std::uint16_t join_fanout(pcap_t* p, std::uint16_t id, const std::string& interface) {
+  const int fd = pcap_fileno(p);
+  std::uint32_t arg = id | (std::uint32_t{PACKET_FANOUT_CBPF} << 16U);
+  if (id == 0) {
+    arg |= std::uint32_t{PACKET_FANOUT_FLAG_UNIQUEID} << 16U;
+  }
+  if (::setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) != 0) {
+    throw CaptureError("cannot capture on " + interface +
+                       " with several workers: PACKET_FANOUT: " + std::strerror(errno));
+  }
+  std::uint32_t got = 0;
+  socklen_t len = sizeof got;
+  if (::getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &got, &len) != 0) {
+    throw CaptureError("cannot capture on " + interface +
+                       " with several workers: PACKET_FANOUT: " + std::strerror(errno));
+  }
+  auto program = fanout_program();
+  sock_fprog fprog{};
+  fprog.len = static_cast<unsigned short>(program.size());
+  fprog.filter = program.data();
+  if (::setsockopt(fd, SOL_PACKET, PACKET_FANOUT_DATA, &fprog, sizeof fprog) != 0) {
+    throw CaptureError("cannot capture on " + interface +
+                       " with several workers: PACKET_FANOUT_DATA: " + std::strerror(errno));
+  }
+  return static_cast<std::uint16_t>(got & 0xFFFFU);
+}
+
+}  // namespace
+
+std::unique_ptr<PacketSource> PacketSource::open_live(const std::string& interface,
+                                                      const CaptureOptions& options,
+                                                      std::uint16_t index) {
+  std::unique_ptr<PacketSource> s(new PacketSource(interface, true, options, index));
+  s->impl_->handle = open_live_handle(interface, options);
   return s;
+}
+
+std::vector<std::unique_ptr<PacketSource>> PacketSource::open_live_group(
+    const std::string& interface, const CaptureOptions& options, std::uint16_t first_index,
+    std::size_t members) {
+  std::vector<std::unique_ptr<PacketSource>> out;
+  if (members <= 1) {
+    out.push_back(open_live(interface, options, first_index));
+    return out;
+  }
+  std::uint16_t group = 0;
+  for (std::size_t k = 0; k < members; ++k) {
+    auto s = open_live(interface, options, static_cast<std::uint16_t>(first_index + k));
+    group = join_fanout(s->impl_->handle.get(), group, interface);
+    out.push_back(std::move(s));
+  }
+  return out;
 }
 
 std::unique_ptr<PacketSource> PacketSource::open_files(const std::vector<std::string>& paths,

@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <new>
 #include <stdexcept>
 #include <string_view>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
 
 namespace dnsmon {
 namespace {
@@ -40,14 +43,22 @@ Pipeline::Pipeline(const Config& config, MetricsHub& hub, std::span<const std::b
   const auto& cap = config_.capture;
   if (!cap.interfaces.empty()) {
     live_ = true;
+    // One handle per worker on each interface, the members of one fanout group: member k feeds
+    // worker k alone, so that its thread can wait for that worker when the ring is full.
     for (const auto& iface : cap.interfaces) {
-      sources_.push_back(
-          PacketSource::open_live(iface, cap, static_cast<std::uint16_t>(sources_.size())));
+      auto members = PacketSource::open_live_group(
+          iface, cap, static_cast<std::uint16_t>(sources_.size()), workers_count_);
+      for (std::size_t k = 0; k < members.size(); ++k) {
+        sources_.push_back(std::move(members[k]));
+        source_worker_.push_back(members.size() > 1 ? k : kEveryWorker);
+      }
     }
   } else if (!cap.files.empty()) {
     sources_.push_back(PacketSource::open_files(cap.files, cap, 0));
+    source_worker_.push_back(kEveryWorker);
   } else {
     sources_.push_back(PacketSource::open_memory(demo_capture, "demo", cap, 0));
+    source_worker_.push_back(kEveryWorker);
   }
   add_rings(hub);
 }
@@ -56,6 +67,7 @@ Pipeline::Pipeline(const Config& config, MetricsHub& hub,
                    std::vector<std::unique_ptr<Source>> sources, int messages_fd)
     : Pipeline(config, hub, messages_fd) {
   sources_ = std::move(sources);
+  source_worker_.assign(sources_.size(), kEveryWorker);
   live_ = std::any_of(sources_.begin(), sources_.end(), [](const auto& s) { return s->is_live(); });
   add_rings(hub);
 }
@@ -98,50 +110,61 @@ void Pipeline::add_rings(MetricsHub& hub) {
     doorbells_.push_back(std::make_unique<Doorbell>());
   }
   worker_rings_.resize(workers_count_);
-  for (std::size_t i = 0; i < sources_.size() * workers_count_; ++i) {
-    const std::size_t worker = i % workers_count_;
-    // A replay keeps whole frames (segmentation offload leaves TCP segments of up to 64 KiB in
-    // captures). It waits for the ring instead of dropping, so depth matters less than for live
-    // capture: a ring smaller than the live one keeps more of its frames in the CPU's caches.
-    const bool replay = !live_;
-    const bool whole_frames = replay && !cap.snaplen_given;
-    const std::uint32_t frames =
-        replay ? std::min<std::uint32_t>(cap.ring_slots, kReplayRingFrames) : cap.ring_slots;
-    try {
-      rings_.push_back(std::make_unique<FrameRing>(frames, whole_frames ? 65535 : cap.snaplen,
-                                                   replay ? kReplayRingBytes : 0));
-    } catch (const std::bad_alloc&) {
-      throw std::runtime_error(fmt::format(
-          "capture.ring_slots ({}): cannot allocate about {} MiB for a frame ring of worker {}: "
-          "out of memory; lower it or give dnsmon more memory",
-          cap.ring_slots,
-          mib(replay ? kReplayRingBytes : std::size_t{frames} * FrameRing::kBytesPerFrame),
-          worker));
+  source_rings_.resize(sources_.size());
+  for (std::size_t source = 0; source < sources_.size(); ++source) {
+    for (std::size_t worker = 0; worker < workers_count_; ++worker) {
+      if (source_worker_[source] != kEveryWorker && source_worker_[source] != worker) {
+        continue;
+      }
+      // A replay keeps whole frames (segmentation offload leaves TCP segments of up to 64 KiB in
+      // captures). It waits for the ring instead of dropping, so depth matters less than for live
+      // capture: a ring smaller than the live one keeps more of its frames in the CPU's caches.
+      const bool replay = !live_;
+      const bool whole_frames = replay && !cap.snaplen_given;
+      const std::uint32_t frames =
+          replay ? std::min<std::uint32_t>(cap.ring_slots, kReplayRingFrames) : cap.ring_slots;
+      try {
+        rings_.push_back(std::make_unique<FrameRing>(frames, whole_frames ? 65535 : cap.snaplen,
+                                                     replay ? kReplayRingBytes : 0));
+      } catch (const std::bad_alloc&) {
+        throw std::runtime_error(fmt::format(
+            "capture.ring_slots ({}): cannot allocate about {} MiB for a frame ring of worker {}: "
+            "out of memory; lower it or give dnsmon more memory",
+            cap.ring_slots,
+            mib(replay ? kReplayRingBytes : std::size_t{frames} * FrameRing::kBytesPerFrame),
+            worker));
+      }
+      FrameRing* ring = rings_.back().get();
+      ring->set_doorbell(doorbells_[worker].get());
+      ring_worker_.push_back(worker);
+      source_rings_[source].push_back(ring);
+      worker_rings_[worker].push_back(ring);
     }
-    FrameRing* ring = rings_.back().get();
-    ring->set_doorbell(doorbells_[worker].get());
-    ring_worker_.push_back(worker);
-    if (worker == 0) {
-      source_rings_.emplace_back();
-    }
-    source_rings_.back().push_back(ring);
-    worker_rings_[worker].push_back(ring);
   }
 
+  // The members of an interface's fanout group are one source to the metrics: their counters
+  // are summed, and it is up while every member is.
   hub.set_source_reader([this] {
     std::vector<SourceSnapshot> out;
     for (const auto& s : sources_) {
       const auto& st = s->stats();
-      SourceSnapshot snap;
-      snap.name = s->name();
-      snap.up = st.up.load(std::memory_order_relaxed);
-      snap.received = st.received.get();
-      snap.bytes = st.bytes.get();
-      snap.kernel_dropped = st.kernel_dropped.get();
-      snap.if_dropped = st.if_dropped.get();
-      snap.ring_dropped = st.ring_dropped.get();
-      snap.snaplen_cut = st.snaplen_cut.get();
-      out.push_back(std::move(snap));
+      auto it = std::find_if(out.begin(), out.end(),
+                             [&](const SourceSnapshot& o) { return o.name == s->name(); });
+      if (it == out.end()) {
+        SourceSnapshot snap;
+        snap.name = s->name();
+        snap.up = true;
+        out.push_back(std::move(snap));
+        it = std::prev(out.end());
+      }
+      it->up = it->up && st.up.load(std::memory_order_relaxed);
+      it->received += st.received.get();
+      it->bytes += st.bytes.get();
+      it->kernel_dropped += st.kernel_dropped.get();
+      // Every member reports the interface's own drop counter: taken once.
+      it->if_dropped = std::max(it->if_dropped, st.if_dropped.get());
+      it->ring_dropped += st.ring_dropped.get();
+      it->snaplen_cut += st.snaplen_cut.get();
     }
     return out;
   });
@@ -224,6 +247,9 @@ void Pipeline::drain_and_join() {
   }
   if (messages_) {
     messages_->flush();
+  }
+  if (workers_count_ > 1) {
+    spdlog::info("frames per worker: {}", fmt::join(frames_per_worker(), " "));
   }
 }
 

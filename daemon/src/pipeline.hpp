@@ -90,6 +90,8 @@ class Pipeline {
   std::vector<std::unique_ptr<FrameRing>> rings_;
   std::vector<std::unique_ptr<Doorbell>>
       doorbells_;  // one per worker, rung by its rings' producers
+  static constexpr std::size_t kEveryWorker = ~std::size_t{0};
+  std::vector<std::size_t> source_worker_;  // per source: the one worker it feeds, or every one
   std::vector<std::vector<FrameRing*>> source_rings_;  // per source: its ring to each worker fed
   std::vector<std::vector<FrameRing*>> worker_rings_;  // per worker: its ring from each source
   std::vector<std::size_t> ring_worker_;               // per ring: the worker that reads it

@@ -153,6 +153,15 @@ class PacketSource final : public Source {
   static std::unique_ptr<PacketSource> open_live(const std::string& interface,
                                                  const CaptureOptions& options,
                                                  std::uint16_t index);
+  // Opens `members` handles on an interface that share its traffic as the members of one
+  // PACKET_FANOUT group, one per worker: a classic-BPF program sends both directions of a
+  // conversation and every fragment of a datagram to one member, by a hash of the IP addresses
+  // only. The group's id is the kernel's pick, unique on the host. One member: one handle, no
+  // group. Each handle has its own kernel buffer and capture filter. Throws CaptureError.
+  static std::vector<std::unique_ptr<PacketSource>> open_live_group(const std::string& interface,
+                                                                    const CaptureOptions& options,
+                                                                    std::uint16_t first_index,
+                                                                    std::size_t members);
   // Checks every regular file (it opens, its header, the filter), opens everything else once
   // (FIFOs, pipes such as /dev/stdin or `<(...)`, "-" for the standard input: never reopened,
   // never blocking here), then reads them in order from run(), where a stop request ends any wait
