@@ -514,8 +514,9 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
                      "; offline runs serve only when given)")
       ->type_name("ADDR:PORT");
   app.add_option("--workers", workers,
-                 "parser worker threads (default 1; a replay with one worker reads and parses in "
-                 "one thread)")
+                 "parser worker threads (default 1). Live: one capture thread per worker on each "
+                 "interface, sharing its traffic by IP address pair (PACKET_FANOUT). A replay with "
+                 "one worker reads and parses in one thread")
       ->check(CLI::Range(1, 64));
   app.add_option("--metrics-out", metrics_out,
                  "write the final metrics (text format) to FILE or - at the end of input or on "

@@ -1,14 +1,17 @@
-// Capture sources: live interfaces and pcap/pcapng files, read with libpcap, except classic pcap
-// files (and the embedded demo) without a filter, which are read 512 KiB at a time and their
-// records in place (capture/src/pcap_file.hpp: the same frames and errors as libpcap, without two
-// stdio reads and a copy per record).
+// Capture sources behind one interface (Source): live interfaces and pcap/pcapng files, read with
+// libpcap, except classic pcap files (and the embedded demo) without a filter, which are read
+// 512 KiB at a time and their records in place (capture/src/pcap_file.hpp: the same frames and
+// errors as libpcap, without two stdio reads and a copy per record); and DNS messages already
+// decoded from their transport (MessageSource), carried as records of dnsmon's own link type.
 //
 // A source runs its loop on the calling thread (the daemon gives each source its own thread). Each
 // frame is copied into a worker's ring, chosen by a symmetric hash of the IP addresses so
 // that both directions of a conversation, and every fragment of a datagram, reach the same worker.
-// A live source never blocks: when the ring is full the frame is dropped and counted. A file source
-// sleeps until the worker has emptied half the ring instead, because a replay should see every
-// frame.
+// Live, each handle feeds one worker: with several workers, one handle per worker on each
+// interface, the members of a PACKET_FANOUT group whose classic-BPF program makes the same choice
+// by the address pair. No source drops a frame for want of room: when its ring is full it sleeps
+// until the worker has emptied half of it (a live handle's kernel buffer queues meanwhile, and
+// drops and counts what it cannot hold). A stop request ends the wait within 10 ms.
 //
 // Thread-safety: run() on one thread; stats() and up() from any thread; request_stop() from any.
 // Allocation: none per frame (each frame is copied once, into the ring).

@@ -16,7 +16,7 @@
 // Indices live on separate cache lines, and each side caches the other side's index so that the
 // common case touches only its own line (the layout follows the classic rigtorp SPSC queue).
 //
-// Waiting. Neither side spins on the other: a producer that must not drop (a file replay) sleeps
+// Waiting. Neither side spins on the other: a producer that must not drop (every source) sleeps
 // in wait_for_room() until the consumer has emptied half the ring, and a consumer with nothing to
 // do sleeps on a Doorbell that producers ring once a batch of frames (or a quarter of the bytes) is
 // waiting, when their input pauses, and when they drop a frame for want of room. Both sleeps are
