@@ -447,7 +447,13 @@ std::uint16_t join_fanout(pcap_t* p, std::uint16_t id, const std::string& interf
     throw CaptureError("cannot capture on " + interface +
                        " with several workers: PACKET_FANOUT_DATA: " + std::strerror(errno));
   }
-  return static_cast<std::uint16_t>(got & 0xFFFFU);
+  const auto joined = static_cast<std::uint16_t>(got & 0xFFFFU);
+  if (id != 0 && joined != id) {  // not the group of the first member: it would see every frame
+    throw CaptureError("cannot capture on " + interface +
+                       " with several workers: a member joined fanout group " +
+                       std::to_string(joined) + " instead of " + std::to_string(id));
+  }
+  return joined;
 }
 
 }  // namespace

@@ -36,9 +36,9 @@ class Worker {
   [[nodiscard]] bool frames_waiting() noexcept;
 
   // The worker thread: decodes frames as they come, sleeping on bell while there are none, until
-  // producers_done is set and every ring is empty; then finishes its counters. Live, it also
-  // advances the counters' windows with the wall clock and flushes the message log every 250 ms
-  // while idle.
+  // producers_done is set and every ring is empty; then finishes its counters. Live, while idle
+  // it also advances the counters' packet time at the wall clock's pace from the last frame's
+  // time, and flushes the message log, every 250 ms.
   void run(Doorbell& bell, const std::atomic<bool>& producers_done, bool live);
 
   WorkerCounters& counters() noexcept { return counters_; }
@@ -64,6 +64,7 @@ class Worker {
   Sink sink_;
   FrameView frame_;
   std::uint64_t frames_ = 0;
+  std::int64_t last_ts_ns_ = 0;  // packet time of the last frame taken
 };
 
 }  // namespace dnsmon

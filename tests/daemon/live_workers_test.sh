@@ -9,8 +9,9 @@
 #    10 s, then continued. Every frame must be counted, no ring drop; the 64 MiB kernel buffer
 #    holds the stall, so no kernel drop either (a kernel drop fails the test as such, never as a
 #    ring drop). Every query meets its response (matched = the sender's queries, no unmatched
-#    response), so the fanout kept both directions on one worker; with two workers, both got
-#    frames (the per-worker counts that dnsmon logs at exit).
+#    response, no timeout), so the fanout kept both directions on one worker and the workers'
+#    packet time did not run ahead of the held frames; with two workers, both got frames (the
+#    per-worker counts that dnsmon logs at exit).
 # 2. --workers 2 with fragmented answers (lib/big_answers.py, as live_fragments_test.sh): every
 #    fragment meets its datagram on one worker: all reassembled and matched.
 #
@@ -105,6 +106,8 @@ stall() {  # workers
   check "--workers $workers: queries matched" "$(value dnsmon_query_matching_total 'result="matched"')" "$QUERIES"
   check "--workers $workers: unmatched responses" \
     "$(value dnsmon_query_matching_total 'result="unmatched_response"')" 0
+  # The frames the kernel held carry their own times: no query may time out for the stall.
+  check "--workers $workers: query timeouts" "$(value dnsmon_query_matching_total 'result="timeout"')" 0
   stop_dnsmon >"$WORK/stop.log" || { cat "$WORK/stop.log"; fail "dnsmon did not stop cleanly"; }
   tail -n 3 "$WORK/stop.log"
   check_workers_fed "$workers"
