@@ -566,6 +566,15 @@ std::string PacketSource::run_with(std::stop_token stop, std::span<FrameRing* co
     while (!stop.stop_requested()) {
       const int n = pcap_dispatch(p, -1, on_frame, user);
       detail::flush_rings(ctx);
+      if (live_ && n == 0) {
+        // A read timeout without a frame: the kernel holds nothing for this handle now.
+        const std::int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count();
+        for (FrameRing* ring : rings) {
+          ring->set_quiet_at(now_ns);
+        }
+      }
       if (live_) {
         pcap_stat ps{};
         if (pcap_stats(p, &ps) == 0) {

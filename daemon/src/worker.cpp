@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <utility>
 
 namespace dnsmon {
@@ -35,7 +36,6 @@ bool Worker::run_once() noexcept {
     for (; n < kBatch && ring->front(frame_); ++n) {
       const ParseStatus status = parser_.parse(frame_, sink_);
       counters_.record_frame(frame_.header.wire_len, status);
-      last_ts_ns_ = frame_.header.ts_ns;
       ring->pop();
     }
     if (n != 0) {
@@ -64,18 +64,15 @@ void Worker::flush_messages() {
 }
 
 void Worker::run(Doorbell& bell, const std::atomic<bool>& producers_done, bool live) {
-  // Live capture only: while no frame arrives, packet time goes on at the wall clock's pace from
-  // the last frame's time, so the windows keep sliding and unanswered queries time out. Not the
-  // wall clock itself: after a stall the frames that the kernel held carry their own, older
-  // times, and a clock that ran ahead of them would time out the queries they still answer. A
-  // replay's clock is its packets'.
+  // Live capture only: while no frame arrives, packet time follows the wall clock, so the windows
+  // keep sliding and unanswered queries time out. Not further than the producers vouch for
+  // (FrameRing::quiet_at(): the time they last found the kernel holding nothing for them):
+  // after a stall the frames the kernel held carry their own, older times, and a clock that ran
+  // ahead of them would time out the queries they still answer. A replay's clock is its packets'.
   constexpr auto kTickPeriod = std::chrono::milliseconds(250);
   auto next_tick = std::chrono::steady_clock::now();
-  auto idle_since = next_tick;
-  bool busy = false;
   for (;;) {
     if (run_once()) {
-      busy = true;
       continue;
     }
     // pairs with the release store of whoever ends the input: every push happened before it
@@ -87,20 +84,16 @@ void Worker::run(Doorbell& bell, const std::atomic<bool>& producers_done, bool l
       continue;
     }
     const auto now = std::chrono::steady_clock::now();
-    if (busy) {
-      busy = false;
-      idle_since = now;
-    }
     if (live && now >= next_tick) {
       next_tick = now + kTickPeriod;
-      const std::int64_t packet_now =
-          frames_ == 0
-              ? std::chrono::duration_cast<std::chrono::nanoseconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count()
-              : last_ts_ns_ +
-                    std::chrono::duration_cast<std::chrono::nanoseconds>(now - idle_since).count();
-      counters_.tick(packet_now);
+      std::int64_t quiet = std::numeric_limits<std::int64_t>::max();
+      for (const FrameRing* ring : rings_) {
+        quiet = std::min(quiet, ring->quiet_at());
+      }
+      // Read before the look at the rings: a frame pushed before a producer's quiet time is seen.
+      if (quiet > 0 && quiet != std::numeric_limits<std::int64_t>::max() && !frames_waiting()) {
+        counters_.tick(quiet);
+      }
       flush_messages();  // live: the message log's buffer reaches its output at least once a tick
     }
     // Idle: sleep until a producer rings (a batch of frames is waiting, or its input paused), the

@@ -37,8 +37,8 @@ class Worker {
 
   // The worker thread: decodes frames as they come, sleeping on bell while there are none, until
   // producers_done is set and every ring is empty; then finishes its counters. Live, while idle
-  // it also advances the counters' packet time at the wall clock's pace from the last frame's
-  // time, and flushes the message log, every 250 ms.
+  // it also advances the counters' packet time to the time its producers last found the kernel
+  // holding nothing for them (FrameRing::quiet_at()), and flushes the message log, every 250 ms.
   void run(Doorbell& bell, const std::atomic<bool>& producers_done, bool live);
 
   WorkerCounters& counters() noexcept { return counters_; }
@@ -64,7 +64,6 @@ class Worker {
   Sink sink_;
   FrameView frame_;
   std::uint64_t frames_ = 0;
-  std::int64_t last_ts_ns_ = 0;  // packet time of the last frame taken
 };
 
 }  // namespace dnsmon
