@@ -8,7 +8,10 @@
 #include <cstring>
 #include <fcntl.h>
 #include <iterator>
+#include <linux/filter.h>
+#include <linux/if_packet.h>
 #include <optional>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -17,31 +20,12 @@
 
 #include "dnsmon/common/link.hpp"
 
+#include "dispatch.hpp"
 #include "pcap_file.hpp"
 #include "pcap_handle.hpp"
 
 namespace dnsmon {
-namespace {
-
-using detail::PcapHandle;
-
-// A classic pcap file header; PcapReader needs it whole to accept a file.
-constexpr std::size_t kPcapFileHeaderBytes = 24;
-
-// State the per-frame callback needs; lives on run()'s stack.
-struct DispatchContext {
-  std::span<FrameRing* const> rings;
-  CaptureStats* stats = nullptr;
-  const std::stop_token* stop = nullptr;
-  bool live = false;
-  std::uint16_t link_type = 0;
-  std::uint16_t index = 0;
-  double replay_speed = 0;
-  std::int64_t first_ts_ns = -1;
-  std::chrono::steady_clock::time_point replay_start;
-  const std::function<void()>* consume = nullptr;  // a replay read in its consumer's thread
-  std::size_t pending = 0;                         // frames pushed since consume() last ran
-};
+namespace detail {
 
 // The end of a batch of input: wakes every worker that sleeps with frames waiting, or (inline)
 // lets the consumer take them.
@@ -73,16 +57,7 @@ void deliver(DispatchContext& ctx, std::int64_t ts_ns, std::uint32_t wire_len,
   if (wire_len > std::min<std::size_t>(data.size(), ring->slot_bytes())) {
     ctx.stats->snaplen_cut.add();
   }
-  if (ctx.live) {
-    if (ring->try_push(header, data)) {
-      ring->ring_consumer(false);
-    } else {
-      ctx.stats->ring_dropped.add();
-      ring->ring_consumer(true);  // a full ring must not wait for the worker's timeout
-    }
-    return;
-  }
-  if (ctx.replay_speed > 0) {
+  if (!ctx.live && ctx.replay_speed > 0) {
     if (ctx.first_ts_ns < 0) {
       ctx.first_ts_ns = header.ts_ns;
       ctx.replay_start = std::chrono::steady_clock::now();
@@ -97,7 +72,7 @@ void deliver(DispatchContext& ctx, std::int64_t ts_ns, std::uint32_t wire_len,
         std::chrono::nanoseconds(static_cast<std::int64_t>(std::clamp(wait_ns, 0.0, kMaxWaitNs)));
     const auto due = ctx.replay_start + offset;
     if (std::chrono::steady_clock::now() < due) {
-      flush_rings(ctx);  // the worker sees what came before the pause
+      detail::flush_rings(ctx);  // the worker sees what came before the pause
     }
     while (std::chrono::steady_clock::now() < due && !ctx.stop->stop_requested()) {
       std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
@@ -108,19 +83,21 @@ void deliver(DispatchContext& ctx, std::int64_t ts_ns, std::uint32_t wire_len,
     // Inline: a full ring is emptied here, and an empty ring takes any frame (its storage holds
     // two of the largest).
     if (!ring->try_push(header, data)) {
-      flush_rings(ctx);
+      detail::flush_rings(ctx);
       if (!ring->try_push(header, data)) {
         ctx.stats->ring_dropped.add();  // not reached: the consumer must empty the ring
         return;
       }
     }
-    if (++ctx.pending >= PacketSource::kInlineBatch) {
-      flush_rings(ctx);
+    if (++ctx.pending >= Source::kInlineBatch) {
+      detail::flush_rings(ctx);
     }
     return;
   }
-  // A replay waits for room rather than lose frames: it sleeps until the worker has emptied half
-  // the ring (the timeout only bounds how long a stop request waits).
+  // Live capture and replays wait for room rather than lose frames: the thread sleeps until the
+  // worker has emptied half the ring (the timeout only bounds how long a stop request waits).
+  // Live, the kernel buffer is the larger queue meanwhile: what it cannot hold it drops and
+  // counts (ps_drop).
   while (!ring->try_push(header, data)) {
     if (ctx.stop->stop_requested()) {
       ctx.stats->ring_dropped.add();
@@ -132,6 +109,16 @@ void deliver(DispatchContext& ctx, std::int64_t ts_ns, std::uint32_t wire_len,
   ring->ring_consumer(false);
 }
 
+}  // namespace detail
+
+namespace {
+
+using detail::DispatchContext;
+using detail::PcapHandle;
+
+// A classic pcap file header; PcapReader needs it whole to accept a file.
+constexpr std::size_t kPcapFileHeaderBytes = 24;
+
 void on_frame(u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
   auto& ctx = *reinterpret_cast<DispatchContext*>(user);  // NOLINT: libpcap's callback contract
   // Files are opened with nanosecond precision, and live handles ask for it, so tv_usec holds
@@ -140,9 +127,9 @@ void on_frame(u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
   // instead of overflowing (undefined behaviour, found by tests/fuzz/pcap_file_fuzz).
   const std::uint64_t ts_ns = static_cast<std::uint64_t>(h->ts.tv_sec) * 1'000'000'000U +
                               static_cast<std::uint64_t>(h->ts.tv_usec);
-  deliver(ctx, static_cast<std::int64_t>(ts_ns), h->len,
-          std::span<const std::byte>(reinterpret_cast<const std::byte*>(bytes),  // NOLINT
-                                     h->caplen));
+  detail::deliver(ctx, static_cast<std::int64_t>(ts_ns), h->len,
+                  std::span<const std::byte>(reinterpret_cast<const std::byte*>(bytes),  // NOLINT
+                                             h->caplen));
 }
 
 PcapHandle open_offline_file(const std::string& path) {
@@ -277,7 +264,33 @@ std::vector<std::string> fragment_probes_rejected(const std::string& filter) {
   return rejected;
 }
 
+namespace {
+
+// The splitmix64 finaliser.
+std::size_t mix(std::uint64_t x) noexcept {
+  x ^= x >> 30U;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27U;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31U;
+  return static_cast<std::size_t>(x);
+}
+
+}  // namespace
+
 std::size_t flow_hash(std::uint16_t link_type, std::span<const std::byte> frame) noexcept {
+  if (link_type == record::kLinkType) {  // a message record: the same hash of its addresses
+    record::Header h;
+    std::span<const std::byte> message;
+    if (!record::decode(frame, h, message)) {
+      return 0;
+    }
+    std::uint64_t x = 0;
+    for (std::size_t i = 0; i < (h.family == 4 ? 4U : 16U); ++i) {
+      x = x * 31 + (h.src[i] ^ h.dst[i]);
+    }
+    return mix(x);
+  }
   // The parser's own link-layer walk: the hash reads the IP header that the parser reads.
   const link::Packet packet = link::walk(link_type, frame);
   if (packet.status != link::Status::Ok) {
@@ -295,29 +308,19 @@ std::size_t flow_hash(std::uint16_t link_type, std::span<const std::byte> frame)
         std::to_integer<std::uint64_t>(packet.bytes[addr + i] ^ packet.bytes[addr + len + i]);
     x = x * 31 + b;
   }
-  x ^= x >> 30U;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27U;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31U;
-  return static_cast<std::size_t>(x);
+  return mix(x);
 }
 
 PacketSource::PacketSource(std::string name, bool live, const CaptureOptions& options,
                            std::uint16_t index)
-    : name_(std::move(name)),
-      live_(live),
-      options_(options),
-      index_(index),
-      impl_(std::make_unique<Impl>()) {
+    : Source(std::move(name), live, index), options_(options), impl_(std::make_unique<Impl>()) {
 }
 
 PacketSource::~PacketSource() = default;
 
-std::unique_ptr<PacketSource> PacketSource::open_live(const std::string& interface,
-                                                      const CaptureOptions& options,
-                                                      std::uint16_t index) {
-  std::unique_ptr<PacketSource> s(new PacketSource(interface, true, options, index));
+namespace {
+
+PcapHandle open_live_handle(const std::string& interface, const CaptureOptions& options) {
   std::array<char, PCAP_ERRBUF_SIZE> err{};
   PcapHandle p{pcap_create(interface.c_str(), err.data())};
   if (!p) {
@@ -352,8 +355,132 @@ std::unique_ptr<PacketSource> PacketSource::open_live(const std::string& interfa
                                                   : std::string(kDefaultLiveFilterUntagged);
   }
   apply_filter(p.get(), filter, interface);
-  s->impl_->handle = std::move(p);
+  return p;
+}
+
+// The fanout program (PACKET_FANOUT_CBPF). It reads the packet relative to its network header
+// (SKF_NET_OFF): frames received there start at it, but frames sent from this host start at
+// their link-layer header. Received, the protocol comes from the socket buffer's metadata: with
+// VLAN offload that is the inner protocol already and the tag is metadata; without, 0x8100 (or
+// 0x88a8, 0x9100) and one or two tags come first. Sent, the network header is the IP header
+// itself (a tag sent in-band is in the link-layer header), whose version nibble tells IPv4 from
+// IPv6. The program returns a hash of the IP address pair that both directions share, and that
+// IP fragments share with their datagram (ports never enter it): A = src ^ dst (IPv4 addresses,
+// or the last 32-bit words of IPv6's), A *= 0x9E3779B1, A >>= 16. The kernel takes it modulo the
+// group's members. What is not IP goes to member 0.
+std::vector<sock_filter> fanout_program() {
+  constexpr std::uint16_t kLdW = BPF_LD | BPF_W | BPF_ABS;
+  constexpr std::uint16_t kLdH = BPF_LD | BPF_H | BPF_ABS;
+  constexpr std::uint16_t kLdB = BPF_LD | BPF_B | BPF_ABS;
+  constexpr std::uint16_t kLdInd = BPF_LD | BPF_W | BPF_IND;
+  constexpr std::uint16_t kLdX = BPF_LDX | BPF_W | BPF_IMM;
+  constexpr std::uint16_t kJeq = BPF_JMP | BPF_JEQ | BPF_K;
+  constexpr auto kAnc = [](int field) { return static_cast<std::uint32_t>(SKF_AD_OFF + field); };
+  constexpr auto kNet = [](int at) { return static_cast<std::uint32_t>(SKF_NET_OFF + at); };
+  // Jump offsets count from the next instruction; the targets are the indices in the comments.
+  return {
+      /* 0 */ BPF_STMT(kLdW, kAnc(SKF_AD_PKTTYPE)),
+      /* 1 */ BPF_JUMP(kJeq, PACKET_OUTGOING, 0, 6),  // received -> 8
+      /* 2 */ BPF_STMT(kLdX, 0),                      // X: where the IP header starts
+      /* 3 */ BPF_STMT(kLdB, kNet(0)),
+      /* 4 */ BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 4),
+      /* 5 */ BPF_JUMP(kJeq, 4, 21, 0),  // -> 27
+      /* 6 */ BPF_JUMP(kJeq, 6, 24, 0),  // -> 31
+      /* 7 */ BPF_STMT(BPF_RET | BPF_K, 0),
+      /* 8 */ BPF_STMT(kLdW, kAnc(SKF_AD_PROTOCOL)),
+      /* 9 */ BPF_STMT(kLdX, 0),
+      /* 10 */ BPF_JUMP(kJeq, link::kEtherIpv4, 16, 0),    // -> 27
+      /* 11 */ BPF_JUMP(kJeq, link::kEtherIpv6, 19, 0),    // -> 31
+      /* 12 */ BPF_JUMP(kJeq, link::kEtherVlan, 3, 0),     // -> 16
+      /* 13 */ BPF_JUMP(kJeq, link::kEtherQinQ, 2, 0),     // -> 16
+      /* 14 */ BPF_JUMP(kJeq, link::kEtherQinQOld, 1, 0),  // -> 16
+      /* 15 */ BPF_STMT(BPF_RET | BPF_K, 0),
+      /* 16 */ BPF_STMT(kLdH, kNet(2)),  // a tag in the data: its TCI, then the next type
+      /* 17 */ BPF_STMT(kLdX, 4),
+      /* 18 */ BPF_JUMP(kJeq, link::kEtherIpv4, 8, 0),   // -> 27
+      /* 19 */ BPF_JUMP(kJeq, link::kEtherIpv6, 11, 0),  // -> 31
+      /* 20 */ BPF_JUMP(kJeq, link::kEtherVlan, 1, 0),   // -> 22
+      /* 21 */ BPF_STMT(BPF_RET | BPF_K, 0),
+      /* 22 */ BPF_STMT(kLdH, kNet(6)),  // a second tag
+      /* 23 */ BPF_STMT(kLdX, 8),
+      /* 24 */ BPF_JUMP(kJeq, link::kEtherIpv4, 2, 0),  // -> 27
+      /* 25 */ BPF_JUMP(kJeq, link::kEtherIpv6, 5, 0),  // -> 31
+      /* 26 */ BPF_STMT(BPF_RET | BPF_K, 0),
+      /* 27 */ BPF_STMT(kLdInd, kNet(12)),  // IPv4 source
+      /* 28 */ BPF_STMT(BPF_ST, 0),
+      /* 29 */ BPF_STMT(kLdInd, kNet(16)),           // IPv4 destination
+      /* 30 */ BPF_JUMP(BPF_JMP | BPF_JA, 3, 0, 0),  // -> 34
+      /* 31 */ BPF_STMT(kLdInd, kNet(20)),           // the last word of the IPv6 source
+      /* 32 */ BPF_STMT(BPF_ST, 0),
+      /* 33 */ BPF_STMT(kLdInd, kNet(36)),  // the last word of the IPv6 destination
+      /* 34 */ BPF_STMT(BPF_LDX | BPF_W | BPF_MEM, 0),
+      /* 35 */ BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+      /* 36 */ BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, 0x9E3779B1U),
+      /* 37 */ BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16),
+      /* 38 */ BPF_STMT(BPF_RET | BPF_A, 0),
+  };
+}
+
+// Puts a live handle's socket into fanout group `id` (0: a new group with an id that the kernel
+// picks, unique on this host) and sets the group's program; returns the group's id.
+std::uint16_t join_fanout(pcap_t* p, std::uint16_t id, const std::string& interface) {
+  const int fd = pcap_fileno(p);
+  std::uint32_t arg = id | (std::uint32_t{PACKET_FANOUT_CBPF} << 16U);
+  if (id == 0) {
+    arg |= std::uint32_t{PACKET_FANOUT_FLAG_UNIQUEID} << 16U;
+  }
+  if (::setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) != 0) {
+    throw CaptureError("cannot capture on " + interface +
+                       " with several workers: PACKET_FANOUT: " + std::strerror(errno));
+  }
+  std::uint32_t got = 0;
+  socklen_t len = sizeof got;
+  if (::getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &got, &len) != 0) {
+    throw CaptureError("cannot capture on " + interface +
+                       " with several workers: PACKET_FANOUT: " + std::strerror(errno));
+  }
+  auto program = fanout_program();
+  sock_fprog fprog{};
+  fprog.len = static_cast<unsigned short>(program.size());
+  fprog.filter = program.data();
+  if (::setsockopt(fd, SOL_PACKET, PACKET_FANOUT_DATA, &fprog, sizeof fprog) != 0) {
+    throw CaptureError("cannot capture on " + interface +
+                       " with several workers: PACKET_FANOUT_DATA: " + std::strerror(errno));
+  }
+  const auto joined = static_cast<std::uint16_t>(got & 0xFFFFU);
+  if (id != 0 && joined != id) {  // not the group of the first member: it would see every frame
+    throw CaptureError("cannot capture on " + interface +
+                       " with several workers: a member joined fanout group " +
+                       std::to_string(joined) + " instead of " + std::to_string(id));
+  }
+  return joined;
+}
+
+}  // namespace
+
+std::unique_ptr<PacketSource> PacketSource::open_live(const std::string& interface,
+                                                      const CaptureOptions& options,
+                                                      std::uint16_t index) {
+  std::unique_ptr<PacketSource> s(new PacketSource(interface, true, options, index));
+  s->impl_->handle = open_live_handle(interface, options);
   return s;
+}
+
+std::vector<std::unique_ptr<PacketSource>> PacketSource::open_live_group(
+    const std::string& interface, const CaptureOptions& options, std::uint16_t first_index,
+    std::size_t members) {
+  std::vector<std::unique_ptr<PacketSource>> out;
+  if (members <= 1) {
+    out.push_back(open_live(interface, options, first_index));
+    return out;
+  }
+  std::uint16_t group = 0;
+  for (std::size_t k = 0; k < members; ++k) {
+    auto s = open_live(interface, options, static_cast<std::uint16_t>(first_index + k));
+    group = join_fanout(s->impl_->handle.get(), group, interface);
+    out.push_back(std::move(s));
+  }
+  return out;
 }
 
 std::unique_ptr<PacketSource> PacketSource::open_files(const std::vector<std::string>& paths,
@@ -438,7 +565,16 @@ std::string PacketSource::run_with(std::stop_token stop, std::span<FrameRing* co
     stats_.up.store(true, std::memory_order_relaxed);
     while (!stop.stop_requested()) {
       const int n = pcap_dispatch(p, -1, on_frame, user);
-      flush_rings(ctx);
+      detail::flush_rings(ctx);
+      if (live_ && n == 0) {
+        // A read timeout without a frame: the kernel holds nothing for this handle now.
+        const std::int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count();
+        for (FrameRing* ring : rings) {
+          ring->set_quiet_at(now_ns);
+        }
+      }
       if (live_) {
         pcap_stat ps{};
         if (pcap_stats(p, &ps) == 0) {
@@ -470,7 +606,7 @@ std::string PacketSource::run_with(std::stop_token stop, std::span<FrameRing* co
     while (!stop.stop_requested()) {
       const auto status = reader.next(record);
       if (status == detail::PcapReader::Status::Frame) {
-        deliver(ctx, record.ts_ns, record.len, record.data);
+        detail::deliver(ctx, record.ts_ns, record.len, record.data);
         continue;
       }
       if (status == detail::PcapReader::Status::NeedMore) {  // only with a file
@@ -486,7 +622,7 @@ std::string PacketSource::run_with(std::stop_token stop, std::span<FrameRing* co
       }
       break;
     }
-    flush_rings(ctx);
+    detail::flush_rings(ctx);
     return error;
   };
   // One input, from its first bytes: PcapReader reads a classic pcap file in place; libpcap reads
@@ -494,7 +630,7 @@ std::string PacketSource::run_with(std::stop_token stop, std::span<FrameRing* co
   // is set, through file.stream(), which hands it the bytes already read first. A stop request
   // ends any wait for a stream's bytes: the input then ends without an error.
   auto read_input = [&](detail::ChunkedFile& file, const std::string& path) -> std::string {
-    file.watch(&stop, [&ctx] { flush_rings(ctx); });
+    file.watch(&stop, [&ctx] { detail::flush_rings(ctx); });
     std::string error;
     if (!file.fill(kPcapFileHeaderBytes, error)) {
       return error;

@@ -436,8 +436,9 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
                      std::string(kDefaultListen) + "; offline runs serve only when given)")
       ->type_name("ADDR:PORT");
   app.add_option("--workers", workers,
-                 "parser worker threads (default 1; a replay with one worker reads and parses in "
-                 "one thread)")
+                 "parser worker threads (default 1). Live: one capture thread per worker on each "
+                 "interface, sharing its traffic by IP address pair (PACKET_FANOUT). A replay with "
+                 "one worker reads and parses in one thread")
       ->check(cli_range("capture.workers"));
   app.add_option("--metrics-out", metrics_out,
                  "write the final metrics (text format) to FILE or - at the end of input or on "

@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <new>
 #include <stdexcept>
 #include <string_view>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
 
 namespace dnsmon {
 namespace {
@@ -26,88 +29,50 @@ std::size_t mib(std::size_t bytes) {
 
 }  // namespace
 
-// One worker's frames: its ring from every source, its parser and counters, and the message
-// log. Used by the worker's thread, or by the reader's thread in an inline replay.
-class Pipeline::Worker {
- public:
-  Worker(Pipeline& p, std::size_t index)
-      : counters_(*p.counters_[index]), parser_(*p.parsers_[index]) {
-    for (std::size_t s = 0; s < p.sources_.size(); ++s) {
-      rings_.push_back(p.ring_ptrs_[s * p.workers_count_ + index]);
-    }
-    sink_.counters = &counters_;
-    sink_.writer = p.messages_.get();
-    sink_.shared = p.workers_count_ > 1 ? &p.messages_mutex_ : nullptr;
-  }
-
-  // Takes up to a batch of frames from each ring; whether there were any.
-  bool run_once() noexcept {
-    constexpr int kBatch = 64;  // frames taken from one ring before looking at the next
-    bool any = false;
-    for (FrameRing* ring : rings_) {
-      int n = 0;
-      for (; n < kBatch && ring->front(frame_); ++n) {
-        const ParseStatus status = parser_.parse(frame_, sink_);
-        counters_.record_frame(frame_.header.wire_len, status);
-        ring->pop();
-      }
-      if (n != 0) {
-        any = true;
-        ring->release_producer();
-      }
-    }
-    return any;
-  }
-
-  // Empties every ring.
-  void drain() noexcept {
-    while (run_once()) {
-    }
-  }
-
-  [[nodiscard]] bool frames_waiting() noexcept {
-    return std::any_of(rings_.begin(), rings_.end(),
-                       [&](FrameRing* r) { return r->front(frame_); });
-  }
-
-  WorkerCounters& counters() noexcept { return counters_; }
-
- private:
-  // Counts each message, and logs it (header-only messages too, marked malformed).
-  struct Sink final : MessageSink {
-    WorkerCounters* counters = nullptr;
-    MessageWriter* writer = nullptr;
-    std::mutex* shared = nullptr;  // set when several workers write one output
-
-    void on_message(const DnsMessage& m) override {
-      const std::int64_t latency = m.malformed_question ? -1 : counters->record_message(m);
-      if (writer == nullptr) {
-        return;
-      }
-      if (shared != nullptr) {
-        const std::lock_guard lock(*shared);
-        writer->write(m, latency);
-      } else {
-        writer->write(m, latency);
-      }
-    }
-  };
-
-  WorkerCounters& counters_;
-  Parser& parser_;
-  std::vector<FrameRing*> rings_;  // this worker's ring from every source
-  Sink sink_;
-  FrameView frame_;
-};
-
-Pipeline::Pipeline(const Config& config, MetricsHub& hub, std::span<const std::byte> demo_capture,
-                   int messages_fd)
-    : config_(config) {
+Pipeline::Pipeline(const Config& config, MetricsHub& hub, int messages_fd) : config_(config) {
   if (messages_fd >= 0) {
     messages_ = std::make_unique<MessageWriter>(messages_fd);
   }
-  const auto& cap = config_.capture;
   workers_count_ = config_.daemon.workers;
+  add_workers(hub);
+}
+
+Pipeline::Pipeline(const Config& config, MetricsHub& hub, std::span<const std::byte> demo_capture,
+                   int messages_fd)
+    : Pipeline(config, hub, messages_fd) {
+  const auto& cap = config_.capture;
+  if (!cap.interfaces.empty()) {
+    live_ = true;
+    // One handle per worker on each interface, the members of one fanout group: member k feeds
+    // worker k alone, so that its thread can wait for that worker when the ring is full.
+    for (const auto& iface : cap.interfaces) {
+      auto members = PacketSource::open_live_group(
+          iface, cap, static_cast<std::uint16_t>(sources_.size()), workers_count_);
+      for (std::size_t k = 0; k < members.size(); ++k) {
+        sources_.push_back(std::move(members[k]));
+        source_worker_.push_back(members.size() > 1 ? k : kEveryWorker);
+      }
+    }
+  } else if (!cap.files.empty()) {
+    sources_.push_back(PacketSource::open_files(cap.files, cap, 0));
+    source_worker_.push_back(kEveryWorker);
+  } else {
+    sources_.push_back(PacketSource::open_memory(demo_capture, "demo", cap, 0));
+    source_worker_.push_back(kEveryWorker);
+  }
+  add_rings(hub);
+}
+
+Pipeline::Pipeline(const Config& config, MetricsHub& hub,
+                   std::vector<std::unique_ptr<Source>> sources, int messages_fd)
+    : Pipeline(config, hub, messages_fd) {
+  sources_ = std::move(sources);
+  source_worker_.assign(sources_.size(), kEveryWorker);
+  live_ = std::any_of(sources_.begin(), sources_.end(), [](const auto& s) { return s->is_live(); });
+  add_rings(hub);
+}
+
+void Pipeline::add_workers(MetricsHub& hub) {
   // Tables sized by the configuration: one that cannot be allocated names the keys to lower.
   for (std::size_t i = 0; i < workers_count_; ++i) {
     try {
@@ -137,67 +102,80 @@ Pipeline::Pipeline(const Config& config, MetricsHub& hub, std::span<const std::b
     }
   }
   hub.set_protocols(config_.parser.mdns, config_.parser.llmnr);
-  if (!cap.interfaces.empty()) {
-    live_ = true;
-    for (const auto& iface : cap.interfaces) {
-      sources_.push_back(
-          PacketSource::open_live(iface, cap, static_cast<std::uint16_t>(sources_.size())));
-    }
-  } else if (!cap.files.empty()) {
-    sources_.push_back(PacketSource::open_files(cap.files, cap, 0));
-  } else {
-    sources_.push_back(PacketSource::open_memory(demo_capture, "demo", cap, 0));
-  }
+}
+
+void Pipeline::add_rings(MetricsHub& hub) {
+  const auto& cap = config_.capture;
   for (std::size_t i = 0; i < workers_count_; ++i) {
     doorbells_.push_back(std::make_unique<Doorbell>());
   }
-  for (std::size_t i = 0; i < sources_.size() * workers_count_; ++i) {
-    // A replay keeps whole frames (segmentation offload leaves TCP segments of up to 64 KiB in
-    // captures). It waits for the ring instead of dropping, so depth matters less than for live
-    // capture: a ring smaller than the live one keeps more of its frames in the CPU's caches.
-    const bool replay = !live_;
-    const bool whole_frames = replay && !cap.snaplen_given;
-    const std::uint32_t frames =
-        replay ? std::min<std::uint32_t>(cap.ring_slots, kReplayRingFrames) : cap.ring_slots;
-    try {
-      rings_.push_back(std::make_unique<FrameRing>(frames, whole_frames ? 65535 : cap.snaplen,
-                                                   replay ? kReplayRingBytes : 0));
-    } catch (const std::bad_alloc&) {
-      throw std::runtime_error(fmt::format(
-          "capture.ring_slots ({}): cannot allocate about {} MiB for a frame ring of worker {}: "
-          "out of memory; lower it or give dnsmon more memory",
-          cap.ring_slots,
-          mib(replay ? kReplayRingBytes : std::size_t{frames} * FrameRing::kBytesPerFrame),
-          i % workers_count_));
+  worker_rings_.resize(workers_count_);
+  source_rings_.resize(sources_.size());
+  for (std::size_t source = 0; source < sources_.size(); ++source) {
+    for (std::size_t worker = 0; worker < workers_count_; ++worker) {
+      if (source_worker_[source] != kEveryWorker && source_worker_[source] != worker) {
+        continue;
+      }
+      // A replay keeps whole frames (segmentation offload leaves TCP segments of up to 64 KiB in
+      // captures). It waits for the ring instead of dropping, so depth matters less than for live
+      // capture: a ring smaller than the live one keeps more of its frames in the CPU's caches.
+      const bool replay = !live_;
+      const bool whole_frames = replay && !cap.snaplen_given;
+      const std::uint32_t frames =
+          replay ? std::min<std::uint32_t>(cap.ring_slots, kReplayRingFrames) : cap.ring_slots;
+      try {
+        rings_.push_back(std::make_unique<FrameRing>(frames, whole_frames ? 65535 : cap.snaplen,
+                                                     replay ? kReplayRingBytes : 0));
+      } catch (const std::bad_alloc&) {
+        throw std::runtime_error(fmt::format(
+            "capture.ring_slots ({}): cannot allocate about {} MiB for a frame ring of worker {}: "
+            "out of memory; lower it or give dnsmon more memory",
+            cap.ring_slots,
+            mib(replay ? kReplayRingBytes : std::size_t{frames} * FrameRing::kBytesPerFrame),
+            worker));
+      }
+      FrameRing* ring = rings_.back().get();
+      ring->set_doorbell(doorbells_[worker].get());
+      ring_worker_.push_back(worker);
+      source_rings_[source].push_back(ring);
+      worker_rings_[worker].push_back(ring);
     }
-    rings_.back()->set_doorbell(doorbells_[i % workers_count_].get());
-    ring_ptrs_.push_back(rings_.back().get());
   }
 
+  // The members of an interface's fanout group are one source to the metrics: their counters
+  // are summed, and it is up while every member is.
   hub.set_source_reader([this] {
     std::vector<SourceSnapshot> out;
     for (const auto& s : sources_) {
       const auto& st = s->stats();
-      SourceSnapshot snap;
-      snap.name = s->name();
-      snap.up = st.up.load(std::memory_order_relaxed);
-      snap.received = st.received.get();
-      snap.bytes = st.bytes.get();
-      snap.kernel_dropped = st.kernel_dropped.get();
-      snap.if_dropped = st.if_dropped.get();
-      snap.ring_dropped = st.ring_dropped.get();
-      snap.snaplen_cut = st.snaplen_cut.get();
-      out.push_back(std::move(snap));
+      auto it = std::find_if(out.begin(), out.end(),
+                             [&](const SourceSnapshot& o) { return o.name == s->name(); });
+      if (it == out.end()) {
+        SourceSnapshot snap;
+        snap.name = s->name();
+        snap.up = true;
+        out.push_back(std::move(snap));
+        it = std::prev(out.end());
+      }
+      it->up = it->up && st.up.load(std::memory_order_relaxed);
+      it->received += st.received.get();
+      it->bytes += st.bytes.get();
+      it->kernel_dropped += st.kernel_dropped.get();
+      // Every member reports the interface's own drop counter: taken once.
+      it->if_dropped = std::max(it->if_dropped, st.if_dropped.get());
+      it->ring_dropped += st.ring_dropped.get();
+      it->snaplen_cut += st.snaplen_cut.get();
     }
     return out;
   });
   hub.set_ring_reader([this] {
     std::vector<RingSnapshot> out(workers_count_);
     for (std::size_t i = 0; i < rings_.size(); ++i) {
-      out[i % workers_count_].occupancy += rings_[i]->size_approx();
-      out[i % workers_count_].capacity += rings_[i]->capacity();
-      out[i % workers_count_].used_bytes += rings_[i]->bytes_approx();
-      out[i % workers_count_].capacity_bytes += rings_[i]->memory_bytes();
+      auto& w = out[ring_worker_[i]];
+      w.occupancy += rings_[i]->size_approx();
+      w.capacity += rings_[i]->capacity();
+      w.used_bytes += rings_[i]->bytes_approx();
+      w.capacity_bytes += rings_[i]->memory_bytes();
     }
     return out;
   });
@@ -218,12 +196,17 @@ Pipeline::~Pipeline() {
 }
 
 void Pipeline::start(SourceEnd on_source_end) {
+  for (std::size_t i = 0; i < workers_count_; ++i) {
+    worker_objects_.push_back(
+        std::make_unique<Worker>(worker_rings_[i], *parsers_[i], *counters_[i], messages_.get(),
+                                 workers_count_ > 1 ? &messages_mutex_ : nullptr));
+  }
   if (inline_replay()) {
     // One worker and a replay: the reader's thread is the worker's too (pipeline.hpp).
     captures_.emplace_back([this, on_source_end](std::stop_token st) {
-      Worker worker(*this, 0);
+      Worker& worker = *worker_objects_[0];
       const std::function<void()> consume = [&worker] { worker.drain(); };
-      const std::string error = sources_[0]->run_inline(st, source_rings(0), consume);
+      const std::string error = sources_[0]->run_inline(st, source_rings_[0], consume);
       worker.drain();
       worker.counters().finish();
       on_source_end(0, error);
@@ -231,11 +214,11 @@ void Pipeline::start(SourceEnd on_source_end) {
     return;
   }
   for (std::size_t i = 0; i < workers_count_; ++i) {
-    workers_.emplace_back([this, i](std::stop_token st) { worker_loop(st, i); });
+    workers_.emplace_back([this, i] { worker_loop(i); });
   }
   for (std::size_t i = 0; i < sources_.size(); ++i) {
     captures_.emplace_back([this, i, on_source_end](std::stop_token st) {
-      const std::string error = sources_[i]->run(st, source_rings(i));
+      const std::string error = sources_[i]->run(st, source_rings_[i]);
       on_source_end(i, error);
     });
   }
@@ -265,6 +248,9 @@ void Pipeline::drain_and_join() {
   if (messages_) {
     messages_->flush();
   }
+  if (workers_count_ > 1) {
+    spdlog::info("frames per worker: {}", fmt::join(frames_per_worker(), " "));
+  }
 }
 
 std::uint64_t Pipeline::frames_processed() const noexcept {
@@ -277,51 +263,16 @@ std::uint64_t Pipeline::frames_processed() const noexcept {
   return n;
 }
 
-void Pipeline::worker_loop(std::stop_token /*stop*/, std::size_t index) {
-  Worker worker(*this, index);
-  Doorbell& bell = *doorbells_[index];
-  // Live capture only: while no frame arrives, packet time is the wall clock, so the windows
-  // keep sliding and unanswered queries time out. A replay's clock is its packets'.
-  constexpr auto kTickPeriod = std::chrono::milliseconds(250);
-  auto next_tick = std::chrono::steady_clock::now();
-  for (;;) {
-    if (worker.run_once()) {
-      continue;
-    }
-    // pairs with release in drain_and_join(): every push happened before it
-    if (producers_done_.load(std::memory_order_acquire)) {
-      if (!worker.frames_waiting()) {
-        worker.counters().finish();
-        return;
-      }
-      continue;
-    }
-    const auto now = std::chrono::steady_clock::now();
-    if (live_ && now >= next_tick) {
-      next_tick = now + kTickPeriod;
-      worker.counters().tick(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                 std::chrono::system_clock::now().time_since_epoch())
-                                 .count());
-      // Live: the message log's buffer reaches its output at least once a tick.
-      if (messages_) {
-        if (workers_count_ > 1) {
-          const std::lock_guard lock(messages_mutex_);
-          messages_->flush();
-        } else {
-          messages_->flush();
-        }
-      }
-    }
-    // Idle: sleep until a producer rings (a batch of frames is waiting, or its input paused), the
-    // input ends, or the next tick is due.
-    const std::uint32_t ticket = bell.prepare_sleep();
-    if (producers_done_.load(std::memory_order_acquire) || worker.frames_waiting()) {
-      bell.cancel_sleep();
-      continue;
-    }
-    bell.sleep(ticket, live_ ? std::chrono::nanoseconds(next_tick - now)
-                             : std::chrono::nanoseconds(std::chrono::milliseconds(100)));
+std::vector<std::uint64_t> Pipeline::frames_per_worker() const {
+  std::vector<std::uint64_t> out;
+  for (const auto& w : worker_objects_) {
+    out.push_back(w->frames());
   }
+  return out;
+}
+
+void Pipeline::worker_loop(std::size_t index) {
+  worker_objects_[index]->run(*doorbells_[index], producers_done_, live_);
 }
 
 }  // namespace dnsmon

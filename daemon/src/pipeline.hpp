@@ -1,4 +1,7 @@
-// The running pipeline: capture threads → rings → worker threads → counters.
+// The running pipeline: sources (capture threads) → rings → workers (worker.hpp) → counters.
+//
+// Every ring has exactly one producer (a source's thread) and one consumer (a worker): a source
+// that feeds several workers has a ring to each.
 //
 // A replay with one worker runs its reader and its worker in one thread, through the same ring:
 // the reader pushes a batch of frames and the worker takes them at once, so the frames stay in
@@ -27,6 +30,8 @@
 #include "dnsmon/parser.hpp"
 #include "dnsmon/ring.hpp"
 
+#include "worker.hpp"
+
 namespace dnsmon {
 
 class Pipeline {
@@ -37,6 +42,10 @@ class Pipeline {
   // that cannot be allocated throws std::runtime_error naming the configuration keys that size
   // it. messages_fd: where the message log goes (-1 for none); it stays the caller's to close.
   Pipeline(const Config& config, MetricsHub& hub, std::span<const std::byte> demo_capture,
+           int messages_fd = -1);
+  // The same with sources opened by the caller (config's capture inputs are then ignored): each
+  // feeds every worker.
+  Pipeline(const Config& config, MetricsHub& hub, std::vector<std::unique_ptr<Source>> sources,
            int messages_fd = -1);
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
@@ -52,27 +61,27 @@ class Pipeline {
 
   [[nodiscard]] std::size_t source_count() const noexcept { return sources_.size(); }
 
-  [[nodiscard]] const PacketSource& source(std::size_t i) const { return *sources_[i]; }
+  [[nodiscard]] const Source& source(std::size_t i) const { return *sources_[i]; }
 
   [[nodiscard]] bool is_live() const noexcept { return live_; }
 
   [[nodiscard]] std::uint64_t frames_processed() const noexcept;
 
+  // After drain_and_join(): the frames each worker took from its rings.
+  [[nodiscard]] std::vector<std::uint64_t> frames_per_worker() const;
+
   // The message log, or null without one: its error() and lost_lines() may be read any time.
   [[nodiscard]] const MessageWriter* messages() const noexcept { return messages_.get(); }
 
  private:
-  class Worker;
-  void worker_loop(std::stop_token stop, std::size_t index);
+  Pipeline(const Config& config, MetricsHub& hub, int messages_fd);
+  void add_workers(MetricsHub& hub);
+  // Allocates the rings of the sources opened so far and tells the hub how to read them.
+  void add_rings(MetricsHub& hub);
+  void worker_loop(std::size_t index);
 
   [[nodiscard]] bool inline_replay() const noexcept {
     return !live_ && workers_count_ == 1 && sources_.size() == 1;
-  }
-
-  // Ring of (source, worker) is rings_[source * workers + worker]: every ring has exactly one
-  // producer (its source's capture thread) and one consumer (its worker).
-  [[nodiscard]] std::span<FrameRing* const> source_rings(std::size_t source) const noexcept {
-    return std::span<FrameRing* const>(ring_ptrs_).subspan(source * workers_count_, workers_count_);
   }
 
   const Config config_;
@@ -81,14 +90,19 @@ class Pipeline {
   std::vector<std::unique_ptr<FrameRing>> rings_;
   std::vector<std::unique_ptr<Doorbell>>
       doorbells_;  // one per worker, rung by its rings' producers
-  std::vector<FrameRing*> ring_ptrs_;
+  static constexpr std::size_t kEveryWorker = ~std::size_t{0};
+  std::vector<std::size_t> source_worker_;  // per source: the one worker it feeds, or every one
+  std::vector<std::vector<FrameRing*>> source_rings_;  // per source: its ring to each worker fed
+  std::vector<std::vector<FrameRing*>> worker_rings_;  // per worker: its ring from each source
+  std::vector<std::size_t> ring_worker_;               // per ring: the worker that reads it
   std::vector<WorkerCounters*> counters_;
   std::vector<std::unique_ptr<Parser>> parsers_;  // one per worker, used only by that worker
-  std::vector<std::unique_ptr<PacketSource>> sources_;
+  std::vector<std::unique_ptr<Source>> sources_;
   std::unique_ptr<MessageWriter> messages_;
   std::mutex messages_mutex_;  // taken per message only when several workers share the output
   std::atomic<bool> producers_done_{false};
   // Threads last: they are joined before the objects they use are destroyed.
+  std::vector<std::unique_ptr<Worker>> worker_objects_;
   std::vector<std::jthread> workers_;
   std::vector<std::jthread> captures_;
 };

@@ -9,6 +9,7 @@
 
 #include "dnsmon/common/bytes.hpp"
 #include "dnsmon/common/link.hpp"
+#include "dnsmon/common/message_record.hpp"
 
 #include "ip_reassembly.hpp"
 #include "tcp_reassembly.hpp"
@@ -484,7 +485,40 @@ ParseStatus Parser::parse(const FrameView& frame, MessageSink& sink) noexcept {
                                                   1'000'000'000U) {
     expire(ctx);
   }
+  if (frame.header.link_type == record::kLinkType) [[unlikely]] {
+    return parse_record(ctx, frame.bytes);
+  }
   return parse_link(ctx, frame.header.link_type, frame.bytes);
+}
+
+// A message that its source decoded from its transport already (common/message_record.hpp).
+ParseStatus Parser::parse_record(Context& ctx, std::span<const std::byte> bytes) noexcept {
+  record::Header h;
+  std::span<const std::byte> message;
+  if (!record::decode(bytes, h, message)) {
+    return bytes.size() < record::kHeaderBytes ? ParseStatus::Truncated
+                                               : ParseStatus::UnsupportedLink;
+  }
+  DnsMessage& out = ctx.msg;
+  out.src.family = out.dst.family = h.family;
+  out.src.bytes = h.src;
+  out.dst.bytes = h.dst;
+  out.sport = h.sport;
+  out.dport = h.dport;
+  out.reassembled = (h.flags & record::kFlagReassembled) != 0;
+  const PortKind skind = port_kind(h.sport);
+  const PortKind dkind = port_kind(h.dport);
+  // The source knows the message is DNS; the ports only tell mDNS and LLMNR apart.
+  Protocol protocol = Protocol::Dns;
+  if (skind != PortKind::Dns && dkind != PortKind::Dns) {
+    if (skind == PortKind::Mdns || dkind == PortKind::Mdns) {
+      protocol = Protocol::Mdns;
+    } else if (skind == PortKind::Llmnr || dkind == PortKind::Llmnr) {
+      protocol = Protocol::Llmnr;
+    }
+  }
+  return deliver(ctx, message,
+                 h.transport == record::kTransportTcp ? Transport::Tcp : Transport::Udp, protocol);
 }
 
 // Periodic clean-up in packet time: datagrams and streams that wait too long are given up, so

@@ -15,7 +15,7 @@
 # (50000, or "max" for tcpreplay --topspeed), LIVE_SENDERS (1; that many tcpreplay processes send
 # the file at once, each at LIVE_PPS), LIVE_PROFILE (simple, or bench for the benchmark mix, whose
 # TCP handshakes count as frames that are not "ok": the check is then on every frame accounted
-# for).
+# for), LIVE_WORKERS (1; dnsmon's --workers).
 set -uo pipefail
 
 TEST_NAME=live_veth_test
@@ -26,6 +26,7 @@ PACKETS=${LIVE_PACKETS:-100000}
 PPS=${LIVE_PPS:-50000}
 SENDERS=${LIVE_SENDERS:-1}
 PROFILE=${LIVE_PROFILE:-simple}
+WORKERS=${LIVE_WORKERS:-1}
 EXPECTED=$(( PACKETS * SENDERS ))
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -45,7 +46,7 @@ PCAP="$WORK/dns.pcap"
 log "$(tail -n 1 "$WORK/gen.log")"
 
 # ---- dnsmon in namespace B --------------------------------------------------------------------
-start_dnsmon
+start_dnsmon --workers "$WORKERS"
 before_ok=$(value dnsmon_packets_total 'result="ok"')
 [ "$before_ok" = 0 ] || fail "dnsmon_packets_total{result=\"ok\"} is $before_ok before anything was sent"
 

@@ -1,14 +1,17 @@
-// Capture sources: live interfaces and pcap/pcapng files, read with libpcap, except classic pcap
-// files (and the embedded demo) without a filter, which are read 512 KiB at a time and their
-// records in place (capture/src/pcap_file.hpp: the same frames and errors as libpcap, without two
-// stdio reads and a copy per record).
+// Capture sources behind one interface (Source): live interfaces and pcap/pcapng files, read with
+// libpcap, except classic pcap files (and the embedded demo) without a filter, which are read
+// 512 KiB at a time and their records in place (capture/src/pcap_file.hpp: the same frames and
+// errors as libpcap, without two stdio reads and a copy per record); and DNS messages already
+// decoded from their transport (MessageSource), carried as records of dnsmon's own link type.
 //
 // A source runs its loop on the calling thread (the daemon gives each source its own thread). Each
 // frame is copied into a worker's ring, chosen by a symmetric hash of the IP addresses so
 // that both directions of a conversation, and every fragment of a datagram, reach the same worker.
-// A live source never blocks: when the ring is full the frame is dropped and counted. A file source
-// sleeps until the worker has emptied half the ring instead, because a replay should see every
-// frame.
+// Live, each handle feeds one worker: with several workers, one handle per worker on each
+// interface, the members of a PACKET_FANOUT group whose classic-BPF program makes the same choice
+// by the address pair. No source drops a frame for want of room: when its ring is full it sleeps
+// until the worker has emptied half of it (a live handle's kernel buffer queues meanwhile, and
+// drops and counts what it cannot hold). A stop request ends the wait within 10 ms.
 //
 // Thread-safety: run() on one thread; stats() and up() from any thread; request_stop() from any.
 // Allocation: none per frame (each frame is copied once, into the ring).
@@ -27,6 +30,7 @@
 #include <vector>
 
 #include "dnsmon/common/counter.hpp"
+#include "dnsmon/common/message_record.hpp"
 #include "dnsmon/ring.hpp"
 
 namespace dnsmon {
@@ -87,12 +91,65 @@ struct CaptureStats {
 // Picks a worker for a frame: symmetric in source and destination address.
 std::size_t flow_hash(std::uint16_t link_type, std::span<const std::byte> frame) noexcept;
 
-class PacketSource {
+// What every source of frames implements: it runs its loop on the calling thread (the daemon
+// gives each source its own thread), writing into the rings it is given, one per worker that it
+// feeds; the pipeline that consumes the rings does not know which kind of source fills them. A
+// source yields frames of a libpcap link type (PacketSource: interfaces, files, memory) or DNS
+// messages already decoded from their transport, as records of dnsmon's own link type
+// (MessageSource, common/message_record.hpp). Each frame is copied into one ring.
+class Source {
+ public:
+  virtual ~Source() = default;
+  Source(const Source&) = delete;
+  Source& operator=(const Source&) = delete;
+  Source(Source&&) = delete;
+  Source& operator=(Source&&) = delete;
+
+  // Reads until the input ends, an error occurs or stop is requested. Returns an empty string on
+  // a clean end, or the error.
+  virtual std::string run(std::stop_token stop, std::span<FrameRing* const> rings) = 0;
+
+  // A replay read in its consumer's own thread (not for live capture: throws std::logic_error):
+  // consume() is called every kInlineBatch frames, whenever a ring is full, and at the end of
+  // each batch of input, and must empty every ring before it returns, and must not throw (it may
+  // run inside libpcap's callback). The frames then go from the input into the ring and out of
+  // it in one core's cache.
+  static constexpr std::size_t kInlineBatch = 256;
+  virtual std::string run_inline(std::stop_token stop, std::span<FrameRing* const> rings,
+                                 const std::function<void()>& consume) = 0;
+
+  [[nodiscard]] const CaptureStats& stats() const noexcept { return stats_; }
+
+  // The interface's name for live capture; what the metrics label the source with.
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+
+  [[nodiscard]] bool is_live() const noexcept { return live_; }
+
+ protected:
+  Source(std::string name, bool live, std::uint16_t index)
+      : name_(std::move(name)), live_(live), index_(index) {}
+
+  std::string name_;
+  bool live_;
+  std::uint16_t index_;  // FrameHeader::source of every frame
+  CaptureStats stats_;
+};
+
+class PacketSource final : public Source {
  public:
   // Opens an interface for live capture. Throws CaptureError with libpcap's reason.
   static std::unique_ptr<PacketSource> open_live(const std::string& interface,
                                                  const CaptureOptions& options,
                                                  std::uint16_t index);
+  // Opens `members` handles on an interface that share its traffic as the members of one
+  // PACKET_FANOUT group, one per worker: a classic-BPF program sends both directions of a
+  // conversation and every fragment of a datagram to one member, by a hash of the IP addresses
+  // only. The group's id is the kernel's pick, unique on the host. One member: one handle, no
+  // group. Each handle has its own kernel buffer and capture filter. Throws CaptureError.
+  static std::vector<std::unique_ptr<PacketSource>> open_live_group(const std::string& interface,
+                                                                    const CaptureOptions& options,
+                                                                    std::uint16_t first_index,
+                                                                    std::size_t members);
   // Checks every regular file (it opens, its header, the filter), opens everything else once
   // (FIFOs, pipes such as /dev/stdin or `<(...)`, "-" for the standard input: never reopened,
   // never blocking here), then reads them in order from run(), where a stop request ends any wait
@@ -105,28 +162,15 @@ class PacketSource {
                                                    std::string name, const CaptureOptions& options,
                                                    std::uint16_t index);
 
-  ~PacketSource();
+  ~PacketSource() override;
   PacketSource(const PacketSource&) = delete;
   PacketSource& operator=(const PacketSource&) = delete;
+  PacketSource(PacketSource&&) = delete;
+  PacketSource& operator=(PacketSource&&) = delete;
 
-  // Captures until the input ends, an error occurs or stop is requested. Returns an empty string
-  // on a clean end, or the error.
-  std::string run(std::stop_token stop, std::span<FrameRing* const> rings);
-
-  // A replay read in its consumer's own thread (not for live capture: throws std::logic_error):
-  // consume() is called every kInlineBatch frames, whenever a ring is full, and at the end of
-  // each batch of input, and must empty every ring before it returns, and must not throw (it may
-  // run inside libpcap's callback). The frames then go from the file into the ring and out of it
-  // in one core's cache.
-  static constexpr std::size_t kInlineBatch = 256;
+  std::string run(std::stop_token stop, std::span<FrameRing* const> rings) override;
   std::string run_inline(std::stop_token stop, std::span<FrameRing* const> rings,
-                         const std::function<void()>& consume);
-
-  [[nodiscard]] const CaptureStats& stats() const noexcept { return stats_; }
-
-  [[nodiscard]] const std::string& name() const noexcept { return name_; }
-
-  [[nodiscard]] bool is_live() const noexcept { return live_; }
+                         const std::function<void()>& consume) override;
 
   struct Impl;
 
@@ -135,12 +179,37 @@ class PacketSource {
   std::string run_with(std::stop_token stop, std::span<FrameRing* const> rings,
                        const std::function<void()>* consume);
 
-  std::string name_;
-  bool live_;
   CaptureOptions options_;
-  std::uint16_t index_;
-  CaptureStats stats_;
   std::unique_ptr<Impl> impl_;
+};
+
+// One DNS message for a MessageSource: its time, where it was seen and its wire bytes.
+struct SourceMessage {
+  std::int64_t ts_ns = 0;
+  record::Header header;
+  std::vector<std::byte> wire;
+};
+
+// DNS messages already decoded from their transport, delivered as records of record::kLinkType.
+// Like a replay it waits for the workers and drops nothing; a record goes to the worker that the
+// symmetric hash of its addresses picks, as a frame of the same addresses would.
+class MessageSource final : public Source {
+ public:
+  // Messages held in memory (tests, and the shape of a dnstap source).
+  static std::unique_ptr<MessageSource> open_memory(std::vector<SourceMessage> messages,
+                                                    std::string name, std::uint16_t index);
+
+  std::string run(std::stop_token stop, std::span<FrameRing* const> rings) override;
+  std::string run_inline(std::stop_token stop, std::span<FrameRing* const> rings,
+                         const std::function<void()>& consume) override;
+
+ private:
+  MessageSource(std::vector<SourceMessage> messages, std::string name, std::uint16_t index);
+  std::string run_with(std::stop_token stop, std::span<FrameRing* const> rings,
+                       const std::function<void()>* consume);
+
+  std::vector<SourceMessage> messages_;
+  std::vector<std::byte> record_;  // the record being written; reused for every message
 };
 
 // The libpcap version string, for the build info metric.

@@ -8,6 +8,9 @@
 // is decoded here with ldns' rules (ldns_wire2dname allocated twice per name, the largest cost
 // per packet); the full message is never built on this path.
 //
+// A frame of dnsmon's own link type record::kLinkType (common/message_record.hpp) is a message
+// that its source decoded from its transport already: only its DNS part is decoded here.
+//
 // A frame yields zero, one or (TCP) several messages, handed to a MessageSink as they are found.
 // What happened to the frame is returned as a ParseStatus from a fixed set.
 //
@@ -223,6 +226,7 @@ class Parser {
   }
 
   void expire(Context& ctx) noexcept;
+  ParseStatus parse_record(Context& ctx, std::span<const std::byte> bytes) noexcept;
   ParseStatus parse_link(Context& ctx, std::uint32_t link_type,
                          std::span<const std::byte> bytes) noexcept;
   // The IP packet that the link-layer walk found (common/link.hpp), or its status.

@@ -16,7 +16,7 @@
 // Indices live on separate cache lines, and each side caches the other side's index so that the
 // common case touches only its own line (the layout follows the classic rigtorp SPSC queue).
 //
-// Waiting. Neither side spins on the other: a producer that must not drop (a file replay) sleeps
+// Waiting. Neither side spins on the other: a producer that must not drop (every source) sleeps
 // in wait_for_room() until the consumer has emptied half the ring, and a consumer with nothing to
 // do sleeps on a Doorbell that producers ring once a batch of frames (or a quarter of the bytes) is
 // waiting, when their input pauses, and when they drop a frame for want of room. Both sleeps are
@@ -301,6 +301,19 @@ class FrameRing {
     return tail >= head ? static_cast<std::size_t>(tail - head) : 0;
   }
 
+  // Live capture: the producer found its input empty at packet time ts_ns (the kernel held no
+  // frame for it then), so every frame it will push later is younger. Published after the frames
+  // pushed before it. The consumer, idle, may then move its packet clock up to that time without
+  // running ahead of frames still queued in the kernel.
+  void set_quiet_at(std::int64_t ts_ns) noexcept {
+    quiet_at_ns_.store(ts_ns, std::memory_order_release);
+  }
+
+  // 0 until the producer first found its input empty.
+  [[nodiscard]] std::int64_t quiet_at() const noexcept {
+    return quiet_at_ns_.load(std::memory_order_acquire);
+  }
+
   // The most frames the ring queues.
   [[nodiscard]] std::size_t capacity() const noexcept { return frames_; }
 
@@ -406,6 +419,8 @@ class FrameRing {
   alignas(kCacheLine) std::atomic<std::uint32_t> room_seq_{0};
   std::atomic<std::uint32_t> producer_sleeping_{0};
   [[maybe_unused]] char pad_[kCacheLine - 2 * sizeof(std::atomic<std::uint32_t>)]{};
+  alignas(kCacheLine) std::atomic<std::int64_t> quiet_at_ns_{0};  // set_quiet_at()
+  [[maybe_unused]] char quiet_pad_[kCacheLine - sizeof(std::atomic<std::int64_t>)]{};
 };
 
 }  // namespace dnsmon
