@@ -221,7 +221,8 @@ class Daemon {
     spdlog::error(
         "messages: cannot write to {}: {}; the message log ends here, later lines are counted in "
         "dnsmon_output_lost_lines_total{{output=\"messages\"}}, and the exit status will be 1",
-        messages_name(), std::strerror(e));
+        messages_name(),
+        e == ETIMEDOUT ? "its reader stopped reading and dnsmon is stopping" : std::strerror(e));
     exit_code_ = kExitFailure;
   }
 

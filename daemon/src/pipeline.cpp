@@ -228,6 +228,9 @@ void Pipeline::stop_capture() {
   for (auto& t : captures_) {
     t.request_stop();
   }
+  if (messages_) {
+    messages_->stop_waiting();  // a message log whose reader stopped reading must not hold the stop
+  }
 }
 
 void Pipeline::drain_and_join() {

@@ -4,6 +4,8 @@
 #    exits 1 with one error line, and the final metrics count the lines lost;
 #  - a reader that goes away (`| head -n 1`, EPIPE) ends the message log with one warning, not
 #    the run: exit 0, --metrics-out written;
+#  - a reader that stops reading does not hold SIGTERM: the run ends within a second or two,
+#    exit 1 with one error line, --metrics-out written with the unwritten lines counted;
 #  - --metrics-out - with --messages-out - is a usage error (exit 2);
 #  - --replay-speed refuses what would overflow its arithmetic (exit 2), and --help says what 0
 #    means;
@@ -147,6 +149,43 @@ if grep -q '^dnsmon_capture_received_total{source="offline"} 20000$' "$tmp/m3" 2
 else
   fail "| head -n 1: --metrics-out missing or incomplete"
 fi
+
+# --- a reader that stops reading ---------------------------------------------------------------
+# The pipe fills and dnsmon can write no more; SIGTERM must still end the run within a second or
+# two, with the log ended (exit 1, one error line, the unwritten lines counted) and the metrics out.
+rm -f "$tmp/m4"
+fifo=$tmp/stalled
+mkfifo "$fifo"
+sleep 30 <"$fifo" &  # holds the read end open and never reads
+reader=$!
+"$DNSMON" -r "$big" --messages-out - --metrics-out "$tmp/m4" >"$fifo" 2>"$tmp/err" &
+stalled=$!
+sleep 2
+kill -TERM "$stalled"
+stopped=0
+for _ in $(seq 1 40); do  # 4 s
+  if ! kill -0 "$stalled" 2>/dev/null; then
+    stopped=1
+    break
+  fi
+  sleep 0.1
+done
+if [[ $stopped == 1 ]]; then
+  wait "$stalled"
+  rc=$?
+else
+  kill -KILL "$stalled" 2>/dev/null
+  wait "$stalled"
+  rc=timeout
+fi
+kill "$reader" 2>/dev/null
+wait "$reader" 2>/dev/null
+err=$(<"$tmp/err")
+expect "--messages-out - to a reader that stopped reading: SIGTERM ends the run, exit 1" 1 \
+  "its reader stopped reading"
+[[ $(error_lines) == 1 ]] || fail "stalled reader: $(error_lines) error lines, expected one"
+lost=$(lost_lines "$tmp/m4")
+[[ -n $lost && $lost -gt 0 ]] || fail "stalled reader: --metrics-out missing or no lost lines counted"
 
 # --- usage errors ------------------------------------------------------------------------------
 rc=0

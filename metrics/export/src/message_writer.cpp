@@ -1,7 +1,10 @@
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <climits>
 #include <iterator>
 #include <poll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -29,6 +32,30 @@ void append_json_string(std::string& out, std::string_view s) {
 MessageWriter::MessageWriter(int fd) : fd_(fd) {
   line_.reserve(1024);
   buffer_.reserve(kBufferBytes + 1024);
+
+  // A pipe, a socket or a terminal waits for its reader; a regular file or /dev/null does not.
+  struct stat st {};
+
+  may_block_ =
+      ::fstat(fd_, &st) != 0 || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISCHR(st.st_mode);
+}
+
+bool MessageWriter::wait_writable() noexcept {
+  std::chrono::steady_clock::time_point stopped{};
+  for (;;) {
+    pollfd p{.fd = fd_, .events = POLLOUT, .revents = 0};
+    if (::poll(&p, 1, kPollMs) > 0) {
+      return true;  // room, or an error or hang-up that the write will report
+    }
+    if (stop_waiting_.load(std::memory_order_relaxed)) {
+      const auto now = std::chrono::steady_clock::now();
+      if (stopped == std::chrono::steady_clock::time_point{}) {
+        stopped = now;
+      } else if (now - stopped >= std::chrono::milliseconds(kStopWaitMs)) {
+        return false;
+      }
+    }
+  }
 }
 
 MessageWriter::~MessageWriter() {
@@ -98,7 +125,17 @@ void MessageWriter::write_buffer() noexcept {
   std::size_t done = 0;
   int failed = 0;
   while (done < buffer_.size()) {
-    const ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
+    std::size_t chunk = buffer_.size() - done;
+    if (may_block_) {
+      // Wait in poll(), where a stop request is seen, never in write(): once POLLOUT says there
+      // is room, a write of at most PIPE_BUF bytes does not block.
+      if (!wait_writable()) {
+        failed = ETIMEDOUT;  // the reader stopped reading, and dnsmon is stopping
+        break;
+      }
+      chunk = std::min<std::size_t>(chunk, PIPE_BUF);
+    }
+    const ssize_t n = ::write(fd_, buffer_.data() + done, chunk);
     if (n >= 0) {
       done += static_cast<std::size_t>(n);
       continue;
@@ -107,8 +144,10 @@ void MessageWriter::write_buffer() noexcept {
       continue;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK) {  // a non-blocking descriptor: wait for room
-      pollfd p{.fd = fd_, .events = POLLOUT, .revents = 0};
-      (void)::poll(&p, 1, -1);
+      if (!may_block_) {
+        pollfd p{.fd = fd_, .events = POLLOUT, .revents = 0};
+        (void)::poll(&p, 1, kPollMs);
+      }
       continue;
     }
     failed = errno;

@@ -128,6 +128,11 @@ class MessageWriter {
   // Writes out what is buffered; false if any write has failed.
   bool flush() noexcept;
 
+  // Any thread: dnsmon is stopping. From now on a write to a reader that does not read (a pipe,
+  // a socket or a terminal with no room for kStopWaitMs) ends the log with ETIMEDOUT, its lines
+  // counted as lost, instead of waiting for ever.
+  void stop_waiting() noexcept { stop_waiting_.store(true, std::memory_order_relaxed); }
+
   // 0 while every write succeeded; then the errno of the first that failed.
   [[nodiscard]] int error() const noexcept { return error_.load(std::memory_order_acquire); }
 
@@ -135,9 +140,15 @@ class MessageWriter {
   [[nodiscard]] std::uint64_t lost_lines() const noexcept { return lost_.get(); }
 
  private:
+  static constexpr int kPollMs = 100;
+  static constexpr int kStopWaitMs = 1000;
+
   void write_buffer() noexcept;
+  bool wait_writable() noexcept;  // false: stop_waiting() and no room for kStopWaitMs
 
   int fd_;
+  bool may_block_ = false;
+  std::atomic<bool> stop_waiting_{false};
   std::string line_;
   std::string buffer_;  // whole lines not yet written
   std::atomic<int> error_{0};
