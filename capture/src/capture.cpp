@@ -132,14 +132,17 @@ void on_frame(u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
                                              h->caplen));
 }
 
-PcapHandle open_offline_file(const std::string& path) {
-  std::array<char, PCAP_ERRBUF_SIZE> err{};
-  PcapHandle p{pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO,
-                                                       err.data())};
-  if (!p) {
-    throw CaptureError("cannot read capture file " + path + ": " + err.data());
-  }
-  return p;
+// Checks a capture file before any thread starts: libpcap reads its header (and compiles the
+// filter) through a duplicate of fd, which is then back at the file's start. Throws CaptureError.
+void check_offline_file(int fd, const std::string& path, const std::string& filter);
+
+// Why an input could not be opened, with what to do when descriptors ran out.
+CaptureError open_error(const std::string& path, int e) {
+  return CaptureError("cannot read capture file " + path + ": " + std::strerror(e) +
+                      (e == EMFILE || e == ENFILE
+                           ? " (every input stays open from the start: raise the limit on open "
+                             "files, ulimit -n, or replay fewer files at once)"
+                           : ""));
 }
 
 void apply_filter(pcap_t* p, const std::string& filter, const std::string& what) {
@@ -158,12 +161,33 @@ void apply_filter(pcap_t* p, const std::string& filter, const std::string& what)
   }
 }
 
+void check_offline_file(int fd, const std::string& path, const std::string& filter) {
+  const int copy = ::dup(fd);
+  std::FILE* f = copy < 0 ? nullptr : ::fdopen(copy, "rb");
+  if (f == nullptr) {
+    const int e = errno;
+    if (copy >= 0) {
+      ::close(copy);
+    }
+    throw open_error(path, e);
+  }
+  std::array<char, PCAP_ERRBUF_SIZE> err{};
+  const PcapHandle p{
+      pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, err.data())};
+  if (!p) {
+    std::fclose(f);
+    throw CaptureError("cannot read capture file " + path + ": " + err.data());
+  }
+  apply_filter(p.get(), filter, path);
+  if (::lseek(fd, 0, SEEK_SET) != 0) {
+    throw CaptureError("cannot read capture file " + path + ": " + std::strerror(errno));
+  }
+}
+
 }  // namespace
 
 struct PacketSource::Impl {
-  // A file to replay. Anything but a regular file is opened once, by open_files() (so that a
-  // FIFO's or a pipe's first bytes are not lost to a check), and read from that descriptor; a
-  // regular file is checked by open_files() and opened again when its turn comes.
+  // A file to replay, opened once by open_files() and read from that descriptor.
   struct Input {
     std::string path;
     std::optional<detail::ChunkedFile> stream;
@@ -506,19 +530,19 @@ std::unique_ptr<PacketSource> PacketSource::open_files(const std::vector<std::st
     if (S_ISDIR(st.st_mode)) {
       throw CaptureError("cannot read capture file " + path + ": " + std::strerror(EISDIR));
     }
+    // Every input is opened once, here, and read from that descriptor by run(): a FIFO or a pipe
+    // (`<(...)`, /dev/stdin) loses none of its bytes to a check, and a file replaced after the
+    // start is not read in its new version. A FIFO is opened without blocking (without a writer,
+    // open() would wait for one); its header is read by run().
+    const int flags =
+        S_ISREG(st.st_mode) ? O_RDONLY | O_CLOEXEC : O_RDONLY | O_NONBLOCK | O_CLOEXEC;
+    const int fd = ::open(path.c_str(), flags);  // NOLINT: varargs
+    if (fd < 0) {
+      throw open_error(path, errno);
+    }
+    input.stream.emplace(fd, true);
     if (S_ISREG(st.st_mode)) {
-      // Fail early, before any thread starts: the header and the filter. Reading a regular file
-      // twice loses nothing.
-      auto p = open_offline_file(path);
-      apply_filter(p.get(), options.bpf_filter, path);
-    } else {
-      // A FIFO, a pipe (`<(...)`, /dev/stdin) or a device: opened once, and without blocking (a
-      // FIFO without a writer would block open() until one comes). Its header is read by run().
-      const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // NOLINT: varargs
-      if (fd < 0) {
-        throw CaptureError("cannot read capture file " + path + ": " + std::strerror(errno));
-      }
-      input.stream.emplace(fd, true);
+      check_offline_file(fd, path, options.bpf_filter);  // fail early, before any thread starts
     }
     s->impl_->inputs.push_back(std::move(input));
   }
@@ -669,18 +693,8 @@ std::string PacketSource::run_with(std::stop_token stop, std::span<FrameRing* co
         break;
       }
       try {
-        if (input.stream) {
-          error = read_input(*input.stream, input.path);
-          input.stream.reset();  // closes it
-        } else {
-          const int fd = ::open(input.path.c_str(), O_RDONLY | O_CLOEXEC);  // NOLINT: varargs
-          if (fd < 0) {
-            error = std::strerror(errno);
-          } else {
-            detail::ChunkedFile file(fd, true);
-            error = read_input(file, input.path);
-          }
-        }
+        error = read_input(*input.stream, input.path);
+        input.stream.reset();  // closes it
       } catch (const CaptureError& e) {
         error = e.what();
       }
