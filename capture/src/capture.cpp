@@ -18,11 +18,11 @@
 
 #include <pcap/pcap.h>
 
+#include "dnsmon/capture/detail/pcap_file.hpp"
+#include "dnsmon/capture/detail/pcap_handle.hpp"
 #include "dnsmon/common/link.hpp"
 
 #include "dispatch.hpp"
-#include "pcap_file.hpp"
-#include "pcap_handle.hpp"
 
 namespace dnsmon {
 namespace detail {

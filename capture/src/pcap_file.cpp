@@ -1,4 +1,4 @@
-#include "pcap_file.hpp"
+#include "dnsmon/capture/detail/pcap_file.hpp"
 
 #include <algorithm>
 #include <cerrno>

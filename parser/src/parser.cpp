@@ -10,9 +10,9 @@
 #include "dnsmon/common/bytes.hpp"
 #include "dnsmon/common/link.hpp"
 #include "dnsmon/common/message_record.hpp"
+#include "dnsmon/parser/detail/ip_reassembly.hpp"
+#include "dnsmon/parser/detail/tcp_reassembly.hpp"
 
-#include "ip_reassembly.hpp"
-#include "tcp_reassembly.hpp"
 #include "wire_reader.hpp"
 
 namespace dnsmon {

@@ -1,4 +1,4 @@
-#include "tcp_reassembly.hpp"
+#include "dnsmon/parser/detail/tcp_reassembly.hpp"
 
 #include <algorithm>
 #include <bit>

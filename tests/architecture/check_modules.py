@@ -20,9 +20,10 @@ import tempfile
 MODULES = {
     "common": (["common"], ["dnsmon/common/"], ["dnsmon_common"], []),
     "ring": (["capture/ring"], ["dnsmon/ring.hpp"], ["dnsmon_ring"], []),
-    "capture": (["capture/src", "capture/include"], ["dnsmon/capture.hpp"], ["dnsmon_capture"],
+    "capture": (["capture/src", "capture/include"], ["dnsmon/capture.hpp", "dnsmon/capture/"],
+                ["dnsmon_capture"],
                 ["ring", "common"]),
-    "parser": (["parser"], ["dnsmon/parser.hpp"], ["dnsmon_parser"],
+    "parser": (["parser"], ["dnsmon/parser.hpp", "dnsmon/parser/"], ["dnsmon_parser"],
                ["ring", "common"]),
     "domains": (["metrics/domains"], ["dnsmon/domains.hpp"], ["dnsmon_domains"], ["common"]),
     "analytics": (["metrics/analytics"], ["dnsmon/analytics.hpp", "dnsmon/analytics/"],

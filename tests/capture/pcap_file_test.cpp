@@ -1,7 +1,7 @@
 // PcapReader against libpcap itself: for every file it accepts (the public capture corpus, then
 // files built here byte by byte), the link type, the snapshot length, every record and the final
 // state must be what pcap_next_ex() delivers on the same bytes.
-#include "pcap_file.hpp"
+#include "dnsmon/capture/detail/pcap_file.hpp"
 
 #include <array>
 #include <cstdint>
@@ -24,7 +24,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "pcap_handle.hpp"
+#include "dnsmon/capture/detail/pcap_handle.hpp"
 
 namespace {
 

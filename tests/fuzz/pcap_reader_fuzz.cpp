@@ -18,9 +18,10 @@
 
 #include <pcap/pcap.h>
 
+#include "dnsmon/capture/detail/pcap_file.hpp"
+#include "dnsmon/capture/detail/pcap_handle.hpp"
+
 #include "fuzz_check.hpp"
-#include "pcap_file.hpp"
-#include "pcap_handle.hpp"
 
 namespace {
 

@@ -34,8 +34,9 @@
 #include <span>
 #include <vector>
 
+#include "dnsmon/parser/detail/tcp_reassembly.hpp"
+
 #include "fuzz_check.hpp"
-#include "tcp_reassembly.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "ip_reassembly.hpp"
+#include "dnsmon/parser/detail/ip_reassembly.hpp"
 
 #include <algorithm>
 #include <cstddef>
