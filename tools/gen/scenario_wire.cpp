@@ -9,43 +9,18 @@
 #include "gen/checksum.hpp"
 #include "gen/random.hpp"
 #include "gen/scenario_model.hpp"
+#include "gen/wire.hpp"
 
 namespace dnsmon::gen::scenario {
 namespace {
 
 constexpr std::uint16_t kA = 1, kMx = 15, kTxt = 16, kPtr = 12, kAaaa = 28, kNull = 10, kSoa = 6;
 
-class Out {
+class Out : public BigEndian<Out> {
  public:
   explicit Out(std::uint8_t* p) : p_(p) {}
 
   void u8(unsigned v) { p_[n_++] = static_cast<std::uint8_t>(v); }
-
-  void u16(unsigned v) {
-    u8(v >> 8U);
-    u8(v & 0xFFU);
-  }
-
-  void u32(std::uint32_t v) {
-    u16(v >> 16U);
-    u16(v & 0xFFFFU);
-  }
-
-  void name(std::string_view dotted) {
-    std::size_t start = 0;
-    while (start < dotted.size()) {
-      auto dot = dotted.find('.', start);
-      if (dot == std::string_view::npos) {
-        dot = dotted.size();
-      }
-      u8(static_cast<unsigned>(dot - start));
-      for (std::size_t i = start; i < dot; ++i) {
-        u8(static_cast<unsigned char>(dotted[i]));
-      }
-      start = dot + 1;
-    }
-    u8(0);
-  }
 
   void put16(std::size_t at, unsigned v) {
     p_[at] = static_cast<std::uint8_t>(v >> 8U);

@@ -28,22 +28,6 @@ class Bytes : public BigEndian<Bytes> {
 
   void raw(const std::uint8_t* p, std::size_t n) { b_.insert(b_.end(), p, p + n); }
 
-  void name(std::string_view dotted) {
-    std::size_t start = 0;
-    while (start < dotted.size()) {
-      auto dot = dotted.find('.', start);
-      if (dot == std::string_view::npos) {
-        dot = dotted.size();
-      }
-      u8(static_cast<unsigned>(dot - start));
-      for (std::size_t i = start; i < dot; ++i) {
-        u8(static_cast<unsigned char>(dotted[i]));
-      }
-      start = dot + 1;
-    }
-    u8(0);
-  }
-
   std::vector<std::uint8_t>& data() { return b_; }
 
   [[nodiscard]] std::size_t size() const { return b_.size(); }

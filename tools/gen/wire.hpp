@@ -1,12 +1,14 @@
 // Fields in network byte order, for the writers that build the profiles' frames and messages.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 namespace dnsmon::gen {
 
 // A writer derives from BigEndian<itself> and provides u8(), which appends one byte; u16() and
-// u32() append big-endian fields through it.
+// u32() append big-endian fields through it, and name() a DNS name without compression.
 template <typename Writer>
 class BigEndian {
  public:
@@ -18,6 +20,23 @@ class BigEndian {
   void u32(std::uint32_t v) {
     u16(v >> 16U);
     u16(v & 0xFFFFU);
+  }
+
+  // A name in dotted form, without the final dot ("" is the root), label by label.
+  void name(std::string_view dotted) {
+    std::size_t start = 0;
+    while (start < dotted.size()) {
+      auto dot = dotted.find('.', start);
+      if (dot == std::string_view::npos) {
+        dot = dotted.size();
+      }
+      self().u8(static_cast<unsigned>(dot - start));
+      for (std::size_t i = start; i < dot; ++i) {
+        self().u8(static_cast<unsigned char>(dotted[i]));
+      }
+      start = dot + 1;
+    }
+    self().u8(0);
   }
 
  private:
