@@ -127,19 +127,7 @@ struct MetricsHub::Impl : prometheus::Collectable {
     }
     ReassemblyStats total;
     for (const Parser* p : parsers) {
-      const auto st = p->stats();
-      for (std::size_t i = 0; i < total.ip.size(); ++i) {
-        total.ip[i] += st.ip[i];
-      }
-      for (std::size_t i = 0; i < total.tcp.size(); ++i) {
-        total.tcp[i] += st.tcp[i];
-      }
-      total.ip_in_progress += st.ip_in_progress;
-      total.ip_memory_bytes += st.ip_memory_bytes;
-      total.ip_capacity += st.ip_capacity;
-      total.tcp_flows += st.tcp_flows;
-      total.tcp_memory_bytes += st.tcp_memory_bytes;
-      total.tcp_capacity += st.tcp_capacity;
+      total += p->stats();
     }
     for (std::size_t i = 0; i < total.ip.size(); ++i) {
       x.add(Family::IpReassemblyEventsTotal, {ReassemblyStats::kIpEventNames[i]},
@@ -161,15 +149,7 @@ struct MetricsHub::Impl : prometheus::Collectable {
   void collect_matching(detail::Exposition& x) const {
     detail::MatcherStats total;
     for (const auto& w : workers) {
-      const auto st = w.analytics_->matcher.stats();
-      total.matched += st.matched;
-      total.timeouts += st.timeouts;
-      total.unmatched_responses += st.unmatched_responses;
-      total.duplicates += st.duplicates;
-      total.evictions += st.evictions;
-      total.entries += st.entries;
-      total.capacity += st.capacity;
-      total.memory_bytes += st.memory_bytes;
+      total += w.analytics_->matcher.stats();
     }
     x.add(Family::QueryMatchingTotal, {"matched"}, static_cast<double>(total.matched));
     x.add(Family::QueryMatchingTotal, {"timeout"}, static_cast<double>(total.timeouts));

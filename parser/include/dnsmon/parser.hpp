@@ -177,6 +177,23 @@ struct ReassemblyStats {
   std::array<std::uint64_t, kTcpEvents> tcp{};
   std::uint64_t ip_in_progress = 0, ip_memory_bytes = 0, ip_capacity = 0;
   std::uint64_t tcp_flows = 0, tcp_memory_bytes = 0, tcp_capacity = 0;
+
+  // Sums another parser's stats into these (the collector adds up the workers').
+  ReassemblyStats& operator+=(const ReassemblyStats& o) noexcept {
+    for (std::size_t i = 0; i < ip.size(); ++i) {
+      ip[i] += o.ip[i];
+    }
+    for (std::size_t i = 0; i < tcp.size(); ++i) {
+      tcp[i] += o.tcp[i];
+    }
+    ip_in_progress += o.ip_in_progress;
+    ip_memory_bytes += o.ip_memory_bytes;
+    ip_capacity += o.ip_capacity;
+    tcp_flows += o.tcp_flows;
+    tcp_memory_bytes += o.tcp_memory_bytes;
+    tcp_capacity += o.tcp_capacity;
+    return *this;
+  }
 };
 
 // Thrown by Parser's constructor when one of its reassembly tables cannot be allocated: which

@@ -135,6 +135,20 @@ struct MatcherStats {
   std::uint64_t entries = 0;              // gauge: outstanding queries
   std::uint64_t capacity = 0;             // gauge: the fixed capacity
   std::uint64_t memory_bytes = 0;         // gauge: bytes allocated by the table
+
+  // Sums another worker's stats into these (the collector adds up the workers').
+  MatcherStats& operator+=(const MatcherStats& o) noexcept {
+    queries += o.queries;
+    matched += o.matched;
+    timeouts += o.timeouts;
+    unmatched_responses += o.unmatched_responses;
+    duplicates += o.duplicates;
+    evictions += o.evictions;
+    entries += o.entries;
+    capacity += o.capacity;
+    memory_bytes += o.memory_bytes;
+    return *this;
+  }
 };
 
 class QueryMatcher {
