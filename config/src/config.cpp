@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <arpa/inet.h>
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <fstream>
 #include <netinet/in.h>
+#include <system_error>
 #include <utility>
 
 #include <CLI/CLI.hpp>
@@ -247,7 +249,10 @@ void forget_position(Config& c, std::string_view path) {
 // A command-line flag's range check, from its key's row.
 CLI::Range cli_range(std::string_view path) {
   const Key& k = key_at(kKeys, path);
-  return {static_cast<std::int64_t>(k.lo), static_cast<std::int64_t>(k.hi)};
+  // The help text states the range itself; CLI11 would add its own type label to the name.
+  CLI::Range range{static_cast<std::int64_t>(k.lo), static_cast<std::int64_t>(k.hi)};
+  range.description("");
+  return range;
 }
 
 }  // namespace
@@ -346,9 +351,12 @@ std::string default_config_yaml() {
 }
 
 Config load_config_file(const std::string& path, Config base) {
+  errno = 0;
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    throw ConfigError(path + ": cannot open the config file");
+    const int err = errno;
+    throw ConfigError(path + ": cannot open the config file" +
+                      (err != 0 ? ": " + std::generic_category().message(err) : std::string()));
   }
   std::string text;
   text.resize(kMaxConfigBytes + 1);
@@ -436,9 +444,10 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
                      std::string(kDefaultListen) + "; offline runs serve only when given)")
       ->type_name("ADDR:PORT");
   app.add_option("--workers", workers,
-                 "parser worker threads (default 1). Live: one capture thread per worker on each "
-                 "interface, sharing its traffic by IP address pair (PACKET_FANOUT). A replay with "
-                 "one worker reads and parses in one thread")
+                 "parser worker threads, 1 to 64 (default 1). Live: one capture thread per worker "
+                 "on each interface, sharing its traffic by IP address pair (PACKET_FANOUT). A "
+                 "replay with one worker reads and parses in one thread")
+      ->type_name("N")
       ->check(cli_range("capture.workers"));
   app.add_option("--metrics-out", metrics_out,
                  "write the final metrics (text format) to FILE or - at the end of input or on "
@@ -458,10 +467,14 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
                  "also VLAN-tagged on Ethernet; default offline: none)")
       ->type_name("EXPR");
   app.add_option("--snaplen", snaplen,
-                 "bytes kept per live frame (default 4096; replays keep whole frames unless given)")
+                 "bytes kept per live frame, 64 to 65535 (default 4096; replays keep whole frames "
+                 "unless given)")
+      ->type_name("BYTES")
       ->check(cli_range("capture.snaplen"));
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
-      ->check(CLI::IsMember(std::vector<std::string>(kLogLevels.begin(), kLogLevels.end())));
+  app.add_option("--log-level", log_level, "trace, debug, info (the default), warn, error or off")
+      ->type_name("LEVEL")
+      ->check(CLI::IsMember(std::vector<std::string>(kLogLevels.begin(), kLogLevels.end()))
+                  .description(""));
   app.add_flag("--check-config", check_config, "validate the configuration and exit");
   app.add_flag("--print-defaults", print_defaults,
                "print a config file with every key at its default and exit");
