@@ -78,6 +78,18 @@ void notify(const char* state) {
   sd_notify(0, state);
 }
 
+// What the file and the flags given with it must say together for a run, checked before anything
+// is loaded or logged, by --check-config as by a start (a unit passes -i with its config file).
+void check_run(const Config& config) {
+  const bool demo = config.capture.interfaces.empty() && config.capture.files.empty();
+  if (demo && !config.daemon.config_path.empty()) {
+    // A service started with a config file must never export the demo's made-up numbers.
+    throw ConfigError(config.daemon.config_path +
+                      ": capture.interfaces is empty and no -i or -r was given: nothing to "
+                      "capture (the built-in demo runs only without --config)");
+  }
+}
+
 // The public suffix list the analytics need, loaded once here for --check-config and the run
 // alike; an unreadable list is a configuration error pointing at the key that names it.
 SuffixList load_suffixes(const Config& config) {
@@ -105,12 +117,6 @@ class Daemon {
                    hub.public_suffix_list());
     }
     const bool demo = config_.capture.interfaces.empty() && config_.capture.files.empty();
-    if (demo && !config_.daemon.config_path.empty()) {
-      // A service started with a config file must never export the demo's made-up numbers.
-      throw ConfigError(config_.daemon.config_path +
-                        ": capture.interfaces is empty and no -i or -r was given: nothing to "
-                        "capture (the built-in demo runs only without --config)");
-    }
     const bool serve = demo || !config_.capture.interfaces.empty() || config_.daemon.listen_given;
 
     // Stdout may carry machine-readable output; then the logs stay on stderr only (they always
@@ -316,19 +322,27 @@ class Daemon {
     if (--remaining_sources_ > 0) {
       return;
     }
+    input_ended_ = std::chrono::steady_clock::now();
     if (demo && error.empty() && !stopping_) {
       spdlog::info(
-          "demo replay finished: {} frames. Still serving {} ; press Ctrl-C to stop. Live "
-          "capture: dnsmon -i IFACE",
-          src.stats().received.get(), serving_url_);
+          "demo replay finished: {} frames in {:.1f} s. Still serving {} ; press Ctrl-C to "
+          "stop. Live capture: dnsmon -i IFACE",
+          src.stats().received.get(), input_seconds(), serving_url_);
       return;
     }
     io_.stop();
   }
 
+  // The time the input took: once every source has ended (a replay that keeps serving), the
+  // time since then is not part of it.
+  [[nodiscard]] double input_seconds() const {
+    return std::chrono::duration<double>(input_ended_.value_or(std::chrono::steady_clock::now()) -
+                                         started_)
+        .count();
+  }
+
   void log_stats(const char* when) const {
-    const auto seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    const double seconds = input_seconds();
     std::uint64_t received = 0;
     std::uint64_t dropped = 0;
     for (std::size_t i = 0; i < pipeline_->source_count(); ++i) {
@@ -407,6 +421,7 @@ class Daemon {
   bool messages_error_reported_ = false;
   int exit_code_ = 0;
   std::chrono::steady_clock::time_point started_;
+  std::optional<std::chrono::steady_clock::time_point> input_ended_;  // when the last source ended
   std::string serving_url_;
   std::vector<std::array<std::uint64_t, 3>> last_drops_;  // per source: kernel, interface, ring
 };
@@ -451,6 +466,7 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(config.daemon.log_level));
   SuffixList suffixes;
   try {
+    check_run(config);
     suffixes = load_suffixes(config);
   } catch (const ConfigError& e) {
     spdlog::error("configuration error: {}", e.what());

@@ -141,7 +141,8 @@ expect "a YAML syntax error exits 78 with its line and column" 78 \
   stderr "$cfg:3:11:" stderr "not valid YAML"
 
 run --config "$tmp/missing.yaml"
-expect "a missing config file exits 78" 78 stderr "$tmp/missing.yaml: cannot open the config file"
+expect "a missing config file exits 78 with the reason" 78 \
+  stderr "$tmp/missing.yaml: cannot open the config file: No such file or directory"
 
 printf 'log:\n  level: info\nexporter:\n  listen: "127.0.0.1:9941,0.0.0.0:9942"\n' >"$cfg"
 run --config "$cfg" --check-config
@@ -159,18 +160,29 @@ expect "a host name in exporter.listen exits 78" 78 \
   stderr "$cfg:2:11: exporter.listen:" stderr "host names are not accepted"
 
 printf 'capture:\n  snaplen: 1500\n  workers: 2\nexporter:\n  listen: "127.0.0.1:0"\n' >"$cfg"
-run --check-config --config "$cfg"
-expect "--check-config on a good file exits 0" 0 stdout "configuration OK: $cfg"
+run --check-config --config "$cfg" -i lo
+expect "--check-config on a good file with -i exits 0" 0 stdout "configuration OK: $cfg"
 
+run --check-config --config "$DNSMON_SOURCE_DIR/systemd/dnsmon.yaml" -i lo
+expect "--check-config accepts the shipped systemd/dnsmon.yaml with -i" 0 stdout "configuration OK"
+
+# --check-config judges the file with the flags given with it, as a start would.
 run --check-config --config "$DNSMON_SOURCE_DIR/systemd/dnsmon.yaml"
-expect "--check-config accepts the shipped systemd/dnsmon.yaml" 0 stdout "configuration OK"
+expect "--check-config refuses a file with no interface and no -i or -r, as the start does" 78 \
+  stderr "nothing to capture"
+run --config "$DNSMON_SOURCE_DIR/systemd/dnsmon.yaml"
+expect "a start with a file and nothing to capture exits 78" 78 stderr "nothing to capture"
+[[ $err != *"analytics:"* ]] || fail "a failing start logs analytics info lines before its error: $err"
+run --check-config --config "$DNSMON_SOURCE_DIR/systemd/dnsmon.yaml" -r "$tmp/not-read-by-a-check.pcap"
+expect "--check-config with -r accepts the file (inputs are not opened by a check)" 0 \
+  stdout "configuration OK"
 
 : >"$cfg"
-run --check-config --config "$cfg"
-expect "--check-config on an empty file exits 0" 0 stdout "configuration OK"
+run --check-config --config "$cfg" -i lo
+expect "--check-config on an empty file with -i exits 0" 0 stdout "configuration OK"
 
 printf 'analytics:\n  public_suffix_list: %s\n' "$tmp/no-such-list.dat" >"$cfg"
-run --check-config --config "$cfg"
+run --check-config --config "$cfg" -i lo
 expect "--check-config reports a public suffix list that cannot be loaded at its key" 78 \
   stderr "$cfg:2:23: analytics.public_suffix_list: cannot load the public suffix list"
 [[ $err != *"analytics.public_suffix_list: "*"analytics.public_suffix_list: "* ]] ||
@@ -180,8 +192,8 @@ run --print-defaults
 expect "--print-defaults prints every key at its default" 0 \
   stdout "snaplen: 4096" stdout "windows: [1m, 5m, 1h]" stdout "level: info"
 printf '%s\n' "$out" >"$cfg"
-run --check-config --config "$cfg"
-expect "--check-config accepts the printed defaults" 0 stdout "configuration OK: $cfg"
+run --check-config --config "$cfg" -i lo
+expect "--check-config accepts the printed defaults with -i" 0 stdout "configuration OK: $cfg"
 
 # --- runtime failures ----------------------------------------------------------------------
 capture=$tmp/small.pcap

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `dnsmon` with no arguments replays the embedded demo capture and keeps serving /metrics on the
-# default address until SIGTERM, with queries counted; then it exits 0.
+# default address until SIGTERM, with queries counted; then it exits 0, its final line giving the
+# replay's duration.
 set -euo pipefail
 : "${DNSMON:?}"
 work=$(mktemp -d)
@@ -34,10 +35,16 @@ echo "dnsmon_queries_total summed over qtypes: $queries"
 [[ "$queries" -gt 0 ]] || { echo "FAIL: no queries counted" >&2; exit 1; }
 grep -q '^dnsmon_capture_up{source="demo"} 0' "$work/metrics"
 
+# The final line reports how long the replay took, not how long the demo then served.
+sleep 2
 kill -TERM "$pid"
 rc=0
 timeout 20 tail --pid="$pid" -f /dev/null || { echo "FAIL: no exit 20 s after SIGTERM" >&2; exit 1; }
 wait "$pid" || rc=$?
 pid=""
 [[ "$rc" -eq 0 ]] || { tail -60 "$work/log" >&2; echo "FAIL: exit status $rc after SIGTERM" >&2; exit 1; }
+replay_s=$(sed -n 's/.*demo replay finished: [0-9]* frames in \([0-9.]*\) s.*/\1/p' "$work/log")
+final_s=$(sed -n 's/.*final: .* in \([0-9.]*\) s$/\1/p' "$work/log")
+[[ -n "$replay_s" && "$replay_s" == "$final_s" ]] ||
+  { echo "FAIL: the final line's duration ($final_s s) is not the replay's ($replay_s s)" >&2; exit 1; }
 echo "ok: demo served $queries queries at $url and stopped cleanly"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The shipped systemd units and config: `systemd-analyze verify` is clean with the binary installed
 # into a scratch root, the offline security exposure stays at or below 2.5, and the example config
-# passes --check-config.
+# passes --check-config with -i as dnsmon@.service gives it, and is refused without one, as
+# dnsmon.service would refuse to start with it until capture.interfaces is set.
 #
 # Env (set by ctest): DNSMON (the binary), DNSMON_SOURCE_DIR (the repository root).
 # Exit 77 (skipped) when systemd-analyze is not installed.
@@ -79,10 +80,20 @@ for unit in "${units[@]}"; do
   fi
 done
 
-if out=$(timeout 30 "$DNSMON" --check-config --config "$units_src/dnsmon.yaml" 2>&1); then
+# As dnsmon@lo.service runs it (-i from the instance name): accepted.
+if out=$(timeout 30 "$DNSMON" --check-config --config "$units_src/dnsmon.yaml" -i lo 2>&1); then
   echo "ok: $out"
 else
-  fail "dnsmon --check-config --config systemd/dnsmon.yaml (exit $?):"
+  fail "dnsmon --check-config --config systemd/dnsmon.yaml -i lo (exit $?):"
+  printf '%s\n' "$out"
+fi
+# As dnsmon.service runs it, before an interface is set in the file: refused as the start would be.
+rc=0
+out=$(timeout 30 "$DNSMON" --check-config --config "$units_src/dnsmon.yaml" 2>&1) || rc=$?
+if [[ $rc == 78 && $out == *"nothing to capture"* ]]; then
+  echo "ok: without an interface the shipped file is refused: $out"
+else
+  fail "dnsmon --check-config --config systemd/dnsmon.yaml without -i: exit $rc, expected 78:"
   printf '%s\n' "$out"
 fi
 
