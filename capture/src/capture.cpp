@@ -546,6 +546,15 @@ std::unique_ptr<PacketSource> PacketSource::open_files(const std::vector<std::st
     }
     s->impl_->inputs.push_back(std::move(input));
   }
+  std::uint64_t total = 0;
+  for (auto& input : s->impl_->inputs) {
+    if (!input.stream->regular()) {
+      total = 0;  // a stream's size is not known: no percentage
+      break;
+    }
+    total += input.stream->size_bytes();
+  }
+  s->stats_.input_size_bytes = total;
   return s;
 }
 
@@ -655,6 +664,7 @@ std::string PacketSource::run_with(std::stop_token stop, std::span<FrameRing* co
   // ends any wait for a stream's bytes: the input then ends without an error.
   auto read_input = [&](detail::ChunkedFile& file, const std::string& path) -> std::string {
     file.watch(&stop, [&ctx] { detail::flush_rings(ctx); });
+    file.count_reads(&stats_.input_read_bytes);
     std::string error;
     if (!file.fill(kPcapFileHeaderBytes, error)) {
       return error;

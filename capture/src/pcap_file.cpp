@@ -110,12 +110,23 @@ std::optional<ChunkedFile> ChunkedFile::open(const std::string& path) {
 ChunkedFile::ChunkedFile(int fd, bool owned) : fd_(fd), owned_(owned) {
   struct stat st = {};
   regular_ = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  file_size_ = regular_ ? static_cast<std::uint64_t>(st.st_size) : 0;
+}
+
+void ChunkedFile::count_reads(SingleWriterCounter* counter) noexcept {
+  read_counter_ = counter;
+  if (counter != nullptr) {
+    counter->add(read_bytes_);
+  }
 }
 
 ChunkedFile::ChunkedFile(ChunkedFile&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       owned_(other.owned_),
       regular_(other.regular_),
+      file_size_(other.file_size_),
+      read_bytes_(other.read_bytes_),
+      read_counter_(std::exchange(other.read_counter_, nullptr)),
       buffer_(std::move(other.buffer_)),
       size_(std::exchange(other.size_, 0)),
       handed_(std::exchange(other.handed_, 0)),
@@ -133,6 +144,9 @@ ChunkedFile& ChunkedFile::operator=(ChunkedFile&& other) noexcept {
     fd_ = std::exchange(other.fd_, -1);
     owned_ = other.owned_;
     regular_ = other.regular_;
+    file_size_ = other.file_size_;
+    read_bytes_ = other.read_bytes_;
+    read_counter_ = std::exchange(other.read_counter_, nullptr);
     buffer_ = std::move(other.buffer_);
     size_ = std::exchange(other.size_, 0);
     handed_ = std::exchange(other.handed_, 0);
@@ -186,6 +200,12 @@ ssize_t ChunkedFile::read_input(std::byte* to, std::size_t count) noexcept {
       return 0;
     }
     const ssize_t n = ::read(fd_, to, count);
+    if (n > 0) {
+      read_bytes_ += static_cast<std::uint64_t>(n);
+      if (read_counter_ != nullptr) {
+        read_counter_->add(static_cast<std::uint64_t>(n));
+      }
+    }
     if (n >= 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)) {
       return n;
     }

@@ -3,6 +3,7 @@
 // Threads: one capture thread per source, the workers (each reads one ring per source), the
 // exporter's HTTP thread, and this main thread running the Boost.Asio control loop (signals, the
 // periodic stats line, sd_notify). Exit codes: 0 ok, 1 failure, 2 usage, 78 configuration error.
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
@@ -166,6 +167,10 @@ class Daemon {
     schedule_watchdog(watchdog);
     boost::asio::steady_timer drop_watch(io_);
     schedule_drop_watch(drop_watch);
+    boost::asio::steady_timer progress_timer(io_);
+    if (!pipeline_->is_live() && !demo && ::isatty(STDERR_FILENO) == 1) {
+      schedule_progress(progress_timer);
+    }
 
     started_ = std::chrono::steady_clock::now();
     remaining_sources_ = pipeline_->source_count();
@@ -323,6 +328,10 @@ class Daemon {
       return;
     }
     input_ended_ = std::chrono::steady_clock::now();
+    if (progress_shown_) {
+      std::fputs("\r\033[K", stderr);  // the progress line gives way to the log
+      progress_shown_ = false;
+    }
     if (demo && error.empty() && !stopping_) {
       spdlog::info(
           "demo replay finished: {} frames in {:.1f} s. Still serving {} ; press Ctrl-C to "
@@ -350,8 +359,55 @@ class Daemon {
       received += st.received.get();
       dropped += st.kernel_dropped.get() + st.if_dropped.get() + st.ring_dropped.get();
     }
-    spdlog::info("{}: {} frames captured, {} processed, {} dropped in {:.1f} s", when, received,
-                 pipeline_->frames_processed(), dropped, seconds);
+    spdlog::info("{}: {} frames captured, {} processed, {} dropped in {:.1f} s{}", when, received,
+                 pipeline_->frames_processed(), dropped, seconds,
+                 input_ended_ ? std::string() : replay_progress(seconds));
+  }
+
+  // ", 42 % of 1.2 GiB read, ETA 12 s" while a replay of regular files runs; "" otherwise.
+  [[nodiscard]] std::string replay_progress(double seconds) const {
+    if (pipeline_->is_live()) {
+      return {};
+    }
+    std::uint64_t read = 0;
+    std::uint64_t size = 0;
+    for (std::size_t i = 0; i < pipeline_->source_count(); ++i) {
+      const auto& st = pipeline_->source(i).stats();
+      read += st.input_read_bytes.get();
+      size += st.input_size_bytes;
+    }
+    if (size == 0) {
+      return {};
+    }
+    const double fraction = std::min(1.0, static_cast<double>(read) / static_cast<double>(size));
+    std::string eta = "-";
+    if (fraction > 0 && seconds > 0) {
+      eta = fmt::format("{:.0f} s", seconds * (1 - fraction) / fraction);
+    }
+    return fmt::format(", {:.0f} % of {:.1f} MiB read, ETA {}", 100 * fraction,
+                       static_cast<double>(size) / (1024.0 * 1024.0), eta);
+  }
+
+  // On a terminal, a replay shows one line of progress on stderr, rewritten every second: frames,
+  // the share of the input read, the rate and the time left.
+  void schedule_progress(boost::asio::steady_timer& timer) {
+    timer.expires_after(std::chrono::seconds(1));
+    timer.async_wait([this, &timer](const boost::system::error_code& ec) {
+      if (ec || input_ended_) {
+        return;
+      }
+      const double seconds = input_seconds();
+      std::uint64_t received = 0;
+      for (std::size_t i = 0; i < pipeline_->source_count(); ++i) {
+        received += pipeline_->source(i).stats().received.get();
+      }
+      const double rate = seconds > 0 ? static_cast<double>(received) / seconds : 0;
+      const std::string line = fmt::format("\r\033[Kreplay: {} frames, {:.0f} frames/s{}", received,
+                                           rate, replay_progress(seconds));
+      std::fputs(line.c_str(), stderr);
+      progress_shown_ = true;
+      schedule_progress(timer);
+    });
   }
 
   void schedule_stats(boost::asio::steady_timer& timer) {
@@ -422,6 +478,7 @@ class Daemon {
   int exit_code_ = 0;
   std::chrono::steady_clock::time_point started_;
   std::optional<std::chrono::steady_clock::time_point> input_ended_;  // when the last source ended
+  bool progress_shown_ = false;  // a progress line is on the terminal
   std::string serving_url_;
   std::vector<std::array<std::uint64_t, 3>> last_drops_;  // per source: kernel, interface, ring
 };

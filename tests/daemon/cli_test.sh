@@ -206,6 +206,27 @@ fi
 run -r "$capture"
 expect "-r on a small capture exits 0" 0 stderr "100 frames captured"
 
+# A long replay shows its progress: a periodic log line with the share read and the time left,
+# and on a terminal a progress line rewritten every second. 30,000 frames paced at 10,000/s of
+# packet time take 3 s; the file is 3 MiB, read 512 KiB at a time.
+paced=$tmp/paced.pcap
+"$GEN_PCAP" --out "$paced" --packets 30000 --rate 10000 >"$tmp/gen_pcap.log" 2>&1 ||
+  fail "gen_pcap could not write the paced capture"
+printf 'log:\n  stats_interval_s: 1\n' >"$cfg"
+run -r "$paced" --replay-speed 1 --config "$cfg"
+expect "a paced replay logs its progress every stats interval" 0 \
+  stderr "% of 2.9 MiB read, ETA" stderr "final: 30000 frames captured"
+if command -v script >/dev/null; then
+  rc=0
+  timeout 30 script -qec "$DNSMON -r $paced --replay-speed 1" /dev/null >"$tmp/tty" 2>&1 || rc=$?
+  checks=$((checks + 1))
+  if [[ $rc == 0 ]] && tr '\r' '\n' <"$tmp/tty" | grep -aq 'replay: [0-9]* frames, [0-9]* frames/s, [0-9]* % of 2.9 MiB read, ETA'; then
+    echo "ok: on a terminal a replay shows a progress line"
+  else
+    fail "no progress line on a terminal (exit $rc): $(tr '\r' '\n' <"$tmp/tty" | head -5)"
+  fi
+fi
+
 run -r /nonexistent.pcap
 expect "-r on a missing file exits 1 with a clear message" 1 \
   stderr "cannot read capture file /nonexistent.pcap" stderr "No such file or directory"

@@ -86,6 +86,10 @@ class CaptureError : public std::runtime_error {
 struct CaptureStats {
   SingleWriterCounter received, bytes, kernel_dropped, if_dropped, ring_dropped, snaplen_cut;
   std::atomic<bool> up{false};
+  // A replay's progress through its inputs: the bytes read from them so far, and their total
+  // size when every input is a regular file (0 when one is a pipe, FIFO or the standard input).
+  SingleWriterCounter input_read_bytes;
+  std::uint64_t input_size_bytes = 0;  // set before run(), read-only after
 };
 
 // Picks a worker for a frame: symmetric in source and destination address.

@@ -44,6 +44,8 @@
 #include <string_view>
 #include <sys/types.h>
 
+#include "dnsmon/common/counter.hpp"
+
 namespace dnsmon::detail {
 
 // A capture input read in chunks into one buffer, for a PcapReader that reads its records in
@@ -96,6 +98,13 @@ class ChunkedFile {
 
   [[nodiscard]] bool regular() const noexcept { return regular_; }
 
+  // The file's size when it is a regular file, else 0.
+  [[nodiscard]] std::uint64_t size_bytes() const noexcept { return file_size_; }
+
+  // Adds every byte read from the input from now on to counter (may be null), after the bytes
+  // read so far.
+  void count_reads(SingleWriterCounter* counter) noexcept;
+
   // Reads until bytes() holds at least `count` bytes or the input ends. false on a read error,
   // with libpcap's message for it in error.
   bool fill(std::size_t count, std::string& error);
@@ -120,6 +129,9 @@ class ChunkedFile {
   int fd_ = -1;
   bool owned_ = false;
   bool regular_ = false;
+  std::uint64_t file_size_ = 0;
+  std::uint64_t read_bytes_ = 0;  // from the input so far
+  SingleWriterCounter* read_counter_ = nullptr;
   std::unique_ptr<std::byte[]> buffer_;  // allocated at the first read
   std::size_t size_ = 0;
   std::size_t handed_ = 0;  // bytes() given to stream()'s reader so far
