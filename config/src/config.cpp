@@ -313,6 +313,24 @@ std::string located_error(const Config& config, std::string_view path, std::stri
   return out;
 }
 
+std::vector<KeyChange> changed_keys(const Config& before, const Config& after) {
+  std::vector<KeyChange> out;
+  for (const Key& k : kKeys) {
+    if (k.kind == Kind::Section) {
+      continue;
+    }
+    std::string a = format_value(k, k.bind.load(before, k.scale));
+    std::string b = format_value(k, k.bind.load(after, k.scale));
+    if (a != b) {
+      out.push_back({.path = std::string(k.path),
+                     .before = std::move(a),
+                     .after = std::move(b),
+                     .reload = k.reload});
+    }
+  }
+  return out;
+}
+
 const std::vector<ConfigKey>& config_keys() {
   static const std::vector<ConfigKey> keys = [] {
     const Config defaults;

@@ -106,8 +106,9 @@ SuffixList load_suffixes(const Config& config) {
 
 class Daemon {
  public:
-  Daemon(Config config, SuffixList suffixes)
-      : config_(std::move(config)), suffixes_(std::move(suffixes)) {}
+  // args: the command line, read again with the file at each reload.
+  Daemon(Config config, SuffixList suffixes, std::vector<std::string> args)
+      : config_(std::move(config)), suffixes_(std::move(suffixes)), args_(std::move(args)) {}
 
   int run() {
     hub_ = std::make_unique<MetricsHub>(BuildInfo{kVersion, ldns_library_version(), pcap_version()},
@@ -302,9 +303,7 @@ class Daemon {
       }
       if (signo == SIGHUP) {
         notify("RELOADING=1");
-        spdlog::warn(
-            "SIGHUP: configuration reload is not supported yet; keeping the running "
-            "configuration");
+        reload();
         notify("READY=1");
         wait_for_signal(signals);
         return;
@@ -316,6 +315,65 @@ class Daemon {
         io_.stop();
       }
     });
+  }
+
+  // SIGHUP: reads the file again with the same flags. A file that does not load keeps the
+  // running configuration; keys that a running dnsmon can change take their new values at once
+  // (counts and state stay); the others keep their running values until a restart, named in a
+  // warning.
+  void reload() {
+    std::vector<const char*> argv;
+    argv.reserve(args_.size());
+    for (const auto& a : args_) {
+      argv.push_back(a.c_str());
+    }
+    Config next;
+    try {
+      CommandLine cli = parse_command_line(static_cast<int>(argv.size()), argv.data());
+      if (cli.action != CommandLine::Action::Run) {
+        throw ConfigError(cli.message);
+      }
+      check_run(cli.config);
+      next = std::move(cli.config);
+    } catch (const ConfigError& e) {
+      spdlog::error("reload: {}; the running configuration stays", e.what());
+      hub_->record_reload(false);
+      return;
+    }
+    std::string applied;
+    std::string restart;
+    for (const auto& c : changed_keys(config_, next)) {
+      const std::string change = fmt::format("{} {} -> {}", c.path, c.before, c.after);
+      if (c.reload == Reload::Live && apply_live(c.path, next)) {
+        applied += (applied.empty() ? "" : ", ") + change;
+      } else {
+        restart += (restart.empty() ? "" : ", ") + change;
+      }
+    }
+    if (!restart.empty()) {
+      spdlog::warn("reload: these changes need a restart and keep their running values: {}",
+                   restart);
+    }
+    spdlog::info("reload: {}", applied.empty() ? "no change applied" : "applied " + applied);
+    hub_->record_reload(true);
+  }
+
+  // Applies one key that a running dnsmon can change; false for a key it does not know how to.
+  bool apply_live(const std::string& path, const Config& next) {
+    if (path == "log.level") {
+      config_.daemon.log_level = next.daemon.log_level;
+      spdlog::set_level(spdlog::level::from_str(config_.daemon.log_level));
+      return true;
+    }
+    if (path == "analytics.top_n") {
+      config_.metrics.analytics.top_n = hub_->set_top_n(next.metrics.analytics.top_n);
+      if (config_.metrics.analytics.top_n < next.metrics.analytics.top_n) {
+        spdlog::warn("reload: analytics.top_n is limited to the running analytics.top_capacity, {}",
+                     config_.metrics.analytics.top_n);
+      }
+      return true;
+    }
+    return false;
   }
 
   void on_source_end(std::size_t i, const std::string& error, bool demo) {
@@ -477,6 +535,7 @@ class Daemon {
   bool messages_error_reported_ = false;
   int exit_code_ = 0;
   std::chrono::steady_clock::time_point started_;
+  std::vector<std::string> args_;  // the command line, for reloads
   std::optional<std::chrono::steady_clock::time_point> input_ended_;  // when the last source ended
   bool progress_shown_ = false;  // a progress line is on the terminal
   std::string serving_url_;
@@ -535,7 +594,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   try {
-    return Daemon(std::move(config), std::move(suffixes)).run();
+    return Daemon(std::move(config), std::move(suffixes),
+                  std::vector<std::string>(argv, argv + argc))
+        .run();
   } catch (const ConfigError& e) {
     spdlog::error("configuration error: {}", e.what());
     return kExitConfig;

@@ -415,8 +415,10 @@ TEST_CASE("a file over 1 MiB is refused and one of exactly 1 MiB is read", "[con
 TEST_CASE("a missing file is refused with its path", "[config]") {
   const TempDir dir;
   const std::string missing = (dir.path() / "missing.yaml").string();
-  CHECK_THROWS_MATCHES(load_config_file(missing), ConfigError,
-                       Catch::Matchers::Message(missing + ": cannot open the config file"));
+  CHECK_THROWS_MATCHES(
+      load_config_file(missing), ConfigError,
+      Catch::Matchers::Message(missing + ": cannot open the config file: No such file or "
+                                         "directory"));
 }
 
 TEST_CASE("a directory given as the config file is refused", "[config]") {
@@ -977,6 +979,27 @@ TEST_CASE("keys a running dnsmon could apply are marked live, the others restart
     CAPTURE(restart);
     CHECK(reload.at(restart) == Reload::Restart);
   }
+}
+
+TEST_CASE("a reload sees which keys changed, with their values and whether they are live",
+          "[config]") {
+  const Config before;
+  CHECK(changed_keys(before, before).empty());
+  Config after;
+  after.metrics.analytics.top_n = 5;
+  after.metrics.analytics.top_capacity = 512;
+  after.daemon.log_level = "debug";
+  const auto changes = changed_keys(before, after);
+  REQUIRE(changes.size() == 3);
+  CHECK(changes[0].path == "analytics.top_n");
+  CHECK(changes[0].before == "10");
+  CHECK(changes[0].after == "5");
+  CHECK(changes[0].reload == Reload::Live);
+  CHECK(changes[1].path == "analytics.top_capacity");
+  CHECK(changes[1].reload == Reload::Restart);
+  CHECK(changes[2].path == "log.level");
+  CHECK(changes[2].after == "debug");
+  CHECK(changes[2].reload == Reload::Live);
 }
 
 TEST_CASE("the printed defaults are a config file that loads to the defaults", "[config]") {

@@ -102,6 +102,16 @@ struct CommandLine {
 // config file (exit 78); usage errors come back as Action::Exit with code 2.
 CommandLine parse_command_line(int argc, const char* const* argv);
 
+// A key whose value differs between two configurations, as a reload finds it.
+struct KeyChange {
+  std::string path;           // "analytics.top_n"
+  std::string before, after;  // the values in YAML syntax
+  Reload reload = Reload::Restart;
+};
+
+// Every key whose value differs from before to after, in the order of config_keys().
+std::vector<KeyChange> changed_keys(const Config& before, const Config& after);
+
 // Checks values that both sources can set (listen address, sources, memory budget). Files a key
 // names (analytics.public_suffix_list) are read by the module that uses them, which reports their
 // errors with located_error(). Throws ConfigError.

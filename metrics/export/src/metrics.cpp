@@ -1,7 +1,10 @@
 #include "dnsmon/metrics.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <bit>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <deque>
@@ -53,6 +56,9 @@ struct MetricsHub::Impl : prometheus::Collectable {
   std::deque<WorkerCounters> workers;  // deque: references stay valid as workers are added
   std::vector<const Parser*> parsers;
   bool mdns = false, llmnr = false;
+  std::atomic<std::uint32_t> top_n{0};  // analytics.top_n, which a reload may change
+  std::atomic<std::uint64_t> reloads_ok{0}, reloads_failed{0};
+  std::atomic<double> last_load_s{0};  // the start or the last successful reload, Unix seconds
 
   // The label of a client key: its address, "/prefix" when aggregated, or a keyed pseudonym.
   [[nodiscard]] std::string client_label(const detail::AddrKey& k) const {
@@ -118,6 +124,12 @@ struct MetricsHub::Impl : prometheus::Collectable {
 
   void collect_build(detail::Exposition& x) const {
     x.add(Family::BuildInfo, {build.version, build.ldns_version, build.libpcap_version}, 1);
+    x.add(Family::ConfigReloadsTotal, {"success"},
+          static_cast<double>(reloads_ok.load(std::memory_order_relaxed)));
+    x.add(Family::ConfigReloadsTotal, {"failure"},
+          static_cast<double>(reloads_failed.load(std::memory_order_relaxed)));
+    x.add(Family::ConfigLastReloadSuccessTimestampSeconds, {},
+          last_load_s.load(std::memory_order_relaxed));
   }
 
   // The parsers' reassembly tables.
@@ -198,8 +210,9 @@ struct MetricsHub::Impl : prometheus::Collectable {
         {Family::WindowTopNxdomainResponses, "nxdomain"},
         {Family::WindowTopServfailResponses, "servfail"},
     }};
-    std::vector<detail::HeavyHitter<detail::NameKey>> names(o.top_n);
-    std::vector<detail::HeavyHitter<detail::AddrKey>> clients(o.top_n);
+    const std::uint32_t series = top_n.load(std::memory_order_relaxed);
+    std::vector<detail::HeavyHitter<detail::NameKey>> names(series);
+    std::vector<detail::HeavyHitter<detail::AddrKey>> clients(series);
     for (std::size_t t = 0; t < detail::kNameTables; ++t) {
       const auto& spec = kNameTables[t];
       x.open(spec.family);
@@ -421,9 +434,34 @@ struct MetricsHub::Impl : prometheus::Collectable {
   }
 };
 
+namespace {
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+std::uint32_t MetricsHub::set_top_n(std::uint32_t n) {
+  n = std::min(n, impl_->options.analytics.top_capacity);
+  impl_->top_n.store(n, std::memory_order_relaxed);
+  return n;
+}
+
+void MetricsHub::record_reload(bool success) {
+  if (success) {
+    impl_->reloads_ok.fetch_add(1, std::memory_order_relaxed);
+    impl_->last_load_s.store(unix_now(), std::memory_order_relaxed);
+  } else {
+    impl_->reloads_failed.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
 MetricsHub::MetricsHub(BuildInfo build, MetricsOptions options, SuffixList suffixes)
     : impl_(std::make_shared<Impl>()) {
   impl_->build = std::move(build);
+  impl_->top_n.store(options.analytics.top_n, std::memory_order_relaxed);
+  impl_->last_load_s.store(unix_now(), std::memory_order_relaxed);
   std::random_device rd;
   const auto draw = [&rd] { return (std::uint64_t{rd()} << 32U) | rd(); };
   impl_->seed = draw() | 1U;  // never 0, which would ask the matcher for a seed of its own

@@ -71,6 +71,13 @@ class MetricsHub {
   void set_ring_reader(std::function<std::vector<RingSnapshot>()> reader);
   void set_output_reader(std::function<std::vector<OutputSnapshot>()> reader);
 
+  // A reload: the top-N series exported per table and window from the next scrape on (at most
+  // the running analytics.top_capacity; the smaller of the two is applied and returned).
+  std::uint32_t set_top_n(std::uint32_t n);
+  // A reload's result, counted in dnsmon_config_reloads_total; a success also sets
+  // dnsmon_config_last_reload_success_timestamp_seconds to now (the start sets it first).
+  void record_reload(bool success);
+
   // Where the public suffix list came from ("" with analytics off), for the startup log.
   [[nodiscard]] std::string public_suffix_list() const;
 

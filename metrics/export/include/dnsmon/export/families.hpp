@@ -70,6 +70,8 @@ enum class Family : std::uint8_t {
   RingUsedBytes,
   RingCapacityBytes,
   OutputLostLinesTotal,
+  ConfigReloadsTotal,
+  ConfigLastReloadSuccessTimestampSeconds,
   HttpConnectionsTotal,
   HttpResponsesTotal,
   HttpOpenConnections,
@@ -285,6 +287,16 @@ inline constexpr std::array<MetricFamilySpec, static_cast<std::size_t>(Family::C
          {"output"},
          "Lines of an output (the --messages-out log) not written because a write failed; the "
          "first failure ends that output and is logged once."},
+        {"dnsmon_config_reloads_total",
+         MetricKind::Counter,
+         {"result"},
+         "Configuration reloads (SIGHUP) by result: success (the file was read and its live keys "
+         "applied) or failure (the running configuration was kept)."},
+        {"dnsmon_config_last_reload_success_timestamp_seconds",
+         MetricKind::Gauge,
+         {},
+         "When the configuration was last loaded successfully (the start, or the last successful "
+         "reload), in seconds since the Unix epoch."},
         {"dnsmon_http_connections_total",
          MetricKind::Counter,
          {"result"},
