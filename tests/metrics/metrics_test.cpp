@@ -328,9 +328,9 @@ TEST_CASE("a query and its response are matched and their latency exported", "[m
   const auto text = hub.render_text();
   CHECK_THAT(text, Catch::Contains("dnsmon_query_matching_total{result=\"matched\"} 1"));
   CHECK_THAT(text, Catch::Contains("dnsmon_response_latency_seconds_bucket{transport=\"udp\","
-                                   "rcode_class=\"noerror\",le=\"0.0025\"} 0"));
+                                   "rcode_class=\"noerror\",le=\"0.002\"} 0"));
   CHECK_THAT(text, Catch::Contains("dnsmon_response_latency_seconds_bucket{transport=\"udp\","
-                                   "rcode_class=\"noerror\",le=\"0.005\"} 1"));
+                                   "rcode_class=\"noerror\",le=\"0.003\"} 1"));
 }
 
 namespace {
