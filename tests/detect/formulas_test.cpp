@@ -824,9 +824,9 @@ TEST_CASE("covert_pair gate and score on Scenario A's shapes (4.9, 5.2, A13)",
   }
 
   SECTION("the 60 s poller is vetoed by the timing condition: 0") {
-    std::vector<double> ts;
-    for (int i = 0; i < 14 * 1440; ++i) {
-      ts.push_back(60.0 * i);
+    std::vector<double> ts(14 * 1440);
+    for (std::size_t i = 0; i < ts.size(); ++i) {
+      ts[i] = 60.0 * static_cast<double>(i);
     }
     CovertGateState st;
     const auto in = gate_input(ts, 14 * kDay, {static_cast<std::uint32_t>(ts.size())}, 2000);

@@ -400,7 +400,7 @@ double shannon_entropy(std::string_view s) noexcept {
   for (char c : s) {
     ++counts[static_cast<unsigned char>(c)];
   }
-  const double n = static_cast<double>(s.size());
+  const auto n = static_cast<double>(s.size());
   double h = 0;
   for (auto c : counts) {
     if (c > 0) {
@@ -423,17 +423,17 @@ void Hll64::add_name(std::string_view fqdn) noexcept {
 }
 
 double Hll64::estimate() const noexcept {
-  constexpr double m = 64.0;
-  constexpr double alpha = 0.709;  // α_64 (Flajolet et al. 2007)
+  constexpr double kM = 64.0;
+  constexpr double kAlpha = 0.709;  // α_64 (Flajolet et al. 2007)
   double sum = 0;
   std::size_t zeros = 0;
   for (auto r : reg_) {
     sum += std::ldexp(1.0, -static_cast<int>(r));
     zeros += r == 0 ? 1 : 0;
   }
-  const double raw = alpha * m * m / sum;
-  if (raw <= 2.5 * m && zeros > 0) {
-    return m * std::log(m / static_cast<double>(zeros));  // linear counting
+  const double raw = kAlpha * kM * kM / sum;
+  if (raw <= 2.5 * kM && zeros > 0) {
+    return kM * std::log(kM / static_cast<double>(zeros));  // linear counting
   }
   return raw;
 }
@@ -507,7 +507,7 @@ Concentration concentration(std::span<const std::uint32_t> org_counts,
   if (c.events == 0) {
     return c;
   }
-  const double n = static_cast<double>(c.events);
+  const auto n = static_cast<double>(c.events);
   c.top2_share = static_cast<double>(top1 + top2) / n;
   double h = 0;
   for (auto x : org_counts) {

@@ -165,7 +165,7 @@ using VersionParser = StateLoadResult (*)(std::span<const std::byte>, std::size_
 constexpr std::array<VersionParser, kStateFormatVersion + 1> kParsers{nullptr, &parse_v1};
 
 std::string errno_text(const char* what, const std::filesystem::path& p, int err) {
-  return std::string(what) + " " + p.string() + ": " + std::strerror(err);
+  return std::string(what) + " " + p.string() + ": " + std::system_category().message(err);
 }
 
 bool write_all(int fd, const std::byte* p, std::size_t n) noexcept {
@@ -293,8 +293,15 @@ StateLoadResult load_state_file(const std::filesystem::path& path,
     struct FdCloser {
       int fd;
 
+      explicit FdCloser(int f) : fd(f) {}
+
+      FdCloser(const FdCloser&) = delete;
+      FdCloser& operator=(const FdCloser&) = delete;
+      FdCloser(FdCloser&&) = delete;
+      FdCloser& operator=(FdCloser&&) = delete;
+
       ~FdCloser() { ::close(fd); }
-    } closer{fd};
+    } closer(fd);
 
     struct stat st {};
 

@@ -36,6 +36,15 @@ enum class Severity : std::uint8_t { Info, Low, Medium, High, Critical };
 // 4.0: info < 0.4 <= low < 0.6 <= medium < 0.8 <= high. Never Critical (reserved for covert_pair).
 [[nodiscard]] Severity severity_for_score(double score) noexcept;
 
+// The fixed severities of 4.1–4.8 (covert_pair, disappearance persisting and successor_name
+// depend on the case: covert_pair_severity(), DisappearanceEvent::severity, successor_severity()).
+inline constexpr Severity kQuerierConcentrationSeverity = Severity::Info;
+inline constexpr Severity kDormantReactivationSeverity = Severity::Low;
+inline constexpr Severity kNewlyObservedSeverity = Severity::Info;
+inline constexpr Severity kBurstSeverity = Severity::Low;
+inline constexpr Severity kBeaconSeverity = Severity::Info;
+inline constexpr Severity kTunnelingSeverity = Severity::High;
+
 // ---------------------------------------------------------------------------------------------
 // Descriptive statistics (2.6)
 
@@ -232,11 +241,11 @@ class HoltWinters {
 // Shannon entropy H = -Σ p_c log2 p_c over the bytes of `s`, in bits per character; 0 if empty.
 [[nodiscard]] double shannon_entropy(std::string_view s) noexcept;
 
-// HyperLogLog with p = 6: 64 one-byte registers. Input is a 64-bit hash of the FQDN: the engine
-// hashes the lower-cased query name without its trailing dot with dnsmon::detail::hash_bytes
-// and the process's sketch seed (add_name() does exactly that with kDefaultSketchSeed). Register
-// index = the hash's top 6 bits, rank = 1 + leading zeros of the remaining 58 bits.
-// Standard error about 13 %.
+// HyperLogLog with p = 6: 64 one-byte registers. Input is a 64-bit hash of the FQDN: the
+// lower-cased query name without its trailing dot, hashed with dnsmon::detail::hash_bytes
+// (add_name() uses kDefaultSketchSeed; the engine may hash with its own per-process seed and call
+// add_hash(), as long as one unit's names all use one seed). Register index = the hash's top 6
+// bits, rank = 1 + leading zeros of the remaining 58 bits. Standard error about 13 %.
 class Hll64 {
  public:
   void add_hash(std::uint64_t h) noexcept;

@@ -30,7 +30,9 @@
 // bytes, no duplicate section ids) before it returns anything: it never half-loads, never throws
 // and never trusts a length it has not bounded by the bytes actually present. The writer writes a
 // temporary file next to the target, fsyncs it, renames it over the target and fsyncs the
-// directory, so a crash leaves either the old file or the new one.
+// directory, so a crash leaves either the old file or the new one. The file is created with mode
+// 0600 (sections hold domain names and client organisations). One writer per path at a time:
+// the temporary's name is the target's plus the process id.
 //
 // Thread-safety: free functions without shared state. Allocation: the loaded sections and the
 // encoded file; control plane only (checkpoint and restore), never the packet path.
