@@ -28,6 +28,9 @@ MODULES = {
     "domains": (["metrics/domains"], ["dnsmon/domains.hpp"], ["dnsmon_domains"], ["common"]),
     "analytics": (["metrics/analytics"], ["dnsmon/analytics.hpp", "dnsmon/analytics/"],
                   ["dnsmon_analytics"], ["domains", "parser", "ring", "common"]),
+    # The detectors' formulas and state file; the engine will widen this module's edges.
+    "detect": (["metrics/detect"], ["dnsmon/detect.hpp", "dnsmon/detect/"], ["dnsmon_detect"],
+               ["common"]),
     # Nothing depends on the exporter but the config (for its options) and the daemon.
     "export": (["metrics/export"], ["dnsmon/metrics.hpp", "dnsmon/export/"], ["dnsmon_metrics"],
                ["analytics", "domains", "parser", "ring", "common"]),

@@ -23,6 +23,7 @@ Targets and their input formats:
   psl_rules    a public suffix list, and generator choices (psl_rules_fuzz.cpp)
   tcp_stream   byte 0: options; then per segment: u8 control, i16 delta, u16 length, u8 repeat,
                u8 time, the payload (tcp_stream_fuzz.cpp)
+  state_file   a detection state file (metrics/detect/include/dnsmon/detect/state_file.hpp)
 """
 
 import argparse
@@ -34,7 +35,8 @@ import subprocess
 import sys
 import tempfile
 
-TARGETS = ("dns_message", "packet_path", "pcap_file", "pcap_reader", "psl_rules", "tcp_stream")
+TARGETS = ("dns_message", "packet_path", "pcap_file", "pcap_reader", "psl_rules", "tcp_stream",
+           "state_file")
 REGRESSION_PREFIXES = ("crash-", "timeout-", "leak-", "oom-", "slow-unit-")
 
 LINK_ETHERNET, LINK_NULL, LINK_RAW, LINK_RAW_OPENBSD, LINK_RAW_BSDOS = 1, 0, 101, 12, 14
@@ -1131,6 +1133,44 @@ def hand_tcp_streams():
     }
 
 
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFFFFFF
+
+
+def state_file(sections, version=1, flags=0, producer=b"dnsmon", clock_ns=0, origin_ns=0):
+    """A detection state file laid out as state_file.hpp documents (version 1)."""
+    h = b"DNSMSTAT" + struct.pack("<HHI", version, 72, flags) + producer.ljust(32, b"\0")
+    h += struct.pack("<qqI", clock_ns, origin_ns, len(sections))
+    out = h + struct.pack("<I", crc32c(h))
+    for ident, payload in sections:
+        s = struct.pack("<IIQ", ident, 0, len(payload)) + payload
+        out += s + struct.pack("<I", crc32c(s))
+    out += b"DSTE"
+    return out + struct.pack("<I", crc32c(out))
+
+
+def hand_state_files():
+    """state_file: valid files of several shapes, and the ways files break."""
+    day = 86_400 * 10**9
+    typical = state_file([(1, bytes(range(64))), (2, b""), (0x100, b"domains" * 40)],
+                         flags=1, producer=b"dnsmon 0.9.0", clock_ns=196 * day,
+                         origin_ns=1_459_728_000 * 10**9)
+    return {
+        "hand-empty-sections": state_file([]),
+        "hand-typical": typical,
+        "hand-one-big": state_file([(7, bytes((i * 37) & 0xFF for i in range(3000)))]),
+        "hand-newer-version": state_file([(1, b"x")], version=2),
+        "hand-truncated": typical[:150],
+        "hand-bad-section-crc": typical[:90] + bytes([typical[90] ^ 1]) + typical[91:],
+        "hand-trailing-bytes": typical + b"\0",
+    }
+
+
 def write_seed(directory, name, data):
     with open(os.path.join(directory, name), "wb") as f:
         f.write(data)
@@ -1207,6 +1247,8 @@ def cmd_checked_in(args):
         write_seed(dirs["psl_rules"], name, blob)
     for name, blob in hand_tcp_streams().items():
         write_seed(dirs["tcp_stream"], name, blob)
+    for name, blob in hand_state_files().items():
+        write_seed(dirs["state_file"], name, blob)
     for name, blob in regression_seeds(read_capture(gen["default"])).items():
         write_seed(args.out, name, blob)
 
