@@ -8,7 +8,7 @@ packages=(cmake ninja-build g++ pkg-config libpcap-dev libldns-dev libboost-dev 
   catch2 libbenchmark-dev
   curl ca-certificates)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(python3 clang clang-format libclang-rt-14-dev prometheus jq
+  packages+=(python3 python3-jsonschema clang clang-format libclang-rt-14-dev prometheus jq
     iproute2 tcpreplay systemd)
 elif [[ $# -gt 0 ]]; then
   echo "usage: tools/setup.sh [--test]" >&2
