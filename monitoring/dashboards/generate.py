@@ -25,7 +25,7 @@ BASE_RATE_LEGEND = "base rate: exclusive domains (querier_concentration)"
 def rate(metric, by=None, extra="", fn="rate", window="$__rate_interval"):
     """sum [by (labels)] (rate(metric{selector, extra}[window]))"""
     matchers = SEL + (", " + extra if extra else "")
-    agg = "sum by (%s) " % ", ".join(by) if by else "sum"
+    agg = "sum by (%s)" % ", ".join(by) if by else "sum"
     return "%s (%s(%s{%s}[%s]))" % (agg, fn, metric, matchers, window)
 
 

@@ -239,6 +239,7 @@ def cmd_queries(args):
             want = {}
             for inst in chosen:
                 for name, labels, value in exposed[inst]:
+                    labels = dict(labels, instance=inst)  # as Prometheus labels the target
                     if name == m.group(2) and matches(labels, matchers):
                         key = tuple(labels.get(l, "") for l in by)
                         want[key] = want.get(key, 0.0) + value
