@@ -299,12 +299,14 @@ def build():
            "{{instance}} scrape duration (s)")], w=8)
 
     b.row("Detection")
-    b.stat("Base rate: exclusive domains", [(BASE_RATE, "querier_concentration")], w=6,
+    b.stat("Base rate: exclusive domains", [(BASE_RATE, "querier_concentration")], w=6, h=8,
            description="Domains currently queried almost only by one or two organisations "
                        "(highest instance). Judge every detection below against this number.")
     b.stat("Exclusive domains without the volume gate",
            [('max(dnsmon_detector_flagged_domains{%s, detector="querier_concentration_any"})'
-             % SEL, "querier_concentration_any")], w=6)
+             % SEL, "querier_concentration_any"), (BASE_RATE, "base rate")], w=6, h=8,
+           description="The same share rule without the volume, activity and population gates "
+                       "(most active domains pass it), beside the base rate.")
     b.ts("Logical time (per instance)",
          [("max by (instance) (%s) * 1000" % sel("dnsmon_logical_time_seconds"),
            "{{instance}}")], unit="dateTimeAsIso", w=12, min_zero=False,

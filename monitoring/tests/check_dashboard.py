@@ -7,7 +7,7 @@
   check_dashboard.py lint DASHBOARD
       provisioning rules: $datasource/$job/$instance variables (multi-select, with All), every
       panel and target on ${datasource}, every selector on job=~"$job" and instance=~"$instance",
-      every rate()/increase() over $__rate_interval.
+      every range over $__rate_interval; panels inside the 24-column grid, none overlapping.
   check_dashboard.py rules DASHBOARD
       prints every target as a recording rule (variables resolved to sample values) for
       `promtool check rules`: Prometheus' own parser reads every expression offline.
@@ -113,9 +113,22 @@ def cmd_lint(dash_path):
         for w in re.findall(r"\[([^\]]+)\]", expr):
             if w != "$__rate_interval":
                 problems.append(f"{where}: range [{w}] instead of [$__rate_interval]")
+    cells = {}
     for p in dash["panels"]:
         if p["type"] != "row" and not p.get("targets"):
             problems.append(f'panel {p["id"]} "{p.get("title")}" has no target')
+        g = p["gridPos"]
+        if g["x"] + g["w"] > 24:
+            problems.append(f'panel {p["id"]} "{p.get("title")}" is wider than the grid')
+        for x in range(g["x"], g["x"] + g["w"]):
+            for y in range(g["y"], g["y"] + g["h"]):
+                if (x, y) in cells:
+                    problems.append(f'panel {p["id"]} overlaps panel {cells[(x, y)]} at {x},{y}')
+                    break
+                cells[(x, y)] = p["id"]
+            else:
+                continue
+            break
     for p in problems:
         print("FAIL lint " + p)
     if problems:
