@@ -84,8 +84,9 @@ for _ in $(seq 300); do
   kill -0 "$pid_b" 2>/dev/null || fail "dnsmon b exited during its replay"
   sleep 0.1
 done
-grep -q "replay finished" "$work/dnsmon-a.log" && grep -q "replay finished" "$work/dnsmon-b.log" ||
+if ! grep -q "replay finished" "$work/dnsmon-a.log" || ! grep -q "replay finished" "$work/dnsmon-b.log"; then
   fail "the replays did not finish within 30 s"
+fi
 curl -fsS "http://127.0.0.1:$port_a/metrics" >"$work/a.metrics"
 curl -fsS "http://127.0.0.1:$port_b/metrics" >"$work/b.metrics"
 

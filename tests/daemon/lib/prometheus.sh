@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # work and pids belong to the sourcing script
 # Sourced by the tests that run a real Prometheus on loopback. The sourcing script sets `work`
 # (a scratch folder) and the array `pids` (the processes its cleanup ends) before calling these.
 
