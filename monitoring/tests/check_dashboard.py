@@ -74,6 +74,9 @@ def cmd_schema(dash_path, schema_path):
     validator = jsonschema.Draft7Validator(schema)
     errors = sorted(validator.iter_errors(load(dash_path)), key=lambda e: list(e.absolute_path))
     for e in errors:
+        if e.context:  # a panel fits neither Panel nor RowPanel: say why it is not a Panel
+            panel = [c for c in e.context if list(c.schema_path)[:1] == [0]]
+            e = jsonschema.exceptions.best_match(panel or e.context)
         print("FAIL schema /%s: %s" % ("/".join(map(str, e.absolute_path)), e.message[:300]))
     if errors:
         return 1
