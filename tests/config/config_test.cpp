@@ -556,8 +556,10 @@ TEST_CASE("files given with -r and the replay speed reach the capture options", 
   CHECK_FALSE(cli.config.daemon.listen_given);
 }
 
-TEST_CASE("--serve-after-replay applies to replays and the demo, not to live capture alone",
-          "[config]") {
+TEST_CASE(
+    "serve after replay (--serve-after-replay) applies to replays and the demo, not to live "
+    "capture",
+    "[config]") {
   CHECK_FALSE(parse({"-r", "a.pcap"}).config.daemon.serve_after_replay);
   for (const std::vector<const char*>& args :
        {std::vector<const char*>{"-r", "a.pcap", "--serve-after-replay"},
