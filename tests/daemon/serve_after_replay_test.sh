@@ -11,6 +11,7 @@ if ! command -v curl >/dev/null; then
 fi
 work=$(mktemp -d)
 pid=""
+log=""
 cleanup() {
   if [ -n "$pid" ]; then kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
   rm -rf "$work"
@@ -18,7 +19,7 @@ cleanup() {
 trap cleanup EXIT
 fail() {
   echo "FAIL: $*" >&2
-  [ -f "$work/dnsmon.log" ] && sed 's/^/  dnsmon: /' "$work/dnsmon.log" >&2
+  [ -f "$log" ] && sed 's/^/  dnsmon: /' "$log" >&2
   exit 1
 }
 # The exposition without the /metrics server's own counters, which count every scrape.
@@ -36,17 +37,19 @@ echo "ok: --serve-after-replay without -r is a usage error (exit 2)"
 
 for signal in TERM INT; do
   rm -f "$work/final.txt"
+  # A log of its own per run: the shell creates it in the background job, after this loop starts.
+  log="$work/dnsmon-$signal.log"
   "$DNSMON" -r "$work/a.pcap" -r "$work/b.pcap" --serve-after-replay --listen 127.0.0.1:0 \
-    --metrics-out "$work/final.txt" 2>"$work/dnsmon.log" &
+    --metrics-out "$work/final.txt" 2>"$log" &
   pid=$!
   for _ in $(seq 300); do
-    grep -q "replay finished" "$work/dnsmon.log" && break
+    grep -q "replay finished" "$log" && break
     kill -0 "$pid" 2>/dev/null || fail "dnsmon exited before the end of its replay"
     sleep 0.1
   done
-  grep -q "replay finished: $frames frames" "$work/dnsmon.log" ||
+  grep -q "replay finished: $frames frames" "$log" ||
     fail "no 'replay finished: $frames frames' line within 30 s"
-  url=$(grep -o 'serving metrics on http://[^ ]*' "$work/dnsmon.log" | head -n 1 | cut -d' ' -f4)
+  url=$(grep -o 'serving metrics on http://[^ ]*' "$log" | head -n 1 | cut -d' ' -f4)
   [ -s "$work/final.txt" ] || fail "--metrics-out was not written at the end of the replay"
 
   sleep 2
@@ -76,6 +79,7 @@ for signal in TERM INT; do
 done
 
 rc=0
-timeout 30 "$DNSMON" -r "$work/a.pcap" --listen 127.0.0.1:0 2>"$work/dnsmon.log" || rc=$?
+log="$work/dnsmon-once.log"
+timeout 30 "$DNSMON" -r "$work/a.pcap" --listen 127.0.0.1:0 2>"$log" || rc=$?
 [ "$rc" = 0 ] || fail "without --serve-after-replay the replay exited $rc (or did not end in 30 s)"
 echo "ok: without --serve-after-replay a replay with --listen exits 0 at the end of its input"
