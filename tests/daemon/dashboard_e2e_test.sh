@@ -90,15 +90,22 @@ fi
 curl -fsS "http://127.0.0.1:$port_a/metrics" >"$work/a.metrics"
 curl -fsS "http://127.0.0.1:$port_b/metrics" >"$work/b.metrics"
 
-# Prometheus has scraped the final numbers of both (up to 15 s).
-want=$(awk '/^dnsmon_packets_total\{/ { s += $2 } END { printf "%.0f", s }' "$work"/[ab].metrics)
-got=""
+finished=$(date +%s.%3N)
+
+# Prometheus has scraped both after the end of their replays (up to 15 s): a scrape during the
+# replay's last moments may hold the final frame count but not yet the final matching counts.
+scraped=""
 for _ in $(seq 150); do
-  got=$(curl -fsS "$prom/api/v1/query" --data-urlencode 'query=sum(dnsmon_packets_total)' |
-    jq -r '.data.result[0].value[1] // ""')
-  [ "$got" = "$want" ] && break
+  scraped=$(curl -fsS "$prom/api/v1/query" --data-urlencode \
+    "query=count(timestamp(dnsmon_build_info{job=\"dnsmon\"}) > $finished)" |
+    jq -r '.data.result[0].value[1] // "0"')
+  [ "$scraped" = 2 ] && break
   sleep 0.1
 done
+[ "$scraped" = 2 ] || fail "Prometheus did not scrape both instances after their replays within 15 s"
+want=$(awk '/^dnsmon_packets_total\{/ { s += $2 } END { printf "%.0f", s }' "$work"/[ab].metrics)
+got=$(curl -fsS "$prom/api/v1/query" --data-urlencode 'query=sum(dnsmon_packets_total)' |
+  jq -r '.data.result[0].value[1] // ""')
 [ "$got" = "$want" ] || fail "Prometheus has $got frames in sum(dnsmon_packets_total), the instances $want"
 echo "ok: both replays finished and still serve; Prometheus has their final numbers ($want frames)"
 
