@@ -8,7 +8,7 @@ packages=(cmake ninja-build g++ pkg-config libpcap-dev libldns-dev libboost-dev 
   libfmt-dev prometheus-cpp-dev libyaml-cpp-dev libcli11-dev libsystemd-dev libpsl-dev publicsuffix
   curl ca-certificates)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(catch2 libbenchmark-dev python3 clang clang-format libclang-rt-14-dev prometheus jq
+  packages+=(catch2 libbenchmark-dev python3 python3-jsonschema clang clang-format libclang-rt-14-dev prometheus jq
     iproute2 tcpreplay systemd)
 elif [[ $# -gt 0 ]]; then
   echo "usage: tools/setup.sh [--test]" >&2

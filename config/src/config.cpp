@@ -447,6 +447,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   std::optional<std::uint32_t> workers, snaplen;
   std::optional<double> replay_speed;
   bool check_config = false;
+  bool serve_after_replay = false;
   bool print_defaults = false;
   bool version = false;
 
@@ -480,6 +481,9 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
                  "pace -r replays by packet time: 1 = real time, 10 = ten times faster, 0.5 = "
                  "half speed; 0 (the default) = as fast as possible. 0 or 0.001 to 1000000")
       ->type_name("X");
+  app.add_flag("--serve-after-replay", serve_after_replay,
+               "keep serving /metrics (on --listen, default " + std::string(kDefaultListen) +
+                   ") after the end of a -r replay, until SIGTERM or SIGINT");
   app.add_option("--filter", filter,
                  "BPF capture filter (default live: DNS on port 53 and every UDP/TCP fragment, "
                  "also VLAN-tagged on Ethernet; default offline: none)")
@@ -593,6 +597,14 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
     c.daemon.log_level = *log_level;
   }
   c.daemon.check_config = check_config;
+  if (serve_after_replay) {
+    if (c.capture.files.empty() && !c.capture.interfaces.empty()) {
+      return usage_error(
+          "--serve-after-replay applies to replays (-r FILE); live capture serves /metrics "
+          "until it is stopped anyway");
+    }
+    c.daemon.serve_after_replay = true;
+  }
   // A key a flag overrides is no longer where the file sets it.
   const std::pair<bool, std::string_view> overridden[] = {
       {!interfaces.empty() || !files.empty(), "capture.interfaces"},

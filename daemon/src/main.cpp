@@ -119,7 +119,8 @@ class Daemon {
                    hub.public_suffix_list());
     }
     const bool demo = config_.capture.interfaces.empty() && config_.capture.files.empty();
-    const bool serve = demo || !config_.capture.interfaces.empty() || config_.daemon.listen_given;
+    const bool serve = demo || !config_.capture.interfaces.empty() || config_.daemon.listen_given ||
+                       config_.daemon.serve_after_replay;
 
     // Stdout may carry machine-readable output; then the logs stay on stderr only (they always
     // are), and the messages writer gets stdout to itself.
@@ -187,7 +188,7 @@ class Daemon {
     pipeline_->drain_and_join();  // flushes the message log
     log_stats("final");
     finish_messages(std::move(messages));
-    if (!config_.daemon.metrics_out.empty()) {
+    if (!config_.daemon.metrics_out.empty() && !metrics_out_written_) {
       write_metrics_out(hub);
     }
     // The exporter's thread reads the pipeline's counters: stop it first (at once, closing the
@@ -397,6 +398,10 @@ class Daemon {
           src.stats().received.get(), input_seconds(), serving_url_);
       return;
     }
+    if (config_.daemon.serve_after_replay && exit_code_ == 0 && !stopping_) {
+      finish_replay();
+      return;
+    }
     io_.stop();
   }
 
@@ -406,6 +411,25 @@ class Daemon {
     return std::chrono::duration<double>(input_ended_.value_or(std::chrono::steady_clock::now()) -
                                          started_)
         .count();
+  }
+
+  // --serve-after-replay, at the end of a replay whose every input was read: the workers finish
+  // (so what /metrics serves from now on is final), --metrics-out is written now rather than at
+  // the stop, and /metrics stays up until SIGTERM or SIGINT.
+  void finish_replay() {
+    pipeline_->drain_and_join();
+    if (!config_.daemon.metrics_out.empty()) {
+      write_metrics_out(*hub_);
+      metrics_out_written_ = true;
+    }
+    std::uint64_t received = 0;
+    for (std::size_t i = 0; i < pipeline_->source_count(); ++i) {
+      received += pipeline_->source(i).stats().received.get();
+    }
+    spdlog::info(
+        "replay finished: {} frames. Serving the final metrics on {} until SIGTERM or SIGINT",
+        received, serving_url_);
+    notify("STATUS=replay finished; serving the final metrics");
   }
 
   void log_stats(const char* when) const {
@@ -533,6 +557,7 @@ class Daemon {
   std::size_t remaining_sources_ = 0;
   bool stopping_ = false;
   bool messages_error_reported_ = false;
+  bool metrics_out_written_ = false;  // --serve-after-replay writes it at the end of the replay
   int exit_code_ = 0;
   std::chrono::steady_clock::time_point started_;
   std::vector<std::string> args_;  // the command line, for reloads

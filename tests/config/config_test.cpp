@@ -558,6 +558,28 @@ TEST_CASE("files given with -r and the replay speed reach the capture options", 
   CHECK_FALSE(cli.config.daemon.listen_given);
 }
 
+TEST_CASE(
+    "serve after replay (--serve-after-replay) applies to replays and the demo, not to live "
+    "capture",
+    "[config]") {
+  CHECK_FALSE(parse({"-r", "a.pcap"}).config.daemon.serve_after_replay);
+  for (const std::vector<const char*>& args :
+       {std::vector<const char*>{"-r", "a.pcap", "--serve-after-replay"},
+        std::vector<const char*>{"--serve-after-replay"}}) {
+    std::vector<const char*> argv{"dnsmon"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    CAPTURE(args);
+    const CommandLine cli = parse_command_line(static_cast<int>(argv.size()), argv.data());
+    REQUIRE(cli.action == CommandLine::Action::Run);
+    CHECK(cli.config.daemon.serve_after_replay);
+    CHECK_FALSE(cli.config.daemon.listen_given);
+  }
+  const CommandLine live = parse({"-i", "eth0", "--serve-after-replay"});
+  CHECK(live.action == CommandLine::Action::Exit);
+  CHECK(live.exit_code == 2);
+  CHECK_THAT(live.message, Contains("--serve-after-replay applies to replays (-r FILE)"));
+}
+
 TEST_CASE("the help flag prints usage and exits 0", "[config]") {
   for (const char* flag : {"--help", "-h"}) {
     CAPTURE(flag);

@@ -22,9 +22,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shellcheck source=lib/prometheus.sh
+source "$(dirname "$0")/lib/prometheus.sh"
 dnsmon_port=$(free_port)
 prom_port=$(free_port)
 
@@ -40,16 +39,7 @@ scrape_configs:
   - job_name: dnsmon
     static_configs: [{targets: ['127.0.0.1:$dnsmon_port']}]
 YAML
-promtool check config "$work/prometheus.yml" >/dev/null
-prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/data" \
-  --web.listen-address="127.0.0.1:$prom_port" --log.level=warn 2>"$work/prometheus.log" &
-pids+=($!)
-for _ in $(seq 100); do
-  curl -fsS "http://127.0.0.1:$prom_port/-/ready" >/dev/null 2>&1 && break
-  sleep 0.2
-done
-curl -fsS "http://127.0.0.1:$prom_port/-/ready" >/dev/null || {
-  cat "$work/prometheus.log" >&2; echo "FAIL: Prometheus did not start" >&2; exit 1; }
+start_prometheus "$work/prometheus.yml" "$prom_port"
 
 start=$(date +%s)
 "$DNSMON" -r "$work/traffic.pcap" --replay-speed 1 --listen "127.0.0.1:$dnsmon_port" \

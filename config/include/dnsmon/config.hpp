@@ -30,7 +30,8 @@ inline constexpr const char* kDefaultListen = "127.0.0.1:9917";
 
 struct DaemonOptions {
   std::string listen = kDefaultListen;
-  bool listen_given = false;  // offline mode serves /metrics only when asked to
+  bool listen_given = false;        // offline mode serves /metrics only when asked to
+  bool serve_after_replay = false;  // a replay keeps serving /metrics after its end until stopped
   std::uint32_t workers = 1;
   std::string metrics_out;   // "" none, "-" stdout
   std::string messages_out;  // "" none, "-" stdout
