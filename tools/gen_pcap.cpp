@@ -87,7 +87,7 @@
 //     the query's, in seconds, from the timestamps as written. pXX is the nearest-rank quantile
 //     (the smallest latency such that at least XX% of them are at or below it; null when there
 //     are none); a latency equal to a bucket bound counts in that bucket. The bounds are
-//     dnsmon's: 0.0001 0.00025 0.0005 0.001 0.0025 0.005 0.01 0.025 0.05 0.1 0.25 0.5 1 2.5 5.
+//     dnsmon's: 1, 1.5, 2, 3, 5 and 7 times 1e-05 ... 0.1, then 1 1.5 2 3 5 (seconds).
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>

@@ -126,16 +126,20 @@ if scalar(mid["drops"]) != 0:
     problems.append("capture drops")
 
 # Latency quantiles over the whole run: histogram_quantile() interpolates inside the bucket that
-# holds the true quantile, so the estimate must fall in that bucket (bounds inclusive).
+# holds the quantile of the counts Prometheus has (increase() over its scrapes, which may differ
+# from the capture's by a few responses at the edges of the run). The estimate must fall in the
+# bucket holding the true quantile or in a neighbour (a true value next to a bound may move by one
+# bucket), and within 25 % of the truth.
 bounds = [b for b, _ in truth["latency"]["buckets"] if b != "+Inf"]
 for q, name in ((0.5, "p50"), (0.9, "p90"), (0.99, "p99")):
     true_q = truth["latency"][name]
-    hi = next(b for b in bounds if true_q <= b)
-    lo = max([0.0] + [b for b in bounds if b < hi])
+    i = next(i for i, b in enumerate(bounds) if true_q <= b)
+    lo = 0.0 if i < 2 else bounds[i - 2]
+    hi = bounds[min(i + 1, len(bounds) - 1)]
     got = scalar(end[f"p{q}"])
-    print(f"latency {name}: true {true_q:.6f} s in ({lo}, {hi}], Prometheus {got:.6f} s")
-    if not lo <= got <= hi:
-        problems.append(f"histogram_quantile({q}) = {got} outside ({lo}, {hi}] holding {true_q}")
+    print(f"latency {name}: true {true_q:.6f} s, Prometheus {got:.6f} s (allowed ({lo}, {hi}])")
+    if not (lo <= got <= hi and abs(got - true_q) <= 0.25 * true_q):
+        problems.append(f"histogram_quantile({q}) = {got}: not within one bucket and 25 % of {true_q}")
 
 # Top-N and distinct gauges as Prometheus last saw them. The last scrape may miss the final ~2 s
 # of the 30 s replay (scrape interval plus the one-second publication), so counts may be short by

@@ -46,7 +46,7 @@ done
 
 # The configuration without its detection: section passes dnsmon's check.
 sed '/^detection:/,$d' "$work/a.dnsmon.yaml" >"$work/rest.yaml"
-"$DNSMON" --check-config --config "$work/rest.yaml" >/dev/null 2>"$work/err" ||
+"$DNSMON" --check-config --config "$work/rest.yaml" -r "$work/a.pcap" >/dev/null 2>"$work/err" ||
   fail "dnsmon --check-config refuses the sidecar without detection: $(cat "$work/err")"
 
 "$DNSMON" -r "$work/a.pcap" --config "$work/rest.yaml" --metrics-out "$work/metrics.txt" \

@@ -1,8 +1,13 @@
 #include "exposition.hpp"
 
+#include <array>
 #include <cassert>
+#include <charconv>
 #include <limits>
+#include <string_view>
 #include <utility>
+
+#include <prometheus/text_serializer.h>
 
 namespace dnsmon::detail {
 
@@ -75,6 +80,37 @@ void Exposition::add_histogram(Family f, Values values, std::span<const double> 
   }
   m.histogram.sample_count = cumulative;
   m.histogram.sample_sum = sum;
+}
+
+std::string serialize_text(const std::vector<prometheus::MetricFamily>& families) {
+  std::string text = prometheus::TextSerializer{}.Serialize(families);
+  constexpr std::string_view kLe = "le=\"";
+  std::string out;
+  out.reserve(text.size());
+  std::size_t from = 0;
+  for (std::size_t at = text.find(kLe); at != std::string::npos; at = text.find(kLe, from)) {
+    const std::size_t start = at + kLe.size();
+    const std::size_t end = text.find('"', start);
+    if (end == std::string::npos) {
+      break;
+    }
+    out.append(text, from, start - from);
+    const std::string_view written(text.data() + start, end - start);
+    double value = 0;
+    const auto parsed = std::from_chars(written.data(), written.data() + written.size(), value);
+    std::array<char, 32> buf{};
+    const auto formatted =
+        std::to_chars(buf.data(), buf.data() + buf.size(), value, std::chars_format::general, 15);
+    if (parsed.ec == std::errc() && parsed.ptr == written.data() + written.size() &&
+        formatted.ec == std::errc()) {
+      out.append(buf.data(), formatted.ptr);
+    } else {
+      out.append(written);  // +Inf
+    }
+    from = end;
+  }
+  out.append(text, from, std::string::npos);
+  return out;
 }
 
 std::vector<prometheus::MetricFamily> Exposition::take() {

@@ -21,6 +21,12 @@
 
 namespace dnsmon::detail {
 
+// The text exposition (format 0.0.4) of families. Bucket bounds are written with at most 15
+// significant digits ("7e-05", "0.07"), as they are declared: 17-digit forms such as
+// "6.999999999999999e-05" are artefacts of binary floating point that no one would write in a
+// query.
+std::string serialize_text(const std::vector<prometheus::MetricFamily>& families);
+
 class Exposition {
  public:
   using Values = std::initializer_list<std::string_view>;

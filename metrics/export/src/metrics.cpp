@@ -512,7 +512,7 @@ void MetricsHub::set_output_reader(std::function<std::vector<OutputSnapshot>()> 
 }
 
 std::string MetricsHub::render_text() const {
-  return prometheus::TextSerializer{}.Serialize(impl_->Collect());
+  return detail::serialize_text(impl_->Collect());
 }
 
 struct Exporter::State {
@@ -578,7 +578,7 @@ Exporter::Exporter(MetricsHub& hub, const std::string& listen) : state_(std::mak
     detail::Exposition x;
     impl->collect(x);
     collect_http(*http, limits, x);
-    return prometheus::TextSerializer{}.Serialize(x.take());
+    return detail::serialize_text(x.take());
   };
   try {
     state_->server = std::make_unique<detail::HttpServer>(address, port, limits, std::move(stats),
