@@ -83,6 +83,7 @@ struct MetricsHub::Impl : prometheus::Collectable {
   std::function<std::vector<SourceSnapshot>()> read_sources;
   std::function<std::vector<RingSnapshot>()> read_rings;
   std::function<std::vector<OutputSnapshot>()> read_outputs;
+  std::function<detect::DetectionSnapshot()> read_detection;
 
   // --- Collection: one function per subsystem, each filling the families it owns. --------------
 
@@ -412,6 +413,25 @@ struct MetricsHub::Impl : prometheus::Collectable {
     collect_windows(x);
     collect_traffic(x);
     collect_capture(x);
+    collect_detection(x);
+  }
+
+  void collect_detection(detail::Exposition& x) const {
+    if (!read_detection) {
+      return;
+    }
+    const detect::DetectionSnapshot d = read_detection();
+    x.open(Family::DetectionEventsTotal);
+    x.add(Family::DetectionEventsTotal, {"query"}, static_cast<double>(d.queries));
+    x.add(Family::DetectionEventsTotal, {"lookup"}, static_cast<double>(d.lookups));
+    x.add(Family::DetectionEventsTotal, {"response"}, static_cast<double>(d.responses));
+    x.open(Family::DetectionEventsDroppedTotal);
+    x.add(Family::DetectionEventsDroppedTotal, {}, static_cast<double>(d.dropped));
+    x.open(Family::LogicalTimeSeconds);
+    x.add(Family::LogicalTimeSeconds, {}, d.logical_time_s);
+    x.open(Family::DetectorEventsTotal);
+    x.add(Family::DetectorEventsTotal, {"suffix_leak", "info"},
+          static_cast<double>(d.suffix_leaks));
   }
 
   std::vector<MetricFamily> Collect() const override {
@@ -471,6 +491,10 @@ void MetricsHub::set_ring_reader(std::function<std::vector<RingSnapshot>()> read
 
 void MetricsHub::set_output_reader(std::function<std::vector<OutputSnapshot>()> reader) {
   impl_->read_outputs = std::move(reader);
+}
+
+void MetricsHub::set_detection_reader(std::function<detect::DetectionSnapshot()> reader) {
+  impl_->read_detection = std::move(reader);
 }
 
 std::string MetricsHub::render_text() const {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "dnsmon/analytics.hpp"
+#include "dnsmon/detect/engine.hpp"
 #include "dnsmon/parser.hpp"
 
 namespace dnsmon {
@@ -70,6 +71,8 @@ class MetricsHub {
   void set_source_reader(std::function<std::vector<SourceSnapshot>()> reader);
   void set_ring_reader(std::function<std::vector<RingSnapshot>()> reader);
   void set_output_reader(std::function<std::vector<OutputSnapshot>()> reader);
+  // Startup only, with detection on: called at every scrape to read the detection engine.
+  void set_detection_reader(std::function<detect::DetectionSnapshot()> reader);
 
   // Where the public suffix list came from ("" with analytics off), for the startup log.
   [[nodiscard]] std::string public_suffix_list() const;

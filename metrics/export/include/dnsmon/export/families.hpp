@@ -70,6 +70,10 @@ enum class Family : std::uint8_t {
   RingUsedBytes,
   RingCapacityBytes,
   OutputLostLinesTotal,
+  DetectionEventsTotal,
+  DetectionEventsDroppedTotal,
+  LogicalTimeSeconds,
+  DetectorEventsTotal,
   HttpConnectionsTotal,
   HttpResponsesTotal,
   HttpOpenConnections,
@@ -285,6 +289,26 @@ inline constexpr std::array<MetricFamilySpec, static_cast<std::size_t>(Family::C
          {"output"},
          "Lines of an output (the --messages-out log) not written because a write failed; the "
          "first failure ends that output and is logged once."},
+        {"dnsmon_detection_events_total",
+         MetricKind::Counter,
+         {"kind"},
+         "Lookup events the workers made for detection: every query (query), the queries first "
+         "for their client and registrable domain in the de-duplication window (lookup), and "
+         "responses matched to their query (response)."},
+        {"dnsmon_detection_events_dropped_total",
+         MetricKind::Counter,
+         {},
+         "Lookup events dropped because a detection shard's ring was full (live capture only; a "
+         "replay waits)."},
+        {"dnsmon_logical_time_seconds",
+         MetricKind::Gauge,
+         {},
+         "The detection's logical clock (packet time compressed by detection.time.compression "
+         "from its origin), as far as the shards have reached."},
+        {"dnsmon_detector_events_total",
+         MetricKind::Counter,
+         {"detector", "severity"},
+         "Detector events written to the event log, by detector and severity."},
         {"dnsmon_http_connections_total",
          MetricKind::Counter,
          {"result"},

@@ -1,0 +1,269 @@
+#include "dnsmon/detect/engine.hpp"
+
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <random>
+
+namespace dnsmon::detect {
+
+namespace {
+
+void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) noexcept {
+  z += 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  y = static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2 ? 1 : 0);
+}
+
+// A JSON string: quotes, backslashes and control bytes escaped; other bytes >= 0x80 as \u00XX
+// so the line stays valid UTF-8 whatever the name holds.
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20 || u >= 0x7f) {
+      std::array<char, 8> buf{};
+      std::snprintf(buf.data(), buf.size(), "\\u%04x", u);
+      out += buf.data();
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+std::string format_rfc3339(std::int64_t ns) {
+  const std::int64_t days = LogicalClock::day(ns);
+  const std::int64_t secs = (ns - days * kDayNs) / 1'000'000'000;
+  std::int64_t y = 0;
+  unsigned m = 0, d = 0;
+  civil_from_days(days, y, m, d);
+  std::array<char, 40> buf{};
+  std::snprintf(buf.data(), buf.size(), "%04lld-%02u-%02uT%02lld:%02lld:%02lldZ",
+                static_cast<long long>(y), m, d, static_cast<long long>(secs / 3600),
+                static_cast<long long>(secs / 60 % 60), static_cast<long long>(secs % 60));
+  return buf.data();
+}
+
+// A shard: its rings (one per worker), its doorbell and its counters. The counters have one
+// writer, the shard's thread.
+struct Engine::Shard {
+  std::vector<std::unique_ptr<SpscRing<LookupEvent>>> rings;  // one per worker
+  Doorbell bell;
+  std::int64_t day = LogicalClock::kUnset;  // the logical day of the newest event
+  std::atomic<std::int64_t> logical_ns{0};
+  std::atomic<std::uint64_t> days_closed{0};
+  std::atomic<std::uint64_t> suffix_leaks{0};
+};
+
+WorkerPort::WorkerPort(Engine& engine, std::size_t index)
+    : engine_(engine), normalizer_(engine.options_, engine.orgs_, engine.suffixes_, engine.seed_) {
+  for (auto& shard : engine.shards_) {
+    rings_.push_back(shard->rings[index].get());
+    bells_.push_back(&shard->bell);
+  }
+}
+
+void WorkerPort::on_message(const DnsMessage& m, std::int64_t latency_ns) noexcept {
+  if (!m.qr) {
+    if (normalizer_.query(m, scratch_)) {
+      queries_.store(queries_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      if (scratch_.has(kFirstInDedupWindow)) {
+        lookups_.store(lookups_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      }
+      push(scratch_);
+    }
+  } else if (latency_ns >= 0 && normalizer_.response(m, scratch_)) {
+    responses_.store(responses_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    push(scratch_);
+  }
+}
+
+void WorkerPort::push(const LookupEvent& ev) noexcept {
+  const std::size_t shard = (ev.domain_hash >> 32U) % rings_.size();
+  SpscRing<LookupEvent>& ring = *rings_[shard];
+  while (!ring.try_push(ev)) {
+    if (engine_.live_) {
+      dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      return;
+    }
+    bells_[shard]->ring();  // a replay waits for the shard to make room
+    std::this_thread::yield();
+  }
+  if (bells_[shard]->sleeping()) {
+    bells_[shard]->ring();
+  }
+}
+
+Engine::Engine(const DetectOptions& options, std::size_t workers, std::size_t shards,
+               std::shared_ptr<const detail::PublicSuffixList> suffixes, std::FILE* events_log,
+               bool live, std::uint64_t seed)
+    : options_(options),
+      live_(live),
+      seed_(seed != 0 ? seed
+                      : (std::uint64_t{std::random_device{}()} << 32U) ^ std::random_device{}()),
+      suffixes_(std::move(suffixes)),
+      orgs_(std::make_shared<OrgResolver>(options.clients,
+                                          options.clients.org_map_file.empty()
+                                              ? std::vector<OrgMapEntry>{}
+                                              : load_org_map(options.clients.org_map_file),
+                                          seed_)),
+      clock_(options.time.compression, options.time.origin_ns),
+      log_(events_log) {
+  for (std::size_t s = 0; s < std::max<std::size_t>(shards, 1); ++s) {
+    auto shard = std::make_unique<Shard>();
+    for (std::size_t w = 0; w < workers; ++w) {
+      shard->rings.push_back(std::make_unique<SpscRing<LookupEvent>>(kRingEvents));
+    }
+    shards_.push_back(std::move(shard));
+  }
+  for (std::size_t w = 0; w < workers; ++w) {
+    ports_.push_back(std::make_unique<WorkerPort>(*this, w));
+  }
+}
+
+Engine::~Engine() {
+  finish();
+}
+
+void Engine::start() {
+  for (auto& shard : shards_) {
+    threads_.emplace_back([this, s = shard.get()] { run_shard(*s); });
+  }
+}
+
+void Engine::finish() {
+  if (threads_.empty()) {
+    return;
+  }
+  done_.store(true, std::memory_order_release);
+  for (auto& shard : shards_) {
+    shard->bell.ring_always();
+  }
+  threads_.clear();  // joins
+  if (log_ != nullptr) {
+    const std::lock_guard lock(log_mutex_);
+    if (std::fflush(log_) != 0) {
+      log_failed_.store(true, std::memory_order_relaxed);
+    }
+  }
+}
+
+void Engine::run_shard(Shard& shard) {
+  constexpr int kBatch = 64;
+  for (;;) {
+    bool any = false;
+    for (auto& ring : shard.rings) {
+      for (int n = 0; n < kBatch; ++n) {
+        const LookupEvent* ev = ring->front();
+        if (ev == nullptr) {
+          break;
+        }
+        process(shard, *ev);
+        ring->pop();
+        any = true;
+      }
+    }
+    if (any) {
+      continue;
+    }
+    // pairs with the release store in finish(): every push happened before it
+    if (done_.load(std::memory_order_acquire)) {
+      bool empty = true;
+      for (auto& ring : shard.rings) {
+        empty = empty && ring->front() == nullptr;
+      }
+      if (empty) {
+        return;
+      }
+      continue;
+    }
+    const std::uint32_t ticket = shard.bell.prepare_sleep();
+    bool waiting = false;
+    for (auto& ring : shard.rings) {
+      waiting = waiting || ring->front() != nullptr;
+    }
+    if (waiting || done_.load(std::memory_order_acquire)) {
+      shard.bell.cancel_sleep();
+      continue;
+    }
+    shard.bell.sleep(ticket, std::chrono::milliseconds(50));
+  }
+}
+
+void Engine::process(Shard& shard, const LookupEvent& ev) {
+  const std::int64_t logical = clock_.logical(ev.ts_ns);
+  if (logical > shard.logical_ns.load(std::memory_order_relaxed)) {
+    shard.logical_ns.store(logical, std::memory_order_relaxed);
+  }
+  const std::int64_t day = LogicalClock::day(logical);
+  if (shard.day == LogicalClock::kUnset) {
+    shard.day = day;
+  } else if (day > shard.day) {
+    // Day boundaries: the day-level detectors evaluate the days that closed (not built yet).
+    shard.days_closed.store(shard.days_closed.load(std::memory_order_relaxed) +
+                                static_cast<std::uint64_t>(day - shard.day),
+                            std::memory_order_relaxed);
+    shard.day = day;
+  }
+  if (ev.kind == EventKind::Query && ev.has(kSuffixLeak) && ev.has(kFirstInDedupWindow)) {
+    shard.suffix_leaks.store(shard.suffix_leaks.load(std::memory_order_relaxed) + 1,
+                             std::memory_order_relaxed);
+    if (log_ != nullptr) {
+      const std::string_view name = ev.name();
+      const std::string_view suffix = name.substr(std::size_t{ev.domain_off} + ev.domain_len + 1);
+      write_line("{\"ts\":\"" + format_rfc3339(logical) +
+                 "\",\"detector\":\"suffix_leak\",\"event\":\"leak\",\"domain\":" +
+                 json_string(ev.domain()) +
+                 ",\"score\":0,\"severity\":\"info\",\"reasons\":[\"suffix_leak\"],\"details\":{" +
+                 "\"qname\":" + json_string(name) + ",\"search_suffix\":" + json_string(suffix) +
+                 ",\"org\":" + json_string(orgs_->label(ev)) + "}}\n");
+    }
+  }
+}
+
+void Engine::write_line(const std::string& line) {
+  const std::lock_guard lock(log_mutex_);
+  if (log_failed_.load(std::memory_order_relaxed)) {
+    log_lost_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (std::fwrite(line.data(), 1, line.size(), log_) != line.size()) {
+    log_failed_.store(true, std::memory_order_relaxed);
+    log_lost_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+DetectionSnapshot Engine::snapshot() const {
+  DetectionSnapshot s;
+  for (const auto& p : ports_) {
+    s.queries += p->queries_.load(std::memory_order_relaxed);
+    s.lookups += p->lookups_.load(std::memory_order_relaxed);
+    s.responses += p->responses_.load(std::memory_order_relaxed);
+    s.dropped += p->dropped_.load(std::memory_order_relaxed);
+  }
+  std::int64_t logical = 0;
+  for (const auto& shard : shards_) {
+    s.suffix_leaks += shard->suffix_leaks.load(std::memory_order_relaxed);
+    logical = std::max(logical, shard->logical_ns.load(std::memory_order_relaxed));
+    for (const auto& r : shard->rings) {
+      s.ring_bytes += r->capacity() * sizeof(LookupEvent);
+    }
+  }
+  s.logical_time_s = static_cast<double>(logical) / 1e9;
+  s.log_lines_lost = log_lost_.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace dnsmon::detect
