@@ -4,6 +4,10 @@
 #  - every query becomes a lookup event and every matched response one (counts = the truth's
 #    queries), none dropped, the de-duplicated lookups fewer than the queries but most of them;
 #  - the logical clock ends on the scenario's last logical day (2016-10-16);
+#  - the domain tables have the sidecar's test-profile capacities and memory (3.4), hold the
+#    scenario's ~16,000 domains without a base eviction, and the base rate at the end of input
+#    is visible: a few hundred or more domains with ≥ 95 % of their lookups from two
+#    organisations, at most 20 with the volume gate (A15's upper bound), ~2,000 active clients;
 #  - the event log is JSON Lines in the detection spec's 4.10 shape, and holds A6: one
 #    suffix_leak for hotel-promo-mailer.example dated 2016-09-23, from 203.0.113.0/24, matching
 #    dnsmon_detector_events_total.
@@ -56,6 +60,25 @@ check(1476576000 <= logical < 1476662400,
       f"logical time {logical} not on 2016-10-16 (the scenario's last day)")
 check(metrics.get('dnsmon_detector_events_total{detector="suffix_leak",severity="info"}') == 1,
       "one suffix_leak event counted")
+
+m = lambda name, **labels: metrics.get(
+    name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""))
+check(m("dnsmon_domain_table_capacity_entries", tier="base") == 262144, "base capacity")
+check(m("dnsmon_domain_table_capacity_entries", tier="candidate") == 8192, "candidate capacity")
+check(m("dnsmon_domain_table_capacity_entries", tier="watch") == 64, "watch capacity")
+check(m("dnsmon_memory_bytes", table="detect_base") == 262144 * 88, "base table bytes")
+check(m("dnsmon_memory_bytes", table="detect_seen_filter") == 1048576 * 6, "seen filter bytes")
+base = m("dnsmon_domain_table_entries", tier="base") or 0
+check(15000 <= base <= 20000, f"base entries {base}")
+check(m("dnsmon_domain_table_evictions_total", tier="base") == 0, "no base eviction")
+any_ = m("dnsmon_detector_flagged_domains", detector="querier_concentration_any") or 0
+gated = m("dnsmon_detector_flagged_domains", detector="querier_concentration")
+check(any_ >= 300, f"querier_concentration_any {any_}")
+check(gated is not None and gated <= 20, f"querier_concentration {gated} (A15: at most 20)")
+clients = m("dnsmon_active_clients", window="14d") or 0
+check(1800 <= clients <= 2200, f"active clients over 14 days {clients}")
+print(f"base {int(base)} domains, querier_concentration_any {int(any_)}, "
+      f"querier_concentration {gated}, clients14 {clients:.0f}")
 
 events = []
 for n, line in enumerate(open(os.path.join(work, "events.jsonl")), 1):

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <random>
 
+#include "dnsmon/common/hash.hpp"
+
 namespace dnsmon::detect {
 
 namespace {
@@ -60,6 +62,8 @@ std::string format_rfc3339(std::int64_t ns) {
 // writer, the shard's thread.
 struct Engine::Shard {
   std::vector<std::unique_ptr<SpscRing<LookupEvent>>> rings;  // one per worker
+  std::unique_ptr<DomainState> state;
+  detail::HyperLogLog clients_today{14};
   Doorbell bell;
   std::int64_t day = LogicalClock::kUnset;  // the logical day of the newest event
   std::atomic<std::int64_t> logical_ns{0};
@@ -123,6 +127,8 @@ Engine::Engine(const DetectOptions& options, std::size_t workers, std::size_t sh
       log_(events_log) {
   for (std::size_t s = 0; s < std::max<std::size_t>(shards, 1); ++s) {
     auto shard = std::make_unique<Shard>();
+    shard->state = std::make_unique<DomainState>(
+        options, 1.0 / static_cast<double>(std::max<std::size_t>(shards, 1)), seed_);
     for (std::size_t w = 0; w < workers; ++w) {
       shard->rings.push_back(std::make_unique<SpscRing<LookupEvent>>(kRingEvents));
     }
@@ -130,6 +136,10 @@ Engine::Engine(const DetectOptions& options, std::size_t workers, std::size_t sh
   }
   for (std::size_t w = 0; w < workers; ++w) {
     ports_.push_back(std::make_unique<WorkerPort>(*this, w));
+  }
+  for (std::size_t i = 0; i < population_day_.size(); ++i) {
+    population_.push_back(std::make_unique<detail::HyperLogLog>(14));
+    population_day_[i] = LogicalClock::kUnset;
   }
 }
 
@@ -185,6 +195,9 @@ void Engine::run_shard(Shard& shard) {
         empty = empty && ring->front() == nullptr;
       }
       if (empty) {
+        if (shard.day != LogicalClock::kUnset) {
+          end_of_day(shard, shard.day);  // the end of input closes the last day
+        }
         return;
       }
       continue;
@@ -211,11 +224,12 @@ void Engine::process(Shard& shard, const LookupEvent& ev) {
   if (shard.day == LogicalClock::kUnset) {
     shard.day = day;
   } else if (day > shard.day) {
-    // Day boundaries: the day-level detectors evaluate the days that closed (not built yet).
-    shard.days_closed.store(shard.days_closed.load(std::memory_order_relaxed) +
-                                static_cast<std::uint64_t>(day - shard.day),
-                            std::memory_order_relaxed);
+    end_of_day(shard, shard.day);  // days without an event close with it
     shard.day = day;
+  }
+  if (ev.kind == EventKind::Query && ev.has(kFirstInDedupWindow) && day > 0 && day < 0xffff) {
+    shard.clients_today.add_hash(detail::hash_bytes(ev.client.data(), ev.client.size(), seed_));
+    shard.state->on_lookup(ev, static_cast<Day>(day), logical);
   }
   if (ev.kind == EventKind::Query && ev.has(kSuffixLeak) && ev.has(kFirstInDedupWindow)) {
     shard.suffix_leaks.store(shard.suffix_leaks.load(std::memory_order_relaxed) + 1,
@@ -231,6 +245,34 @@ void Engine::process(Shard& shard, const LookupEvent& ev) {
                  ",\"org\":" + json_string(orgs_->label(ev)) + "}}\n");
     }
   }
+}
+
+void Engine::end_of_day(Shard& shard, std::int64_t day) {
+  double population = 0;
+  {
+    const std::lock_guard lock(population_mutex_);
+    const auto slot = static_cast<std::size_t>(day % 14);
+    if (population_day_[slot] != day) {
+      population_[slot]->clear();
+      population_day_[slot] = day;
+    }
+    (void)population_[slot]->merge(shard.clients_today);
+    detail::HyperLogLog window(14);
+    for (std::size_t i = 0; i < population_.size(); ++i) {
+      if (population_day_[i] != LogicalClock::kUnset && population_day_[i] > day - 14 &&
+          population_day_[i] <= day) {
+        (void)window.merge(*population_[i]);
+      }
+    }
+    population = window.estimate();
+  }
+  shard.clients_today.clear();
+  population14_.store(population, std::memory_order_relaxed);
+  if (day > 0 && day < 0xffff) {
+    (void)shard.state->end_of_day(static_cast<Day>(day), population);
+  }
+  shard.days_closed.store(shard.days_closed.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_relaxed);
 }
 
 void Engine::write_line(const std::string& line) {
@@ -262,6 +304,23 @@ DetectionSnapshot Engine::snapshot() const {
     }
   }
   s.logical_time_s = static_cast<double>(logical) / 1e9;
+  for (const auto& shard : shards_) {
+    const DomainState::Counters& c = shard->state->counters();
+    for (std::size_t t = 0; t < 3; ++t) {
+      s.entries[t] += c.entries[t].load(std::memory_order_relaxed);
+      s.capacity[t] += c.capacity[t].load(std::memory_order_relaxed);
+      s.evictions[t] += c.evictions[t].load(std::memory_order_relaxed);
+      s.rejected[t] += c.rejected[t].load(std::memory_order_relaxed);
+    }
+    for (std::size_t t = 0; t < s.table_bytes.size(); ++t) {
+      s.table_bytes[t] += c.bytes[t].load(std::memory_order_relaxed);
+    }
+    s.seen_filter_entries += c.seen_filter_entries.load(std::memory_order_relaxed);
+    s.seen_filter_capacity += c.seen_filter_capacity.load(std::memory_order_relaxed);
+    s.flagged_querier_concentration += c.flagged_qc.load(std::memory_order_relaxed);
+    s.flagged_querier_concentration_any += c.flagged_qc_any.load(std::memory_order_relaxed);
+  }
+  s.population14 = population14_.load(std::memory_order_relaxed);
   s.log_lines_lost = log_lost_.load(std::memory_order_relaxed);
   return s;
 }

@@ -432,6 +432,36 @@ struct MetricsHub::Impl : prometheus::Collectable {
     x.open(Family::DetectorEventsTotal);
     x.add(Family::DetectorEventsTotal, {"suffix_leak", "info"},
           static_cast<double>(d.suffix_leaks));
+    for (const Family f :
+         {Family::DomainTableEntries, Family::DomainTableCapacityEntries,
+          Family::DomainTableEvictionsTotal, Family::AdmissionRejectedTotal,
+          Family::DetectorFlaggedDomains, Family::ActiveClients, Family::MemoryBytes,
+          Family::TableEntries, Family::TableCapacityEntries}) {
+      x.open(f);
+    }
+    constexpr std::array<std::string_view, 3> kTiers = {"base", "candidate", "watch"};
+    for (std::size_t t = 0; t < kTiers.size(); ++t) {
+      x.add(Family::DomainTableEntries, {kTiers[t]}, static_cast<double>(d.entries[t]));
+      x.add(Family::DomainTableCapacityEntries, {kTiers[t]}, static_cast<double>(d.capacity[t]));
+      x.add(Family::DomainTableEvictionsTotal, {kTiers[t]}, static_cast<double>(d.evictions[t]));
+    }
+    x.add(Family::AdmissionRejectedTotal, {"base"}, static_cast<double>(d.rejected[0]));
+    x.add(Family::AdmissionRejectedTotal, {"candidate"}, static_cast<double>(d.rejected[1]));
+    x.add(Family::DetectorFlaggedDomains, {"querier_concentration"},
+          static_cast<double>(d.flagged_querier_concentration));
+    x.add(Family::DetectorFlaggedDomains, {"querier_concentration_any"},
+          static_cast<double>(d.flagged_querier_concentration_any));
+    x.add(Family::ActiveClients, {"14d"}, d.population14);
+    constexpr std::array<std::string_view, 5> kTables = {"detect_base", "detect_candidates",
+                                                         "detect_watch", "detect_seen_filter",
+                                                         "detect_doorkeeper"};
+    for (std::size_t t = 0; t < kTables.size(); ++t) {
+      x.add(Family::MemoryBytes, {kTables[t]}, static_cast<double>(d.table_bytes[t]));
+    }
+    x.add(Family::MemoryBytes, {"detect_rings"}, static_cast<double>(d.ring_bytes));
+    x.add(Family::TableEntries, {"detect_seen_filter"}, static_cast<double>(d.seen_filter_entries));
+    x.add(Family::TableCapacityEntries, {"detect_seen_filter"},
+          static_cast<double>(d.seen_filter_capacity));
   }
 
   std::vector<MetricFamily> Collect() const override {

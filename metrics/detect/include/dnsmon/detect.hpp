@@ -249,7 +249,8 @@ inline bool digits(std::string_view s, std::size_t at, std::size_t n, unsigned& 
     return std::nullopt;
   }
   for (unsigned bit = c.bits; bit < 128; ++bit) {
-    if ((c.addr[bit / 8] >> (7 - bit % 8) & 1U) != 0) {
+    const unsigned byte = c.addr[bit / 8];
+    if (((byte >> (7U - bit % 8U)) & 1U) != 0) {
       return std::nullopt;
     }
   }

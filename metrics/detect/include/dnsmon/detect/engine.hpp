@@ -15,6 +15,7 @@
 //   event log's lines, written by the shard threads.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <climits>
 #include <cstdint>
@@ -26,9 +27,11 @@
 #include <thread>
 #include <vector>
 
+#include "dnsmon/analytics/detail/sketches.hpp"
 #include "dnsmon/detect.hpp"
 #include "dnsmon/detect/event.hpp"
 #include "dnsmon/detect/normalize.hpp"
+#include "dnsmon/detect/tables.hpp"
 #include "dnsmon/domains.hpp"
 #include "dnsmon/parser.hpp"
 #include "dnsmon/ring.hpp"
@@ -87,6 +90,14 @@ struct DetectionSnapshot {
   std::uint64_t log_lines_lost = 0;  // event log lines not written
   double logical_time_s = 0;         // the latest logical time a shard reached
   std::uint64_t ring_bytes = 0;      // memory of the hand-off rings
+  // The domain tables, summed over the shards: [base, candidate, watch].
+  std::array<std::uint64_t, 3> entries{}, capacity{}, evictions{}, rejected{};
+  std::uint64_t seen_filter_entries = 0, seen_filter_capacity = 0;
+  // Bytes of the base, candidate, watch, seen-filter and doorkeeper tables.
+  std::array<std::uint64_t, 5> table_bytes{};
+  // The base rate at the last day boundary (detection spec 4.1).
+  std::uint64_t flagged_querier_concentration = 0, flagged_querier_concentration_any = 0;
+  double population14 = 0;  // distinct clients of the last 14 logical days, at that boundary
 };
 
 class Engine;
@@ -151,6 +162,8 @@ class Engine {
 
   void run_shard(Shard& shard);
   void process(Shard& shard, const LookupEvent& ev);
+  // The logical day `day` ended for this shard: the population and the tables' day evaluation.
+  void end_of_day(Shard& shard, std::int64_t day);
   void write_line(const std::string& line);
 
   DetectOptions options_;
@@ -163,6 +176,11 @@ class Engine {
   std::mutex log_mutex_;
   std::atomic<bool> log_failed_{false};
   std::atomic<std::uint64_t> log_lost_{0};
+  // Distinct clients per logical day, merged from every shard's day at its boundary.
+  std::mutex population_mutex_;
+  std::vector<std::unique_ptr<detail::HyperLogLog>> population_;  // day d at d % 14
+  std::array<std::int64_t, 14> population_day_{};
+  std::atomic<double> population14_{0};
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::unique_ptr<WorkerPort>> ports_;
   std::atomic<bool> done_{false};
