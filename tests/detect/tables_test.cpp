@@ -3,6 +3,7 @@
 // rate, and their counters.
 #include "dnsmon/detect/tables.hpp"
 
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -40,6 +41,10 @@ DetectOptions tiny() {
   o.memory.seen_filter_entries = 64;
   o.memory.doorkeeper_bits = 4096;
   return o;
+}
+
+Day after(int days) {
+  return static_cast<Day>(kDay + days);
 }
 
 std::int64_t at(Day day) {
@@ -181,6 +186,72 @@ TEST_CASE("the day boundary counts the querier-concentration base rate", "[detec
   // Nine days later nothing is in the 8-day ring any more.
   r = s.end_of_day(kDay + 17, 150);
   CHECK(r.querier_concentration_any == 0);
+}
+
+TEST_CASE("dormant_reactivation fires when a run after a long silence reaches its events",
+          "[detect]") {
+  DetectOptions o = tiny();
+  o.memory.base_entries = 64;
+  o.memory.candidate_entries = 8;
+  DomainState s(o, 1.0, kSeed);
+  CHECK(s.on_lookup(lookup("mailer.example", 1), kDay, at(kDay)).kind == Finding::Kind::None);
+  (void)s.on_lookup(lookup("mailer.example", 1), kDay + 10, at(kDay + 10));
+  // 20 silent days, 30 days of history: the run of kDay + 30 is a reactivation.
+  Finding f;
+  for (int n = 0; n < 5; ++n) {
+    f = s.on_lookup(lookup("mailer.example", 1), kDay + 30, at(kDay + 30));
+    CHECK(f.kind == Finding::Kind::None);  // one active day only so far
+  }
+  for (int n = 0; n < 4; ++n) {
+    f = s.on_lookup(lookup("mailer.example", 2), kDay + 31, at(kDay + 31));
+    CHECK(f.kind == Finding::Kind::None);  // 9 events
+  }
+  f = s.on_lookup(lookup("mailer.example", 2), kDay + 31, at(kDay + 31));
+  REQUIRE(f.kind == Finding::Kind::DormantReactivation);
+  CHECK(f.run_start == kDay + 30);
+  CHECK(f.gap_days == 20);
+  CHECK(f.history_days == 30);
+  CHECK(f.events == 10);
+  CHECK(f.active_days == 2);
+  CHECK(f.score == Approx(0.5 + std::log2(21.0) / std::log2(181.0) / 2));
+  // Once per run.
+  CHECK(s.on_lookup(lookup("mailer.example", 2), kDay + 31, at(kDay + 31)).kind ==
+        Finding::Kind::None);
+
+  // Too little history (first seen 20 days before the run): no event.
+  (void)s.on_lookup(lookup("young.example", 1), kDay + 10, at(kDay + 10));
+  for (int n = 0; n < 12; ++n) {
+    CHECK(s.on_lookup(lookup("young.example", 1), after(30 + n % 2), at(after(30 + n % 2))).kind ==
+          Finding::Kind::None);
+  }
+}
+
+TEST_CASE("newly_observed fires for a first sighting after the warm-up with 10 events in 7 days",
+          "[detect]") {
+  DetectOptions o = tiny();
+  o.memory.base_entries = 64;
+  DomainState s(o, 1.0, kSeed);
+  (void)s.on_lookup(lookup("old.example", 1), kDay, at(kDay));  // the warm-up starts
+  Finding f;
+  for (int n = 0; n < 12; ++n) {
+    f = s.on_lookup(lookup("early.example", 1), kDay + 5, at(kDay + 5));
+    CHECK(f.kind == Finding::Kind::None);  // within the 14-day warm-up
+  }
+  for (int n = 0; n < 9; ++n) {
+    f = s.on_lookup(lookup("fresh.example", 1), after(20 + n / 3), at(after(20 + n / 3)));
+    CHECK(f.kind == Finding::Kind::None);
+  }
+  f = s.on_lookup(lookup("fresh.example", 1), kDay + 23, at(kDay + 23));
+  REQUIRE(f.kind == Finding::Kind::NewlyObserved);
+  CHECK(f.run_start == kDay + 20);
+  CHECK(f.events == 10);
+  CHECK(s.on_lookup(lookup("fresh.example", 1), kDay + 23, at(kDay + 23)).kind ==
+        Finding::Kind::None);
+  // Too slow: 10 events over 10 days.
+  for (int n = 0; n < 10; ++n) {
+    CHECK(s.on_lookup(lookup("slow.example", 1), after(30 + n), at(after(30 + n))).kind ==
+          Finding::Kind::None);
+  }
 }
 
 }  // namespace dnsmon::detect

@@ -8,9 +8,12 @@
 #    scenario's ~16,000 domains without a base eviction, and the base rate at the end of input
 #    is visible: a few hundred or more domains with ≥ 95 % of their lookups from two
 #    organisations, at most 20 with the volume gate (A15's upper bound), ~2,000 active clients;
-#  - the event log is JSON Lines in the detection spec's 4.10 shape, and holds A6: one
-#    suffix_leak for hotel-promo-mailer.example dated 2016-09-23, from 203.0.113.0/24, matching
-#    dnsmon_detector_events_total.
+#  - the event log is JSON Lines in the detection spec's 4.10 shape, matching
+#    dnsmon_detector_events_total, and holds A1 (dormant_reactivation of
+#    hotel-promo-mailer.example dated 2016-05-04 ... 2016-05-11, with at most 10 reactivations of
+#    background domains in all), A6 (one suffix_leak for hotel-promo-mailer.example dated
+#    2016-09-23, from 203.0.113.0/24) and A11 (newly_observed for netwatch-probe,
+#    newtool-saas, dnsexfil-lab and client-contact-hub within 7 days of their first sighting).
 # The full capture takes about a minute to replay in an optimised build: the test runs in the
 # release preset only and skips elsewhere.
 set -euo pipefail
@@ -104,6 +107,27 @@ if leaks:
           "A6 qname")
     check(e["details"].get("org") == "203.0.113.0/24", "A6 organisation")
     check(e["reasons"] == ["suffix_leak"], "A6 reasons")
+
+react = [e for e in events if e["detector"] == "dormant_reactivation"]
+mailer = [e for e in react if e["domain"] == "hotel-promo-mailer.example"]
+check(len(mailer) >= 1 and "2016-05-04" <= mailer[0]["ts"][:10] <= "2016-05-11",
+      f"A1: reactivation of hotel-promo-mailer.example {[e['ts'] for e in mailer]}")
+check(len(react) - len(mailer) <= 10, f"{len(react) - len(mailer)} background reactivations")
+check(metrics.get('dnsmon_detector_events_total{detector="dormant_reactivation",severity="low"}')
+      == len(react), "dormant_reactivation events counted")
+new = {e["domain"]: e for e in events if e["detector"] == "newly_observed"}
+check(metrics.get('dnsmon_detector_events_total{detector="newly_observed",severity="info"}')
+      == len(new), "newly_observed events counted")
+for d in ("netwatch-probe.example", "newtool-saas.example", "dnsexfil-lab.example",
+          "client-contact-hub.example"):
+    first = truth["first_sightings"][d][:10]
+    e = new.get(d)
+    if e is None:
+        problems.append(f"A11: no newly_observed for {d}")
+        continue
+    from datetime import date
+    lag = (date.fromisoformat(e["ts"][:10]) - date.fromisoformat(first)).days
+    check(0 <= lag <= 7, f"A11: newly_observed for {d} on {e['ts']}, first seen {first}")
 
 for p in problems:
     print("FAIL:", p, file=sys.stderr)

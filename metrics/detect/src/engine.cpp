@@ -69,6 +69,8 @@ struct Engine::Shard {
   std::atomic<std::int64_t> logical_ns{0};
   std::atomic<std::uint64_t> days_closed{0};
   std::atomic<std::uint64_t> suffix_leaks{0};
+  std::atomic<std::uint64_t> reactivations{0};
+  std::atomic<std::uint64_t> newly_observed{0};
 };
 
 WorkerPort::WorkerPort(Engine& engine, std::size_t index)
@@ -229,7 +231,10 @@ void Engine::process(Shard& shard, const LookupEvent& ev) {
   }
   if (ev.kind == EventKind::Query && ev.has(kFirstInDedupWindow) && day > 0 && day < 0xffff) {
     shard.clients_today.add_hash(detail::hash_bytes(ev.client.data(), ev.client.size(), seed_));
-    shard.state->on_lookup(ev, static_cast<Day>(day), logical);
+    const Finding f = shard.state->on_lookup(ev, static_cast<Day>(day), logical);
+    if (f.kind != Finding::Kind::None) {
+      report(shard, ev, f, logical);
+    }
   }
   if (ev.kind == EventKind::Query && ev.has(kSuffixLeak) && ev.has(kFirstInDedupWindow)) {
     shard.suffix_leaks.store(shard.suffix_leaks.load(std::memory_order_relaxed) + 1,
@@ -244,6 +249,39 @@ void Engine::process(Shard& shard, const LookupEvent& ev) {
                  "\"qname\":" + json_string(name) + ",\"search_suffix\":" + json_string(suffix) +
                  ",\"org\":" + json_string(orgs_->label(ev)) + "}}\n");
     }
+  }
+}
+
+void Engine::report(Shard& shard, const LookupEvent& ev, const Finding& f, std::int64_t logical) {
+  const auto day_text = [](Day d) {
+    return format_rfc3339(std::int64_t{d} * kDayNs).substr(0, 10);
+  };
+  std::array<char, 32> score{};
+  std::snprintf(score.data(), score.size(), "%.3f", f.score);
+  std::string line;
+  if (f.kind == Finding::Kind::DormantReactivation) {
+    shard.reactivations.store(shard.reactivations.load(std::memory_order_relaxed) + 1,
+                              std::memory_order_relaxed);
+    line = "{\"ts\":\"" + format_rfc3339(logical) +
+           "\",\"detector\":\"dormant_reactivation\",\"event\":\"reactivated\",\"domain\":" +
+           json_string(ev.domain()) + ",\"score\":" + score.data() +
+           ",\"severity\":\"low\",\"reasons\":[\"reactivated\"],\"details\":{\"run_start\":\"" +
+           day_text(f.run_start) + "\",\"gap_days\":" + std::to_string(f.gap_days) +
+           ",\"history_days\":" + std::to_string(f.history_days) +
+           ",\"events\":" + std::to_string(f.events) +
+           ",\"active_days\":" + std::to_string(f.active_days) + "}}\n";
+  } else {
+    shard.newly_observed.store(shard.newly_observed.load(std::memory_order_relaxed) + 1,
+                               std::memory_order_relaxed);
+    line = "{\"ts\":\"" + format_rfc3339(logical) +
+           "\",\"detector\":\"newly_observed\",\"event\":\"new\",\"domain\":" +
+           json_string(ev.domain()) +
+           ",\"score\":0,\"severity\":\"info\",\"reasons\":[\"new\"],\"details\":{"
+           "\"first_seen\":\"" +
+           day_text(f.run_start) + "\",\"events_7d\":" + std::to_string(f.events) + "}}\n";
+  }
+  if (log_ != nullptr) {
+    write_line(line);
   }
 }
 
@@ -298,6 +336,8 @@ DetectionSnapshot Engine::snapshot() const {
   std::int64_t logical = 0;
   for (const auto& shard : shards_) {
     s.suffix_leaks += shard->suffix_leaks.load(std::memory_order_relaxed);
+    s.reactivations += shard->reactivations.load(std::memory_order_relaxed);
+    s.newly_observed += shard->newly_observed.load(std::memory_order_relaxed);
     logical = std::max(logical, shard->logical_ns.load(std::memory_order_relaxed));
     for (const auto& r : shard->rings) {
       s.ring_bytes += r->capacity() * sizeof(LookupEvent);

@@ -130,6 +130,8 @@ double BaseEntry::top2_share() const noexcept {
 
 DomainState::DomainState(const DetectOptions& options, double share, std::uint64_t seed)
     : qc_(options.detectors.querier_concentration),
+      dr_(options.detectors.dormant_reactivation),
+      no_(options.detectors.newly_observed),
       sets_(std::max<std::uint64_t>(
           1, static_cast<std::uint64_t>(
                  std::ceil(static_cast<double>(options.memory.base_entries) * share / kWays)))),
@@ -217,6 +219,8 @@ BaseEntry* DomainState::admit(const LookupEvent& ev, std::uint64_t key, Day day)
   if (seen_.take(key, before)) {
     slot->first_seen = before.first_seen;
     slot->last_active = before.last_active;  // update() moves it to prev_active
+  } else if (day >= first_day_ + no_.warmup_days) {
+    slot->flags |= BaseEntry::kNewPending;  // a first sighting after the warm-up
   }
   if (watched) {
     slot->flags |= BaseEntry::kWatched;
@@ -225,21 +229,26 @@ BaseEntry* DomainState::admit(const LookupEvent& ev, std::uint64_t key, Day day)
   return slot;
 }
 
-void DomainState::on_lookup(const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept {
+Finding DomainState::on_lookup(const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept {
+  if (first_day_ == 0) {
+    first_day_ = day;
+  }
   const std::uint64_t key = ev.domain_hash | 1U;  // 0 marks an empty slot
   BaseEntry* e = find_mut(key);
   if (e == nullptr) {
     e = admit(ev, key, day);
     if (e == nullptr) {
-      return;
+      return {};
     }
   }
-  update(*e, ev, day, logical_ns);
+  const Finding f = update(*e, ev, day, logical_ns);
   counters_.seen_filter_entries.store(seen_.entries(), std::memory_order_relaxed);
+  return f;
 }
 
-void DomainState::update(BaseEntry& e, const LookupEvent& ev, Day day,
-                         std::int64_t logical_ns) noexcept {
+Finding DomainState::update(BaseEntry& e, const LookupEvent& ev, Day day,
+                            std::int64_t logical_ns) noexcept {
+  Finding found;
   bool reactivated = false;
   if (day != e.last_active) {
     if (e.last_active != 0 && day > e.last_active) {
@@ -247,7 +256,7 @@ void DomainState::update(BaseEntry& e, const LookupEvent& ev, Day day,
       for (int d = e.last_active + 1; d <= day && d <= e.last_active + 8; ++d) {
         e.day_ring[static_cast<unsigned>(d) % 8] = 0;
       }
-      reactivated = day - e.last_active >= 14;
+      reactivated = day - e.last_active >= static_cast<int>(dr_.min_gap_days);
       e.prev_active = e.last_active;
     } else if (e.last_active == 0) {
       e.day_ring.fill(0);
@@ -287,6 +296,50 @@ void DomainState::update(BaseEntry& e, const LookupEvent& ev, Day day,
       c.last_active = day;
     }
     c.day_ring[day % 64] = sat16(c.day_ring[day % 64] + 1U);
+    // dormant_reactivation (4.2): a run after >= min_gap_days of silence, with
+    // >= min_history_days of history, reaching min_events on min_active_days days within its
+    // post window, evaluated as it happens.
+    if (reactivated && e.first_seen != 0 &&
+        day - e.first_seen >= static_cast<int>(dr_.min_history_days)) {
+      c.reactivation_pending = 1;
+      c.run_start = day;
+      c.gap_days = static_cast<Day>(day - e.prev_active);
+      c.history_days = static_cast<Day>(day - e.first_seen);
+    }
+    if (c.reactivation_pending != 0) {
+      if (day - c.run_start >= static_cast<int>(std::min(dr_.post_window_days, 64U))) {
+        c.reactivation_pending = 0;  // the post window closed without enough events
+      } else {
+        std::uint32_t events = 0, active = 0;
+        for (unsigned d = c.run_start; d <= day; ++d) {
+          events += c.day_ring[d % 64];
+          active += c.day_ring[d % 64] != 0 ? 1U : 0U;
+        }
+        if (events >= dr_.min_events && active >= dr_.min_active_days) {
+          c.reactivation_pending = 0;
+          c.last_flagged = day;
+          found.kind = Finding::Kind::DormantReactivation;
+          found.score = std::min(1.0, 0.5 + std::log2(1.0 + c.gap_days) / std::log2(181.0) / 2);
+          found.run_start = c.run_start;
+          found.gap_days = c.gap_days;
+          found.history_days = c.history_days;
+          found.events = events;
+          found.active_days = active;
+        }
+      }
+    }
+  }
+  // newly_observed (4.3): a first sighting after the warm-up, then min_events_7d events within
+  // 7 days of it.
+  if ((e.flags & BaseEntry::kNewPending) != 0 && found.kind == Finding::Kind::None) {
+    if (day - e.first_seen >= 7) {
+      e.flags &= static_cast<std::uint8_t>(~BaseEntry::kNewPending);
+    } else if (const std::uint32_t events = e.events_in(day, 7); events >= no_.min_events_7d) {
+      e.flags &= static_cast<std::uint8_t>(~BaseEntry::kNewPending);
+      found.kind = Finding::Kind::NewlyObserved;
+      found.run_start = e.first_seen;
+      found.events = events;
+    }
   }
   if ((e.flags & BaseEntry::kWatched) != 0) {
     for (std::size_t i = 0; i < watch_keys_.size() && i < watch_.size(); ++i) {
@@ -309,6 +362,7 @@ void DomainState::update(BaseEntry& e, const LookupEvent& ev, Day day,
       w.day_ring[day % 180] = sat16(w.day_ring[day % 180] + 1U);
     }
   }
+  return found;
 }
 
 void DomainState::maybe_promote(BaseEntry& e, const LookupEvent& ev, Day day,

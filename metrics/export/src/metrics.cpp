@@ -432,6 +432,10 @@ struct MetricsHub::Impl : prometheus::Collectable {
     x.open(Family::DetectorEventsTotal);
     x.add(Family::DetectorEventsTotal, {"suffix_leak", "info"},
           static_cast<double>(d.suffix_leaks));
+    x.add(Family::DetectorEventsTotal, {"dormant_reactivation", "low"},
+          static_cast<double>(d.reactivations));
+    x.add(Family::DetectorEventsTotal, {"newly_observed", "info"},
+          static_cast<double>(d.newly_observed));
     for (const Family f :
          {Family::DomainTableEntries, Family::DomainTableCapacityEntries,
           Family::DomainTableEvictionsTotal, Family::AdmissionRejectedTotal,

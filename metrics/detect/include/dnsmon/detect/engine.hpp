@@ -87,6 +87,8 @@ struct DetectionSnapshot {
   std::uint64_t responses = 0;       // matched-response events made
   std::uint64_t dropped = 0;         // events a full ring dropped
   std::uint64_t suffix_leaks = 0;    // suffix_leak detector events
+  std::uint64_t reactivations = 0;   // dormant_reactivation detector events
+  std::uint64_t newly_observed = 0;  // newly_observed detector events
   std::uint64_t log_lines_lost = 0;  // event log lines not written
   double logical_time_s = 0;         // the latest logical time a shard reached
   std::uint64_t ring_bytes = 0;      // memory of the hand-off rings
@@ -164,6 +166,8 @@ class Engine {
   void process(Shard& shard, const LookupEvent& ev);
   // The logical day `day` ended for this shard: the population and the tables' day evaluation.
   void end_of_day(Shard& shard, std::int64_t day);
+  // A detector fired on ev: counts it and writes its event log line.
+  void report(Shard& shard, const LookupEvent& ev, const Finding& f, std::int64_t logical);
   void write_line(const std::string& line);
 
   DetectOptions options_;

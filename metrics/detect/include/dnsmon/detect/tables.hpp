@@ -101,6 +101,7 @@ struct BaseEntry {
   Day last_evaluated = 0;
 
   static constexpr std::uint8_t kWatched = 1;
+  static constexpr std::uint8_t kNewPending = 2;  // first sighting after the warm-up (4.3)
 
   [[nodiscard]] std::uint32_t events_in(Day today, unsigned days) const noexcept;
   [[nodiscard]] double distinct_orgs() const noexcept;
@@ -115,7 +116,10 @@ struct CandidateEntry {
   std::uint8_t name_len = 0, reserved = 0;
   std::array<char, 256> name{};
   std::array<std::uint16_t, 64> day_ring{};  // lookup events on day d at d % 64
-  std::array<std::uint8_t, 2048 - 16 - 256 - 128> detector_state{};  // for the detectors
+  // A reactivation whose post window is still open (dormant_reactivation, 4.2).
+  Day run_start = 0, gap_days = 0, history_days = 0;
+  std::uint8_t reactivation_pending = 0, reserved2 = 0;
+  std::array<std::uint8_t, 2048 - 16 - 256 - 128 - 8> detector_state{};  // for the detectors
 };
 
 static_assert(sizeof(CandidateEntry) == 2048);
@@ -130,6 +134,16 @@ struct WatchEntry {
 };
 
 static_assert(sizeof(WatchEntry) == 16384);
+
+// A detector that fired on a lookup event (4.2, 4.3).
+struct Finding {
+  enum class Kind : std::uint8_t { None, DormantReactivation, NewlyObserved };
+  Kind kind = Kind::None;
+  double score = 0;
+  Day run_start = 0;  // reactivation: the run's first day; new: the first sighting
+  Day gap_days = 0, history_days = 0;
+  std::uint32_t events = 0, active_days = 0;
+};
 
 // What a day boundary computed (detection spec 4.1): the base rate.
 struct DayReport {
@@ -146,7 +160,8 @@ class DomainState {
   DomainState(const DetectOptions& options, double share, std::uint64_t seed);
 
   // A lookup event (the first of its pair in the de-duplication window) on logical day `day`.
-  void on_lookup(const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept;
+  // Returns what fired on it, if anything (dormant_reactivation, newly_observed).
+  Finding on_lookup(const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept;
 
   // The logical day `closed` ended: clears the doorkeeper, decays the organisation counts and
   // counts the flagged domains, with population14 the distinct clients of the last 14 days.
@@ -171,7 +186,7 @@ class DomainState {
  private:
   BaseEntry* find_mut(std::uint64_t key) noexcept;
   BaseEntry* admit(const LookupEvent& ev, std::uint64_t key, Day day) noexcept;
-  void update(BaseEntry& e, const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept;
+  Finding update(BaseEntry& e, const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept;
   void maybe_promote(BaseEntry& e, const LookupEvent& ev, Day day, bool reactivated) noexcept;
 
   static void add(std::atomic<std::uint64_t>& c, std::int64_t n) noexcept {
@@ -180,6 +195,9 @@ class DomainState {
   }
 
   QuerierConcentrationParams qc_;
+  DormantReactivationParams dr_;
+  NewlyObservedParams no_;
+  Day first_day_ = 0;  // the shard's first lookup day: the newly_observed warm-up starts there
   std::uint64_t sets_;
   std::vector<BaseEntry> base_;
   std::vector<CandidateEntry> candidates_;
