@@ -1,6 +1,8 @@
 #include "binder.hpp"
 
+#include <array>
 #include <cctype>
+#include <cmath>
 #include <stdexcept>
 
 namespace dnsmon::detail {
@@ -22,6 +24,8 @@ Value read_value(const FileContext& ctx, const Key& k, const YAML::Node& n,
       return ctx.boolean(n, path);
     case Kind::Integer:
       return ctx.integer(n, path, k.lo, k.hi);
+    case Kind::Real:
+      return ctx.real(n, path, k.real_lo, k.real_hi);
     case Kind::String:
       return ctx.string(n, path);
     case Kind::Enum: {
@@ -78,6 +82,29 @@ std::string yaml_string(const std::string& s, bool bare_if_plain) {
 }
 
 }  // namespace
+
+double FileContext::real(const YAML::Node& n, const std::string& path, double lo, double hi) const {
+  const std::string range = "a number from " + format_real(lo) + " to " + format_real(hi);
+  const std::string s = scalar(n, path, range.c_str());
+  double v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || end != s.data() + s.size() || s.empty() || !std::isfinite(v)) {
+    fail(n.Mark(), path, "expected " + range + ", got \"" + s + "\"");
+  }
+  if (v < lo || v > hi) {
+    fail(n.Mark(), path, "out of range: expected " + range + ", got " + s);
+  }
+  return v;
+}
+
+std::string format_real(double v) {
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {
+    return std::to_string(static_cast<std::int64_t>(v));
+  }
+  std::array<char, 32> buf{};
+  const auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), v);
+  return ec == std::errc{} ? std::string(buf.data(), end) : std::string("nan");
+}
 
 std::string format_duration(std::uint64_t s) {
   if (s % 3600 == 0) {
@@ -185,6 +212,8 @@ std::string format_value(const Key& k, const Value& v) {
       return std::get<bool>(v) ? "true" : "false";
     case Kind::Integer:
       return std::to_string(std::get<std::uint64_t>(v));
+    case Kind::Real:
+      return format_real(std::get<double>(v));
     case Kind::String:
       return yaml_string(std::get<std::string>(v), false);
     case Kind::Enum:
@@ -214,6 +243,8 @@ std::string range_text(const Key& k) {
       return "Values: true or false";
     case Kind::Integer:
       return "Range: " + std::to_string(k.lo) + " to " + std::to_string(k.hi);
+    case Kind::Real:
+      return "Range: " + format_real(k.real_lo) + " to " + format_real(k.real_hi);
     case Kind::Enum:
       return "One of: " + join(k.names);
     case Kind::StringList:

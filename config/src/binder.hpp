@@ -98,6 +98,9 @@ class FileContext {
     return v;
   }
 
+  // A decimal number ("0.95", "3", "1e-3"), finite, from lo to hi.
+  double real(const YAML::Node& n, const std::string& path, double lo, double hi) const;
+
   bool boolean(const YAML::Node& n, const std::string& path) const {
     const std::string s = scalar(n, path, "true or false");
     if (s == "true") {
@@ -132,6 +135,9 @@ class FileContext {
   std::string file_;
 };
 
+// The shortest text that reads back as v: 0.95, 3, 1e-06.
+std::string format_real(double v);
+
 // "30s", "5m" or "1h": the largest unit that divides s.
 std::string format_duration(std::uint64_t s);
 
@@ -143,6 +149,7 @@ enum class Kind : std::uint8_t {
   Section,      // a mapping of further keys
   Bool,         // true or false
   Integer,      // lo to hi; the field holds value × scale (MiB → bytes, s → ns)
+  Real,         // a decimal number from real_lo to real_hi
   String,       // any text
   Enum,         // one of names
   StringList,   // at most max_items strings
@@ -152,7 +159,7 @@ enum class Kind : std::uint8_t {
 
 // A value as the file writes it, before it is stored in its field.
 using Value = std::variant<bool, std::uint64_t, std::string, std::vector<std::string>,
-                           std::vector<std::uint64_t>>;
+                           std::vector<std::uint64_t>, double>;
 
 // The field a key sets, reached from Config through a chain of pointers to members.
 template <auto... Members>
@@ -163,7 +170,7 @@ auto& field(auto& config) {
 template <typename T>
 void store_value(T& field, const Value& v, std::uint64_t scale) {
   if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, std::string> ||
-                std::is_same_v<T, std::vector<std::string>>) {
+                std::is_same_v<T, std::vector<std::string>> || std::is_same_v<T, double>) {
     field = std::get<T>(v);
   } else if constexpr (std::is_integral_v<T>) {
     field = static_cast<T>(std::get<std::uint64_t>(v) * scale);
@@ -178,7 +185,7 @@ void store_value(T& field, const Value& v, std::uint64_t scale) {
 template <typename T>
 Value load_value(const T& field, std::uint64_t scale) {
   if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, std::string> ||
-                std::is_same_v<T, std::vector<std::string>>) {
+                std::is_same_v<T, std::vector<std::string>> || std::is_same_v<T, double>) {
     return field;
   } else if constexpr (std::is_integral_v<T>) {
     return static_cast<std::uint64_t>(field) / scale;
@@ -230,6 +237,8 @@ struct Key {
   std::uint64_t lo = 0;  // Integer, and each item of IntegerList and Durations
   std::uint64_t hi = 0;
   std::uint64_t scale = 1;
+  double real_lo = 0;  // Real
+  double real_hi = 0;
   std::size_t min_items = 0;  // lists
   std::size_t max_items = 0;
   std::string_view items{};                   // lists: what the items are ("port numbers")
@@ -270,6 +279,10 @@ constexpr Key boolean(std::string_view path, Binding b, std::string_view help) {
 constexpr Key integer(std::string_view path, Binding b, std::uint64_t lo, std::uint64_t hi,
                       std::string_view help) {
   return {.path = path, .kind = Kind::Integer, .bind = b, .lo = lo, .hi = hi, .help = help};
+}
+
+constexpr Key real(std::string_view path, Binding b, double lo, double hi, std::string_view help) {
+  return {.path = path, .kind = Kind::Real, .bind = b, .real_lo = lo, .real_hi = hi, .help = help};
 }
 
 constexpr Key text(std::string_view path, Binding b, std::string_view help) {

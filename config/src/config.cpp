@@ -9,6 +9,8 @@
 #include <fstream>
 #include <netinet/in.h>
 #include <system_error>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <utility>
 
 #include <CLI/CLI.hpp>
@@ -78,6 +80,84 @@ void check_listen(const Site& site, Config& c) {
   c.daemon.listen_given = true;
 }
 
+// detection.time.origin: first_packet or an RFC 3339 instant.
+void check_origin(const Site& site, Config& c) {
+  auto& t = c.detection.time;
+  if (t.origin == "first_packet") {
+    t.origin_ns.reset();
+    return;
+  }
+  t.origin_ns = detect::parse_rfc3339(t.origin);
+  if (!t.origin_ns) {
+    site.fail("expected first_packet or an RFC 3339 instant such as 2016-04-04T00:00:00Z, got \"" +
+              t.origin + "\"");
+  }
+}
+
+void check_internal_networks(const Site& site, Config& c) {
+  const auto& nets = c.detection.clients.internal_networks;
+  for (std::size_t i = 0; i < nets.size(); ++i) {
+    if (!detect::parse_cidr(nets[i])) {
+      site.fail_item(i,
+                     "expected a CIDR prefix such as 10.0.0.0/8 or 2001:db8::/32 (no bits set "
+                     "after the prefix), got \"" +
+                         nets[i] + "\"");
+    }
+  }
+}
+
+// A domain name as detection compares them: lower case, no final dot, 1 to 253 characters of
+// letters, digits, '-', '_' and '.', no empty label.
+bool domain_name_ok(std::string& name) {
+  if (!name.empty() && name.back() == '.') {
+    name.pop_back();
+  }
+  if (name.empty() || name.size() > 253 || name.front() == '.' ||
+      name.find("..") != std::string::npos) {
+    return false;
+  }
+  for (char& ch : name) {
+    if (ch >= 'A' && ch <= 'Z') {
+      ch = static_cast<char>(ch - 'A' + 'a');
+    }
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
+          ch == '.')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void check_search_suffixes(const Site& site, Config& c) {
+  auto& names = c.detection.normalize.search_suffixes;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (!domain_name_ok(names[i])) {
+      site.fail_item(i,
+                     "expected a domain name such as corp.example.com, got \"" + names[i] + "\"");
+    }
+  }
+}
+
+void check_watchlist(const Site& site, Config& c) {
+  auto& names = c.detection.exports.watchlist;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (!domain_name_ok(names[i])) {
+      site.fail_item(i,
+                     "expected a registrable domain such as example.com, got \"" + names[i] + "\"");
+    }
+  }
+}
+
+void check_allowlist_domains(const Site& site, Config& c) {
+  auto& names = c.detection.exports.allowlist_domains;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (!domain_name_ok(names[i])) {
+      site.fail_item(i,
+                     "expected a registrable domain such as example.com, got \"" + names[i] + "\"");
+    }
+  }
+}
+
 // --- The key table -------------------------------------------------------------------------
 //
 // Each key of the file is one row (binder.hpp): its dotted path, what kind of value it takes and
@@ -93,6 +173,22 @@ using Par = ParserOptions;
 using Met = MetricsOptions;
 using Ana = AnalyticsOptions;
 using Dae = DaemonOptions;
+using Det = detect::DetectOptions;
+using DTi = detect::TimeOptions;
+using DCl = detect::ClientOptions;
+using DNo = detect::NormalizeOptions;
+using DMe = detect::MemoryOptions;
+using DEx = detect::ExportOptions;
+using DPa = detect::DetectorParams;
+
+constexpr std::array<std::string_view, 2> kVantages = {"client_side", "authoritative_side"};
+constexpr std::array<std::string_view, 1> kPslModes = {"latest_any"};
+
+// A detector's parameter: detection.detectors.DETECTOR.NAME, bound to DetectorParams.
+template <auto Detector, auto... Field>
+constexpr Binding param() {
+  return bind<&C::detection, &Det::detectors, Detector, Field...>();
+}
 
 constexpr std::array kKeys = std::to_array<Key>({
     section("capture", "where frames come from"),
@@ -182,6 +278,273 @@ constexpr std::array kKeys = std::to_array<Key>({
     integer("analytics.matching.timeout_ms", bind<&C::metrics, &Met::matching_timeout_ms>(), 1,
             3'600'000, "packet time a response may take"),
 
+    section("detection", "per-domain detection: lookup events, domain tables, detectors"),
+    boolean("detection.enabled", bind<&C::detection, &Det::enabled>(),
+            "make lookup events and keep the domain tables (needs the detection.memory budget)"),
+    text("detection.state_file", bind<&C::detection, &Det::state_file>(),
+         "file to keep the detection state in across restarts (not read or written yet); \"\" "
+         "none"),
+    text("detection.events_file", bind<&C::detection, &Det::events_file>(),
+         "JSON Lines file detector events are appended to; \"\" none (--events-out overrides)"),
+    section("detection.time", "the logical clock"),
+    real("detection.time.compression", bind<&C::detection, &Det::time, &DTi::compression>(), 1, 1e6,
+         "logical seconds per second of packet time (1440: a day per minute)"),
+    text("detection.time.origin", bind<&C::detection, &Det::time, &DTi::origin>(),
+         "first_packet, or the RFC 3339 instant logical time starts at")
+        .then(check_origin),
+    one_of("detection.vantage", bind<&C::detection, &Det::vantage>(), kVantages,
+           "where dnsmon sees the traffic: between clients and their resolver, or at an "
+           "authoritative server"),
+    section("detection.clients", "who a querier is"),
+    strings("detection.clients.internal_networks",
+            bind<&C::detection, &Det::clients, &DCl::internal_networks>(), 1024, "CIDR prefixes",
+            "networks whose hosts count one by one")
+        .then(check_internal_networks),
+    integer("detection.clients.external_v4_prefix",
+            bind<&C::detection, &Det::clients, &DCl::external_v4_prefix>(), 0, 32,
+            "other IPv4 clients form an organisation per prefix of this length"),
+    integer("detection.clients.external_v6_prefix",
+            bind<&C::detection, &Det::clients, &DCl::external_v6_prefix>(), 0, 128,
+            "other IPv6 clients form an organisation per prefix of this length"),
+    text("detection.clients.org_map_file", bind<&C::detection, &Det::clients, &DCl::org_map_file>(),
+         "file of \"CIDR NAME\" lines naming organisations; \"\" none"),
+    section("detection.normalize", "how a query name becomes a registrable domain"),
+    one_of("detection.normalize.psl", bind<&C::detection, &Det::normalize, &DNo::psl>(), kPslModes,
+           "public suffix rules: the newest list, ICANN and private sections"),
+    strings("detection.normalize.search_suffixes",
+            bind<&C::detection, &Det::normalize, &DNo::search_suffixes>(), 64, "domain names",
+            "search-list suffixes whose run-on queries count for the embedded domain")
+        .then(check_search_suffixes),
+    real("detection.normalize.dedup_window_s",
+         bind<&C::detection, &Det::normalize, &DNo::dedup_window_s>(), 0, 60,
+         "logical seconds in which repeated queries of a client for a domain are one lookup event"),
+    integer("detection.normalize.reverse_zone_v4_octets",
+            bind<&C::detection, &Det::normalize, &DNo::reverse_zone_v4_octets>(), 1, 4,
+            "in-addr.arpa names count for the zone of this many address octets"),
+    integer("detection.normalize.reverse_zone_v6_nibbles",
+            bind<&C::detection, &Det::normalize, &DNo::reverse_zone_v6_nibbles>(), 1, 32,
+            "ip6.arpa names count for the zone of this many address nibbles"),
+    section("detection.memory", "the domain tables, allocated at start"),
+    integer("detection.memory.base_entries",
+            bind<&C::detection, &Det::memory, &DMe::base_entries>(), 8, 1ULL << 32U,
+            "registrable domains the base table holds (88 bytes each, 8 per bucket)"),
+    integer("detection.memory.candidate_entries",
+            bind<&C::detection, &Det::memory, &DMe::candidate_entries>(), 1, 1U << 24U,
+            "domains under closer watch (2 KiB each)"),
+    integer("detection.memory.watch_entries",
+            bind<&C::detection, &Det::memory, &DMe::watch_entries>(), 1, 1U << 16U,
+            "watch-listed and pinned domains (16 KiB each)"),
+    integer("detection.memory.seen_filter_entries",
+            bind<&C::detection, &Det::memory, &DMe::seen_filter_entries>(), 4, 1ULL << 32U,
+            "evicted domains remembered with their first and last active day (6 bytes each)"),
+    integer("detection.memory.doorkeeper_bits",
+            bind<&C::detection, &Det::memory, &DMe::doorkeeper_bits>(), 64, 1ULL << 36U,
+            "bits of the daily admission Bloom filter"),
+    section("detection.detectors", "the detectors' thresholds and weights"),
+    section("detection.detectors.querier_concentration", "few organisations ask for the domain"),
+    integer("detection.detectors.querier_concentration.window_days",
+            param<&DPa::querier_concentration, &detect::QuerierConcentrationParams::window_days>(),
+            1, 64, "logical days of the window"),
+    integer("detection.detectors.querier_concentration.min_events",
+            param<&DPa::querier_concentration, &detect::QuerierConcentrationParams::min_events>(),
+            0, 1U << 30U, "lookup events in the window"),
+    integer(
+        "detection.detectors.querier_concentration.min_active_days",
+        param<&DPa::querier_concentration, &detect::QuerierConcentrationParams::min_active_days>(),
+        0, 64, "days with a lookup event in the window"),
+    real("detection.detectors.querier_concentration.min_top2_share",
+         param<&DPa::querier_concentration, &detect::QuerierConcentrationParams::min_top2_share>(),
+         0, 1, "share of the events from the two busiest organisations"),
+    integer(
+        "detection.detectors.querier_concentration.max_orgs_1pct",
+        param<&DPa::querier_concentration, &detect::QuerierConcentrationParams::max_orgs_1pct>(), 0,
+        1U << 20U, "organisations with 1 % or more of the events, at most"),
+    integer(
+        "detection.detectors.querier_concentration.min_population",
+        param<&DPa::querier_concentration, &detect::QuerierConcentrationParams::min_population>(),
+        0, 1U << 30U, "distinct clients seen in the window, at least"),
+    section("detection.detectors.dormant_reactivation", "a domain wakes after a long silence"),
+    integer("detection.detectors.dormant_reactivation.min_gap_days",
+            param<&DPa::dormant_reactivation, &detect::DormantReactivationParams::min_gap_days>(),
+            1, 3650, "silent logical days before the new run"),
+    integer(
+        "detection.detectors.dormant_reactivation.min_history_days",
+        param<&DPa::dormant_reactivation, &detect::DormantReactivationParams::min_history_days>(),
+        0, 3650, "days from first sighting to the new run"),
+    integer(
+        "detection.detectors.dormant_reactivation.post_window_days",
+        param<&DPa::dormant_reactivation, &detect::DormantReactivationParams::post_window_days>(),
+        1, 64, "days after the new run's start in which it must reach min_events"),
+    integer("detection.detectors.dormant_reactivation.min_events",
+            param<&DPa::dormant_reactivation, &detect::DormantReactivationParams::min_events>(), 1,
+            1U << 20U, "lookup events in the post window"),
+    integer(
+        "detection.detectors.dormant_reactivation.min_active_days",
+        param<&DPa::dormant_reactivation, &detect::DormantReactivationParams::min_active_days>(), 1,
+        64, "active days in the post window"),
+    section("detection.detectors.newly_observed", "a domain never seen before"),
+    integer("detection.detectors.newly_observed.warmup_days",
+            param<&DPa::newly_observed, &detect::NewlyObservedParams::warmup_days>(), 0, 3650,
+            "logical days before first sightings count as new"),
+    integer("detection.detectors.newly_observed.min_events_7d",
+            param<&DPa::newly_observed, &detect::NewlyObservedParams::min_events_7d>(), 1,
+            1U << 20U, "lookup events in the 7 days after the first sighting"),
+    section("detection.detectors.burst", "daily spikes against an EWMA baseline"),
+    real("detection.detectors.burst.alpha", param<&DPa::burst, &detect::BurstParams::alpha>(),
+         0.001, 1, "EWMA weight of the newest day"),
+    integer("detection.detectors.burst.min_history_days",
+            param<&DPa::burst, &detect::BurstParams::min_history_days>(), 0, 3650,
+            "days of baseline before a spike counts"),
+    integer("detection.detectors.burst.min_count",
+            param<&DPa::burst, &detect::BurstParams::min_count>(), 0, 1U << 30U,
+            "lookup events on the day, at least"),
+    real("detection.detectors.burst.min_ratio",
+         param<&DPa::burst, &detect::BurstParams::min_ratio>(), 1, 1e6,
+         "day count over the baseline, at least"),
+    real("detection.detectors.burst.min_z", param<&DPa::burst, &detect::BurstParams::min_z>(), 0,
+         1e3, "standard deviations above the baseline, at least"),
+    integer("detection.detectors.burst.level_shift_days",
+            param<&DPa::burst, &detect::BurstParams::level_shift_days>(), 1, 64,
+            "consecutive firing days read as a new level instead of a burst"),
+    section("detection.detectors.acceleration", "lookup rate rising block after block"),
+    integer("detection.detectors.acceleration.min_blocks",
+            param<&DPa::acceleration, &detect::AccelerationParams::min_blocks>(), 2, 64,
+            "weekly blocks compared"),
+    real("detection.detectors.acceleration.ratio",
+         param<&DPa::acceleration, &detect::AccelerationParams::ratio>(), 1, 1e3,
+         "growth from block to block, at least"),
+    section("detection.detectors.intermittency", "on-and-off activity"),
+    integer("detection.detectors.intermittency.min_weekdays",
+            param<&DPa::intermittency, &detect::IntermittencyParams::min_weekdays>(), 1, 3650,
+            "weekdays observed, at least"),
+    real("detection.detectors.intermittency.min_fano",
+         param<&DPa::intermittency, &detect::IntermittencyParams::min_fano>(), 0, 1e6,
+         "variance over mean of the daily counts, at least"),
+    section("detection.detectors.beacon", "machine-periodic lookups"),
+    integer("detection.detectors.beacon.min_events",
+            param<&DPa::beacon, &detect::BeaconParams::min_events>(), 3, 1U << 20U,
+            "lookup events before a score is computed"),
+    integer("detection.detectors.beacon.ring", param<&DPa::beacon, &detect::BeaconParams::ring>(),
+            8, 256, "lookup times kept per domain"),
+    section("detection.detectors.beacon.weights", "weights of the beacon score's parts"),
+    real("detection.detectors.beacon.weights.ts",
+         param<&DPa::beacon, &detect::BeaconParams::weights, &detect::BeaconWeights::ts>(), 0, 1,
+         "timestamp skew and dispersion"),
+    real("detection.detectors.beacon.weights.hist",
+         param<&DPa::beacon, &detect::BeaconParams::weights, &detect::BeaconWeights::hist>(), 0, 1,
+         "interval histogram"),
+    real("detection.detectors.beacon.weights.dur",
+         param<&DPa::beacon, &detect::BeaconParams::weights, &detect::BeaconWeights::dur>(), 0, 1,
+         "duration of the activity"),
+    real("detection.detectors.beacon.machine_score",
+         param<&DPa::beacon, &detect::BeaconParams::machine_score>(), 0, 1,
+         "score from which lookups read as a machine's"),
+    real("detection.detectors.beacon.machine_cv",
+         param<&DPa::beacon, &detect::BeaconParams::machine_cv>(), 0, 100,
+         "interval coefficient of variation below which lookups read as a machine's"),
+    real("detection.detectors.beacon.human_cv",
+         param<&DPa::beacon, &detect::BeaconParams::human_cv>(), 0, 100,
+         "interval coefficient of variation above which lookups read as a person's"),
+    section("detection.detectors.tunneling", "data carried in query names"),
+    integer("detection.detectors.tunneling.min_unique_per_hour",
+            param<&DPa::tunneling, &detect::TunnelingParams::min_unique_per_hour>(), 1, 1U << 30U,
+            "distinct names under the domain in an hour"),
+    real("detection.detectors.tunneling.min_mean_prefix_len",
+         param<&DPa::tunneling, &detect::TunnelingParams::min_mean_prefix_len>(), 0, 253,
+         "mean length of the labels before the registrable domain"),
+    real("detection.detectors.tunneling.min_entropy",
+         param<&DPa::tunneling, &detect::TunnelingParams::min_entropy>(), 0, 8,
+         "bits of character entropy of those labels"),
+    real("detection.detectors.tunneling.min_info_bytes_per_hour",
+         param<&DPa::tunneling, &detect::TunnelingParams::min_info_bytes_per_hour>(), 0, 1e12,
+         "estimated bytes of information per hour"),
+    section("detection.detectors.disappearance", "a domain that answered starts failing"),
+    integer("detection.detectors.disappearance.min_successes_7d",
+            param<&DPa::disappearance, &detect::DisappearanceParams::min_successes_7d>(), 1,
+            1U << 20U, "successful lookups in the 7 days before"),
+    integer("detection.detectors.disappearance.min_failures",
+            param<&DPa::disappearance, &detect::DisappearanceParams::min_failures>(), 1, 1U << 20U,
+            "consecutive failures for the transition"),
+    integer("detection.detectors.disappearance.persist_failures",
+            param<&DPa::disappearance, &detect::DisappearanceParams::persist_failures>(), 1,
+            1U << 20U, "failures since the last success for the persisting event"),
+    integer("detection.detectors.disappearance.persist_days",
+            param<&DPa::disappearance, &detect::DisappearanceParams::persist_days>(), 1, 3650,
+            "logical days the failures span for the persisting event"),
+    boolean("detection.detectors.disappearance.count_timeouts",
+            param<&DPa::disappearance, &detect::DisappearanceParams::count_timeouts>(),
+            "a query without a response counts as a failure"),
+    section("detection.detectors.successor", "a new name on a dead domain's address"),
+    integer("detection.detectors.successor.max_age_days",
+            param<&DPa::successor, &detect::SuccessorParams::max_age_days>(), 1, 3650,
+            "logical days a dead domain's addresses are remembered"),
+    integer("detection.detectors.successor.max_domains_per_ip",
+            param<&DPa::successor, &detect::SuccessorParams::max_domains_per_ip>(), 1, 1024,
+            "domains on one address, at most (shared hosting is not a successor)"),
+    section("detection.detectors.covert_pair", "the composite score"),
+    section("detection.detectors.covert_pair.weights", "weights of the composite's parts"),
+    real("detection.detectors.covert_pair.weights.gate",
+         param<&DPa::covert_pair, &detect::CovertPairParams::weights,
+               &detect::CovertPairWeights::gate>(),
+         0, 1, "querier concentration"),
+    real("detection.detectors.covert_pair.weights.reactivated",
+         param<&DPa::covert_pair, &detect::CovertPairParams::weights,
+               &detect::CovertPairWeights::reactivated>(),
+         0, 1, "reactivation"),
+    real("detection.detectors.covert_pair.weights.new",
+         param<&DPa::covert_pair, &detect::CovertPairParams::weights,
+               &detect::CovertPairWeights::new_>(),
+         0, 1, "first sighting"),
+    real("detection.detectors.covert_pair.weights.accelerating",
+         param<&DPa::covert_pair, &detect::CovertPairParams::weights,
+               &detect::CovertPairWeights::accelerating>(),
+         0, 1, "acceleration"),
+    real("detection.detectors.covert_pair.weights.intermittent",
+         param<&DPa::covert_pair, &detect::CovertPairParams::weights,
+               &detect::CovertPairWeights::intermittent>(),
+         0, 1, "intermittency"),
+    real("detection.detectors.covert_pair.weights.disappeared",
+         param<&DPa::covert_pair, &detect::CovertPairParams::weights,
+               &detect::CovertPairWeights::disappeared>(),
+         0, 1, "disappearance"),
+    real("detection.detectors.covert_pair.weights.persisting",
+         param<&DPa::covert_pair, &detect::CovertPairParams::weights,
+               &detect::CovertPairWeights::persisting>(),
+         0, 1, "failures persisting after disappearance"),
+    real("detection.detectors.covert_pair.weights.successor",
+         param<&DPa::covert_pair, &detect::CovertPairParams::weights,
+               &detect::CovertPairWeights::successor>(),
+         0, 1, "successor name"),
+    real("detection.detectors.covert_pair.medium",
+         param<&DPa::covert_pair, &detect::CovertPairParams::medium>(), 0, 1,
+         "score from which an event is medium"),
+    real("detection.detectors.covert_pair.high",
+         param<&DPa::covert_pair, &detect::CovertPairParams::high>(), 0, 1,
+         "score from which an event is high"),
+    integer("detection.detectors.covert_pair.max_new_per_day",
+            param<&DPa::covert_pair, &detect::CovertPairParams::max_new_per_day>(), 0, 1U << 20U,
+            "new medium-or-higher domains a day before the rest are held back"),
+    section("detection.export", "what reaches Prometheus and the event log"),
+    integer("detection.export.top_n_per_detector",
+            bind<&C::detection, &Det::exports, &DEx::top_n_per_detector>(), 0, 1000,
+            "domains exported per detector, by score"),
+    integer("detection.export.hold_seconds",
+            bind<&C::detection, &Det::exports, &DEx::hold_seconds>(), 0, 86400,
+            "wall-clock seconds a domain's series stay after it leaves the top"),
+    strings("detection.export.watchlist", bind<&C::detection, &Det::exports, &DEx::watchlist>(),
+            1024, "registrable domains", "domains always tracked and exported")
+        .then(check_watchlist),
+    strings("detection.export.allowlist_domains",
+            bind<&C::detection, &Det::exports, &DEx::allowlist_domains>(), 65536,
+            "registrable domains", "domains never reported")
+        .then(check_allowlist_domains),
+    strings("detection.export.allowlist_orgs",
+            bind<&C::detection, &Det::exports, &DEx::allowlist_orgs>(), 65536, "organisations",
+            "organisations (org_map names or prefixes) whose lookups never make a report"),
+    text("detection.export.metrics_snapshot_dir",
+         bind<&C::detection, &Det::exports, &DEx::metrics_snapshot_dir>(),
+         "directory for OpenMetrics snapshots every logical hour; \"\" none"),
+
     section("exporter", "the Prometheus endpoint"),
     text("exporter.listen", bind<&C::daemon, &Dae::listen>(),
          "ADDRESS:PORT where /metrics is served")
@@ -253,6 +616,38 @@ CLI::Range cli_range(std::string_view path) {
   CLI::Range range{static_cast<std::int64_t>(k.lo), static_cast<std::int64_t>(k.hi)};
   range.description("");
   return range;
+}
+
+// The detection tables are allocated whole at start: refuse sizes the machine cannot hold.
+void check_detection_memory(const Config& c) {
+  if (!c.detection.enabled) {
+    return;
+  }
+  const auto plan = detect::memory_plan(c.detection.memory);
+  const auto mib = [](std::uint64_t b) { return std::to_string((b + (1U << 20U) - 1) >> 20U); };
+  std::uint64_t limit = 0;
+  std::string what;
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0) {
+    limit = static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page);
+    what = "the machine's memory";
+  }
+  rlimit as{};
+  if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY &&
+      (limit == 0 || as.rlim_cur < limit)) {
+    limit = as.rlim_cur;
+    what = "the address-space limit (ulimit -v)";
+  }
+  if (limit != 0 && plan.total() > limit) {
+    throw ConfigError(located_error(
+        c, "detection.memory",
+        "the detection tables need " + mib(plan.total()) + " MiB (base " + mib(plan.base) +
+            ", candidates " + mib(plan.candidate) + ", watch " + mib(plan.watch) +
+            ", seen filter " + mib(plan.seen_filter) + ", doorkeeper " + mib(plan.doorkeeper) +
+            ", global " + mib(plan.global) + " MiB), more than " + what + " (" + mib(limit) +
+            " MiB); lower the detection.memory entries"));
+  }
 }
 
 }  // namespace
@@ -427,6 +822,12 @@ void validate(const Config& c) {
                       " MiB; raise analytics.memory_mib, or lower analytics.top_capacity, "
                       "analytics.matching.capacity, the number of windows or workers");
   }
+  check_detection_memory(c);
+  if (!c.daemon.events_out.empty() && !c.detection.enabled) {
+    throw ConfigError(
+        "--events-out / detection.events_file: detection is off; set detection.enabled: true in "
+        "the config file");
+  }
 }
 
 CommandLine parse_command_line(int argc, const char* const* argv) {
@@ -443,7 +844,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
 
   std::string config_path;
   std::vector<std::string> interfaces, files;
-  std::optional<std::string> listen, metrics_out, messages_out, filter, log_level;
+  std::optional<std::string> listen, metrics_out, messages_out, events_out, filter, log_level;
   std::optional<std::uint32_t> workers, snaplen;
   std::optional<double> replay_speed;
   bool check_config = false;
@@ -476,6 +877,10 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
                  "write one JSON line per decoded DNS message to FILE or - (not with "
                  "--metrics-out -). A failed write ends the log and makes the exit status 1; a "
                  "reader that goes away (EPIPE) only ends the log")
+      ->type_name("FILE|-");
+  app.add_option("--events-out", events_out,
+                 "write one JSON line per detector event to FILE or - (needs detection.enabled: "
+                 "true; overrides detection.events_file)")
       ->type_name("FILE|-");
   app.add_option("--replay-speed", replay_speed,
                  "pace -r replays by packet time: 1 = real time, 10 = ten times faster, 0.5 = "
@@ -541,6 +946,18 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
         "a file");
   }
 
+  {
+    int on_stdout = 0;
+    for (const auto* o : {&metrics_out, &messages_out, &events_out}) {
+      on_stdout += o->has_value() && **o == "-" ? 1 : 0;
+    }
+    if (on_stdout > 1) {
+      return usage_error(
+          "only one of --metrics-out, --messages-out and --events-out can be - (standard "
+          "output): send the others to files");
+    }
+  }
+
   if (print_defaults) {
     out.action = CommandLine::Action::Exit;
     out.message = default_config_yaml();
@@ -583,6 +1000,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   if (messages_out) {
     c.daemon.messages_out = *messages_out;
   }
+  c.daemon.events_out = events_out ? *events_out : c.detection.events_file;
   if (replay_speed) {
     c.capture.replay_speed = *replay_speed;
   }

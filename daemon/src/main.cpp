@@ -29,6 +29,7 @@
 
 #include "dnsmon/capture.hpp"
 #include "dnsmon/config.hpp"
+#include "dnsmon/detect/engine.hpp"
 #include "dnsmon/metrics.hpp"
 #include "dnsmon/parser.hpp"
 #include "dnsmon/version.hpp"
@@ -94,7 +95,7 @@ void check_run(const Config& config) {
 // The public suffix list the analytics need, loaded once here for --check-config and the run
 // alike; an unreadable list is a configuration error pointing at the key that names it.
 SuffixList load_suffixes(const Config& config) {
-  if (!config.metrics.analytics.enabled) {
+  if (!config.metrics.analytics.enabled && !config.detection.enabled) {
     return nullptr;
   }
   try {
@@ -111,6 +112,7 @@ class Daemon {
       : config_(std::move(config)), suffixes_(std::move(suffixes)), args_(std::move(args)) {}
 
   int run() {
+    const SuffixList suffixes = suffixes_;  // detection uses the analytics' list
     hub_ = std::make_unique<MetricsHub>(BuildInfo{kVersion, ldns_library_version(), pcap_version()},
                                         config_.metrics, std::move(suffixes_));
     MetricsHub& hub = *hub_;
@@ -128,9 +130,13 @@ class Daemon {
     // Fail now, not at the end of input: a file that cannot be created, a closed stdout.
     open_output(config_.daemon.metrics_out, "metrics");
 
+    events_ = open_output(config_.daemon.events_out, "events");
     pipeline_ = std::make_unique<Pipeline>(config_, hub,
                                            demo ? demo_capture() : std::span<const std::byte>{},
                                            messages ? fileno(messages.get()) : -1);
+    if (config_.detection.enabled) {
+      start_detection(hub, suffixes, events_.get());
+    }
     if (pipeline_->is_live() && !config_.capture.bpf_filter.empty()) {
       warn_if_filter_loses_fragments(config_.capture.bpf_filter);
     }
@@ -186,6 +192,14 @@ class Daemon {
 
     notify("STOPPING=1");
     pipeline_->drain_and_join();  // flushes the message log
+    if (detection_) {
+      detection_->finish();  // the shards take every event the workers made
+      if (detection_->log_failed()) {
+        spdlog::error("cannot write the event log {}: the lines after the failure are lost",
+                      config_.daemon.events_out);
+        exit_code_ = kExitFailure;
+      }
+    }
     log_stats("final");
     finish_messages(std::move(messages));
     if (!config_.daemon.metrics_out.empty() && !metrics_out_written_) {
@@ -198,11 +212,30 @@ class Daemon {
       exporter_.reset();
     }
     pipeline_.reset();
+    detection_.reset();
     spdlog::info("exit {}", exit_code_);
     return exit_code_;
   }
 
  private:
+  // The detection engine: one shard per two workers, at least one, each on its own thread.
+  void start_detection(MetricsHub& hub, const SuffixList& suffixes, std::FILE* events) {
+    const std::size_t shards = std::max<std::size_t>(1, config_.daemon.workers / 2);
+    try {
+      detection_ = std::make_unique<detect::Engine>(config_.detection, config_.daemon.workers,
+                                                    shards, suffixes, events, pipeline_->is_live());
+    } catch (const std::runtime_error& e) {
+      throw ConfigError(located_error(config_, "detection.clients.org_map_file", e.what()));
+    }
+    pipeline_->attach_detection(*detection_);
+    hub.set_detection_reader([engine = detection_.get()] { return engine->snapshot(); });
+    detection_->start();
+    spdlog::info("detection: {} shard(s), logical time x{} from {}{}", shards,
+                 config_.detection.time.compression, config_.detection.time.origin,
+                 config_.daemon.events_out.empty() ? std::string()
+                                                   : ", event log " + config_.daemon.events_out);
+  }
+
   [[nodiscard]] std::string window_list() const {
     std::string out;
     for (const auto w : config_.metrics.analytics.windows_s) {
@@ -552,6 +585,8 @@ class Daemon {
   // Destroyed in reverse order: the exporter (whose thread reads the pipeline), then the pipeline
   // (whose workers write the hub's counters), then the hub.
   std::unique_ptr<MetricsHub> hub_;
+  OutputFile events_;                          // the event log, closed after the engine
+  std::unique_ptr<detect::Engine> detection_;  // outlives the pipeline's workers
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<Exporter> exporter_;
   std::size_t remaining_sources_ = 0;
@@ -612,6 +647,15 @@ int main(int argc, char** argv) {
   } catch (const ConfigError& e) {
     spdlog::error("configuration error: {}", e.what());
     return kExitConfig;
+  }
+  if (config.detection.enabled && !config.detection.clients.org_map_file.empty()) {
+    try {
+      (void)detect::load_org_map(config.detection.clients.org_map_file);
+    } catch (const std::runtime_error& e) {
+      spdlog::error("configuration error: {}",
+                    located_error(config, "detection.clients.org_map_file", e.what()));
+      return kExitConfig;
+    }
   }
   if (config.daemon.check_config) {
     std::printf("configuration OK%s%s\n", config.daemon.config_path.empty() ? "" : ": ",

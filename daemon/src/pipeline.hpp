@@ -51,6 +51,10 @@ class Pipeline {
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
 
+  // Before start(): the workers hand their messages to this detection engine, which must outlive
+  // the pipeline's workers.
+  void attach_detection(detect::Engine& engine) noexcept { detection_ = &engine; }
+
   // Starts the workers, then the capture threads.
   void start(SourceEnd on_source_end);
 
@@ -99,6 +103,7 @@ class Pipeline {
   std::vector<std::unique_ptr<Parser>> parsers_;  // one per worker, used only by that worker
   std::vector<std::unique_ptr<Source>> sources_;
   std::unique_ptr<MessageWriter> messages_;
+  detect::Engine* detection_ = nullptr;
   std::mutex messages_mutex_;  // taken per message only when several workers share the output
   std::atomic<bool> producers_done_{false};
   // Threads last: they are joined before the objects they use are destroyed.

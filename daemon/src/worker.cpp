@@ -8,15 +8,19 @@
 namespace dnsmon {
 
 Worker::Worker(std::vector<FrameRing*> rings, Parser& parser, WorkerCounters& counters,
-               MessageWriter* writer, std::mutex* shared_writer)
+               MessageWriter* writer, std::mutex* shared_writer, detect::WorkerPort* detection)
     : counters_(counters), parser_(parser), rings_(std::move(rings)) {
   sink_.counters = &counters_;
+  sink_.detection = detection;
   sink_.writer = writer;
   sink_.shared = shared_writer;
 }
 
 void Worker::Sink::on_message(const DnsMessage& m) {
   const std::int64_t latency = m.malformed_question ? -1 : counters->record_message(m);
+  if (detection != nullptr) {
+    detection->on_message(m, latency);  // queries, and responses matched to their query
+  }
   if (writer == nullptr) {
     return;
   }

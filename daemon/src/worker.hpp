@@ -12,6 +12,7 @@
 #include <mutex>
 #include <vector>
 
+#include "dnsmon/detect/engine.hpp"
 #include "dnsmon/metrics.hpp"
 #include "dnsmon/parser.hpp"
 #include "dnsmon/ring.hpp"
@@ -21,8 +22,9 @@ namespace dnsmon {
 class Worker {
  public:
   // shared_writer: set when several workers write one message log (may be null, as may writer).
+  // detection: the worker's port into the detection engine (null with detection off).
   Worker(std::vector<FrameRing*> rings, Parser& parser, WorkerCounters& counters,
-         MessageWriter* writer, std::mutex* shared_writer);
+         MessageWriter* writer, std::mutex* shared_writer, detect::WorkerPort* detection = nullptr);
 
   // Takes up to a batch of frames from each ring; whether there were any.
   bool run_once() noexcept;
@@ -47,9 +49,11 @@ class Worker {
   [[nodiscard]] std::uint64_t frames() const noexcept { return frames_; }
 
  private:
-  // Counts each message, and logs it (header-only messages too, marked malformed).
+  // Counts each message, hands it to detection, and logs it (header-only messages too, marked
+  // malformed).
   struct Sink final : MessageSink {
     WorkerCounters* counters = nullptr;
+    detect::WorkerPort* detection = nullptr;
     MessageWriter* writer = nullptr;
     std::mutex* shared = nullptr;  // set when several workers write one output
 

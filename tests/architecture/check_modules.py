@@ -28,18 +28,18 @@ MODULES = {
     "domains": (["metrics/domains"], ["dnsmon/domains.hpp"], ["dnsmon_domains"], ["common"]),
     "analytics": (["metrics/analytics"], ["dnsmon/analytics.hpp", "dnsmon/analytics/"],
                   ["dnsmon_analytics"], ["domains", "parser", "ring", "common"]),
-    # The detectors' formulas and state file; the engine will widen this module's edges.
+    # Per-domain detection: lookup events from the workers, the domain tables, the event log.
     "detect": (["metrics/detect"], ["dnsmon/detect.hpp", "dnsmon/detect/"], ["dnsmon_detect"],
-               ["common"]),
+               ["analytics", "domains", "parser", "ring", "common"]),
     # Nothing depends on the exporter but the config (for its options) and the daemon.
     "export": (["metrics/export"], ["dnsmon/metrics.hpp", "dnsmon/export/"], ["dnsmon_metrics"],
-               ["analytics", "domains", "parser", "ring", "common"]),
+               ["detect", "analytics", "domains", "parser", "ring", "common"]),
     # The config module binds the option structs of the modules it configures.
     "config": (["config"], ["dnsmon/config.hpp", "dnsmon/version.hpp"], ["dnsmon_config"],
-               ["capture", "parser", "analytics", "domains", "export", "ring", "common"]),
+               ["capture", "parser", "analytics", "domains", "detect", "export", "ring", "common"]),
     "daemon": (["daemon"], [], ["dnsmon", "dnsmon_daemon_core"],
-               ["config", "capture", "parser", "analytics", "domains", "export", "ring", "common",
-                "demo"]),
+               ["config", "capture", "parser", "analytics", "domains", "detect", "export", "ring",
+                "common", "demo"]),
     # The generators: the small library that makes the demo capture (all the daemon links), and
     # the profiles and command-line tool for tests and benchmarks, which the daemon never builds.
     "demo": ([], [], ["dnsmon_demo_gen"], []),
@@ -48,6 +48,10 @@ MODULES = {
     "tools": (["tools"], [], ["dnsmon_gen_pcap", "dnsmon_gen_profiles", "dnsmon_gen_scenario"],
               ["demo", "scenario", "common"]),
 }
+
+# Headers of a used module that a module may include, when it may not include all of them: the
+# config module sees only the detection options, not the engine.
+ONLY_HEADERS = {("config", "detect"): {"dnsmon/detect.hpp", "dnsmon/detect/params.hpp"}}
 
 SOURCE_SUFFIXES = (".cpp", ".hpp", ".h", ".cc")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
@@ -101,6 +105,11 @@ def check_includes(src):
                                     problems.append(
                                         f"{rel}:{lineno}: module {name} includes {inc} of module "
                                         f"{owner}, which it may not use")
+                                elif (name, owner) in ONLY_HEADERS and \
+                                        inc not in ONLY_HEADERS[(name, owner)]:
+                                    problems.append(
+                                        f"{rel}:{lineno}: module {name} may use only the options "
+                                        f"of module {owner}, not {inc}")
                             elif ".." in inc.split("/"):
                                 target = os.path.normpath(os.path.join(os.path.dirname(rel), inc))
                                 if module_of_file(target) not in (name, None):

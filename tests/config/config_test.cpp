@@ -324,7 +324,8 @@ TEST_CASE("an unknown top-level key is refused with the allowed keys", "[config]
   const std::string file = (dir.path() / "dnsmon.yaml").string();
   CHECK(config_error(dir, "capture:\n  snaplen: 100\ncaptrue:\n  snaplen: 200\n") ==
         file +
-            ":3:1: captrue: unknown key (allowed here: capture, parser, analytics, exporter, log)");
+            ":3:1: captrue: unknown key (allowed here: capture, parser, analytics, detection, "
+            "exporter, log)");
 }
 
 TEST_CASE("an unknown nested key is refused with its full path", "[config]") {
@@ -1057,6 +1058,163 @@ TEST_CASE("the --print-defaults flag prints the default config and exits 0", "[c
   CHECK(cli.action == CommandLine::Action::Exit);
   CHECK(cli.exit_code == 0);
   CHECK(cli.message + "\n" == default_config_yaml());
+}
+
+TEST_CASE("the detection section is off by default and binds detection spec 4.13's keys",
+          "[config][detection]") {
+  const Config defaults;
+  CHECK_FALSE(defaults.detection.enabled);
+  CHECK(defaults.detection.time.origin == "first_packet");
+  CHECK_FALSE(defaults.detection.time.origin_ns.has_value());
+  CHECK(defaults.detection.memory.base_entries == 4'194'304);
+
+  TempDir dir;
+  const Config c = load_config_file(dir.write("dnsmon.yaml", R"(detection:
+  enabled: true
+  events_file: /var/log/dnsmon/events.jsonl
+  time: {compression: 1440, origin: 2016-04-04T00:00:00Z}
+  vantage: authoritative_side
+  clients: {internal_networks: [198.18.0.0/15, "2001:db8:1::/48"], external_v4_prefix: 16}
+  normalize: {search_suffixes: [Corp.Orga.Example.], dedup_window_s: 0.5}
+  memory: {base_entries: 262144, candidate_entries: 8192, watch_entries: 64,
+           seen_filter_entries: 1048576, doorkeeper_bits: 8388608}
+  detectors:
+    querier_concentration: {min_top2_share: 0.9, min_population: 10}
+    beacon: {weights: {ts: 0.6}}
+    covert_pair: {weights: {new: 0.05}, max_new_per_day: 7}
+    disappearance: {count_timeouts: false}
+  export: {watchlist: [hotel-promo-mailer.example], top_n_per_detector: 5}
+)"));
+  const auto& d = c.detection;
+  CHECK(d.enabled);
+  CHECK(d.events_file == "/var/log/dnsmon/events.jsonl");
+  CHECK(d.time.compression == 1440);
+  REQUIRE(d.time.origin_ns.has_value());
+  CHECK(*d.time.origin_ns == std::int64_t{1459728000} * 1'000'000'000);
+  CHECK(d.vantage == "authoritative_side");
+  CHECK(d.clients.internal_networks.size() == 2);
+  CHECK(d.clients.external_v4_prefix == 16);
+  CHECK(d.clients.external_v6_prefix == 48);
+  REQUIRE(d.normalize.search_suffixes.size() == 1);
+  CHECK(d.normalize.search_suffixes[0] == "corp.orga.example");  // lower case, no final dot
+  CHECK(d.normalize.dedup_window_s == 0.5);
+  CHECK(d.memory.candidate_entries == 8192);
+  CHECK(d.detectors.querier_concentration.min_top2_share == 0.9);
+  CHECK(d.detectors.querier_concentration.min_population == 10);
+  CHECK(d.detectors.querier_concentration.min_events == 50);
+  CHECK(d.detectors.beacon.weights.ts == 0.6);
+  CHECK(d.detectors.beacon.weights.hist == 0.25);
+  CHECK(d.detectors.covert_pair.weights.new_ == 0.05);
+  CHECK(d.detectors.covert_pair.max_new_per_day == 7);
+  CHECK_FALSE(d.detectors.disappearance.count_timeouts);
+  CHECK(d.exports.watchlist == std::vector<std::string>{"hotel-promo-mailer.example"});
+  CHECK(d.exports.top_n_per_detector == 5);
+  const std::string with_log =
+      dir.write("x.yaml",
+                "detection: {enabled: true, memory: {base_entries: 1024, candidate_entries: 64, "
+                "watch_entries: 4, seen_filter_entries: 4096, doorkeeper_bits: 65536}, "
+                "events_file: e.jsonl}\n");
+  CHECK(parse({"--config", with_log.c_str()}).config.daemon.events_out == "e.jsonl");
+}
+
+TEST_CASE("bad detection values are refused with their line, column and key path",
+          "[config][detection]") {
+  TempDir dir;
+  const std::string file = (dir.path() / "dnsmon.yaml").string();
+  CHECK(config_error(dir, "detection:\n  time: {origin: yesterday}\n") ==
+        file +
+            ":2:18: detection.time.origin: expected first_packet or an RFC 3339 instant such "
+            "as 2016-04-04T00:00:00Z, got \"yesterday\"");
+  CHECK_THAT(config_error(dir, "detection:\n  time: {origin: 2016-02-30T00:00:00Z}\n"),
+             StartsWith(file + ":2:18: detection.time.origin: expected first_packet"));
+  CHECK(config_error(dir, "detection:\n  time: {compression: 0.5}\n") ==
+        file +
+            ":2:23: detection.time.compression: out of range: expected a number from 1 to "
+            "1000000, got 0.5");
+  CHECK(config_error(dir, "detection:\n  time: {compression: fast}\n") ==
+        file +
+            ":2:23: detection.time.compression: expected a number from 1 to 1000000, got "
+            "\"fast\"");
+  CHECK_THAT(config_error(dir,
+                          "detection:\n  clients:\n    internal_networks: [10.0.0.0/8, "
+                          "10.1.2.3/8]\n"),
+             StartsWith(file + ":3:37: detection.clients.internal_networks[1]: expected a CIDR"));
+  CHECK_THAT(config_error(dir, "detection:\n  vantage: resolver\n"),
+             StartsWith(file + ":2:12: detection.vantage: expected one of client_side, "
+                               "authoritative_side"));
+  CHECK_THAT(config_error(dir, "detection:\n  detectors:\n    beacon: {weights: {ts: 2}}\n"),
+             StartsWith(file + ":3:28: detection.detectors.beacon.weights.ts: out of range"));
+  CHECK_THAT(config_error(dir, "detection:\n  detectors:\n    nosuch: {}\n"),
+             StartsWith(file + ":3:5: detection.detectors.nosuch: unknown key"));
+  CHECK_THAT(config_error(dir, "detection:\n  normalize: {search_suffixes: [\"a b\"]}\n"),
+             StartsWith(file + ":2:33: detection.normalize.search_suffixes[0]: expected a domain"));
+  CHECK_THAT(config_error(dir, "detection:\n  memory: {base_entries: 4}\n"),
+             StartsWith(file + ":2:26: detection.memory.base_entries: out of range"));
+}
+
+TEST_CASE("detection tables that do not fit the machine are refused at start",
+          "[config][detection]") {
+  Config c;
+  c.detection.memory.base_entries = std::uint64_t{1} << 32U;  // 352 GiB of base table
+  CHECK_NOTHROW(validate(c));                                 // detection off: nothing to fit
+  c.detection.enabled = true;
+  CHECK_THROWS_WITH(validate(c), Contains("detection.memory: the detection tables need") &&
+                                     Contains("lower the detection.memory entries"));
+  c.detection.memory = detect::MemoryOptions{.base_entries = 262144,
+                                             .candidate_entries = 8192,
+                                             .watch_entries = 64,
+                                             .seen_filter_entries = 1048576,
+                                             .doorkeeper_bits = 8388608};
+  CHECK_NOTHROW(validate(c));
+  const auto plan = detect::memory_plan(c.detection.memory);
+  CHECK(plan.total() < std::uint64_t{64} << 20U);  // the test profile of detection spec 3.4
+}
+
+TEST_CASE("the event log (--events-out) needs detection on and shares standard output with nothing",
+          "[config][detection]") {
+  TempDir dir;
+  const std::string on = dir.write("on.yaml", "detection: {enabled: true}\n");
+  const std::string small =
+      dir.write("small.yaml",
+                "detection: {enabled: true, memory: {base_entries: 1024, candidate_entries: "
+                "64, watch_entries: 4, seen_filter_entries: 4096, doorkeeper_bits: 65536}}\n");
+  CHECK_THROWS_WITH(parse({"--events-out", "-"}), Contains("detection is off"));
+  CHECK(parse({"--config", small.c_str(), "--events-out", "ev.jsonl"}).config.daemon.events_out ==
+        "ev.jsonl");
+  const CommandLine both =
+      parse({"--config", on.c_str(), "--events-out", "-", "--messages-out", "-"});
+  CHECK(both.action == CommandLine::Action::Exit);
+  CHECK(both.exit_code == 2);
+  CHECK_THAT(both.message, Contains("only one of --metrics-out, --messages-out and --events-out"));
+}
+
+TEST_CASE("RFC 3339 instants and CIDR prefixes of the detection options", "[config][detection]") {
+  CHECK(detect::parse_rfc3339("1970-01-01T00:00:00Z") == 0);
+  CHECK(detect::parse_rfc3339("2016-04-04T00:00:00Z") == std::int64_t{1459728000} * 1'000'000'000);
+  CHECK(detect::parse_rfc3339("2016-04-04t02:00:00.25+02:00") ==
+        std::int64_t{1459728000} * 1'000'000'000 + 250'000'000);
+  CHECK(detect::parse_rfc3339("2016-02-29T00:00:00Z").has_value());
+  CHECK_FALSE(detect::parse_rfc3339("2015-02-29T00:00:00Z").has_value());
+  CHECK_FALSE(detect::parse_rfc3339("2016-04-04 00:00:00Z").has_value());
+  CHECK_FALSE(detect::parse_rfc3339("2016-04-04T00:00:00").has_value());
+  CHECK_FALSE(detect::parse_rfc3339("2016-04-04T00:00:00Zx").has_value());
+  const auto v4 = detect::parse_cidr("198.18.0.0/15");
+  REQUIRE(v4.has_value());
+  CHECK(v4->v4);
+  CHECK(v4->bits == 96 + 15);
+  const auto v6 = detect::parse_cidr("2001:db8::/32");
+  REQUIRE(v6.has_value());
+  CHECK_FALSE(v6->v4);
+  CHECK(v6->bits == 32);
+  CHECK(v6->addr[0] == 0x20);
+  CHECK(v6->addr[3] == 0xb8);
+  CHECK(detect::parse_cidr("::1").has_value());
+  CHECK(detect::parse_cidr("10.1.2.3")->bits == 128);
+  CHECK_FALSE(detect::parse_cidr("10.1.2.3/8").has_value());
+  CHECK_FALSE(detect::parse_cidr("10.0.0.0/33").has_value());
+  CHECK_FALSE(detect::parse_cidr("256.0.0.0/8").has_value());
+  CHECK_FALSE(detect::parse_cidr("2001:db8:::/32").has_value());
+  CHECK_FALSE(detect::parse_cidr("host.example").has_value());
 }
 
 }  // namespace dnsmon

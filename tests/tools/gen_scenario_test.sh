@@ -6,8 +6,8 @@
 #    pair's realised lookups (org A near 2,820, org B 714, others 36, 45 + 3 failing after the
 #    death) and the W14 top-2 share of every A3 evaluation day; the capture's packet count is the
 #    truth's;
-#  - the config sidecar's detection: section holds Scenario A's values (dnsmon does not know the
-#    section yet: the rest of the file, without it, passes `dnsmon --check-config`);
+#  - the config sidecar's detection: section holds Scenario A's values, turns detection on and
+#    passes `dnsmon --check-config`, and so does the rest of the file without it;
 #  - `dnsmon -r` with that configuration decodes every frame (packets ok = frames) and matches every query to its
 #    response (no timeouts, no unmatched responses).
 # Bad options exit 2 with a message.
@@ -44,7 +44,9 @@ for args in "" "--seed" "--seed x --out $work/x.pcap" "--seed -1 --out $work/x.p
 done
 "$GEN_SCENARIO" --help | grep -q -- '--seed' || fail "--help does not describe --seed"
 
-# The configuration without its detection: section passes dnsmon's check.
+# The configuration passes dnsmon's check, with and without its detection: section.
+"$DNSMON" --check-config --config "$work/a.dnsmon.yaml" >/dev/null 2>"$work/err" ||
+  fail "dnsmon --check-config refuses the sidecar: $(cat "$work/err")"
 sed '/^detection:/,$d' "$work/a.dnsmon.yaml" >"$work/rest.yaml"
 "$DNSMON" --check-config --config "$work/rest.yaml" -r "$work/a.pcap" >/dev/null 2>"$work/err" ||
   fail "dnsmon --check-config refuses the sidecar without detection: $(cat "$work/err")"
@@ -112,6 +114,7 @@ try:
     check(det["clients"]["internal_networks"] == ["198.18.0.0/15"], "internal_networks")
     check(det["normalize"]["search_suffixes"] == ["corp.orga.example"], "search_suffixes")
     check(det["memory"]["base_entries"] == 262144, "memory profile")
+    check(det["enabled"] is True, "detection turned on")
 except ImportError:
     check("compression: 1440" in config and "198.18.0.0/15" in config and
           "corp.orga.example" in config, "detection values in the config sidecar")

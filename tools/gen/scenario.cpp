@@ -952,6 +952,8 @@ std::string ScenarioA::config_yaml() const {
        "  workers: 1\n"
        "\n"
        "detection:\n"
+       "  # Detection is off unless a config turns it on.\n"
+       "  enabled: true\n"
        "  # One logical day per minute of capture time, from 00:00Z of the scenario's first day.\n"
        "  time: {compression: 1440, origin: 2016-04-04T00:00:00Z}\n"
        "  clients: {internal_networks: [198.18.0.0/15]}\n"

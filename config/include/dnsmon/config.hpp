@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "dnsmon/capture.hpp"
+#include "dnsmon/detect.hpp"
 #include "dnsmon/metrics.hpp"
 #include "dnsmon/parser.hpp"
 
@@ -35,6 +36,7 @@ struct DaemonOptions {
   std::uint32_t workers = 1;
   std::string metrics_out;   // "" none, "-" stdout
   std::string messages_out;  // "" none, "-" stdout
+  std::string events_out;    // "" none, "-" stdout: the detection event log (JSON Lines)
   std::string log_level = "info";
   std::uint32_t stats_interval_s = 60;  // 0 disables the periodic stats log line
   std::string config_path;
@@ -51,6 +53,7 @@ struct Config {
   CaptureOptions capture;
   ParserOptions parser;
   MetricsOptions metrics;
+  detect::DetectOptions detection;
   DaemonOptions daemon;
   // Every key and list item the file daemon.config_path sets and no flag overrides
   // ("analytics.windows[1]"), so that a check made after loading (e.g. of the file a key names)

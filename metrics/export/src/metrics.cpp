@@ -89,6 +89,7 @@ struct MetricsHub::Impl : prometheus::Collectable {
   std::function<std::vector<SourceSnapshot>()> read_sources;
   std::function<std::vector<RingSnapshot>()> read_rings;
   std::function<std::vector<OutputSnapshot>()> read_outputs;
+  std::function<detect::DetectionSnapshot()> read_detection;
 
   // --- Collection: one function per subsystem, each filling the families it owns. --------------
 
@@ -425,6 +426,59 @@ struct MetricsHub::Impl : prometheus::Collectable {
     collect_windows(x);
     collect_traffic(x);
     collect_capture(x);
+    collect_detection(x);
+  }
+
+  void collect_detection(detail::Exposition& x) const {
+    if (!read_detection) {
+      return;
+    }
+    const detect::DetectionSnapshot d = read_detection();
+    x.open(Family::DetectionEventsTotal);
+    x.add(Family::DetectionEventsTotal, {"query"}, static_cast<double>(d.queries));
+    x.add(Family::DetectionEventsTotal, {"lookup"}, static_cast<double>(d.lookups));
+    x.add(Family::DetectionEventsTotal, {"response"}, static_cast<double>(d.responses));
+    x.open(Family::DetectionEventsDroppedTotal);
+    x.add(Family::DetectionEventsDroppedTotal, {}, static_cast<double>(d.dropped));
+    x.open(Family::LogicalTimeSeconds);
+    x.add(Family::LogicalTimeSeconds, {}, d.logical_time_s);
+    x.open(Family::DetectorEventsTotal);
+    x.add(Family::DetectorEventsTotal, {"suffix_leak", "info"},
+          static_cast<double>(d.suffix_leaks));
+    x.add(Family::DetectorEventsTotal, {"dormant_reactivation", "low"},
+          static_cast<double>(d.reactivations));
+    x.add(Family::DetectorEventsTotal, {"newly_observed", "info"},
+          static_cast<double>(d.newly_observed));
+    for (const Family f :
+         {Family::DomainTableEntries, Family::DomainTableCapacityEntries,
+          Family::DomainTableEvictionsTotal, Family::AdmissionRejectedTotal,
+          Family::DetectorFlaggedDomains, Family::ActiveClients, Family::MemoryBytes,
+          Family::TableEntries, Family::TableCapacityEntries}) {
+      x.open(f);
+    }
+    constexpr std::array<std::string_view, 3> kTiers = {"base", "candidate", "watch"};
+    for (std::size_t t = 0; t < kTiers.size(); ++t) {
+      x.add(Family::DomainTableEntries, {kTiers[t]}, static_cast<double>(d.entries[t]));
+      x.add(Family::DomainTableCapacityEntries, {kTiers[t]}, static_cast<double>(d.capacity[t]));
+      x.add(Family::DomainTableEvictionsTotal, {kTiers[t]}, static_cast<double>(d.evictions[t]));
+    }
+    x.add(Family::AdmissionRejectedTotal, {"base"}, static_cast<double>(d.rejected[0]));
+    x.add(Family::AdmissionRejectedTotal, {"candidate"}, static_cast<double>(d.rejected[1]));
+    x.add(Family::DetectorFlaggedDomains, {"querier_concentration"},
+          static_cast<double>(d.flagged_querier_concentration));
+    x.add(Family::DetectorFlaggedDomains, {"querier_concentration_any"},
+          static_cast<double>(d.flagged_querier_concentration_any));
+    x.add(Family::ActiveClients, {"14d"}, d.population14);
+    constexpr std::array<std::string_view, 5> kTables = {"detect_base", "detect_candidates",
+                                                         "detect_watch", "detect_seen_filter",
+                                                         "detect_doorkeeper"};
+    for (std::size_t t = 0; t < kTables.size(); ++t) {
+      x.add(Family::MemoryBytes, {kTables[t]}, static_cast<double>(d.table_bytes[t]));
+    }
+    x.add(Family::MemoryBytes, {"detect_rings"}, static_cast<double>(d.ring_bytes));
+    x.add(Family::TableEntries, {"detect_seen_filter"}, static_cast<double>(d.seen_filter_entries));
+    x.add(Family::TableCapacityEntries, {"detect_seen_filter"},
+          static_cast<double>(d.seen_filter_capacity));
   }
 
   std::vector<MetricFamily> Collect() const override {
@@ -509,6 +563,10 @@ void MetricsHub::set_ring_reader(std::function<std::vector<RingSnapshot>()> read
 
 void MetricsHub::set_output_reader(std::function<std::vector<OutputSnapshot>()> reader) {
   impl_->read_outputs = std::move(reader);
+}
+
+void MetricsHub::set_detection_reader(std::function<detect::DetectionSnapshot()> reader) {
+  impl_->read_detection = std::move(reader);
 }
 
 std::string MetricsHub::render_text() const {

@@ -30,7 +30,9 @@
 // Allocation: constructor only.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cassert>
 #include <chrono>
 #include <cstddef>
@@ -44,6 +46,7 @@
 #include <span>
 #include <stdexcept>
 #include <sys/syscall.h>
+#include <type_traits>
 #include <unistd.h>
 
 namespace dnsmon {
@@ -421,6 +424,76 @@ class FrameRing {
   [[maybe_unused]] char pad_[kCacheLine - 2 * sizeof(std::atomic<std::uint32_t>)]{};
   alignas(kCacheLine) std::atomic<std::int64_t> quiet_at_ns_{0};  // set_quiet_at()
   [[maybe_unused]] char quiet_pad_[kCacheLine - sizeof(std::atomic<std::int64_t>)]{};
+};
+
+// A lock-free single-producer/single-consumer ring of fixed-size records (trivially copyable T),
+// for hand-offs that must never wait: try_push() fails at once when the ring is full, and the
+// caller drops and counts. Capacity is rounded up to a power of two. The consumer sleeps on a
+// Doorbell that the producer rings (Doorbell::ring(), a relaxed load unless the consumer sleeps)
+// after a push. Indices on separate cache lines, each side caching the other's (as FrameRing).
+//
+// Thread-safety: one producer thread calls try_push(); one consumer thread calls front()/pop().
+// Allocation: constructor only.
+template <typename T>
+class SpscRing {
+  static_assert(std::is_trivially_copyable_v<T>);
+
+ public:
+  explicit SpscRing(std::size_t capacity)
+      : mask_(std::bit_ceil(std::max<std::size_t>(capacity, 2)) - 1),
+        slots_(std::make_unique<T[]>(mask_ + 1)) {}
+
+  [[nodiscard]] std::size_t capacity() const noexcept { return mask_ + 1; }
+
+  // Producer: copies item in, or returns false when the ring is full.
+  [[nodiscard]] bool try_push(const T& item) noexcept {
+    const std::uint64_t tail = tail_local_;
+    if (tail - head_cache_ > mask_) {
+      head_cache_ = head_.load(std::memory_order_acquire);
+      if (tail - head_cache_ > mask_) {
+        return false;
+      }
+    }
+    slots_[tail & mask_] = item;
+    tail_local_ = tail + 1;
+    tail_.store(tail + 1, std::memory_order_release);
+    return true;
+  }
+
+  // Consumer: the oldest record, valid until pop(), or null when the ring is empty.
+  [[nodiscard]] const T* front() noexcept {
+    const std::uint64_t head = head_local_;
+    if (head == tail_cache_) {
+      tail_cache_ = tail_.load(std::memory_order_acquire);
+      if (head == tail_cache_) {
+        return nullptr;
+      }
+    }
+    return &slots_[head & mask_];
+  }
+
+  void pop() noexcept {
+    ++head_local_;
+    head_.store(head_local_, std::memory_order_release);
+  }
+
+  // Records waiting, from any thread (approximate while both sides run).
+  [[nodiscard]] std::size_t size_approx() const noexcept {
+    return static_cast<std::size_t>(tail_.load(std::memory_order_relaxed) -
+                                    head_.load(std::memory_order_relaxed));
+  }
+
+ private:
+  static constexpr std::size_t kLine = 64;
+  const std::size_t mask_;
+  std::unique_ptr<T[]> slots_;
+  alignas(kLine) std::atomic<std::uint64_t> tail_{0};
+  std::uint64_t tail_local_ = 0;
+  std::uint64_t head_cache_ = 0;
+  alignas(kLine) std::atomic<std::uint64_t> head_{0};
+  std::uint64_t head_local_ = 0;
+  std::uint64_t tail_cache_ = 0;
+  [[maybe_unused]] char pad_[kLine - 3 * sizeof(std::uint64_t)]{};
 };
 
 }  // namespace dnsmon

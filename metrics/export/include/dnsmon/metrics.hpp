@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "dnsmon/analytics.hpp"
+#include "dnsmon/detect/engine.hpp"
 #include "dnsmon/parser.hpp"
 
 namespace dnsmon {
@@ -70,6 +71,8 @@ class MetricsHub {
   void set_source_reader(std::function<std::vector<SourceSnapshot>()> reader);
   void set_ring_reader(std::function<std::vector<RingSnapshot>()> reader);
   void set_output_reader(std::function<std::vector<OutputSnapshot>()> reader);
+  // Startup only, with detection on: called at every scrape to read the detection engine.
+  void set_detection_reader(std::function<detect::DetectionSnapshot()> reader);
 
   // A reload: the top-N series exported per table and window from the next scrape on (at most
   // the running analytics.top_capacity; the smaller of the two is applied and returned).

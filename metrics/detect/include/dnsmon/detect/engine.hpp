@@ -1,0 +1,194 @@
+// The detection engine (docs/detection.md): each worker normalises its DNS messages into lookup
+// events (normalize.hpp) through its WorkerPort, and hands them to the domain-sharded detection
+// state over lock-free SPSC rings, one per worker and shard. Each shard runs on its own thread,
+// owns the domains whose registrable-domain hash picks it, and follows the one logical clock of
+// the engine (LogicalClock). Detector events go to the event log (JSON Lines, detection spec
+// 4.10).
+//
+// Hand-off policy: live, a full ring drops the event and counts it (dnsmon_detection_events_
+// dropped_total) so the packet path never waits; a replay waits for room, so that a replay's
+// detections do not depend on thread timing.
+//
+// Thread-safety: construct, start() and finish() on the control thread; port(i) is used by worker
+//   i only; snapshot() from any thread (relaxed reads of single-writer counters).
+// Allocation: construction and start(); none per event on the worker or shard paths, except the
+//   event log's lines, written by the shard threads.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <climits>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dnsmon/analytics/detail/sketches.hpp"
+#include "dnsmon/detect.hpp"
+#include "dnsmon/detect/event.hpp"
+#include "dnsmon/detect/normalize.hpp"
+#include "dnsmon/detect/tables.hpp"
+#include "dnsmon/domains.hpp"
+#include "dnsmon/parser.hpp"
+#include "dnsmon/ring.hpp"
+
+namespace dnsmon::detect {
+
+inline constexpr std::int64_t kDayNs = 86'400'000'000'000;
+
+// Logical time (detection spec 4.0): t_logical = origin + (t_packet - origin) x compression.
+// The origin is configured, or the packet time of the first event any shard sees (set once).
+// Logical days are UTC days of logical time.
+class LogicalClock {
+ public:
+  static constexpr std::int64_t kUnset = INT64_MIN;
+
+  LogicalClock(double compression, std::optional<std::int64_t> origin_ns)
+      : compression_(compression), origin_(origin_ns.value_or(kUnset)) {}
+
+  // Logical ns since the Unix epoch of a packet time; sets the origin on the first call when it
+  // is the first packet's.
+  [[nodiscard]] std::int64_t logical(std::int64_t packet_ns) noexcept {
+    std::int64_t origin = origin_.load(std::memory_order_acquire);
+    if (origin == kUnset) {
+      if (origin_.compare_exchange_strong(origin, packet_ns, std::memory_order_acq_rel)) {
+        origin = packet_ns;
+      }
+    }
+    const double offset = static_cast<double>(packet_ns - origin) * compression_;
+    return origin + static_cast<std::int64_t>(offset);
+  }
+
+  // The logical day number (days since 1970-01-01) of a logical time.
+  [[nodiscard]] static std::int64_t day(std::int64_t logical_ns) noexcept {
+    return logical_ns >= 0 ? logical_ns / kDayNs : (logical_ns - kDayNs + 1) / kDayNs;
+  }
+
+  [[nodiscard]] std::int64_t origin() const noexcept {
+    return origin_.load(std::memory_order_acquire);
+  }
+
+ private:
+  double compression_;
+  std::atomic<std::int64_t> origin_;
+};
+
+// "2016-04-04T00:00:00Z" (whole seconds) for ns since the Unix epoch.
+std::string format_rfc3339(std::int64_t ns);
+
+// What the exporter reads (sums over workers and shards).
+struct DetectionSnapshot {
+  std::uint64_t queries = 0;         // query events made
+  std::uint64_t lookups = 0;         // of which first in their de-duplication window
+  std::uint64_t responses = 0;       // matched-response events made
+  std::uint64_t dropped = 0;         // events a full ring dropped
+  std::uint64_t suffix_leaks = 0;    // suffix_leak detector events
+  std::uint64_t reactivations = 0;   // dormant_reactivation detector events
+  std::uint64_t newly_observed = 0;  // newly_observed detector events
+  std::uint64_t log_lines_lost = 0;  // event log lines not written
+  double logical_time_s = 0;         // the latest logical time a shard reached
+  std::uint64_t ring_bytes = 0;      // memory of the hand-off rings
+  // The domain tables, summed over the shards: [base, candidate, watch].
+  std::array<std::uint64_t, 3> entries{}, capacity{}, evictions{}, rejected{};
+  std::uint64_t seen_filter_entries = 0, seen_filter_capacity = 0;
+  // Bytes of the base, candidate, watch, seen-filter and doorkeeper tables.
+  std::array<std::uint64_t, 5> table_bytes{};
+  // The base rate at the last day boundary (detection spec 4.1).
+  std::uint64_t flagged_querier_concentration = 0, flagged_querier_concentration_any = 0;
+  double population14 = 0;  // distinct clients of the last 14 logical days, at that boundary
+};
+
+class Engine;
+
+// A worker's side of the engine: normalises its messages and pushes events to the shards.
+class WorkerPort {
+ public:
+  // A message the worker decoded; latency_ns >= 0 for a response matched to its query.
+  void on_message(const DnsMessage& m, std::int64_t latency_ns) noexcept;
+
+  WorkerPort(Engine& engine, std::size_t index);
+
+ private:
+  void push(const LookupEvent& ev) noexcept;
+
+  Engine& engine_;
+  Normalizer normalizer_;
+  std::vector<SpscRing<LookupEvent>*> rings_;  // one per shard
+  std::vector<Doorbell*> bells_;
+  LookupEvent scratch_{};
+  friend class Engine;
+  std::atomic<std::uint64_t> queries_{0}, lookups_{0}, responses_{0}, dropped_{0};
+};
+
+class Engine {
+ public:
+  static constexpr std::size_t kRingEvents = 4096;  // per worker and shard (2 MiB)
+
+  // suffixes: the public suffix list the analytics use. events_log: where detector events go
+  // (null: none); it stays the caller's to close. live: whether a full ring drops (live) or waits.
+  Engine(const DetectOptions& options, std::size_t workers, std::size_t shards,
+         std::shared_ptr<const detail::PublicSuffixList> suffixes, std::FILE* events_log, bool live,
+         std::uint64_t seed = 0);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  WorkerPort& port(std::size_t worker) { return *ports_[worker]; }
+
+  [[nodiscard]] std::size_t shards() const noexcept { return shards_.size(); }
+
+  // Starts the shard threads.
+  void start();
+  // After every worker has finished: the shards take every event left in the rings, then stop.
+  void finish();
+
+  [[nodiscard]] DetectionSnapshot snapshot() const;
+
+  // The organisation resolver (for labels in the event log and tests).
+  [[nodiscard]] const OrgResolver& orgs() const noexcept { return *orgs_; }
+
+  [[nodiscard]] LogicalClock& clock() noexcept { return clock_; }
+
+  // Whether the event log failed (then the lines after the failure are counted as lost).
+  [[nodiscard]] bool log_failed() const noexcept {
+    return log_failed_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  struct Shard;
+  friend class WorkerPort;
+
+  void run_shard(Shard& shard);
+  void process(Shard& shard, const LookupEvent& ev);
+  // The logical day `day` ended for this shard: the population and the tables' day evaluation.
+  void end_of_day(Shard& shard, std::int64_t day);
+  // A detector fired on ev: counts it and writes its event log line.
+  void report(Shard& shard, const LookupEvent& ev, const Finding& f, std::int64_t logical);
+  void write_line(const std::string& line);
+
+  DetectOptions options_;
+  bool live_;
+  std::uint64_t seed_;
+  std::shared_ptr<const detail::PublicSuffixList> suffixes_;
+  std::shared_ptr<const OrgResolver> orgs_;
+  LogicalClock clock_;
+  std::FILE* log_;
+  std::mutex log_mutex_;
+  std::atomic<bool> log_failed_{false};
+  std::atomic<std::uint64_t> log_lost_{0};
+  // Distinct clients per logical day, merged from every shard's day at its boundary.
+  std::mutex population_mutex_;
+  std::vector<std::unique_ptr<detail::HyperLogLog>> population_;  // day d at d % 14
+  std::array<std::int64_t, 14> population_day_{};
+  std::atomic<double> population14_{0};
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::vector<std::unique_ptr<WorkerPort>> ports_;
+  std::atomic<bool> done_{false};
+  std::vector<std::jthread> threads_;
+};
+
+}  // namespace dnsmon::detect

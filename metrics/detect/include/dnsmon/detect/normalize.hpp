@@ -1,0 +1,112 @@
+// Normalisation of DNS messages into lookup events (detection spec 3.4; docs/detection.md):
+// - the name: lower-cased (ASCII, RFC 4343), without the final dot, punycode kept as it is;
+// - the registrable domain it counts for: by the public suffix list through the worker's
+//   DomainCache; in-addr.arpa names count for their reverse zone of reverse_zone_v4_octets
+//   octets (the /24 zone by default), ip6.arpa names for reverse_zone_v6_nibbles nibbles (/48);
+//   a name that ends with a configured search suffix and whose remainder has a registrable
+//   domain of its own (two labels or more, not a public suffix) counts for that embedded domain
+//   and is marked kSuffixLeak ("mail.hotel-promo-mailer.example.corp.orga.example" counts for
+//   hotel-promo-mailer.example);
+// - the querier's organisation (OrgResolver): the host itself inside
+//   clients.internal_networks, else the longest org_map prefix holding it, else its
+//   external_v4_prefix / external_v6_prefix;
+// - de-duplication: a query is marked kFirstInDedupWindow when it is the first of its (client,
+//   registrable domain) since dedup_window_s of logical time (compression applied) after the
+//   last one so marked. A direct-mapped table of kDedupEntries slots keyed by a hash of the
+//   pair: two pairs that share a slot can only add marks, never remove one.
+//
+// Thread-safety: a Normalizer belongs to one worker; an OrgResolver is immutable and shared.
+// Allocation: construction only; query() and response() allocate nothing.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dnsmon/detect.hpp"
+#include "dnsmon/detect/event.hpp"
+#include "dnsmon/domains.hpp"
+#include "dnsmon/parser.hpp"
+
+namespace dnsmon::detect {
+
+struct OrgMapEntry {
+  Cidr prefix;
+  std::string name;
+};
+
+// Reads an org map file: one "CIDR NAME" per line (NAME: the rest of the line, trimmed), '#'
+// comments and blank lines ignored. Throws std::runtime_error "FILE:LINE: what is wrong".
+std::vector<OrgMapEntry> load_org_map(const std::string& path);
+
+class OrgResolver {
+ public:
+  // Throws std::runtime_error for a malformed internal network (the config checks them first).
+  OrgResolver(const ClientOptions& options, std::vector<OrgMapEntry> map, std::uint64_t seed);
+
+  // Sets ev's org_kind, org_bits, org_index and org_hash, and kInternalClient, for ev.client.
+  void resolve(LookupEvent& ev) const noexcept;
+
+  // The organisation's label: the host's address, the org_map name or the prefix
+  // ("203.0.113.0/24").
+  [[nodiscard]] std::string label(const LookupEvent& ev) const;
+
+ private:
+  std::vector<Cidr> internal_;
+  std::vector<OrgMapEntry> map_;  // linear scan: meant for hundreds of prefixes, not millions
+  std::uint8_t v4_bits_ = 0, v6_bits_ = 0;  // in the 128-bit form
+  std::uint64_t seed_ = 0;
+};
+
+// The lower-cased name without its final dot, or "" for the root. Writes at most
+// LookupEvent::kMaxName bytes.
+std::string_view lower_name(std::string_view presentation,
+                            std::array<char, LookupEvent::kMaxName>& out) noexcept;
+
+// The length of the reverse zone suffix of name ("2.0.192.in-addr.arpa" of
+// "10.2.0.192.in-addr.arpa" with 3 octets), or 0 when name is not under in-addr.arpa or ip6.arpa.
+std::size_t reverse_zone_length(std::string_view name, std::uint32_t v4_octets,
+                                std::uint32_t v6_nibbles) noexcept;
+
+class Normalizer {
+ public:
+  static constexpr std::size_t kDedupEntries = 1U << 16U;  // 16 bytes each, per worker
+
+  Normalizer(const DetectOptions& options, std::shared_ptr<const OrgResolver> orgs,
+             std::shared_ptr<const detail::PublicSuffixList> suffixes, std::uint64_t seed);
+
+  // A query (opcode QUERY with a question) → ev; false for other messages.
+  bool query(const DnsMessage& m, LookupEvent& ev) noexcept;
+  // A response matched to its query → ev; false for other messages.
+  bool response(const DnsMessage& m, LookupEvent& ev) noexcept;
+
+  // The name part alone: fills qname, domain_off/len, domain_hash and kSuffixLeak/kReverseZone.
+  // False for the root or a name with no domain.
+  bool name(std::string_view presentation, LookupEvent& ev) noexcept;
+
+ private:
+  bool common(const DnsMessage& m, const IpAddr& client, LookupEvent& ev) noexcept;
+
+  struct DedupSlot {
+    std::uint64_t key = 0;
+    std::int64_t last_ns = 0;
+  };
+
+  std::shared_ptr<const OrgResolver> orgs_;
+  std::shared_ptr<const detail::PublicSuffixList> suffixes_;
+  detail::DomainCache cache_;
+  std::vector<std::string> search_suffixes_;
+  std::uint32_t v4_octets_, v6_nibbles_;
+  std::int64_t dedup_ns_;  // the window in packet time
+  std::uint64_t seed_;
+  std::vector<DedupSlot> dedup_;
+};
+
+// Fills the answer part of a response's event from the decoded message. The one place answer
+// addresses, TTLs and the answer count reach lookup events.
+void fill_answers(const DnsMessage& m, LookupEvent& ev) noexcept;
+
+}  // namespace dnsmon::detect

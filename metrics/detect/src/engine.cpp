@@ -1,0 +1,368 @@
+#include "dnsmon/detect/engine.hpp"
+
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <random>
+
+#include "dnsmon/common/hash.hpp"
+
+namespace dnsmon::detect {
+
+namespace {
+
+void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) noexcept {
+  z += 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  y = static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2 ? 1 : 0);
+}
+
+// A JSON string: quotes, backslashes and control bytes escaped; other bytes >= 0x80 as \u00XX
+// so the line stays valid UTF-8 whatever the name holds.
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20 || u >= 0x7f) {
+      std::array<char, 8> buf{};
+      std::snprintf(buf.data(), buf.size(), "\\u%04x", u);
+      out += buf.data();
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+std::string format_rfc3339(std::int64_t ns) {
+  const std::int64_t days = LogicalClock::day(ns);
+  const std::int64_t secs = (ns - days * kDayNs) / 1'000'000'000;
+  std::int64_t y = 0;
+  unsigned m = 0, d = 0;
+  civil_from_days(days, y, m, d);
+  std::array<char, 40> buf{};
+  std::snprintf(buf.data(), buf.size(), "%04lld-%02u-%02uT%02lld:%02lld:%02lldZ",
+                static_cast<long long>(y), m, d, static_cast<long long>(secs / 3600),
+                static_cast<long long>(secs / 60 % 60), static_cast<long long>(secs % 60));
+  return buf.data();
+}
+
+// A shard: its rings (one per worker), its doorbell and its counters. The counters have one
+// writer, the shard's thread.
+struct Engine::Shard {
+  std::vector<std::unique_ptr<SpscRing<LookupEvent>>> rings;  // one per worker
+  std::unique_ptr<DomainState> state;
+  detail::HyperLogLog clients_today{14};
+  Doorbell bell;
+  std::int64_t day = LogicalClock::kUnset;  // the logical day of the newest event
+  std::atomic<std::int64_t> logical_ns{0};
+  std::atomic<std::uint64_t> days_closed{0};
+  std::atomic<std::uint64_t> suffix_leaks{0};
+  std::atomic<std::uint64_t> reactivations{0};
+  std::atomic<std::uint64_t> newly_observed{0};
+};
+
+WorkerPort::WorkerPort(Engine& engine, std::size_t index)
+    : engine_(engine), normalizer_(engine.options_, engine.orgs_, engine.suffixes_, engine.seed_) {
+  for (auto& shard : engine.shards_) {
+    rings_.push_back(shard->rings[index].get());
+    bells_.push_back(&shard->bell);
+  }
+}
+
+void WorkerPort::on_message(const DnsMessage& m, std::int64_t latency_ns) noexcept {
+  if (!m.qr) {
+    if (normalizer_.query(m, scratch_)) {
+      queries_.store(queries_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      if (scratch_.has(kFirstInDedupWindow)) {
+        lookups_.store(lookups_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      }
+      push(scratch_);
+    }
+  } else if (latency_ns >= 0 && normalizer_.response(m, scratch_)) {
+    responses_.store(responses_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    push(scratch_);
+  }
+}
+
+void WorkerPort::push(const LookupEvent& ev) noexcept {
+  const std::size_t shard = (ev.domain_hash >> 32U) % rings_.size();
+  SpscRing<LookupEvent>& ring = *rings_[shard];
+  while (!ring.try_push(ev)) {
+    if (engine_.live_) {
+      dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      return;
+    }
+    bells_[shard]->ring();  // a replay waits for the shard to make room
+    std::this_thread::yield();
+  }
+  if (bells_[shard]->sleeping()) {
+    bells_[shard]->ring();
+  }
+}
+
+Engine::Engine(const DetectOptions& options, std::size_t workers, std::size_t shards,
+               std::shared_ptr<const detail::PublicSuffixList> suffixes, std::FILE* events_log,
+               bool live, std::uint64_t seed)
+    : options_(options),
+      live_(live),
+      seed_(seed != 0 ? seed
+                      : (std::uint64_t{std::random_device{}()} << 32U) ^ std::random_device{}()),
+      suffixes_(std::move(suffixes)),
+      orgs_(std::make_shared<OrgResolver>(options.clients,
+                                          options.clients.org_map_file.empty()
+                                              ? std::vector<OrgMapEntry>{}
+                                              : load_org_map(options.clients.org_map_file),
+                                          seed_)),
+      clock_(options.time.compression, options.time.origin_ns),
+      log_(events_log) {
+  for (std::size_t s = 0; s < std::max<std::size_t>(shards, 1); ++s) {
+    auto shard = std::make_unique<Shard>();
+    shard->state = std::make_unique<DomainState>(
+        options, 1.0 / static_cast<double>(std::max<std::size_t>(shards, 1)), seed_);
+    for (std::size_t w = 0; w < workers; ++w) {
+      shard->rings.push_back(std::make_unique<SpscRing<LookupEvent>>(kRingEvents));
+    }
+    shards_.push_back(std::move(shard));
+  }
+  for (std::size_t w = 0; w < workers; ++w) {
+    ports_.push_back(std::make_unique<WorkerPort>(*this, w));
+  }
+  for (std::size_t i = 0; i < population_day_.size(); ++i) {
+    population_.push_back(std::make_unique<detail::HyperLogLog>(14));
+    population_day_[i] = LogicalClock::kUnset;
+  }
+}
+
+Engine::~Engine() {
+  finish();
+}
+
+void Engine::start() {
+  for (auto& shard : shards_) {
+    threads_.emplace_back([this, s = shard.get()] { run_shard(*s); });
+  }
+}
+
+void Engine::finish() {
+  if (threads_.empty()) {
+    return;
+  }
+  done_.store(true, std::memory_order_release);
+  for (auto& shard : shards_) {
+    shard->bell.ring_always();
+  }
+  threads_.clear();  // joins
+  if (log_ != nullptr) {
+    const std::lock_guard lock(log_mutex_);
+    if (std::fflush(log_) != 0) {
+      log_failed_.store(true, std::memory_order_relaxed);
+    }
+  }
+}
+
+void Engine::run_shard(Shard& shard) {
+  constexpr int kBatch = 64;
+  for (;;) {
+    bool any = false;
+    for (auto& ring : shard.rings) {
+      for (int n = 0; n < kBatch; ++n) {
+        const LookupEvent* ev = ring->front();
+        if (ev == nullptr) {
+          break;
+        }
+        process(shard, *ev);
+        ring->pop();
+        any = true;
+      }
+    }
+    if (any) {
+      continue;
+    }
+    // pairs with the release store in finish(): every push happened before it
+    if (done_.load(std::memory_order_acquire)) {
+      bool empty = true;
+      for (auto& ring : shard.rings) {
+        empty = empty && ring->front() == nullptr;
+      }
+      if (empty) {
+        if (shard.day != LogicalClock::kUnset) {
+          end_of_day(shard, shard.day);  // the end of input closes the last day
+        }
+        return;
+      }
+      continue;
+    }
+    const std::uint32_t ticket = shard.bell.prepare_sleep();
+    bool waiting = false;
+    for (auto& ring : shard.rings) {
+      waiting = waiting || ring->front() != nullptr;
+    }
+    if (waiting || done_.load(std::memory_order_acquire)) {
+      shard.bell.cancel_sleep();
+      continue;
+    }
+    shard.bell.sleep(ticket, std::chrono::milliseconds(50));
+  }
+}
+
+void Engine::process(Shard& shard, const LookupEvent& ev) {
+  const std::int64_t logical = clock_.logical(ev.ts_ns);
+  if (logical > shard.logical_ns.load(std::memory_order_relaxed)) {
+    shard.logical_ns.store(logical, std::memory_order_relaxed);
+  }
+  const std::int64_t day = LogicalClock::day(logical);
+  if (shard.day == LogicalClock::kUnset) {
+    shard.day = day;
+  } else if (day > shard.day) {
+    end_of_day(shard, shard.day);  // days without an event close with it
+    shard.day = day;
+  }
+  if (ev.kind == EventKind::Query && ev.has(kFirstInDedupWindow) && day > 0 && day < 0xffff) {
+    shard.clients_today.add_hash(detail::hash_bytes(ev.client.data(), ev.client.size(), seed_));
+    const Finding f = shard.state->on_lookup(ev, static_cast<Day>(day), logical);
+    if (f.kind != Finding::Kind::None) {
+      report(shard, ev, f, logical);
+    }
+  }
+  if (ev.kind == EventKind::Query && ev.has(kSuffixLeak) && ev.has(kFirstInDedupWindow)) {
+    shard.suffix_leaks.store(shard.suffix_leaks.load(std::memory_order_relaxed) + 1,
+                             std::memory_order_relaxed);
+    if (log_ != nullptr) {
+      const std::string_view name = ev.name();
+      const std::string_view suffix = name.substr(std::size_t{ev.domain_off} + ev.domain_len + 1);
+      write_line("{\"ts\":\"" + format_rfc3339(logical) +
+                 "\",\"detector\":\"suffix_leak\",\"event\":\"leak\",\"domain\":" +
+                 json_string(ev.domain()) +
+                 ",\"score\":0,\"severity\":\"info\",\"reasons\":[\"suffix_leak\"],\"details\":{" +
+                 "\"qname\":" + json_string(name) + ",\"search_suffix\":" + json_string(suffix) +
+                 ",\"org\":" + json_string(orgs_->label(ev)) + "}}\n");
+    }
+  }
+}
+
+void Engine::report(Shard& shard, const LookupEvent& ev, const Finding& f, std::int64_t logical) {
+  const auto day_text = [](Day d) {
+    return format_rfc3339(std::int64_t{d} * kDayNs).substr(0, 10);
+  };
+  std::array<char, 32> score{};
+  std::snprintf(score.data(), score.size(), "%.3f", f.score);
+  std::string line;
+  if (f.kind == Finding::Kind::DormantReactivation) {
+    shard.reactivations.store(shard.reactivations.load(std::memory_order_relaxed) + 1,
+                              std::memory_order_relaxed);
+    line = "{\"ts\":\"" + format_rfc3339(logical) +
+           "\",\"detector\":\"dormant_reactivation\",\"event\":\"reactivated\",\"domain\":" +
+           json_string(ev.domain()) + ",\"score\":" + score.data() +
+           ",\"severity\":\"low\",\"reasons\":[\"reactivated\"],\"details\":{\"run_start\":\"" +
+           day_text(f.run_start) + "\",\"gap_days\":" + std::to_string(f.gap_days) +
+           ",\"history_days\":" + std::to_string(f.history_days) +
+           ",\"events\":" + std::to_string(f.events) +
+           ",\"active_days\":" + std::to_string(f.active_days) + "}}\n";
+  } else {
+    shard.newly_observed.store(shard.newly_observed.load(std::memory_order_relaxed) + 1,
+                               std::memory_order_relaxed);
+    line = "{\"ts\":\"" + format_rfc3339(logical) +
+           "\",\"detector\":\"newly_observed\",\"event\":\"new\",\"domain\":" +
+           json_string(ev.domain()) +
+           ",\"score\":0,\"severity\":\"info\",\"reasons\":[\"new\"],\"details\":{"
+           "\"first_seen\":\"" +
+           day_text(f.run_start) + "\",\"events_7d\":" + std::to_string(f.events) + "}}\n";
+  }
+  if (log_ != nullptr) {
+    write_line(line);
+  }
+}
+
+void Engine::end_of_day(Shard& shard, std::int64_t day) {
+  double population = 0;
+  {
+    const std::lock_guard lock(population_mutex_);
+    const auto slot = static_cast<std::size_t>(day % 14);
+    if (population_day_[slot] != day) {
+      population_[slot]->clear();
+      population_day_[slot] = day;
+    }
+    (void)population_[slot]->merge(shard.clients_today);
+    detail::HyperLogLog window(14);
+    for (std::size_t i = 0; i < population_.size(); ++i) {
+      if (population_day_[i] != LogicalClock::kUnset && population_day_[i] > day - 14 &&
+          population_day_[i] <= day) {
+        (void)window.merge(*population_[i]);
+      }
+    }
+    population = window.estimate();
+  }
+  shard.clients_today.clear();
+  population14_.store(population, std::memory_order_relaxed);
+  if (day > 0 && day < 0xffff) {
+    (void)shard.state->end_of_day(static_cast<Day>(day), population);
+  }
+  shard.days_closed.store(shard.days_closed.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_relaxed);
+}
+
+void Engine::write_line(const std::string& line) {
+  const std::lock_guard lock(log_mutex_);
+  if (log_failed_.load(std::memory_order_relaxed)) {
+    log_lost_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (std::fwrite(line.data(), 1, line.size(), log_) != line.size()) {
+    log_failed_.store(true, std::memory_order_relaxed);
+    log_lost_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+DetectionSnapshot Engine::snapshot() const {
+  DetectionSnapshot s;
+  for (const auto& p : ports_) {
+    s.queries += p->queries_.load(std::memory_order_relaxed);
+    s.lookups += p->lookups_.load(std::memory_order_relaxed);
+    s.responses += p->responses_.load(std::memory_order_relaxed);
+    s.dropped += p->dropped_.load(std::memory_order_relaxed);
+  }
+  std::int64_t logical = 0;
+  for (const auto& shard : shards_) {
+    s.suffix_leaks += shard->suffix_leaks.load(std::memory_order_relaxed);
+    s.reactivations += shard->reactivations.load(std::memory_order_relaxed);
+    s.newly_observed += shard->newly_observed.load(std::memory_order_relaxed);
+    logical = std::max(logical, shard->logical_ns.load(std::memory_order_relaxed));
+    for (const auto& r : shard->rings) {
+      s.ring_bytes += r->capacity() * sizeof(LookupEvent);
+    }
+  }
+  s.logical_time_s = static_cast<double>(logical) / 1e9;
+  for (const auto& shard : shards_) {
+    const DomainState::Counters& c = shard->state->counters();
+    for (std::size_t t = 0; t < 3; ++t) {
+      s.entries[t] += c.entries[t].load(std::memory_order_relaxed);
+      s.capacity[t] += c.capacity[t].load(std::memory_order_relaxed);
+      s.evictions[t] += c.evictions[t].load(std::memory_order_relaxed);
+      s.rejected[t] += c.rejected[t].load(std::memory_order_relaxed);
+    }
+    for (std::size_t t = 0; t < s.table_bytes.size(); ++t) {
+      s.table_bytes[t] += c.bytes[t].load(std::memory_order_relaxed);
+    }
+    s.seen_filter_entries += c.seen_filter_entries.load(std::memory_order_relaxed);
+    s.seen_filter_capacity += c.seen_filter_capacity.load(std::memory_order_relaxed);
+    s.flagged_querier_concentration += c.flagged_qc.load(std::memory_order_relaxed);
+    s.flagged_querier_concentration_any += c.flagged_qc_any.load(std::memory_order_relaxed);
+  }
+  s.population14 = population14_.load(std::memory_order_relaxed);
+  s.log_lines_lost = log_lost_.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace dnsmon::detect

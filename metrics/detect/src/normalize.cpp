@@ -1,0 +1,347 @@
+#include "dnsmon/detect/normalize.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+
+#include "dnsmon/common/ascii.hpp"
+#include "dnsmon/common/hash.hpp"
+
+namespace dnsmon::detect {
+namespace {
+
+constexpr std::uint8_t kV4Mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+std::array<std::uint8_t, 16> to16(const IpAddr& a) noexcept {
+  std::array<std::uint8_t, 16> out{};
+  if (a.family == 4) {
+    std::memcpy(out.data(), kV4Mapped, 12);
+    std::memcpy(out.data() + 12, a.bytes.data(), 4);
+  } else {
+    out = a.bytes;
+  }
+  return out;
+}
+
+bool is_v4(const std::array<std::uint8_t, 16>& a) noexcept {
+  return std::memcmp(a.data(), kV4Mapped, 12) == 0;
+}
+
+bool contains(const Cidr& c, const std::array<std::uint8_t, 16>& a) noexcept {
+  const unsigned full = c.bits / 8U;
+  if (std::memcmp(c.addr.data(), a.data(), full) != 0) {
+    return false;
+  }
+  const unsigned rest = c.bits % 8U;
+  if (rest == 0) {
+    return true;
+  }
+  const auto mask = static_cast<std::uint8_t>(0xffU << (8U - rest));
+  return (c.addr[full] & mask) == (a[full] & mask);
+}
+
+std::array<std::uint8_t, 16> masked(std::array<std::uint8_t, 16> a, unsigned bits) noexcept {
+  for (unsigned i = 0; i < 16; ++i) {
+    const unsigned lo = i * 8U;
+    if (lo >= bits) {
+      a[i] = 0;
+    } else if (bits - lo < 8U) {
+      a[i] &= static_cast<std::uint8_t>(0xffU << (8U - (bits - lo)));
+    }
+  }
+  return a;
+}
+
+bool ends_with_label(std::string_view name, std::string_view suffix) noexcept {
+  return name.size() > suffix.size() + 1 && name.ends_with(suffix) &&
+         name[name.size() - suffix.size() - 1] == '.';
+}
+
+std::string trim(std::string_view s) {
+  const auto b = s.find_first_not_of(" \t\r");
+  if (b == std::string_view::npos) {
+    return {};
+  }
+  const auto e = s.find_last_not_of(" \t\r");
+  return std::string(s.substr(b, e - b + 1));
+}
+
+}  // namespace
+
+std::vector<OrgMapEntry> load_org_map(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    throw std::runtime_error(path + ": cannot open the org map file");
+  }
+  std::vector<OrgMapEntry> out;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    const std::string text = trim(line.substr(0, line.find('#')));
+    if (text.empty()) {
+      continue;
+    }
+    const auto space = text.find_first_of(" \t");
+    const auto where = path + ":" + std::to_string(n) + ": ";
+    if (space == std::string::npos) {
+      throw std::runtime_error(where + "expected \"CIDR NAME\", got \"" + text + "\"");
+    }
+    const auto prefix = parse_cidr(text.substr(0, space));
+    if (!prefix) {
+      throw std::runtime_error(where + "not a CIDR prefix: \"" + text.substr(0, space) + "\"");
+    }
+    out.push_back({*prefix, trim(text.substr(space))});
+    if (out.size() > (1U << 20U)) {
+      throw std::runtime_error(where + "more than 1048576 prefixes");
+    }
+  }
+  return out;
+}
+
+OrgResolver::OrgResolver(const ClientOptions& options, std::vector<OrgMapEntry> map,
+                         std::uint64_t seed)
+    : map_(std::move(map)),
+      v4_bits_(static_cast<std::uint8_t>(96 + options.external_v4_prefix)),
+      v6_bits_(static_cast<std::uint8_t>(options.external_v6_prefix)),
+      seed_(seed) {
+  for (const auto& n : options.internal_networks) {
+    const auto c = parse_cidr(n);
+    if (!c) {
+      throw std::runtime_error("detection.clients.internal_networks: not a CIDR prefix: " + n);
+    }
+    internal_.push_back(*c);
+  }
+  // Longest prefix first, so the first match is the most specific.
+  std::stable_sort(map_.begin(), map_.end(), [](const OrgMapEntry& a, const OrgMapEntry& b) {
+    return a.prefix.bits > b.prefix.bits;
+  });
+}
+
+void OrgResolver::resolve(LookupEvent& ev) const noexcept {
+  struct Key {
+    std::array<std::uint8_t, 16> addr;
+    std::uint32_t index;
+    std::uint8_t kind, bits, pad[2];
+  };
+
+  Key key{};
+  for (const Cidr& c : internal_) {
+    if (contains(c, ev.client)) {
+      ev.flags |= kInternalClient;
+      ev.org_kind = OrgKind::Host;
+      ev.org_bits = 128;
+      ev.org_index = 0;
+      key.addr = ev.client;
+      key.kind = 1;
+      key.bits = 128;
+      ev.org_hash = detail::hash_bytes(&key, sizeof(key), seed_);
+      return;
+    }
+  }
+  for (std::size_t i = 0; i < map_.size(); ++i) {
+    if (contains(map_[i].prefix, ev.client)) {
+      ev.org_kind = OrgKind::Mapped;
+      ev.org_bits = map_[i].prefix.bits;
+      ev.org_index = static_cast<std::uint32_t>(i);
+      key.index = static_cast<std::uint32_t>(i);
+      key.kind = 2;
+      ev.org_hash = detail::hash_bytes(&key, sizeof(key), seed_);
+      return;
+    }
+  }
+  const std::uint8_t bits = is_v4(ev.client) ? v4_bits_ : v6_bits_;
+  ev.org_kind = OrgKind::Prefix;
+  ev.org_bits = bits;
+  ev.org_index = 0;
+  key.addr = masked(ev.client, bits);
+  key.kind = 3;
+  key.bits = bits;
+  ev.org_hash = detail::hash_bytes(&key, sizeof(key), seed_);
+}
+
+std::string OrgResolver::label(const LookupEvent& ev) const {
+  if (ev.org_kind == OrgKind::Mapped && ev.org_index < map_.size()) {
+    return map_[ev.org_index].name;
+  }
+  const auto addr = ev.org_kind == OrgKind::Host ? ev.client : masked(ev.client, ev.org_bits);
+  IpAddr ip;
+  const bool v4 = is_v4(addr);
+  if (v4) {
+    ip.family = 4;
+    std::memcpy(ip.bytes.data(), addr.data() + 12, 4);
+  } else {
+    ip.family = 6;
+    ip.bytes = addr;
+  }
+  std::array<char, 64> buf{};
+  std::string out(ip.format(buf));
+  if (ev.org_kind != OrgKind::Host) {
+    out += "/" + std::to_string(v4 ? ev.org_bits - 96 : ev.org_bits);
+  }
+  return out;
+}
+
+std::string_view lower_name(std::string_view presentation,
+                            std::array<char, LookupEvent::kMaxName>& out) noexcept {
+  if (!presentation.empty() && presentation.back() == '.') {
+    presentation.remove_suffix(1);
+  }
+  const std::size_t n = std::min(presentation.size(), out.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    out[i] = ascii::lower(presentation[i]);
+  }
+  return {out.data(), n};
+}
+
+std::size_t reverse_zone_length(std::string_view name, std::uint32_t v4_octets,
+                                std::uint32_t v6_nibbles) noexcept {
+  std::uint32_t keep = 0;
+  std::string_view zone;
+  if (ends_with_label(name, "in-addr.arpa")) {
+    keep = v4_octets;
+    zone = "in-addr.arpa";
+  } else if (ends_with_label(name, "ip6.arpa")) {
+    keep = v6_nibbles;
+    zone = "ip6.arpa";
+  } else {
+    return 0;
+  }
+  // Walk keep labels to the left of the zone.
+  std::size_t start = name.size() - zone.size() - 1;  // the dot before the zone
+  for (std::uint32_t i = 0; i < keep; ++i) {
+    if (start == 0) {
+      return name.size();
+    }
+    const auto dot = name.rfind('.', start - 1);
+    if (dot == std::string_view::npos) {
+      return name.size();
+    }
+    start = dot;
+  }
+  return name.size() - start - 1;
+}
+
+Normalizer::Normalizer(const DetectOptions& options, std::shared_ptr<const OrgResolver> orgs,
+                       std::shared_ptr<const detail::PublicSuffixList> suffixes, std::uint64_t seed)
+    : orgs_(std::move(orgs)),
+      suffixes_(suffixes),
+      cache_(std::move(suffixes), 1U << 14U, seed),
+      search_suffixes_(options.normalize.search_suffixes),
+      v4_octets_(options.normalize.reverse_zone_v4_octets),
+      v6_nibbles_(options.normalize.reverse_zone_v6_nibbles),
+      dedup_ns_(static_cast<std::int64_t>(options.normalize.dedup_window_s * 1e9 /
+                                          options.time.compression)),
+      seed_(seed),
+      dedup_(kDedupEntries) {
+}
+
+bool Normalizer::name(std::string_view presentation, LookupEvent& ev) noexcept {
+  const std::string_view name = lower_name(presentation, ev.qname);
+  ev.qname_len = static_cast<std::uint8_t>(name.size());
+  if (name.empty()) {
+    return false;
+  }
+  std::size_t off = 0, len = 0;
+  if (const std::size_t zone = reverse_zone_length(name, v4_octets_, v6_nibbles_); zone != 0) {
+    ev.flags |= kReverseZone;
+    off = name.size() - zone;
+    len = zone;
+  } else {
+    for (const std::string& suffix : search_suffixes_) {
+      if (!ends_with_label(name, suffix)) {
+        continue;
+      }
+      const std::string_view rest = name.substr(0, name.size() - suffix.size() - 1);
+      if (rest.find('.') == std::string_view::npos || rest.find('\\') != std::string_view::npos) {
+        break;  // one label: an ordinary search-list name
+      }
+      bool public_suffix = false;
+      const std::size_t n = suffixes_->registrable_length(rest, &public_suffix);
+      if (!public_suffix && n != 0 && n <= rest.size()) {
+        ev.flags |= kSuffixLeak;
+        off = rest.size() - n;
+        len = n;
+      }
+      break;
+    }
+    if (len == 0) {
+      const std::string_view domain = cache_.registrable(name);
+      off = static_cast<std::size_t>(domain.data() - name.data());
+      len = domain.size();
+    }
+  }
+  if (len == 0) {
+    return false;
+  }
+  ev.domain_off = static_cast<std::uint8_t>(off);
+  ev.domain_len = static_cast<std::uint8_t>(len);
+  ev.domain_hash = detail::hash_bytes(ev.domain(), seed_);
+  return true;
+}
+
+bool Normalizer::common(const DnsMessage& m, const IpAddr& client, LookupEvent& ev) noexcept {
+  if (m.protocol != Protocol::Dns || !m.has_question || m.malformed_question || m.opcode != 0) {
+    return false;
+  }
+  ev.version = kLookupEventVersion;
+  ev.flags = 0;
+  ev.ts_ns = m.ts_ns;
+  ev.qtype = m.qtype;
+  ev.rcode = 0;
+  ev.answer_count = 0;
+  ev.client = to16(client);
+  if (!name(m.qname.view(), ev)) {
+    return false;
+  }
+  orgs_->resolve(ev);
+  return true;
+}
+
+bool Normalizer::query(const DnsMessage& m, LookupEvent& ev) noexcept {
+  if (m.qr || !common(m, m.src, ev)) {
+    return false;
+  }
+  ev.kind = EventKind::Query;
+  // The dedup key: the client and the domain.
+  std::uint64_t key = detail::hash_bytes(ev.client.data(), ev.client.size(), ev.domain_hash);
+  key |= 1U;  // never 0, the empty slot's key
+  DedupSlot& slot = dedup_[key & (kDedupEntries - 1)];
+  if (slot.key != key || m.ts_ns - slot.last_ns >= dedup_ns_ || m.ts_ns < slot.last_ns) {
+    ev.flags |= kFirstInDedupWindow;
+    slot.key = key;
+    slot.last_ns = m.ts_ns;
+  }
+  return true;
+}
+
+bool Normalizer::response(const DnsMessage& m, LookupEvent& ev) noexcept {
+  if (!m.qr || !common(m, m.dst, ev)) {
+    return false;
+  }
+  ev.kind = EventKind::Response;
+  ev.rcode = m.rcode;
+  fill_answers(m, ev);
+  return true;
+}
+
+void fill_answers(const DnsMessage& m, LookupEvent& ev) noexcept {
+  // Until the parser decodes answer records (DnsMessage::answers), success is NOERROR with an
+  // answer RR of any type, addresses and TTLs stay empty and kAnswersDecoded unset. With them:
+  // success = NOERROR with qtype_answers > 0, NODATA = NOERROR with none, and the A/AAAA
+  // addresses with their TTLs copied here.
+  ev.answer_count = 0;
+  switch (m.rcode) {
+    case 0:
+      ev.flags |= m.ancount > 0 ? kSuccess : kNodata;
+      break;
+    case 2:  // SERVFAIL
+    case 3:  // NXDOMAIN
+    case 5:  // REFUSED
+      ev.flags |= kFailure;
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace dnsmon::detect

@@ -1,0 +1,476 @@
+#include "dnsmon/detect/tables.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "dnsmon/common/hash.hpp"
+
+namespace dnsmon::detect {
+namespace {
+
+constexpr unsigned kWays = 8;
+constexpr unsigned kSeenWays = 4;
+
+std::uint64_t remix(std::uint64_t h, std::uint64_t i) noexcept {
+  h ^= (i + 1) * 0x9e3779b97f4a7c15ULL;
+  h ^= h >> 31U;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  h ^= h >> 29U;
+  return h;
+}
+
+// (hi 64 bits of h × n): an index in [0, n) without a division.
+std::uint64_t reduce(std::uint64_t h, std::uint64_t n) noexcept {
+  __extension__ using U128 = unsigned __int128;
+  return static_cast<std::uint64_t>((static_cast<U128>(h) * n) >> 64U);
+}
+
+std::uint16_t sat16(std::uint32_t v) noexcept {
+  return static_cast<std::uint16_t>(std::min<std::uint32_t>(v, 0xffff));
+}
+
+}  // namespace
+
+// --- Doorkeeper ---------------------------------------------------------------------------
+
+Doorkeeper::Doorkeeper(std::uint64_t bits)
+    : words_(std::max<std::uint64_t>(1, (bits + 63) / 64)), bits_(words_.size() * 64) {
+}
+
+bool Doorkeeper::test_and_set(std::uint64_t key) noexcept {
+  bool all = true;
+  for (std::uint64_t i = 0; i < 4; ++i) {
+    const std::uint64_t bit = reduce(remix(key, i), bits_);
+    std::uint64_t& w = words_[bit / 64];
+    const std::uint64_t mask = std::uint64_t{1} << (bit % 64);
+    all = all && (w & mask) != 0;
+    w |= mask;
+  }
+  return all;
+}
+
+void Doorkeeper::clear() noexcept {
+  std::fill(words_.begin(), words_.end(), 0);
+}
+
+// --- SeenFilter ---------------------------------------------------------------------------
+
+SeenFilter::SeenFilter(std::uint64_t entries)
+    : slots_(std::max<std::uint64_t>(kSeenWays, (entries + kSeenWays - 1) / kSeenWays * kSeenWays)),
+      buckets_(slots_.size() / kSeenWays) {
+}
+
+void SeenFilter::insert(std::uint64_t key, Record r) noexcept {
+  const std::uint64_t h = remix(key, 17);
+  const auto fp = static_cast<std::uint16_t>((h & 0xffffU) | 1U);
+  Slot* b = &slots_[reduce(h >> 16U, buckets_) * kSeenWays];
+  Slot* victim = b;
+  for (unsigned i = 0; i < kSeenWays; ++i) {
+    if (b[i].fp == fp || b[i].fp == 0) {
+      victim = &b[i];
+      break;
+    }
+    if (b[i].last_active < victim->last_active) {
+      victim = &b[i];
+    }
+  }
+  if (victim->fp == 0) {
+    ++used_;
+  }
+  *victim = {fp, r.first_seen, r.last_active};
+}
+
+bool SeenFilter::take(std::uint64_t key, Record& out) noexcept {
+  const std::uint64_t h = remix(key, 17);
+  const auto fp = static_cast<std::uint16_t>((h & 0xffffU) | 1U);
+  Slot* b = &slots_[reduce(h >> 16U, buckets_) * kSeenWays];
+  for (unsigned i = 0; i < kSeenWays; ++i) {
+    if (b[i].fp == fp) {
+      out = {b[i].first_seen, b[i].last_active};
+      b[i] = {};
+      --used_;
+      return true;
+    }
+  }
+  return false;
+}
+
+// --- BaseEntry ----------------------------------------------------------------------------
+
+std::uint32_t BaseEntry::events_in(Day today, unsigned days) const noexcept {
+  if (last_active == 0 || today < last_active ||
+      static_cast<unsigned>(today - last_active) >= days) {
+    return 0;
+  }
+  std::uint32_t sum = 0;
+  // The ring holds the days (last_active - 7, last_active]; count those after today - days.
+  for (unsigned back = 0; back < 8; ++back) {
+    const int d = last_active - static_cast<int>(back);
+    if (d <= static_cast<int>(today) - static_cast<int>(days) || d <= 0) {
+      break;
+    }
+    sum += day_ring[static_cast<unsigned>(d) % 8];
+  }
+  return sum;
+}
+
+double BaseEntry::distinct_orgs() const noexcept {
+  const int zeros = 64 - std::popcount(orgs_bitmap);
+  return zeros == 0 ? 64 * std::log(64.0) : -64 * std::log(zeros / 64.0);
+}
+
+double BaseEntry::top2_share() const noexcept {
+  const double top = static_cast<double>(top_count[0]) + top_count[1];
+  const double all = top + others;
+  return all > 0 ? top / all : 0;
+}
+
+// --- DomainState --------------------------------------------------------------------------
+
+DomainState::DomainState(const DetectOptions& options, double share, std::uint64_t seed)
+    : qc_(options.detectors.querier_concentration),
+      dr_(options.detectors.dormant_reactivation),
+      no_(options.detectors.newly_observed),
+      sets_(std::max<std::uint64_t>(
+          1, static_cast<std::uint64_t>(
+                 std::ceil(static_cast<double>(options.memory.base_entries) * share / kWays)))),
+      base_(sets_ * kWays),
+      candidates_(std::max<std::uint64_t>(
+          1, static_cast<std::uint64_t>(
+                 std::ceil(static_cast<double>(options.memory.candidate_entries) * share)))),
+      watch_(std::max<std::uint64_t>(
+          1, static_cast<std::uint64_t>(
+                 std::ceil(static_cast<double>(options.memory.watch_entries) * share)))),
+      seen_(static_cast<std::uint64_t>(
+          std::ceil(static_cast<double>(options.memory.seen_filter_entries) * share))),
+      doorkeeper_(static_cast<std::uint64_t>(
+          std::ceil(static_cast<double>(options.memory.doorkeeper_bits) * share))) {
+  for (const std::string& name : options.exports.watchlist) {
+    watch_keys_.push_back(detail::hash_bytes(name, seed));
+    watch_names_.push_back(name);
+  }
+  counters_.capacity[kBase].store(base_.size(), std::memory_order_relaxed);
+  counters_.capacity[kCandidate].store(candidates_.size(), std::memory_order_relaxed);
+  counters_.capacity[kWatch].store(watch_.size(), std::memory_order_relaxed);
+  counters_.seen_filter_capacity.store(seen_.capacity(), std::memory_order_relaxed);
+  counters_.bytes[0].store(base_.size() * sizeof(BaseEntry), std::memory_order_relaxed);
+  counters_.bytes[1].store(candidates_.size() * sizeof(CandidateEntry), std::memory_order_relaxed);
+  counters_.bytes[2].store(watch_.size() * sizeof(WatchEntry), std::memory_order_relaxed);
+  counters_.bytes[3].store(seen_.bytes(), std::memory_order_relaxed);
+  counters_.bytes[4].store(doorkeeper_.bytes(), std::memory_order_relaxed);
+}
+
+BaseEntry* DomainState::find_mut(std::uint64_t key) noexcept {
+  BaseEntry* set = &base_[reduce(key, sets_) * kWays];
+  for (unsigned i = 0; i < kWays; ++i) {
+    if (set[i].key == key) {
+      return &set[i];
+    }
+  }
+  return nullptr;
+}
+
+const BaseEntry* DomainState::find(std::uint64_t key) const noexcept {
+  return const_cast<DomainState*>(this)->find_mut(key | 1U);
+}
+
+BaseEntry* DomainState::admit(const LookupEvent& ev, std::uint64_t key, Day day) noexcept {
+  BaseEntry* set = &base_[reduce(key, sets_) * kWays];
+  const bool watched =
+      std::find(watch_keys_.begin(), watch_keys_.end(), ev.domain_hash) != watch_keys_.end();
+  BaseEntry* slot = nullptr;
+  for (unsigned i = 0; i < kWays && slot == nullptr; ++i) {
+    slot = set[i].key == 0 ? &set[i] : nullptr;
+  }
+  if (slot == nullptr) {
+    // A full set: only a domain seen before today (the doorkeeper) or a watched one gets in.
+    if (!doorkeeper_.test_and_set(key) && !watched) {
+      add(counters_.rejected[kBase], 1);
+      return nullptr;
+    }
+    double lowest = std::numeric_limits<double>::infinity();
+    for (unsigned i = 0; i < kWays; ++i) {
+      const BaseEntry& e = set[i];
+      if (e.candidate != 0 || (e.flags & BaseEntry::kWatched) != 0) {
+        continue;
+      }
+      const double events7 = e.events_in(day, 7);
+      const double orgs = e.distinct_orgs();
+      const double r = std::log2(1 + events7) + ((orgs <= 3 && events7 >= 5) ? 4 : 0) -
+                       (orgs >= 32 ? 4 : 0) - (day - e.last_active) / 7.0;
+      if (r < lowest) {
+        lowest = r;
+        slot = &set[i];
+      }
+    }
+    if (slot == nullptr) {
+      add(counters_.rejected[kBase], 1);
+      return nullptr;
+    }
+    seen_.insert(slot->key, {slot->first_seen, slot->last_active});
+    add(counters_.evictions[kBase], 1);
+    add(counters_.entries[kBase], -1);
+  }
+  *slot = BaseEntry{};
+  slot->key = key;
+  slot->first_seen = day;
+  SeenFilter::Record before;
+  if (seen_.take(key, before)) {
+    slot->first_seen = before.first_seen;
+    slot->last_active = before.last_active;  // update() moves it to prev_active
+  } else if (day >= first_day_ + no_.warmup_days) {
+    slot->flags |= BaseEntry::kNewPending;  // a first sighting after the warm-up
+  }
+  if (watched) {
+    slot->flags |= BaseEntry::kWatched;
+  }
+  add(counters_.entries[kBase], 1);
+  return slot;
+}
+
+Finding DomainState::on_lookup(const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept {
+  if (first_day_ == 0) {
+    first_day_ = day;
+  }
+  const std::uint64_t key = ev.domain_hash | 1U;  // 0 marks an empty slot
+  BaseEntry* e = find_mut(key);
+  if (e == nullptr) {
+    e = admit(ev, key, day);
+    if (e == nullptr) {
+      return {};
+    }
+  }
+  const Finding f = update(*e, ev, day, logical_ns);
+  counters_.seen_filter_entries.store(seen_.entries(), std::memory_order_relaxed);
+  return f;
+}
+
+Finding DomainState::update(BaseEntry& e, const LookupEvent& ev, Day day,
+                            std::int64_t logical_ns) noexcept {
+  Finding found;
+  bool reactivated = false;
+  if (day != e.last_active) {
+    if (e.last_active != 0 && day > e.last_active) {
+      // Clear the ring's days between the last active day and today.
+      for (int d = e.last_active + 1; d <= day && d <= e.last_active + 8; ++d) {
+        e.day_ring[static_cast<unsigned>(d) % 8] = 0;
+      }
+      reactivated = day - e.last_active >= static_cast<int>(dr_.min_gap_days);
+      e.prev_active = e.last_active;
+    } else if (e.last_active == 0) {
+      e.day_ring.fill(0);
+    }
+    e.last_active = std::max(e.last_active, day);
+  }
+  e.day_ring[day % 8] = sat16(e.day_ring[day % 8] + 1U);
+  e.total_events += e.total_events != 0xffffffffU ? 1 : 0;
+  e.last_seen_s = static_cast<std::uint32_t>(
+      std::min<std::int64_t>(std::max<std::int64_t>(logical_ns / 1'000'000'000, 0), 0xffffffff));
+  // The top-2 organisations (a Space-Saving summary of two counters) and the others.
+  const auto org = static_cast<std::uint32_t>(ev.org_hash);
+  if (e.top_count[0] != 0 && e.top_org[0] == org) {
+    e.top_count[0] = sat16(e.top_count[0] + 1U);
+  } else if (e.top_count[1] != 0 && e.top_org[1] == org) {
+    e.top_count[1] = sat16(e.top_count[1] + 1U);
+  } else if (e.top_count[0] == 0 || e.top_count[1] == 0) {
+    const unsigned i = e.top_count[0] == 0 ? 0 : 1;
+    e.top_org[i] = org;
+    e.top_count[i] = 1;
+  } else {
+    e.others = sat16(e.others + 1U);
+  }
+  if (e.top_count[1] > e.top_count[0]) {
+    std::swap(e.top_count[0], e.top_count[1]);
+    std::swap(e.top_org[0], e.top_org[1]);
+  }
+  e.orgs_bitmap |= std::uint64_t{1} << (ev.org_hash >> 58U);
+  e.fqdn_bitmap |= std::uint64_t{1} << (detail::hash_bytes(ev.name()) >> 58U);
+  maybe_promote(e, ev, day, reactivated);
+  if (e.candidate != 0) {
+    CandidateEntry& c = candidates_[e.candidate - 1];
+    if (c.last_active != day) {
+      for (int d = c.last_active + 1; d <= day && d <= c.last_active + 64; ++d) {
+        c.day_ring[static_cast<unsigned>(d) % 64] = 0;
+      }
+      c.last_active = day;
+    }
+    c.day_ring[day % 64] = sat16(c.day_ring[day % 64] + 1U);
+    // dormant_reactivation (4.2): a run after >= min_gap_days of silence, with
+    // >= min_history_days of history, reaching min_events on min_active_days days within its
+    // post window, evaluated as it happens.
+    if (reactivated && e.first_seen != 0 &&
+        day - e.first_seen >= static_cast<int>(dr_.min_history_days)) {
+      c.reactivation_pending = 1;
+      c.run_start = day;
+      c.gap_days = static_cast<Day>(day - e.prev_active);
+      c.history_days = static_cast<Day>(day - e.first_seen);
+    }
+    if (c.reactivation_pending != 0) {
+      if (day - c.run_start >= static_cast<int>(std::min(dr_.post_window_days, 64U))) {
+        c.reactivation_pending = 0;  // the post window closed without enough events
+      } else {
+        std::uint32_t events = 0, active = 0;
+        for (unsigned d = c.run_start; d <= day; ++d) {
+          events += c.day_ring[d % 64];
+          active += c.day_ring[d % 64] != 0 ? 1U : 0U;
+        }
+        if (events >= dr_.min_events && active >= dr_.min_active_days) {
+          c.reactivation_pending = 0;
+          c.last_flagged = day;
+          found.kind = Finding::Kind::DormantReactivation;
+          found.score = std::min(1.0, 0.5 + std::log2(1.0 + c.gap_days) / std::log2(181.0) / 2);
+          found.run_start = c.run_start;
+          found.gap_days = c.gap_days;
+          found.history_days = c.history_days;
+          found.events = events;
+          found.active_days = active;
+        }
+      }
+    }
+  }
+  // newly_observed (4.3): a first sighting after the warm-up, then min_events_7d events within
+  // 7 days of it.
+  if ((e.flags & BaseEntry::kNewPending) != 0 && found.kind == Finding::Kind::None) {
+    if (day - e.first_seen >= 7) {
+      e.flags &= static_cast<std::uint8_t>(~BaseEntry::kNewPending);
+    } else if (const std::uint32_t events = e.events_in(day, 7); events >= no_.min_events_7d) {
+      e.flags &= static_cast<std::uint8_t>(~BaseEntry::kNewPending);
+      found.kind = Finding::Kind::NewlyObserved;
+      found.run_start = e.first_seen;
+      found.events = events;
+    }
+  }
+  if ((e.flags & BaseEntry::kWatched) != 0) {
+    for (std::size_t i = 0; i < watch_keys_.size() && i < watch_.size(); ++i) {
+      if (watch_keys_[i] != ev.domain_hash) {
+        continue;
+      }
+      WatchEntry& w = watch_[i];
+      if (w.key == 0) {
+        w.key = ev.domain_hash;
+        w.name_len = static_cast<std::uint8_t>(std::min<std::size_t>(watch_names_[i].size(), 255));
+        std::copy_n(watch_names_[i].data(), w.name_len, w.name.data());
+        add(counters_.entries[kWatch], 1);
+      }
+      if (w.last_active != day) {
+        for (int d = w.last_active + 1; d <= day && d <= w.last_active + 180; ++d) {
+          w.day_ring[static_cast<unsigned>(d) % 180] = 0;
+        }
+        w.last_active = day;
+      }
+      w.day_ring[day % 180] = sat16(w.day_ring[day % 180] + 1U);
+    }
+  }
+  return found;
+}
+
+void DomainState::maybe_promote(BaseEntry& e, const LookupEvent& ev, Day day,
+                                bool reactivated) noexcept {
+  if (e.candidate != 0) {
+    return;
+  }
+  // Tried on the first event of a day, when the 7-day count reaches 10, on a reactivation and
+  // for a watched domain: at most a few scans of the tier per domain and day.
+  const std::uint32_t events7 = e.events_in(day, 7);
+  const bool watched = (e.flags & BaseEntry::kWatched) != 0;
+  const bool try_now = e.day_ring[day % 8] == 1 || events7 == 10 || reactivated || watched;
+  const bool concentrated = events7 >= 10 && e.distinct_orgs() <= 3;
+  if (!try_now || (!concentrated && !reactivated && !watched)) {
+    return;
+  }
+  // A free candidate, or the least recently active one not flagged in the last 14 days.
+  std::size_t pick = candidates_.size();
+  Day oldest = std::numeric_limits<Day>::max();
+  for (std::size_t i = 0; i < candidates_.size(); ++i) {
+    const CandidateEntry& c = candidates_[i];
+    if (c.key == 0) {
+      pick = i;
+      break;
+    }
+    if ((c.last_flagged == 0 || day - c.last_flagged >= 14) && c.last_active < oldest) {
+      oldest = c.last_active;
+      pick = i;
+    }
+  }
+  if (pick == candidates_.size()) {
+    add(counters_.rejected[kCandidate], 1);
+    return;
+  }
+  CandidateEntry& c = candidates_[pick];
+  if (c.key != 0) {
+    if (BaseEntry* old = find_mut(c.key); old != nullptr) {
+      old->candidate = 0;
+    }
+    add(counters_.evictions[kCandidate], 1);
+  } else {
+    add(counters_.entries[kCandidate], 1);
+  }
+  c = CandidateEntry{};
+  c.key = e.key;
+  c.promoted = day;
+  c.last_active = e.last_active;
+  const std::string_view name = ev.domain();
+  c.name_len = static_cast<std::uint8_t>(name.size());
+  std::copy(name.begin(), name.end(), c.name.begin());
+  // The base ring's last 8 days start the candidate's 64-day ring (today's event is added by
+  // the caller).
+  for (unsigned back = 0; back < 8 && day > back; ++back) {
+    const unsigned d = day - back;
+    c.day_ring[d % 64] = static_cast<std::uint16_t>(e.day_ring[d % 8] -
+                                                    (back == 0 && e.day_ring[d % 8] > 0 ? 1 : 0));
+  }
+  e.candidate = static_cast<std::uint32_t>(pick + 1);
+}
+
+DayReport DomainState::end_of_day(Day closed, double population14) noexcept {
+  DayReport r;
+  r.day = closed;
+  doorkeeper_.clear();
+  for (BaseEntry& e : base_) {
+    if (e.key == 0) {
+      continue;
+    }
+    // 14-day decay of the organisation counts: half-life of about two weeks.
+    constexpr double kDecay = 0.9517;  // 2^(-1/14)
+    for (auto& c : e.top_count) {
+      c = static_cast<std::uint16_t>(std::lround(c * kDecay));
+    }
+    e.others = static_cast<std::uint16_t>(std::lround(e.others * kDecay));
+    if (e.events_in(closed, 8) > 0 && e.top2_share() >= 0.95) {
+      ++r.querier_concentration_any;
+    }
+    if (e.candidate == 0 || population14 < qc_.min_population) {
+      continue;
+    }
+    CandidateEntry& c = candidates_[e.candidate - 1];
+    std::uint32_t events = 0, active = 0;
+    for (unsigned back = 0; back < qc_.window_days && back < 64 && closed >= back; ++back) {
+      const unsigned d = closed - back;
+      if (c.last_active < d || c.last_active - d >= 64) {
+        continue;
+      }
+      events += c.day_ring[d % 64];
+      active += c.day_ring[d % 64] != 0 ? 1U : 0U;
+    }
+    const double share = e.top2_share();
+    // Organisations with 1 % or more: the top two that reach it, and at least one more if the
+    // others together do (the base table keeps no more than that).
+    const double all = static_cast<double>(e.top_count[0]) + e.top_count[1] + e.others;
+    std::uint32_t orgs_1pct = 0;
+    for (const auto cnt : e.top_count) {
+      orgs_1pct += all > 0 && cnt >= 0.01 * all ? 1 : 0;
+    }
+    orgs_1pct += all > 0 && e.others >= 0.01 * all ? 1 : 0;
+    if (events >= qc_.min_events && active >= qc_.min_active_days && share >= qc_.min_top2_share &&
+        orgs_1pct <= qc_.max_orgs_1pct) {
+      ++r.querier_concentration;
+      c.last_flagged = closed;
+    }
+  }
+  counters_.flagged_qc.store(r.querier_concentration, std::memory_order_relaxed);
+  counters_.flagged_qc_any.store(r.querier_concentration_any, std::memory_order_relaxed);
+  return r;
+}
+
+}  // namespace dnsmon::detect

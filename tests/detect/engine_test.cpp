@@ -1,0 +1,132 @@
+// The detection engine: the logical clock and its days, the hand-off from workers to shards
+// (counted, dropped when full live, waited for in a replay) and the suffix_leak event log.
+#include "dnsmon/detect/engine.hpp"
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+namespace dnsmon::detect {
+namespace {
+
+constexpr std::int64_t kS = 1'000'000'000;
+constexpr std::int64_t kOrigin = std::int64_t{1459728000} * kS;  // 2016-04-04T00:00:00Z
+
+std::shared_ptr<const detail::PublicSuffixList> test_list() {
+  return detail::PublicSuffixList::from_text("com\nexample\n", "test list");
+}
+
+DnsMessage query(const std::string& name, std::uint8_t host, std::int64_t ts_ns) {
+  DnsMessage m;
+  m.ts_ns = ts_ns;
+  m.src.family = 4;
+  m.src.bytes = {203, 0, 113, host};
+  m.dst.family = 4;
+  m.dst.bytes = {198, 18, 255, 53};
+  m.has_question = true;
+  m.qtype = 1;
+  m.qclass = 1;
+  std::memcpy(m.qname.text.data(), name.data(), name.size());
+  m.qname.length = static_cast<std::uint16_t>(name.size());
+  return m;
+}
+
+DetectOptions scenario_options() {
+  DetectOptions o;
+  o.enabled = true;
+  o.time.compression = 1440;
+  o.time.origin = "2016-04-04T00:00:00Z";
+  o.time.origin_ns = kOrigin;
+  o.normalize.search_suffixes = {"corp.orga.example"};
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("logical time compresses packet time from the origin, in UTC days", "[detect]") {
+  LogicalClock clock(1440, kOrigin);
+  CHECK(clock.logical(kOrigin) == kOrigin);
+  CHECK(clock.logical(kOrigin + 60 * kS) == kOrigin + kDayNs);  // a pcap minute is a day
+  CHECK(LogicalClock::day(clock.logical(kOrigin + 60 * kS - 1)) == LogicalClock::day(kOrigin));
+  CHECK(LogicalClock::day(clock.logical(kOrigin + 60 * kS)) == LogicalClock::day(kOrigin) + 1);
+  CHECK(LogicalClock::day(kOrigin) == 16895);  // days from 1970-01-01 to 2016-04-04
+  CHECK(LogicalClock::day(-1) == -1);
+  CHECK(format_rfc3339(kOrigin) == "2016-04-04T00:00:00Z");
+  CHECK(format_rfc3339(clock.logical(kOrigin + 60 * 172 * kS + 58 * kS)) == "2016-09-23T23:12:00Z");
+
+  LogicalClock first(1, std::nullopt);
+  CHECK(first.origin() == LogicalClock::kUnset);
+  CHECK(first.logical(kOrigin + 5 * kS) == kOrigin + 5 * kS);  // the first packet is the origin
+  CHECK(first.origin() == kOrigin + 5 * kS);
+  CHECK(first.logical(kOrigin + 7 * kS) == kOrigin + 7 * kS);
+  LogicalClock fast(10, std::nullopt);
+  CHECK(fast.logical(kOrigin) == kOrigin);
+  CHECK(fast.logical(kOrigin + kS) == kOrigin + 10 * kS);
+}
+
+TEST_CASE("a replay hands every event to the shards and logs suffix leaks", "[detect]") {
+  const auto shards = GENERATE(std::size_t{1}, std::size_t{3});
+  const auto log_path = std::filesystem::temp_directory_path() / "dnsmon-detect-events.jsonl";
+  std::FILE* log = std::fopen(log_path.c_str(), "w");
+  REQUIRE(log != nullptr);
+  {
+    Engine engine(scenario_options(), 2, shards, test_list(), log, false, 11);
+    engine.start();
+    // More events than a ring holds: a replay waits for room instead of dropping.
+    const int n = static_cast<int>(Engine::kRingEvents) * 3;
+    for (int i = 0; i < n; ++i) {
+      const std::string name = "www.d" + std::to_string(i % 100) + ".com";
+      engine.port(static_cast<std::size_t>(i % 2))
+          .on_message(query(name, static_cast<std::uint8_t>(i % 7), kOrigin + i * 1000), -1);
+    }
+    // Sep 23 13:55:30 logical: 172 days and 13:55:30 after the origin, /1440 in packet time.
+    const std::int64_t leak_ts = kOrigin + (172 * kDayNs + (13 * 3600 + 55 * 60 + 30) * kS) / 1440;
+    const auto leak = query("mail.hotel-promo-mailer.example.corp.orga.example", 15, leak_ts);
+    engine.port(0).on_message(leak, -1);
+    engine.port(0).on_message(leak, -1);  // a retry in the window: one event only
+    DnsMessage answer = leak;
+    answer.qr = true;
+    answer.rcode = 3;
+    std::swap(answer.src, answer.dst);
+    engine.port(0).on_message(answer, 5'000);
+    engine.port(0).on_message(answer, -1);  // unmatched: no event
+    engine.finish();
+    const DetectionSnapshot s = engine.snapshot();
+    CHECK(s.queries == static_cast<std::uint64_t>(n) + 2);
+    CHECK(s.responses == 1);
+    CHECK(s.dropped == 0);
+    CHECK(s.suffix_leaks == 1);
+    CHECK(s.logical_time_s ==
+          Approx(static_cast<double>(kOrigin + (leak_ts - kOrigin) * 1440) / 1e9));
+  }
+  std::fclose(log);
+  std::ifstream in(log_path);
+  std::stringstream text;
+  text << in.rdbuf();
+  CHECK(text.str() ==
+        "{\"ts\":\"2016-09-23T13:55:30Z\",\"detector\":\"suffix_leak\",\"event\":\"leak\","
+        "\"domain\":\"hotel-promo-mailer.example\",\"score\":0,\"severity\":\"info\",\"reasons\":["
+        "\"suffix_leak\"],\"details\":{\"qname\":\"mail.hotel-promo-mailer.example.corp.orga."
+        "example\",\"search_suffix\":\"corp.orga.example\",\"org\":\"203.0.113.0/24\"}}\n");
+  std::filesystem::remove(log_path);
+}
+
+TEST_CASE("live, a full ring drops events and counts them", "[detect]") {
+  Engine engine(scenario_options(), 1, 1, test_list(), nullptr, true, 11);
+  // The shard is not started, so nothing empties the ring.
+  const int n = static_cast<int>(Engine::kRingEvents) + 100;
+  for (int i = 0; i < n; ++i) {
+    engine.port(0).on_message(query("a.example", 1, kOrigin + i * kS), -1);
+  }
+  const DetectionSnapshot s = engine.snapshot();
+  CHECK(s.queries == static_cast<std::uint64_t>(n));
+  CHECK(s.dropped == 100);
+  CHECK(s.ring_bytes == Engine::kRingEvents * sizeof(LookupEvent));
+}
+
+}  // namespace dnsmon::detect

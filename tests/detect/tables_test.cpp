@@ -1,0 +1,257 @@
+// The per-shard domain tables (detection spec 3.4): doorkeeper admission, 8-way eviction by
+// retention value into the seen-history filter, candidate promotion, the day boundary's base
+// rate, and their counters.
+#include "dnsmon/detect/tables.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "dnsmon/common/hash.hpp"
+
+namespace dnsmon::detect {
+namespace {
+
+constexpr std::uint64_t kSeed = 99;
+constexpr Day kDay = 16895;  // 2016-04-04
+
+LookupEvent lookup(const std::string& domain, std::uint64_t org) {
+  LookupEvent ev;
+  ev.kind = EventKind::Query;
+  ev.flags = kFirstInDedupWindow;
+  std::memcpy(ev.qname.data(), domain.data(), domain.size());
+  ev.qname_len = static_cast<std::uint8_t>(domain.size());
+  ev.domain_len = ev.qname_len;
+  ev.domain_hash = detail::hash_bytes(domain, kSeed);
+  ev.org_hash = detail::hash_bytes(&org, sizeof(org), 5);
+  return ev;
+}
+
+std::uint64_t key(const std::string& domain) {
+  return detail::hash_bytes(domain, kSeed);
+}
+
+DetectOptions tiny() {
+  DetectOptions o;
+  o.memory.base_entries = 8;  // one set of 8 ways
+  o.memory.candidate_entries = 2;
+  o.memory.watch_entries = 1;
+  o.memory.seen_filter_entries = 64;
+  o.memory.doorkeeper_bits = 4096;
+  return o;
+}
+
+Day after(int days) {
+  return static_cast<Day>(kDay + days);
+}
+
+std::int64_t at(Day day) {
+  return std::int64_t{day} * 86'400'000'000'000 + 1;
+}
+
+}  // namespace
+
+TEST_CASE("the doorkeeper remembers a key until it is cleared", "[detect]") {
+  Doorkeeper d(4096);
+  CHECK(d.bytes() == 512);
+  CHECK_FALSE(d.test_and_set(42));
+  CHECK(d.test_and_set(42));
+  d.clear();
+  CHECK_FALSE(d.test_and_set(42));
+}
+
+TEST_CASE("the seen filter keeps first and last days and forgets the least recent when full",
+          "[detect]") {
+  SeenFilter f(4);  // one bucket of four
+  CHECK(f.capacity() == 4);
+  CHECK(f.bytes() == 24);
+  for (std::uint64_t k = 1; k <= 4; ++k) {
+    f.insert(k, {static_cast<Day>(100 + k), static_cast<Day>(200 + k)});
+  }
+  CHECK(f.entries() == 4);
+  f.insert(5, {105, 205});  // forgets key 1, the least recently active
+  SeenFilter::Record r;
+  CHECK_FALSE(f.take(1, r));
+  REQUIRE(f.take(3, r));
+  CHECK(r.first_seen == 103);
+  CHECK(r.last_active == 203);
+  CHECK_FALSE(f.take(3, r));  // taken
+  CHECK(f.entries() == 3);
+}
+
+TEST_CASE(
+    "a full bucket admits a domain on its second lookup of the day, evicting the least "
+    "valuable entry into the seen filter",
+    "[detect]") {
+  DomainState s(tiny(), 1.0, kSeed);
+  const auto& c = s.counters();
+  CHECK(c.capacity[DomainState::kBase] == 8);
+  CHECK(c.bytes[0] == 8 * 88);
+  // Eight domains take the free ways at once; d0 on an early day, the others later and busier.
+  s.on_lookup(lookup("d0.example", 1), kDay, at(kDay));
+  for (int i = 1; i < 8; ++i) {
+    for (int n = 0; n < 6; ++n) {
+      s.on_lookup(lookup("d" + std::to_string(i) + ".example", 1), kDay + 20, at(kDay + 20));
+    }
+  }
+  CHECK(c.entries[DomainState::kBase] == 8);
+  CHECK(c.rejected[DomainState::kBase] == 0);
+  // A ninth: its first lookup of the day is turned away by the doorkeeper.
+  s.on_lookup(lookup("new.example", 2), kDay + 20, at(kDay + 20));
+  CHECK(c.rejected[DomainState::kBase] == 1);
+  CHECK(s.find(key("new.example")) == nullptr);
+  // Its second takes the way of d0 (silent for 20 days, one event).
+  s.on_lookup(lookup("new.example", 2), kDay + 20, at(kDay + 20));
+  REQUIRE(s.find(key("new.example")) != nullptr);
+  CHECK(s.find(key("d0.example")) == nullptr);
+  CHECK(c.evictions[DomainState::kBase] == 1);
+  CHECK(c.entries[DomainState::kBase] == 8);
+  CHECK(c.seen_filter_entries == 1);
+  // After the day boundary the doorkeeper has forgotten: d0's first lookup is turned away, its
+  // second comes back with its history from the seen filter.
+  (void)s.end_of_day(kDay + 20, 0);
+  s.on_lookup(lookup("d0.example", 1), kDay + 40, at(kDay + 40));
+  CHECK(c.rejected[DomainState::kBase] == 2);
+  s.on_lookup(lookup("d0.example", 1), kDay + 40, at(kDay + 40));
+  const BaseEntry* back = s.find(key("d0.example"));
+  REQUIRE(back != nullptr);
+  CHECK(back->first_seen == kDay);
+  CHECK(back->prev_active == kDay);  // dormant from kDay to kDay + 40
+  CHECK(back->last_active == kDay + 40);
+  CHECK(back->total_events == 1);
+}
+
+TEST_CASE("a concentrated or reactivated domain is promoted to a candidate", "[detect]") {
+  DomainState s(tiny(), 1.0, kSeed);
+  const auto& c = s.counters();
+  for (int n = 0; n < 9; ++n) {
+    s.on_lookup(lookup("pair.example", static_cast<std::uint64_t>(n % 2)), kDay, at(kDay));
+  }
+  const BaseEntry* e = s.find(key("pair.example"));
+  REQUIRE(e != nullptr);
+  CHECK(s.candidate(*e) == nullptr);
+  s.on_lookup(lookup("pair.example", 0), kDay, at(kDay));  // the 10th event in 7 days, 2 orgs
+  REQUIRE(s.candidate(*e) != nullptr);
+  CHECK(c.entries[DomainState::kCandidate] == 1);
+  CHECK(std::string(s.candidate(*e)->name.data()) == "pair.example");
+  CHECK(s.candidate(*e)->day_ring[kDay % 64] == 10);
+
+  // A popular domain (many organisations) is not promoted.
+  for (std::uint64_t org = 0; org < 40; ++org) {
+    s.on_lookup(lookup("popular.example", 100 + org), kDay, at(kDay));
+  }
+  CHECK(s.candidate(*s.find(key("popular.example"))) == nullptr);
+  CHECK(s.find(key("popular.example"))->distinct_orgs() > 10);
+
+  // A domain back after 14 silent days is promoted on its return.
+  s.on_lookup(lookup("dormant.example", 7), kDay, at(kDay));
+  s.on_lookup(lookup("dormant.example", 7), kDay + 15, at(kDay + 15));
+  CHECK(s.candidate(*s.find(key("dormant.example"))) != nullptr);
+  CHECK(c.entries[DomainState::kCandidate] == 2);
+  // The tier is full: the next promotion evicts the least recently active unflagged candidate.
+  s.on_lookup(lookup("late.example", 7), kDay + 1, at(kDay + 1));
+  s.on_lookup(lookup("late.example", 7), kDay + 16, at(kDay + 16));
+  CHECK(s.candidate(*s.find(key("late.example"))) != nullptr);
+  CHECK(c.evictions[DomainState::kCandidate] == 1);
+  CHECK(s.candidate(*s.find(key("pair.example"))) == nullptr);
+}
+
+TEST_CASE("the day boundary counts the querier-concentration base rate", "[detect]") {
+  DetectOptions o = tiny();
+  o.memory.base_entries = 64;
+  o.memory.candidate_entries = 8;
+  DomainState s(o, 1.0, kSeed);
+  // Two organisations, 6 events a day for 9 days: flagged by both counts.
+  for (Day d = kDay; d < kDay + 9; ++d) {
+    for (int n = 0; n < 6; ++n) {
+      s.on_lookup(lookup("pair.example", static_cast<std::uint64_t>(n % 2)), d, at(d));
+    }
+  }
+  // Ten organisations: neither.
+  for (std::uint64_t org = 0; org < 10; ++org) {
+    s.on_lookup(lookup("shared.example", org), kDay + 8, at(kDay + 8));
+  }
+  // One organisation, one event: only the count without the volume gate.
+  s.on_lookup(lookup("quiet.example", 3), kDay + 8, at(kDay + 8));
+  DayReport r = s.end_of_day(kDay + 8, 150);
+  CHECK(r.querier_concentration_any == 2);
+  CHECK(r.querier_concentration == 1);
+  CHECK(s.counters().flagged_qc == 1);
+  CHECK(s.counters().flagged_qc_any == 2);
+  // Without the population the volume-gated count is 0.
+  r = s.end_of_day(kDay + 8, 50);
+  CHECK(r.querier_concentration == 0);
+  // Nine days later nothing is in the 8-day ring any more.
+  r = s.end_of_day(kDay + 17, 150);
+  CHECK(r.querier_concentration_any == 0);
+}
+
+TEST_CASE("dormant_reactivation fires when a run after a long silence reaches its events",
+          "[detect]") {
+  DetectOptions o = tiny();
+  o.memory.base_entries = 64;
+  o.memory.candidate_entries = 8;
+  DomainState s(o, 1.0, kSeed);
+  CHECK(s.on_lookup(lookup("mailer.example", 1), kDay, at(kDay)).kind == Finding::Kind::None);
+  (void)s.on_lookup(lookup("mailer.example", 1), kDay + 10, at(kDay + 10));
+  // 20 silent days, 30 days of history: the run of kDay + 30 is a reactivation.
+  Finding f;
+  for (int n = 0; n < 5; ++n) {
+    f = s.on_lookup(lookup("mailer.example", 1), kDay + 30, at(kDay + 30));
+    CHECK(f.kind == Finding::Kind::None);  // one active day only so far
+  }
+  for (int n = 0; n < 4; ++n) {
+    f = s.on_lookup(lookup("mailer.example", 2), kDay + 31, at(kDay + 31));
+    CHECK(f.kind == Finding::Kind::None);  // 9 events
+  }
+  f = s.on_lookup(lookup("mailer.example", 2), kDay + 31, at(kDay + 31));
+  REQUIRE(f.kind == Finding::Kind::DormantReactivation);
+  CHECK(f.run_start == kDay + 30);
+  CHECK(f.gap_days == 20);
+  CHECK(f.history_days == 30);
+  CHECK(f.events == 10);
+  CHECK(f.active_days == 2);
+  CHECK(f.score == Approx(0.5 + std::log2(21.0) / std::log2(181.0) / 2));
+  // Once per run.
+  CHECK(s.on_lookup(lookup("mailer.example", 2), kDay + 31, at(kDay + 31)).kind ==
+        Finding::Kind::None);
+
+  // Too little history (first seen 20 days before the run): no event.
+  (void)s.on_lookup(lookup("young.example", 1), kDay + 10, at(kDay + 10));
+  for (int n = 0; n < 12; ++n) {
+    CHECK(s.on_lookup(lookup("young.example", 1), after(30 + n % 2), at(after(30 + n % 2))).kind ==
+          Finding::Kind::None);
+  }
+}
+
+TEST_CASE("newly_observed fires for a first sighting after the warm-up with 10 events in 7 days",
+          "[detect]") {
+  DetectOptions o = tiny();
+  o.memory.base_entries = 64;
+  DomainState s(o, 1.0, kSeed);
+  (void)s.on_lookup(lookup("old.example", 1), kDay, at(kDay));  // the warm-up starts
+  Finding f;
+  for (int n = 0; n < 12; ++n) {
+    f = s.on_lookup(lookup("early.example", 1), kDay + 5, at(kDay + 5));
+    CHECK(f.kind == Finding::Kind::None);  // within the 14-day warm-up
+  }
+  for (int n = 0; n < 9; ++n) {
+    f = s.on_lookup(lookup("fresh.example", 1), after(20 + n / 3), at(after(20 + n / 3)));
+    CHECK(f.kind == Finding::Kind::None);
+  }
+  f = s.on_lookup(lookup("fresh.example", 1), kDay + 23, at(kDay + 23));
+  REQUIRE(f.kind == Finding::Kind::NewlyObserved);
+  CHECK(f.run_start == kDay + 20);
+  CHECK(f.events == 10);
+  CHECK(s.on_lookup(lookup("fresh.example", 1), kDay + 23, at(kDay + 23)).kind ==
+        Finding::Kind::None);
+  // Too slow: 10 events over 10 days.
+  for (int n = 0; n < 10; ++n) {
+    CHECK(s.on_lookup(lookup("slow.example", 1), after(30 + n), at(after(30 + n))).kind ==
+          Finding::Kind::None);
+  }
+}
+
+}  // namespace dnsmon::detect

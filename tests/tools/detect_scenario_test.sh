@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Detection over the whole of Scenario A (docs/scenarios.md), replayed with its config sidecar
+# (detection on) and --events-out:
+#  - every query becomes a lookup event and every matched response one (counts = the truth's
+#    queries), none dropped, the de-duplicated lookups fewer than the queries but most of them;
+#  - the logical clock ends on the scenario's last logical day (2016-10-16);
+#  - the domain tables have the sidecar's test-profile capacities and memory (3.4), hold the
+#    scenario's ~16,000 domains without a base eviction, and the base rate at the end of input
+#    is visible: a few hundred or more domains with ≥ 95 % of their lookups from two
+#    organisations, at most 20 with the volume gate (A15's upper bound), ~2,000 active clients;
+#  - the event log is JSON Lines in the detection spec's 4.10 shape, matching
+#    dnsmon_detector_events_total, and holds A1 (dormant_reactivation of
+#    hotel-promo-mailer.example dated 2016-05-04 ... 2016-05-11, with at most 10 reactivations of
+#    background domains in all), A6 (one suffix_leak for hotel-promo-mailer.example dated
+#    2016-09-23, from 203.0.113.0/24) and A11 (newly_observed for netwatch-probe,
+#    newtool-saas, dnsexfil-lab and client-contact-hub within 7 days of their first sighting).
+# The full capture takes about a minute to replay in an optimised build: the test runs in the
+# release preset only and skips elsewhere.
+set -euo pipefail
+: "${GEN_SCENARIO:?}" "${DNSMON:?}"
+case "${DNSMON_BUILD_TYPE:-}" in
+  Release | RelWithDebInfo) ;;
+  *) echo "SKIP: the full Scenario A replay runs in the release preset only"; exit 77 ;;
+esac
+command -v python3 >/dev/null || { echo "SKIP: python3 is not installed"; exit 77; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$GEN_SCENARIO" --out "$work/a.pcap" 2>"$work/gen.log" || fail "gen_scenario: $(cat "$work/gen.log")"
+start=$(date +%s)
+"$DNSMON" -r "$work/a.pcap" --config "$work/a.dnsmon.yaml" --metrics-out "$work/metrics.txt" \
+  --events-out "$work/events.jsonl" 2>"$work/dnsmon.log" ||
+  fail "dnsmon -r failed: $(tail -3 "$work/dnsmon.log")"
+echo "replay with detection: $(($(date +%s) - start)) s"
+grep -q "detection: 1 shard(s), logical time x1440 from 2016-04-04T00:00:00Z" "$work/dnsmon.log" ||
+  fail "no detection start line in the log: $(head -5 "$work/dnsmon.log")"
+
+python3 - "$work" <<'PY'
+import json, os, re, sys
+
+work = sys.argv[1]
+problems = []
+def check(ok, what):
+    if not ok:
+        problems.append(what)
+
+truth = json.load(open(os.path.join(work, "a.truth.json")))
+metrics = {}
+for line in open(os.path.join(work, "metrics.txt")):
+    m = re.match(r"^(\w+(?:\{[^}]*\})?) (\S+)$", line)
+    if m:
+        metrics[m.group(1)] = float(m.group(2))
+queries = truth["capture"]["queries"]
+ev = lambda kind: metrics.get(f'dnsmon_detection_events_total{{kind="{kind}"}}')
+check(ev("query") == queries, f"query events {ev('query')}, want {queries}")
+check(ev("response") == queries, f"response events {ev('response')}, want {queries}")
+lookups = ev("lookup") or 0
+check(0.5 * queries < lookups < queries, f"lookup events {lookups} of {queries} queries")
+check(metrics.get("dnsmon_detection_events_dropped_total") == 0, "events dropped")
+logical = metrics.get("dnsmon_logical_time_seconds", 0)
+check(1476576000 <= logical < 1476662400,
+      f"logical time {logical} not on 2016-10-16 (the scenario's last day)")
+check(metrics.get('dnsmon_detector_events_total{detector="suffix_leak",severity="info"}') == 1,
+      "one suffix_leak event counted")
+
+m = lambda name, **labels: metrics.get(
+    name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""))
+check(m("dnsmon_domain_table_capacity_entries", tier="base") == 262144, "base capacity")
+check(m("dnsmon_domain_table_capacity_entries", tier="candidate") == 8192, "candidate capacity")
+check(m("dnsmon_domain_table_capacity_entries", tier="watch") == 64, "watch capacity")
+check(m("dnsmon_memory_bytes", table="detect_base") == 262144 * 88, "base table bytes")
+check(m("dnsmon_memory_bytes", table="detect_seen_filter") == 1048576 * 6, "seen filter bytes")
+base = m("dnsmon_domain_table_entries", tier="base") or 0
+check(15000 <= base <= 20000, f"base entries {base}")
+check(m("dnsmon_domain_table_evictions_total", tier="base") == 0, "no base eviction")
+any_ = m("dnsmon_detector_flagged_domains", detector="querier_concentration_any") or 0
+gated = m("dnsmon_detector_flagged_domains", detector="querier_concentration")
+check(any_ >= 300, f"querier_concentration_any {any_}")
+check(gated is not None and gated <= 20, f"querier_concentration {gated} (A15: at most 20)")
+clients = m("dnsmon_active_clients", window="14d") or 0
+check(1800 <= clients <= 2200, f"active clients over 14 days {clients}")
+print(f"base {int(base)} domains, querier_concentration_any {int(any_)}, "
+      f"querier_concentration {gated}, clients14 {clients:.0f}")
+
+events = []
+for n, line in enumerate(open(os.path.join(work, "events.jsonl")), 1):
+    try:
+        e = json.loads(line)
+    except ValueError as err:
+        problems.append(f"events.jsonl:{n}: not JSON: {err}")
+        continue
+    for key in ("ts", "detector", "event", "domain", "score", "severity", "reasons", "details"):
+        check(key in e, f"events.jsonl:{n}: no {key}")
+    check(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", e.get("ts", "")) is not None,
+          f"events.jsonl:{n}: ts {e.get('ts')} is not RFC 3339 UTC")
+    check(e.get("severity") in ("info", "low", "medium", "high", "critical"),
+          f"events.jsonl:{n}: severity")
+    events.append(e)
+leaks = [e for e in events if e["detector"] == "suffix_leak"]
+check(len(leaks) == 1, f"{len(leaks)} suffix_leak events, want 1 (A6)")
+if leaks:
+    e = leaks[0]
+    check(e["domain"] == "hotel-promo-mailer.example", f"A6 domain {e['domain']}")
+    check(e["ts"].startswith("2016-09-23T13:55:"), f"A6 dated {e['ts']}, want 2016-09-23 13:55")
+    check(e["details"].get("qname") == "mail.hotel-promo-mailer.example.corp.orga.example",
+          "A6 qname")
+    check(e["details"].get("org") == "203.0.113.0/24", "A6 organisation")
+    check(e["reasons"] == ["suffix_leak"], "A6 reasons")
+
+react = [e for e in events if e["detector"] == "dormant_reactivation"]
+mailer = [e for e in react if e["domain"] == "hotel-promo-mailer.example"]
+check(len(mailer) >= 1 and "2016-05-04" <= mailer[0]["ts"][:10] <= "2016-05-11",
+      f"A1: reactivation of hotel-promo-mailer.example {[e['ts'] for e in mailer]}")
+check(len(react) - len(mailer) <= 10, f"{len(react) - len(mailer)} background reactivations")
+check(metrics.get('dnsmon_detector_events_total{detector="dormant_reactivation",severity="low"}')
+      == len(react), "dormant_reactivation events counted")
+new = {e["domain"]: e for e in events if e["detector"] == "newly_observed"}
+check(metrics.get('dnsmon_detector_events_total{detector="newly_observed",severity="info"}')
+      == len(new), "newly_observed events counted")
+for d in ("netwatch-probe.example", "newtool-saas.example", "dnsexfil-lab.example",
+          "client-contact-hub.example"):
+    first = truth["first_sightings"][d][:10]
+    e = new.get(d)
+    if e is None:
+        problems.append(f"A11: no newly_observed for {d}")
+        continue
+    from datetime import date
+    lag = (date.fromisoformat(e["ts"][:10]) - date.fromisoformat(first)).days
+    check(0 <= lag <= 7, f"A11: newly_observed for {d} on {e['ts']}, first seen {first}")
+
+for p in problems:
+    print("FAIL:", p, file=sys.stderr)
+print(f"{len(events)} events; {int(lookups)} lookups of {queries} queries")
+sys.exit(1 if problems else 0)
+PY
