@@ -8,8 +8,8 @@
 #include <cstdio>
 #include <fstream>
 #include <netinet/in.h>
-#include <system_error>
 #include <sys/resource.h>
+#include <system_error>
 #include <unistd.h>
 #include <utility>
 
