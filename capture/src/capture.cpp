@@ -20,6 +20,8 @@
 
 #include "dnsmon/capture/detail/pcap_file.hpp"
 #include "dnsmon/capture/detail/pcap_handle.hpp"
+#include "dnsmon/common/errno_text.hpp"
+#include "dnsmon/common/hash.hpp"
 #include "dnsmon/common/link.hpp"
 
 #include "dispatch.hpp"
@@ -138,7 +140,7 @@ void check_offline_file(int fd, const std::string& path, const std::string& filt
 
 // Why an input could not be opened, with what to do when descriptors ran out.
 CaptureError open_error(const std::string& path, int e) {
-  return CaptureError("cannot read capture file " + path + ": " + std::strerror(e) +
+  return CaptureError("cannot read capture file " + path + ": " + detail::errno_text(e) +
                       (e == EMFILE || e == ENFILE
                            ? " (every input stays open from the start: raise the limit on open "
                              "files, ulimit -n, or replay fewer files at once)"
@@ -180,7 +182,7 @@ void check_offline_file(int fd, const std::string& path, const std::string& filt
   }
   apply_filter(p.get(), filter, path);
   if (::lseek(fd, 0, SEEK_SET) != 0) {
-    throw CaptureError("cannot read capture file " + path + ": " + std::strerror(errno));
+    throw CaptureError("cannot read capture file " + path + ": " + detail::errno_text(errno));
   }
 }
 
@@ -455,13 +457,13 @@ std::uint16_t join_fanout(pcap_t* p, std::uint16_t id, const std::string& interf
   }
   if (::setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) != 0) {
     throw CaptureError("cannot capture on " + interface +
-                       " with several workers: PACKET_FANOUT: " + std::strerror(errno));
+                       " with several workers: PACKET_FANOUT: " + detail::errno_text(errno));
   }
   std::uint32_t got = 0;
   socklen_t len = sizeof got;
   if (::getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &got, &len) != 0) {
     throw CaptureError("cannot capture on " + interface +
-                       " with several workers: PACKET_FANOUT: " + std::strerror(errno));
+                       " with several workers: PACKET_FANOUT: " + detail::errno_text(errno));
   }
   auto program = fanout_program();
   sock_fprog fprog{};
@@ -469,7 +471,7 @@ std::uint16_t join_fanout(pcap_t* p, std::uint16_t id, const std::string& interf
   fprog.filter = program.data();
   if (::setsockopt(fd, SOL_PACKET, PACKET_FANOUT_DATA, &fprog, sizeof fprog) != 0) {
     throw CaptureError("cannot capture on " + interface +
-                       " with several workers: PACKET_FANOUT_DATA: " + std::strerror(errno));
+                       " with several workers: PACKET_FANOUT_DATA: " + detail::errno_text(errno));
   }
   const auto joined = static_cast<std::uint16_t>(got & 0xFFFFU);
   if (id != 0 && joined != id) {  // not the group of the first member: it would see every frame
@@ -525,10 +527,10 @@ std::unique_ptr<PacketSource> PacketSource::open_files(const std::vector<std::st
     }
     struct stat st = {};
     if (::stat(path.c_str(), &st) != 0) {
-      throw CaptureError("cannot read capture file " + path + ": " + std::strerror(errno));
+      throw CaptureError("cannot read capture file " + path + ": " + detail::errno_text(errno));
     }
     if (S_ISDIR(st.st_mode)) {
-      throw CaptureError("cannot read capture file " + path + ": " + std::strerror(EISDIR));
+      throw CaptureError("cannot read capture file " + path + ": " + detail::errno_text(EISDIR));
     }
     // Every input is opened once, here, and read from that descriptor by run(): a FIFO or a pipe
     // (`<(...)`, /dev/stdin) loses none of its bytes to a check, and a file replaced after the
@@ -668,7 +670,7 @@ std::string PacketSource::run_with(std::stop_token stop, std::span<FrameRing* co
     } else if (!file.stopped()) {
       std::FILE* f = file.stream();
       if (f == nullptr) {
-        return std::string("cannot read it: ") + std::strerror(errno);
+        return std::string("cannot read it: ") + detail::errno_text(errno);
       }
       std::array<char, PCAP_ERRBUF_SIZE> err{};
       PcapHandle p{

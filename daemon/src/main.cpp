@@ -27,6 +27,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "dnsmon/capture.hpp"
+#include "dnsmon/common/errno_text.hpp"
 #include "dnsmon/config.hpp"
 #include "dnsmon/metrics.hpp"
 #include "dnsmon/parser.hpp"
@@ -69,7 +70,7 @@ OutputFile open_output(const std::string& path, const char* what) {
   std::FILE* f = std::fopen(path.c_str(), "w");
   if (f == nullptr) {
     throw std::runtime_error(std::string("cannot write ") + what + " to " + path + ": " +
-                             std::strerror(errno));
+                             detail::errno_text(errno));
   }
   return OutputFile(f);
 }
@@ -222,7 +223,8 @@ class Daemon {
         "messages: cannot write to {}: {}; the message log ends here, later lines are counted in "
         "dnsmon_output_lost_lines_total{{output=\"messages\"}}, and the exit status will be 1",
         messages_name(),
-        e == ETIMEDOUT ? "its reader stopped reading and dnsmon is stopping" : std::strerror(e));
+        e == ETIMEDOUT ? "its reader stopped reading and dnsmon is stopping"
+                       : detail::errno_text(e));
     exit_code_ = kExitFailure;
   }
 
@@ -238,7 +240,7 @@ class Daemon {
       spdlog::info("messages: {} line(s) not written to {}", writer->lost_lines(), messages_name());
     }
     if (messages.get() != stdout && std::fclose(messages.release()) != 0 && writer->error() == 0) {
-      spdlog::error("messages: cannot write to {}: {}", messages_name(), std::strerror(errno));
+      spdlog::error("messages: cannot write to {}: {}", messages_name(), detail::errno_text(errno));
       exit_code_ = kExitFailure;
     }
   }
@@ -257,7 +259,7 @@ class Daemon {
       }
       if (!ok) {
         spdlog::error("cannot write metrics to {}: {}", path == "-" ? "standard output" : path,
-                      std::strerror(e));
+                      detail::errno_text(e));
         exit_code_ = kExitFailure;
       }
     } catch (const std::runtime_error& e) {
