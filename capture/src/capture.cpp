@@ -290,20 +290,6 @@ std::vector<std::string> fragment_probes_rejected(const std::string& filter) {
   return rejected;
 }
 
-namespace {
-
-// The splitmix64 finaliser.
-std::size_t mix(std::uint64_t x) noexcept {
-  x ^= x >> 30U;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27U;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31U;
-  return static_cast<std::size_t>(x);
-}
-
-}  // namespace
-
 std::size_t flow_hash(std::uint16_t link_type, std::span<const std::byte> frame) noexcept {
   if (link_type == record::kLinkType) {  // a message record: the same hash of its addresses
     record::Header h;
@@ -315,7 +301,7 @@ std::size_t flow_hash(std::uint16_t link_type, std::span<const std::byte> frame)
     for (std::size_t i = 0; i < (h.family == 4 ? 4U : 16U); ++i) {
       x = x * 31 + (h.src[i] ^ h.dst[i]);
     }
-    return mix(x);
+    return static_cast<std::size_t>(detail::mix64(x));
   }
   // The parser's own link-layer walk: the hash reads the IP header that the parser reads.
   const link::Packet packet = link::walk(link_type, frame);
@@ -327,14 +313,16 @@ std::size_t flow_hash(std::uint16_t link_type, std::span<const std::byte> frame)
   if (packet.bytes.size() < addr + 2 * len) {
     return 0;
   }
-  // XOR of the two addresses is the same in both directions; then mix (splitmix64 finaliser).
+  // XOR of the two addresses is the same in both directions; then mix64(). Unkeyed on purpose: a
+  // replay gives every worker the same frames in every run, and live capture's kernel hash is a
+  // fixed one too (fanout_program()).
   std::uint64_t x = 0;
   for (std::size_t i = 0; i < len; ++i) {
     const auto b =
         std::to_integer<std::uint64_t>(packet.bytes[addr + i] ^ packet.bytes[addr + len + i]);
     x = x * 31 + b;
   }
-  return mix(x);
+  return static_cast<std::size_t>(detail::mix64(x));
 }
 
 PacketSource::PacketSource(std::string name, bool live, const CaptureOptions& options,

@@ -4,7 +4,6 @@
 #include <bit>
 #include <cassert>
 #include <cstring>
-#include <random>
 #include <stdexcept>
 #include <string>
 
@@ -63,12 +62,7 @@ IpReassembler::IpReassembler(IpReassemblyOptions options) : options_(options) {
           "memory_budget_bytes must hold between 1 and 2^32 - 2 pages of 512 bytes");
   require(options_.timeout_ns > 0, "timeout_ns must be positive");
 
-  std::uint64_t seed = options_.hash_seed;
-  if (seed == 0) {
-    std::random_device rd;
-    seed = (std::uint64_t{rd()} << 32U) ^ rd();
-  }
-  sip_key_ = {splitmix64(seed), splitmix64(seed)};
+  sip_key_ = derive_keys<2>(seed_or_random(options_.hash_seed));
 
   pages_per_slot_ = (options_.max_datagram_bytes + kPageBytes - 1) / kPageBytes;
   const std::size_t page_count = options_.memory_budget_bytes / kPageBytes;

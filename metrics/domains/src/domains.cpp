@@ -216,8 +216,6 @@ void PublicSuffixList::add_rule(std::string_view rule, std::uint8_t flags) {
 
 namespace {
 
-constexpr std::uint64_t kRuleSeed = 0x9e3779b97f4a7c15ULL;
-
 std::uint16_t tag_of(std::uint64_t hash) noexcept {
   return static_cast<std::uint16_t>(hash >> 48U);
 }
@@ -239,7 +237,7 @@ void PublicSuffixList::add(std::string_view key, std::uint8_t flags) {
     for (const Slot& s : old) {
       if (s.length != 0) {
         const std::string_view k(keys_.data() + s.offset, s.length);
-        const std::uint64_t h = hash_bytes(k, kRuleSeed);
+        const std::uint64_t h = hash_bytes(k, kSuffixRuleSeed);
         for (std::size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
           if (slots_[i].length == 0) {
             slots_[i] = s;
@@ -250,7 +248,7 @@ void PublicSuffixList::add(std::string_view key, std::uint8_t flags) {
       }
     }
   }
-  const std::uint64_t h = hash_bytes(key, kRuleSeed);
+  const std::uint64_t h = hash_bytes(key, kSuffixRuleSeed);
   const std::size_t mask = slots_.size() - 1;
   for (std::size_t i = h & mask;; i = (i + 1) & mask) {
     Slot& s = slots_[i];
@@ -275,7 +273,7 @@ std::uint8_t PublicSuffixList::flags_of(std::string_view key) const noexcept {
   if (key.empty() || key.size() > 0xff || slots_.empty()) {
     return 0;
   }
-  const std::uint64_t h = hash_bytes(key, kRuleSeed);
+  const std::uint64_t h = hash_bytes(key, kSuffixRuleSeed);
   const std::size_t mask = slots_.size() - 1;
   for (std::size_t i = h & mask;; i = (i + 1) & mask) {
     const Slot& s = slots_[i];

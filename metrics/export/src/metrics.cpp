@@ -7,7 +7,6 @@
 #include <deque>
 #include <limits>
 #include <mutex>
-#include <random>
 #include <stdexcept>
 #include <utility>
 
@@ -424,19 +423,19 @@ struct MetricsHub::Impl : prometheus::Collectable {
 MetricsHub::MetricsHub(BuildInfo build, MetricsOptions options, SuffixList suffixes)
     : impl_(std::make_shared<Impl>()) {
   impl_->build = std::move(build);
-  std::random_device rd;
-  const auto draw = [&rd] { return (std::uint64_t{rd()} << 32U) | rd(); };
-  impl_->seed = draw() | 1U;  // never 0, which would ask the matcher for a seed of its own
+  // One per process, so that the workers' sketches merge; never 0, which would ask the matcher
+  // for a seed of its own.
+  impl_->seed = detail::random_seed();
   if (options.analytics.enabled) {
     impl_->suffixes = suffixes
                           ? std::move(suffixes)
                           : detail::PublicSuffixList::load(options.analytics.public_suffix_list);
     if (options.analytics.pseudonymise_key.empty()) {
-      impl_->pseudonym_key = {draw(), draw()};
+      impl_->pseudonym_key = detail::derive_keys<2>(detail::random_seed());
     } else {
       const auto& k = options.analytics.pseudonymise_key;
-      impl_->pseudonym_key = {detail::hash_bytes(k, 0x243f'6a88'85a3'08d3ULL),
-                              detail::hash_bytes(k, 0x1319'8a2e'0370'7344ULL)};
+      impl_->pseudonym_key = {detail::hash_bytes(k, detail::kPseudonymKeySeeds[0]),
+                              detail::hash_bytes(k, detail::kPseudonymKeySeeds[1])};
     }
   }
   impl_->options = std::move(options);
