@@ -185,6 +185,9 @@ class IpReassembler {
   [[nodiscard]] std::span<Range> ranges(std::uint32_t slot) noexcept;
   [[nodiscard]] std::span<std::uint32_t> pages(std::uint32_t slot) noexcept;
   [[nodiscard]] std::byte* page(std::uint32_t index) noexcept;
+  template <class Piece>
+  bool each_page_piece(std::uint32_t slot, std::uint32_t offset, std::span<const std::byte> payload,
+                       Piece piece) noexcept;
   [[nodiscard]] bool same_bytes(std::uint32_t slot, std::uint32_t offset,
                                 std::span<const std::byte> payload) noexcept;
   [[nodiscard]] bool reserve_pages(std::uint32_t slot, std::uint32_t start,
