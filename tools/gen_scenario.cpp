@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   {
-    dnsmon::gen::PcapWriter writer(f, dnsmon::gen::PcapWriter::Precision::nano);
+    dnsmon::gen::PcapWriter writer(f, dnsmon::gen::PcapWriter::Precision::Nano);
     dnsmon::gen::ScenarioFrame frame;
     std::uint64_t written = 0;
     while (scenario.next(frame)) {

@@ -140,6 +140,7 @@ void check_offline_file(int fd, const std::string& path, const std::string& filt
 
 // Why an input could not be opened, with what to do when descriptors ran out.
 CaptureError open_error(const std::string& path, int e) {
+  // NOLINTNEXTLINE(modernize-return-braced-init-list): the inherited constructor is explicit
   return CaptureError("cannot read capture file " + path + ": " + detail::errno_text(e) +
                       (e == EMFILE || e == ENFILE
                            ? " (every input stays open from the start: raise the limit on open "
@@ -325,9 +326,10 @@ std::size_t flow_hash(std::uint16_t link_type, std::span<const std::byte> frame)
   return static_cast<std::size_t>(detail::mix64(x));
 }
 
-PacketSource::PacketSource(std::string name, bool live, const CaptureOptions& options,
-                           std::uint16_t index)
-    : Source(std::move(name), live, index), options_(options), impl_(std::make_unique<Impl>()) {
+PacketSource::PacketSource(std::string name, bool live, CaptureOptions options, std::uint16_t index)
+    : Source(std::move(name), live, index),
+      options_(std::move(options)),
+      impl_(std::make_unique<Impl>()) {
 }
 
 PacketSource::~PacketSource() = default;
@@ -387,6 +389,8 @@ std::vector<sock_filter> fanout_program() {
   constexpr std::uint16_t kLdH = BPF_LD | BPF_H | BPF_ABS;
   constexpr std::uint16_t kLdB = BPF_LD | BPF_B | BPF_ABS;
   constexpr std::uint16_t kLdInd = BPF_LD | BPF_W | BPF_IND;
+  // BPF_W and BPF_IMM are both 0, but an opcode names every one of its fields.
+  // NOLINTNEXTLINE(misc-redundant-expression): see above
   constexpr std::uint16_t kLdX = BPF_LDX | BPF_W | BPF_IMM;
   constexpr std::uint16_t kJeq = BPF_JMP | BPF_JEQ | BPF_K;
   constexpr auto kAnc = [](int field) { return static_cast<std::uint32_t>(SKF_AD_OFF + field); };
@@ -689,7 +693,7 @@ std::string PacketSource::run_with(std::stop_token stop, std::span<FrameRing* co
         error = e.what();
       }
       if (!error.empty()) {
-        error = input.path + ": " + error;
+        error.insert(0, input.path + ": ");
         break;
       }
     }

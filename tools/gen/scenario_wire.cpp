@@ -124,13 +124,13 @@ std::size_t response_frame(const Event& e, const Name& n, std::uint16_t port, st
         d.name(n.target);
         break;
       case kTxt:
-        if (n.kind == Kind::txt_random) {
+        if (n.kind == Kind::TxtRandom) {
           d.u8(64);
           for (int i = 0; i < 64; ++i) {
             d.u8(static_cast<unsigned char>(kBase32[rng.below(32)]));
           }
         } else {
-          const std::string_view text = n.kind == Kind::txt_hash ? "clean" : "v=spf1 -all";
+          const std::string_view text = n.kind == Kind::TxtHash ? "clean" : "v=spf1 -all";
           d.u8(static_cast<unsigned>(text.size()));
           for (const char c : text) {
             d.u8(static_cast<unsigned char>(c));

@@ -152,16 +152,16 @@ std::string PublicSuffixList::read_text(const std::string& text) {
       continue;
     }
     std::string_view rule = line.substr(0, line.find_first_of(kSpace));
-    std::uint8_t flags = kPlain;
+    std::uint8_t flags = Plain;
     if (rule.front() == '!') {
       rule.remove_prefix(1);
-      flags = kException;
+      flags = Exception;
     } else if (rule.front() == '*') {
       if (rule.size() < 2 || rule[1] != '.') {
         continue;
       }
       rule.remove_prefix(2);
-      flags = kWildcard | kPlain;
+      flags = Wildcard | Plain;
     }
     if (rule.empty() || rule.size() > kLongestRule) {
       continue;  // libpsl stores an empty rule, which no lookup can reach
@@ -169,7 +169,7 @@ std::string PublicSuffixList::read_text(const std::string& text) {
     // The domain cache keys its answers by a name's last kMaxRuleLabels + 1 labels: a deeper rule
     // would make them wrong.
     const std::size_t labels = static_cast<std::size_t>(std::count(rule.begin(), rule.end(), '.')) +
-                               ((flags & kWildcard) != 0 ? 2 : 1);
+                               ((flags & Wildcard) != 0 ? 2 : 1);
     if (labels > kMaxRuleLabels) {
       return "the rule \"" + std::string(line.substr(0, line.find_first_of(kSpace))) + "\" has " +
              std::to_string(labels) + " labels; at most " + std::to_string(kMaxRuleLabels) +
@@ -207,10 +207,10 @@ std::string PublicSuffixList::read_text(const std::string& text) {
 
 void PublicSuffixList::add_rule(std::string_view rule, std::uint8_t flags) {
   // A wildcard "*.a.b" has rules below "a.b" itself; every rule has them below its parents.
-  add(rule, static_cast<std::uint8_t>(flags | ((flags & kWildcard) != 0 ? kAbove : 0)));
+  add(rule, static_cast<std::uint8_t>(flags | ((flags & Wildcard) != 0 ? Above : 0)));
   for (std::size_t dot = rule.find('.'); dot != std::string_view::npos;
        dot = rule.find('.', dot + 1)) {
-    add(rule.substr(dot + 1), kAbove);
+    add(rule.substr(dot + 1), Above);
   }
 }
 
@@ -300,13 +300,13 @@ bool PublicSuffixList::is_public_suffix(std::string_view domain) const noexcept 
   }
   const std::uint8_t own = flags_of(domain);
   if ((own & kRule) != 0) {
-    return (own & kException) == 0;
+    return (own & Exception) == 0;
   }
-  return (flags_of(domain.substr(dot + 1)) & kWildcard) != 0;
+  return (flags_of(domain.substr(dot + 1)) & Wildcard) != 0;
 }
 
 bool PublicSuffixList::stable(std::string_view domain) const noexcept {
-  return rules_ != 0 && (flags_of(domain) & kAbove) == 0;
+  return rules_ != 0 && (flags_of(domain) & Above) == 0;
 }
 
 std::size_t PublicSuffixList::registrable_length(std::string_view name,

@@ -413,7 +413,7 @@ struct MetricsHub::Impl : prometheus::Collectable {
     collect_capture(x);
   }
 
-  std::vector<MetricFamily> Collect() const override {
+  [[nodiscard]] std::vector<MetricFamily> Collect() const override {
     detail::Exposition x;
     collect(x);
     return x.take();

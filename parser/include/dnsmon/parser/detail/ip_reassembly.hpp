@@ -120,6 +120,7 @@ class IpReassembler {
   explicit IpReassembler(IpReassemblyOptions options);
   // What the constructor allocates for these options.
   static std::size_t planned_bytes(const IpReassemblyOptions& options) noexcept;
+  ~IpReassembler() = default;
   IpReassembler(const IpReassembler&) = delete;
   IpReassembler& operator=(const IpReassembler&) = delete;
 
