@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages dnsmon needs. Run as root (or through sudo).
 #   tools/setup.sh          build and run dependencies
-#   tools/setup.sh --test   also what the test suite uses (clang, promtool, tcpreplay, ...)
+#   tools/setup.sh --test   also what the test suite uses (clang, clang-tidy, promtool, tcpreplay, ...)
 set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config libpcap-dev libldns-dev libboost-dev libspdlog-dev
   libfmt-dev prometheus-cpp-dev libyaml-cpp-dev libcli11-dev libsystemd-dev libpsl-dev publicsuffix
   catch2 libbenchmark-dev
   curl ca-certificates)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(python3 clang clang-format libclang-rt-14-dev prometheus jq
+  packages+=(python3 clang clang-format clang-tidy libclang-rt-14-dev prometheus jq
     iproute2 tcpreplay systemd)
 elif [[ $# -gt 0 ]]; then
   echo "usage: tools/setup.sh [--test]" >&2
