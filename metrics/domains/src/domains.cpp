@@ -534,6 +534,7 @@ const DomainCache::Entry* DomainCache::find(const Entry* table, std::uint64_t ha
   return nullptr;
 }
 
+// NOLINTNEXTLINE(readability-make-member-function-const): writes into the cache's own table
 void DomainCache::insert(Entry* table, std::uint64_t hash, const Entry& entry) noexcept {
   const std::size_t set = hash & mask_ & ~(kWays - 1);
   for (std::size_t w = 0; w < kWays; ++w) {
