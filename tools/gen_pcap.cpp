@@ -101,6 +101,8 @@
 #include <string_view>
 #include <vector>
 
+#include "dnsmon/common/errno_text.hpp"
+
 #include "gen/bench.hpp"
 #include "gen/flood.hpp"
 #include "gen/generator.hpp"
@@ -276,7 +278,7 @@ int main(int argc, char** argv) {
   std::FILE* file = o.out == "-" ? stdout : std::fopen(o.out.c_str(), "wb");
   if (file == nullptr) {
     std::fprintf(stderr, "gen_pcap: cannot write %s: %s\n", o.out.c_str(),
-                 std::strerror(errno));  // NOLINT(concurrency-mt-unsafe): single-threaded tool
+                 dnsmon::detail::errno_text(errno).c_str());
     return 1;
   }
   std::setvbuf(file, nullptr, _IOFBF, std::size_t{1} << 20U);

@@ -15,6 +15,8 @@
 #include <string>
 #include <string_view>
 
+#include "dnsmon/common/errno_text.hpp"
+
 #include "gen/pcap_writer.hpp"
 #include "gen/scenario.hpp"
 
@@ -35,7 +37,8 @@ constexpr std::string_view kUsage =
 bool write_text(const std::string& path, const std::string& text) {
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (f == nullptr) {
-    std::fprintf(stderr, "gen_scenario: cannot write %s: %s\n", path.c_str(), std::strerror(errno));
+    std::fprintf(stderr, "gen_scenario: cannot write %s: %s\n", path.c_str(),
+                 dnsmon::detail::errno_text(errno).c_str());
     return false;
   }
   std::fwrite(text.data(), 1, text.size(), f);
@@ -96,11 +99,12 @@ int main(int argc, char** argv) {
 
   std::FILE* f = std::fopen(out.c_str(), "wb");
   if (f == nullptr) {
-    std::fprintf(stderr, "gen_scenario: cannot write %s: %s\n", out.c_str(), std::strerror(errno));
+    std::fprintf(stderr, "gen_scenario: cannot write %s: %s\n", out.c_str(),
+                 dnsmon::detail::errno_text(errno).c_str());
     return 1;
   }
   {
-    dnsmon::gen::PcapWriter writer(f, dnsmon::gen::PcapWriter::Precision::nano);
+    dnsmon::gen::PcapWriter writer(f, dnsmon::gen::PcapWriter::Precision::Nano);
     dnsmon::gen::ScenarioFrame frame;
     std::uint64_t written = 0;
     while (scenario.next(frame)) {

@@ -20,6 +20,8 @@
 
 #include "dnsmon/capture/detail/pcap_file.hpp"
 #include "dnsmon/capture/detail/pcap_handle.hpp"
+#include "dnsmon/common/errno_text.hpp"
+#include "dnsmon/common/hash.hpp"
 #include "dnsmon/common/link.hpp"
 
 #include "dispatch.hpp"
@@ -138,7 +140,8 @@ void check_offline_file(int fd, const std::string& path, const std::string& filt
 
 // Why an input could not be opened, with what to do when descriptors ran out.
 CaptureError open_error(const std::string& path, int e) {
-  return CaptureError("cannot read capture file " + path + ": " + std::strerror(e) +
+  // NOLINTNEXTLINE(modernize-return-braced-init-list): the inherited constructor is explicit
+  return CaptureError("cannot read capture file " + path + ": " + detail::errno_text(e) +
                       (e == EMFILE || e == ENFILE
                            ? " (every input stays open from the start: raise the limit on open "
                              "files, ulimit -n, or replay fewer files at once)"
@@ -180,7 +183,7 @@ void check_offline_file(int fd, const std::string& path, const std::string& filt
   }
   apply_filter(p.get(), filter, path);
   if (::lseek(fd, 0, SEEK_SET) != 0) {
-    throw CaptureError("cannot read capture file " + path + ": " + std::strerror(errno));
+    throw CaptureError("cannot read capture file " + path + ": " + detail::errno_text(errno));
   }
 }
 
@@ -288,20 +291,6 @@ std::vector<std::string> fragment_probes_rejected(const std::string& filter) {
   return rejected;
 }
 
-namespace {
-
-// The splitmix64 finaliser.
-std::size_t mix(std::uint64_t x) noexcept {
-  x ^= x >> 30U;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27U;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31U;
-  return static_cast<std::size_t>(x);
-}
-
-}  // namespace
-
 std::size_t flow_hash(std::uint16_t link_type, std::span<const std::byte> frame) noexcept {
   if (link_type == record::kLinkType) {  // a message record: the same hash of its addresses
     record::Header h;
@@ -313,7 +302,7 @@ std::size_t flow_hash(std::uint16_t link_type, std::span<const std::byte> frame)
     for (std::size_t i = 0; i < (h.family == 4 ? 4U : 16U); ++i) {
       x = x * 31 + (h.src[i] ^ h.dst[i]);
     }
-    return mix(x);
+    return static_cast<std::size_t>(detail::mix64(x));
   }
   // The parser's own link-layer walk: the hash reads the IP header that the parser reads.
   const link::Packet packet = link::walk(link_type, frame);
@@ -325,19 +314,22 @@ std::size_t flow_hash(std::uint16_t link_type, std::span<const std::byte> frame)
   if (packet.bytes.size() < addr + 2 * len) {
     return 0;
   }
-  // XOR of the two addresses is the same in both directions; then mix (splitmix64 finaliser).
+  // XOR of the two addresses is the same in both directions; then mix64(). Unkeyed on purpose: a
+  // replay gives every worker the same frames in every run, and live capture's kernel hash is a
+  // fixed one too (fanout_program()).
   std::uint64_t x = 0;
   for (std::size_t i = 0; i < len; ++i) {
     const auto b =
         std::to_integer<std::uint64_t>(packet.bytes[addr + i] ^ packet.bytes[addr + len + i]);
     x = x * 31 + b;
   }
-  return mix(x);
+  return static_cast<std::size_t>(detail::mix64(x));
 }
 
-PacketSource::PacketSource(std::string name, bool live, const CaptureOptions& options,
-                           std::uint16_t index)
-    : Source(std::move(name), live, index), options_(options), impl_(std::make_unique<Impl>()) {
+PacketSource::PacketSource(std::string name, bool live, CaptureOptions options, std::uint16_t index)
+    : Source(std::move(name), live, index),
+      options_(std::move(options)),
+      impl_(std::make_unique<Impl>()) {
 }
 
 PacketSource::~PacketSource() = default;
@@ -397,6 +389,8 @@ std::vector<sock_filter> fanout_program() {
   constexpr std::uint16_t kLdH = BPF_LD | BPF_H | BPF_ABS;
   constexpr std::uint16_t kLdB = BPF_LD | BPF_B | BPF_ABS;
   constexpr std::uint16_t kLdInd = BPF_LD | BPF_W | BPF_IND;
+  // BPF_W and BPF_IMM are both 0, but an opcode names every one of its fields.
+  // NOLINTNEXTLINE(misc-redundant-expression): see above
   constexpr std::uint16_t kLdX = BPF_LDX | BPF_W | BPF_IMM;
   constexpr std::uint16_t kJeq = BPF_JMP | BPF_JEQ | BPF_K;
   constexpr auto kAnc = [](int field) { return static_cast<std::uint32_t>(SKF_AD_OFF + field); };
@@ -455,13 +449,13 @@ std::uint16_t join_fanout(pcap_t* p, std::uint16_t id, const std::string& interf
   }
   if (::setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) != 0) {
     throw CaptureError("cannot capture on " + interface +
-                       " with several workers: PACKET_FANOUT: " + std::strerror(errno));
+                       " with several workers: PACKET_FANOUT: " + detail::errno_text(errno));
   }
   std::uint32_t got = 0;
   socklen_t len = sizeof got;
   if (::getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &got, &len) != 0) {
     throw CaptureError("cannot capture on " + interface +
-                       " with several workers: PACKET_FANOUT: " + std::strerror(errno));
+                       " with several workers: PACKET_FANOUT: " + detail::errno_text(errno));
   }
   auto program = fanout_program();
   sock_fprog fprog{};
@@ -469,7 +463,7 @@ std::uint16_t join_fanout(pcap_t* p, std::uint16_t id, const std::string& interf
   fprog.filter = program.data();
   if (::setsockopt(fd, SOL_PACKET, PACKET_FANOUT_DATA, &fprog, sizeof fprog) != 0) {
     throw CaptureError("cannot capture on " + interface +
-                       " with several workers: PACKET_FANOUT_DATA: " + std::strerror(errno));
+                       " with several workers: PACKET_FANOUT_DATA: " + detail::errno_text(errno));
   }
   const auto joined = static_cast<std::uint16_t>(got & 0xFFFFU);
   if (id != 0 && joined != id) {  // not the group of the first member: it would see every frame
@@ -525,10 +519,10 @@ std::unique_ptr<PacketSource> PacketSource::open_files(const std::vector<std::st
     }
     struct stat st = {};
     if (::stat(path.c_str(), &st) != 0) {
-      throw CaptureError("cannot read capture file " + path + ": " + std::strerror(errno));
+      throw CaptureError("cannot read capture file " + path + ": " + detail::errno_text(errno));
     }
     if (S_ISDIR(st.st_mode)) {
-      throw CaptureError("cannot read capture file " + path + ": " + std::strerror(EISDIR));
+      throw CaptureError("cannot read capture file " + path + ": " + detail::errno_text(EISDIR));
     }
     // Every input is opened once, here, and read from that descriptor by run(): a FIFO or a pipe
     // (`<(...)`, /dev/stdin) loses none of its bytes to a check, and a file replaced after the
@@ -678,7 +672,7 @@ std::string PacketSource::run_with(std::stop_token stop, std::span<FrameRing* co
     } else if (!file.stopped()) {
       std::FILE* f = file.stream();
       if (f == nullptr) {
-        return std::string("cannot read it: ") + std::strerror(errno);
+        return std::string("cannot read it: ") + detail::errno_text(errno);
       }
       std::array<char, PCAP_ERRBUF_SIZE> err{};
       PcapHandle p{
@@ -709,7 +703,7 @@ std::string PacketSource::run_with(std::stop_token stop, std::span<FrameRing* co
         error = e.what();
       }
       if (!error.empty()) {
-        error = input.path + ": " + error;
+        error.insert(0, input.path + ": ");
         break;
       }
     }

@@ -30,15 +30,15 @@ std::unique_ptr<MessageSource> MessageSource::open_memory(std::vector<SourceMess
 }
 
 std::string MessageSource::run(std::stop_token stop, std::span<FrameRing* const> rings) {
-  return run_with(std::move(stop), rings, nullptr);
+  return run_with(stop, rings, nullptr);
 }
 
 std::string MessageSource::run_inline(std::stop_token stop, std::span<FrameRing* const> rings,
                                       const std::function<void()>& consume) {
-  return run_with(std::move(stop), rings, &consume);
+  return run_with(stop, rings, &consume);
 }
 
-std::string MessageSource::run_with(std::stop_token stop, std::span<FrameRing* const> rings,
+std::string MessageSource::run_with(const std::stop_token& stop, std::span<FrameRing* const> rings,
                                     const std::function<void()>* consume) {
   detail::DispatchContext ctx;
   ctx.consume = consume;

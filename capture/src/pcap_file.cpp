@@ -15,6 +15,8 @@
 
 #include <pcap/dlt.h>
 
+#include "dnsmon/common/errno_text.hpp"
+
 namespace dnsmon::detail {
 namespace {
 
@@ -238,7 +240,8 @@ bool ChunkedFile::refill(std::size_t from, std::string& error) {
     } else if (n == 0) {
       eof_ = true;  // the end, or a stop request (stopped())
     } else {
-      error = std::string("error reading dump file: ") + std::strerror(errno);  // libpcap's words
+      error =
+          std::string("error reading dump file: ") + detail::errno_text(errno);  // libpcap's words
       return false;
     }
   }

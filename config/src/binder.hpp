@@ -83,8 +83,8 @@ class FileContext {
     return n.Scalar();
   }
 
-  std::uint64_t integer(const YAML::Node& n, const std::string& path, std::uint64_t lo,
-                        std::uint64_t hi) const {
+  [[nodiscard]] std::uint64_t integer(const YAML::Node& n, const std::string& path,
+                                      std::uint64_t lo, std::uint64_t hi) const {
     const std::string range = "an integer from " + std::to_string(lo) + " to " + std::to_string(hi);
     const std::string s = scalar(n, path, range.c_str());
     std::uint64_t v = 0;
@@ -99,9 +99,10 @@ class FileContext {
   }
 
   // A decimal number ("0.95", "3", "1e-3"), finite, from lo to hi.
-  double real(const YAML::Node& n, const std::string& path, double lo, double hi) const;
+  [[nodiscard]] double real(const YAML::Node& n, const std::string& path, double lo,
+                            double hi) const;
 
-  bool boolean(const YAML::Node& n, const std::string& path) const {
+  [[nodiscard]] bool boolean(const YAML::Node& n, const std::string& path) const {
     const std::string s = scalar(n, path, "true or false");
     if (s == "true") {
       return true;
@@ -112,12 +113,12 @@ class FileContext {
     fail(n.Mark(), path, "expected true or false, got \"" + s + "\"");
   }
 
-  std::string string(const YAML::Node& n, const std::string& path) const {
+  [[nodiscard]] std::string string(const YAML::Node& n, const std::string& path) const {
     return scalar(n, path, "a string");
   }
 
-  std::vector<std::string> string_list(const YAML::Node& n, const std::string& path,
-                                       std::size_t max) const {
+  [[nodiscard]] std::vector<std::string> string_list(const YAML::Node& n, const std::string& path,
+                                                     std::size_t max) const {
     if (!n.IsSequence()) {
       fail(n.Mark(), path, "expected a list of strings");
     }
@@ -191,6 +192,7 @@ Value load_value(const T& field, std::uint64_t scale) {
     return static_cast<std::uint64_t>(field) / scale;
   } else {
     std::vector<std::uint64_t> out;
+    out.reserve(field.size());
     for (const auto x : field) {
       out.push_back(static_cast<std::uint64_t>(x) / scale);
     }

@@ -754,7 +754,12 @@ std::string default_config_yaml() {
     const std::string indent(2 * depth, ' ');
     const std::string name(name_of(k.path));
     if (k.section) {
-      out += (depth == 0 ? "\n" : "") + indent + name + ":\n";
+      if (depth == 0) {
+        out += '\n';
+      }
+      out += indent;
+      out += name;
+      out += ":\n";
       continue;
     }
     out += indent + "# " + k.help + (k.range.empty() ? "" : ". " + k.range) + ".\n";

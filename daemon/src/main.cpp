@@ -28,6 +28,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "dnsmon/capture.hpp"
+#include "dnsmon/common/errno_text.hpp"
 #include "dnsmon/config.hpp"
 #include "dnsmon/detect/engine.hpp"
 #include "dnsmon/metrics.hpp"
@@ -71,7 +72,7 @@ OutputFile open_output(const std::string& path, const char* what) {
   std::FILE* f = std::fopen(path.c_str(), "w");
   if (f == nullptr) {
     throw std::runtime_error(std::string("cannot write ") + what + " to " + path + ": " +
-                             std::strerror(errno));
+                             detail::errno_text(errno));
   }
   return OutputFile(f);
 }
@@ -268,7 +269,8 @@ class Daemon {
         "messages: cannot write to {}: {}; the message log ends here, later lines are counted in "
         "dnsmon_output_lost_lines_total{{output=\"messages\"}}, and the exit status will be 1",
         messages_name(),
-        e == ETIMEDOUT ? "its reader stopped reading and dnsmon is stopping" : std::strerror(e));
+        e == ETIMEDOUT ? "its reader stopped reading and dnsmon is stopping"
+                       : detail::errno_text(e));
     exit_code_ = kExitFailure;
   }
 
@@ -284,7 +286,7 @@ class Daemon {
       spdlog::info("messages: {} line(s) not written to {}", writer->lost_lines(), messages_name());
     }
     if (messages.get() != stdout && std::fclose(messages.release()) != 0 && writer->error() == 0) {
-      spdlog::error("messages: cannot write to {}: {}", messages_name(), std::strerror(errno));
+      spdlog::error("messages: cannot write to {}: {}", messages_name(), detail::errno_text(errno));
       exit_code_ = kExitFailure;
     }
   }
@@ -303,7 +305,7 @@ class Daemon {
       }
       if (!ok) {
         spdlog::error("cannot write metrics to {}: {}", path == "-" ? "standard output" : path,
-                      std::strerror(e));
+                      detail::errno_text(e));
         exit_code_ = kExitFailure;
       }
     } catch (const std::runtime_error& e) {

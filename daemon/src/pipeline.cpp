@@ -29,7 +29,7 @@ std::size_t mib(std::size_t bytes) {
 
 }  // namespace
 
-Pipeline::Pipeline(const Config& config, MetricsHub& hub, int messages_fd) : config_(config) {
+Pipeline::Pipeline(Config config, MetricsHub& hub, int messages_fd) : config_(std::move(config)) {
   if (messages_fd >= 0) {
     messages_ = std::make_unique<MessageWriter>(messages_fd);
   }
@@ -195,7 +195,7 @@ Pipeline::~Pipeline() {
   workers_.clear();
 }
 
-void Pipeline::start(SourceEnd on_source_end) {
+void Pipeline::start(const SourceEnd& on_source_end) {
   for (std::size_t i = 0; i < workers_count_; ++i) {
     worker_objects_.push_back(
         std::make_unique<Worker>(worker_rings_[i], *parsers_[i], *counters_[i], messages_.get(),
@@ -207,7 +207,7 @@ void Pipeline::start(SourceEnd on_source_end) {
     captures_.emplace_back([this, on_source_end](std::stop_token st) {
       Worker& worker = *worker_objects_[0];
       const std::function<void()> consume = [&worker] { worker.drain(); };
-      const std::string error = sources_[0]->run_inline(st, source_rings_[0], consume);
+      const std::string error = sources_[0]->run_inline(std::move(st), source_rings_[0], consume);
       worker.drain();
       worker.counters().finish();
       on_source_end(0, error);
@@ -218,7 +218,7 @@ void Pipeline::start(SourceEnd on_source_end) {
     workers_.emplace_back([this, i] { worker_loop(i); });
   }
   for (std::size_t i = 0; i < sources_.size(); ++i) {
-    captures_.emplace_back([this, i, on_source_end](std::stop_token st) {
+    captures_.emplace_back([this, i, on_source_end](const std::stop_token& st) {
       const std::string error = sources_[i]->run(st, source_rings_[i]);
       on_source_end(i, error);
     });

@@ -56,7 +56,7 @@ class Pipeline {
   void attach_detection(detect::Engine& engine) noexcept { detection_ = &engine; }
 
   // Starts the workers, then the capture threads.
-  void start(SourceEnd on_source_end);
+  void start(const SourceEnd& on_source_end);
 
   // Asks every capture thread to stop; they end soon (live reads time out after 50 ms).
   void stop_capture();
@@ -78,7 +78,7 @@ class Pipeline {
   [[nodiscard]] const MessageWriter* messages() const noexcept { return messages_.get(); }
 
  private:
-  Pipeline(const Config& config, MetricsHub& hub, int messages_fd);
+  Pipeline(Config config, MetricsHub& hub, int messages_fd);
   void add_workers(MetricsHub& hub);
   // Allocates the rings of the sources opened so far and tells the hub how to read them.
   void add_rings(MetricsHub& hub);

@@ -4,7 +4,6 @@
 #include <bit>
 #include <cassert>
 #include <cstring>
-#include <random>
 #include <stdexcept>
 #include <string>
 
@@ -63,12 +62,7 @@ IpReassembler::IpReassembler(IpReassemblyOptions options) : options_(options) {
           "memory_budget_bytes must hold between 1 and 2^32 - 2 pages of 512 bytes");
   require(options_.timeout_ns > 0, "timeout_ns must be positive");
 
-  std::uint64_t seed = options_.hash_seed;
-  if (seed == 0) {
-    std::random_device rd;
-    seed = (std::uint64_t{rd()} << 32U) ^ rd();
-  }
-  sip_key_ = {splitmix64(seed), splitmix64(seed)};
+  sip_key_ = derive_keys<2>(seed_or_random(options_.hash_seed));
 
   pages_per_slot_ = (options_.max_datagram_bytes + kPageBytes - 1) / kPageBytes;
   const std::size_t page_count = options_.memory_budget_bytes / kPageBytes;
@@ -238,16 +232,19 @@ std::byte* IpReassembler::page(std::uint32_t index) noexcept {
   return pool_.get() + std::size_t{index} * kPageBytes;
 }
 
-bool IpReassembler::same_bytes(std::uint32_t slot, std::uint32_t offset,
-                               std::span<const std::byte> payload) noexcept {
+// Calls piece(page bytes, payload bytes, n) for each run of payload that lies in one page, in
+// order, until piece returns false; returns whether every call returned true.
+template <class Piece>
+bool IpReassembler::each_page_piece(std::uint32_t slot, std::uint32_t offset,
+                                    std::span<const std::byte> payload, Piece piece) noexcept {
   const auto map = pages(slot);
   std::size_t done = 0;
   while (done < payload.size()) {
     const std::size_t at = offset + done;
     const std::size_t in_page = at % kPageBytes;
     const std::size_t n = std::min(kPageBytes - in_page, payload.size() - done);
-    assert(map[at / kPageBytes] != kNone && "a held range has its pages");
-    if (std::memcmp(page(map[at / kPageBytes]) + in_page, payload.data() + done, n) != 0) {
+    assert(map[at / kPageBytes] != kNone && "a held range has its pages (reserve_pages() ran)");
+    if (!piece(page(map[at / kPageBytes]) + in_page, payload.data() + done, n)) {
       return false;
     }
     done += n;
@@ -255,18 +252,20 @@ bool IpReassembler::same_bytes(std::uint32_t slot, std::uint32_t offset,
   return true;
 }
 
+bool IpReassembler::same_bytes(std::uint32_t slot, std::uint32_t offset,
+                               std::span<const std::byte> payload) noexcept {
+  return each_page_piece(slot, offset, payload,
+                         [](const std::byte* held, const std::byte* in, std::size_t n) {
+                           return std::memcmp(held, in, n) == 0;
+                         });
+}
+
 void IpReassembler::store(std::uint32_t slot, std::uint32_t offset,
                           std::span<const std::byte> payload) noexcept {
-  const auto map = pages(slot);
-  std::size_t done = 0;
-  while (done < payload.size()) {
-    const std::size_t at = offset + done;
-    const std::size_t in_page = at % kPageBytes;
-    const std::size_t n = std::min(kPageBytes - in_page, payload.size() - done);
-    assert(map[at / kPageBytes] != kNone && "reserve_pages() ran first");
-    std::memcpy(page(map[at / kPageBytes]) + in_page, payload.data() + done, n);
-    done += n;
-  }
+  each_page_piece(slot, offset, payload, [](std::byte* held, const std::byte* in, std::size_t n) {
+    std::memcpy(held, in, n);
+    return true;
+  });
 }
 
 bool IpReassembler::reserve_pages(std::uint32_t slot, std::uint32_t start,

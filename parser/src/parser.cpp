@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <stdbool.h>  // before ldns, whose common.h otherwise defines true and false as ints
+// Before ldns, whose common.h otherwise defines true and false as ints.
+#include <stdbool.h>  // NOLINT(modernize-deprecated-headers): see above
 
 #include <ldns/ldns.h>
 
@@ -276,14 +277,6 @@ ParseStatus add_fragment(detail::IpReassembler& ip, std::span<const std::byte> s
 
 }  // namespace
 
-const std::array<std::string_view, ReassemblyStats::kIpEvents> ReassemblyStats::kIpEventNames{
-    "fragment",  "reassembled",        "timed_out", "evicted",   "over_budget",
-    "too_large", "too_many_fragments", "overlap",   "duplicate", "invalid"};
-
-const std::array<std::string_view, ReassemblyStats::kTcpEvents> ReassemblyStats::kTcpEventNames{
-    "segment",       "message",   "out_of_order", "duplicate", "gap",       "resync",
-    "bytes_skipped", "midstream", "evicted",      "timed_out", "oversized", "closed"};
-
 std::string_view parse_status_name(ParseStatus status) noexcept {
   switch (status) {
     case ParseStatus::Ok:
@@ -392,7 +385,7 @@ std::string_view IpAddr::format(std::span<char> out) const noexcept {
 struct Parser::Context {
   MessageSink& sink;
   DnsMessage& msg;
-  std::int64_t ts_ns;
+  std::int64_t ts_ns = 0;
   int depth = 0;           // tunnels entered so far
   unsigned delivered = 0;  // messages handed to the sink
   unsigned malformed = 0;  // messages that failed to decode
@@ -412,7 +405,7 @@ std::unique_ptr<Table> make_table(const char* name, const Options& options) {
 
 }  // namespace
 
-Parser::Parser(ParserOptions options)
+Parser::Parser(const ParserOptions& options)
     : ip_(make_table<detail::IpReassembler>(
           "ip_fragments",
           detail::IpReassemblyOptions{.max_datagrams = options.fragment_datagrams,
@@ -573,7 +566,7 @@ ParseStatus Parser::parse_ip(Context& ctx, std::span<const std::byte> packet,
     if (r.failed()) {
       return ParseStatus::Truncated;
     }
-    const std::size_t ihl = (vihl & 0x0FU) * 4U;
+    const std::size_t ihl = std::size_t{vihl & 0x0FU} * 4U;
     if ((vihl >> 4U) != 4 || ihl < 20) {
       return ParseStatus::BadIpHeader;
     }
@@ -818,7 +811,7 @@ ParseStatus Parser::parse_udp(Context& ctx, std::span<const std::byte> payload,
     g.skip(1);
     const std::uint16_t protocol = g.u16();
     g.skip(4);
-    g.skip((ver_opt & 0x3FU) * 4U);
+    g.skip(std::size_t{ver_opt & 0x3FU} * 4U);
     if (g.failed()) {
       return ParseStatus::Truncated;
     }
@@ -865,7 +858,7 @@ ParseStatus Parser::parse_tcp(Context& ctx, std::span<const std::byte> payload) 
   } else {
     return ParseStatus::NotDns;
   }
-  const std::size_t header = (offset >> 4U) * 4U;
+  const std::size_t header = static_cast<std::size_t>(offset >> 4U) * 4U;
   if (header < 20) {
     return ParseStatus::Malformed;
   }

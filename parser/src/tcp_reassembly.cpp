@@ -4,11 +4,11 @@
 #include <bit>
 #include <cassert>
 #include <cstring>
-#include <random>
 #include <stdexcept>
 #include <string>
 
 #include "dnsmon/common/bytes.hpp"
+#include "dnsmon/common/hash.hpp"
 
 #include "wire_reader.hpp"
 
@@ -103,21 +103,6 @@ std::int64_t elapsed(std::int64_t now, std::int64_t then) noexcept {
                                    static_cast<std::uint64_t>(then));
 }
 
-std::uint64_t mix(std::uint64_t x) noexcept {  // MurmurHash3 fmix64: a bijection that avalanches
-  x ^= x >> 33U;
-  x *= 0xff51'afd7'ed55'8ccdULL;
-  x ^= x >> 33U;
-  x *= 0xc4ce'b9fe'1a85'ec53ULL;
-  x ^= x >> 33U;
-  return x;
-}
-
-std::uint64_t load_word(const std::uint8_t* p) noexcept {
-  std::uint64_t w = 0;
-  std::memcpy(&w, p, sizeof w);
-  return w;
-}
-
 }  // namespace
 
 struct TcpReassembler::Flow {
@@ -178,15 +163,7 @@ TcpReassembler::TcpReassembler(TcpReassemblyOptions options) : options_(options)
   pool_chunks_ = static_cast<std::uint32_t>(chunks);
   free_chunk_ = kNoIndex;
 
-  std::uint64_t seed = options_.hash_seed;
-  if (seed == 0) {
-    std::random_device rd;
-    seed = (std::uint64_t{rd()} << 32U) ^ rd();
-  }
-  for (auto& key : hash_keys_) {
-    seed += 0x9e37'79b9'7f4a'7c15ULL;  // splitmix64 steps: unrelated keys from one seed
-    key = mix(seed);
-  }
+  hash_keys_ = derive_keys<5>(seed_or_random(options_.hash_seed));
 
   const auto buckets = std::bit_ceil(options_.max_flows * 2);  // chains average under one flow
   bucket_mask_ = static_cast<std::uint32_t>(buckets - 1);
@@ -225,10 +202,11 @@ std::uint64_t TcpReassembler::hash_key(const TcpFlowKey& key) const noexcept {
   // words are mixed independently (in parallel on the CPU), then once more together.
   const std::uint64_t ports =
       key.sport | (std::uint64_t{key.dport} << 16U) | (std::uint64_t{key.family} << 32U);
-  return mix(mix(load_word(key.src.data()) ^ hash_keys_[0]) +
-             mix(load_word(key.src.data() + 8) ^ hash_keys_[1]) +
-             mix(load_word(key.dst.data()) ^ hash_keys_[2]) +
-             mix(load_word(key.dst.data() + 8) ^ hash_keys_[3]) + mix(ports ^ hash_keys_[4]));
+  return mix64(mix64(bytes::load_host64(key.src.data()) ^ hash_keys_[0]) +
+               mix64(bytes::load_host64(key.src.data() + 8) ^ hash_keys_[1]) +
+               mix64(bytes::load_host64(key.dst.data()) ^ hash_keys_[2]) +
+               mix64(bytes::load_host64(key.dst.data() + 8) ^ hash_keys_[3]) +
+               mix64(ports ^ hash_keys_[4]));
 }
 
 std::uint32_t TcpReassembler::find(const TcpFlowKey& key, std::uint64_t hash) const noexcept {

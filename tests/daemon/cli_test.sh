@@ -11,59 +11,14 @@ set -euo pipefail
 : "${GEN_PCAP:?set GEN_PCAP to the gen_pcap tool}"
 : "${DNSMON_SOURCE_DIR:?set DNSMON_SOURCE_DIR to the repository root}"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/dnsmon-cli-test.XXXXXX")
+# shellcheck source=lib/checks.sh
+source "$(dirname "$0")/lib/checks.sh"
+checks_setup cli
 listener_pid=""
 cleanup() {
   if [[ -n $listener_pid ]]; then
     kill "$listener_pid" 2>/dev/null || true
     wait "$listener_pid" 2>/dev/null || true
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-failures=0
-checks=0
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
-
-# run ARGS...: runs dnsmon (at most 30 s), leaving its exit code in $rc and output in $out/$err.
-rc=0
-out=""
-err=""
-run() {
-  rc=0
-  timeout 30 "$DNSMON" "$@" >"$tmp/stdout" 2>"$tmp/stderr" || rc=$?
-  out=$(<"$tmp/stdout")
-  err=$(<"$tmp/stderr")
-}
-
-# expect NAME CODE [stdout|stderr TEXT]...: the last run exited CODE and each stream holds TEXT.
-expect() {
-  local name=$1 code=$2
-  shift 2
-  checks=$((checks + 1))
-  local ok=1
-  if [[ $rc != "$code" ]]; then
-    fail "$name: exit code $rc, expected $code"
-    ok=0
-  fi
-  while (($# >= 2)); do
-    local stream=$1 text=$2
-    shift 2
-    local content=$out
-    [[ $stream == stderr ]] && content=$err
-    if [[ $content != *"$text"* ]]; then
-      fail "$name: $stream does not contain: $text"
-      ok=0
-    fi
-  done
-  if ((ok)); then
-    echo "ok: $name"
-  else
-    printf -- '--- stdout:\n%s\n--- stderr:\n%s\n---\n' "$out" "$err"
   fi
 }
 
@@ -267,5 +222,4 @@ run -r "$capture" --listen "192.0.2.1:9917"
 expect "--listen on an address that is not local exits 1 with a clear message" 1 \
   stderr "cannot serve metrics on 192.0.2.1:9917: Cannot assign requested address"
 
-echo "$checks checks, $failures failed"
-((failures == 0))
+finish

@@ -13,42 +13,37 @@ if ! ip -6 addr show dev lo 2>/dev/null | grep -q 'inet6 ::1/128'; then
   echo "SKIP: the loopback interface has no ::1 here" >&2
   exit 77
 fi
-work=$(mktemp -d)
+# shellcheck source=lib/checks.sh
+source "$(dirname "$0")/lib/checks.sh"
+checks_setup http-ipv6
 pid=""
 cleanup() {
   if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-failures=0
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$((failures + 1))
 }
 
-"$DNSMON" --listen '[::1]:0' 2>"$work/log" &
+"$DNSMON" --listen '[::1]:0' 2>"$tmp/log" &
 pid=$!
 url=""
 for _ in $(seq 100); do
-  url=$(grep -o 'http://[^ ]*/metrics' "$work/log" | head -1 || true)
-  if [[ -n $url ]] && grep -q "demo replay finished" "$work/log"; then break; fi
+  url=$(grep -o 'http://[^ ]*/metrics' "$tmp/log" | head -1 || true)
+  if [[ -n $url ]] && grep -q "demo replay finished" "$tmp/log"; then break; fi
   sleep 0.1
 done
-cat "$work/log"
+cat "$tmp/log"
 [[ $url =~ ^http://\[::1\]:([0-9]+)/metrics$ ]] || { fail "no http://[::1]:PORT/metrics in the log"; exit 1; }
 port=${BASH_REMATCH[1]}
 base="http://[::1]:$port"
 
 # curl -g: the brackets are an IPv6 literal, not a glob.
-curl -gfsS -D "$work/headers" "$base/metrics" >"$work/metrics" || fail "GET $base/metrics failed"
-grep -qi '^Content-Type: text/plain; version=0.0.4; charset=utf-8' "$work/headers" ||
+curl -gfsS -D "$tmp/headers" "$base/metrics" >"$tmp/metrics" || fail "GET $base/metrics failed"
+grep -qi '^Content-Type: text/plain; version=0.0.4; charset=utf-8' "$tmp/headers" ||
   fail "GET /metrics: no Prometheus text content type"
-grep -q '^dnsmon_build_info{' "$work/metrics" || fail "GET /metrics: no dnsmon_build_info"
-queries=$(awk '/^dnsmon_queries_total/ {s += $2} END {print s + 0}' "$work/metrics")
+grep -q '^dnsmon_build_info{' "$tmp/metrics" || fail "GET /metrics: no dnsmon_build_info"
+queries=$(awk '/^dnsmon_queries_total/ {s += $2} END {print s + 0}' "$tmp/metrics")
 [[ $queries -gt 0 ]] || fail "GET /metrics: no queries counted"
-grep -q '^dnsmon_http_connections_total{result="answered"} ' "$work/metrics" ||
+grep -q '^dnsmon_http_connections_total{result="answered"} ' "$tmp/metrics" ||
   fail "GET /metrics: no dnsmon_http_connections_total"
-echo "ok: GET $base/metrics: $(wc -c <"$work/metrics") bytes, $queries queries"
+echo "ok: GET $base/metrics: $(wc -c <"$tmp/metrics") bytes, $queries queries"
 
 # Bound to ::1 only: nothing answers on 127.0.0.1 at that port.
 if curl -gfsS -m 2 "http://127.0.0.1:$port/metrics" >/dev/null 2>&1; then
@@ -56,26 +51,26 @@ if curl -gfsS -m 2 "http://127.0.0.1:$port/metrics" >/dev/null 2>&1; then
 fi
 
 code() {  # code CURL-ARGS...: the HTTP status curl got
-  curl -gsS -o "$work/body" -D "$work/headers" -w '%{http_code}' "$@" || true
+  curl -gsS -o "$tmp/body" -D "$tmp/headers" -w '%{http_code}' "$@" || true
 }
 before=$failures
-[[ $(code "$base/metrics?name[]=x&y=1") == 200 ]] && grep -q '^dnsmon_build_info{' "$work/body" ||
+[[ $(code "$base/metrics?name[]=x&y=1") == 200 ]] && grep -q '^dnsmon_build_info{' "$tmp/body" ||
   fail "GET /metrics?query: not the exposition"
 # HEAD on a raw connection: the head ends the response (curl -I would not read a body).
 exec 3<>"/dev/tcp/::1/$port"
 printf 'HEAD /metrics HTTP/1.1\r\nHost: [::1]\r\n\r\n' >&3
-timeout 5 cat <&3 >"$work/head" || true
+timeout 5 cat <&3 >"$tmp/head" || true
 exec 3<&-
-head -1 "$work/head" | grep -q '^HTTP/1.1 200 OK' || fail "HEAD /metrics: not 200"
-length=$(tr -d '\r' <"$work/head" | awk -F': ' 'tolower($1) == "content-length" {print $2}')
+head -1 "$tmp/head" | grep -q '^HTTP/1.1 200 OK' || fail "HEAD /metrics: not 200"
+length=$(tr -d '\r' <"$tmp/head" | awk -F': ' 'tolower($1) == "content-length" {print $2}')
 [[ $length -gt 1000 ]] || fail "HEAD /metrics: Content-Length is '$length'"
-[[ $(tail -c 4 "$work/head" | od -An -c | tr -d ' ') == '\r\n\r\n' ]] ||
+[[ $(tail -c 4 "$tmp/head" | od -An -c | tr -d ' ') == '\r\n\r\n' ]] ||
   fail "HEAD /metrics: a body came back"
-[[ $(code "$base/") == 200 ]] && grep -q 'href="/metrics"' "$work/body" ||
+[[ $(code "$base/") == 200 ]] && grep -q 'href="/metrics"' "$tmp/body" ||
   fail "GET /: no link to /metrics"
 [[ $(code "$base/nothing") == 404 ]] || fail "GET /nothing: not 404"
 [[ $(code "$base/metrics/") == 404 ]] || fail "GET /metrics/: not 404"
-[[ $(code -X POST -d x=1 "$base/metrics") == 405 ]] && grep -qi '^Allow: GET, HEAD' "$work/headers" ||
+[[ $(code -X POST -d x=1 "$base/metrics") == 405 ]] && grep -qi '^Allow: GET, HEAD' "$tmp/headers" ||
   fail "POST /metrics: not 405 with Allow: GET, HEAD"
 [[ $(code --http1.0 "$base/metrics") == 200 ]] || fail "HTTP/1.0 GET /metrics: not 200"
 [[ $(code -H "X-Big: $(head -c 9000 /dev/zero | tr '\0' a)" "$base/metrics") == 431 ]] ||

@@ -22,24 +22,24 @@ if (($(ulimit -n) < 1024)); then
   echo "SKIP: the open-file limit is $(ulimit -n), below the 1024 this test needs" >&2
   exit 77
 fi
-work=$(mktemp -d)
+# shellcheck source=lib/checks.sh
+source "$(dirname "$0")/lib/checks.sh"
+checks_setup http-slow-clients
 pid=""
 cleanup() {
   if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
-  rm -rf "$work"
 }
-trap cleanup EXIT
 
 # The embedded demo replays and then keeps serving until SIGTERM.
-"$DNSMON" --listen 127.0.0.1:0 2>"$work/log" &
+"$DNSMON" --listen 127.0.0.1:0 2>"$tmp/log" &
 pid=$!
 url=""
 for _ in $(seq 100); do
-  url=$(grep -o 'http://[^ ]*/metrics' "$work/log" | head -1 || true)
+  url=$(grep -o 'http://[^ ]*/metrics' "$tmp/log" | head -1 || true)
   [[ -n $url ]] && break
   sleep 0.1
 done
-[[ -n $url ]] || { cat "$work/log"; echo "FAIL: dnsmon did not say where it serves" >&2; exit 1; }
+[[ -n $url ]] || { cat "$tmp/log"; echo "FAIL: dnsmon did not say where it serves" >&2; exit 1; }
 port=${url##*:}
 port=${port%%/*}
 
@@ -55,7 +55,7 @@ fi
 exit_code=0
 wait "$pid" || exit_code=$?
 pid=""
-tail -5 "$work/log"
+tail -5 "$tmp/log"
 if ((exit_code != 0)); then
   echo "FAIL: dnsmon exited $exit_code after SIGTERM" >&2
   rc=1

@@ -16,7 +16,9 @@ set -uo pipefail
 : "${DNSMON:?set DNSMON to the dnsmon binary}"
 : "${GEN_PCAP:?set GEN_PCAP to the gen_pcap tool}"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/dnsmon-inputs-test.XXXXXX")
+# shellcheck source=lib/checks.sh
+source "$(dirname "$0")/lib/checks.sh"
+checks_setup inputs
 netns=""
 cleanup() {
   # Background writers are started with a bounded lifetime; end any still running.
@@ -29,18 +31,6 @@ cleanup() {
   if [[ -n $netns ]]; then
     ip netns del "$netns" 2>/dev/null || true
   fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-failures=0
-checks=0
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
-ok() {
-  echo "ok: $*"
 }
 
 # frames LOG: the frame count of dnsmon's final log line.
@@ -249,5 +239,4 @@ else
     fail "-i any: no dnsmon_capture_up{source=\"any\"} in the final metrics"
 fi
 
-echo "$checks checks, $failures failed"
-((failures == 0))
+finish

@@ -19,45 +19,13 @@ set -uo pipefail
 : "${DNSMON:?set DNSMON to the dnsmon binary}"
 : "${GEN_PCAP:?set GEN_PCAP to the gen_pcap tool}"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/dnsmon-outputs-test.XXXXXX")
+# shellcheck source=lib/checks.sh
+source "$(dirname "$0")/lib/checks.sh"
+checks_setup outputs
 mounted=""
 cleanup() {
   if [[ -n $mounted ]]; then
     umount "$mounted" 2>/dev/null || true
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-failures=0
-checks=0
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
-
-rc=0
-err=""
-# expect NAME CODE [TEXT]...: the last run exited CODE and its stderr ($err) holds each TEXT.
-expect() {
-  local name=$1 code=$2
-  shift 2
-  checks=$((checks + 1))
-  local good=1
-  if [[ $rc != "$code" ]]; then
-    fail "$name: exit code $rc, expected $code"
-    good=0
-  fi
-  for text in "$@"; do
-    if [[ $err != *"$text"* ]]; then
-      fail "$name: stderr does not contain: $text"
-      good=0
-    fi
-  done
-  if ((good)); then
-    echo "ok: $name"
-  else
-    printf -- '--- stderr:\n%s\n---\n' "$err"
   fi
 }
 
@@ -79,12 +47,9 @@ if ! "$GEN_PCAP" --out "$capture" --packets 2000 >"$tmp/gen.log" 2>&1; then
 fi
 
 # --- a full device -----------------------------------------------------------------------------
-rc=0
-timeout 30 "$DNSMON" -r "$capture" --messages-out /dev/full --metrics-out "$tmp/m1" \
-  2>"$tmp/err" || rc=$?
-err=$(<"$tmp/err")
+run -r "$capture" --messages-out /dev/full --metrics-out "$tmp/m1"
 expect "--messages-out /dev/full exits 1 and says why" 1 \
-  "messages: cannot write to /dev/full: No space left on device"
+  stderr "messages: cannot write to /dev/full: No space left on device"
 [[ $(error_lines) == 1 ]] || fail "--messages-out /dev/full: $(error_lines) error lines, expected 1"
 lost=$(lost_lines "$tmp/m1")
 [[ ${lost:-0} -gt 0 ]] || fail "--messages-out /dev/full: the metrics count ${lost:-no} lost lines"
@@ -98,7 +63,7 @@ if [[ $(id -u) == 0 ]] && mkdir -p "$tmp/small" &&
     --metrics-out "$tmp/m2" 2>"$tmp/err" || rc=$?
   err=$(<"$tmp/err")
   expect "--messages-out to a full tmpfs exits 1 and says why" 1 \
-    "messages: cannot write to $tmp/small/messages.jsonl: No space left on device"
+    stderr "messages: cannot write to $tmp/small/messages.jsonl: No space left on device"
   [[ $(error_lines) == 1 ]] || fail "a full tmpfs: $(error_lines) error lines, expected 1"
   written=$(wc -l <"$tmp/small/messages.jsonl")
   lost=$(lost_lines "$tmp/m2")
@@ -122,13 +87,13 @@ rc=0
 timeout 30 "$DNSMON" -r "$capture" --messages-out - >&- 2>"$tmp/err" || rc=$?
 err=$(<"$tmp/err")
 expect "--messages-out - with standard output closed exits 1" 1 \
-  "cannot write messages to standard output: it is closed"
+  stderr "cannot write messages to standard output: it is closed"
 
 rc=0
 timeout 30 "$DNSMON" -r "$capture" --metrics-out - >&- 2>"$tmp/err" || rc=$?
 err=$(<"$tmp/err")
 expect "--metrics-out - with standard output closed exits 1 before the replay" 1 \
-  "cannot write metrics to standard output: it is closed"
+  stderr "cannot write metrics to standard output: it is closed"
 [[ $err != *"frames captured"* ]] || fail "--metrics-out - to a closed stdout: the replay ran"
 
 # --- a reader that goes away ------------------------------------------------------------------
@@ -140,7 +105,7 @@ timeout 30 "$DNSMON" -r "$big" --messages-out - --metrics-out "$tmp/m3" 2>"$tmp/
 rc=${PIPESTATUS[0]}
 err=$(<"$tmp/err")
 expect "--messages-out - | head -n 1 exits 0 and says the log ended" 0 \
-  "messages: the reader of standard output went away (broken pipe)"
+  stderr "messages: the reader of standard output went away (broken pipe)"
 [[ $(error_lines) == 0 ]] || fail "| head -n 1: $(error_lines) error lines, expected none"
 [[ $(grep -c 'went away' <<<"$err") == 1 ]] || fail "| head -n 1: not exactly one warning"
 grep -q '^{"ts":' "$tmp/first" || fail "| head -n 1: the first line is not a message"
@@ -182,7 +147,7 @@ kill "$reader" 2>/dev/null
 wait "$reader" 2>/dev/null
 err=$(<"$tmp/err")
 expect "--messages-out - to a reader that stopped reading: SIGTERM ends the run, exit 1" 1 \
-  "its reader stopped reading"
+  stderr "its reader stopped reading"
 [[ $(error_lines) == 1 ]] || fail "stalled reader: $(error_lines) error lines, expected one"
 lost=$(lost_lines "$tmp/m4")
 [[ -n $lost && $lost -gt 0 ]] || fail "stalled reader: --metrics-out missing or no lost lines counted"
@@ -193,27 +158,19 @@ timeout 30 "$DNSMON" -r "$capture" --metrics-out - --messages-out - >"$tmp/out" 
   rc=$?
 err=$(<"$tmp/err")
 expect "--metrics-out - with --messages-out - is a usage error" 2 \
-  "--metrics-out - and --messages-out - would mix on standard output"
+  stderr "--metrics-out - and --messages-out - would mix on standard output"
 [[ ! -s $tmp/out ]] || fail "the refused run wrote to standard output"
 
 for speed in 1e-300 nan inf -1 0.0001 1e7; do
-  rc=0
-  timeout 30 "$DNSMON" -r "$capture" --replay-speed "$speed" 2>"$tmp/err" >/dev/null || rc=$?
-  err=$(<"$tmp/err")
-  expect "--replay-speed $speed is a usage error" 2 "--replay-speed" "Run with --help for usage."
+  run -r "$capture" --replay-speed "$speed"
+  expect "--replay-speed $speed is a usage error" 2 stderr "--replay-speed" \
+    stderr "Run with --help for usage."
 done
-rc=0
-timeout 30 "$DNSMON" -r "$capture" --replay-speed 1000000 2>"$tmp/err" >/dev/null || rc=$?
-err=$(<"$tmp/err")
-expect "--replay-speed 1000000 replays" 0 "2000 frames captured"
-rc=0
-help=$(timeout 30 "$DNSMON" --help 2>&1) || rc=$?
-checks=$((checks + 1))
-if [[ $rc == 0 && $help == *"--replay-speed"*"0 (the default) = as fast as"* ]]; then
-  echo "ok: --help says what --replay-speed 0 means"
-else
-  fail "--help does not say what --replay-speed 0 means"
-fi
+run -r "$capture" --replay-speed 1000000
+expect "--replay-speed 1000000 replays" 0 stderr "2000 frames captured"
+run --help
+expect "--help says what --replay-speed 0 means" 0 stdout "--replay-speed" \
+  stdout "0 (the default) = as fast as"
 
 # --- tables that do not fit --------------------------------------------------------------------
 as_limit=1500000000  # 1.4 GiB of address space: dnsmon starts, a 4 GiB table does not fit
@@ -228,8 +185,8 @@ if command -v prlimit >/dev/null 2>&1 &&
     prlimit --as=$as_limit "$DNSMON" --config "$cfg" -r "$capture" 2>"$tmp/err" >/dev/null ||
       rc=$?
     err=$(<"$tmp/err")
-    expect "$key 4096 under prlimit --as names the key" 1 "$key (4096): cannot allocate" \
-      "out of memory"
+    expect "$key 4096 under prlimit --as names the key" 1 stderr "$key (4096): cannot allocate" \
+      stderr "out of memory"
     [[ $err != *bad_alloc* ]] || fail "$key: the error says bad_alloc"
   done
   printf 'analytics:\n  memory_mib: 65536\n  matching:\n    capacity: 16777216\n' >"$cfg"
@@ -237,11 +194,10 @@ if command -v prlimit >/dev/null 2>&1 &&
   prlimit --as=700000000 "$DNSMON" --config "$cfg" -r "$capture" 2>"$tmp/err" >/dev/null || rc=$?
   err=$(<"$tmp/err")
   expect "analytics.matching.capacity under prlimit --as names the key" 1 \
-    "analytics.matching.capacity (16777216)" "out of memory"
+    stderr "analytics.matching.capacity (16777216)" stderr "out of memory"
   [[ $err != *bad_alloc* ]] || fail "analytics.matching.capacity: the error says bad_alloc"
 else
   echo "skipped: tables that do not fit (prlimit cannot run dnsmon under an address-space limit)"
 fi
 
-echo "$checks checks, $failures failed"
-((failures == 0))
+finish

@@ -25,14 +25,10 @@ if [[ ! -e $host_units/sysinit.target ]]; then
   exit 77
 fi
 
-failures=0
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
-
-root=$(mktemp -d "${TMPDIR:-/tmp}/dnsmon-systemd-test.XXXXXX")
-trap 'rm -rf "$root"' EXIT
+# shellcheck source=lib/checks.sh
+source "$(dirname "$0")/lib/checks.sh"
+checks_setup systemd
+root=$tmp
 
 # A merged-/usr root as on Debian 12, holding what the units name: the binary, the config,
 # /bin/kill for ExecReload, and the targets they are ordered against.

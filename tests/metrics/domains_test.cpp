@@ -176,7 +176,9 @@ TEST_CASE("the own matcher answers as libpsl does for every rule of the installe
   for (int i = 0; i < 200'000; ++i) {
     std::string name = labels[rng() % labels.size()];
     for (std::uint64_t n = rng() % 10; n > 0; --n) {
-      name = labels[rng() % labels.size()] + "." + name;
+      const std::string& label = labels[rng() % labels.size()];
+      name.insert(0, 1, '.');
+      name.insert(0, label);
     }
     random.push_back(std::move(name));
   }
@@ -262,7 +264,12 @@ TEST_CASE("rules deeper than the domain cache allows, and huge key sets, are ref
   for (unsigned i = 0; many.size() < 12'000'000; ++i) {
     std::snprintf(hex.data(), hex.size(), "%06x", i);
     const std::string l = std::string(hex.data()) + std::string(17, 'x');
-    many += l + "a." + l + "b." + l + "c." + l + "d." + l + "\n";
+    for (const std::string_view part : {"a.", "b.", "c.", "d."}) {
+      many += l;
+      many += part;
+    }
+    many += l;
+    many += '\n';
   }
   const TempList huge(many);
   CHECK_THROWS_WITH(PublicSuffixList::load(huge.path), Catch::Contains("more than 32 MiB"));

@@ -18,9 +18,9 @@ namespace {
 
 std::vector<std::string> backticked(const std::string& text) {
   std::vector<std::string> out;
-  static const std::regex kTick("`([^`]*)`");
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), kTick);
-       it != std::sregex_iterator(); ++it) {
+  static const std::regex tick("`([^`]*)`");
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), tick); it != std::sregex_iterator();
+       ++it) {
     out.push_back((*it)[1]);
   }
   return out;

@@ -1061,11 +1061,11 @@ TEST_CASE("a windowed Space-Saving forgets a heavy hitter once its sub-windows e
       if (s == 599) {
         CHECK_FALSE(snapshot.find(old_heavy).has_value());
         // Epochs 10..19: 300 s to 599 s, 70 adds of weight 1 or 50 per second.
-        CHECK(snapshot.total() == 300U * (50 + 20));
+        CHECK(snapshot.total() == 300UL * (50 + 20));
         const auto b = snapshot.find(new_heavy);
         REQUIRE(b.has_value());
-        CHECK(b->count >= 300U * 50);
-        CHECK(b->count - b->error <= 300U * 50);
+        CHECK(b->count >= 300UL * 50);
+        CHECK(b->count - b->error <= 300UL * 50);
       }
     }
   }

@@ -264,9 +264,9 @@ Pass check_stream(dnsmon::gen::ScenarioA& s) {
 
 // Scenario day (0 = 2016-04-04) of a 2016 date.
 int day_of(int month, int mday) {
-  static constexpr std::array<int, 12> before{0,   31,  60,  91,  121, 152,
-                                              182, 213, 244, 274, 305, 335};
-  return before[static_cast<std::size_t>(month - 1)] + mday - 1 - (before[3] + 3);
+  static constexpr std::array<int, 12> kBefore{0,   31,  60,  91,  121, 152,
+                                               182, 213, 244, 274, 305, 335};
+  return kBefore[static_cast<std::size_t>(month - 1)] + mday - 1 - (kBefore[3] + 3);
 }
 
 }  // namespace
@@ -379,7 +379,7 @@ TEST_CASE("scenario A: libpcap reads the written capture at nanosecond precision
   REQUIRE(file != nullptr);
   std::vector<std::int64_t> stamps;
   {
-    dnsmon::gen::PcapWriter w(file, dnsmon::gen::PcapWriter::Precision::nano);
+    dnsmon::gen::PcapWriter w(file, dnsmon::gen::PcapWriter::Precision::Nano);
     dnsmon::gen::ScenarioFrame f;
     while (s.next(f)) {
       w.frame_ns(f.ts_ns, f.data, f.len);

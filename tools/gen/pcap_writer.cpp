@@ -9,7 +9,7 @@ namespace {
 // The file header: magic number (microsecond or nanosecond timestamps), version 2.4, GMT offset
 // and accuracy 0, snapshot length, link type 1 (Ethernet).
 void file_header(std::array<std::uint8_t, 24>& h, PcapWriter::Precision precision) {
-  const std::uint32_t magic = precision == PcapWriter::Precision::nano ? 0xA1B23C4DU : 0xA1B2C3D4U;
+  const std::uint32_t magic = precision == PcapWriter::Precision::Nano ? 0xA1B23C4DU : 0xA1B2C3D4U;
   const std::uint16_t major = 2, minor = 4;
   const std::int32_t zone = 0;
   const std::uint32_t sigfigs = 0, snaplen = 65535, linktype = 1;

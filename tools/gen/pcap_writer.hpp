@@ -18,10 +18,10 @@ class PcapWriter {
 
   // Both write the file header straight away. The writer does not own file or memory, which must
   // outlive it; errors writing file are left in its error indicator (std::ferror).
-  enum class Precision { micro, nano };
+  enum class Precision { Micro, Nano };
 
-  explicit PcapWriter(std::FILE* file, Precision precision = Precision::micro);
-  explicit PcapWriter(std::vector<std::byte>& memory, Precision precision = Precision::micro);
+  explicit PcapWriter(std::FILE* file, Precision precision = Precision::Micro);
+  explicit PcapWriter(std::vector<std::byte>& memory, Precision precision = Precision::Micro);
 
   // One record: the frame's bytes, whole, stamped ts_us microseconds after the epoch.
   void frame(std::int64_t ts_us, const std::uint8_t* bytes, std::size_t len);

@@ -109,11 +109,11 @@ constexpr std::array<HostLabel, 8> kHostLabels{{{"www", 45, true},
 constexpr std::string_view kCovertName = "mail1.hotel-promo-mailer.example";
 constexpr std::string_view kCovertDomain = "hotel-promo-mailer.example";
 constexpr std::array<int, 6> kHistoryDays{1, 3, 6, 8, 10, 13};
-const int kAwake = day_of(5, 4);
-const int kDeathDay = day_of(9, 23);
-const std::int64_t kDeath = at(kDeathDay, 13, 56);
+constexpr int kAwake = day_of(5, 4);
+constexpr int kDeathDay = day_of(9, 23);
+constexpr std::int64_t kDeath = at(kDeathDay, 13, 56);
 constexpr double kR0 = 3, kR1 = 24;
-const int kStepDay = day_of(6, 23);
+constexpr int kStepDay = day_of(6, 23);
 constexpr double kStepMult = 1.5;
 constexpr double kSat = 0.25, kSun = 0.1;
 constexpr int kSporadicDays = 28;
@@ -253,7 +253,7 @@ struct ScenarioA::Impl {
   ByDay<double> day_weight;
   std::map<std::string, std::int64_t> first_seen;
   std::vector<std::pair<std::int64_t, int>> tunnel_bursts;
-  std::array<std::uint64_t, static_cast<std::size_t>(Comp::count)> comp_queries{};
+  std::array<std::uint64_t, static_cast<std::size_t>(Comp::Count)> comp_queries{};
 
   // Frame iteration.
   struct Pending {
@@ -273,7 +273,7 @@ struct ScenarioA::Impl {
   explicit Impl(std::uint64_t s) : seed(s) {}
 
   std::uint32_t name_id(const std::string& qname, std::uint32_t a4, std::uint32_t ttl,
-                        Kind kind = Kind::plain, std::uint8_t zone = 0,
+                        Kind kind = Kind::Plain, std::uint8_t zone = 0,
                         const std::string& target = {}) {
     const auto it = name_ids.find(qname);
     if (it != name_ids.end()) {  // e.g. a domain's apex asked for A, then for MX
@@ -321,7 +321,7 @@ struct ScenarioA::Impl {
   // argument that draws from rng: the order in which a call's arguments are evaluated is
   // unspecified, and the stream must not depend on the compiler.
   void add(Comp comp, Rng& rng, std::int64_t t, std::uint32_t client, std::uint32_t name,
-           std::uint16_t qtype = kA, std::uint8_t rcode = 0, Role role = Role::none) {
+           std::uint16_t qtype = kA, std::uint8_t rcode = 0, Role role = Role::None) {
     Event e;
     e.t = t;
     e.nonce = rng.next();
@@ -334,7 +334,7 @@ struct ScenarioA::Impl {
     events.push_back(e);
   }
 
-  std::int64_t in_hour_weights(Rng& rng, int day) {
+  std::int64_t in_hour_weights(Rng& rng, int day) const {
     const auto hour = static_cast<int>(hour_cdf.sample(rng));
     return at(day, hour) + static_cast<std::int64_t>(rng.unit() * 3600.0 * kSecNs);
   }
@@ -375,6 +375,7 @@ void ScenarioA::Impl::population() {
   zipf_top = Cdf::zipf(1000, kZipf);
   hour_cdf = Cdf(std::vector<double>(kHourWeights.begin(), kHourWeights.end()));
   std::vector<double> lw;
+  lw.reserve(kHostLabels.size());
   for (const auto& l : kHostLabels) {
     lw.push_back(l.weight);
   }
@@ -424,8 +425,8 @@ void ScenarioA::Impl::background() {
           q = std::string(kHostLabels[label_i].label) + ".";
         }
         q += typo;
-        add(Comp::background, rng, t, client_ip[client_cdf.sample(rng)],
-            name_id(q, 0, 300, Kind::plain, 0), kA, 3);
+        add(Comp::Background, rng, t, client_ip[client_cdf.sample(rng)],
+            name_id(q, 0, 300, Kind::Plain, 0), kA, 3);
         continue;
       }
       if (u < 3.5) {  // mail gateways: MX, TXT (SPF) or PTR
@@ -434,17 +435,17 @@ void ScenarioA::Impl::background() {
         std::uint32_t name = 0;
         std::uint16_t qtype = kMx;
         if (u < 2.5) {
-          name = name_id(d, addr_of(d), ttl_of(d), Kind::mx, 0, "mail." + d);
+          name = name_id(d, addr_of(d), ttl_of(d), Kind::Mx, 0, "mail." + d);
         } else if (u < 3.0) {
           qtype = kTxt;
-          name = name_id(d, addr_of(d), ttl_of(d), Kind::txt_spf, 0, "mail." + d);
+          name = name_id(d, addr_of(d), ttl_of(d), Kind::TxtSpf, 0, "mail." + d);
         } else {
           qtype = kPtr;
           const std::uint32_t host = 10 + rng.below(200);
-          name = name_id(std::to_string(host) + ".2.0.192.in-addr.arpa", 0, 3600, Kind::ptr, 0,
+          name = name_id(std::to_string(host) + ".2.0.192.in-addr.arpa", 0, 3600, Kind::Ptr, 0,
                          "mail." + d);
         }
-        add(Comp::background, rng, t, gw, name, qtype, rng.chance(0.1) ? 2 : 0);
+        add(Comp::Background, rng, t, gw, name, qtype, rng.chance(0.1) ? 2 : 0);
         continue;
       }
       const std::uint32_t ci = client_cdf.sample(rng);
@@ -453,10 +454,10 @@ void ScenarioA::Impl::background() {
                                  : domains[zipf.sample(rng)];
       const unsigned label_i = label_cdf.sample(rng);
       const std::uint32_t name = host_name(label_i, d);
-      add(Comp::background, rng, t, client_ip[ci], name, kA, rng.chance(0.1) ? 2 : 0);
+      add(Comp::Background, rng, t, client_ip[ci], name, kA, rng.chance(0.1) ? 2 : 0);
       if (kHostLabels[label_i].aaaa && rng.chance(50)) {
         const std::int64_t later = t + static_cast<std::int64_t>((1 + rng.unit() * 19) * 1e6);
-        add(Comp::background, rng, later, client_ip[ci], name, kAaaa, rng.chance(0.1) ? 2 : 0);
+        add(Comp::Background, rng, later, client_ip[ci], name, kAaaa, rng.chance(0.1) ? 2 : 0);
       }
     }
   }
@@ -465,11 +466,11 @@ void ScenarioA::Impl::background() {
 void ScenarioA::Impl::covert() {
   Rng rng(stream_seed(seed, "covert_pair"));
   const std::uint32_t name =
-      name_id(std::string(kCovertName), ip4(192, 0, 2, 25), 600, Kind::plain, 1);
+      name_id(std::string(kCovertName), ip4(192, 0, 2, 25), 600, Kind::Plain, 1);
   // 1. History: one successful lookup on each history day, 09:00–17:00, by a background client.
   for (const int d : kHistoryDays) {
     const std::int64_t t = uniform(rng, at(d, 9), at(d, 17));
-    add(Comp::covert, rng, t, client_ip[rng.below(kClients)], name, kA, 0, Role::history);
+    add(Comp::Covert, rng, t, client_ip[rng.below(kClients)], name, kA, 0, Role::History);
   }
   // 3. Day shape over [awake, death] and 4. noise.
   const auto spikes = covert_spikes();
@@ -608,7 +609,7 @@ void ScenarioA::Impl::covert() {
         for (const std::int64_t x : times) {
           const std::uint32_t host =
               org.hosts[rng.below(static_cast<std::uint32_t>(org.hosts.size()))];
-          add(Comp::covert, rng, x, host, name, kA, 0, oi == 0 ? Role::org_a : Role::org_b);
+          add(Comp::Covert, rng, x, host, name, kA, 0, oi == 0 ? Role::OrgA : Role::OrgB);
           if (org.hosts.size() > 1 && rng.unit() < org.pair_p) {
             std::uint32_t other = host;
             while (other == host) {
@@ -616,7 +617,7 @@ void ScenarioA::Impl::covert() {
             }
             const std::int64_t later =
                 x + static_cast<std::int64_t>((0.2 + rng.unit() * 2.8) * 1e9);
-            add(Comp::covert, rng, later, other, name, kA, later >= kDeath ? 3 : 0, Role::pair);
+            add(Comp::Covert, rng, later, other, name, kA, later >= kDeath ? 3 : 0, Role::Pair);
           }
         }
       }
@@ -625,7 +626,7 @@ void ScenarioA::Impl::covert() {
   // 8. Others: random background clients, uniform over the active phase.
   for (int i = 0; i < kOthers; ++i) {
     const std::int64_t t = uniform(rng, at(kAwake, 0), kDeath);
-    add(Comp::covert, rng, t, client_ip[rng.below(kClients)], name, kA, 0, Role::others);
+    add(Comp::Covert, rng, t, client_ip[rng.below(kClients)], name, kA, 0, Role::Others);
   }
   // 9. Death: org A keeps querying with the listed daily counts, org B 3 times on the death day.
   for (std::size_t i = 0; i < kFailA.size(); ++i) {
@@ -633,12 +634,12 @@ void ScenarioA::Impl::covert() {
     const std::int64_t from = i == 0 ? kDeath : at(day, 0);
     for (int k = 0; k < kFailA[i]; ++k) {
       const std::int64_t t = uniform(rng, from, at(day + 1, 0));
-      add(Comp::covert, rng, t, orgs()[0].hosts[rng.below(2)], name, kA, 3, Role::fail_a);
+      add(Comp::Covert, rng, t, orgs()[0].hosts[rng.below(2)], name, kA, 3, Role::FailA);
     }
   }
   for (int k = 0; k < kFailB; ++k) {
-    add(Comp::covert, rng, uniform(rng, kDeath, at(kDeathDay + 1, 0)), orgs()[1].hosts[0], name, kA,
-        3, Role::fail_b);
+    add(Comp::Covert, rng, uniform(rng, kDeath, at(kDeathDay + 1, 0)), orgs()[1].hosts[0], name, kA,
+        3, Role::FailB);
   }
 }
 
@@ -646,13 +647,13 @@ void ScenarioA::Impl::successor_and_leak() {
   {
     Rng rng(stream_seed(seed, "suffix_leak"));
     const std::uint32_t name =
-        name_id("mail.hotel-promo-mailer.example.corp.orga.example", 0, 300, Kind::plain, 2);
-    add(Comp::suffix_leak, rng, at(kDeathDay, 13, 55, 30), ip4(203, 0, 113, 15), name, kA, 3);
+        name_id("mail.hotel-promo-mailer.example.corp.orga.example", 0, 300, Kind::Plain, 2);
+    add(Comp::SuffixLeak, rng, at(kDeathDay, 13, 55, 30), ip4(203, 0, 113, 15), name, kA, 3);
   }
   Rng rng(stream_seed(seed, "successor"));
   const std::uint32_t name = name_id("crm1.client-contact-hub.example", ip4(192, 0, 2, 25), 600);
   const int first_day = day_of(9, 27);
-  add(Comp::successor, rng, at(first_day, 14, 2), ip4(203, 0, 113, 15), name);
+  add(Comp::Successor, rng, at(first_day, 14, 2), ip4(203, 0, 113, 15), name);
   for (int day = first_day + 1; day < kDays; ++day) {
     if (weekday(day) >= 5) {
       continue;
@@ -660,7 +661,7 @@ void ScenarioA::Impl::successor_and_leak() {
     const auto n = static_cast<int>(rng.below(9));
     for (int k = 0; k < n; ++k) {
       const std::int64_t t = uniform(rng, at(day, 6), at(day, 15));
-      add(Comp::successor, rng, t, orgs()[0].hosts[rng.below(2)], name);
+      add(Comp::Successor, rng, t, orgs()[0].hosts[rng.below(2)], name);
     }
   }
 }
@@ -679,7 +680,7 @@ void ScenarioA::Impl::decoys() {
       // Within [from, to): the first poll is not jittered to before the poller starts.
       const std::int64_t when =
           std::clamp<std::int64_t>(t + static_cast<std::int64_t>(jitter * 1e9), from, to - 1);
-      add(Comp::poller, rng, when, ip4(198, 18, 7, 7), name);
+      add(Comp::Poller, rng, when, ip4(198, 18, 7, 7), name);
     }
   }
   {  // Popular decoy: 1,200 background clients, A then AAAA (p 0.7), spikes ×6.
@@ -701,9 +702,9 @@ void ScenarioA::Impl::decoys() {
       for (int k = 0; k < n; ++k) {
         const std::int64_t t = in_hour_weights(rng, day);
         const std::uint32_t client = pool[rng.below(1200)];
-        add(Comp::popular, rng, t, client, name);
+        add(Comp::Popular, rng, t, client, name);
         if (rng.chance(70)) {
-          add(Comp::popular, rng, t + static_cast<std::int64_t>((1 + rng.unit() * 19) * 1e6),
+          add(Comp::Popular, rng, t + static_cast<std::int64_t>((1 + rng.unit() * 19) * 1e6),
               client, name, kAaaa);
         }
       }
@@ -711,7 +712,7 @@ void ScenarioA::Impl::decoys() {
   }
   {  // Tunneling decoy: Poisson 2 q/s for 30 minutes from 10:00 on three days.
     Rng rng(stream_seed(seed, "tunneling_decoy"));
-    constexpr std::string_view b32 = "abcdefghijklmnopqrstuvwxyz234567";
+    constexpr std::string_view kBase32 = "abcdefghijklmnopqrstuvwxyz234567";
     for (const int day : {day_of(8, 3), day_of(8, 31), day_of(10, 5)}) {
       const std::int64_t end = at(day, 10, 30);
       int count = 0;
@@ -720,13 +721,13 @@ void ScenarioA::Impl::decoys() {
            t < end; t += static_cast<std::int64_t>(scenario::exponential(rng, 0.5) * 1e9)) {
         std::string q;
         for (int i = 0; i < 52; ++i) {
-          q += b32[rng.below(32)];
+          q += kBase32[rng.below(32)];
         }
         q += ".t.dnsexfil-lab.example";
         const double u = rng.unit();
         const std::uint16_t qtype = u < 0.8 ? kTxt : u < 0.9 ? kNull : kA;
-        add(Comp::tunnel, rng, t, ip4(198, 18, 3, 33),
-            name_id(q, addr_of("dnsexfil-lab.example"), 0, Kind::txt_random), qtype);
+        add(Comp::Tunnel, rng, t, ip4(198, 18, 3, 33),
+            name_id(q, addr_of("dnsexfil-lab.example"), 0, Kind::TxtRandom), qtype);
         ++count;
       }
       tunnel_bursts.emplace_back(at(day, 10), count);
@@ -739,19 +740,19 @@ void ScenarioA::Impl::decoys() {
       std::swap(pool[i], pool[i + rng.below(static_cast<std::uint32_t>(pool.size()) - i)]);
     }
     pool.resize(200);
-    constexpr std::string_view hex = "0123456789abcdef";
+    constexpr std::string_view kHex = "0123456789abcdef";
     for (int hour = 0; hour < 5 * 3; ++hour) {  // 01, 02 and 03 UTC of each day
       const int day = day_of(6, 20) + hour / 3;
       for (int k = 0; k < 400; ++k) {
         std::string q;
         for (int i = 0; i < 40; ++i) {
-          q += hex[rng.below(16)];
+          q += kHex[rng.below(16)];
         }
         q += ".hash.av-cloud.example";
         const std::int64_t t = uniform(rng, at(day, 1 + hour % 3), at(day, 2 + hour % 3));
         const std::uint32_t client = pool[rng.below(200)];
         const std::uint16_t qtype = rng.chance(50) ? kTxt : kA;
-        add(Comp::hash, rng, t, client, name_id(q, ip4(192, 0, 2, 1), 300, Kind::txt_hash), qtype);
+        add(Comp::Hash, rng, t, client, name_id(q, ip4(192, 0, 2, 1), 300, Kind::TxtHash), qtype);
       }
     }
   }
@@ -762,7 +763,7 @@ void ScenarioA::Impl::decoys() {
         std::array<char, 16> label{};
         std::snprintf(label.data(), label.size(), "i%04u", rng.below(10000));
         const std::int64_t t = in_hour_weights(rng, day);
-        add(Comp::cdn, rng, t, client_ip[rng.below(kClients)],
+        add(Comp::Cdn, rng, t, client_ip[rng.below(kClients)],
             name_id(std::string(label.data()) + ".cdn-static.example",
                     addr_of("cdn-static.example"), ttl_of("cdn-static.example")));
       }
@@ -780,7 +781,7 @@ void ScenarioA::Impl::decoys() {
         left -= size;
         std::int64_t t = uniform(rng, at(day, 18), at(day, 22, 50));
         for (int k = 0; k < size; ++k) {
-          add(Comp::steady, rng, t, ip4(198, 18, 9, 21), name);
+          add(Comp::Steady, rng, t, ip4(198, 18, 9, 21), name);
           t += static_cast<std::int64_t>((5 + scenario::exponential(rng, 55)) * 1e9);
         }
       }
@@ -797,14 +798,14 @@ void ScenarioA::Impl::decoys() {
       const int n = static_cast<int>(rng.range(6, 10));
       for (int k = 0; k < n; ++k) {
         const std::int64_t t = uniform(rng, at(day, 8), at(day, 17));
-        add(Comp::new_exclusive, rng, t, ip4(198, 18, 5, 40 + rng.below(2)), name);
+        add(Comp::NewExclusive, rng, t, ip4(198, 18, 5, 40 + rng.below(2)), name);
       }
     }
   }
   {  // Expiring decoy: 10/weekday until Jul 31; from Aug 1 NXDOMAIN, 3 failing lookups that day.
     Rng rng(stream_seed(seed, "expiring_decoy"));
     const std::uint32_t name = name_id("portal.oldvendor.example", addr_of("oldvendor.example"),
-                                       ttl_of("oldvendor.example"), Kind::plain, 3);
+                                       ttl_of("oldvendor.example"), Kind::Plain, 3);
     const int dead = day_of(8, 1);
     for (int day = 0; day < dead; ++day) {
       if (weekday(day) >= 5) {
@@ -812,12 +813,12 @@ void ScenarioA::Impl::decoys() {
       }
       for (int k = 0; k < 10; ++k) {
         const std::int64_t t = uniform(rng, at(day, 8), at(day, 17));
-        add(Comp::expiring, rng, t, ip4(198, 18, 1, 11 + rng.below(5)), name);
+        add(Comp::Expiring, rng, t, ip4(198, 18, 1, 11 + rng.below(5)), name);
       }
     }
     for (int k = 0; k < 3; ++k) {
       const std::int64_t t = uniform(rng, at(dead, 8), at(dead, 17));
-      add(Comp::expiring, rng, t, ip4(198, 18, 1, 11 + rng.below(5)), name, kA, 3);
+      add(Comp::Expiring, rng, t, ip4(198, 18, 1, 11 + rng.below(5)), name, kA, 3);
     }
   }
 }
@@ -830,20 +831,20 @@ void ScenarioA::Impl::finish() {
   sum.packets = 2 * events.size();
   for (const Event& e : events) {
     ++comp_queries[static_cast<std::size_t>(e.comp)];
-    const bool covert_name = e.comp == Comp::covert;
+    const bool covert_name = e.comp == Comp::Covert;
     if (covert_name && e.rcode == 0) {
-      if (e.role == Role::org_a || e.role == Role::pair) {
+      if (e.role == Role::OrgA || e.role == Role::Pair) {
         ++sum.covert_success_a;
-      } else if (e.role == Role::org_b) {
+      } else if (e.role == Role::OrgB) {
         ++sum.covert_success_b;
-      } else if (e.role == Role::others) {
+      } else if (e.role == Role::Others) {
         ++sum.covert_success_others;
       }
     }
     if (covert_name && e.rcode != 0) {
-      if (e.role == Role::fail_a || e.role == Role::pair) {
+      if (e.role == Role::FailA || e.role == Role::Pair) {
         ++sum.covert_fail_a;
-      } else if (e.role == Role::fail_b) {
+      } else if (e.role == Role::FailB) {
         ++sum.covert_fail_b;
       }
     }
@@ -1063,15 +1064,15 @@ std::string ScenarioA::truth_json() const {
   j.key("first_ts_ns").num(m.sum.first_ts_ns).key("last_ts_ns").num(m.sum.last_ts_ns);
   j.key("resolver").str("198.18.255.53");
   j.key("queries_by_component").open('{');
-  constexpr std::array<std::string_view, static_cast<std::size_t>(Comp::count)> comp_names{
+  constexpr std::array<std::string_view, static_cast<std::size_t>(Comp::Count)> kCompNames{
       "background",          "covert_pair",
       "suffix_leak",         "successor",
       "benign_poller",       "popular_decoy",
       "tunneling_decoy",     "hash_lookup_decoy",
       "cdn_decoy",           "steady_exclusive_decoy",
       "new_exclusive_decoy", "expiring_decoy"};
-  for (std::size_t i = 0; i < comp_names.size(); ++i) {
-    j.key(comp_names[i]).num(static_cast<std::int64_t>(m.comp_queries[i]));
+  for (std::size_t i = 0; i < kCompNames.size(); ++i) {
+    j.key(kCompNames[i]).num(static_cast<std::int64_t>(m.comp_queries[i]));
   }
   j.close('}').close('}').nl();
 
@@ -1235,7 +1236,7 @@ std::string ScenarioA::truth_json() const {
 
     std::vector<Look> looks;
     for (const Event& e : m.events) {
-      if (e.comp == Comp::covert || e.comp == Comp::suffix_leak) {
+      if (e.comp == Comp::Covert || e.comp == Comp::SuffixLeak) {
         looks.push_back({e.t, e.client, e.rcode == 0});
       }
     }
@@ -1268,8 +1269,8 @@ std::string ScenarioA::truth_json() const {
     j.key("B").num(static_cast<std::int64_t>(m.sum.covert_success_b));
     j.key("others").num(static_cast<std::int64_t>(m.sum.covert_success_others));
     j.close('}');
-    const double active = static_cast<double>(m.sum.covert_success_a + m.sum.covert_success_b +
-                                              m.sum.covert_success_others);
+    const auto active = static_cast<double>(m.sum.covert_success_a + m.sum.covert_success_b +
+                                            m.sum.covert_success_others);
     j.key("share_A").num(static_cast<double>(m.sum.covert_success_a) / active);
     j.key("share_B").num(static_cast<double>(m.sum.covert_success_b) / active);
     j.key("top2_share")

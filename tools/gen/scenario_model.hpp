@@ -50,26 +50,26 @@ constexpr std::int64_t at(int day, int hour, int minute = 0, int second = 0) {
 
 // The components, in the order their events are merged when two share a timestamp.
 enum class Comp : std::uint8_t {
-  background,
-  covert,
-  suffix_leak,
-  successor,
-  poller,
-  popular,
-  tunnel,
-  hash,
-  cdn,
-  steady,
-  new_exclusive,
-  expiring,
-  count
+  Background,
+  Covert,
+  SuffixLeak,
+  Successor,
+  Poller,
+  Popular,
+  Tunnel,
+  Hash,
+  Cdn,
+  Steady,
+  NewExclusive,
+  Expiring,
+  Count
 };
 
-// What a covert-pair event is (Role::none for every other component).
-enum class Role : std::uint8_t { none, history, org_a, org_b, pair, others, fail_a, fail_b };
+// What a covert-pair event is (Role::None for every other component).
+enum class Role : std::uint8_t { None, History, OrgA, OrgB, Pair, Others, FailA, FailB };
 
 // What the answer of a name carries beyond its address records.
-enum class Kind : std::uint8_t { plain, txt_spf, txt_random, txt_hash, ptr, mx };
+enum class Kind : std::uint8_t { Plain, TxtSpf, TxtRandom, TxtHash, Ptr, Mx };
 
 struct Name {
   std::string qname;
@@ -78,7 +78,7 @@ struct Name {
   std::uint16_t a6 = 0;  // last group of 2001:db8:ffff::X
   std::uint32_t ttl = 300;
   std::uint8_t zone = 0;  // index into Model::zones: the SOA of an NXDOMAIN answer
-  Kind kind = Kind::plain;
+  Kind kind = Kind::Plain;
 };
 
 struct Event {
@@ -88,8 +88,8 @@ struct Event {
   std::uint32_t name = 0;
   std::uint16_t qtype = 1;
   std::uint8_t rcode = 0;
-  Comp comp = Comp::background;
-  Role role = Role::none;
+  Comp comp = Comp::Background;
+  Role role = Role::None;
 };
 
 // Normal, exponential and gamma draws on top of Rng (the same numbers on every platform, as far as

@@ -48,14 +48,7 @@ void headers(Out& f, std::uint32_t src, std::uint32_t dst, std::uint16_t sport, 
   }
   h.u16(0x0800);
   const std::size_t udp_len = 8 + dns_len;
-  h.u8(0x45);
-  h.u8(0);
-  h.u16(static_cast<unsigned>(20 + udp_len));
-  h.u16(0);
-  h.u16(0x4000);  // DF
-  h.u8(64);
-  h.u8(17);
-  h.u16(0);
+  h.ipv4_udp_start(udp_len);
   h.u32(src);
   h.u32(dst);
   h.put16(kIpAt + 10, fold(sum16(f.data() + kIpAt, 20)));
@@ -131,13 +124,13 @@ std::size_t response_frame(const Event& e, const Name& n, std::uint16_t port, st
         d.name(n.target);
         break;
       case kTxt:
-        if (n.kind == Kind::txt_random) {
+        if (n.kind == Kind::TxtRandom) {
           d.u8(64);
           for (int i = 0; i < 64; ++i) {
             d.u8(static_cast<unsigned char>(kBase32[rng.below(32)]));
           }
         } else {
-          const std::string_view text = n.kind == Kind::txt_hash ? "clean" : "v=spf1 -all";
+          const std::string_view text = n.kind == Kind::TxtHash ? "clean" : "v=spf1 -all";
           d.u8(static_cast<unsigned>(text.size()));
           for (const char c : text) {
             d.u8(static_cast<unsigned char>(c));

@@ -61,14 +61,7 @@ std::vector<std::uint8_t> frame(const Endpoint& src, const Endpoint& dst, std::u
   if (!src.v6) {
     f.u16(0x0800);
     const std::size_t ip_at = f.size();
-    f.u8(0x45);
-    f.u8(0);
-    f.u16(static_cast<unsigned>(20 + udp_len));
-    f.u16(0);
-    f.u16(0x4000);  // DF
-    f.u8(64);
-    f.u8(17);
-    f.u16(0);
+    f.ipv4_udp_start(udp_len);
     f.raw(src.addr.data(), 4);
     f.raw(dst.addr.data(), 4);
     f.put16(ip_at + 10, fold(sum16(f.data().data() + ip_at, 20)));

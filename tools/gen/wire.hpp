@@ -22,6 +22,19 @@ class BigEndian {
     u16(v & 0xFFFFU);
   }
 
+  // The first 12 bytes of an IPv4 header for a UDP datagram of udp_len bytes: no options, DF,
+  // TTL 64, the checksum 0 until it is known. The two addresses come next.
+  void ipv4_udp_start(std::size_t udp_len) {
+    self().u8(0x45);
+    self().u8(0);
+    u16(static_cast<unsigned>(20 + udp_len));
+    u16(0);
+    u16(0x4000);  // DF
+    self().u8(64);
+    self().u8(17);
+    u16(0);
+  }
+
   // A name in dotted form, without the final dot ("" is the root), label by label.
   void name(std::string_view dotted) {
     std::size_t start = 0;

@@ -179,7 +179,7 @@ class PacketSource final : public Source {
   struct Impl;
 
  private:
-  PacketSource(std::string name, bool live, const CaptureOptions& options, std::uint16_t index);
+  PacketSource(std::string name, bool live, CaptureOptions options, std::uint16_t index);
   std::string run_with(std::stop_token stop, std::span<FrameRing* const> rings,
                        const std::function<void()>* consume);
 
@@ -209,7 +209,7 @@ class MessageSource final : public Source {
 
  private:
   MessageSource(std::vector<SourceMessage> messages, std::string name, std::uint16_t index);
-  std::string run_with(std::stop_token stop, std::span<FrameRing* const> rings,
+  std::string run_with(const std::stop_token& stop, std::span<FrameRing* const> rings,
                        const std::function<void()>* consume);
 
   std::vector<SourceMessage> messages_;

@@ -4,13 +4,12 @@
 #include <cassert>
 #include <cstring>
 #include <limits>
-#include <random>
 #include <stdexcept>
 
 #include "dnsmon/analytics/detail/sketches.hpp"
 #include "dnsmon/common/ascii.hpp"
 #include "dnsmon/common/bytes.hpp"
-#include "dnsmon/common/siphash.hpp"
+#include "dnsmon/common/hash.hpp"
 
 namespace dnsmon::detail {
 
@@ -71,15 +70,8 @@ QueryMatcher::QueryMatcher(MatcherOptions options) : options_(options) {
   require(options_.timeout_ns > 0 && options_.timeout_ns <= kMaxTimeoutNs,
           "matcher timeout must be positive and at most one hour");
 
-  seed_ = options_.hash_seed;
-  while (seed_ == 0) {
-    std::random_device rd;
-    seed_ = (std::uint64_t{rd()} << 32U) ^ rd();
-  }
-  std::uint64_t state = seed_;
-  for (auto& word : mix_) {
-    word = splitmix64(state);
-  }
+  seed_ = seed_or_random(options_.hash_seed);
+  mix_ = derive_keys<std::tuple_size_v<decltype(mix_)>>(seed_);
 
   // Written only when handed out: the pages of nodes never used are never touched.
   nodes_ = std::make_unique_for_overwrite<Node[]>(options_.capacity);
@@ -131,7 +123,7 @@ void QueryMatcher::check_owner() noexcept {
   // and is small, keys that differ in one 16-bit field (an id, a port) differ only in the high bits
   // of that product's low half: about one seed in a hundred put 17 such keys of 16,384 into one
   // chain (tests/metrics/matcher_test.cpp). One more folded multiply brings every bit down.
-  return fold_mul(h, 0x9e3779b97f4a7c15ULL);
+  return fold_mul(h, hash_internal::kK0);
 }
 
 QueryMatcher::Probe QueryMatcher::prepare(const DnsMessage& m, bool response,

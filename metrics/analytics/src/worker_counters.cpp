@@ -126,6 +126,7 @@ WorkerCounters::WorkerCounters(std::unique_ptr<Analytics> analytics)
 
 WorkerCounters::~WorkerCounters() = default;
 
+// NOLINTNEXTLINE(readability-make-member-function-const): changes the analytics it owns
 std::int64_t WorkerCounters::analyse(const DnsMessage& m) noexcept {
   Analytics& a = *analytics_;
   // One hash of the lower-cased name serves the matcher, the name tables and the HLLs.
@@ -156,6 +157,7 @@ std::int64_t WorkerCounters::analyse(const DnsMessage& m) noexcept {
   return latency;
 }
 
+// NOLINTNEXTLINE(readability-make-member-function-const): changes the analytics it owns
 void WorkerCounters::tick(std::int64_t now_ns) noexcept {
   (void)analytics_->matcher.expire(now_ns);
   if (analytics_->traffic) {
@@ -163,6 +165,7 @@ void WorkerCounters::tick(std::int64_t now_ns) noexcept {
   }
 }
 
+// NOLINTNEXTLINE(readability-make-member-function-const): changes the analytics it owns
 void WorkerCounters::finish() noexcept {
   if (analytics_->traffic) {
     analytics_->traffic->finish();

@@ -152,16 +152,16 @@ std::string PublicSuffixList::read_text(const std::string& text) {
       continue;
     }
     std::string_view rule = line.substr(0, line.find_first_of(kSpace));
-    std::uint8_t flags = kPlain;
+    std::uint8_t flags = Plain;
     if (rule.front() == '!') {
       rule.remove_prefix(1);
-      flags = kException;
+      flags = Exception;
     } else if (rule.front() == '*') {
       if (rule.size() < 2 || rule[1] != '.') {
         continue;
       }
       rule.remove_prefix(2);
-      flags = kWildcard | kPlain;
+      flags = Wildcard | Plain;
     }
     if (rule.empty() || rule.size() > kLongestRule) {
       continue;  // libpsl stores an empty rule, which no lookup can reach
@@ -169,7 +169,7 @@ std::string PublicSuffixList::read_text(const std::string& text) {
     // The domain cache keys its answers by a name's last kMaxRuleLabels + 1 labels: a deeper rule
     // would make them wrong.
     const std::size_t labels = static_cast<std::size_t>(std::count(rule.begin(), rule.end(), '.')) +
-                               ((flags & kWildcard) != 0 ? 2 : 1);
+                               ((flags & Wildcard) != 0 ? 2 : 1);
     if (labels > kMaxRuleLabels) {
       return "the rule \"" + std::string(line.substr(0, line.find_first_of(kSpace))) + "\" has " +
              std::to_string(labels) + " labels; at most " + std::to_string(kMaxRuleLabels) +
@@ -207,16 +207,14 @@ std::string PublicSuffixList::read_text(const std::string& text) {
 
 void PublicSuffixList::add_rule(std::string_view rule, std::uint8_t flags) {
   // A wildcard "*.a.b" has rules below "a.b" itself; every rule has them below its parents.
-  add(rule, static_cast<std::uint8_t>(flags | ((flags & kWildcard) != 0 ? kAbove : 0)));
+  add(rule, static_cast<std::uint8_t>(flags | ((flags & Wildcard) != 0 ? Above : 0)));
   for (std::size_t dot = rule.find('.'); dot != std::string_view::npos;
        dot = rule.find('.', dot + 1)) {
-    add(rule.substr(dot + 1), kAbove);
+    add(rule.substr(dot + 1), Above);
   }
 }
 
 namespace {
-
-constexpr std::uint64_t kRuleSeed = 0x9e3779b97f4a7c15ULL;
 
 std::uint16_t tag_of(std::uint64_t hash) noexcept {
   return static_cast<std::uint16_t>(hash >> 48U);
@@ -239,7 +237,7 @@ void PublicSuffixList::add(std::string_view key, std::uint8_t flags) {
     for (const Slot& s : old) {
       if (s.length != 0) {
         const std::string_view k(keys_.data() + s.offset, s.length);
-        const std::uint64_t h = hash_bytes(k, kRuleSeed);
+        const std::uint64_t h = hash_bytes(k, kSuffixRuleSeed);
         for (std::size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
           if (slots_[i].length == 0) {
             slots_[i] = s;
@@ -250,7 +248,7 @@ void PublicSuffixList::add(std::string_view key, std::uint8_t flags) {
       }
     }
   }
-  const std::uint64_t h = hash_bytes(key, kRuleSeed);
+  const std::uint64_t h = hash_bytes(key, kSuffixRuleSeed);
   const std::size_t mask = slots_.size() - 1;
   for (std::size_t i = h & mask;; i = (i + 1) & mask) {
     Slot& s = slots_[i];
@@ -275,7 +273,7 @@ std::uint8_t PublicSuffixList::flags_of(std::string_view key) const noexcept {
   if (key.empty() || key.size() > 0xff || slots_.empty()) {
     return 0;
   }
-  const std::uint64_t h = hash_bytes(key, kRuleSeed);
+  const std::uint64_t h = hash_bytes(key, kSuffixRuleSeed);
   const std::size_t mask = slots_.size() - 1;
   for (std::size_t i = h & mask;; i = (i + 1) & mask) {
     const Slot& s = slots_[i];
@@ -302,13 +300,13 @@ bool PublicSuffixList::is_public_suffix(std::string_view domain) const noexcept 
   }
   const std::uint8_t own = flags_of(domain);
   if ((own & kRule) != 0) {
-    return (own & kException) == 0;
+    return (own & Exception) == 0;
   }
-  return (flags_of(domain.substr(dot + 1)) & kWildcard) != 0;
+  return (flags_of(domain.substr(dot + 1)) & Wildcard) != 0;
 }
 
 bool PublicSuffixList::stable(std::string_view domain) const noexcept {
-  return rules_ != 0 && (flags_of(domain) & kAbove) == 0;
+  return rules_ != 0 && (flags_of(domain) & Above) == 0;
 }
 
 std::size_t PublicSuffixList::registrable_length(std::string_view name,
@@ -536,6 +534,7 @@ const DomainCache::Entry* DomainCache::find(const Entry* table, std::uint64_t ha
   return nullptr;
 }
 
+// NOLINTNEXTLINE(readability-make-member-function-const): writes into the cache's own table
 void DomainCache::insert(Entry* table, std::uint64_t hash, const Entry& entry) noexcept {
   const std::size_t set = hash & mask_ & ~(kWays - 1);
   for (std::size_t w = 0; w < kWays; ++w) {

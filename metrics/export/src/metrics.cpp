@@ -10,7 +10,6 @@
 #include <deque>
 #include <limits>
 #include <mutex>
-#include <random>
 #include <stdexcept>
 #include <utility>
 
@@ -481,7 +480,7 @@ struct MetricsHub::Impl : prometheus::Collectable {
           static_cast<double>(d.seen_filter_capacity));
   }
 
-  std::vector<MetricFamily> Collect() const override {
+  [[nodiscard]] std::vector<MetricFamily> Collect() const override {
     detail::Exposition x;
     collect(x);
     return x.take();
@@ -516,19 +515,19 @@ MetricsHub::MetricsHub(BuildInfo build, MetricsOptions options, SuffixList suffi
   impl_->build = std::move(build);
   impl_->top_n.store(options.analytics.top_n, std::memory_order_relaxed);
   impl_->last_load_s.store(unix_now(), std::memory_order_relaxed);
-  std::random_device rd;
-  const auto draw = [&rd] { return (std::uint64_t{rd()} << 32U) | rd(); };
-  impl_->seed = draw() | 1U;  // never 0, which would ask the matcher for a seed of its own
+  // One per process, so that the workers' sketches merge; never 0, which would ask the matcher
+  // for a seed of its own.
+  impl_->seed = detail::random_seed();
   if (options.analytics.enabled) {
     impl_->suffixes = suffixes
                           ? std::move(suffixes)
                           : detail::PublicSuffixList::load(options.analytics.public_suffix_list);
     if (options.analytics.pseudonymise_key.empty()) {
-      impl_->pseudonym_key = {draw(), draw()};
+      impl_->pseudonym_key = detail::derive_keys<2>(detail::random_seed());
     } else {
       const auto& k = options.analytics.pseudonymise_key;
-      impl_->pseudonym_key = {detail::hash_bytes(k, 0x243f'6a88'85a3'08d3ULL),
-                              detail::hash_bytes(k, 0x1319'8a2e'0370'7344ULL)};
+      impl_->pseudonym_key = {detail::hash_bytes(k, detail::kPseudonymKeySeeds[0]),
+                              detail::hash_bytes(k, detail::kPseudonymKeySeeds[1])};
     }
   }
   impl_->options = std::move(options);

@@ -99,7 +99,7 @@ struct IpAddr {
   std::uint8_t family = 0;               // 4 or 6
 
   // Writes the textual form into out (at least 46 bytes) and returns it.
-  std::string_view format(std::span<char> out) const noexcept;
+  [[nodiscard]] std::string_view format(std::span<char> out) const noexcept;
 };
 
 struct EdnsInfo {
@@ -119,7 +119,7 @@ struct QName {
   std::uint16_t length = 0;
   std::uint8_t labels = 0;
 
-  std::string_view view() const noexcept { return {text.data(), length}; }
+  [[nodiscard]] std::string_view view() const noexcept { return {text.data(), length}; }
 };
 
 // One decoded DNS message: the header, the first question and where it was seen.
@@ -165,14 +165,20 @@ class MessageSink {
   ~MessageSink() = default;
   MessageSink(const MessageSink&) = default;
   MessageSink& operator=(const MessageSink&) = default;
+  MessageSink(MessageSink&&) = default;
+  MessageSink& operator=(MessageSink&&) = default;
 };
 
 // Counters of the reassembly tables, as read by the exporter. Event names are fixed labels.
 struct ReassemblyStats {
   static constexpr std::size_t kIpEvents = 10;
   static constexpr std::size_t kTcpEvents = 12;
-  static const std::array<std::string_view, kIpEvents> kIpEventNames;
-  static const std::array<std::string_view, kTcpEvents> kTcpEventNames;
+  static constexpr std::array<std::string_view, kIpEvents> kIpEventNames{
+      "fragment",  "reassembled",        "timed_out", "evicted",   "over_budget",
+      "too_large", "too_many_fragments", "overlap",   "duplicate", "invalid"};
+  static constexpr std::array<std::string_view, kTcpEvents> kTcpEventNames{
+      "segment",       "message",   "out_of_order", "duplicate", "gap",       "resync",
+      "bytes_skipped", "midstream", "evicted",      "timed_out", "oversized", "closed"};
   std::array<std::uint64_t, kIpEvents> ip{};
   std::array<std::uint64_t, kTcpEvents> tcp{};
   std::uint64_t ip_in_progress = 0, ip_memory_bytes = 0, ip_capacity = 0;
@@ -220,7 +226,7 @@ class TableAllocationError : public std::bad_alloc {
 class Parser {
  public:
   // Allocates the reassembly tables: throws TableAllocationError when one does not fit.
-  explicit Parser(ParserOptions options = {});
+  explicit Parser(const ParserOptions& options = {});
   ~Parser();
   Parser(const Parser&) = delete;
   Parser& operator=(const Parser&) = delete;

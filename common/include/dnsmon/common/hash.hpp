@@ -1,23 +1,42 @@
-// Seeded 64-bit non-cryptographic hashing for the bounded tables and sketches: hash_bytes() (a
-// wyhash-like construction over 128-bit multiplies) and the pieces the query matcher's
-// lower-casing loader reuses. Keys come from seeds drawn at random per process (kDefaultSketchSeed
-// only where a fixed value is wanted, as in tests), so outsiders cannot aim keys at one bucket.
-// SipHash-1-3 (siphash.hpp) is the keyed hash where a key must stay secret against an observer.
+// The one family of seeded 64-bit hashing for the bounded tables, sketches and caches:
+// - hash_bytes(): a wyhash-like construction over 128-bit multiplies, for byte strings (names,
+//   addresses); hash_internal::hash_with() is the same with a loader that may transform the bytes
+//   (the matcher's lower-casing one);
+// - hash_internal::fold_mul(): the keyed multiply-fold it is built of, for fixed-size keys (the
+//   query matcher's tuple);
+// - mix64(): splitmix64's finaliser, a bijection that avalanches, for single words (the TCP flow
+//   table, the pick of a worker); splitmix64() and derive_keys() turn one seed into key words;
+// - SipHash-1-3 (siphash.hpp), where a key must stay secret against an observer.
+// Every seed has a name: the fixed ones below, where a hash's value is part of a result that must
+// be the same in every run, and random_seed() drawn at construction, per table or per process,
+// wherever traffic chooses the keys, so that outsiders cannot aim keys at one bucket.
 //
-// Thread-safety: pure functions. Allocation: none.
+// Thread-safety: pure functions (random_seed() reads std::random_device). Allocation: none.
 #pragma once
 
+#include <array>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <random>
 #include <string_view>
 
 #include "dnsmon/common/bytes.hpp"
 
 namespace dnsmon::detail {
 
+// The named fixed seeds. Where traffic chooses the keys, a table takes random_seed() instead; these
+// are for tables built once from configuration and for values that must not change between runs.
+// The sketches' seed where a fixed one is wanted (tests, benchmarks); dnsmon itself draws one per
+// process (the workers' HyperLogLogs merge only if their hashes agree).
 inline constexpr std::uint64_t kDefaultSketchSeed = 0x2d358dccaa6c78a5ULL;
+// The public suffix list's rule table: built once from the list, never from traffic.
+inline constexpr std::uint64_t kSuffixRuleSeed = 0x9e3779b97f4a7c15ULL;
+// The two words of the client pseudonyms' SipHash key, from analytics.pseudonymise_key: the same
+// key gives the same pseudonyms in every run.
+inline constexpr std::array<std::uint64_t, 2> kPseudonymKeySeeds{0x243f'6a88'85a3'08d3ULL,
+                                                                 0x1319'8a2e'0370'7344ULL};
 
 namespace hash_internal {
 
@@ -125,6 +144,48 @@ inline std::uint64_t hash_bytes(const void* data, std::size_t len,
 inline std::uint64_t hash_bytes(std::string_view s,
                                 std::uint64_t seed = kDefaultSketchSeed) noexcept {
   return hash_bytes(s.data(), s.size(), seed);
+}
+
+// splitmix64's finaliser: a bijection of 64-bit words in which every output bit depends on every
+// input bit. Unkeyed by itself: xor a key word in first where traffic chooses the input.
+inline std::uint64_t mix64(std::uint64_t x) noexcept {
+  x ^= x >> 30U;
+  x *= hash_internal::kK1;
+  x ^= x >> 27U;
+  x *= hash_internal::kK2;
+  x ^= x >> 31U;
+  return x;
+}
+
+// splitmix64: the next of a sequence of well-mixed words from one 64-bit state.
+inline std::uint64_t splitmix64(std::uint64_t& state) noexcept {
+  state += hash_internal::kK0;
+  return mix64(state);
+}
+
+// N key words from one seed (successive splitmix64 outputs).
+template <std::size_t N>
+std::array<std::uint64_t, N> derive_keys(std::uint64_t seed) noexcept {
+  std::array<std::uint64_t, N> keys{};
+  for (auto& k : keys) {
+    k = splitmix64(seed);
+  }
+  return keys;
+}
+
+// A seed from std::random_device, never 0 (which the tables' options take to mean "draw one").
+inline std::uint64_t random_seed() {
+  std::random_device rd;
+  std::uint64_t seed = 0;
+  while (seed == 0) {
+    seed = (std::uint64_t{rd()} << 32U) ^ rd();
+  }
+  return seed;
+}
+
+// The seed a table asked for (tests fix one), or a random one where it asked for 0.
+inline std::uint64_t seed_or_random(std::uint64_t requested) {
+  return requested != 0 ? requested : random_seed();
 }
 
 }  // namespace dnsmon::detail

@@ -111,7 +111,7 @@ inline Packet ppp(std::span<const std::byte> bytes) noexcept {
   if (bytes.size() <= off) {
     return detail::fail(Status::Truncated);
   }
-  unsigned protocol = std::to_integer<unsigned>(bytes[off]);
+  auto protocol = std::to_integer<unsigned>(bytes[off]);
   if ((protocol & 1U) == 0) {  // the low byte of a protocol number is odd: a 2-byte form
     if (bytes.size() < off + 2) {
       return detail::fail(Status::Truncated);

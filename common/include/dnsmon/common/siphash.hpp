@@ -1,7 +1,7 @@
 // Keyed hashing for the bounded tables (fragments, pending queries): SipHash-1-3 over 64-bit words
 // (one compression round per word, three finalisation rounds, the variant Rust's HashMap uses).
-// The key is secret, so traffic cannot be chosen to pile into one bucket. splitmix64 turns one
-// seed into key words.
+// The key is secret, so traffic cannot be chosen to pile into one bucket. derive_keys() (hash.hpp)
+// turns one seed into key words.
 //
 // Thread-safety: a SipHasher is a value used by one thread. Allocation: none.
 #pragma once
@@ -10,14 +10,9 @@
 #include <bit>
 #include <cstdint>
 
-namespace dnsmon::detail {
+#include "dnsmon/common/hash.hpp"
 
-inline std::uint64_t splitmix64(std::uint64_t& state) noexcept {
-  std::uint64_t z = (state += 0x9e37'79b9'7f4a'7c15ULL);
-  z = (z ^ (z >> 30U)) * 0xbf58'476d'1ce4'e5b9ULL;
-  z = (z ^ (z >> 27U)) * 0x94d0'49bb'1331'11ebULL;
-  return z ^ (z >> 31U);
-}
+namespace dnsmon::detail {
 
 class SipHasher {
  public:

@@ -98,13 +98,13 @@ class PublicSuffixList {
   // refusals libpsl does not make: a rule of more than kMaxRuleLabels labels (the domain cache
   // depends on that bound) and rules that need more than kMaxKeyBytes.
   enum Flag : std::uint8_t {
-    kPlain = 1,      // "a.b", or the "a.b" of "*.a.b"
-    kWildcard = 2,   // "*.a.b"
-    kException = 4,  // "!a.b"
-    kAbove = 8,      // some rule lies strictly below this name
+    Plain = 1,      // "a.b", or the "a.b" of "*.a.b"
+    Wildcard = 2,   // "*.a.b"
+    Exception = 4,  // "!a.b"
+    Above = 8,      // some rule lies strictly below this name
   };
 
-  static constexpr std::uint8_t kRule = kPlain | kWildcard | kException;
+  static constexpr std::uint8_t kRule = Plain | Wildcard | Exception;
 
   struct Slot {
     std::uint32_t offset = 0;  // in keys_

@@ -120,6 +120,7 @@ class IpReassembler {
   explicit IpReassembler(IpReassemblyOptions options);
   // What the constructor allocates for these options.
   static std::size_t planned_bytes(const IpReassemblyOptions& options) noexcept;
+  ~IpReassembler() = default;
   IpReassembler(const IpReassembler&) = delete;
   IpReassembler& operator=(const IpReassembler&) = delete;
 
@@ -185,6 +186,9 @@ class IpReassembler {
   [[nodiscard]] std::span<Range> ranges(std::uint32_t slot) noexcept;
   [[nodiscard]] std::span<std::uint32_t> pages(std::uint32_t slot) noexcept;
   [[nodiscard]] std::byte* page(std::uint32_t index) noexcept;
+  template <class Piece>
+  bool each_page_piece(std::uint32_t slot, std::uint32_t offset, std::span<const std::byte> payload,
+                       Piece piece) noexcept;
   [[nodiscard]] bool same_bytes(std::uint32_t slot, std::uint32_t offset,
                                 std::span<const std::byte> payload) noexcept;
   [[nodiscard]] bool reserve_pages(std::uint32_t slot, std::uint32_t start,
