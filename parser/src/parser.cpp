@@ -7,6 +7,7 @@
 
 #include <ldns/ldns.h>
 
+#include "dnsmon/common/ascii.hpp"
 #include "dnsmon/common/bytes.hpp"
 #include "dnsmon/common/link.hpp"
 #include "dnsmon/common/message_record.hpp"
@@ -77,21 +78,30 @@ std::uint64_t special_bytes(const std::uint8_t* p, std::size_t n) noexcept {
   return w[0] | w[1];
 }
 
+// Compression pointers followed in one name before it is refused as a loop. ldns allows
+// LDNS_MAX_POINTERS (65535); a chain longer than the message has bytes must visit a pointer twice,
+// which ldns would then follow until that limit and refuse: stopping at the message size refuses
+// the same names, after fewer hops.
+std::size_t max_name_pointers(std::size_t size) noexcept {
+  return std::min<std::size_t>(size, LDNS_MAX_POINTERS);
+}
+
 // Decodes the (possibly compressed) name at pos into its presentation form: labels joined by
 // '.', with '.', '\' and bytes outside printable ASCII escaped (RFC 4343 §2.1); the root is ".".
 // On success pos is moved past the name as it stands in the message. The rules are ldns'
 // (ldns_wire2dname), so both accept and refuse the same names: a pointer may go anywhere inside
-// the message, labels are at most 63 bytes, the name at most 255 bytes in wire form, and a chain
-// of more than kMaxPointers pointers is a loop. Done here rather than by ldns because
-// ldns_wire2dname allocates twice per name, the largest cost per packet (docs/performance.md).
+// the message but not to its first byte, labels are at most 63 bytes, the name at most 255 bytes
+// in wire form, and a loop of pointers is refused (max_name_pointers). Done here rather than by
+// ldns because ldns_wire2dname allocates twice per name, the largest cost per packet
+// (docs/performance.md).
 bool decode_name(const std::uint8_t* wire, std::size_t size, std::size_t& pos,
                  QName& out) noexcept {
-  constexpr int kMaxPointers = 256;
+  const std::size_t max_pointers = max_name_pointers(size);
   constexpr std::size_t kMaxNameBytes = 255;
   std::size_t at = pos;
   std::size_t after = 0;  // where the name ends in the message (set at the first pointer)
   bool jumped = false;
-  int pointers = 0;
+  std::size_t pointers = 0;
   std::size_t wire_bytes = 1;  // the root label
   std::size_t len = 0;
   std::uint8_t labels = 0;
@@ -102,11 +112,11 @@ bool decode_name(const std::uint8_t* wire, std::size_t size, std::size_t& pos,
     }
     const std::uint8_t label = wire[at];
     if ((label & 0xC0U) == 0xC0U) {
-      if (at + 1 >= size || ++pointers > kMaxPointers) {
+      if (at + 1 >= size || ++pointers > max_pointers) {
         return false;
       }
       const std::size_t target = ((label & 0x3FU) << 8U) | wire[at + 1];
-      if (target >= size) {
+      if (target == 0 || target >= size) {
         return false;
       }
       if (!jumped) {
@@ -248,6 +258,371 @@ void find_edns(WireReader r, const DnsMessage& msg, EdnsInfo& edns) noexcept {
       return;
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers: the sections of a response walked with ldns' rules, without allocating.
+
+constexpr std::uint16_t kTypeA = 1;
+constexpr std::uint16_t kTypeCname = 5;
+constexpr std::uint16_t kTypeSoa = 6;
+constexpr std::uint16_t kTypeAaaa = 28;
+constexpr std::uint16_t kTypeAny = 255;
+
+// Checks the (possibly compressed) name at pos with ldns_wire2dname's rules (as decode_name) and
+// moves pos past it as it stands in the message.
+bool check_name(const std::uint8_t* wire, std::size_t size, std::size_t& pos) noexcept {
+  const std::size_t max_pointers = max_name_pointers(size);
+  std::size_t at = pos;
+  std::size_t after = 0;
+  bool jumped = false;
+  std::size_t pointers = 0;
+  std::size_t wire_bytes = 1;
+  for (;;) {
+    if (at >= size) {
+      return false;
+    }
+    const std::uint8_t label = wire[at];
+    if ((label & 0xC0U) == 0xC0U) {
+      if (at + 1 >= size || ++pointers > max_pointers) {
+        return false;
+      }
+      const std::size_t target = ((label & 0x3FU) << 8U) | wire[at + 1];
+      if (target == 0 || target >= size) {
+        return false;
+      }
+      if (!jumped) {
+        after = at + 2;
+        jumped = true;
+      }
+      at = target;
+      continue;
+    }
+    if (label > 63) {
+      return false;
+    }
+    if (label == 0) {
+      pos = jumped ? after : at + 1;
+      return true;
+    }
+    if (at + 1 + label > size) {
+      return false;
+    }
+    wire_bytes += 1U + label;
+    if (wire_bytes > 255) {
+      return false;
+    }
+    at += 1U + label;
+  }
+}
+
+// The first label byte of a name already checked: its leading pointers followed.
+std::size_t name_start(const std::uint8_t* wire, std::size_t pos) noexcept {
+  for (int hops = 0; (wire[pos] & 0xC0U) == 0xC0U && hops < 0x4000; ++hops) {
+    pos = ((wire[pos] & 0x3FU) << 8U) | wire[pos + 1];
+  }
+  return pos;
+}
+
+// Whether the names at a and b (both checked) are the same, ASCII case ignored (RFC 4343).
+bool same_name(const std::uint8_t* wire, std::size_t a, std::size_t b) noexcept {
+  for (int labels = 0; labels < 128; ++labels) {
+    a = name_start(wire, a);
+    b = name_start(wire, b);
+    if (a == b) {
+      return true;
+    }
+    const std::uint8_t len = wire[a];
+    if (len != wire[b]) {
+      return false;
+    }
+    if (len == 0) {
+      return true;
+    }
+    for (std::size_t i = 1; i <= len; ++i) {
+      if (ascii::lower(wire[a + i]) != ascii::lower(wire[b + i])) {
+        return false;
+      }
+    }
+    a += 1U + len;
+    b += 1U + len;
+  }
+  return false;
+}
+
+// One resource record as ldns_wire2rr reads it.
+struct RrView {
+  std::size_t owner = 0;
+  std::uint16_t type = 0;
+  std::uint32_t ttl = 0;
+  std::size_t rdata = 0;  // the RDATA's first byte
+  std::uint16_t rdlength = 0;
+  std::uint8_t fields = 0;        // RDATA fields ldns keeps (saturating)
+  std::size_t seventh_field = 0;  // where the seventh of them starts (an SOA's MINIMUM)
+};
+
+// Reads the RR at pos as ldns_wire2rr and ldns_wire2rdf do, moving pos where ldns goes next: past
+// the RDATA fields its descriptor lists, which is not always the end of RDATA (ldns does not skip
+// bytes beyond them, and a name field may run past it). False where ldns refuses the RR.
+bool walk_rr(const std::uint8_t* wire, std::size_t size, std::size_t& pos, RrView& rr) noexcept {
+  rr.owner = pos;
+  if (!check_name(wire, size, pos) || size - pos < 10) {
+    return false;
+  }
+  rr.type = static_cast<std::uint16_t>((wire[pos] << 8U) | wire[pos + 1]);
+  rr.ttl = (std::uint32_t{wire[pos + 4]} << 24U) | (std::uint32_t{wire[pos + 5]} << 16U) |
+           (std::uint32_t{wire[pos + 6]} << 8U) | wire[pos + 7];
+  rr.rdlength = static_cast<std::uint16_t>((wire[pos + 8] << 8U) | wire[pos + 9]);
+  pos += 10;
+  if (rr.rdlength > size - pos) {
+    return false;
+  }
+  rr.rdata = pos;
+  rr.fields = 0;
+  const std::size_t end = pos + rr.rdlength;
+  const ldns_rr_descriptor* descriptor = ldns_rr_descript(rr.type);
+  const std::size_t max_fields = ldns_rr_descriptor_maximum(descriptor);
+  std::uint8_t index = 0;  // ldns' own counter is 8 bits wide, and wraps the same way
+  for (std::size_t steps = 0; pos < end && index < max_fields; ++steps) {
+    if (steps > LDNS_MAX_RDFLEN) {
+      return false;  // a descriptor that makes no progress: cannot happen with ldns' table
+    }
+    const std::size_t field = pos;
+    std::size_t len = 0;
+    bool kept = false;
+    switch (ldns_rr_descriptor_field_type(descriptor, index)) {
+      case LDNS_RDF_TYPE_DNAME:
+        if (!check_name(wire, size, pos)) {
+          return false;
+        }
+        kept = true;
+        break;
+      case LDNS_RDF_TYPE_CLASS:
+      case LDNS_RDF_TYPE_ALG:
+      case LDNS_RDF_TYPE_CERTIFICATE_USAGE:
+      case LDNS_RDF_TYPE_SELECTOR:
+      case LDNS_RDF_TYPE_MATCHING_TYPE:
+      case LDNS_RDF_TYPE_INT8:
+        len = 1;
+        break;
+      case LDNS_RDF_TYPE_TYPE:
+      case LDNS_RDF_TYPE_INT16:
+      case LDNS_RDF_TYPE_CERT_ALG:
+        len = 2;
+        break;
+      case LDNS_RDF_TYPE_TIME:
+      case LDNS_RDF_TYPE_INT32:
+      case LDNS_RDF_TYPE_A:
+      case LDNS_RDF_TYPE_PERIOD:
+        len = 4;
+        break;
+      case LDNS_RDF_TYPE_TSIGTIME:
+      case LDNS_RDF_TYPE_EUI48:
+        len = 6;
+        break;
+      case LDNS_RDF_TYPE_ILNP64:
+      case LDNS_RDF_TYPE_EUI64:
+        len = 8;
+        break;
+      case LDNS_RDF_TYPE_AAAA:
+        len = 16;
+        break;
+      case LDNS_RDF_TYPE_STR:
+      case LDNS_RDF_TYPE_NSEC3_SALT:
+      case LDNS_RDF_TYPE_TAG:
+      case LDNS_RDF_TYPE_B32_EXT:
+      case LDNS_RDF_TYPE_NSEC3_NEXT_OWNER:
+        len = std::size_t{wire[pos]} + 1;
+        break;
+      case LDNS_RDF_TYPE_INT16_DATA:
+        if (end - pos < 2) {
+          return false;
+        }
+        len = ((std::size_t{wire[pos]} << 8U) | wire[pos + 1]) + 2;
+        break;
+      case LDNS_RDF_TYPE_HIP:
+        if (end - pos < 4) {
+          return false;
+        }
+        len = std::size_t{wire[pos]} + ((std::size_t{wire[pos + 2]} << 8U) | wire[pos + 3]) + 4;
+        break;
+      case LDNS_RDF_TYPE_APL:
+      case LDNS_RDF_TYPE_B64:
+      case LDNS_RDF_TYPE_HEX:
+      case LDNS_RDF_TYPE_NSEC:
+      case LDNS_RDF_TYPE_UNKNOWN:
+      case LDNS_RDF_TYPE_SERVICE:
+      case LDNS_RDF_TYPE_LOC:
+      case LDNS_RDF_TYPE_WKS:
+      case LDNS_RDF_TYPE_NSAP:
+      case LDNS_RDF_TYPE_ATMA:
+      case LDNS_RDF_TYPE_IPSECKEY:
+      case LDNS_RDF_TYPE_LONG_STR:
+      case LDNS_RDF_TYPE_AMTRELAY:
+      case LDNS_RDF_TYPE_SVCPARAMS:
+      case LDNS_RDF_TYPE_NONE:
+        len = end - pos;
+        break;
+      default:
+        break;  // a field type ldns' reader does not know: no field, no progress
+    }
+    if (len > 0) {
+      if (len > end - pos) {
+        return false;
+      }
+      pos += len;
+      kept = true;
+    }
+    if (kept) {
+      if (rr.fields == 6) {
+        rr.seventh_field = field;
+      }
+      if (rr.fields < 255) {
+        ++rr.fields;
+      }
+    }
+    ++index;
+  }
+  return true;
+}
+
+// An answer RR that the CNAME chain may need: a CNAME (target: its name) or one of the asked type.
+struct ChainRr {
+  std::uint32_t owner;
+  std::uint32_t target;
+  std::uint16_t type;
+};
+
+constexpr std::size_t kChainRrs = 32;  // kept while walking; more are found again by a second walk
+
+// Walks the sections after the first question (which ends at pos) as ldns_wire2pkt does, filling
+// out; a response that ldns would refuse leaves out empty (decoded false).
+void decode_answers(const std::uint8_t* wire, std::size_t size, std::size_t pos,
+                    const DnsMessage& msg, DnsAnswers& out) noexcept {
+  for (unsigned i = 1; i < msg.qdcount; ++i) {
+    if (!check_name(wire, size, pos) || size - pos < 4) {
+      return;
+    }
+    pos += 4;
+  }
+  const std::uint16_t qtype = msg.qtype;
+  const bool chain = msg.has_question && qtype != kTypeCname && qtype != kTypeAny;
+  const std::size_t answers_at = pos;
+  std::array<ChainRr, kChainRrs> kept;  // NOLINT(cppcoreguidelines-pro-type-member-init)
+  std::size_t kept_count = 0;
+  bool overflow = false;
+  std::uint16_t owned_by_qname = 0;  // answers of the asked type owned by the question name
+  RrView rr;
+  bool ok = true;
+  for (unsigned i = 0; i < msg.ancount && ok; ++i) {
+    ok = walk_rr(wire, size, pos, rr);
+    if (!ok) {
+      break;
+    }
+    const bool asked = qtype == kTypeAny || rr.type == qtype;
+    if (rr.type == kTypeCname) {
+      ++out.cnames;
+    }
+    if (msg.has_question && asked && same_name(wire, rr.owner, LDNS_HEADER_SIZE)) {
+      ++owned_by_qname;
+    }
+    if (chain && (rr.type == kTypeCname || asked)) {
+      if (kept_count < kept.size()) {
+        kept[kept_count++] = {
+            static_cast<std::uint32_t>(rr.owner),
+            rr.type == kTypeCname && rr.fields > 0 ? static_cast<std::uint32_t>(rr.rdata) : 0U,
+            rr.type};
+      } else {
+        overflow = true;
+      }
+    }
+    if ((rr.type == kTypeA || rr.type == kTypeAaaa) && rr.fields > 0 &&
+        out.address_count < DnsAnswers::kMaxAddresses) {
+      AnswerAddress& a = out.addresses[out.address_count++];
+      const std::size_t n = rr.type == kTypeA ? 4 : 16;
+      std::memcpy(a.addr.bytes.data(), wire + rr.rdata, n);
+      a.addr.family = rr.type == kTypeA ? 4 : 6;
+      a.ttl = rr.ttl;
+    }
+  }
+  for (unsigned i = 0; i < msg.nscount && ok; ++i) {
+    ok = walk_rr(wire, size, pos, rr);
+    if (ok && rr.type == kTypeSoa && !out.soa && rr.fields >= 7) {
+      out.soa = true;
+      out.soa_ttl = rr.ttl;
+      const std::uint8_t* m = wire + rr.seventh_field;
+      out.soa_minimum = (std::uint32_t{m[0]} << 24U) | (std::uint32_t{m[1]} << 16U) |
+                        (std::uint32_t{m[2]} << 8U) | m[3];
+    }
+  }
+  for (unsigned i = 0; i < msg.arcount && ok; ++i) {
+    ok = walk_rr(wire, size, pos, rr);
+  }
+  if (!ok) {
+    out = DnsAnswers{};
+    return;
+  }
+  out.decoded = true;
+  if (!msg.has_question) {
+    return;
+  }
+  if (!chain || out.cnames == 0) {
+    out.qtype_answers = owned_by_qname;
+    return;
+  }
+  // Follows the chain from the question name, the first CNAME owned by each name in turn, then
+  // counts the answers of the asked type owned by its end. Each pass reads the RRs kept above, or
+  // when there were too many, walks the answer section again (it walked without error once).
+  const auto for_each = [&](auto&& fn) noexcept {
+    if (!overflow) {
+      for (std::size_t i = 0; i < kept_count; ++i) {
+        if (fn(kept[i])) {
+          return;
+        }
+      }
+      return;
+    }
+    std::size_t at = answers_at;
+    RrView again;
+    for (unsigned i = 0; i < msg.ancount; ++i) {
+      (void)walk_rr(wire, size, at, again);
+      const ChainRr c{static_cast<std::uint32_t>(again.owner),
+                      again.type == kTypeCname && again.fields > 0
+                          ? static_cast<std::uint32_t>(again.rdata)
+                          : 0U,
+                      again.type};
+      if ((c.type == kTypeCname || c.type == qtype) && fn(c)) {
+        return;
+      }
+    }
+  };
+  std::size_t target = LDNS_HEADER_SIZE;
+  for (unsigned hop = 0; hop < DnsAnswers::kMaxCnameHops; ++hop) {
+    std::size_t next = 0;
+    for_each([&](const ChainRr& c) noexcept {
+      if (c.type == kTypeCname && c.target != 0 && same_name(wire, c.owner, target)) {
+        next = c.target;
+        return true;
+      }
+      return false;
+    });
+    if (next == 0) {
+      break;
+    }
+    target = next;
+  }
+  if (target == LDNS_HEADER_SIZE) {
+    out.qtype_answers = owned_by_qname;
+    return;
+  }
+  std::uint16_t count = 0;
+  for_each([&](const ChainRr& c) noexcept {
+    if (c.type == qtype && same_name(wire, c.owner, target)) {
+      ++count;
+    }
+    return false;
+  });
+  out.qtype_answers = count;
 }
 
 // Hands one fragment to the reassembler: Ok with `whole` filled when it completes its datagram,
@@ -930,6 +1305,13 @@ ParseStatus Parser::parse_dns(std::span<const std::byte> message, DnsMessage& ou
   out.nscount = LDNS_NSCOUNT(wire);
   out.arcount = LDNS_ARCOUNT(wire);
   out.edns = EdnsInfo{};
+  out.wire = message;
+  DnsAnswers& answers = out.answers;
+  answers.decoded = false;
+  answers.qtype_answers = answers.cnames = 0;
+  answers.address_count = 0;
+  answers.soa = false;
+  answers.soa_ttl = answers.soa_minimum = 0;
   out.has_question = false;
   out.qtype = out.qclass = 0;
   out.qname.length = 0;
@@ -949,6 +1331,9 @@ ParseStatus Parser::parse_dns(std::span<const std::byte> message, DnsMessage& ou
     out.qclass = static_cast<std::uint16_t>((wire[pos + 2] << 8U) | wire[pos + 3]);
     pos += 4;
     out.has_question = true;
+  }
+  if (out.qr) {
+    decode_answers(wire, message.size(), pos, out, answers);
   }
   find_edns(WireReader{message.subspan(pos)}, out, out.edns);
   if (out.edns.present) {
