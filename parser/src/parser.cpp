@@ -1,6 +1,7 @@
 #include "dnsmon/parser.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <stdbool.h>  // before ldns, whose common.h otherwise defines true and false as ints
@@ -206,6 +207,36 @@ bool skip_name(WireReader& r) noexcept {
   return false;
 }
 
+// Reads the RR whose type field r is at, moving r past it: true if it is an OPT record, whose
+// fields fill edns; false otherwise or when r fails (the RR is cut short).
+bool read_opt(WireReader& r, EdnsInfo& edns) noexcept {
+  const std::uint16_t type = r.u16();
+  const std::uint16_t udp_size = r.u16();
+  const std::uint8_t ext_rcode = r.u8();
+  const std::uint8_t version = r.u8();
+  const std::uint16_t eflags = r.u16();
+  const auto rdata = r.take(r.u16());
+  if (r.failed() || type != kTypeOpt) {
+    return false;
+  }
+  edns.present = true;
+  edns.udp_size = udp_size;
+  edns.extended_rcode = ext_rcode;
+  edns.version = version;
+  edns.do_bit = (eflags & 0x8000U) != 0;
+  WireReader opts{rdata};
+  while (opts.remaining() >= 4) {
+    const std::uint16_t code = opts.u16();
+    opts.skip(opts.u16());
+    if (opts.failed()) {
+      break;
+    }
+    edns.client_subnet = edns.client_subnet || code == kOptionClientSubnet;
+    edns.cookie = edns.cookie || code == kOptionCookie;
+  }
+  return true;
+}
+
 // Walks the remaining questions, answers and authorities to find the OPT record, if any. A message
 // whose later sections cannot be walked keeps its header and question; EDNS is then unknown.
 void find_edns(WireReader r, const DnsMessage& msg, EdnsInfo& edns) noexcept {
@@ -230,31 +261,7 @@ void find_edns(WireReader r, const DnsMessage& msg, EdnsInfo& edns) noexcept {
     if (!skip_name(r)) {
       return;
     }
-    const std::uint16_t type = r.u16();
-    const std::uint16_t udp_size = r.u16();
-    const std::uint8_t ext_rcode = r.u8();
-    const std::uint8_t version = r.u8();
-    const std::uint16_t eflags = r.u16();
-    const auto rdata = r.take(r.u16());
-    if (r.failed()) {
-      return;
-    }
-    if (type == kTypeOpt) {
-      edns.present = true;
-      edns.udp_size = udp_size;
-      edns.extended_rcode = ext_rcode;
-      edns.version = version;
-      edns.do_bit = (eflags & 0x8000U) != 0;
-      WireReader opts{rdata};
-      while (opts.remaining() >= 4) {
-        const std::uint16_t code = opts.u16();
-        opts.skip(opts.u16());
-        if (opts.failed()) {
-          break;
-        }
-        edns.client_subnet = edns.client_subnet || code == kOptionClientSubnet;
-        edns.cookie = edns.cookie || code == kOptionCookie;
-      }
+    if (r.failed() || read_opt(r, edns)) {
       return;
     }
   }
@@ -264,20 +271,58 @@ void find_edns(WireReader r, const DnsMessage& msg, EdnsInfo& edns) noexcept {
 // Answers: the sections of a response walked with ldns' rules, without allocating.
 
 constexpr std::uint16_t kTypeA = 1;
+constexpr std::uint16_t kTypeNs = 2;
 constexpr std::uint16_t kTypeCname = 5;
+constexpr std::uint16_t kTypePtr = 12;
 constexpr std::uint16_t kTypeSoa = 6;
 constexpr std::uint16_t kTypeAaaa = 28;
 constexpr std::uint16_t kTypeAny = 255;
 
+// Label positions of names already checked in this message, each with the wire length of the
+// name from there on (its root included). A pointer to one of them leads to a good rest of name:
+// the rest was checked (and a pointer into a checked name cannot close a loop, since that name
+// would then have been refused), so only the total length is left to check. Most owners (a
+// pointer to the question name) and names in RDATA then cost a lookup instead of a walk.
+struct CheckedNames {
+  struct Entry {
+    std::uint16_t at;
+    std::uint16_t length;
+  };
+
+  std::array<Entry, 24> entries;  // NOLINT(cppcoreguidelines-pro-type-member-init): [0, count)
+  std::size_t count = 0;
+
+  // The wire length of the checked name at pos, 0 when pos is not a checked label.
+  [[nodiscard]] std::size_t length_at(std::size_t pos) const noexcept {
+    for (std::size_t i = 0; i < count; ++i) {
+      if (entries[i].at == pos) {
+        return entries[i].length;
+      }
+    }
+    return 0;
+  }
+
+  void add(std::size_t pos, std::size_t length) noexcept {
+    if (count < entries.size()) {
+      entries[count++] = {static_cast<std::uint16_t>(pos), static_cast<std::uint16_t>(length)};
+    }
+  }
+};
+
 // Checks the (possibly compressed) name at pos with ldns_wire2dname's rules (as decode_name) and
-// moves pos past it as it stands in the message.
-bool check_name(const std::uint8_t* wire, std::size_t size, std::size_t& pos) noexcept {
+// moves pos past it as it stands in the message. The labels of a good name join `checked`.
+bool check_name(const std::uint8_t* wire, std::size_t size, std::size_t& pos,
+                CheckedNames& checked) noexcept {
+  constexpr std::size_t kMaxNameBytes = 255;
+  // The first labels walked: where each starts and the wire bytes before it.
+  std::array<CheckedNames::Entry, 8> labels;  // NOLINT(cppcoreguidelines-pro-type-member-init)
+  std::size_t label_count = 0;
   const std::size_t max_pointers = max_name_pointers(size);
   std::size_t at = pos;
   std::size_t after = 0;
   bool jumped = false;
   std::size_t pointers = 0;
-  std::size_t wire_bytes = 1;
+  std::size_t wire_bytes = 1;  // the root label
   for (;;) {
     if (at >= size) {
       return false;
@@ -296,24 +341,42 @@ bool check_name(const std::uint8_t* wire, std::size_t size, std::size_t& pos) no
         jumped = true;
       }
       at = target;
+      if (const std::size_t rest = checked.length_at(at); rest != 0) {
+        wire_bytes += rest - 1;
+        if (wire_bytes > kMaxNameBytes) {
+          return false;
+        }
+        break;
+      }
       continue;
     }
     if (label > 63) {
       return false;
     }
     if (label == 0) {
-      pos = jumped ? after : at + 1;
-      return true;
+      if (!jumped) {
+        after = at + 1;
+      }
+      break;
     }
     if (at + 1 + label > size) {
       return false;
     }
+    if (label_count < labels.size()) {
+      labels[label_count++] = {static_cast<std::uint16_t>(at),
+                               static_cast<std::uint16_t>(wire_bytes - 1)};
+    }
     wire_bytes += 1U + label;
-    if (wire_bytes > 255) {
+    if (wire_bytes > kMaxNameBytes) {
       return false;
     }
     at += 1U + label;
   }
+  for (std::size_t i = 0; i < label_count; ++i) {
+    checked.add(labels[i].at, wire_bytes - labels[i].length);
+  }
+  pos = after;
+  return true;
 }
 
 // The first label byte of a name already checked: its leading pointers followed.
@@ -350,6 +413,19 @@ bool same_name(const std::uint8_t* wire, std::size_t a, std::size_t b) noexcept 
   return false;
 }
 
+// ldns_rr_descript(type): the RDATA field list ldns reads a type with. The types below
+// LDNS_RDATA_FIELD_DESCRIPTORS_COMMON are looked up once; ldns searches the few others in a list.
+const ldns_rr_descriptor* descriptor_of(std::uint16_t type) noexcept {
+  static const auto table = [] {
+    std::array<const ldns_rr_descriptor*, LDNS_RDATA_FIELD_DESCRIPTORS_COMMON> t{};
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      t[i] = ldns_rr_descript(static_cast<std::uint16_t>(i));
+    }
+    return t;
+  }();
+  return type < table.size() ? table[type] : ldns_rr_descript(type);
+}
+
 // One resource record as ldns_wire2rr reads it.
 struct RrView {
   std::size_t owner = 0;
@@ -364,9 +440,10 @@ struct RrView {
 // Reads the RR at pos as ldns_wire2rr and ldns_wire2rdf do, moving pos where ldns goes next: past
 // the RDATA fields its descriptor lists, which is not always the end of RDATA (ldns does not skip
 // bytes beyond them, and a name field may run past it). False where ldns refuses the RR.
-bool walk_rr(const std::uint8_t* wire, std::size_t size, std::size_t& pos, RrView& rr) noexcept {
+bool walk_rr(const std::uint8_t* wire, std::size_t size, std::size_t& pos, RrView& rr,
+             CheckedNames& checked) noexcept {
   rr.owner = pos;
-  if (!check_name(wire, size, pos) || size - pos < 10) {
+  if (!check_name(wire, size, pos, checked) || size - pos < 10) {
     return false;
   }
   rr.type = static_cast<std::uint16_t>((wire[pos] << 8U) | wire[pos + 1]);
@@ -380,8 +457,37 @@ bool walk_rr(const std::uint8_t* wire, std::size_t size, std::size_t& pos, RrVie
   rr.rdata = pos;
   rr.fields = 0;
   const std::size_t end = pos + rr.rdlength;
-  const ldns_rr_descriptor* descriptor = ldns_rr_descript(rr.type);
-  const std::size_t max_fields = ldns_rr_descriptor_maximum(descriptor);
+  if (end == pos) {
+    return true;  // no RDATA: ldns reads no field
+  }
+  // The most frequent types, whose ldns descriptor is one field: what the loop below does for them.
+  switch (rr.type) {
+    case kTypeA:
+    case kTypeAaaa: {
+      const std::size_t len = rr.type == kTypeA ? 4 : 16;
+      if (len > rr.rdlength) {
+        return false;
+      }
+      pos += len;
+      rr.fields = 1;
+      return true;
+    }
+    case kTypeCname:
+    case kTypeNs:
+    case kTypePtr:
+      rr.fields = 1;
+      return check_name(wire, size, pos, checked);
+    case kTypeOpt:
+      pos = end;
+      rr.fields = 1;
+      return true;
+    default:
+      break;
+  }
+  const ldns_rr_descriptor* descriptor = descriptor_of(rr.type);
+  // ldns_rr_descriptor_maximum and ldns_rr_descriptor_field_type, read in place.
+  const bool variable = descriptor->_variable != LDNS_RDF_TYPE_NONE;
+  const std::size_t max_fields = variable ? UINT_MAX : descriptor->_maximum;
   std::uint8_t index = 0;  // ldns' own counter is 8 bits wide, and wraps the same way
   for (std::size_t steps = 0; pos < end && index < max_fields; ++steps) {
     if (steps > LDNS_MAX_RDFLEN) {
@@ -390,9 +496,9 @@ bool walk_rr(const std::uint8_t* wire, std::size_t size, std::size_t& pos, RrVie
     const std::size_t field = pos;
     std::size_t len = 0;
     bool kept = false;
-    switch (ldns_rr_descriptor_field_type(descriptor, index)) {
+    switch (index < descriptor->_maximum ? descriptor->_wireformat[index] : descriptor->_variable) {
       case LDNS_RDF_TYPE_DNAME:
-        if (!check_name(wire, size, pos)) {
+        if (!check_name(wire, size, pos, checked)) {
           return false;
         }
         kept = true;
@@ -496,15 +602,24 @@ struct ChainRr {
 constexpr std::size_t kChainRrs = 32;  // kept while walking; more are found again by a second walk
 
 // Walks the sections after the first question (which ends at pos) as ldns_wire2pkt does, filling
-// out; a response that ldns would refuse leaves out empty (decoded false).
-void decode_answers(const std::uint8_t* wire, std::size_t size, std::size_t pos,
-                    const DnsMessage& msg, DnsAnswers& out) noexcept {
+// out; a response that ldns would refuse leaves out empty (decoded false). When every RR up to the
+// first OPT record ended where its RDATA length says (as in any well-formed message), the walk has
+// seen what find_edns would: it fills edns and returns true, sparing the second walk.
+bool decode_answers(const std::uint8_t* wire, std::size_t size, std::size_t pos,
+                    const DnsMessage& msg, DnsAnswers& out, EdnsInfo& edns) noexcept {
+  CheckedNames checked;
+  if (msg.has_question) {
+    // decode_name found the question name good: its labels (those in place) join `checked`.
+    std::size_t q = LDNS_HEADER_SIZE;
+    (void)check_name(wire, size, q, checked);
+  }
   for (unsigned i = 1; i < msg.qdcount; ++i) {
-    if (!check_name(wire, size, pos) || size - pos < 4) {
-      return;
+    if (!check_name(wire, size, pos, checked) || size - pos < 4) {
+      return false;
     }
     pos += 4;
   }
+  bool exact = true;  // every RR so far ended at the end of its RDATA
   const std::uint16_t qtype = msg.qtype;
   const bool chain = msg.has_question && qtype != kTypeCname && qtype != kTypeAny;
   const std::size_t answers_at = pos;
@@ -515,10 +630,11 @@ void decode_answers(const std::uint8_t* wire, std::size_t size, std::size_t pos,
   RrView rr;
   bool ok = true;
   for (unsigned i = 0; i < msg.ancount && ok; ++i) {
-    ok = walk_rr(wire, size, pos, rr);
+    ok = walk_rr(wire, size, pos, rr, checked);
     if (!ok) {
       break;
     }
+    exact = exact && pos == rr.rdata + rr.rdlength;
     const bool asked = qtype == kTypeAny || rr.type == qtype;
     if (rr.type == kTypeCname) {
       ++out.cnames;
@@ -546,7 +662,8 @@ void decode_answers(const std::uint8_t* wire, std::size_t size, std::size_t pos,
     }
   }
   for (unsigned i = 0; i < msg.nscount && ok; ++i) {
-    ok = walk_rr(wire, size, pos, rr);
+    ok = walk_rr(wire, size, pos, rr, checked);
+    exact = exact && pos == rr.rdata + rr.rdlength;
     if (ok && rr.type == kTypeSoa && !out.soa && rr.fields >= 7) {
       out.soa = true;
       out.soa_ttl = rr.ttl;
@@ -555,20 +672,27 @@ void decode_answers(const std::uint8_t* wire, std::size_t size, std::size_t pos,
                         (std::uint32_t{m[2]} << 8U) | m[3];
     }
   }
+  bool edns_known = false;
   for (unsigned i = 0; i < msg.arcount && ok; ++i) {
-    ok = walk_rr(wire, size, pos, rr);
+    ok = walk_rr(wire, size, pos, rr, checked);
+    exact = exact && pos == rr.rdata + rr.rdlength;
+    if (ok && exact && !edns_known && rr.type == kTypeOpt) {
+      WireReader r{std::as_bytes(std::span(wire, size)).subspan(rr.rdata - 10)};
+      edns_known = read_opt(r, edns);
+    }
   }
   if (!ok) {
     out = DnsAnswers{};
-    return;
+    return edns_known;
   }
+  edns_known = edns_known || exact;
   out.decoded = true;
   if (!msg.has_question) {
-    return;
+    return edns_known;
   }
   if (!chain || out.cnames == 0) {
     out.qtype_answers = owned_by_qname;
-    return;
+    return edns_known;
   }
   // Follows the chain from the question name, the first CNAME owned by each name in turn, then
   // counts the answers of the asked type owned by its end. Each pass reads the RRs kept above, or
@@ -585,7 +709,7 @@ void decode_answers(const std::uint8_t* wire, std::size_t size, std::size_t pos,
     std::size_t at = answers_at;
     RrView again;
     for (unsigned i = 0; i < msg.ancount; ++i) {
-      (void)walk_rr(wire, size, at, again);
+      (void)walk_rr(wire, size, at, again, checked);
       const ChainRr c{static_cast<std::uint32_t>(again.owner),
                       again.type == kTypeCname && again.fields > 0
                           ? static_cast<std::uint32_t>(again.rdata)
@@ -613,7 +737,7 @@ void decode_answers(const std::uint8_t* wire, std::size_t size, std::size_t pos,
   }
   if (target == LDNS_HEADER_SIZE) {
     out.qtype_answers = owned_by_qname;
-    return;
+    return edns_known;
   }
   std::uint16_t count = 0;
   for_each([&](const ChainRr& c) noexcept {
@@ -623,6 +747,7 @@ void decode_answers(const std::uint8_t* wire, std::size_t size, std::size_t pos,
     return false;
   });
   out.qtype_answers = count;
+  return edns_known;
 }
 
 // Hands one fragment to the reassembler: Ok with `whole` filled when it completes its datagram,
@@ -1289,6 +1414,13 @@ ParseStatus Parser::deliver(Context& ctx, std::span<const std::byte> message, Tr
 
 ParseStatus Parser::parse_dns(std::span<const std::byte> message, DnsMessage& out) noexcept {
   out.malformed_question = false;
+  out.wire = message;
+  DnsAnswers& answers = out.answers;
+  answers.decoded = false;
+  answers.qtype_answers = answers.cnames = 0;
+  answers.address_count = 0;
+  answers.soa = false;
+  answers.soa_ttl = answers.soa_minimum = 0;
   if (message.size() < LDNS_HEADER_SIZE) {
     return ParseStatus::Malformed;
   }
@@ -1305,13 +1437,6 @@ ParseStatus Parser::parse_dns(std::span<const std::byte> message, DnsMessage& ou
   out.nscount = LDNS_NSCOUNT(wire);
   out.arcount = LDNS_ARCOUNT(wire);
   out.edns = EdnsInfo{};
-  out.wire = message;
-  DnsAnswers& answers = out.answers;
-  answers.decoded = false;
-  answers.qtype_answers = answers.cnames = 0;
-  answers.address_count = 0;
-  answers.soa = false;
-  answers.soa_ttl = answers.soa_minimum = 0;
   out.has_question = false;
   out.qtype = out.qclass = 0;
   out.qname.length = 0;
@@ -1332,10 +1457,9 @@ ParseStatus Parser::parse_dns(std::span<const std::byte> message, DnsMessage& ou
     pos += 4;
     out.has_question = true;
   }
-  if (out.qr) {
-    decode_answers(wire, message.size(), pos, out, answers);
+  if (!out.qr || !decode_answers(wire, message.size(), pos, out, answers, out.edns)) {
+    find_edns(WireReader{message.subspan(pos)}, out, out.edns);
   }
-  find_edns(WireReader{message.subspan(pos)}, out, out.edns);
   if (out.edns.present) {
     out.rcode = static_cast<std::uint16_t>(out.rcode | (out.edns.extended_rcode << 4U));
   }
