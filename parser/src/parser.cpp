@@ -276,6 +276,7 @@ constexpr std::uint16_t kTypeCname = 5;
 constexpr std::uint16_t kTypePtr = 12;
 constexpr std::uint16_t kTypeSoa = 6;
 constexpr std::uint16_t kTypeAaaa = 28;
+constexpr std::uint16_t kTypeTsig = 250;
 constexpr std::uint16_t kTypeAny = 255;
 
 // Label positions of names already checked in this message, each with the wire length of the
@@ -673,8 +674,14 @@ bool decode_answers(const std::uint8_t* wire, std::size_t size, std::size_t pos,
     }
   }
   bool edns_known = false;
-  for (unsigned i = 0; i < msg.arcount && ok; ++i) {
+  // ldns_wire2pkt takes a TSIG record out of the additional count as it reads it, and its loop
+  // then reads one record less: so does this one.
+  unsigned additional = msg.arcount;
+  for (unsigned i = 0; i < additional && ok; ++i) {
     ok = walk_rr(wire, size, pos, rr, checked);
+    if (ok && rr.type == kTypeTsig) {
+      --additional;
+    }
     exact = exact && pos == rr.rdata + rr.rdlength;
     if (ok && exact && !edns_known && rr.type == kTypeOpt) {
       WireReader r{std::as_bytes(std::span(wire, size)).subspan(rr.rdata - 10)};

@@ -687,6 +687,12 @@ def hand_answer_messages():
         "rdata-longer-than-a": dns_header(0x3007, 0x8180, 1, 2, 0, 0) + dns_name("a.example") +
         u16(1) + u16(1) + rr(qname, 1, 1, v4("198.18.0.1") + u16(0xC00C) + u16(1)) +
         rr(qname, 1, 1, v4("198.18.0.2")),
+        # ldns reads one additional record less after a TSIG (a difference the fuzzer found).
+        "tsig-first-of-three": dns_header(0x3009, 0x8180, 1, 1, 0, 3) + dns_name("a.example") +
+        u16(1) + u16(1) + rr(qname, 1, 1, v4("198.18.0.1")) +
+        rr(dns_name("key.example"), 250, 0, dns_name("hmac-sha256") + u16(0) + u32(0x5F000000) +
+           u16(300) + u16(4) + u32(0xDEADBEEF) + u16(0x3009) + u16(0) + u16(0)) +
+        opt_rr(),
         "mx-txt-srv": dns_header(0x3008, 0x8180, 1, 3, 0, 0) + dns_name("example.org") +
         u16(15) + u16(1) + rr(qname, 15, 1, u16(10) + dns_name("mail.example.org")) +
         rr(qname, 16, 1, b"\x05hello\x03abc") +

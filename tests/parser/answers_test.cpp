@@ -367,6 +367,26 @@ TEST_CASE("answers: ldns' reading of RDATA longer than its fields is followed",
   CHECK(d.mismatch.empty());
 }
 
+TEST_CASE("answers: a TSIG record ends ldns' additional section one record early",
+          "[parser][answers]") {
+  // ldns takes the TSIG out of the additional count while reading the section: of three additional
+  // records announced, with the TSIG first, it reads two and ignores the missing third.
+  Wire w;
+  w.header(kResponse, 1, 1, 0, 3).question("www.example.com", kA);
+  w.rr(kQname, kA, 60, {192, 0, 2, 1});
+  w.name("key.example").u16(250).u16(255).u32(0);
+  Wire tsig;
+  tsig.name("hmac-sha256").u16(0).u32(0x5F000000).u16(300).u16(4).u32(0xDEADBEEF).u16(0xBEEF);
+  tsig.u16(0).u16(0);
+  w.u16(tsig.size()).bytes(tsig.b);
+  w.u8(0).u16(kOpt).u16(1232).u32(0).u16(0);
+  const Decoded d = decode(w.b);
+  CHECK(d.ref.accepted);
+  CHECK(d.mismatch.empty());
+  CHECK(d.msg.answers.decoded);
+  CHECK(d.msg.answers.address_count == 1);
+}
+
 TEST_CASE("answers: every DNS message of the capture corpus agrees with ldns",
           "[parser][answers][interop]") {
   const std::filesystem::path root = DNSMON_PCAPS;
