@@ -314,6 +314,14 @@ struct CheckedNames {
 // moves pos past it as it stands in the message. The labels of a good name join `checked`.
 bool check_name(const std::uint8_t* wire, std::size_t size, std::size_t& pos,
                 CheckedNames& checked) noexcept {
+  if (pos + 1 < size && (wire[pos] & 0xC0U) == 0xC0U) {
+    // The usual owner and RDATA name: one pointer to a checked name.
+    const std::size_t target = ((wire[pos] & 0x3FU) << 8U) | wire[pos + 1];
+    if (target != 0 && target < size && checked.length_at(target) != 0) {
+      pos += 2;
+      return true;
+    }
+  }
   constexpr std::size_t kMaxNameBytes = 255;
   // The first labels walked: where each starts and the wire bytes before it.
   std::array<CheckedNames::Entry, 8> labels;  // NOLINT(cppcoreguidelines-pro-type-member-init)
@@ -640,7 +648,9 @@ bool decode_answers(const std::uint8_t* wire, std::size_t size, std::size_t pos,
     if (rr.type == kTypeCname) {
       ++out.cnames;
     }
-    if (msg.has_question && asked && same_name(wire, rr.owner, LDNS_HEADER_SIZE)) {
+    if (msg.has_question && asked &&
+        ((wire[rr.owner] == 0xC0U && wire[rr.owner + 1] == LDNS_HEADER_SIZE) ||
+         same_name(wire, rr.owner, LDNS_HEADER_SIZE))) {
       ++owned_by_qname;
     }
     if (chain && (rr.type == kTypeCname || asked)) {
