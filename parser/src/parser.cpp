@@ -1,6 +1,7 @@
 #include "dnsmon/parser.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 // Before ldns, whose common.h otherwise defines true and false as ints.
@@ -8,6 +9,7 @@
 
 #include <ldns/ldns.h>
 
+#include "dnsmon/common/ascii.hpp"
 #include "dnsmon/common/bytes.hpp"
 #include "dnsmon/common/link.hpp"
 #include "dnsmon/common/message_record.hpp"
@@ -78,21 +80,30 @@ std::uint64_t special_bytes(const std::uint8_t* p, std::size_t n) noexcept {
   return w[0] | w[1];
 }
 
+// Compression pointers followed in one name before it is refused as a loop. ldns allows
+// LDNS_MAX_POINTERS (65535); a chain longer than the message has bytes must visit a pointer twice,
+// which ldns would then follow until that limit and refuse: stopping at the message size refuses
+// the same names, after fewer hops.
+std::size_t max_name_pointers(std::size_t size) noexcept {
+  return std::min<std::size_t>(size, LDNS_MAX_POINTERS);
+}
+
 // Decodes the (possibly compressed) name at pos into its presentation form: labels joined by
 // '.', with '.', '\' and bytes outside printable ASCII escaped (RFC 4343 §2.1); the root is ".".
 // On success pos is moved past the name as it stands in the message. The rules are ldns'
 // (ldns_wire2dname), so both accept and refuse the same names: a pointer may go anywhere inside
-// the message, labels are at most 63 bytes, the name at most 255 bytes in wire form, and a chain
-// of more than kMaxPointers pointers is a loop. Done here rather than by ldns because
-// ldns_wire2dname allocates twice per name, the largest cost per packet (docs/performance.md).
+// the message but not to its first byte, labels are at most 63 bytes, the name at most 255 bytes
+// in wire form, and a loop of pointers is refused (max_name_pointers). Done here rather than by
+// ldns because ldns_wire2dname allocates twice per name, the largest cost per packet
+// (docs/performance.md).
 bool decode_name(const std::uint8_t* wire, std::size_t size, std::size_t& pos,
                  QName& out) noexcept {
-  constexpr int kMaxPointers = 256;
+  const std::size_t max_pointers = max_name_pointers(size);
   constexpr std::size_t kMaxNameBytes = 255;
   std::size_t at = pos;
   std::size_t after = 0;  // where the name ends in the message (set at the first pointer)
   bool jumped = false;
-  int pointers = 0;
+  std::size_t pointers = 0;
   std::size_t wire_bytes = 1;  // the root label
   std::size_t len = 0;
   std::uint8_t labels = 0;
@@ -103,11 +114,11 @@ bool decode_name(const std::uint8_t* wire, std::size_t size, std::size_t& pos,
     }
     const std::uint8_t label = wire[at];
     if ((label & 0xC0U) == 0xC0U) {
-      if (at + 1 >= size || ++pointers > kMaxPointers) {
+      if (at + 1 >= size || ++pointers > max_pointers) {
         return false;
       }
       const std::size_t target = ((label & 0x3FU) << 8U) | wire[at + 1];
-      if (target >= size) {
+      if (target == 0 || target >= size) {
         return false;
       }
       if (!jumped) {
@@ -197,6 +208,36 @@ bool skip_name(WireReader& r) noexcept {
   return false;
 }
 
+// Reads the RR whose type field r is at, moving r past it: true if it is an OPT record, whose
+// fields fill edns; false otherwise or when r fails (the RR is cut short).
+bool read_opt(WireReader& r, EdnsInfo& edns) noexcept {
+  const std::uint16_t type = r.u16();
+  const std::uint16_t udp_size = r.u16();
+  const std::uint8_t ext_rcode = r.u8();
+  const std::uint8_t version = r.u8();
+  const std::uint16_t eflags = r.u16();
+  const auto rdata = r.take(r.u16());
+  if (r.failed() || type != kTypeOpt) {
+    return false;
+  }
+  edns.present = true;
+  edns.udp_size = udp_size;
+  edns.extended_rcode = ext_rcode;
+  edns.version = version;
+  edns.do_bit = (eflags & 0x8000U) != 0;
+  WireReader opts{rdata};
+  while (opts.remaining() >= 4) {
+    const std::uint16_t code = opts.u16();
+    opts.skip(opts.u16());
+    if (opts.failed()) {
+      break;
+    }
+    edns.client_subnet = edns.client_subnet || code == kOptionClientSubnet;
+    edns.cookie = edns.cookie || code == kOptionCookie;
+  }
+  return true;
+}
+
 // Walks the remaining questions, answers and authorities to find the OPT record, if any. A message
 // whose later sections cannot be walked keeps its header and question; EDNS is then unknown.
 void find_edns(WireReader r, const DnsMessage& msg, EdnsInfo& edns) noexcept {
@@ -221,34 +262,510 @@ void find_edns(WireReader r, const DnsMessage& msg, EdnsInfo& edns) noexcept {
     if (!skip_name(r)) {
       return;
     }
-    const std::uint16_t type = r.u16();
-    const std::uint16_t udp_size = r.u16();
-    const std::uint8_t ext_rcode = r.u8();
-    const std::uint8_t version = r.u8();
-    const std::uint16_t eflags = r.u16();
-    const auto rdata = r.take(r.u16());
-    if (r.failed()) {
-      return;
-    }
-    if (type == kTypeOpt) {
-      edns.present = true;
-      edns.udp_size = udp_size;
-      edns.extended_rcode = ext_rcode;
-      edns.version = version;
-      edns.do_bit = (eflags & 0x8000U) != 0;
-      WireReader opts{rdata};
-      while (opts.remaining() >= 4) {
-        const std::uint16_t code = opts.u16();
-        opts.skip(opts.u16());
-        if (opts.failed()) {
-          break;
-        }
-        edns.client_subnet = edns.client_subnet || code == kOptionClientSubnet;
-        edns.cookie = edns.cookie || code == kOptionCookie;
-      }
+    if (r.failed() || read_opt(r, edns)) {
       return;
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers: the sections of a response walked with ldns' rules, without allocating.
+
+constexpr std::uint16_t kTypeA = 1;
+constexpr std::uint16_t kTypeNs = 2;
+constexpr std::uint16_t kTypeCname = 5;
+constexpr std::uint16_t kTypePtr = 12;
+constexpr std::uint16_t kTypeSoa = 6;
+constexpr std::uint16_t kTypeAaaa = 28;
+constexpr std::uint16_t kTypeTsig = 250;
+constexpr std::uint16_t kTypeAny = 255;
+
+// Label positions of names already checked in this message, each with the wire length of the
+// name from there on (its root included). A pointer to one of them leads to a good rest of name:
+// the rest was checked (and a pointer into a checked name cannot close a loop, since that name
+// would then have been refused), so only the total length is left to check. Most owners (a
+// pointer to the question name) and names in RDATA then cost a lookup instead of a walk.
+struct CheckedNames {
+  struct Entry {
+    std::uint16_t at;
+    std::uint16_t length;
+  };
+
+  std::array<Entry, 24> entries;  // NOLINT(cppcoreguidelines-pro-type-member-init): [0, count)
+  std::size_t count = 0;
+
+  // The wire length of the checked name at pos, 0 when pos is not a checked label.
+  [[nodiscard]] std::size_t length_at(std::size_t pos) const noexcept {
+    for (std::size_t i = 0; i < count; ++i) {
+      if (entries[i].at == pos) {
+        return entries[i].length;
+      }
+    }
+    return 0;
+  }
+
+  void add(std::size_t pos, std::size_t length) noexcept {
+    if (count < entries.size()) {
+      entries[count++] = {static_cast<std::uint16_t>(pos), static_cast<std::uint16_t>(length)};
+    }
+  }
+};
+
+// Checks the (possibly compressed) name at pos with ldns_wire2dname's rules (as decode_name) and
+// moves pos past it as it stands in the message. The labels of a good name join `checked`.
+bool check_name(const std::uint8_t* wire, std::size_t size, std::size_t& pos,
+                CheckedNames& checked) noexcept {
+  if (pos + 1 < size && (wire[pos] & 0xC0U) == 0xC0U) {
+    // The usual owner and RDATA name: one pointer to a checked name.
+    const std::size_t target = ((wire[pos] & 0x3FU) << 8U) | wire[pos + 1];
+    if (target != 0 && target < size && checked.length_at(target) != 0) {
+      pos += 2;
+      return true;
+    }
+  }
+  constexpr std::size_t kMaxNameBytes = 255;
+  // The first labels walked: where each starts and the wire bytes before it.
+  std::array<CheckedNames::Entry, 8> labels;  // NOLINT(cppcoreguidelines-pro-type-member-init)
+  std::size_t label_count = 0;
+  const std::size_t max_pointers = max_name_pointers(size);
+  std::size_t at = pos;
+  std::size_t after = 0;
+  bool jumped = false;
+  std::size_t pointers = 0;
+  std::size_t wire_bytes = 1;  // the root label
+  for (;;) {
+    if (at >= size) {
+      return false;
+    }
+    const std::uint8_t label = wire[at];
+    if ((label & 0xC0U) == 0xC0U) {
+      if (at + 1 >= size || ++pointers > max_pointers) {
+        return false;
+      }
+      const std::size_t target = ((label & 0x3FU) << 8U) | wire[at + 1];
+      if (target == 0 || target >= size) {
+        return false;
+      }
+      if (!jumped) {
+        after = at + 2;
+        jumped = true;
+      }
+      at = target;
+      if (const std::size_t rest = checked.length_at(at); rest != 0) {
+        wire_bytes += rest - 1;
+        if (wire_bytes > kMaxNameBytes) {
+          return false;
+        }
+        break;
+      }
+      continue;
+    }
+    if (label > 63) {
+      return false;
+    }
+    if (label == 0) {
+      if (!jumped) {
+        after = at + 1;
+      }
+      break;
+    }
+    if (at + 1 + label > size) {
+      return false;
+    }
+    if (label_count < labels.size()) {
+      labels[label_count++] = {static_cast<std::uint16_t>(at),
+                               static_cast<std::uint16_t>(wire_bytes - 1)};
+    }
+    wire_bytes += 1U + label;
+    if (wire_bytes > kMaxNameBytes) {
+      return false;
+    }
+    at += 1U + label;
+  }
+  for (std::size_t i = 0; i < label_count; ++i) {
+    checked.add(labels[i].at, wire_bytes - labels[i].length);
+  }
+  pos = after;
+  return true;
+}
+
+// The first label byte of a name already checked: its leading pointers followed.
+std::size_t name_start(const std::uint8_t* wire, std::size_t pos) noexcept {
+  for (int hops = 0; (wire[pos] & 0xC0U) == 0xC0U && hops < 0x4000; ++hops) {
+    pos = ((wire[pos] & 0x3FU) << 8U) | wire[pos + 1];
+  }
+  return pos;
+}
+
+// Whether the names at a and b (both checked) are the same, ASCII case ignored (RFC 4343).
+bool same_name(const std::uint8_t* wire, std::size_t a, std::size_t b) noexcept {
+  for (int labels = 0; labels < 128; ++labels) {
+    a = name_start(wire, a);
+    b = name_start(wire, b);
+    if (a == b) {
+      return true;
+    }
+    const std::uint8_t len = wire[a];
+    if (len != wire[b]) {
+      return false;
+    }
+    if (len == 0) {
+      return true;
+    }
+    for (std::size_t i = 1; i <= len; ++i) {
+      if (ascii::lower(wire[a + i]) != ascii::lower(wire[b + i])) {
+        return false;
+      }
+    }
+    a += 1U + len;
+    b += 1U + len;
+  }
+  return false;
+}
+
+// ldns_rr_descript(type): the RDATA field list ldns reads a type with. The types below
+// LDNS_RDATA_FIELD_DESCRIPTORS_COMMON are looked up once; ldns searches the few others in a list.
+const ldns_rr_descriptor* descriptor_of(std::uint16_t type) noexcept {
+  static const auto table = [] {
+    std::array<const ldns_rr_descriptor*, LDNS_RDATA_FIELD_DESCRIPTORS_COMMON> t{};
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      t[i] = ldns_rr_descript(static_cast<std::uint16_t>(i));
+    }
+    return t;
+  }();
+  return type < table.size() ? table[type] : ldns_rr_descript(type);
+}
+
+// One resource record as ldns_wire2rr reads it.
+struct RrView {
+  std::size_t owner = 0;
+  std::uint16_t type = 0;
+  std::uint32_t ttl = 0;
+  std::size_t rdata = 0;  // the RDATA's first byte
+  std::uint16_t rdlength = 0;
+  std::uint8_t fields = 0;        // RDATA fields ldns keeps (saturating)
+  std::size_t seventh_field = 0;  // where the seventh of them starts (an SOA's MINIMUM)
+};
+
+// Reads the RR at pos as ldns_wire2rr and ldns_wire2rdf do, moving pos where ldns goes next: past
+// the RDATA fields its descriptor lists, which is not always the end of RDATA (ldns does not skip
+// bytes beyond them, and a name field may run past it). False where ldns refuses the RR.
+bool walk_rr(const std::uint8_t* wire, std::size_t size, std::size_t& pos, RrView& rr,
+             CheckedNames& checked) noexcept {
+  rr.owner = pos;
+  if (!check_name(wire, size, pos, checked) || size - pos < 10) {
+    return false;
+  }
+  rr.type = static_cast<std::uint16_t>((wire[pos] << 8U) | wire[pos + 1]);
+  rr.ttl = (std::uint32_t{wire[pos + 4]} << 24U) | (std::uint32_t{wire[pos + 5]} << 16U) |
+           (std::uint32_t{wire[pos + 6]} << 8U) | wire[pos + 7];
+  rr.rdlength = static_cast<std::uint16_t>((wire[pos + 8] << 8U) | wire[pos + 9]);
+  pos += 10;
+  if (rr.rdlength > size - pos) {
+    return false;
+  }
+  rr.rdata = pos;
+  rr.fields = 0;
+  const std::size_t end = pos + rr.rdlength;
+  if (end == pos) {
+    return true;  // no RDATA: ldns reads no field
+  }
+  // The most frequent types, whose ldns descriptor is one field: what the loop below does for them.
+  switch (rr.type) {
+    case kTypeA:
+    case kTypeAaaa: {
+      const std::size_t len = rr.type == kTypeA ? 4 : 16;
+      if (len > rr.rdlength) {
+        return false;
+      }
+      pos += len;
+      rr.fields = 1;
+      return true;
+    }
+    case kTypeCname:
+    case kTypeNs:
+    case kTypePtr:
+      rr.fields = 1;
+      return check_name(wire, size, pos, checked);
+    case kTypeOpt:
+      pos = end;
+      rr.fields = 1;
+      return true;
+    default:
+      break;
+  }
+  const ldns_rr_descriptor* descriptor = descriptor_of(rr.type);
+  // ldns_rr_descriptor_maximum and ldns_rr_descriptor_field_type, read in place.
+  const bool variable = descriptor->_variable != LDNS_RDF_TYPE_NONE;
+  const std::size_t max_fields = variable ? UINT_MAX : descriptor->_maximum;
+  std::uint8_t index = 0;  // ldns' own counter is 8 bits wide, and wraps the same way
+  for (std::size_t steps = 0; pos < end && index < max_fields; ++steps) {
+    if (steps > LDNS_MAX_RDFLEN) {
+      return false;  // a descriptor that makes no progress: cannot happen with ldns' table
+    }
+    const std::size_t field = pos;
+    std::size_t len = 0;
+    bool kept = false;
+    switch (index < descriptor->_maximum ? descriptor->_wireformat[index] : descriptor->_variable) {
+      case LDNS_RDF_TYPE_DNAME:
+        if (!check_name(wire, size, pos, checked)) {
+          return false;
+        }
+        kept = true;
+        break;
+      case LDNS_RDF_TYPE_CLASS:
+      case LDNS_RDF_TYPE_ALG:
+      case LDNS_RDF_TYPE_CERTIFICATE_USAGE:
+      case LDNS_RDF_TYPE_SELECTOR:
+      case LDNS_RDF_TYPE_MATCHING_TYPE:
+      case LDNS_RDF_TYPE_INT8:
+        len = 1;
+        break;
+      case LDNS_RDF_TYPE_TYPE:
+      case LDNS_RDF_TYPE_INT16:
+      case LDNS_RDF_TYPE_CERT_ALG:
+        len = 2;
+        break;
+      case LDNS_RDF_TYPE_TIME:
+      case LDNS_RDF_TYPE_INT32:
+      case LDNS_RDF_TYPE_A:
+      case LDNS_RDF_TYPE_PERIOD:
+        len = 4;
+        break;
+      case LDNS_RDF_TYPE_TSIGTIME:
+      case LDNS_RDF_TYPE_EUI48:
+        len = 6;
+        break;
+      case LDNS_RDF_TYPE_ILNP64:
+      case LDNS_RDF_TYPE_EUI64:
+        len = 8;
+        break;
+      case LDNS_RDF_TYPE_AAAA:
+        len = 16;
+        break;
+      case LDNS_RDF_TYPE_STR:
+      case LDNS_RDF_TYPE_NSEC3_SALT:
+      case LDNS_RDF_TYPE_TAG:
+      case LDNS_RDF_TYPE_B32_EXT:
+      case LDNS_RDF_TYPE_NSEC3_NEXT_OWNER:
+        len = std::size_t{wire[pos]} + 1;
+        break;
+      case LDNS_RDF_TYPE_INT16_DATA:
+        if (end - pos < 2) {
+          return false;
+        }
+        len = ((std::size_t{wire[pos]} << 8U) | wire[pos + 1]) + 2;
+        break;
+      case LDNS_RDF_TYPE_HIP:
+        if (end - pos < 4) {
+          return false;
+        }
+        len = std::size_t{wire[pos]} + ((std::size_t{wire[pos + 2]} << 8U) | wire[pos + 3]) + 4;
+        break;
+      case LDNS_RDF_TYPE_APL:
+      case LDNS_RDF_TYPE_B64:
+      case LDNS_RDF_TYPE_HEX:
+      case LDNS_RDF_TYPE_NSEC:
+      case LDNS_RDF_TYPE_UNKNOWN:
+      case LDNS_RDF_TYPE_SERVICE:
+      case LDNS_RDF_TYPE_LOC:
+      case LDNS_RDF_TYPE_WKS:
+      case LDNS_RDF_TYPE_NSAP:
+      case LDNS_RDF_TYPE_ATMA:
+      case LDNS_RDF_TYPE_IPSECKEY:
+      case LDNS_RDF_TYPE_LONG_STR:
+      case LDNS_RDF_TYPE_AMTRELAY:
+      case LDNS_RDF_TYPE_SVCPARAMS:
+      case LDNS_RDF_TYPE_NONE:
+        len = end - pos;
+        break;
+      default:
+        break;  // a field type ldns' reader does not know: no field, no progress
+    }
+    if (len > 0) {
+      if (len > end - pos) {
+        return false;
+      }
+      pos += len;
+      kept = true;
+    }
+    if (kept) {
+      if (rr.fields == 6) {
+        rr.seventh_field = field;
+      }
+      if (rr.fields < 255) {
+        ++rr.fields;
+      }
+    }
+    ++index;
+  }
+  return true;
+}
+
+// An answer RR that the CNAME chain may need: a CNAME (target: its name) or one of the asked type.
+struct ChainRr {
+  std::uint32_t owner;
+  std::uint32_t target;
+  std::uint16_t type;
+};
+
+constexpr std::size_t kChainRrs = 32;  // kept while walking; more are found again by a second walk
+
+// Walks the sections after the first question (which ends at pos) as ldns_wire2pkt does, filling
+// out; a response that ldns would refuse leaves out empty (decoded false). When every RR up to the
+// first OPT record ended where its RDATA length says (as in any well-formed message), the walk has
+// seen what find_edns would: it fills edns and returns true, sparing the second walk.
+bool decode_answers(const std::uint8_t* wire, std::size_t size, std::size_t pos,
+                    const DnsMessage& msg, DnsAnswers& out, EdnsInfo& edns) noexcept {
+  CheckedNames checked;
+  if (msg.has_question) {
+    // decode_name found the question name good: its labels (those in place) join `checked`.
+    std::size_t q = LDNS_HEADER_SIZE;
+    (void)check_name(wire, size, q, checked);
+  }
+  for (unsigned i = 1; i < msg.qdcount; ++i) {
+    if (!check_name(wire, size, pos, checked) || size - pos < 4) {
+      return false;
+    }
+    pos += 4;
+  }
+  bool exact = true;  // every RR so far ended at the end of its RDATA
+  const std::uint16_t qtype = msg.qtype;
+  const bool chain = msg.has_question && qtype != kTypeCname && qtype != kTypeAny;
+  const std::size_t answers_at = pos;
+  std::array<ChainRr, kChainRrs> kept;  // NOLINT(cppcoreguidelines-pro-type-member-init)
+  std::size_t kept_count = 0;
+  bool overflow = false;
+  std::uint16_t owned_by_qname = 0;  // answers of the asked type owned by the question name
+  RrView rr;
+  bool ok = true;
+  for (unsigned i = 0; i < msg.ancount && ok; ++i) {
+    ok = walk_rr(wire, size, pos, rr, checked);
+    if (!ok) {
+      break;
+    }
+    exact = exact && pos == rr.rdata + rr.rdlength;
+    const bool asked = qtype == kTypeAny || rr.type == qtype;
+    if (rr.type == kTypeCname) {
+      ++out.cnames;
+    }
+    if (msg.has_question && asked &&
+        ((wire[rr.owner] == 0xC0U && wire[rr.owner + 1] == LDNS_HEADER_SIZE) ||
+         same_name(wire, rr.owner, LDNS_HEADER_SIZE))) {
+      ++owned_by_qname;
+    }
+    if (chain && (rr.type == kTypeCname || asked)) {
+      if (kept_count < kept.size()) {
+        kept[kept_count++] = {
+            static_cast<std::uint32_t>(rr.owner),
+            rr.type == kTypeCname && rr.fields > 0 ? static_cast<std::uint32_t>(rr.rdata) : 0U,
+            rr.type};
+      } else {
+        overflow = true;
+      }
+    }
+    if ((rr.type == kTypeA || rr.type == kTypeAaaa) && rr.fields > 0 &&
+        out.address_count < DnsAnswers::kMaxAddresses) {
+      AnswerAddress& a = out.addresses[out.address_count++];
+      const std::size_t n = rr.type == kTypeA ? 4 : 16;
+      std::memcpy(a.addr.bytes.data(), wire + rr.rdata, n);
+      a.addr.family = rr.type == kTypeA ? 4 : 6;
+      a.ttl = rr.ttl;
+    }
+  }
+  for (unsigned i = 0; i < msg.nscount && ok; ++i) {
+    ok = walk_rr(wire, size, pos, rr, checked);
+    exact = exact && pos == rr.rdata + rr.rdlength;
+    if (ok && rr.type == kTypeSoa && !out.soa && rr.fields >= 7) {
+      out.soa = true;
+      out.soa_ttl = rr.ttl;
+      const std::uint8_t* m = wire + rr.seventh_field;
+      out.soa_minimum = (std::uint32_t{m[0]} << 24U) | (std::uint32_t{m[1]} << 16U) |
+                        (std::uint32_t{m[2]} << 8U) | m[3];
+    }
+  }
+  bool edns_known = false;
+  // ldns_wire2pkt takes a TSIG record out of the additional count as it reads it, and its loop
+  // then reads one record less: so does this one.
+  unsigned additional = msg.arcount;
+  for (unsigned i = 0; i < additional && ok; ++i) {
+    ok = walk_rr(wire, size, pos, rr, checked);
+    if (ok && rr.type == kTypeTsig) {
+      --additional;
+    }
+    exact = exact && pos == rr.rdata + rr.rdlength;
+    if (ok && exact && !edns_known && rr.type == kTypeOpt) {
+      WireReader r{std::as_bytes(std::span(wire, size)).subspan(rr.rdata - 10)};
+      edns_known = read_opt(r, edns);
+    }
+  }
+  if (!ok) {
+    out = DnsAnswers{};
+    return edns_known;
+  }
+  edns_known = edns_known || exact;
+  out.decoded = true;
+  if (!msg.has_question) {
+    return edns_known;
+  }
+  if (!chain || out.cnames == 0) {
+    out.qtype_answers = owned_by_qname;
+    return edns_known;
+  }
+  // Follows the chain from the question name, the first CNAME owned by each name in turn, then
+  // counts the answers of the asked type owned by its end. Each pass reads the RRs kept above, or
+  // when there were too many, walks the answer section again (it walked without error once).
+  const auto for_each = [&](auto&& fn) noexcept {
+    if (!overflow) {
+      for (std::size_t i = 0; i < kept_count; ++i) {
+        if (fn(kept[i])) {
+          return;
+        }
+      }
+      return;
+    }
+    std::size_t at = answers_at;
+    RrView again;
+    for (unsigned i = 0; i < msg.ancount; ++i) {
+      (void)walk_rr(wire, size, at, again, checked);
+      const ChainRr c{static_cast<std::uint32_t>(again.owner),
+                      again.type == kTypeCname && again.fields > 0
+                          ? static_cast<std::uint32_t>(again.rdata)
+                          : 0U,
+                      again.type};
+      if ((c.type == kTypeCname || c.type == qtype) && fn(c)) {
+        return;
+      }
+    }
+  };
+  std::size_t target = LDNS_HEADER_SIZE;
+  for (unsigned hop = 0; hop < DnsAnswers::kMaxCnameHops; ++hop) {
+    std::size_t next = 0;
+    for_each([&](const ChainRr& c) noexcept {
+      if (c.type == kTypeCname && c.target != 0 && same_name(wire, c.owner, target)) {
+        next = c.target;
+        return true;
+      }
+      return false;
+    });
+    if (next == 0) {
+      break;
+    }
+    target = next;
+  }
+  if (target == LDNS_HEADER_SIZE) {
+    out.qtype_answers = owned_by_qname;
+    return edns_known;
+  }
+  std::uint16_t count = 0;
+  for_each([&](const ChainRr& c) noexcept {
+    if (c.type == qtype && same_name(wire, c.owner, target)) {
+      ++count;
+    }
+    return false;
+  });
+  out.qtype_answers = count;
+  return edns_known;
 }
 
 // Hands one fragment to the reassembler: Ok with `whole` filled when it completes its datagram,
@@ -907,6 +1424,13 @@ ParseStatus Parser::deliver(Context& ctx, std::span<const std::byte> message, Tr
 
 ParseStatus Parser::parse_dns(std::span<const std::byte> message, DnsMessage& out) noexcept {
   out.malformed_question = false;
+  out.wire = message;
+  DnsAnswers& answers = out.answers;
+  answers.decoded = false;
+  answers.qtype_answers = answers.cnames = 0;
+  answers.address_count = 0;
+  answers.soa = false;
+  answers.soa_ttl = answers.soa_minimum = 0;
   if (message.size() < LDNS_HEADER_SIZE) {
     return ParseStatus::Malformed;
   }
@@ -943,7 +1467,9 @@ ParseStatus Parser::parse_dns(std::span<const std::byte> message, DnsMessage& ou
     pos += 4;
     out.has_question = true;
   }
-  find_edns(WireReader{message.subspan(pos)}, out, out.edns);
+  if (!out.qr || !decode_answers(wire, message.size(), pos, out, answers, out.edns)) {
+    find_edns(WireReader{message.subspan(pos)}, out, out.edns);
+  }
   if (out.edns.present) {
     out.rcode = static_cast<std::uint16_t>(out.rcode | (out.edns.extended_rcode << 4U));
   }

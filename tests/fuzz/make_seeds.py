@@ -16,6 +16,7 @@
 
 Targets and their input formats:
   dns_message  one bare DNS message
+  dns_answers  one bare DNS message (the dns_message seeds, and hand-built responses of its own)
   packet_path  byte 0: link types (low nibble source 0, high nibble source 1, indexes into
                LINK_TYPES); then per frame: u16 length, u8 control, the frame (packet_path_fuzz.cpp)
   pcap_file    a pcap or pcapng file
@@ -37,6 +38,9 @@ import tempfile
 
 TARGETS = ("dns_message", "packet_path", "pcap_file", "pcap_reader", "psl_rules", "tcp_stream",
            "state_file")
+# Targets that read the input of another: their working and corpus seeds are that target's, plus
+# the few checked in under their own name.
+SHARED_INPUT = {"dns_answers": "dns_message"}
 REGRESSION_PREFIXES = ("crash-", "timeout-", "leak-", "oom-", "slow-unit-")
 
 LINK_ETHERNET, LINK_NULL, LINK_RAW, LINK_RAW_OPENBSD, LINK_RAW_BSDOS = 1, 0, 101, 12, 14
@@ -655,6 +659,49 @@ CLIENT4, SERVER4 = "198.18.0.10", "198.19.0.53"
 CLIENT6, SERVER6 = "2001:db8:0:1::10", "2001:db8:0:53::53"
 
 
+def hand_answer_messages():
+    """Responses for dns_answers: the answer addresses, CNAME chains, the authority SOA."""
+    def rr(owner, rtype, ttl, rdata):
+        return owner + u16(rtype) + u16(1) + u32(ttl) + u16(len(rdata)) + rdata
+
+    def soa(minimum):
+        return dns_name("ns.example") + dns_name("hostmaster.example") + u32(1) + u32(7200) + \
+            u32(3600) + u32(1209600) + u32(minimum)
+    qname = u16(0xC00C)
+    chain = dns_header(0x3001, 0x8180, 1, 3, 0, 1) + dns_name("www.example.com") + u16(1) + \
+        u16(1) + rr(qname, 5, 300, dns_name("edge.cdn.example")) + \
+        rr(dns_name("edge.cdn.example"), 5, 60, dns_name("e7.cdn.example")) + \
+        rr(dns_name("E7.CDN.example"), 1, 20, v4("198.18.0.7")) + opt_rr()
+    return {
+        "addresses": dns_header(0x3002, 0x8180, 1, 3, 0, 0) + dns_name("www.example.com") +
+        u16(1) + u16(1) + rr(qname, 1, 300, v4("198.18.0.1")) +
+        rr(qname, 28, 60, v6("2001:db8::1")) + rr(qname, 1, 299, v4("198.18.0.2")),
+        "cname-chain": chain,
+        "cname-loop": dns_header(0x3003, 0x8180, 1, 2, 0, 0) + dns_name("loop.example") +
+        u16(1) + u16(1) + rr(qname, 5, 5, dns_name("other.example")) +
+        rr(dns_name("other.example"), 5, 5, dns_name("loop.example")),
+        "nxdomain-soa": dns_header(0x3004, 0x8183, 1, 0, 1, 0) + dns_name("nope.example") +
+        u16(1) + u16(1) + rr(u16(0xC011), 6, 900, soa(3600)),
+        "nodata-soa": dns_header(0x3005, 0x8180, 1, 1, 1, 0) + dns_name("v4only.example") +
+        u16(28) + u16(1) + rr(qname, 1, 60, v4("198.18.0.9")) + rr(u16(0xC013), 6, 60, soa(60)),
+        "owner-pointer-loop": dns_header(0x3006, 0x8180, 1, 1, 0, 0) + dns_name("a.example") +
+        u16(1) + u16(1) + rr(u16(0xC01B), 1, 1, v4("198.18.0.1")),
+        "rdata-longer-than-a": dns_header(0x3007, 0x8180, 1, 2, 0, 0) + dns_name("a.example") +
+        u16(1) + u16(1) + rr(qname, 1, 1, v4("198.18.0.1") + u16(0xC00C) + u16(1)) +
+        rr(qname, 1, 1, v4("198.18.0.2")),
+        # ldns reads one additional record less after a TSIG (a difference the fuzzer found).
+        "tsig-first-of-three": dns_header(0x3009, 0x8180, 1, 1, 0, 3) + dns_name("a.example") +
+        u16(1) + u16(1) + rr(qname, 1, 1, v4("198.18.0.1")) +
+        rr(dns_name("key.example"), 250, 0, dns_name("hmac-sha256") + u16(0) + u32(0x5F000000) +
+           u16(300) + u16(4) + u32(0xDEADBEEF) + u16(0x3009) + u16(0) + u16(0)) +
+        opt_rr(),
+        "mx-txt-srv": dns_header(0x3008, 0x8180, 1, 3, 0, 0) + dns_name("example.org") +
+        u16(15) + u16(1) + rr(qname, 15, 1, u16(10) + dns_name("mail.example.org")) +
+        rr(qname, 16, 1, b"\x05hello\x03abc") +
+        rr(qname, 33, 1, u16(1) + u16(2) + u16(443) + u16(0xC00C)),
+    }
+
+
 def hand_dns_messages():
     q = dns_query
     seeds = {
@@ -1221,6 +1268,11 @@ def cmd_checked_in(args):
                     write_seed(dirs["dns_message"], "gen-%s-%02d" % (name, i), m)
     for name, m in hand_dns_messages().items():
         write_seed(dirs["dns_message"], "hand-" + name, m)
+    answers_dir = os.path.join(args.out, "dns_answers")
+    os.makedirs(answers_dir, exist_ok=True)
+    clear_generated(answers_dir)
+    for name, m in hand_answer_messages().items():
+        write_seed(answers_dir, "hand-" + name, m)
 
     # packet_path: each generated capture as one sequence, then the hand-built sequences.
     long_packets = read_capture(gen["long"])
@@ -1307,6 +1359,9 @@ def cmd_corpus(args):
             if cut[:4] != b"\x0a\x0d\x0d\x0a":
                 write_seed(dirs["pcap_reader"], label, cut)
                 counts["pcap_reader"] += 1
+    for t, source in SHARED_INPUT.items():
+        shutil.rmtree(os.path.join(args.out, t), ignore_errors=True)
+        shutil.copytree(dirs[source], os.path.join(args.out, t))
     print("corpus: " + ", ".join("%s %d" % (t, counts[t]) for t in TARGETS) +
           " seeds from %s" % args.pcaps)
 
@@ -1316,6 +1371,11 @@ def cmd_prepare(args):
         work = os.path.join(args.out, "work", t)
         shutil.rmtree(work, ignore_errors=True)
         shutil.copytree(os.path.join(args.seeds, t), work)
+    for t, source in SHARED_INPUT.items():
+        work = os.path.join(args.out, "work", t)
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(os.path.join(args.seeds, source), work)
+        shutil.copytree(os.path.join(args.seeds, t), work, dirs_exist_ok=True)
     args.out = os.path.join(args.out, "corpus")
     cmd_corpus(args)
 

@@ -265,6 +265,43 @@ TEST_CASE("the message log writes every line whole, across buffer flushes", "[me
   CHECK(n == kLines);
 }
 
+TEST_CASE("NODATA responses count apart, by question type, and stay in the rcode family",
+          "[metrics]") {
+  auto hub = make_hub();
+  auto& w = hub.add_worker();
+  DnsMessage r;
+  r.qr = true;
+  r.has_question = true;
+  r.qdcount = 1;
+  r.qtype = 28;  // AAAA
+  r.answers.decoded = true;
+  r.size = 100;
+  DnsMessage with_data = r;
+  with_data.answers.qtype_answers = 1;
+  DnsMessage nxdomain = r;
+  nxdomain.rcode = 3;
+  DnsMessage truncated = r;
+  truncated.flags = dnsmon::kFlagTc;
+  DnsMessage undecoded = r;
+  undecoded.answers.decoded = false;
+  DnsMessage a_nodata = r;
+  a_nodata.qtype = 1;
+  DnsMessage query = r;
+  query.qr = false;
+  for (const DnsMessage* m :
+       {&r, &r, &with_data, &nxdomain, &truncated, &undecoded, &a_nodata, &query}) {
+    w.record_message(*m);
+  }
+  const auto text = hub.render_text();
+  CHECK_THAT(text, Catch::Contains("dnsmon_responses_nodata_total{qtype=\"AAAA\"} 2\n"));
+  CHECK_THAT(text, Catch::Contains("dnsmon_responses_nodata_total{qtype=\"A\"} 1\n"));
+  CHECK_THAT(text, Catch::Contains("dnsmon_responses_nodata_total{qtype=\"MX\"} 0\n"));
+  // Every response is in the rcode family once, NODATA ones under NOERROR.
+  CHECK_THAT(text, Catch::Contains("dnsmon_responses_total{rcode=\"NOERROR\"} 6\n"));
+  CHECK_THAT(text, Catch::Contains("dnsmon_responses_total{rcode=\"NXDOMAIN\"} 1\n"));
+  CHECK_THAT(text, Catch::Contains("# TYPE dnsmon_responses_nodata_total counter"));
+}
+
 TEST_CASE("breakdowns and histograms count each message once in the right series", "[metrics]") {
   auto hub = make_hub();
   auto& w = hub.add_worker();

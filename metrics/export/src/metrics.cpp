@@ -372,6 +372,12 @@ struct MetricsHub::Impl : prometheus::Collectable {
               return w.responses_by_rcode_[i];
             }));
     }
+    for (std::size_t i = 0; i < kQtypeSlots; ++i) {
+      x.add(Family::ResponsesNodataTotal, {qtype_slot_name(i)},
+            sum([i](const WorkerCounters& w) -> const SingleWriterCounter& {
+              return w.responses_nodata_[i];
+            }));
+    }
   }
 
   // The capture sources, the workers' rings and the outputs, read through the daemon's readers.

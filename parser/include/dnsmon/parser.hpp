@@ -3,7 +3,8 @@
 // A frame goes through the link layer (Ethernet with 802.1Q/QinQ tags, Linux cooked v1/v2, BSD
 // loopback, raw IP), any tunnels (VXLAN, Geneve, GRE with ERSPAN, IP-in-IP, 6in4), IPv4 or IPv6
 // with extension headers and fragment reassembly, then UDP or TCP (with stream reassembly) on a
-// DNS port, and finally the DNS header, first question and EDNS OPT record. The addresses and ports
+// DNS port, and finally the DNS header, first question and EDNS OPT record, and for responses the
+// answer addresses, CNAME chain and authority SOA (DnsAnswers). The addresses and ports
 // reported are the innermost ones. Header fields come from ldns' wire accessors; the question name
 // is decoded here with ldns' rules (ldns_wire2dname allocated twice per name, the largest cost
 // per packet); the full message is never built on this path.
@@ -122,6 +123,43 @@ struct QName {
   [[nodiscard]] std::string_view view() const noexcept { return {text.data(), length}; }
 };
 
+struct DnsMessage;
+
+// An A or AAAA record of a response's answer section.
+struct AnswerAddress {
+  IpAddr addr;
+  std::uint32_t ttl = 0;
+};
+
+// What a response's answer and authority sections say, decoded without allocation. Filled for
+// responses (QR=1) only; for queries, and for a response that ldns_wire2pkt would refuse (a bad
+// name or compression pointer, an RR or RDATA field cut short, in any section), it is empty with
+// decoded false. The sections are walked with ldns' rules (ldns_wire2rr, its RDATA field
+// descriptors included) so that both accept the same messages and see the same records.
+struct DnsAnswers {
+  static constexpr std::size_t kMaxAddresses = 8;
+  // Longest CNAME chain followed from the question name; a longer one (or a loop) stops there.
+  static constexpr unsigned kMaxCnameHops = 16;
+
+  bool decoded = false;             // a response whose sections all walked without error
+  std::uint16_t qtype_answers = 0;  // answer RRs of the asked type owned by the question name or
+                                    // the end of its CNAME chain (ANY: any type, CNAME: no chain)
+  std::uint16_t cnames = 0;         // CNAME RRs in the answer section
+  std::uint8_t address_count = 0;   // A/AAAA answer RRs kept, in wire order (at most
+                                    // kMaxAddresses); addresses[address_count..] are unspecified
+  std::array<AnswerAddress, kMaxAddresses> addresses{};
+  bool soa = false;  // an SOA (all seven RDATA fields) in the authority section: the first one
+  std::uint32_t soa_ttl = 0, soa_minimum = 0;
+
+  [[nodiscard]] std::span<const AnswerAddress> address_span() const noexcept {
+    return {addresses.data(), address_count};
+  }
+
+  // NODATA: a NOERROR response to a question, decoded, without an answer of the asked type and
+  // not truncated (a TC=1 response's answers are to come over TCP).
+  [[nodiscard]] bool nodata(const DnsMessage& m) const noexcept;
+};
+
 // One decoded DNS message: the header, the first question and where it was seen.
 struct DnsMessage {
   std::int64_t ts_ns = 0;
@@ -143,12 +181,22 @@ struct DnsMessage {
   std::uint16_t qtype = 0, qclass = 0;
   QName qname;
   EdnsInfo edns;
+  DnsAnswers answers;      // responses: addresses, CNAMEs and the authority SOA
   std::uint32_t size = 0;  // DNS message bytes
+  // The message's bytes, valid only while the message is handed to a MessageSink (or, from
+  // Parser::parse_dns, as long as the caller's buffer).
+  std::span<const std::byte> wire;
 };
 
 // Header flag bits within DnsMessage::flags.
 inline constexpr std::uint16_t kFlagAa = 0x0400;
 inline constexpr std::uint16_t kFlagTc = 0x0200;
+
+inline bool DnsAnswers::nodata(const DnsMessage& m) const noexcept {
+  return decoded && m.qr && m.rcode == 0 && m.has_question && qtype_answers == 0 &&
+         (m.flags & kFlagTc) == 0;
+}
+
 inline constexpr std::uint16_t kFlagRd = 0x0100;
 inline constexpr std::uint16_t kFlagRa = 0x0080;
 inline constexpr std::uint16_t kFlagAd = 0x0020;

@@ -126,6 +126,9 @@ class WorkerCounters {
     }
     if (m.qr) {
       responses_by_rcode_[rcode_slot(m.rcode)].add();
+      if (m.answers.nodata(m)) {
+        responses_nodata_[qtype_slot(m.qtype)].add();
+      }
       response_bytes_.add(m.size);
     } else {
       queries_by_qtype_[qtype_slot(m.qtype)].add();
@@ -158,6 +161,8 @@ class WorkerCounters {
   SingleWriterCounter reassembled_messages_;
   std::array<SingleWriterCounter, kQtypeSlots> queries_by_qtype_;
   std::array<SingleWriterCounter, kRcodeSlots> responses_by_rcode_;
+  // NOERROR responses without an answer of the asked type (DnsAnswers::nodata), by question type.
+  std::array<SingleWriterCounter, kQtypeSlots> responses_nodata_;
   SingleWriterCounter frame_bytes_, query_bytes_, response_bytes_;
 };
 

@@ -60,6 +60,7 @@ enum class Family : std::uint8_t {
   DnsMessageBytesTotal,
   QueriesTotal,
   ResponsesTotal,
+  ResponsesNodataTotal,
   CaptureUp,
   CaptureReceivedTotal,
   CaptureBytesTotal,
@@ -253,6 +254,11 @@ inline constexpr std::array<MetricFamilySpec, static_cast<std::size_t>(Family::C
          {"rcode"},
          "Decoded DNS responses (QR=1, not mDNS or LLMNR) by response code, EDNS-extended where"
          " an OPT record is present."},
+        {"dnsmon_responses_nodata_total",
+         MetricKind::Counter,
+         {"qtype"},
+         "NODATA responses by question type: NOERROR without an answer of the asked type (after"
+         " following CNAMEs), not truncated; part of dnsmon_responses_total{rcode=\"NOERROR\"}."},
         {"dnsmon_capture_up",
          MetricKind::Gauge,
          {"source"},
