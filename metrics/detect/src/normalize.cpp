@@ -325,14 +325,19 @@ bool Normalizer::response(const DnsMessage& m, LookupEvent& ev) noexcept {
 }
 
 void fill_answers(const DnsMessage& m, LookupEvent& ev) noexcept {
-  // Until the parser decodes answer records (DnsMessage::answers), success is NOERROR with an
-  // answer RR of any type, addresses and TTLs stay empty and kAnswersDecoded unset. With them:
-  // success = NOERROR with qtype_answers > 0, NODATA = NOERROR with none, and the A/AAAA
-  // addresses with their TTLs copied here.
+  // With the answers decoded (DnsMessage::answers, held to ldns' decoding): success is NOERROR
+  // with an answer of the asked type (through its CNAME chain), NODATA is NOERROR without one, and
+  // the A/AAAA addresses come with their TTLs. A response the fast path could not decode falls
+  // back to the header: NOERROR with any answer RR is a success.
   ev.answer_count = 0;
+  const DnsAnswers& a = m.answers;
   switch (m.rcode) {
     case 0:
-      ev.flags |= m.ancount > 0 ? kSuccess : kNodata;
+      if (a.decoded) {
+        ev.flags |= a.qtype_answers > 0 ? kSuccess : kNodata;
+      } else {
+        ev.flags |= m.ancount > 0 ? kSuccess : kNodata;
+      }
       break;
     case 2:  // SERVFAIL
     case 3:  // NXDOMAIN
@@ -341,6 +346,25 @@ void fill_answers(const DnsMessage& m, LookupEvent& ev) noexcept {
       break;
     default:
       break;
+  }
+  if (!a.decoded) {
+    return;
+  }
+  ev.flags |= kAnswersDecoded;
+  for (const AnswerAddress& x : a.address_span()) {
+    if (ev.answer_count == LookupEvent::kMaxAnswers) {
+      break;
+    }
+    AnswerAddr& out = ev.answers[ev.answer_count++];
+    out.ttl = x.ttl;
+    if (x.addr.family == 4) {  // IPv4 as ::ffff:a.b.c.d
+      out.addr.fill(0);
+      out.addr[10] = 0xff;
+      out.addr[11] = 0xff;
+      std::copy_n(x.addr.bytes.begin(), 4, out.addr.begin() + 12);
+    } else {
+      out.addr = x.addr.bytes;
+    }
   }
 }
 
