@@ -455,7 +455,8 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
       ->type_name("X");
   app.add_option("--filter", filter,
                  "BPF capture filter (default live: DNS on port 53 and every UDP/TCP fragment, "
-                 "also VLAN-tagged on Ethernet; default offline: none)")
+                 "also in VLAN tags, PPPoE sessions and MPLS label stacks on Ethernet; default "
+                 "offline: none)")
       ->type_name("EXPR");
   app.add_option("--snaplen", snaplen,
                  "bytes kept per live frame (default 4096; replays keep whole frames unless given)")

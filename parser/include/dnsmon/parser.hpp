@@ -236,7 +236,17 @@ class Parser {
 
  private:
   struct Context;
-  enum class PortKind : std::uint8_t { None, Dns, Mdns, Llmnr, Encrypted, Vxlan, Geneve };
+  enum class PortKind : std::uint8_t {
+    None,
+    Dns,
+    Mdns,
+    Llmnr,
+    Encrypted,
+    Vxlan,
+    Geneve,
+    GtpU,
+    L2tp
+  };
 
   [[nodiscard]] PortKind port_kind(std::uint16_t port) const noexcept {
     return port < port_kinds_.size() ? port_kinds_[port] : PortKind::None;
@@ -255,6 +265,11 @@ class Parser {
   ParseStatus parse_gre(Context& ctx, std::span<const std::byte> payload) noexcept;
   ParseStatus parse_udp(Context& ctx, std::span<const std::byte> payload,
                         std::size_t beyond_ip) noexcept;
+  // The frame or packet inside a UDP tunnel (VXLAN, Geneve, GTP-U, L2TPv2) of that kind.
+  ParseStatus parse_udp_tunnel(Context& ctx, PortKind kind,
+                               std::span<const std::byte> body) noexcept;
+  ParseStatus parse_gtpu(Context& ctx, std::span<const std::byte> body) noexcept;
+  ParseStatus parse_l2tp(Context& ctx, std::span<const std::byte> body) noexcept;
   ParseStatus parse_tcp(Context& ctx, std::span<const std::byte> payload) noexcept;
   ParseStatus deliver(Context& ctx, std::span<const std::byte> message, Transport transport,
                       Protocol protocol) noexcept;
