@@ -208,7 +208,7 @@ void Pipeline::start(SourceEnd on_source_end) {
       const std::function<void()> consume = [&worker] { worker.drain(); };
       const std::string error = sources_[0]->run_inline(st, source_rings_[0], consume);
       worker.drain();
-      worker.counters().finish();
+      worker.finish();
       on_source_end(0, error);
     });
     return;

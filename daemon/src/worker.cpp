@@ -51,6 +51,11 @@ bool Worker::frames_waiting() noexcept {
   return std::any_of(rings_.begin(), rings_.end(), [&](FrameRing* r) { return r->front(frame_); });
 }
 
+void Worker::finish() noexcept {
+  parser_.finish(sink_);
+  counters_.finish();
+}
+
 void Worker::flush_messages() {
   if (sink_.writer == nullptr) {
     return;
@@ -78,7 +83,7 @@ void Worker::run(Doorbell& bell, const std::atomic<bool>& producers_done, bool l
     // pairs with the release store of whoever ends the input: every push happened before it
     if (producers_done.load(std::memory_order_acquire)) {
       if (!frames_waiting()) {
-        counters_.finish();
+        finish();
         return;
       }
       continue;

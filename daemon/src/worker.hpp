@@ -35,6 +35,10 @@ class Worker {
 
   [[nodiscard]] bool frames_waiting() noexcept;
 
+  // At the end of the input: the parser delivers what it still holds (DNS over TCP messages behind
+  // a hole), then the counters finish.
+  void finish() noexcept;
+
   // The worker thread: decodes frames as they come, sleeping on bell while there are none, until
   // producers_done is set and every ring is empty; then finishes its counters. Live, while idle
   // it also advances the counters' packet time to the time its producers last found the kernel

@@ -483,6 +483,7 @@ ParseStatus Parser::parse(const FrameView& frame, MessageSink& sink) noexcept {
   msg.reassembled = false;
   msg.malformed_question = false;
   Context ctx{sink, msg, frame.header.ts_ns};
+  last_ts_ns_ = frame.header.ts_ns;
   // Unsigned difference: a damaged file can carry any timestamp, and a signed one could overflow.
   if (frame.header.ts_ns < last_expire_ns_ || static_cast<std::uint64_t>(frame.header.ts_ns) -
                                                       static_cast<std::uint64_t>(last_expire_ns_) >=
@@ -532,17 +533,37 @@ void Parser::expire(Context& ctx) noexcept {
   ip_->expire(ctx.ts_ns);
   tcp_->expire(ctx.ts_ns, [this, &ctx](const detail::TcpFlowKey& flow,
                                        std::span<const std::byte> message) noexcept {
-    DnsMessage& out = ctx.msg;
-    out.src.family = out.dst.family = flow.family;
-    out.src.bytes = flow.src;
-    out.dst.bytes = flow.dst;
-    out.sport = flow.sport;
-    out.dport = flow.dport;
-    const Protocol protocol =
-        port_kind(flow.sport) == PortKind::Llmnr || port_kind(flow.dport) == PortKind::Llmnr
-            ? Protocol::Llmnr
-            : Protocol::Dns;
-    (void)deliver(ctx, message, Transport::Tcp, protocol);
+    deliver_flow(ctx, flow, message);
+  });
+  publish_tcp_gauges();
+}
+
+// A message that the TCP reassembler releases outside a segment of its flow (a hole given up in
+// expiry or at the end): its addresses come from the flow.
+void Parser::deliver_flow(Context& ctx, const detail::TcpFlowKey& flow,
+                          std::span<const std::byte> message) noexcept {
+  DnsMessage& out = ctx.msg;
+  out.src.family = out.dst.family = flow.family;
+  out.src.bytes = flow.src;
+  out.dst.bytes = flow.dst;
+  out.sport = flow.sport;
+  out.dport = flow.dport;
+  const Protocol protocol =
+      port_kind(flow.sport) == PortKind::Llmnr || port_kind(flow.dport) == PortKind::Llmnr
+          ? Protocol::Llmnr
+          : Protocol::Dns;
+  (void)deliver(ctx, message, Transport::Tcp, protocol);
+}
+
+void Parser::finish(MessageSink& sink) noexcept {
+  DnsMessage& msg = scratch_;
+  msg.ts_ns = last_ts_ns_;
+  msg.reassembled = false;
+  msg.malformed_question = false;
+  Context ctx{sink, msg, last_ts_ns_};
+  tcp_->flush(last_ts_ns_, [this, &ctx](const detail::TcpFlowKey& flow,
+                                        std::span<const std::byte> message) noexcept {
+    deliver_flow(ctx, flow, message);
   });
   publish_tcp_gauges();
 }

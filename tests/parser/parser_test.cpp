@@ -505,6 +505,36 @@ TEST_CASE("DNS over TCP is reassembled from segments", "[parser][tcp]") {
   CHECK(messages[1].sport == 40000);
 }
 
+TEST_CASE("at the end of the input, DNS over TCP messages behind a hole are delivered",
+          "[parser][tcp]") {
+  const auto q1 = length_prefixed(dns_message({.id = 1}));
+  const auto q2 = length_prefixed(dns_message({.id = 2}));
+  const auto q3 = length_prefixed(dns_message({.id = 3}));
+  const auto seq2 = static_cast<std::uint32_t>(100 + q1.size());
+  const auto seq3 = static_cast<std::uint32_t>(seq2 + q2.size());
+  Parser parser(small_tables());
+  const auto messages =
+      run(parser, {ethernet(ipv4(tcp_segment(40000, 53, 99, 0x02, {}), 6), 0x0800),
+                   ethernet(ipv4(tcp_segment(40000, 53, 100, 0x18, q1), 6), 0x0800),
+                   ethernet(ipv4(tcp_segment(40000, 53, seq3, 0x18, q3), 6), 0x0800)});
+  REQUIRE(messages.size() == 1);  // message 2 never arrives: 3 waits behind the hole
+  Collect rest;
+  parser.finish(rest);
+  REQUIRE(rest.messages.size() == 1);
+  CHECK(rest.messages[0].id == 3);
+  CHECK(rest.messages[0].transport == dnsmon::Transport::Tcp);
+  CHECK(addr(rest.messages[0].src) == "192.0.2.1");
+  CHECK(rest.messages[0].sport == 40000);
+  CHECK(rest.messages[0].dport == 53);
+  CHECK(rest.messages[0].ts_ns == 1'000'003'000);  // the last frame's time
+  const auto stats = parser.stats();
+  CHECK(stats.tcp[4] == 1);  // gap
+  CHECK(stats.tcp[5] == 1);  // resync
+  Collect none;
+  parser.finish(none);
+  CHECK(none.messages.empty());
+}
+
 TEST_CASE("tunnels are followed and the inner addresses reported", "[parser][tunnel]") {
   const auto inner_ip = ipv4(udp(40000, 53, dns_message({})));
   const auto inner_eth = ethernet(inner_ip, 0x0800);

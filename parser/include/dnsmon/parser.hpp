@@ -41,6 +41,7 @@ struct Packet;
 namespace detail {
 class IpReassembler;
 class TcpReassembler;
+struct TcpFlowKey;
 }  // namespace detail
 
 struct ParserOptions {
@@ -231,6 +232,10 @@ class Parser {
   // Decodes a bare DNS message (no link, IP or transport headers): header, question, EDNS.
   [[nodiscard]] ParseStatus parse_dns(std::span<const std::byte> message, DnsMessage& out) noexcept;
 
+  // At the end of the input: the DNS over TCP messages still waiting behind a hole in their
+  // stream are delivered, as when the hole times out (counted as gap and resync).
+  void finish(MessageSink& sink) noexcept;
+
   // Any thread: the reassembly counters.
   [[nodiscard]] ReassemblyStats stats() const noexcept;
 
@@ -253,6 +258,8 @@ class Parser {
   }
 
   void expire(Context& ctx) noexcept;
+  void deliver_flow(Context& ctx, const detail::TcpFlowKey& flow,
+                    std::span<const std::byte> message) noexcept;
   ParseStatus parse_record(Context& ctx, std::span<const std::byte> bytes) noexcept;
   ParseStatus parse_link(Context& ctx, std::uint32_t link_type,
                          std::span<const std::byte> bytes) noexcept;
@@ -284,6 +291,7 @@ class Parser {
   SingleWriterCounter t_flows_gauge_, t_memory_gauge_;
   DnsMessage scratch_;  // the message being decoded; reused for every frame
   std::int64_t last_expire_ns_ = 0;
+  std::int64_t last_ts_ns_ = 0;  // the latest frame's packet time
 };
 
 }  // namespace dnsmon
