@@ -112,6 +112,9 @@ constexpr std::array kKeys = std::to_array<Key>({
     integer("capture.ring_slots", bind<&C::capture, &Cap::ring_slots>(), 16, 1U << 20U,
             "frames each worker's ring can queue between capture and parsing"),
     integer("capture.workers", bind<&C::daemon, &Dae::workers>(), 1, 64, "parser threads"),
+    boolean("capture.dedup", bind<&C::capture, &Cap::dedup>(),
+            "drop a frame whose IP packet repeats one seen within 10 ms (a SPAN port mirroring "
+            "both directions, two taps, -i any on a bridge)"),
 
     section("parser", "what is decoded"),
     integers("parser.dns_ports", bind<&C::parser, &Par::dns_ports>(), 1, 16, 1, 65535,

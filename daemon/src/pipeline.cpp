@@ -197,9 +197,9 @@ Pipeline::~Pipeline() {
 
 void Pipeline::start(SourceEnd on_source_end) {
   for (std::size_t i = 0; i < workers_count_; ++i) {
-    worker_objects_.push_back(
-        std::make_unique<Worker>(worker_rings_[i], *parsers_[i], *counters_[i], messages_.get(),
-                                 workers_count_ > 1 ? &messages_mutex_ : nullptr));
+    worker_objects_.push_back(std::make_unique<Worker>(
+        worker_rings_[i], *parsers_[i], *counters_[i], messages_.get(),
+        workers_count_ > 1 ? &messages_mutex_ : nullptr, config_.capture.dedup));
   }
   if (inline_replay()) {
     // One worker and a replay: the reader's thread is the worker's too (pipeline.hpp).

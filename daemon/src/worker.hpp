@@ -10,8 +10,10 @@
 
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <vector>
 
+#include "dnsmon/dedup.hpp"
 #include "dnsmon/metrics.hpp"
 #include "dnsmon/parser.hpp"
 #include "dnsmon/ring.hpp"
@@ -21,8 +23,9 @@ namespace dnsmon {
 class Worker {
  public:
   // shared_writer: set when several workers write one message log (may be null, as may writer).
+  // dedup: drop frames that repeat one seen moments before (DuplicateFilter), before parsing.
   Worker(std::vector<FrameRing*> rings, Parser& parser, WorkerCounters& counters,
-         MessageWriter* writer, std::mutex* shared_writer);
+         MessageWriter* writer, std::mutex* shared_writer, bool dedup = true);
 
   // Takes up to a batch of frames from each ring; whether there were any.
   bool run_once() noexcept;
@@ -61,6 +64,8 @@ class Worker {
   };
 
   void flush_messages();
+  // Whether frame_ repeats one seen moments before (counted, to be dropped unparsed).
+  bool is_duplicate() noexcept;
 
   WorkerCounters& counters_;
   Parser& parser_;
@@ -68,6 +73,7 @@ class Worker {
   Sink sink_;
   FrameView frame_;
   std::uint64_t frames_ = 0;
+  std::optional<DuplicateFilter> dedup_;  // empty: capture.dedup off
 };
 
 }  // namespace dnsmon

@@ -19,6 +19,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "dnsmon/dedup.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -249,6 +251,69 @@ TEST_CASE("frames in PPPoE, MPLS, NFLOG and FDDI hash as the packet inside them"
     CHECK(dnsmon::flow_hash(10, as_bytes(wrap(a, 2, fddi))) == plain);
     CHECK(dnsmon::flow_hash(239, as_bytes(wrap(a, 2, nflog))) == plain);
   }
+}
+
+TEST_CASE("a frame repeated within the window is a duplicate, whatever its link header",
+          "[capture][dedup]") {
+  const auto as_bytes = [](const std::vector<std::uint8_t>& v) {
+    return std::span<const std::byte>(reinterpret_cast<const std::byte*>(v.data()), v.size());
+  };
+  constexpr std::int64_t kMs = 1'000'000;
+  dnsmon::DuplicateFilter filter(64, 10 * kMs);
+  CHECK(filter.capacity() == 64);
+  const auto a = ipv4_frame(1, 2);
+  const auto b = ipv4_frame(1, 3);
+  CHECK_FALSE(filter.check(DLT_EN10MB, as_bytes(a), 0).duplicate);
+  CHECK(filter.check(DLT_EN10MB, as_bytes(a), 5 * kMs).duplicate);
+  CHECK(filter.check(DLT_EN10MB, as_bytes(a), 10 * kMs).duplicate);   // a third copy, at the edge
+  CHECK_FALSE(filter.check(DLT_EN10MB, as_bytes(b), kMs).duplicate);  // another packet
+  // The same IP packet in a Linux cooked capture (`-i any` beside an Ethernet tap).
+  std::vector<std::uint8_t> sll(14, 0);
+  sll.insert(sll.end(), {0x08, 0x00});
+  sll.insert(sll.end(), a.begin() + 14, a.end());
+  CHECK(filter.check(113, as_bytes(sll), 2 * kMs).duplicate);
+  // One byte different is another packet.
+  auto a2 = a;
+  a2.back() ^= 1U;
+  CHECK_FALSE(filter.check(DLT_EN10MB, as_bytes(a2), 3 * kMs).duplicate);
+  // Later than the window: an original again, which the next copy repeats.
+  CHECK_FALSE(filter.check(DLT_EN10MB, as_bytes(a), 11 * kMs).duplicate);
+  CHECK(filter.check(DLT_EN10MB, as_bytes(a), 12 * kMs).duplicate);
+  // Times going back a little (two sources merged) are still within the window.
+  CHECK(filter.check(DLT_EN10MB, as_bytes(a), 9 * kMs).duplicate);
+  // Frames that lead to no IP packet are compared whole.
+  std::vector<std::uint8_t> arp(42, 0x11);
+  arp[12] = 0x08;
+  arp[13] = 0x06;
+  CHECK_FALSE(filter.check(DLT_EN10MB, as_bytes(arp), 20 * kMs).duplicate);
+  CHECK(filter.check(DLT_EN10MB, as_bytes(arp), 20 * kMs).duplicate);
+  // A flood of distinct packets inside the window overflows the table: counted as evictions, and
+  // an evicted packet's copy is then taken for an original. Every packet is remembered at once.
+  dnsmon::DuplicateFilter small(8, 10 * kMs);
+  std::size_t evicted = 0;
+  for (std::uint8_t i = 0; i < 64; ++i) {
+    const auto r = small.check(DLT_EN10MB, as_bytes(ipv4_frame(i, 200)), 30 * kMs);
+    CHECK_FALSE(r.duplicate);
+    evicted += r.evicted ? 1U : 0U;
+  }
+  CHECK(evicted >= 64 - 8);
+  std::size_t found = 0;
+  for (std::uint8_t i = 0; i < 64; ++i) {
+    found += small.check(DLT_EN10MB, as_bytes(ipv4_frame(i, 200)), 31 * kMs).duplicate ? 1U : 0U;
+  }
+  CHECK(found <= 8);
+  // Digests: equal bytes, equal digests; any length, any single byte changed, another digest.
+  std::vector<std::byte> bytes(40);
+  std::set<std::uint64_t> digests;
+  for (std::size_t n = 0; n <= bytes.size(); ++n) {
+    digests.insert(dnsmon::DuplicateFilter::digest(std::span(bytes).first(n)));
+  }
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    auto changed = bytes;
+    changed[i] = std::byte{1};
+    digests.insert(dnsmon::DuplicateFilter::digest(changed));
+  }
+  CHECK(digests.size() == 41 + 40);
 }
 
 TEST_CASE("a missing or unreadable file is refused before capture starts", "[capture]") {

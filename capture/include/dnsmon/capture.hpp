@@ -147,6 +147,7 @@ struct CaptureOptions {
   std::uint32_t timeout_ms = 50;     // libpcap read timeout: batches frames, no immediate mode
   std::uint32_t ring_slots = 16384;  // frames per worker and source (8 MiB, ring.hpp)
   double replay_speed = 0;  // offline pacing: 0 as fast as possible, 1 real time, 10 ten times
+  bool dedup = true;        // drop frames that repeat one seen within 10 ms (dedup.hpp)
 };
 
 class CaptureError : public std::runtime_error {

@@ -159,6 +159,9 @@ class WorkerCounters {
   std::array<SingleWriterCounter, kQtypeSlots> queries_by_qtype_;
   std::array<SingleWriterCounter, kRcodeSlots> responses_by_rcode_;
   SingleWriterCounter frame_bytes_, query_bytes_, response_bytes_;
+  // Frames dropped as duplicates before parsing, and digests of the duplicate filter's table
+  // pushed out while still inside its window (DuplicateFilter, capture/dedup.hpp).
+  SingleWriterCounter duplicates_dropped_, duplicates_evicted_;
 };
 
 }  // namespace dnsmon
