@@ -18,6 +18,7 @@
 // Thread-safety: one thread (its worker).
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -84,23 +85,28 @@ class DuplicateFilter {
     return {.duplicate = false, .evicted = evicted};
   }
 
-  // The 64-bit digest of a packet: 8 bytes at a time through a multiply-rotate mix, the length
-  // included, finished with the splitmix64 finaliser.
+  // The 64-bit digest of a packet: two lanes of a multiply-rotate mix, 16 bytes a round (two
+  // independent chains halve the latency), the length included, then the splitmix64 finaliser.
   static std::uint64_t digest(std::span<const std::byte> b) noexcept {
     constexpr std::uint64_t k1 = 0x9E3779B97F4A7C15ULL;
     constexpr std::uint64_t k2 = 0xC2B2AE3D27D4EB4FULL;
     std::uint64_t h = k1 ^ (b.size() * k2);
+    std::uint64_t g = k2 ^ b.size();
     std::size_t i = 0;
-    for (; i + 8 <= b.size(); i += 8) {
-      std::uint64_t w = 0;
-      std::memcpy(&w, b.data() + i, 8);
-      h = (std::rotl(h ^ (w * k2), 31) * k1) + 0x165667B19E3779F9ULL;
+    for (; i + 16 <= b.size(); i += 16) {
+      std::uint64_t w0 = 0;
+      std::uint64_t w1 = 0;
+      std::memcpy(&w0, b.data() + i, 8);
+      std::memcpy(&w1, b.data() + i + 8, 8);
+      h = std::rotl(h ^ (w0 * k2), 31) * k1;
+      g = std::rotl(g ^ (w1 * k1), 29) * k2;
     }
-    if (i < b.size()) {
+    for (; i < b.size(); i += 8) {
       std::uint64_t w = 0;
-      std::memcpy(&w, b.data() + i, b.size() - i);
+      std::memcpy(&w, b.data() + i, std::min<std::size_t>(8, b.size() - i));
       h = std::rotl(h ^ (w * k2), 31) * k1;
     }
+    h ^= std::rotl(g, 17) * k2;
     h ^= h >> 30U;
     h *= 0xBF58476D1CE4E5B9ULL;
     h ^= h >> 27U;
