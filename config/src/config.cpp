@@ -210,6 +210,9 @@ constexpr std::array kKeys = std::to_array<Key>({
     integer("capture.ring_slots", bind<&C::capture, &Cap::ring_slots>(), 16, 1U << 20U,
             "frames each worker's ring can queue between capture and parsing"),
     integer("capture.workers", bind<&C::daemon, &Dae::workers>(), 1, 64, "parser threads"),
+    boolean("capture.dedup", bind<&C::capture, &Cap::dedup>(),
+            "drop a frame whose IP packet repeats one seen within 10 ms (a SPAN port mirroring "
+            "both directions, two taps, -i any on a bridge)"),
 
     section("parser", "what is decoded"),
     integers("parser.dns_ports", bind<&C::parser, &Par::dns_ports>(), 1, 16, 1, 65535,
@@ -896,7 +899,8 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
                    ") after the end of a -r replay, until SIGTERM or SIGINT");
   app.add_option("--filter", filter,
                  "BPF capture filter (default live: DNS on port 53 and every UDP/TCP fragment, "
-                 "also VLAN-tagged on Ethernet; default offline: none)")
+                 "also in VLAN tags, PPPoE sessions and MPLS label stacks on Ethernet; default "
+                 "offline: none)")
       ->type_name("EXPR");
   app.add_option("--snaplen", snaplen,
                  "bytes kept per live frame, 64 to 65535 (default 4096; replays keep whole frames "

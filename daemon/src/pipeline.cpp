@@ -197,10 +197,10 @@ Pipeline::~Pipeline() {
 
 void Pipeline::start(const SourceEnd& on_source_end) {
   for (std::size_t i = 0; i < workers_count_; ++i) {
-    worker_objects_.push_back(
-        std::make_unique<Worker>(worker_rings_[i], *parsers_[i], *counters_[i], messages_.get(),
-                                 workers_count_ > 1 ? &messages_mutex_ : nullptr,
-                                 detection_ != nullptr ? &detection_->port(i) : nullptr));
+    worker_objects_.push_back(std::make_unique<Worker>(
+        worker_rings_[i], *parsers_[i], *counters_[i], messages_.get(),
+        workers_count_ > 1 ? &messages_mutex_ : nullptr,
+        detection_ != nullptr ? &detection_->port(i) : nullptr, config_.capture.dedup));
   }
   if (inline_replay()) {
     // One worker and a replay: the reader's thread is the worker's too (pipeline.hpp).
@@ -209,7 +209,7 @@ void Pipeline::start(const SourceEnd& on_source_end) {
       const std::function<void()> consume = [&worker] { worker.drain(); };
       const std::string error = sources_[0]->run_inline(std::move(st), source_rings_[0], consume);
       worker.drain();
-      worker.counters().finish();
+      worker.finish();
       on_source_end(0, error);
     });
     return;

@@ -5,11 +5,17 @@
 #include <limits>
 #include <utility>
 
+#include "dnsmon/common/message_record.hpp"
+
 namespace dnsmon {
 
 Worker::Worker(std::vector<FrameRing*> rings, Parser& parser, WorkerCounters& counters,
-               MessageWriter* writer, std::mutex* shared_writer, detect::WorkerPort* detection)
+               MessageWriter* writer, std::mutex* shared_writer, detect::WorkerPort* detection,
+               bool dedup)
     : counters_(counters), parser_(parser), rings_(std::move(rings)) {
+  if (dedup) {
+    dedup_.emplace();
+  }
   sink_.counters = &counters_;
   sink_.detection = detection;
   sink_.writer = writer;
@@ -38,6 +44,10 @@ bool Worker::run_once() noexcept {
   for (FrameRing* ring : rings_) {
     int n = 0;
     for (; n < kBatch && ring->front(frame_); ++n) {
+      if (is_duplicate()) {
+        ring->pop();
+        continue;
+      }
       const ParseStatus status = parser_.parse(frame_, sink_);
       counters_.record_frame(frame_.header.wire_len, status);
       ring->pop();
@@ -51,8 +61,27 @@ bool Worker::run_once() noexcept {
   return any;
 }
 
+bool Worker::is_duplicate() noexcept {
+  if (!dedup_ || frame_.header.link_type == record::kLinkType) {
+    return false;  // decoded messages from a message source are not frames a tap repeats
+  }
+  const auto r = dedup_->check(frame_.header.link_type, frame_.bytes, frame_.header.ts_ns);
+  if (r.evicted) {
+    counters_.duplicates_evicted_.add();
+  }
+  if (r.duplicate) {
+    counters_.duplicates_dropped_.add();
+  }
+  return r.duplicate;
+}
+
 bool Worker::frames_waiting() noexcept {
   return std::any_of(rings_.begin(), rings_.end(), [&](FrameRing* r) { return r->front(frame_); });
+}
+
+void Worker::finish() noexcept {
+  parser_.finish(sink_);
+  counters_.finish();
 }
 
 void Worker::flush_messages() {
@@ -82,7 +111,7 @@ void Worker::run(Doorbell& bell, const std::atomic<bool>& producers_done, bool l
     // pairs with the release store of whoever ends the input: every push happened before it
     if (producers_done.load(std::memory_order_acquire)) {
       if (!frames_waiting()) {
-        counters_.finish();
+        finish();
         return;
       }
       continue;

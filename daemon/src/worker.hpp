@@ -10,8 +10,10 @@
 
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <vector>
 
+#include "dnsmon/dedup.hpp"
 #include "dnsmon/detect/engine.hpp"
 #include "dnsmon/metrics.hpp"
 #include "dnsmon/parser.hpp"
@@ -23,8 +25,10 @@ class Worker {
  public:
   // shared_writer: set when several workers write one message log (may be null, as may writer).
   // detection: the worker's port into the detection engine (null with detection off).
+  // dedup: drop frames that repeat one seen moments before (DuplicateFilter), before parsing.
   Worker(std::vector<FrameRing*> rings, Parser& parser, WorkerCounters& counters,
-         MessageWriter* writer, std::mutex* shared_writer, detect::WorkerPort* detection = nullptr);
+         MessageWriter* writer, std::mutex* shared_writer, detect::WorkerPort* detection = nullptr,
+         bool dedup = true);
 
   // Takes up to a batch of frames from each ring; whether there were any.
   bool run_once() noexcept;
@@ -36,6 +40,10 @@ class Worker {
   }
 
   [[nodiscard]] bool frames_waiting() noexcept;
+
+  // At the end of the input: the parser delivers what it still holds (DNS over TCP messages behind
+  // a hole), then the counters finish.
+  void finish() noexcept;
 
   // The worker thread: decodes frames as they come, sleeping on bell while there are none, until
   // producers_done is set and every ring is empty; then finishes its counters. Live, while idle
@@ -61,6 +69,8 @@ class Worker {
   };
 
   void flush_messages();
+  // Whether frame_ repeats one seen moments before (counted, to be dropped unparsed).
+  bool is_duplicate() noexcept;
 
   WorkerCounters& counters_;
   Parser& parser_;
@@ -68,6 +78,7 @@ class Worker {
   Sink sink_;
   FrameView frame_;
   std::uint64_t frames_ = 0;
+  std::optional<DuplicateFilter> dedup_;  // empty: capture.dedup off
 };
 
 }  // namespace dnsmon

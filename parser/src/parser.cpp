@@ -38,6 +38,8 @@ constexpr std::uint16_t kEtherErspan3 = 0x22EB;  // ERSPAN type III over GRE
 
 constexpr std::uint16_t kPortVxlan = 4789;
 constexpr std::uint16_t kPortGeneve = 6081;
+constexpr std::uint16_t kPortGtpU = 2152;
+constexpr std::uint16_t kPortL2tp = 1701;
 constexpr std::uint16_t kPortMdns = 5353;
 constexpr std::uint16_t kPortLlmnr = 5355;
 
@@ -942,6 +944,8 @@ Parser::Parser(const ParserOptions& options)
                                        .hash_seed = 0})) {
   port_kinds_[kPortVxlan] = PortKind::Vxlan;
   port_kinds_[kPortGeneve] = PortKind::Geneve;
+  port_kinds_[kPortGtpU] = PortKind::GtpU;
+  port_kinds_[kPortL2tp] = PortKind::L2tp;
   for (auto p : options.encrypted_ports) {
     port_kinds_[p] = PortKind::Encrypted;
   }
@@ -989,6 +993,7 @@ ParseStatus Parser::parse(const FrameView& frame, MessageSink& sink) noexcept {
   msg.reassembled = false;
   msg.malformed_question = false;
   Context ctx{sink, msg, frame.header.ts_ns};
+  last_ts_ns_ = frame.header.ts_ns;
   // Unsigned difference: a damaged file can carry any timestamp, and a signed one could overflow.
   if (frame.header.ts_ns < last_expire_ns_ || static_cast<std::uint64_t>(frame.header.ts_ns) -
                                                       static_cast<std::uint64_t>(last_expire_ns_) >=
@@ -1038,17 +1043,37 @@ void Parser::expire(Context& ctx) noexcept {
   ip_->expire(ctx.ts_ns);
   tcp_->expire(ctx.ts_ns, [this, &ctx](const detail::TcpFlowKey& flow,
                                        std::span<const std::byte> message) noexcept {
-    DnsMessage& out = ctx.msg;
-    out.src.family = out.dst.family = flow.family;
-    out.src.bytes = flow.src;
-    out.dst.bytes = flow.dst;
-    out.sport = flow.sport;
-    out.dport = flow.dport;
-    const Protocol protocol =
-        port_kind(flow.sport) == PortKind::Llmnr || port_kind(flow.dport) == PortKind::Llmnr
-            ? Protocol::Llmnr
-            : Protocol::Dns;
-    (void)deliver(ctx, message, Transport::Tcp, protocol);
+    deliver_flow(ctx, flow, message);
+  });
+  publish_tcp_gauges();
+}
+
+// A message that the TCP reassembler releases outside a segment of its flow (a hole given up in
+// expiry or at the end): its addresses come from the flow.
+void Parser::deliver_flow(Context& ctx, const detail::TcpFlowKey& flow,
+                          std::span<const std::byte> message) noexcept {
+  DnsMessage& out = ctx.msg;
+  out.src.family = out.dst.family = flow.family;
+  out.src.bytes = flow.src;
+  out.dst.bytes = flow.dst;
+  out.sport = flow.sport;
+  out.dport = flow.dport;
+  const Protocol protocol =
+      port_kind(flow.sport) == PortKind::Llmnr || port_kind(flow.dport) == PortKind::Llmnr
+          ? Protocol::Llmnr
+          : Protocol::Dns;
+  (void)deliver(ctx, message, Transport::Tcp, protocol);
+}
+
+void Parser::finish(MessageSink& sink) noexcept {
+  DnsMessage& msg = scratch_;
+  msg.ts_ns = last_ts_ns_;
+  msg.reassembled = false;
+  msg.malformed_question = false;
+  Context ctx{sink, msg, last_ts_ns_};
+  tcp_->flush(last_ts_ns_, [this, &ctx](const detail::TcpFlowKey& flow,
+                                        std::span<const std::byte> message) noexcept {
+    deliver_flow(ctx, flow, message);
   });
   publish_tcp_gauges();
 }
@@ -1298,8 +1323,11 @@ ParseStatus Parser::parse_udp(Context& ctx, std::span<const std::byte> payload,
     }
   }
   if (kind == PortKind::None) {
-    if (dkind == PortKind::Vxlan || dkind == PortKind::Geneve) {
+    if (dkind == PortKind::Vxlan || dkind == PortKind::Geneve || dkind == PortKind::GtpU ||
+        dkind == PortKind::L2tp) {
       kind = dkind;
+    } else if (skind == PortKind::L2tp) {
+      kind = skind;  // L2TP answers from port 1701 to the port its peer chose
     } else if (skind == PortKind::Encrypted || dkind == PortKind::Encrypted) {
       return ParseStatus::Encrypted;
     } else {
@@ -1314,34 +1342,8 @@ ParseStatus Parser::parse_udp(Context& ctx, std::span<const std::byte> payload,
   // never past the end of the frame.
   const std::size_t body_len = std::min<std::size_t>(len - 8U, t.remaining() + beyond_ip);
   const std::span<const std::byte> body(t.rest().data(), body_len);
-  if (kind == PortKind::Vxlan) {
-    // VXLAN (RFC 7348): 8-byte header with the I flag, then an Ethernet frame.
-    if (++ctx.depth > kMaxTunnelDepth || body.size() < 8) {
-      return body.size() < 8 ? ParseStatus::Truncated : ParseStatus::UnsupportedTunnel;
-    }
-    return parse_packet(ctx, link::ethernet(body.subspan(8)));
-  }
-  if (kind == PortKind::Geneve) {
-    // Geneve (RFC 8926): version and option length, flags, protocol type, VNI, options.
-    WireReader g{body};
-    const std::uint8_t ver_opt = g.u8();
-    g.skip(1);
-    const std::uint16_t protocol = g.u16();
-    g.skip(4);
-    g.skip(std::size_t{ver_opt & 0x3FU} * 4U);
-    if (g.failed()) {
-      return ParseStatus::Truncated;
-    }
-    if (++ctx.depth > kMaxTunnelDepth || (ver_opt >> 6U) != 0) {
-      return ParseStatus::UnsupportedTunnel;
-    }
-    if (protocol == kEtherBridged) {
-      return parse_packet(ctx, link::ethernet(g.rest()));
-    }
-    if (protocol == link::kEtherIpv4 || protocol == link::kEtherIpv6) {
-      return parse_ip(ctx, g.rest(), protocol == link::kEtherIpv4 ? 4 : 6);
-    }
-    return ParseStatus::UnsupportedTunnel;
+  if (kind != PortKind::Dns && kind != PortKind::Mdns && kind != PortKind::Llmnr) {
+    return parse_udp_tunnel(ctx, kind, body);
   }
   out.sport = sport;
   out.dport = dport;
@@ -1349,6 +1351,119 @@ ParseStatus Parser::parse_udp(Context& ctx, std::span<const std::byte> payload,
                             : kind == PortKind::Llmnr ? Protocol::Llmnr
                                                       : Protocol::Dns;
   return deliver(ctx, body, Transport::Udp, protocol);
+}
+
+ParseStatus Parser::parse_udp_tunnel(Context& ctx, PortKind kind,
+                                     std::span<const std::byte> body) noexcept {
+  if (++ctx.depth > kMaxTunnelDepth) {
+    return ParseStatus::UnsupportedTunnel;
+  }
+  switch (kind) {
+    case PortKind::Vxlan:
+      // VXLAN (RFC 7348): 8-byte header with the I flag, then an Ethernet frame.
+      if (body.size() < 8) {
+        return ParseStatus::Truncated;
+      }
+      return parse_packet(ctx, link::ethernet(body.subspan(8)));
+    case PortKind::Geneve: {
+      // Geneve (RFC 8926): version and option length, flags, protocol type, VNI, options.
+      WireReader g{body};
+      const std::uint8_t ver_opt = g.u8();
+      g.skip(1);
+      const std::uint16_t protocol = g.u16();
+      g.skip(4);
+      g.skip((ver_opt & 0x3FU) * 4U);
+      if (g.failed()) {
+        return ParseStatus::Truncated;
+      }
+      if ((ver_opt >> 6U) != 0) {
+        return ParseStatus::UnsupportedTunnel;
+      }
+      if (protocol == kEtherBridged) {
+        return parse_packet(ctx, link::ethernet(g.rest()));
+      }
+      if (protocol == link::kEtherIpv4 || protocol == link::kEtherIpv6) {
+        return parse_ip(ctx, g.rest(), protocol == link::kEtherIpv4 ? 4 : 6);
+      }
+      return ParseStatus::UnsupportedTunnel;
+    }
+    case PortKind::GtpU:
+      return parse_gtpu(ctx, body);
+    case PortKind::L2tp:
+      return parse_l2tp(ctx, body);
+    default:
+      return ParseStatus::NotDns;
+  }
+}
+
+// GTP-U (3GPP TS 29.281): flags (version 1, protocol type GTP), message type, length, TEID; the
+// E, S and PN flags add a sequence number, an N-PDU number and the first extension header type;
+// extension headers are chained, each with its length in 4-byte units and the next type at its
+// end. Only a T-PDU (type 255) carries a user packet, an IP packet in practice.
+ParseStatus Parser::parse_gtpu(Context& ctx, std::span<const std::byte> body) noexcept {
+  constexpr int kMaxExtensions = 16;
+  WireReader g{body};
+  const std::uint8_t flags = g.u8();
+  const std::uint8_t type = g.u8();
+  g.skip(6);
+  if (g.failed()) {
+    return ParseStatus::Truncated;
+  }
+  if ((flags >> 5U) != 1 || (flags & 0x10U) == 0) {
+    return ParseStatus::UnsupportedTunnel;  // GTP' or another version
+  }
+  if ((flags & 0x07U) != 0) {
+    g.skip(3);
+    std::uint8_t next = g.u8();
+    for (int n = 0; next != 0; ++n) {
+      if (n == kMaxExtensions) {
+        return ParseStatus::UnsupportedTunnel;
+      }
+      const std::uint8_t units = g.u8();
+      if (units == 0) {
+        return ParseStatus::Malformed;
+      }
+      g.skip(units * 4U - 2U);
+      next = g.u8();
+      if (g.failed()) {
+        return ParseStatus::Truncated;
+      }
+    }
+  }
+  if (g.failed()) {
+    return ParseStatus::Truncated;
+  }
+  if (type != 255) {
+    return ParseStatus::NotDns;  // signalling: echo, error indication, end marker
+  }
+  return parse_packet(ctx, link::detail::by_version(g.rest()));
+}
+
+// L2TPv2 over UDP (RFC 2661 §3.1): flags and version, optional length, tunnel and session ids,
+// optional Ns/Nr, optional offset size and padding, then a PPP frame. Control messages (T bit)
+// carry no user data.
+ParseStatus Parser::parse_l2tp(Context& ctx, std::span<const std::byte> body) noexcept {
+  WireReader l{body};
+  const std::uint16_t flags = l.u16();
+  if (l.failed()) {
+    return ParseStatus::Truncated;
+  }
+  if ((flags & 0x000FU) != 2) {
+    return ParseStatus::UnsupportedTunnel;  // L2TPv3 over UDP, or not L2TP
+  }
+  if ((flags & 0x8000U) != 0) {
+    return ParseStatus::NotDns;
+  }
+  l.skip((flags & 0x4000U) != 0 ? 2 : 0);  // length
+  l.skip(4);                               // tunnel and session ids
+  l.skip((flags & 0x0800U) != 0 ? 4 : 0);  // Ns, Nr
+  if ((flags & 0x0200U) != 0) {
+    l.skip(l.u16());  // offset size, then that much padding
+  }
+  if (l.failed()) {
+    return ParseStatus::Truncated;
+  }
+  return parse_packet(ctx, link::ppp(l.rest()));
 }
 
 ParseStatus Parser::parse_tcp(Context& ctx, std::span<const std::byte> payload) noexcept {

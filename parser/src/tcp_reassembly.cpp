@@ -470,6 +470,9 @@ void TcpReassembler::add_segment(const TcpFlowKey& key, std::uint32_t seq, std::
   auto index = find(key, hash);
   if (index != kNoIndex && elapsed(now_ns, flows_[index].last_ns) >= options_.idle_timeout_ns) {
     stats_.timed_out.add();  // expire() has not run since; the same result as if it had
+    if (flows_[index].held_count != 0) {
+      skip_all_holes(flows_[index], now_ns, on_message);
+    }
     remove(index);
     index = kNoIndex;
   }
@@ -896,12 +899,12 @@ void TcpReassembler::deliver(const Flow& f, std::span<const std::byte> message,
 
 void TcpReassembler::expire(std::int64_t now_ns) noexcept {
   assert(!in_callback_ && "on_message must not call back into the reassembler");
-  expire_idle(now_ns);
+  expire_idle(now_ns, nullptr);
 }
 
 void TcpReassembler::expire_flows(std::int64_t now_ns, MessageSink on_message) noexcept {
   assert(!in_callback_ && "on_message must not call back into the reassembler");
-  expire_idle(now_ns);
+  expire_idle(now_ns, &on_message);
   // holes_ is ordered by hole age; a flow whose hole is skipped either leaves it or goes to the
   // back with a fresh hole, so one pass over the current members is enough.
   for (auto n = holes_.size; n != 0 && holes_.head != kNoIndex; --n) {
@@ -915,11 +918,33 @@ void TcpReassembler::expire_flows(std::int64_t now_ns, MessageSink on_message) n
   }
 }
 
-void TcpReassembler::expire_idle(std::int64_t now_ns) noexcept {
+void TcpReassembler::expire_idle(std::int64_t now_ns, MessageSink* sink) noexcept {
   while (lru_.head != kNoIndex &&
          elapsed(now_ns, flows_[lru_.head].last_ns) >= options_.idle_timeout_ns) {
     stats_.timed_out.add();
-    remove(lru_.head);
+    const std::uint32_t index = lru_.head;
+    if (sink != nullptr && flows_[index].held_count != 0) {
+      skip_all_holes(flows_[index], now_ns, *sink);  // delivers; leaves the flow where it is
+    }
+    remove(index);
+  }
+}
+
+void TcpReassembler::flush_holes(std::int64_t now_ns, MessageSink on_message) noexcept {
+  assert(!in_callback_ && "on_message must not call back into the reassembler");
+  // Each flow leaves holes_ once it holds nothing; the count bounds the pass all the same.
+  for (auto n = holes_.size; n != 0 && holes_.head != kNoIndex; --n) {
+    Flow& f = flows_[holes_.head];
+    skip_all_holes(f, now_ns, on_message);
+    release_if_empty(f);
+    close_if_finished(f);
+  }
+}
+
+void TcpReassembler::skip_all_holes(Flow& f, std::int64_t now_ns, MessageSink& sink) noexcept {
+  // Each skip gives up at least the first held range, so kMaxHeld + 1 rounds empty the flow.
+  for (std::size_t round = 0; round <= kMaxHeld && f.held_count != 0; ++round) {
+    skip_hole(f, now_ns, sink);
   }
 }
 

@@ -19,6 +19,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "dnsmon/dedup.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -207,6 +209,113 @@ TEST_CASE("frames are spread over rings by address, both directions together", "
   CHECK(dnsmon::flow_hash(DLT_EN10MB, {}) == 0);  // too short: any ring will do
 }
 
+TEST_CASE("frames in PPPoE, MPLS, NFLOG and FDDI hash as the packet inside them", "[capture]") {
+  const auto as_bytes = [](const std::vector<std::uint8_t>& v) {
+    return std::span<const std::byte>(reinterpret_cast<const std::byte*>(v.data()), v.size());
+  };
+  // The IP packet of ipv4_frame(a, b), behind another link header.
+  const auto wrap = [](std::uint8_t a, std::uint8_t b, std::vector<std::uint8_t> head) {
+    const auto plain = ipv4_frame(a, b);
+    head.insert(head.end(), plain.begin() + 14, plain.end());
+    return head;
+  };
+  const std::vector<std::uint8_t> mac(12, 0x02);
+  auto ether = [&](std::vector<std::uint8_t> rest) {
+    std::vector<std::uint8_t> h = mac;
+    h.insert(h.end(), rest.begin(), rest.end());
+    return h;
+  };
+  // PPPoE session; PPPoE in 802.1Q; two MPLS labels; an Ethernet pseudowire (control word).
+  const std::vector<std::vector<std::uint8_t>> heads{
+      ether({0x88, 0x64, 0x11, 0x00, 0x00, 0x01, 0x00, 0x30, 0x00, 0x21}),
+      ether({0x81, 0x00, 0x00, 0x0a, 0x88, 0x64, 0x11, 0x00, 0x00, 0x01, 0x00, 0x30, 0x00, 0x21}),
+      ether({0x88, 0x47, 0x00, 0x10, 0x00, 0x40, 0x00, 0x11, 0x01, 0x40}),
+      ether({0x88, 0x47, 0x00, 0x10, 0x01, 0x40, 0x00, 0x00, 0x00, 0x00, 0x02, 0x02,
+             0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x08, 0x00}),
+  };
+  for (std::size_t i = 0; i < heads.size(); ++i) {
+    CAPTURE(i);
+    for (const std::uint8_t a : {std::uint8_t{1}, std::uint8_t{7}, std::uint8_t{42}}) {
+      const auto plain = dnsmon::flow_hash(DLT_EN10MB, as_bytes(ipv4_frame(a, 2)));
+      CHECK(dnsmon::flow_hash(DLT_EN10MB, as_bytes(wrap(a, 2, heads[i]))) == plain);
+      CHECK(dnsmon::flow_hash(DLT_EN10MB, as_bytes(wrap(2, a, heads[i]))) == plain);
+    }
+  }
+  std::vector<std::uint8_t> fddi{0x50};
+  fddi.resize(13, 0x02);
+  fddi.insert(fddi.end(), {0xAA, 0xAA, 0x03, 0, 0, 0, 0x08, 0x00});
+  // NFLOG: AF_INET, version, resource id, then the payload attribute (little-endian TLV).
+  const std::vector<std::uint8_t> nflog{2, 0, 0, 1, 50, 0, 9, 0};
+  for (const std::uint8_t a : {std::uint8_t{1}, std::uint8_t{7}, std::uint8_t{42}}) {
+    const auto plain = dnsmon::flow_hash(DLT_EN10MB, as_bytes(ipv4_frame(a, 2)));
+    CHECK(dnsmon::flow_hash(10, as_bytes(wrap(a, 2, fddi))) == plain);
+    CHECK(dnsmon::flow_hash(239, as_bytes(wrap(a, 2, nflog))) == plain);
+  }
+}
+
+TEST_CASE("a frame repeated within the window is a duplicate, whatever its link header",
+          "[capture][dedup]") {
+  const auto as_bytes = [](const std::vector<std::uint8_t>& v) {
+    return std::span<const std::byte>(reinterpret_cast<const std::byte*>(v.data()), v.size());
+  };
+  constexpr std::int64_t kMs = 1'000'000;
+  dnsmon::DuplicateFilter filter(64, 10 * kMs);
+  CHECK(filter.capacity() == 64);
+  const auto a = ipv4_frame(1, 2);
+  const auto b = ipv4_frame(1, 3);
+  CHECK_FALSE(filter.check(DLT_EN10MB, as_bytes(a), 0).duplicate);
+  CHECK(filter.check(DLT_EN10MB, as_bytes(a), 5 * kMs).duplicate);
+  CHECK(filter.check(DLT_EN10MB, as_bytes(a), 10 * kMs).duplicate);   // a third copy, at the edge
+  CHECK_FALSE(filter.check(DLT_EN10MB, as_bytes(b), kMs).duplicate);  // another packet
+  // The same IP packet in a Linux cooked capture (`-i any` beside an Ethernet tap).
+  std::vector<std::uint8_t> sll(14, 0);
+  sll.insert(sll.end(), {0x08, 0x00});
+  sll.insert(sll.end(), a.begin() + 14, a.end());
+  CHECK(filter.check(113, as_bytes(sll), 2 * kMs).duplicate);
+  // One byte different is another packet.
+  auto a2 = a;
+  a2.back() ^= 1U;
+  CHECK_FALSE(filter.check(DLT_EN10MB, as_bytes(a2), 3 * kMs).duplicate);
+  // Later than the window: an original again, which the next copy repeats.
+  CHECK_FALSE(filter.check(DLT_EN10MB, as_bytes(a), 11 * kMs).duplicate);
+  CHECK(filter.check(DLT_EN10MB, as_bytes(a), 12 * kMs).duplicate);
+  // Times going back a little (two sources merged) are still within the window.
+  CHECK(filter.check(DLT_EN10MB, as_bytes(a), 9 * kMs).duplicate);
+  // Frames that lead to no IP packet are compared whole.
+  std::vector<std::uint8_t> arp(42, 0x11);
+  arp[12] = 0x08;
+  arp[13] = 0x06;
+  CHECK_FALSE(filter.check(DLT_EN10MB, as_bytes(arp), 20 * kMs).duplicate);
+  CHECK(filter.check(DLT_EN10MB, as_bytes(arp), 20 * kMs).duplicate);
+  // A flood of distinct packets inside the window overflows the table: counted as evictions, and
+  // an evicted packet's copy is then taken for an original. Every packet is remembered at once.
+  dnsmon::DuplicateFilter small(8, 10 * kMs);
+  std::size_t evicted = 0;
+  for (std::uint8_t i = 0; i < 64; ++i) {
+    const auto r = small.check(DLT_EN10MB, as_bytes(ipv4_frame(i, 200)), 30 * kMs);
+    CHECK_FALSE(r.duplicate);
+    evicted += r.evicted ? 1U : 0U;
+  }
+  CHECK(evicted >= 64 - 8);
+  std::size_t found = 0;
+  for (std::uint8_t i = 0; i < 64; ++i) {
+    found += small.check(DLT_EN10MB, as_bytes(ipv4_frame(i, 200)), 31 * kMs).duplicate ? 1U : 0U;
+  }
+  CHECK(found <= 8);
+  // Digests: equal bytes, equal digests; any length, any single byte changed, another digest.
+  std::vector<std::byte> bytes(40);
+  std::set<std::uint64_t> digests;
+  for (std::size_t n = 0; n <= bytes.size(); ++n) {
+    digests.insert(dnsmon::DuplicateFilter::digest(std::span(bytes).first(n)));
+  }
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    auto changed = bytes;
+    changed[i] = std::byte{1};
+    digests.insert(dnsmon::DuplicateFilter::digest(changed));
+  }
+  CHECK(digests.size() == 41 + 40);
+}
+
 TEST_CASE("a missing or unreadable file is refused before capture starts", "[capture]") {
   TempDir dir;
   CHECK_THROWS_AS(PacketSource::open_files({(dir.path / "absent.pcap").string()}, {}, 0),
@@ -327,6 +436,128 @@ TEST_CASE("the default live filter takes DNS and leaves other unfragmented traff
     CHECK(admits(frame(tags, 123, 0x00b9, 17)));       // a later fragment
     CHECK_FALSE(admits(frame(tags, 123, 0x00b9, 1)));  // an ICMP fragment
   }
+  pcap_freecode(&program);
+  pcap_close(dead);
+}
+
+TEST_CASE("the default live filter takes DNS inside PPPoE sessions and MPLS label stacks",
+          "[capture][filter]") {
+  pcap_t* dead = pcap_open_dead(DLT_EN10MB, 65535);
+  REQUIRE(dead != nullptr);
+  bpf_program program{};
+  REQUIRE(pcap_compile(dead, &program, std::string(dnsmon::kDefaultLiveFilter).c_str(), 1,
+                       PCAP_NETMASK_UNKNOWN) == 0);
+  using Frame = std::vector<std::uint8_t>;
+  // IPv4 from port `sport` with `frag` in the offset field, or IPv6 with a UDP header (or, for a
+  // fragment, a fragment header before UDP).
+  auto ip4 = [](std::uint8_t proto, std::uint16_t sport, std::uint16_t frag) {
+    Frame f{0x45,
+            0,
+            0,
+            40,
+            0,
+            1,
+            static_cast<std::uint8_t>(frag >> 8U),
+            static_cast<std::uint8_t>(frag),
+            64,
+            proto,
+            0,
+            0,
+            10,
+            0,
+            0,
+            1,
+            10,
+            0,
+            0,
+            2,
+            static_cast<std::uint8_t>(sport >> 8U),
+            static_cast<std::uint8_t>(sport),
+            0x9c,
+            0x40,
+            0,
+            20,
+            0,
+            0};
+    f.resize(f.size() + 12, 0);
+    return f;
+  };
+  auto ip6 = [](std::uint8_t next, std::uint16_t sport) {
+    Frame f{0x60, 0, 0, 0, 0, 20, next, 64};
+    f.resize(40, 0x20);
+    if (next == 44) {
+      f.insert(f.end(), {17, 0, 0, 1, 0, 0, 0, 1});
+    } else {
+      f.insert(f.end(), {static_cast<std::uint8_t>(sport >> 8U), static_cast<std::uint8_t>(sport),
+                         0x9c, 0x40, 0, 28, 0, 0});
+    }
+    f.resize(f.size() + 20, 0);
+    return f;
+  };
+  auto ether = [](int tags, std::uint16_t ethertype, const Frame& body) {
+    Frame f(12, 0x02);
+    for (int i = 0; i < tags; ++i) {
+      f.insert(f.end(), {static_cast<std::uint8_t>(i == 0 && tags > 1 ? 0x88 : 0x81),
+                         static_cast<std::uint8_t>(i == 0 && tags > 1 ? 0xa8 : 0x00), 0, 10});
+    }
+    f.push_back(static_cast<std::uint8_t>(ethertype >> 8U));
+    f.push_back(static_cast<std::uint8_t>(ethertype));
+    f.insert(f.end(), body.begin(), body.end());
+    return f;
+  };
+  auto pppoe = [](std::uint16_t protocol, const Frame& ip) {
+    Frame f{0x11,
+            0,
+            0x12,
+            0x34,
+            0,
+            static_cast<std::uint8_t>(ip.size() + 2),
+            static_cast<std::uint8_t>(protocol >> 8U),
+            static_cast<std::uint8_t>(protocol)};
+    f.insert(f.end(), ip.begin(), ip.end());
+    return f;
+  };
+  auto mpls = [](int labels, const Frame& ip) {
+    Frame f;
+    for (int i = 0; i < labels; ++i) {
+      f.insert(f.end(), {0, 0x10, static_cast<std::uint8_t>(i + 1 == labels ? 1 : 0), 64});
+    }
+    f.insert(f.end(), ip.begin(), ip.end());
+    return f;
+  };
+  auto admits = [&](const Frame& f) {
+    pcap_pkthdr h{};
+    h.caplen = static_cast<bpf_u_int32>(f.size());
+    h.len = h.caplen;
+    return pcap_offline_filter(&program, &h, f.data()) != 0;
+  };
+  for (const int tags : {0, 1, 2}) {
+    CAPTURE(tags);
+    CHECK(admits(ether(tags, 0x8864, pppoe(0x21, ip4(17, 53, 0)))));
+    CHECK(admits(ether(tags, 0x8864, pppoe(0x21, ip4(6, 53, 0)))));
+    CHECK_FALSE(admits(ether(tags, 0x8864, pppoe(0x21, ip4(17, 123, 0)))));
+    CHECK(admits(ether(tags, 0x8864, pppoe(0x21, ip4(17, 123, 0x2000)))));       // first fragment
+    CHECK(admits(ether(tags, 0x8864, pppoe(0x21, ip4(17, 123, 0x00b9)))));       // later fragment
+    CHECK_FALSE(admits(ether(tags, 0x8864, pppoe(0x21, ip4(1, 123, 0x00b9)))));  // ICMP
+    CHECK(admits(ether(tags, 0x8864, pppoe(0x57, ip6(17, 53)))));
+    CHECK(admits(ether(tags, 0x8864, pppoe(0x57, ip6(44, 123)))));
+    CHECK_FALSE(admits(ether(tags, 0x8864, pppoe(0x57, ip6(17, 123)))));
+    CHECK_FALSE(admits(ether(tags, 0x8864, pppoe(0xc021, ip4(17, 53, 0)))));  // LCP
+  }
+  for (const int tags : {0, 1}) {
+    for (const int labels : {1, 2, 3}) {
+      CAPTURE(tags, labels);
+      CHECK(admits(ether(tags, 0x8847, mpls(labels, ip4(17, 53, 0)))));
+      CHECK(admits(ether(tags, 0x8848, mpls(labels, ip4(6, 53, 0)))));
+      CHECK_FALSE(admits(ether(tags, 0x8847, mpls(labels, ip4(17, 123, 0)))));
+      CHECK(admits(ether(tags, 0x8847, mpls(labels, ip4(17, 123, 0x00b9)))));
+      CHECK(admits(ether(tags, 0x8847, mpls(labels, ip6(17, 53)))));
+      CHECK(admits(ether(tags, 0x8847, mpls(labels, ip6(44, 123)))));
+      CHECK_FALSE(admits(ether(tags, 0x8847, mpls(labels, ip6(17, 123)))));
+    }
+  }
+  // Beyond the filter: four labels.
+  CHECK_FALSE(admits(ether(0, 0x8847, mpls(4, ip4(17, 53, 0)))));
   pcap_freecode(&program);
   pcap_close(dead);
 }

@@ -98,6 +98,7 @@ TEST_CASE("a default config has the documented defaults", "[config]") {
   CHECK(c.capture.promiscuous);
   CHECK(c.capture.timeout_ms == 50);
   CHECK(c.capture.ring_slots == 16384);
+  CHECK(c.capture.dedup);
   CHECK(c.parser.dns_ports == std::vector<std::uint16_t>{53});
   CHECK(c.daemon.listen == "127.0.0.1:9917");
   CHECK_FALSE(c.daemon.listen_given);
@@ -119,6 +120,7 @@ capture:
   read_timeout_ms: 10
   ring_slots: 4096
   workers: 2
+  dedup: false
 parser:
   dns_ports:
     - 53
@@ -138,6 +140,7 @@ log:
   CHECK(c.capture.timeout_ms == 10);
   CHECK(c.capture.ring_slots == 4096);
   CHECK(c.daemon.workers == 2);
+  CHECK_FALSE(c.capture.dedup);
   CHECK(c.parser.dns_ports == std::vector<std::uint16_t>{53, 5353});
   CHECK(c.daemon.listen == "[::1]:9100");
   CHECK(c.daemon.listen_given);
@@ -334,7 +337,7 @@ TEST_CASE("an unknown nested key is refused with its full path", "[config]") {
   CHECK_THAT(config_error(dir, "capture:\n  snaplen: 100\n  interface: [eth0]\n"),
              StartsWith(file + ":3:3: capture.interface: unknown key (allowed here: interfaces, "
                                "filter, snaplen, buffer_mib, promiscuous, read_timeout_ms, "
-                               "ring_slots, workers)"));
+                               "ring_slots, workers, dedup)"));
   CHECK(config_error(dir, "parser:\n  ports: [53]\n") ==
         file +
             ":2:3: parser.ports: unknown key (allowed here: dns_ports, mdns, llmnr, "

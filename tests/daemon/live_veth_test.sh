@@ -46,7 +46,14 @@ PCAP="$WORK/dns.pcap"
 log "$(tail -n 1 "$WORK/gen.log")"
 
 # ---- dnsmon in namespace B --------------------------------------------------------------------
-start_dnsmon --workers "$WORKERS"
+dnsmon_args=(--workers "$WORKERS")
+if (( SENDERS > 1 )); then
+  # Several senders replay one file at once: the same frames arrive together, which the
+  # duplicate filter would take for a tap's copies. Every copy is counted here.
+  printf 'capture:\n  dedup: false\n' >"$WORK/dedup-off.yaml"
+  dnsmon_args+=(--config "$WORK/dedup-off.yaml")
+fi
+start_dnsmon "${dnsmon_args[@]}"
 before_ok=$(value dnsmon_packets_total 'result="ok"')
 [ "$before_ok" = 0 ] || fail "dnsmon_packets_total{result=\"ok\"} is $before_ok before anything was sent"
 

@@ -223,7 +223,9 @@ def run_one(dnsmon, pcaps, rel):
         out = os.path.join(tmp, "messages.jsonl")
         config = os.path.join(tmp, "dnsmon.yaml")
         with open(config, "w", encoding="utf-8") as f:
-            f.write("parser:\n  mdns: true\n  llmnr: true\n")
+            # tshark decodes every frame, also a copy that a tap delivered twice (nDPI/1kxun.pcap
+            # and nDPI/wechat.pcap hold such pairs, 50 µs apart): the duplicate filter is off.
+            f.write("parser:\n  mdns: true\n  llmnr: true\ncapture:\n  dedup: false\n")
         try:
             proc = subprocess.run(
                 [dnsmon, "--config", config, "-r", path, "--messages-out", out, "--metrics-out",

@@ -505,6 +505,36 @@ TEST_CASE("DNS over TCP is reassembled from segments", "[parser][tcp]") {
   CHECK(messages[1].sport == 40000);
 }
 
+TEST_CASE("at the end of the input, DNS over TCP messages behind a hole are delivered",
+          "[parser][tcp]") {
+  const auto q1 = length_prefixed(dns_message({.id = 1}));
+  const auto q2 = length_prefixed(dns_message({.id = 2}));
+  const auto q3 = length_prefixed(dns_message({.id = 3}));
+  const auto seq2 = static_cast<std::uint32_t>(100 + q1.size());
+  const auto seq3 = static_cast<std::uint32_t>(seq2 + q2.size());
+  Parser parser(small_tables());
+  const auto messages =
+      run(parser, {ethernet(ipv4(tcp_segment(40000, 53, 99, 0x02, {}), 6), 0x0800),
+                   ethernet(ipv4(tcp_segment(40000, 53, 100, 0x18, q1), 6), 0x0800),
+                   ethernet(ipv4(tcp_segment(40000, 53, seq3, 0x18, q3), 6), 0x0800)});
+  REQUIRE(messages.size() == 1);  // message 2 never arrives: 3 waits behind the hole
+  Collect rest;
+  parser.finish(rest);
+  REQUIRE(rest.messages.size() == 1);
+  CHECK(rest.messages[0].id == 3);
+  CHECK(rest.messages[0].transport == dnsmon::Transport::Tcp);
+  CHECK(addr(rest.messages[0].src) == "192.0.2.1");
+  CHECK(rest.messages[0].sport == 40000);
+  CHECK(rest.messages[0].dport == 53);
+  CHECK(rest.messages[0].ts_ns == 1'000'003'000);  // the last frame's time
+  const auto stats = parser.stats();
+  CHECK(stats.tcp[4] == 1);  // gap
+  CHECK(stats.tcp[5] == 1);  // resync
+  Collect none;
+  parser.finish(none);
+  CHECK(none.messages.empty());
+}
+
 TEST_CASE("tunnels are followed and the inner addresses reported", "[parser][tunnel]") {
   const auto inner_ip = ipv4(udp(40000, 53, dns_message({})));
   const auto inner_eth = ethernet(inner_ip, 0x0800);
@@ -617,4 +647,209 @@ TEST_CASE("a million never-completed fragments and half-open flows stay within b
   CHECK(st.ip[3] + st.ip[4] + st.ip_in_progress >= 999'000);  // evicted or over budget
   CHECK(st.tcp[8] >= 999'000);                                // flows evicted
   CHECK(sink.messages.empty());
+}
+
+namespace {
+
+// IPv4 behind a PPP protocol number, in a PPPoE session header.
+Bytes pppoe(const Bytes& ip, std::uint16_t ppp_protocol = 0x0021) {
+  Bytes b{0x11, 0x00, 0x12, 0x34};
+  put16(b, static_cast<unsigned>(ip.size() + 2));
+  put16(b, ppp_protocol);
+  b.insert(b.end(), ip.begin(), ip.end());
+  return b;
+}
+
+// An MPLS label stack (labels 16, 17, ...) with the bottom-of-stack bit on the last, then body.
+Bytes mpls(int labels, const Bytes& body) {
+  Bytes b;
+  for (int i = 0; i < labels; ++i) {
+    const unsigned label = 16U + static_cast<unsigned>(i);
+    put16(b, label >> 4U);
+    b.push_back(static_cast<std::uint8_t>(((label & 0xFU) << 4U) | (i + 1 == labels ? 1U : 0U)));
+    b.push_back(64);
+  }
+  b.insert(b.end(), body.begin(), body.end());
+  return b;
+}
+
+// Ethernet with `tags` 802.1Q tags and a raw payload (no IP built here).
+Bytes ether_raw(std::uint16_t ethertype, const Bytes& payload,
+                std::vector<std::uint16_t> tags = {}) {
+  return ethernet(payload, ethertype, std::move(tags));
+}
+
+// A NFLOG record: header, a prefix attribute, then the payload attribute, in either byte order.
+Bytes nflog(const Bytes& ip, std::uint8_t family, bool big_endian) {
+  Bytes b{family, 0, 0, 1};
+  auto tlv = [&](unsigned type, const Bytes& value) {
+    const unsigned len = static_cast<unsigned>(4 + value.size());
+    if (big_endian) {
+      put16(b, len);
+      put16(b, type);
+    } else {
+      b.insert(b.end(), {static_cast<std::uint8_t>(len & 0xFFU),
+                         static_cast<std::uint8_t>(len >> 8U), static_cast<std::uint8_t>(type), 0});
+    }
+    b.insert(b.end(), value.begin(), value.end());
+    b.resize((b.size() + 3U) & ~std::size_t{3}, 0);
+  };
+  tlv(1, {0x08, 0x00, 0x01, 0x00});  // packet header: hardware protocol, hook
+  tlv(10, {'d', 'n', 's', 0, 0});    // prefix, padded
+  tlv(9, ip);
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("PPPoE sessions and MPLS label stacks are walked, tagged or not", "[parser][link]") {
+  const auto ip4 = ipv4(udp(40000, 53, dns_message({})));
+  const auto ip6 = ipv6(udp(40000, 53, dns_message({.id = 6})));
+  DnsMessage m;
+  CHECK(parse(ether_raw(0x8864, pppoe(ip4)), m) == ParseStatus::Ok);
+  CHECK(addr(m.src) == "192.0.2.1");
+  CHECK(parse(ether_raw(0x8864, pppoe(ip6, 0x0057)), m) == ParseStatus::Ok);
+  CHECK(m.id == 6);
+  CHECK(parse(ether_raw(0x8864, pppoe(ip4), {0x8100}), m) == ParseStatus::Ok);
+  CHECK(parse(ether_raw(0x8864, pppoe(ip4), {0x88A8, 0x8100}), m) == ParseStatus::Ok);
+  CHECK(parse(ether_raw(0x8864, pppoe(ip4, 0xC021)), m) == ParseStatus::NotIp);  // LCP
+  CHECK(parse(ether_raw(0x8864, Bytes{0x11, 0, 0, 1, 0}), m) == ParseStatus::Truncated);
+
+  for (const int labels : {1, 2, 3}) {
+    CAPTURE(labels);
+    m = {};
+    CHECK(parse(ether_raw(0x8847, mpls(labels, ip4)), m) == ParseStatus::Ok);
+    CHECK(m.qname.view() == "www.example.com");
+    CHECK(parse(ether_raw(0x8847, mpls(labels, ip6)), m) == ParseStatus::Ok);
+    CHECK(addr(m.src) == "2001:db8::1");
+    CHECK(parse(ether_raw(0x8848, mpls(labels, ip4), {0x8100}), m) == ParseStatus::Ok);
+  }
+  // An Ethernet pseudowire: control word, then a whole frame, itself tagged.
+  Bytes pw{0, 0, 0, 7};
+  const auto inner = ethernet(ip4, 0x0800, {0x8100});
+  pw.insert(pw.end(), inner.begin(), inner.end());
+  CHECK(parse(ether_raw(0x8847, mpls(2, pw)), m) == ParseStatus::Ok);
+  CHECK(addr(m.dst) == "192.0.2.53");
+  // Pseudowires inside pseudowires end at the nesting limit.
+  Bytes nested = ethernet(ip4, 0x0800);
+  for (int i = 0; i < 6; ++i) {
+    Bytes cw{0, 0, 0, 0};
+    cw.insert(cw.end(), nested.begin(), nested.end());
+    nested = ether_raw(0x8847, mpls(1, cw));
+  }
+  CHECK(parse(nested, m) == ParseStatus::UnsupportedLink);
+  CHECK(parse(ether_raw(0x8847, mpls(9, ip4)), m) == ParseStatus::UnsupportedLink);
+  Bytes no_bottom = mpls(2, {});
+  no_bottom[6] = 0;  // the last label loses its bottom-of-stack bit
+  CHECK(parse(ether_raw(0x8847, no_bottom), m) == ParseStatus::Truncated);
+  CHECK(parse(ether_raw(0x8847, mpls(1, Bytes{0x20, 0, 0, 0})), m) == ParseStatus::NotIp);
+  // Linux cooked capture carries the same ethertypes.
+  Bytes sll(14, 0);
+  put16(sll, 0x8864);
+  const auto session = pppoe(ip4);
+  sll.insert(sll.end(), session.begin(), session.end());
+  CHECK(parse(sll, m, 113) == ParseStatus::Ok);
+}
+
+TEST_CASE("FDDI and NFLOG link types lead to the IP packet", "[parser][link]") {
+  const auto ip4 = ipv4(udp(40000, 53, dns_message({})));
+  const auto ip6 = ipv6(udp(40000, 53, dns_message({})));
+  DnsMessage m;
+  Bytes fddi{0x50};
+  fddi.resize(13, 0x02);
+  fddi.insert(fddi.end(), {0xAA, 0xAA, 0x03, 0, 0, 0, 0x08, 0x00});
+  fddi.insert(fddi.end(), ip4.begin(), ip4.end());
+  CHECK(parse(fddi, m, 10) == ParseStatus::Ok);
+  CHECK(addr(m.src) == "192.0.2.1");
+  CHECK(parse(Bytes(fddi.begin(), fddi.begin() + 18), m, 10) == ParseStatus::Truncated);
+
+  for (const bool big_endian : {false, true}) {
+    CAPTURE(big_endian);
+    m = {};
+    CHECK(parse(nflog(ip4, 2, big_endian), m, 239) == ParseStatus::Ok);
+    CHECK(m.qname.view() == "www.example.com");
+    CHECK(parse(nflog(ip6, 10, big_endian), m, 239) == ParseStatus::Ok);
+    CHECK(addr(m.src) == "2001:db8::1");
+  }
+  Bytes no_payload{2, 0, 0, 1, 8, 0, 1, 0, 0x08, 0x00, 0x01, 0x00};
+  CHECK(parse(no_payload, m, 239) == ParseStatus::NotIp);
+  Bytes bad_length{2, 0, 0, 1, 0x40, 0, 9, 0, 0x45, 0};
+  CHECK(parse(bad_length, m, 239) == ParseStatus::Truncated);
+}
+
+TEST_CASE("GTP-U and L2TPv2 tunnels are followed to the inner packet", "[parser][tunnel]") {
+  const auto inner_ip = ipv4(udp(40000, 53, dns_message({})));
+  const auto inner6 = ipv6(udp(40000, 53, dns_message({})));
+  auto outer_udp = [](std::uint16_t sport, std::uint16_t dport, const Bytes& body) {
+    Bytes b = ipv4(udp(sport, dport, body));
+    b[12] = 10;  // outer source 10.0.2.1, not the inner 192.0.2.1
+    return ethernet(b, 0x0800);
+  };
+  DnsMessage m;
+  // GTP-U: version 1, PT, no optional fields; message type 255 (T-PDU), length, TEID.
+  auto gtp = [](std::uint8_t flags, std::uint8_t type, const Bytes& opt, const Bytes& pdu) {
+    Bytes b{flags, type};
+    put16(b, static_cast<unsigned>(opt.size() + pdu.size()));
+    b.insert(b.end(), {0, 0, 0, 1});
+    b.insert(b.end(), opt.begin(), opt.end());
+    b.insert(b.end(), pdu.begin(), pdu.end());
+    return b;
+  };
+  CHECK(parse(outer_udp(2152, 2152, gtp(0x30, 255, {}, inner_ip)), m) == ParseStatus::Ok);
+  CHECK(addr(m.src) == "192.0.2.1");
+  CHECK(m.sport == 40000);
+  CHECK(parse(outer_udp(33000, 2152, gtp(0x30, 255, {}, inner6)), m) == ParseStatus::Ok);
+  CHECK(addr(m.src) == "2001:db8::1");
+  // E and S flags: sequence number, N-PDU number, then a PDU session container (0x85, 4 bytes)
+  // and a second extension header of 8 bytes.
+  const Bytes ext{0, 7, 0, 0x85, 1, 0x10, 0x01, 0x40, 2, 1, 2, 3, 4, 5, 6, 0};
+  CHECK(parse(outer_udp(2152, 2152, gtp(0x36, 255, ext, inner_ip)), m) == ParseStatus::Ok);
+  CHECK(m.qname.view() == "www.example.com");
+  Bytes zero_length_ext{0, 7, 0, 0x85, 0, 0, 0, 0};
+  CHECK(parse(outer_udp(2152, 2152, gtp(0x34, 255, zero_length_ext, inner_ip)), m) ==
+        ParseStatus::Malformed);
+  CHECK(parse(outer_udp(2152, 2152, gtp(0x36, 255, Bytes(ext.begin(), ext.begin() + 9), {})), m) ==
+        ParseStatus::Truncated);
+  CHECK(parse(outer_udp(2152, 2152, gtp(0x32, 1, {0, 1, 0, 0}, {})), m) ==
+        ParseStatus::NotDns);  // echo request
+  CHECK(parse(outer_udp(2152, 2152, gtp(0x10, 255, {}, inner_ip)), m) ==
+        ParseStatus::UnsupportedTunnel);  // GTPv0
+
+  // L2TPv2 data: flags and version, optional fields, PPP with or without address and control.
+  auto l2tp = [](std::uint16_t flags, const Bytes& ppp_frame) {
+    Bytes b;
+    put16(b, flags);
+    if ((flags & 0x4000U) != 0) {
+      put16(b, 0);  // length (not checked)
+    }
+    b.insert(b.end(), {0, 1, 0, 2});  // tunnel, session
+    if ((flags & 0x0800U) != 0) {
+      b.insert(b.end(), {0, 3, 0, 4});
+    }
+    if ((flags & 0x0200U) != 0) {
+      b.insert(b.end(), {0, 3, 0xEE, 0xEE, 0xEE});
+    }
+    b.insert(b.end(), ppp_frame.begin(), ppp_frame.end());
+    return b;
+  };
+  Bytes ppp4{0xFF, 0x03, 0x00, 0x21};
+  ppp4.insert(ppp4.end(), inner_ip.begin(), inner_ip.end());
+  Bytes ppp6{0x00, 0x57};
+  ppp6.insert(ppp6.end(), inner6.begin(), inner6.end());
+  CHECK(parse(outer_udp(1701, 1701, l2tp(0x0002, ppp4)), m) == ParseStatus::Ok);
+  CHECK(addr(m.src) == "192.0.2.1");
+  CHECK(parse(outer_udp(1701, 40001, l2tp(0x4A02, ppp4)), m) == ParseStatus::Ok);
+  CHECK(parse(outer_udp(40001, 1701, l2tp(0x0202, ppp6)), m) == ParseStatus::Ok);
+  CHECK(addr(m.src) == "2001:db8::1");
+  CHECK(parse(outer_udp(1701, 1701, l2tp(0xC802, {0, 8, 0, 0, 0, 0})), m) ==
+        ParseStatus::NotDns);  // control message
+  CHECK(parse(outer_udp(1701, 1701, l2tp(0x0003, ppp4)), m) == ParseStatus::UnsupportedTunnel);
+  CHECK(parse(outer_udp(1701, 1701, Bytes{0x02, 0x02, 0, 1}), m) == ParseStatus::Truncated);
+
+  // A tunnel inside a tunnel inside ... ends at the tunnel depth limit.
+  Bytes nested = inner_ip;
+  for (int i = 0; i < 6; ++i) {
+    nested = ipv4(udp(2152, 2152, gtp(0x30, 255, {}, nested)));
+  }
+  CHECK(parse(ethernet(nested, 0x0800), m) == ParseStatus::UnsupportedTunnel);
 }

@@ -902,3 +902,81 @@ TEST_CASE("the data path is noexcept and bad options are refused", "[parser][tcp
                   std::invalid_argument);
   CHECK_NOTHROW(TcpReassembler{with([](auto& o) { o.hash_seed = 0; })});  // random seed
 }
+
+TEST_CASE("messages behind a hole that never fills are delivered at the end or when the flow idles",
+          "[parser][tcp]") {
+  const auto bytes = stream_of(5);
+  // Message 2 is lost; 3 and 4 wait behind the hole, and half of 5 behind them.
+  auto start = [&](Stream& s) {
+    s.syn(kIsn);
+    s.send_part(kBase, bytes, 0, kFramed);
+    s.send_part(kBase, bytes, 2 * kFramed, 4 * kFramed);
+    s.send_part(kBase, bytes, 4 * kFramed, 4 * kFramed + 10);
+    REQUIRE(s.got.ids() == std::vector<std::size_t>{1});
+  };
+  SECTION("flush() at the end of the input") {
+    Stream s;
+    start(s);
+    s.r.flush(s.now_ns, s.got);
+    CHECK(s.got.ids() == std::vector<std::size_t>{1, 3, 4});
+    CHECK(s.got.keys.back() == s.key);
+    CHECK(s.stat(s.r.stats().gaps) == 1);
+    CHECK(s.stat(s.r.stats().resyncs) == 1);
+    CHECK(s.r.flows() == 1);     // the flow stays, holding only the start of message 5
+    s.r.flush(s.now_ns, s.got);  // nothing more to give
+    CHECK(s.got.ids() == std::vector<std::size_t>{1, 3, 4});
+    s.send_part(kBase, bytes, 4 * kFramed + 10, 5 * kFramed);
+    CHECK(s.got.ids() == std::vector<std::size_t>{1, 3, 4, 5});
+  }
+  SECTION("two holes, both given up") {
+    Stream s;
+    s.syn(kIsn);
+    s.send_part(kBase, bytes, 0, kFramed);
+    s.send_part(kBase, bytes, 2 * kFramed, 3 * kFramed);
+    s.send_part(kBase, bytes, 4 * kFramed, 5 * kFramed);  // message 4 lost too
+    s.r.flush(s.now_ns, s.got);
+    CHECK(s.got.ids() == std::vector<std::size_t>{1, 3, 5});
+    CHECK(s.stat(s.r.stats().gaps) == 2);
+    CHECK(s.r.memory_bytes() == 0);
+  }
+  SECTION("a FIN behind the hole closes the flow once flushed") {
+    Stream s;
+    s.syn(kIsn);
+    s.send_part(kBase, bytes, 0, kFramed);
+    s.send_part(kBase, bytes, 2 * kFramed, 5 * kFramed, dnsmon::detail::kTcpFin);
+    s.r.flush(s.now_ns, s.got);
+    CHECK(s.got.ids() == std::vector<std::size_t>{1, 3, 4, 5});
+    CHECK(s.r.flows() == 0);
+    CHECK(s.stat(s.r.stats().flows_closed) == 1);
+  }
+  SECTION("an idle flow gives up its holes before expire() drops it") {
+    TcpReassemblyOptions o = test_options();
+    o.hole_timeout_ns = 600 * kSecond;  // longer than the idle timeout: only the idle path runs
+    Stream s(o);
+    start(s);
+    s.r.expire(60 * kSecond, s.got);
+    CHECK(s.got.ids() == std::vector<std::size_t>{1, 3, 4});
+    CHECK(s.r.flows() == 0);
+    CHECK(s.stat(s.r.stats().timed_out) == 1);
+    CHECK(s.stat(s.r.stats().bytes_skipped) == 10);  // the start of message 5
+  }
+  SECTION("or when its next segment finds it idle") {
+    TcpReassemblyOptions o = test_options();
+    o.hole_timeout_ns = 600 * kSecond;
+    Stream s(o);
+    start(s);
+    s.now_ns = 60 * kSecond;
+    s.send_part(kBase, bytes, 4 * kFramed + 10, 5 * kFramed);
+    CHECK(s.got.ids() == std::vector<std::size_t>{1, 3, 4});
+    CHECK(s.stat(s.r.stats().timed_out) == 1);
+  }
+  SECTION("the overload without a sink drops them, as before") {
+    TcpReassemblyOptions o = test_options();
+    o.hole_timeout_ns = 600 * kSecond;
+    Stream s(o);
+    start(s);
+    s.r.expire(60 * kSecond);
+    CHECK(s.got.ids() == std::vector<std::size_t>{1});
+    CHECK(s.r.flows() == 0);
+  }
+}

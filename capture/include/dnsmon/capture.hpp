@@ -43,6 +43,15 @@ namespace dnsmon {
 // senders put it. The same again inside one or two 802.1Q/802.1ad tags. libpcap moves the offsets
 // of everything after a `vlan` keyword by one tag for the rest of the expression, parentheses
 // notwithstanding, so the two-tag test nests inside the one-tag test.
+//
+// The same again inside PPPoE sessions (untagged, one or two tags) and MPLS label stacks (one to
+// three labels, untagged or in one tag; IP after the bottom-of-stack label, told by its version
+// nibble). libpcap's `pppoes` and `mpls` keywords shift offsets as `vlan` does, so no two of them
+// can stand side by side in one expression: these clauses read the frame at absolute offsets
+// (`ether[]`, which no keyword moves), with the IPv4 header length taken from the packet. Where the
+// kernel has taken the outer 802.1Q tag off (Linux), the filter sees the frame without it and the
+// clause for one tag fewer matches. Deeper encapsulations (MPLS pseudowires, GTP-U, L2TP, VXLAN,
+// Geneve, GRE) need a filter of their own (README, "Capture filters").
 inline constexpr std::string_view kDefaultLiveFilter =
     "(udp port 53 or tcp port 53 or (ip[6:2] & 0x3fff != 0 and (ip[9] = 17 or ip[9] = 6)) or "
     "(ip6[6] = 44 and (ip6[40] = 17 or ip6[40] = 6))) or "
@@ -51,7 +60,69 @@ inline constexpr std::string_view kDefaultLiveFilter =
     "(ip6[6] = 44 and (ip6[40] = 17 or ip6[40] = 6))) or "
     "(vlan and "
     "(udp port 53 or tcp port 53 or (ip[6:2] & 0x3fff != 0 and (ip[9] = 17 or ip[9] = 6)) or "
-    "(ip6[6] = 44 and (ip6[40] = 17 or ip6[40] = 6))))))";
+    "(ip6[6] = 44 and (ip6[40] = 17 or ip6[40] = 6))))))"
+    // PPPoE session, untagged.
+    " or (ether[12:2] = 0x8864 and (ether[20:2] = 0x21 or ether[20:2] = 0x57) and ((ether[22] & "
+    "0xf0 = 0x40 and (ether[31] = 17 or ether[31] = 6) and (ether[28:2] & 0x3fff != 0 or ether[22"
+    " + ((ether[22] & 0xf) << 2):2] = 53 or ether[24 + ((ether[22] & 0xf) << 2):2] = 53)) or "
+    "(ether[22] & 0xf0 = 0x60 and ((ether[28] = 17 or ether[28] = 6) and (ether[62:2] = 53 or "
+    "ether[64:2] = 53) or (ether[28] = 44 and (ether[62] = 17 or ether[62] = 6))))))"
+    // PPPoE session, in one tag.
+    " or ((ether[12:2] = 0x8100 or ether[12:2] = 0x88a8 or ether[12:2] = 0x9100) and ether[16:2] "
+    "= 0x8864 and (ether[24:2] = 0x21 or ether[24:2] = 0x57) and ((ether[26] & 0xf0 = 0x40 and "
+    "(ether[35] = 17 or ether[35] = 6) and (ether[32:2] & 0x3fff != 0 or ether[26 + ((ether[26] &"
+    " 0xf) << 2):2] = 53 or ether[28 + ((ether[26] & 0xf) << 2):2] = 53)) or (ether[26] & 0xf0 = "
+    "0x60 and ((ether[32] = 17 or ether[32] = 6) and (ether[66:2] = 53 or ether[68:2] = 53) or "
+    "(ether[32] = 44 and (ether[66] = 17 or ether[66] = 6))))))"
+    // PPPoE session, in two tags.
+    " or ((ether[12:2] = 0x8100 or ether[12:2] = 0x88a8 or ether[12:2] = 0x9100) and ether[16:2] "
+    "= 0x8100 and ether[20:2] = 0x8864 and (ether[28:2] = 0x21 or ether[28:2] = 0x57) and "
+    "((ether[30] & 0xf0 = 0x40 and (ether[39] = 17 or ether[39] = 6) and (ether[36:2] & 0x3fff !="
+    " 0 or ether[30 + ((ether[30] & 0xf) << 2):2] = 53 or ether[32 + ((ether[30] & 0xf) << 2):2] "
+    "= 53)) or (ether[30] & 0xf0 = 0x60 and ((ether[36] = 17 or ether[36] = 6) and (ether[70:2] ="
+    " 53 or ether[72:2] = 53) or (ether[36] = 44 and (ether[70] = 17 or ether[70] = 6))))))"
+    // MPLS, untagged, 1 label.
+    " or ((ether[12:2] = 0x8847 or ether[12:2] = 0x8848) and ether[16] & 1 = 1 and ((ether[18] & "
+    "0xf0 = 0x40 and (ether[27] = 17 or ether[27] = 6) and (ether[24:2] & 0x3fff != 0 or ether[18"
+    " + ((ether[18] & 0xf) << 2):2] = 53 or ether[20 + ((ether[18] & 0xf) << 2):2] = 53)) or "
+    "(ether[18] & 0xf0 = 0x60 and ((ether[24] = 17 or ether[24] = 6) and (ether[58:2] = 53 or "
+    "ether[60:2] = 53) or (ether[24] = 44 and (ether[58] = 17 or ether[58] = 6))))))"
+    // MPLS, untagged, 2 labels.
+    " or ((ether[12:2] = 0x8847 or ether[12:2] = 0x8848) and ether[16] & 1 = 0 and ether[20] & 1 "
+    "= 1 and ((ether[22] & 0xf0 = 0x40 and (ether[31] = 17 or ether[31] = 6) and (ether[28:2] & "
+    "0x3fff != 0 or ether[22 + ((ether[22] & 0xf) << 2):2] = 53 or ether[24 + ((ether[22] & 0xf) "
+    "<< 2):2] = 53)) or (ether[22] & 0xf0 = 0x60 and ((ether[28] = 17 or ether[28] = 6) and "
+    "(ether[62:2] = 53 or ether[64:2] = 53) or (ether[28] = 44 and (ether[62] = 17 or ether[62] ="
+    " 6))))))"
+    // MPLS, untagged, 3 labels.
+    " or ((ether[12:2] = 0x8847 or ether[12:2] = 0x8848) and ether[16] & 1 = 0 and ether[20] & 1 "
+    "= 0 and ether[24] & 1 = 1 and ((ether[26] & 0xf0 = 0x40 and (ether[35] = 17 or ether[35] = "
+    "6) and (ether[32:2] & 0x3fff != 0 or ether[26 + ((ether[26] & 0xf) << 2):2] = 53 or ether[28"
+    " + ((ether[26] & 0xf) << 2):2] = 53)) or (ether[26] & 0xf0 = 0x60 and ((ether[32] = 17 or "
+    "ether[32] = 6) and (ether[66:2] = 53 or ether[68:2] = 53) or (ether[32] = 44 and (ether[66] "
+    "= 17 or ether[66] = 6))))))"
+    // MPLS, in one tag, 1 label.
+    " or ((ether[12:2] = 0x8100 or ether[12:2] = 0x88a8 or ether[12:2] = 0x9100) and (ether[16:2]"
+    " = 0x8847 or ether[16:2] = 0x8848) and ether[20] & 1 = 1 and ((ether[22] & 0xf0 = 0x40 and "
+    "(ether[31] = 17 or ether[31] = 6) and (ether[28:2] & 0x3fff != 0 or ether[22 + ((ether[22] &"
+    " 0xf) << 2):2] = 53 or ether[24 + ((ether[22] & 0xf) << 2):2] = 53)) or (ether[22] & 0xf0 = "
+    "0x60 and ((ether[28] = 17 or ether[28] = 6) and (ether[62:2] = 53 or ether[64:2] = 53) or "
+    "(ether[28] = 44 and (ether[62] = 17 or ether[62] = 6))))))"
+    // MPLS, in one tag, 2 labels.
+    " or ((ether[12:2] = 0x8100 or ether[12:2] = 0x88a8 or ether[12:2] = 0x9100) and (ether[16:2]"
+    " = 0x8847 or ether[16:2] = 0x8848) and ether[20] & 1 = 0 and ether[24] & 1 = 1 and "
+    "((ether[26] & 0xf0 = 0x40 and (ether[35] = 17 or ether[35] = 6) and (ether[32:2] & 0x3fff !="
+    " 0 or ether[26 + ((ether[26] & 0xf) << 2):2] = 53 or ether[28 + ((ether[26] & 0xf) << 2):2] "
+    "= 53)) or (ether[26] & 0xf0 = 0x60 and ((ether[32] = 17 or ether[32] = 6) and (ether[66:2] ="
+    " 53 or ether[68:2] = 53) or (ether[32] = 44 and (ether[66] = 17 or ether[66] = 6))))))"
+    // MPLS, in one tag, 3 labels.
+    " or ((ether[12:2] = 0x8100 or ether[12:2] = 0x88a8 or ether[12:2] = 0x9100) and (ether[16:2]"
+    " = 0x8847 or ether[16:2] = 0x8848) and ether[20] & 1 = 0 and ether[24] & 1 = 0 and ether[28]"
+    " & 1 = 1 and ((ether[30] & 0xf0 = 0x40 and (ether[39] = 17 or ether[39] = 6) and "
+    "(ether[36:2] & 0x3fff != 0 or ether[30 + ((ether[30] & 0xf) << 2):2] = 53 or ether[32 + "
+    "((ether[30] & 0xf) << 2):2] = 53)) or (ether[30] & 0xf0 = 0x60 and ((ether[36] = 17 or "
+    "ether[36] = 6) and (ether[70:2] = 53 or ether[72:2] = 53) or (ether[36] = 44 and (ether[70] "
+    "= 17 or ether[70] = 6))))))";
 
 // The default live filter on links that carry no 802.1Q tags (Linux cooked capture on the `any`
 // device, loopback, raw IP...), where libpcap refuses the `vlan` keyword: the same without them.
@@ -76,6 +147,7 @@ struct CaptureOptions {
   std::uint32_t timeout_ms = 50;     // libpcap read timeout: batches frames, no immediate mode
   std::uint32_t ring_slots = 16384;  // frames per worker and source (8 MiB, ring.hpp)
   double replay_speed = 0;  // offline pacing: 0 as fast as possible, 1 real time, 10 ten times
+  bool dedup = true;        // drop frames that repeat one seen within 10 ms (dedup.hpp)
 };
 
 class CaptureError : public std::runtime_error {

@@ -353,6 +353,14 @@ struct MetricsHub::Impl : prometheus::Collectable {
     x.add(
         Family::PacketBytesTotal, {},
         sum([](const WorkerCounters& w) -> const SingleWriterCounter& { return w.frame_bytes_; }));
+    x.add(Family::DuplicateFramesTotal, {"dropped"},
+          sum([](const WorkerCounters& w) -> const SingleWriterCounter& {
+            return w.duplicates_dropped_;
+          }));
+    x.add(Family::DuplicateFramesTotal, {"evicted"},
+          sum([](const WorkerCounters& w) -> const SingleWriterCounter& {
+            return w.duplicates_evicted_;
+          }));
     x.add(
         Family::DnsMessageBytesTotal, {"query"},
         sum([](const WorkerCounters& w) -> const SingleWriterCounter& { return w.query_bytes_; }));

@@ -42,6 +42,7 @@ struct Packet;
 namespace detail {
 class IpReassembler;
 class TcpReassembler;
+struct TcpFlowKey;
 }  // namespace detail
 
 struct ParserOptions {
@@ -285,18 +286,34 @@ class Parser {
   // Decodes a bare DNS message (no link, IP or transport headers): header, question, EDNS.
   [[nodiscard]] ParseStatus parse_dns(std::span<const std::byte> message, DnsMessage& out) noexcept;
 
+  // At the end of the input: the DNS over TCP messages still waiting behind a hole in their
+  // stream are delivered, as when the hole times out (counted as gap and resync).
+  void finish(MessageSink& sink) noexcept;
+
   // Any thread: the reassembly counters.
   [[nodiscard]] ReassemblyStats stats() const noexcept;
 
  private:
   struct Context;
-  enum class PortKind : std::uint8_t { None, Dns, Mdns, Llmnr, Encrypted, Vxlan, Geneve };
+  enum class PortKind : std::uint8_t {
+    None,
+    Dns,
+    Mdns,
+    Llmnr,
+    Encrypted,
+    Vxlan,
+    Geneve,
+    GtpU,
+    L2tp
+  };
 
   [[nodiscard]] PortKind port_kind(std::uint16_t port) const noexcept {
     return port < port_kinds_.size() ? port_kinds_[port] : PortKind::None;
   }
 
   void expire(Context& ctx) noexcept;
+  void deliver_flow(Context& ctx, const detail::TcpFlowKey& flow,
+                    std::span<const std::byte> message) noexcept;
   ParseStatus parse_record(Context& ctx, std::span<const std::byte> bytes) noexcept;
   ParseStatus parse_link(Context& ctx, std::uint32_t link_type,
                          std::span<const std::byte> bytes) noexcept;
@@ -309,6 +326,11 @@ class Parser {
   ParseStatus parse_gre(Context& ctx, std::span<const std::byte> payload) noexcept;
   ParseStatus parse_udp(Context& ctx, std::span<const std::byte> payload,
                         std::size_t beyond_ip) noexcept;
+  // The frame or packet inside a UDP tunnel (VXLAN, Geneve, GTP-U, L2TPv2) of that kind.
+  ParseStatus parse_udp_tunnel(Context& ctx, PortKind kind,
+                               std::span<const std::byte> body) noexcept;
+  ParseStatus parse_gtpu(Context& ctx, std::span<const std::byte> body) noexcept;
+  ParseStatus parse_l2tp(Context& ctx, std::span<const std::byte> body) noexcept;
   ParseStatus parse_tcp(Context& ctx, std::span<const std::byte> payload) noexcept;
   ParseStatus deliver(Context& ctx, std::span<const std::byte> message, Transport transport,
                       Protocol protocol) noexcept;
@@ -323,6 +345,7 @@ class Parser {
   SingleWriterCounter t_flows_gauge_, t_memory_gauge_;
   DnsMessage scratch_;  // the message being decoded; reused for every frame
   std::int64_t last_expire_ns_ = 0;
+  std::int64_t last_ts_ns_ = 0;  // the latest frame's packet time
 };
 
 }  // namespace dnsmon

@@ -164,6 +164,9 @@ class WorkerCounters {
   // NOERROR responses without an answer of the asked type (DnsAnswers::nodata), by question type.
   std::array<SingleWriterCounter, kQtypeSlots> responses_nodata_;
   SingleWriterCounter frame_bytes_, query_bytes_, response_bytes_;
+  // Frames dropped as duplicates before parsing, and digests of the duplicate filter's table
+  // pushed out while still inside its window (DuplicateFilter, capture/dedup.hpp).
+  SingleWriterCounter duplicates_dropped_, duplicates_evicted_;
 };
 
 }  // namespace dnsmon

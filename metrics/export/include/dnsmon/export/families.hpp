@@ -57,6 +57,7 @@ enum class Family : std::uint8_t {
   TableEntries,
   TableCapacityEntries,
   PacketBytesTotal,
+  DuplicateFramesTotal,
   DnsMessageBytesTotal,
   QueriesTotal,
   ResponsesTotal,
@@ -240,6 +241,12 @@ inline constexpr std::array<MetricFamilySpec, static_cast<std::size_t>(Family::C
          MetricKind::Counter,
          {},
          "Wire length of the frames processed by the workers."},
+        {"dnsmon_duplicate_frames_total",
+         MetricKind::Counter,
+         {"event"},
+         "Duplicate frame filter (capture.dedup): dropped is a frame that repeated one seen within"
+         " 10 ms and was not processed; evicted is a remembered frame pushed out of the filter's"
+         " table while still inside that window."},
         {"dnsmon_dns_message_bytes_total",
          MetricKind::Counter,
          {"direction"},

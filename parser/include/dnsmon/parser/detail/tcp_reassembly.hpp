@@ -142,8 +142,9 @@ class TcpReassembler {
 
   // Drops flows idle for idle_timeout_ns and gives up holes older than hole_timeout_ns. Messages
   // that skipping such a hole lets through go to on_message(key, message), key telling which flow
-  // they belong to. Call it every second or so of packet time: it costs O(1) per flow it drops or
-  // hole it skips.
+  // they belong to; an idle flow that holds data behind a hole gives up its holes first, so what
+  // waited behind them is delivered before the flow goes. Call it every second or so of packet
+  // time: it costs O(1) per flow it drops or hole it skips.
   template <class F>
   void expire(std::int64_t now_ns, F&& on_message) noexcept {
     static_assert(std::is_nothrow_invocable_v<F&, const TcpFlowKey&, std::span<const std::byte>>,
@@ -153,6 +154,18 @@ class TcpReassembler {
 
   // Only drops idle flows. Holes are then given up when their flow's next segment arrives.
   void expire(std::int64_t now_ns) noexcept;
+
+  // At the end of the input: gives up every hole of every flow, as a hole that timed out is given
+  // up (counted in gaps, resyncs and bytes_skipped), so the messages that waited behind them go to
+  // on_message. The flows stay, with nothing held.
+  template <class F>
+  void flush(std::int64_t now_ns, F&& on_message) noexcept {
+    static_assert(std::is_nothrow_invocable_v<F&, const TcpFlowKey&, std::span<const std::byte>>,
+                  "on_message(key, message) must be noexcept, as flush() is");
+    flush_holes(now_ns, MessageSink{on_message});
+  }
+
+  void flush_holes(std::int64_t now_ns, MessageSink on_message) noexcept;
 
   void expire_flows(std::int64_t now_ns, MessageSink on_message) noexcept;
 
@@ -191,7 +204,10 @@ class TcpReassembler {
   void list_push_back(List& list, Link Flow::*link, std::uint32_t index) noexcept;
   void list_remove(List& list, Link Flow::*link, std::uint32_t index) noexcept;
   [[nodiscard]] std::uint32_t index_of(const Flow& f) const noexcept;
-  void expire_idle(std::int64_t now_ns) noexcept;
+  // sink: where an idle flow's messages behind its holes go before it is dropped (null: lost).
+  void expire_idle(std::int64_t now_ns, MessageSink* sink) noexcept;
+  // Gives up the flow's holes one after the other until it holds nothing.
+  void skip_all_holes(Flow& f, std::int64_t now_ns, MessageSink& sink) noexcept;
 
   // Byte pool.
   [[nodiscard]] std::size_t slot_of(const Flow& f, std::uint32_t seq) const noexcept;
