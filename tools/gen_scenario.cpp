@@ -128,15 +128,15 @@ int main(int argc, char** argv) {
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double span_s = static_cast<double>(s.last_ts_ns - s.first_ts_ns) / 1e9;
+  const std::uint64_t covert_success =
+      s.covert_success_a + s.covert_success_b + s.covert_success_others;
   std::fprintf(stderr,
                "gen_scenario: wrote %s (+ .dnsmon.yaml, .truth.json) in %.1f s\n"
                "  packets %llu, capture span %.0f s (%.1f logical days)\n"
                "  covert pair: successful lookups %llu (org A %llu, org B %llu, others %llu), "
                "failing after death org A %llu, org B %llu\n",
                out.c_str(), secs, static_cast<unsigned long long>(s.packets), span_s,
-               span_s * 1440 / 86400,
-               static_cast<unsigned long long>(s.covert_success_a + s.covert_success_b +
-                                               s.covert_success_others),
+               span_s * 1440 / 86400, static_cast<unsigned long long>(covert_success),
                static_cast<unsigned long long>(s.covert_success_a),
                static_cast<unsigned long long>(s.covert_success_b),
                static_cast<unsigned long long>(s.covert_success_others),

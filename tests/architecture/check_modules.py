@@ -20,7 +20,7 @@ import tempfile
 MODULES = {
     "common": (["common"], ["dnsmon/common/"], ["dnsmon_common"], []),
     "ring": (["capture/ring"], ["dnsmon/ring.hpp"], ["dnsmon_ring"], []),
-    "capture": (["capture/src", "capture/include"], ["dnsmon/capture.hpp", "dnsmon/capture/"],
+    "capture": (["capture/src", "capture/include"], ["dnsmon/capture.hpp", "dnsmon/dedup.hpp", "dnsmon/capture/"],
                 ["dnsmon_capture"],
                 ["ring", "common"]),
     "parser": (["parser"], ["dnsmon/parser.hpp", "dnsmon/parser/"], ["dnsmon_parser"],

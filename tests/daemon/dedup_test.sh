@@ -52,7 +52,7 @@ run off "$tmp/twice.pcap" "$tmp/off.yaml"
 # distinct-count estimates, whose hash is seeded per process: two runs of one file differ).
 strip() {
   grep -v '^#' "$1" | grep -Ev \
-    '^(dnsmon_duplicate_frames_total|dnsmon_capture_(received|bytes)_total|dnsmon_build_info|dnsmon_memory_bytes|process_|dnsmon_window_publications_total|dnsmon_window_distinct_|dnsmon_http_)' |
+    '^(dnsmon_duplicate_frames_total|dnsmon_capture_(received|bytes)_total|dnsmon_build_info|dnsmon_config_last_reload_success_timestamp_seconds|dnsmon_memory_bytes|process_|dnsmon_window_publications_total|dnsmon_window_distinct_|dnsmon_http_)' |
     sort
 }
 for run in twice twice2; do

@@ -45,7 +45,7 @@ done
 "$GEN_SCENARIO" --help | grep -q -- '--seed' || fail "--help does not describe --seed"
 
 # The configuration passes dnsmon's check, with and without its detection: section.
-"$DNSMON" --check-config --config "$work/a.dnsmon.yaml" >/dev/null 2>"$work/err" ||
+"$DNSMON" --check-config --config "$work/a.dnsmon.yaml" -r "$work/a.pcap" >/dev/null 2>"$work/err" ||
   fail "dnsmon --check-config refuses the sidecar: $(cat "$work/err")"
 sed '/^detection:/,$d' "$work/a.dnsmon.yaml" >"$work/rest.yaml"
 "$DNSMON" --check-config --config "$work/rest.yaml" -r "$work/a.pcap" >/dev/null 2>"$work/err" ||
