@@ -44,7 +44,7 @@ MODULES = {
     # the profiles and command-line tool for tests and benchmarks, which the daemon never builds.
     "demo": ([], [], ["dnsmon_demo_gen"], []),
     # Scenario A, streamed frame by frame: the tool now, the daemon's demo later.
-    "scenario": ([], [], ["dnsmon_scenario"], ["demo"]),
+    "scenario": ([], [], ["dnsmon_scenario"], ["demo", "common"]),
     "tools": (["tools"], [], ["dnsmon_gen_pcap", "dnsmon_gen_profiles", "dnsmon_gen_scenario"],
               ["demo", "scenario", "common"]),
 }

@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "dnsmon/common/civil_time.hpp"
+
 #include "gen/random.hpp"
 #include "gen/scenario_model.hpp"
 
@@ -36,19 +38,10 @@ using scenario::weekday;
 namespace scenario {
 
 std::string date_of(int day) {
-  // civil_from_days
-  std::int64_t z = kOriginUnix / 86'400 + day + 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const auto doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const std::int64_t y = static_cast<std::int64_t>(yoe) + era * 400;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
-  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
+  const CivilDate date = civil_from_days(kOriginUnix / 86'400 + day);
   std::array<char, 48> buf{};
-  std::snprintf(buf.data(), buf.size(), "%04d-%02u-%02u", static_cast<int>(y + (m <= 2 ? 1 : 0)), m,
-                d);
+  std::snprintf(buf.data(), buf.size(), "%04d-%02u-%02u", static_cast<int>(date.year), date.month,
+                date.day);
   return buf.data();
 }
 

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "dnsmon/common/civil_time.hpp"
+
 #include "gen/random.hpp"
 
 namespace dnsmon::gen::scenario {
@@ -19,19 +21,9 @@ constexpr int kDays = 196;                           // until 2016-10-17T00:00:0
 constexpr std::int64_t kCompression = 1440;
 constexpr std::uint32_t kResolver = (198U << 24U) | (18U << 16U) | (255U << 8U) | 53U;
 
-// Days since 1970-01-01 of a proleptic Gregorian date, and back (H. Hinnant's algorithms).
-constexpr std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2 ? 1 : 0;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
 // Scenario day (0 = 2016-04-04) of a date in 2016.
 constexpr int day_of(unsigned month, unsigned mday) {
-  return static_cast<int>(days_from_civil(2016, month, mday) - kOriginUnix / 86'400);
+  return static_cast<int>(dnsmon::days_from_civil(2016, month, mday) - kOriginUnix / 86'400);
 }
 
 // 0 = Monday … 6 = Sunday.

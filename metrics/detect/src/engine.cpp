@@ -5,23 +5,12 @@
 #include <cmath>
 #include <random>
 
+#include "dnsmon/common/civil_time.hpp"
 #include "dnsmon/common/hash.hpp"
 
 namespace dnsmon::detect {
 
 namespace {
-
-void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) noexcept {
-  z += 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const auto doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  d = doy - (153 * mp + 2) / 5 + 1;
-  m = mp < 10 ? mp + 3 : mp - 9;
-  y = static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2 ? 1 : 0);
-}
 
 // A JSON string: quotes, backslashes and control bytes escaped; other bytes >= 0x80 as \u00XX
 // so the line stays valid UTF-8 whatever the name holds.
@@ -48,13 +37,12 @@ std::string json_string(std::string_view s) {
 std::string format_rfc3339(std::int64_t ns) {
   const std::int64_t days = LogicalClock::day(ns);
   const std::int64_t secs = (ns - days * kDayNs) / 1'000'000'000;
-  std::int64_t y = 0;
-  unsigned m = 0, d = 0;
-  civil_from_days(days, y, m, d);
+  const CivilDate date = civil_from_days(days);
   std::array<char, 40> buf{};
   std::snprintf(buf.data(), buf.size(), "%04lld-%02u-%02uT%02lld:%02lld:%02lldZ",
-                static_cast<long long>(y), m, d, static_cast<long long>(secs / 3600),
-                static_cast<long long>(secs / 60 % 60), static_cast<long long>(secs % 60));
+                static_cast<long long>(date.year), date.month, date.day,
+                static_cast<long long>(secs / 3600), static_cast<long long>(secs / 60 % 60),
+                static_cast<long long>(secs % 60));
   return buf.data();
 }
 

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dnsmon/common/civil_time.hpp"
 #include "dnsmon/detect/params.hpp"
 
 namespace dnsmon::detect {
@@ -193,15 +194,6 @@ inline bool parse_v6(std::string_view s, std::array<std::uint8_t, 16>& out) {
   return true;
 }
 
-inline std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) noexcept {
-  y -= m <= 2 ? 1 : 0;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
 inline bool digits(std::string_view s, std::size_t at, std::size_t n, unsigned& v) {
   if (at + n > s.size()) {
     return false;
@@ -305,7 +297,7 @@ inline bool digits(std::string_view s, std::size_t at, std::size_t n, unsigned& 
   if (at != s.size()) {
     return std::nullopt;
   }
-  const std::int64_t days = options_detail::days_from_civil(y, mo, d);
+  const std::int64_t days = dnsmon::days_from_civil(y, mo, d);
   const std::int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_s;
   return secs * 1'000'000'000 + frac_ns;
 }
