@@ -18,6 +18,9 @@
 # release preset only and skips elsewhere.
 set -euo pipefail
 : "${GEN_SCENARIO:?}" "${DNSMON:?}"
+case "${DNSMON_CXX_FLAGS:-}" in
+  *-fsanitize=*) echo "SKIP: the full Scenario A replay runs in the release preset only, not under a sanitizer"; exit 77 ;;
+esac
 case "${DNSMON_BUILD_TYPE:-}" in
   Release | RelWithDebInfo) ;;
   *) echo "SKIP: the full Scenario A replay runs in the release preset only"; exit 77 ;;
