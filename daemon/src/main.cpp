@@ -440,6 +440,15 @@ class Daemon {
     io_.stop();
   }
 
+  // Frames every source has delivered so far.
+  [[nodiscard]] std::uint64_t frames_received() const {
+    std::uint64_t received = 0;
+    for (std::size_t i = 0; i < pipeline_->source_count(); ++i) {
+      received += pipeline_->source(i).stats().received.get();
+    }
+    return received;
+  }
+
   // The time the input took: once every source has ended (a replay that keeps serving), the
   // time since then is not part of it.
   [[nodiscard]] double input_seconds() const {
@@ -457,10 +466,7 @@ class Daemon {
       write_metrics_out(*hub_);
       metrics_out_written_ = true;
     }
-    std::uint64_t received = 0;
-    for (std::size_t i = 0; i < pipeline_->source_count(); ++i) {
-      received += pipeline_->source(i).stats().received.get();
-    }
+    const std::uint64_t received = frames_received();
     spdlog::info(
         "replay finished: {} frames. Serving the final metrics on {} until SIGTERM or SIGINT",
         received, serving_url_);
@@ -514,10 +520,7 @@ class Daemon {
         return;
       }
       const double seconds = input_seconds();
-      std::uint64_t received = 0;
-      for (std::size_t i = 0; i < pipeline_->source_count(); ++i) {
-        received += pipeline_->source(i).stats().received.get();
-      }
+      const std::uint64_t received = frames_received();
       const double rate = seconds > 0 ? static_cast<double>(received) / seconds : 0;
       const std::string line = fmt::format("\r\033[Kreplay: {} frames, {:.0f} frames/s{}", received,
                                            rate, replay_progress(seconds));

@@ -3,7 +3,6 @@
 #include <array>
 #include <chrono>
 #include <cmath>
-#include <random>
 
 #include "dnsmon/common/civil_time.hpp"
 #include "dnsmon/common/hash.hpp"
@@ -55,10 +54,10 @@ struct Engine::Shard {
   Doorbell bell;
   std::int64_t day = LogicalClock::kUnset;  // the logical day of the newest event
   std::atomic<std::int64_t> logical_ns{0};
-  std::atomic<std::uint64_t> days_closed{0};
-  std::atomic<std::uint64_t> suffix_leaks{0};
-  std::atomic<std::uint64_t> reactivations{0};
-  std::atomic<std::uint64_t> newly_observed{0};
+  SingleWriterCounter days_closed;
+  SingleWriterCounter suffix_leaks;
+  SingleWriterCounter reactivations;
+  SingleWriterCounter newly_observed;
 };
 
 WorkerPort::WorkerPort(Engine& engine, std::size_t index)
@@ -72,14 +71,14 @@ WorkerPort::WorkerPort(Engine& engine, std::size_t index)
 void WorkerPort::on_message(const DnsMessage& m, std::int64_t latency_ns) noexcept {
   if (!m.qr) {
     if (normalizer_.query(m, scratch_)) {
-      queries_.store(queries_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      queries_.add();
       if (scratch_.has(kFirstInDedupWindow)) {
-        lookups_.store(lookups_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        lookups_.add();
       }
       push(scratch_);
     }
   } else if (latency_ns >= 0 && normalizer_.response(m, scratch_)) {
-    responses_.store(responses_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    responses_.add();
     push(scratch_);
   }
 }
@@ -89,7 +88,7 @@ void WorkerPort::push(const LookupEvent& ev) noexcept {
   SpscRing<LookupEvent>& ring = *rings_[shard];
   while (!ring.try_push(ev)) {
     if (engine_.live_) {
-      dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      dropped_.add();
       return;
     }
     bells_[shard]->ring();  // a replay waits for the shard to make room
@@ -105,8 +104,7 @@ Engine::Engine(const DetectOptions& options, std::size_t workers, std::size_t sh
                bool live, std::uint64_t seed)
     : options_(options),
       live_(live),
-      seed_(seed != 0 ? seed
-                      : (std::uint64_t{std::random_device{}()} << 32U) ^ std::random_device{}()),
+      seed_(detail::seed_or_random(seed)),
       suffixes_(std::move(suffixes)),
       orgs_(std::make_shared<OrgResolver>(options.clients,
                                           options.clients.org_map_file.empty()
@@ -225,8 +223,7 @@ void Engine::process(Shard& shard, const LookupEvent& ev) {
     }
   }
   if (ev.kind == EventKind::Query && ev.has(kSuffixLeak) && ev.has(kFirstInDedupWindow)) {
-    shard.suffix_leaks.store(shard.suffix_leaks.load(std::memory_order_relaxed) + 1,
-                             std::memory_order_relaxed);
+    shard.suffix_leaks.add();
     if (log_ != nullptr) {
       const std::string_view name = ev.name();
       const std::string_view suffix = name.substr(std::size_t{ev.domain_off} + ev.domain_len + 1);
@@ -248,8 +245,7 @@ void Engine::report(Shard& shard, const LookupEvent& ev, const Finding& f, std::
   std::snprintf(score.data(), score.size(), "%.3f", f.score);
   std::string line;
   if (f.kind == Finding::Kind::DormantReactivation) {
-    shard.reactivations.store(shard.reactivations.load(std::memory_order_relaxed) + 1,
-                              std::memory_order_relaxed);
+    shard.reactivations.add();
     line = "{\"ts\":\"" + format_rfc3339(logical) +
            "\",\"detector\":\"dormant_reactivation\",\"event\":\"reactivated\",\"domain\":" +
            json_string(ev.domain()) + ",\"score\":" + score.data() +
@@ -259,8 +255,7 @@ void Engine::report(Shard& shard, const LookupEvent& ev, const Finding& f, std::
            ",\"events\":" + std::to_string(f.events) +
            ",\"active_days\":" + std::to_string(f.active_days) + "}}\n";
   } else {
-    shard.newly_observed.store(shard.newly_observed.load(std::memory_order_relaxed) + 1,
-                               std::memory_order_relaxed);
+    shard.newly_observed.add();
     line = "{\"ts\":\"" + format_rfc3339(logical) +
            "\",\"detector\":\"newly_observed\",\"event\":\"new\",\"domain\":" +
            json_string(ev.domain()) +
@@ -297,8 +292,7 @@ void Engine::end_of_day(Shard& shard, std::int64_t day) {
   if (day > 0 && day < 0xffff) {
     (void)shard.state->end_of_day(static_cast<Day>(day), population);
   }
-  shard.days_closed.store(shard.days_closed.load(std::memory_order_relaxed) + 1,
-                          std::memory_order_relaxed);
+  shard.days_closed.add();
 }
 
 void Engine::write_line(const std::string& line) {
@@ -316,16 +310,16 @@ void Engine::write_line(const std::string& line) {
 DetectionSnapshot Engine::snapshot() const {
   DetectionSnapshot s;
   for (const auto& p : ports_) {
-    s.queries += p->queries_.load(std::memory_order_relaxed);
-    s.lookups += p->lookups_.load(std::memory_order_relaxed);
-    s.responses += p->responses_.load(std::memory_order_relaxed);
-    s.dropped += p->dropped_.load(std::memory_order_relaxed);
+    s.queries += p->queries_.get();
+    s.lookups += p->lookups_.get();
+    s.responses += p->responses_.get();
+    s.dropped += p->dropped_.get();
   }
   std::int64_t logical = 0;
   for (const auto& shard : shards_) {
-    s.suffix_leaks += shard->suffix_leaks.load(std::memory_order_relaxed);
-    s.reactivations += shard->reactivations.load(std::memory_order_relaxed);
-    s.newly_observed += shard->newly_observed.load(std::memory_order_relaxed);
+    s.suffix_leaks += shard->suffix_leaks.get();
+    s.reactivations += shard->reactivations.get();
+    s.newly_observed += shard->newly_observed.get();
     logical = std::max(logical, shard->logical_ns.load(std::memory_order_relaxed));
     for (const auto& r : shard->rings) {
       s.ring_bytes += r->capacity() * sizeof(LookupEvent);

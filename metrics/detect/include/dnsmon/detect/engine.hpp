@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "dnsmon/analytics/detail/sketches.hpp"
+#include "dnsmon/common/counter.hpp"
 #include "dnsmon/detect.hpp"
 #include "dnsmon/detect/event.hpp"
 #include "dnsmon/detect/normalize.hpp"
@@ -121,7 +122,7 @@ class WorkerPort {
   std::vector<Doorbell*> bells_;
   LookupEvent scratch_{};
   friend class Engine;
-  std::atomic<std::uint64_t> queries_{0}, lookups_{0}, responses_{0}, dropped_{0};
+  SingleWriterCounter queries_, lookups_, responses_, dropped_;  // the worker's
 };
 
 class Engine {
