@@ -333,7 +333,7 @@ constexpr std::array kKeys = std::to_array<Key>({
             "registrable domains the base table holds (88 bytes each, 8 per bucket)"),
     integer("detection.memory.candidate_entries",
             bind<&C::detection, &Det::memory, &DMe::candidate_entries>(), 1, 1U << 24U,
-            "domains under closer watch (2 KiB each)"),
+            "domains under closer watch (2.5 KiB each)"),
     integer("detection.memory.watch_entries",
             bind<&C::detection, &Det::memory, &DMe::watch_entries>(), 1, 1U << 16U,
             "watch-listed and pinned domains (16 KiB each)"),

@@ -100,7 +100,7 @@ TEST_CASE("a replay hands every event to the shards and logs suffix leaks", "[de
     CHECK(s.queries == static_cast<std::uint64_t>(n) + 2);
     CHECK(s.responses == 1);
     CHECK(s.dropped == 0);
-    CHECK(s.suffix_leaks == 1);
+    CHECK(s.detector_events[static_cast<std::size_t>(Detector::SuffixLeak)][0] == 1);
     CHECK(s.logical_time_s ==
           Approx(static_cast<double>(kOrigin + (leak_ts - kOrigin) * 1440) / 1e9));
   }

@@ -6,10 +6,13 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
 #include "dnsmon/common/hash.hpp"
+#include "dnsmon/detect/engine.hpp"
 
 namespace dnsmon::detect {
 namespace {
@@ -49,6 +52,11 @@ Day after(int days) {
 
 std::int64_t at(Day day) {
   return std::int64_t{day} * 86'400'000'000'000 + 1;
+}
+
+// "2016-04-24" for a day number.
+std::string day_string(Day d) {
+  return format_rfc3339(std::int64_t{d} * kDayNs).substr(0, 10);
 }
 
 }  // namespace
@@ -188,41 +196,57 @@ TEST_CASE("the day boundary counts the querier-concentration base rate", "[detec
   CHECK(r.querier_concentration_any == 0);
 }
 
+// The findings of one lookup event on `day`, taken from the state.
+std::vector<Finding> findings_of(DomainState& s, const LookupEvent& ev, Day day) {
+  s.on_lookup(ev, day, at(day));
+  std::vector<Finding> out;
+  out.swap(s.findings());
+  return out;
+}
+
+// A detail's JSON value, or "" when the finding has none of that key.
+std::string detail(const Finding& f, std::string_view key) {
+  for (const auto& [k, v] : f.details) {
+    if (k == key) {
+      return v;
+    }
+  }
+  return "";
+}
+
 TEST_CASE("dormant_reactivation fires when a run after a long silence reaches its events",
           "[detect]") {
   DetectOptions o = tiny();
   o.memory.base_entries = 64;
   o.memory.candidate_entries = 8;
   DomainState s(o, 1.0, kSeed);
-  CHECK(s.on_lookup(lookup("mailer.example", 1), kDay, at(kDay)).kind == Finding::Kind::None);
-  (void)s.on_lookup(lookup("mailer.example", 1), kDay + 10, at(kDay + 10));
+  CHECK(findings_of(s, lookup("mailer.example", 1), kDay).empty());
+  (void)findings_of(s, lookup("mailer.example", 1), kDay + 10);
   // 20 silent days, 30 days of history: the run of kDay + 30 is a reactivation.
-  Finding f;
   for (int n = 0; n < 5; ++n) {
-    f = s.on_lookup(lookup("mailer.example", 1), kDay + 30, at(kDay + 30));
-    CHECK(f.kind == Finding::Kind::None);  // one active day only so far
+    CHECK(findings_of(s, lookup("mailer.example", 1), kDay + 30).empty());  // one active day
   }
   for (int n = 0; n < 4; ++n) {
-    f = s.on_lookup(lookup("mailer.example", 2), kDay + 31, at(kDay + 31));
-    CHECK(f.kind == Finding::Kind::None);  // 9 events
+    CHECK(findings_of(s, lookup("mailer.example", 2), kDay + 31).empty());  // 9 events
   }
-  f = s.on_lookup(lookup("mailer.example", 2), kDay + 31, at(kDay + 31));
-  REQUIRE(f.kind == Finding::Kind::DormantReactivation);
-  CHECK(f.run_start == kDay + 30);
-  CHECK(f.gap_days == 20);
-  CHECK(f.history_days == 30);
-  CHECK(f.events == 10);
-  CHECK(f.active_days == 2);
-  CHECK(f.score == Approx(0.5 + std::log2(21.0) / std::log2(181.0) / 2));
+  const std::vector<Finding> f = findings_of(s, lookup("mailer.example", 2), kDay + 31);
+  REQUIRE(f.size() == 1);
+  CHECK(f[0].detector == Detector::DormantReactivation);
+  CHECK(f[0].domain == "mailer.example");
+  CHECK(f[0].reasons == kReasonReactivated);
+  CHECK(detail(f[0], "run_start") == "\"" + day_string(kDay + 30) + "\"");
+  CHECK(detail(f[0], "gap_days") == "20");
+  CHECK(detail(f[0], "history_days") == "30");
+  CHECK(detail(f[0], "events") == "10");
+  CHECK(detail(f[0], "active_days") == "2");
+  CHECK(f[0].score == Approx(0.5 + std::log2(21.0) / std::log2(181.0) / 2));
   // Once per run.
-  CHECK(s.on_lookup(lookup("mailer.example", 2), kDay + 31, at(kDay + 31)).kind ==
-        Finding::Kind::None);
+  CHECK(findings_of(s, lookup("mailer.example", 2), kDay + 31).empty());
 
   // Too little history (first seen 20 days before the run): no event.
-  (void)s.on_lookup(lookup("young.example", 1), kDay + 10, at(kDay + 10));
+  (void)findings_of(s, lookup("young.example", 1), kDay + 10);
   for (int n = 0; n < 12; ++n) {
-    CHECK(s.on_lookup(lookup("young.example", 1), after(30 + n % 2), at(after(30 + n % 2))).kind ==
-          Finding::Kind::None);
+    CHECK(findings_of(s, lookup("young.example", 1), after(30 + n % 2)).empty());
   }
 }
 
@@ -231,26 +255,22 @@ TEST_CASE("newly_observed fires for a first sighting after the warm-up with 10 e
   DetectOptions o = tiny();
   o.memory.base_entries = 64;
   DomainState s(o, 1.0, kSeed);
-  (void)s.on_lookup(lookup("old.example", 1), kDay, at(kDay));  // the warm-up starts
-  Finding f;
+  (void)findings_of(s, lookup("old.example", 1), kDay);  // the warm-up starts
   for (int n = 0; n < 12; ++n) {
-    f = s.on_lookup(lookup("early.example", 1), kDay + 5, at(kDay + 5));
-    CHECK(f.kind == Finding::Kind::None);  // within the 14-day warm-up
+    CHECK(findings_of(s, lookup("early.example", 1), kDay + 5).empty());  // in the warm-up
   }
   for (int n = 0; n < 9; ++n) {
-    f = s.on_lookup(lookup("fresh.example", 1), after(20 + n / 3), at(after(20 + n / 3)));
-    CHECK(f.kind == Finding::Kind::None);
+    CHECK(findings_of(s, lookup("fresh.example", 1), after(20 + n / 3)).empty());
   }
-  f = s.on_lookup(lookup("fresh.example", 1), kDay + 23, at(kDay + 23));
-  REQUIRE(f.kind == Finding::Kind::NewlyObserved);
-  CHECK(f.run_start == kDay + 20);
-  CHECK(f.events == 10);
-  CHECK(s.on_lookup(lookup("fresh.example", 1), kDay + 23, at(kDay + 23)).kind ==
-        Finding::Kind::None);
+  const std::vector<Finding> f = findings_of(s, lookup("fresh.example", 1), kDay + 23);
+  REQUIRE(f.size() == 1);
+  CHECK(f[0].detector == Detector::NewlyObserved);
+  CHECK(detail(f[0], "first_seen") == "\"" + day_string(kDay + 20) + "\"");
+  CHECK(detail(f[0], "events_7d") == "10");
+  CHECK(findings_of(s, lookup("fresh.example", 1), kDay + 23).empty());
   // Too slow: 10 events over 10 days.
   for (int n = 0; n < 10; ++n) {
-    CHECK(s.on_lookup(lookup("slow.example", 1), after(30 + n), at(after(30 + n))).kind ==
-          Finding::Kind::None);
+    CHECK(findings_of(s, lookup("slow.example", 1), after(30 + n)).empty());
   }
 }
 

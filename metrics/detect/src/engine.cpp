@@ -9,30 +9,6 @@
 
 namespace dnsmon::detect {
 
-namespace {
-
-// A JSON string: quotes, backslashes and control bytes escaped; other bytes >= 0x80 as \u00XX
-// so the line stays valid UTF-8 whatever the name holds.
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20 || u >= 0x7f) {
-      std::array<char, 8> buf{};
-      std::snprintf(buf.data(), buf.size(), "\\u%04x", u);
-      out += buf.data();
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
-}  // namespace
-
 std::string format_rfc3339(std::int64_t ns) {
   const std::int64_t days = LogicalClock::day(ns);
   const std::int64_t secs = (ns - days * kDayNs) / 1'000'000'000;
@@ -55,9 +31,7 @@ struct Engine::Shard {
   std::int64_t day = LogicalClock::kUnset;  // the logical day of the newest event
   std::atomic<std::int64_t> logical_ns{0};
   SingleWriterCounter days_closed;
-  SingleWriterCounter suffix_leaks;
-  SingleWriterCounter reactivations;
-  SingleWriterCounter newly_observed;
+  std::array<std::array<SingleWriterCounter, kSeverityLabels>, kDetectors> events;
 };
 
 WorkerPort::WorkerPort(Engine& engine, std::size_t index)
@@ -111,12 +85,14 @@ Engine::Engine(const DetectOptions& options, std::size_t workers, std::size_t sh
                                               ? std::vector<OrgMapEntry>{}
                                               : load_org_map(options.clients.org_map_file),
                                           seed_)),
+      shared_(std::make_unique<SharedState>(options_)),
       clock_(options.time.compression, options.time.origin_ns),
       log_(events_log) {
   for (std::size_t s = 0; s < std::max<std::size_t>(shards, 1); ++s) {
     auto shard = std::make_unique<Shard>();
     shard->state = std::make_unique<DomainState>(
-        options, 1.0 / static_cast<double>(std::max<std::size_t>(shards, 1)), seed_);
+        options_, 1.0 / static_cast<double>(std::max<std::size_t>(shards, 1)), seed_,
+        shared_.get());
     for (std::size_t w = 0; w < workers; ++w) {
       shard->rings.push_back(std::make_unique<SpscRing<LookupEvent>>(kRingEvents));
     }
@@ -215,57 +191,88 @@ void Engine::process(Shard& shard, const LookupEvent& ev) {
     end_of_day(shard, shard.day);  // days without an event close with it
     shard.day = day;
   }
-  if (ev.kind == EventKind::Query && ev.has(kFirstInDedupWindow) && day > 0 && day < 0xffff) {
-    shard.clients_today.add_hash(detail::hash_bytes(ev.client.data(), ev.client.size(), seed_));
-    const Finding f = shard.state->on_lookup(ev, static_cast<Day>(day), logical);
-    if (f.kind != Finding::Kind::None) {
-      report(shard, ev, f, logical);
-    }
+  if (day <= 0 || day >= 0xffff) {
+    return;  // outside the 16-bit logical day numbers of the tables
   }
-  if (ev.kind == EventKind::Query && ev.has(kSuffixLeak) && ev.has(kFirstInDedupWindow)) {
-    shard.suffix_leaks.add();
-    if (log_ != nullptr) {
-      const std::string_view name = ev.name();
-      const std::string_view suffix = name.substr(std::size_t{ev.domain_off} + ev.domain_len + 1);
-      write_line("{\"ts\":\"" + format_rfc3339(logical) +
-                 "\",\"detector\":\"suffix_leak\",\"event\":\"leak\",\"domain\":" +
-                 json_string(ev.domain()) +
-                 ",\"score\":0,\"severity\":\"info\",\"reasons\":[\"suffix_leak\"],\"details\":{" +
-                 "\"qname\":" + json_string(name) + ",\"search_suffix\":" + json_string(suffix) +
-                 ",\"org\":" + json_string(orgs_->label(ev)) + "}}\n");
+  DomainState& state = *shard.state;
+  if (ev.kind == EventKind::Query) {
+    state.on_query(ev, static_cast<Day>(day), logical);
+    if (ev.has(kFirstInDedupWindow)) {
+      shard.clients_today.add_hash(detail::hash_bytes(ev.client.data(), ev.client.size(), seed_));
+      state.on_lookup(ev, static_cast<Day>(day), logical);
+      if (ev.has(kSuffixLeak)) {
+        const std::string_view name = ev.name();
+        const std::string_view suffix = name.substr(std::size_t{ev.domain_off} + ev.domain_len + 1);
+        Finding& f = state.findings().emplace_back();
+        f.detector = Detector::SuffixLeak;
+        f.event = "leak";
+        f.domain = ev.domain();
+        f.logical_ns = logical;
+        f.reasons = kReasonSuffixLeak;
+        f.detail_text("qname", name);
+        f.detail_text("search_suffix", suffix);
+        f.detail_text("org", orgs_->label(ev));
+      }
     }
+  } else {
+    state.on_response(ev, static_cast<Day>(day), logical);
+  }
+  if (!state.findings().empty()) {
+    report(shard);
   }
 }
 
-void Engine::report(Shard& shard, const LookupEvent& ev, const Finding& f, std::int64_t logical) {
-  const auto day_text = [](Day d) {
-    return format_rfc3339(std::int64_t{d} * kDayNs).substr(0, 10);
-  };
-  std::array<char, 32> score{};
-  std::snprintf(score.data(), score.size(), "%.3f", f.score);
-  std::string line;
-  if (f.kind == Finding::Kind::DormantReactivation) {
-    shard.reactivations.add();
-    line = "{\"ts\":\"" + format_rfc3339(logical) +
-           "\",\"detector\":\"dormant_reactivation\",\"event\":\"reactivated\",\"domain\":" +
-           json_string(ev.domain()) + ",\"score\":" + score.data() +
-           ",\"severity\":\"low\",\"reasons\":[\"reactivated\"],\"details\":{\"run_start\":\"" +
-           day_text(f.run_start) + "\",\"gap_days\":" + std::to_string(f.gap_days) +
-           ",\"history_days\":" + std::to_string(f.history_days) +
-           ",\"events\":" + std::to_string(f.events) +
-           ",\"active_days\":" + std::to_string(f.active_days) + "}}\n";
-  } else {
-    shard.newly_observed.add();
-    line = "{\"ts\":\"" + format_rfc3339(logical) +
-           "\",\"detector\":\"newly_observed\",\"event\":\"new\",\"domain\":" +
-           json_string(ev.domain()) +
-           ",\"score\":0,\"severity\":\"info\",\"reasons\":[\"new\"],\"details\":{"
-           "\"first_seen\":\"" +
-           day_text(f.run_start) + "\",\"events_7d\":" + std::to_string(f.events) + "}}\n";
-  }
-  if (log_ != nullptr) {
+void Engine::report(Shard& shard) {
+  std::vector<Finding>& findings = shard.state->findings();
+  for (const Finding& f : findings) {
+    const std::size_t severity = f.suppressed ? kSuppressed : static_cast<std::size_t>(f.severity);
+    shard.events[static_cast<std::size_t>(f.detector)][severity].add();
+    if (log_ == nullptr || f.suppressed) {
+      continue;
+    }
+    // The score with three decimals at most, without trailing zeros ("0", "0.85", "1").
+    std::array<char, 32> buf{};
+    std::snprintf(buf.data(), buf.size(), "%.3f", f.score);
+    std::string score = buf.data();
+    while (score.back() == '0') {
+      score.pop_back();
+    }
+    if (score.back() == '.') {
+      score.pop_back();
+    }
+    std::string line = "{\"ts\":\"" + format_rfc3339(f.logical_ns) + "\",\"detector\":\"";
+    line += to_string(f.detector);
+    line += "\",\"event\":" + json_string(f.event) + ",\"domain\":" + json_string(f.domain) +
+            ",\"score\":" + score + ",\"severity\":\"";
+    line += to_string(f.severity);
+    line += "\",\"reasons\":[";
+    bool first = true;
+    for (std::size_t bit = 0; bit < kReasons; ++bit) {
+      if ((f.reasons & (1U << bit)) != 0) {
+        line += first ? "\"" : ",\"";
+        line += reason_label(bit);
+        line += "\"";
+        first = false;
+      }
+    }
+    line += "],\"details\":{";
+    first = true;
+    if (!f.top_orgs.empty()) {
+      line += "\"top_orgs\":[";
+      for (std::size_t i = 0; i < f.top_orgs.size(); ++i) {
+        line += (i == 0 ? "" : ",") + json_string(orgs_->label(f.top_orgs[i]));
+      }
+      line += "]";
+      first = false;
+    }
+    for (const auto& [key, value] : f.details) {
+      line += (first ? "" : ",") + json_string(key) + ":" + value;
+      first = false;
+    }
+    line += "}}\n";
     write_line(line);
   }
+  findings.clear();
 }
 
 void Engine::end_of_day(Shard& shard, std::int64_t day) {
@@ -291,6 +298,9 @@ void Engine::end_of_day(Shard& shard, std::int64_t day) {
   population14_.store(population, std::memory_order_relaxed);
   if (day > 0 && day < 0xffff) {
     (void)shard.state->end_of_day(static_cast<Day>(day), population);
+    if (!shard.state->findings().empty()) {
+      report(shard);
+    }
   }
   shard.days_closed.add();
 }
@@ -317,9 +327,11 @@ DetectionSnapshot Engine::snapshot() const {
   }
   std::int64_t logical = 0;
   for (const auto& shard : shards_) {
-    s.suffix_leaks += shard->suffix_leaks.get();
-    s.reactivations += shard->reactivations.get();
-    s.newly_observed += shard->newly_observed.get();
+    for (std::size_t d = 0; d < kDetectors; ++d) {
+      for (std::size_t v = 0; v < kSeverityLabels; ++v) {
+        s.detector_events[d][v] += shard->events[d][v].get();
+      }
+    }
     logical = std::max(logical, shard->logical_ns.load(std::memory_order_relaxed));
     for (const auto& r : shard->rings) {
       s.ring_bytes += r->capacity() * sizeof(LookupEvent);
@@ -340,6 +352,9 @@ DetectionSnapshot Engine::snapshot() const {
     s.seen_filter_entries += c.seen_filter_entries.load(std::memory_order_relaxed);
     s.seen_filter_capacity += c.seen_filter_capacity.load(std::memory_order_relaxed);
     s.flagged_querier_concentration += c.flagged_qc.load(std::memory_order_relaxed);
+    for (std::size_t d = 0; d < kDetectors; ++d) {
+      s.flagged[d] += c.flagged[d].load(std::memory_order_relaxed);
+    }
     s.flagged_querier_concentration_any += c.flagged_qc_any.load(std::memory_order_relaxed);
   }
   s.population14 = population14_.load(std::memory_order_relaxed);

@@ -160,6 +160,10 @@ void OrgResolver::resolve(LookupEvent& ev) const noexcept {
 }
 
 std::string OrgResolver::label(const LookupEvent& ev) const {
+  return label(OrgRef::of(ev));
+}
+
+std::string OrgResolver::label(const OrgRef& ev) const {
   if (ev.org_kind == OrgKind::Mapped && ev.org_index < map_.size()) {
     return map_[ev.org_index].name;
   }

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
+#include "dnsmon/common/civil_time.hpp"
 #include "dnsmon/common/hash.hpp"
 
 namespace dnsmon::detect {
@@ -28,6 +30,15 @@ std::uint64_t reduce(std::uint64_t h, std::uint64_t n) noexcept {
 
 std::uint16_t sat16(std::uint32_t v) noexcept {
   return static_cast<std::uint16_t>(std::min<std::uint32_t>(v, 0xffff));
+}
+
+// "2016-05-04" for a logical day number.
+std::string day_text(Day d) {
+  const CivilDate date = civil_from_days(d);
+  std::array<char, 16> buf{};
+  std::snprintf(buf.data(), buf.size(), "%04lld-%02u-%02u", static_cast<long long>(date.year),
+                date.month, date.day);
+  return buf.data();
 }
 
 }  // namespace
@@ -126,12 +137,99 @@ double BaseEntry::top2_share() const noexcept {
   return all > 0 ? top / all : 0;
 }
 
+// --- OrgSlots -----------------------------------------------------------------------------
+
+void OrgSlots::add(const LookupEvent& ev, Day day) noexcept {
+  if (day != last_day) {
+    // Clear the days between the newest one held and today.
+    for (int d = last_day + 1; d <= day && d <= last_day + static_cast<int>(kDays); ++d) {
+      const auto i = static_cast<std::size_t>(d) % kDays;
+      for (auto& slot : days) {
+        slot[i] = 0;
+      }
+      others[i] = 0;
+    }
+    last_day = std::max(last_day, day);
+  }
+  const std::size_t today = day % kDays;
+  const auto hash = static_cast<std::uint32_t>(ev.org_hash) | 1U;
+  std::size_t free = kSlots;
+  for (std::size_t i = 0; i < kSlots; ++i) {
+    if (org[i] == hash) {
+      days[i][today] = sat16(days[i][today] + 1U);
+      return;
+    }
+    if (free == kSlots) {
+      std::uint32_t sum = 0;
+      for (const auto n : days[i]) {
+        sum += n;
+      }
+      free = org[i] == 0 || sum == 0 ? i : kSlots;
+    }
+  }
+  if (free == kSlots) {
+    others[today] = sat16(others[today] + 1U);
+    return;
+  }
+  org[free] = hash;
+  ref[free] = OrgRef::of(ev);
+  days[free].fill(0);
+  days[free][today] = 1;
+}
+
+OrgSlots::Window OrgSlots::window(Day today) const noexcept {
+  Window w;
+  for (std::size_t back = 0; back < kDays; ++back) {
+    const int d = static_cast<int>(today) - static_cast<int>(back);
+    if (d <= 0 || d > last_day || last_day - d >= static_cast<int>(kDays)) {
+      continue;
+    }
+    const auto i = static_cast<std::size_t>(d) % kDays;
+    for (std::size_t s = 0; s < kSlots; ++s) {
+      w.counts[s] += days[s][i];
+    }
+    w.others += others[i];
+  }
+  return w;
+}
+
+std::uint32_t OrgSlots::Window::total() const noexcept {
+  std::uint32_t sum = others;
+  for (const auto n : counts) {
+    sum += n;
+  }
+  return sum;
+}
+
+std::array<std::size_t, OrgSlots::kSlots> OrgSlots::Window::order() const noexcept {
+  std::array<std::size_t, kSlots> idx{0, 1, 2, 3};
+  std::stable_sort(idx.begin(), idx.end(),
+                   [this](std::size_t a, std::size_t b) { return counts[a] > counts[b]; });
+  return idx;
+}
+
+bool OrgSlots::in_top2(std::uint64_t org_hash, Day today) const noexcept {
+  const Window w = window(today);
+  const auto order = w.order();
+  const auto hash = static_cast<std::uint32_t>(org_hash) | 1U;
+  for (std::size_t k = 0; k < 2; ++k) {
+    if (org[order[k]] == hash && w.counts[order[k]] > 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // --- DomainState --------------------------------------------------------------------------
 
-DomainState::DomainState(const DetectOptions& options, double share, std::uint64_t seed)
-    : qc_(options.detectors.querier_concentration),
+DomainState::DomainState(const DetectOptions& options, double share, std::uint64_t seed,
+                         SharedState* shared)
+    : options_(&options),
+      qc_(options.detectors.querier_concentration),
       dr_(options.detectors.dormant_reactivation),
       no_(options.detectors.newly_observed),
+      own_shared_(shared == nullptr ? std::make_unique<SharedState>(options) : nullptr),
+      shared_(shared == nullptr ? own_shared_.get() : shared),
       sets_(std::max<std::uint64_t>(
           1, static_cast<std::uint64_t>(
                  std::ceil(static_cast<double>(options.memory.base_entries) * share / kWays)))),
@@ -159,6 +257,7 @@ DomainState::DomainState(const DetectOptions& options, double share, std::uint64
   counters_.bytes[2].store(watch_.size() * sizeof(WatchEntry), std::memory_order_relaxed);
   counters_.bytes[3].store(seen_.bytes(), std::memory_order_relaxed);
   counters_.bytes[4].store(doorkeeper_.bytes(), std::memory_order_relaxed);
+  findings_.reserve(64);
 }
 
 BaseEntry* DomainState::find_mut(std::uint64_t key) noexcept {
@@ -229,7 +328,33 @@ BaseEntry* DomainState::admit(const LookupEvent& ev, std::uint64_t key, Day day)
   return slot;
 }
 
-Finding DomainState::on_lookup(const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept {
+Finding& DomainState::emit(Detector d, std::string_view event, std::string_view domain,
+                           std::int64_t logical_ns, double score, Severity severity) {
+  Finding& f = findings_.emplace_back();
+  f.detector = d;
+  f.event = event;
+  f.domain = domain;
+  f.logical_ns = logical_ns;
+  f.score = score;
+  f.severity = severity;
+  return f;
+}
+
+void DomainState::on_query(const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept {
+  BaseEntry* e = find_mut(ev.domain_hash | 1U);
+  if (e != nullptr && e->candidate != 0) {
+    daily_on_query(candidates_[e->candidate - 1], ev, day);
+  }
+  events_on_query(e, ev, day, logical_ns);
+}
+
+void DomainState::on_response(const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept {
+  if (BaseEntry* e = find_mut(ev.domain_hash | 1U); e != nullptr) {
+    events_on_response(*e, ev, day, logical_ns);
+  }
+}
+
+void DomainState::on_lookup(const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept {
   if (first_day_ == 0) {
     first_day_ = day;
   }
@@ -238,17 +363,16 @@ Finding DomainState::on_lookup(const LookupEvent& ev, Day day, std::int64_t logi
   if (e == nullptr) {
     e = admit(ev, key, day);
     if (e == nullptr) {
-      return {};
+      return;
     }
   }
-  const Finding f = update(*e, ev, day, logical_ns);
+  update(*e, ev, day, logical_ns);
   counters_.seen_filter_entries.store(seen_.entries(), std::memory_order_relaxed);
-  return f;
 }
 
-Finding DomainState::update(BaseEntry& e, const LookupEvent& ev, Day day,
-                            std::int64_t logical_ns) noexcept {
-  Finding found;
+void DomainState::update(BaseEntry& e, const LookupEvent& ev, Day day,
+                         std::int64_t logical_ns) noexcept {
+  bool fired = false;
   bool reactivated = false;
   if (day != e.last_active) {
     if (e.last_active != 0 && day > e.last_active) {
@@ -286,7 +410,7 @@ Finding DomainState::update(BaseEntry& e, const LookupEvent& ev, Day day,
   }
   e.orgs_bitmap |= std::uint64_t{1} << (ev.org_hash >> 58U);
   e.fqdn_bitmap |= std::uint64_t{1} << (detail::hash_bytes(ev.name()) >> 58U);
-  maybe_promote(e, ev, day, reactivated);
+  (void)maybe_promote(e, ev, day, reactivated);
   if (e.candidate != 0) {
     CandidateEntry& c = candidates_[e.candidate - 1];
     if (c.last_active != day) {
@@ -296,6 +420,7 @@ Finding DomainState::update(BaseEntry& e, const LookupEvent& ev, Day day,
       c.last_active = day;
     }
     c.day_ring[day % 64] = sat16(c.day_ring[day % 64] + 1U);
+    c.orgs.add(ev, day);
     // dormant_reactivation (4.2): a run after >= min_gap_days of silence, with
     // >= min_history_days of history, reaching min_events on min_active_days days within its
     // post window, evaluated as it happens.
@@ -303,6 +428,9 @@ Finding DomainState::update(BaseEntry& e, const LookupEvent& ev, Day day,
         day - e.first_seen >= static_cast<int>(dr_.min_history_days)) {
       c.reactivation_pending = 1;
       c.run_start = day;
+      c.marks.lifecycle = 0;  // a new episode
+      c.marks.episode_start = day;
+      c.marks.covert_max = 0;
       c.gap_days = static_cast<Day>(day - e.prev_active);
       c.history_days = static_cast<Day>(day - e.first_seen);
     }
@@ -318,27 +446,42 @@ Finding DomainState::update(BaseEntry& e, const LookupEvent& ev, Day day,
         if (events >= dr_.min_events && active >= dr_.min_active_days) {
           c.reactivation_pending = 0;
           c.last_flagged = day;
-          found.kind = Finding::Kind::DormantReactivation;
-          found.score = std::min(1.0, 0.5 + std::log2(1.0 + c.gap_days) / std::log2(181.0) / 2);
-          found.run_start = c.run_start;
-          found.gap_days = c.gap_days;
-          found.history_days = c.history_days;
-          found.events = events;
-          found.active_days = active;
+          c.marks.lifecycle |= CandidateMarks::kLifeReactivated;
+          const double score = dormant_reactivation_score(c.gap_days);
+          c.marks.set_score(Detector::DormantReactivation, score, day);
+          Finding& f = emit(Detector::DormantReactivation, "reactivated", c.domain(), logical_ns,
+                            score, kDormantReactivationSeverity);
+          f.reasons = kReasonReactivated;
+          f.detail_text("run_start", day_text(c.run_start));
+          f.detail("gap_days", std::int64_t{c.gap_days});
+          f.detail("history_days", std::int64_t{c.history_days});
+          f.detail("events", std::int64_t{events});
+          f.detail("active_days", std::int64_t{active});
+          fired = true;
         }
       }
     }
   }
   // newly_observed (4.3): a first sighting after the warm-up, then min_events_7d events within
   // 7 days of it.
-  if ((e.flags & BaseEntry::kNewPending) != 0 && found.kind == Finding::Kind::None) {
+  if ((e.flags & BaseEntry::kNewPending) != 0 && !fired) {
     if (day - e.first_seen >= 7) {
       e.flags &= static_cast<std::uint8_t>(~BaseEntry::kNewPending);
     } else if (const std::uint32_t events = e.events_in(day, 7); events >= no_.min_events_7d) {
       e.flags &= static_cast<std::uint8_t>(~BaseEntry::kNewPending);
-      found.kind = Finding::Kind::NewlyObserved;
-      found.run_start = e.first_seen;
-      found.events = events;
+      CandidateEntry* c = e.candidate != 0 ? &candidates_[e.candidate - 1] : nullptr;
+      if (c != nullptr) {
+        c->marks.set_score(Detector::NewlyObserved, 1, day);
+        if ((c->marks.lifecycle & CandidateMarks::kLifeReactivated) == 0) {
+          c->marks.lifecycle |= CandidateMarks::kLifeNew;
+          c->marks.episode_start = e.first_seen;
+        }
+      }
+      Finding& f =
+          emit(Detector::NewlyObserved, "new", ev.domain(), logical_ns, 0, kNewlyObservedSeverity);
+      f.reasons = kReasonNew;
+      f.detail_text("first_seen", day_text(e.first_seen));
+      f.detail("events_7d", std::int64_t{events});
     }
   }
   if ((e.flags & BaseEntry::kWatched) != 0) {
@@ -362,22 +505,24 @@ Finding DomainState::update(BaseEntry& e, const LookupEvent& ev, Day day,
       w.day_ring[day % 180] = sat16(w.day_ring[day % 180] + 1U);
     }
   }
-  return found;
+  if (e.candidate != 0) {
+    daily_on_lookup(e, candidates_[e.candidate - 1], ev, day, logical_ns);
+  }
 }
 
-void DomainState::maybe_promote(BaseEntry& e, const LookupEvent& ev, Day day,
-                                bool reactivated) noexcept {
+CandidateEntry* DomainState::maybe_promote(BaseEntry& e, const LookupEvent& ev, Day day,
+                                           bool reactivated, bool force) noexcept {
   if (e.candidate != 0) {
-    return;
+    return &candidates_[e.candidate - 1];
   }
   // Tried on the first event of a day, when the 7-day count reaches 10, on a reactivation and
   // for a watched domain: at most a few scans of the tier per domain and day.
   const std::uint32_t events7 = e.events_in(day, 7);
   const bool watched = (e.flags & BaseEntry::kWatched) != 0;
-  const bool try_now = e.day_ring[day % 8] == 1 || events7 == 10 || reactivated || watched;
+  const bool try_now = e.day_ring[day % 8] == 1 || events7 == 10 || reactivated || watched || force;
   const bool concentrated = events7 >= 10 && e.distinct_orgs() <= 3;
-  if (!try_now || (!concentrated && !reactivated && !watched)) {
-    return;
+  if (!try_now || (!concentrated && !reactivated && !watched && !force)) {
+    return nullptr;
   }
   // A free candidate, or the least recently active one not flagged in the last 14 days.
   std::size_t pick = candidates_.size();
@@ -395,7 +540,7 @@ void DomainState::maybe_promote(BaseEntry& e, const LookupEvent& ev, Day day,
   }
   if (pick == candidates_.size()) {
     add(counters_.rejected[kCandidate], 1);
-    return;
+    return nullptr;
   }
   CandidateEntry& c = candidates_[pick];
   if (c.key != 0) {
@@ -420,57 +565,9 @@ void DomainState::maybe_promote(BaseEntry& e, const LookupEvent& ev, Day day,
     c.day_ring[d % 64] = static_cast<std::uint16_t>(e.day_ring[d % 8] -
                                                     (back == 0 && e.day_ring[d % 8] > 0 ? 1 : 0));
   }
+  c.marks.episode_start = e.first_seen;
   e.candidate = static_cast<std::uint32_t>(pick + 1);
-}
-
-DayReport DomainState::end_of_day(Day closed, double population14) noexcept {
-  DayReport r;
-  r.day = closed;
-  doorkeeper_.clear();
-  for (BaseEntry& e : base_) {
-    if (e.key == 0) {
-      continue;
-    }
-    // 14-day decay of the organisation counts: half-life of about two weeks.
-    constexpr double kDecay = 0.9517;  // 2^(-1/14)
-    for (auto& c : e.top_count) {
-      c = static_cast<std::uint16_t>(std::lround(c * kDecay));
-    }
-    e.others = static_cast<std::uint16_t>(std::lround(e.others * kDecay));
-    if (e.events_in(closed, 8) > 0 && e.top2_share() >= 0.95) {
-      ++r.querier_concentration_any;
-    }
-    if (e.candidate == 0 || population14 < qc_.min_population) {
-      continue;
-    }
-    CandidateEntry& c = candidates_[e.candidate - 1];
-    std::uint32_t events = 0, active = 0;
-    for (unsigned back = 0; back < qc_.window_days && back < 64 && closed >= back; ++back) {
-      const unsigned d = closed - back;
-      if (c.last_active < d || c.last_active - d >= 64) {
-        continue;
-      }
-      events += c.day_ring[d % 64];
-      active += c.day_ring[d % 64] != 0 ? 1U : 0U;
-    }
-    const double share = e.top2_share();
-    // Organisations with 1 % or more: the top two that reach it, and at least one more if the
-    // others together do (the base table keeps no more than that).
-    const double all = static_cast<double>(e.top_count[0]) + e.top_count[1] + e.others;
-    std::uint32_t orgs_1pct = 0;
-    for (const auto cnt : e.top_count) {
-      orgs_1pct += all > 0 && cnt >= 0.01 * all ? 1 : 0;
-    }
-    orgs_1pct += all > 0 && e.others >= 0.01 * all ? 1 : 0;
-    if (events >= qc_.min_events && active >= qc_.min_active_days && share >= qc_.min_top2_share &&
-        orgs_1pct <= qc_.max_orgs_1pct) {
-      ++r.querier_concentration;
-      c.last_flagged = closed;
-    }
-  }
-  counters_.flagged_qc.store(r.querier_concentration, std::memory_order_relaxed);
-  counters_.flagged_qc_any.store(r.querier_concentration_any, std::memory_order_relaxed);
-  return r;
+  return &c;
 }
 
 }  // namespace dnsmon::detect

@@ -456,12 +456,13 @@ struct MetricsHub::Impl : prometheus::Collectable {
     x.open(Family::LogicalTimeSeconds);
     x.add(Family::LogicalTimeSeconds, {}, d.logical_time_s);
     x.open(Family::DetectorEventsTotal);
-    x.add(Family::DetectorEventsTotal, {"suffix_leak", "info"},
-          static_cast<double>(d.suffix_leaks));
-    x.add(Family::DetectorEventsTotal, {"dormant_reactivation", "low"},
-          static_cast<double>(d.reactivations));
-    x.add(Family::DetectorEventsTotal, {"newly_observed", "info"},
-          static_cast<double>(d.newly_observed));
+    for (std::size_t det = 0; det < detect::kDetectors; ++det) {
+      for (std::size_t sev = 0; sev < detect::kSeverityLabels; ++sev) {
+        x.add(Family::DetectorEventsTotal,
+              {detect::to_string(static_cast<detect::Detector>(det)), detect::severity_label(sev)},
+              static_cast<double>(d.detector_events[det][sev]));
+      }
+    }
     for (const Family f :
          {Family::DomainTableEntries, Family::DomainTableCapacityEntries,
           Family::DomainTableEvictionsTotal, Family::AdmissionRejectedTotal,

@@ -80,7 +80,7 @@ struct DetectOptions {
 // Bytes of each table the memory options make (detection spec 3.4), all allocated at start.
 struct MemoryPlan {
   static constexpr std::uint64_t kBaseEntryBytes = 88;
-  static constexpr std::uint64_t kCandidateEntryBytes = 2048;
+  static constexpr std::uint64_t kCandidateEntryBytes = 2560;
   static constexpr std::uint64_t kWatchEntryBytes = 16384;
   static constexpr std::uint64_t kSeenFilterEntryBytes = 6;  // 16-bit fingerprint, two 16-bit days
   static constexpr std::uint64_t kGlobalBytes = 1U << 20U;   // HyperLogLogs and counters

@@ -83,13 +83,14 @@ std::string format_rfc3339(std::int64_t ns);
 
 // What the exporter reads (sums over workers and shards).
 struct DetectionSnapshot {
-  std::uint64_t queries = 0;         // query events made
-  std::uint64_t lookups = 0;         // of which first in their de-duplication window
-  std::uint64_t responses = 0;       // matched-response events made
-  std::uint64_t dropped = 0;         // events a full ring dropped
-  std::uint64_t suffix_leaks = 0;    // suffix_leak detector events
-  std::uint64_t reactivations = 0;   // dormant_reactivation detector events
-  std::uint64_t newly_observed = 0;  // newly_observed detector events
+  std::uint64_t queries = 0;    // query events made
+  std::uint64_t lookups = 0;    // of which first in their de-duplication window
+  std::uint64_t responses = 0;  // matched-response events made
+  std::uint64_t dropped = 0;    // events a full ring dropped
+  // Detector events by detector and severity label (severity_label(); the last is suppressed).
+  std::array<std::array<std::uint64_t, kSeverityLabels>, kDetectors> detector_events{};
+  // Domains each detector flagged at the last day boundary (the base rate and its kin).
+  std::array<std::uint64_t, kDetectors> flagged{};
   std::uint64_t log_lines_lost = 0;  // event log lines not written
   double logical_time_s = 0;         // the latest logical time a shard reached
   std::uint64_t ring_bytes = 0;      // memory of the hand-off rings
@@ -167,8 +168,8 @@ class Engine {
   void process(Shard& shard, const LookupEvent& ev);
   // The logical day `day` ended for this shard: the population and the tables' day evaluation.
   void end_of_day(Shard& shard, std::int64_t day);
-  // A detector fired on ev: counts it and writes its event log line.
-  void report(Shard& shard, const LookupEvent& ev, const Finding& f, std::int64_t logical);
+  // Counts the shard's new findings and writes their event log lines.
+  void report(Shard& shard);
   void write_line(const std::string& line);
 
   DetectOptions options_;
@@ -176,6 +177,7 @@ class Engine {
   std::uint64_t seed_;
   std::shared_ptr<const detail::PublicSuffixList> suffixes_;
   std::shared_ptr<const OrgResolver> orgs_;
+  std::unique_ptr<SharedState> shared_;
   LogicalClock clock_;
   std::FILE* log_;
   std::mutex log_mutex_;

@@ -28,6 +28,7 @@
 
 #include "dnsmon/detect.hpp"
 #include "dnsmon/detect/event.hpp"
+#include "dnsmon/detect/finding.hpp"
 #include "dnsmon/domains.hpp"
 #include "dnsmon/parser.hpp"
 
@@ -53,6 +54,7 @@ class OrgResolver {
   // The organisation's label: the host's address, the org_map name or the prefix
   // ("203.0.113.0/24").
   [[nodiscard]] std::string label(const LookupEvent& ev) const;
+  [[nodiscard]] std::string label(const OrgRef& org) const;
 
  private:
   std::vector<Cidr> internal_;

@@ -10,9 +10,10 @@
 //   4-way buckets (a bucket that is full forgets its least recently active domain), so that
 //   dormancy can still be measured when an evicted domain returns.
 // - Candidates: domains promoted from the base table (7-day events ≥ 10 with ≤ 3 organisations,
-//   a reactivation after ≥ 14 silent days with history, or watch-listed), with their name and a
-//   64-day ring; a full tier evicts its least recently active entry among those not flagged in
-//   the last 14 days. Entries are 2 KiB, the rest of each held for the detectors' state.
+//   a reactivation after ≥ 14 silent days with history, watch-listed, or when a detector needs
+//   one: a tunneling suspect, a pending disappearance), with their name, a 64-day ring, their
+//   top organisations' daily counts and the detectors' state; a full tier evicts its least
+//   recently active entry among those not flagged in the last 14 days. Entries are 2.5 KiB.
 // - Watch entries: the configured export.watchlist, pinned: 16 KiB each, with a 180-day ring.
 // All are allocated at construction from detection.memory (divided among the shards) and never
 // grow.
@@ -30,7 +31,11 @@
 #include <vector>
 
 #include "dnsmon/detect.hpp"
+#include "dnsmon/detect/detail/daily_state.hpp"
+#include "dnsmon/detect/detail/event_state.hpp"
 #include "dnsmon/detect/event.hpp"
+#include "dnsmon/detect/finding.hpp"
+#include "dnsmon/detect/shared.hpp"
 
 namespace dnsmon::detect {
 
@@ -110,6 +115,65 @@ struct BaseEntry {
 
 static_assert(sizeof(BaseEntry) == 88);
 
+// The organisations of a candidate (4.1): the four with the most events in the last 14 days,
+// each with its daily counts, and the daily events of all the others. A new organisation takes a
+// slot without an event in the last 14 days, else it counts among the others until one frees.
+struct OrgSlots {
+  static constexpr std::size_t kSlots = 4;
+  static constexpr std::size_t kDays = 14;
+  std::array<std::uint32_t, kSlots> org{};  // low 32 bits of the organisation hash; 0 = free
+  std::array<OrgRef, kSlots> ref{};
+  std::array<std::array<std::uint16_t, kDays>, kSlots> days{};  // events on day d at d % 14
+  std::array<std::uint16_t, kDays> others{};
+  Day last_day = 0;  // the newest day the daily counts hold
+  std::uint16_t reserved = 0;
+
+  void add(const LookupEvent& ev, Day day) noexcept;
+
+  // Events of each slot and of the others over the 14 days ending at `today`.
+  struct Window {
+    std::array<std::uint32_t, kSlots> counts{};
+    std::uint32_t others = 0;
+    [[nodiscard]] std::uint32_t total() const noexcept;
+    // Slot indices by count, largest first.
+    [[nodiscard]] std::array<std::size_t, kSlots> order() const noexcept;
+  };
+
+  [[nodiscard]] Window window(Day today) const noexcept;
+  // Whether the organisation (hash) has one of the two largest counts over the window.
+  [[nodiscard]] bool in_top2(std::uint64_t org_hash, Day today) const noexcept;
+};
+
+static_assert(sizeof(OrgSlots) == 256);
+
+// The marks the detectors leave on a candidate for each other and for the export (4.9, 4.10):
+// each detector's latest score and the day it was set, and the episode's lifecycle.
+struct CandidateMarks {
+  std::array<float, kDetectors> score{};  // the latest score per detector (0: none)
+  std::array<Day, kDetectors> score_day{};
+  std::uint16_t reasons = 0;  // Reason bits of the latest covert_pair evaluation
+  Day episode_start = 0;  // the current episode's first day (a first sighting or a reactivation)
+  std::uint8_t lifecycle = 0;  // kLife* bits below, reset when a new episode starts
+  std::uint8_t reserved[3]{};
+  float covert_max = 0;  // the highest covert_pair score of the episode
+
+  static constexpr std::uint8_t kLifeReactivated = 1U << 0U;
+  static constexpr std::uint8_t kLifeNew = 1U << 1U;
+  static constexpr std::uint8_t kLifeAccelerating = 1U << 2U;
+  static constexpr std::uint8_t kLifeIntermittent = 1U << 3U;
+  static constexpr std::uint8_t kLifeDisappeared = 1U << 4U;
+  static constexpr std::uint8_t kLifePersisting = 1U << 5U;
+  static constexpr std::uint8_t kLifeSuccessorFound = 1U << 6U;
+  static constexpr std::uint8_t kLifeAutoWatched = 1U << 7U;
+
+  void set_score(Detector d, double s, Day day) noexcept {
+    score[static_cast<std::size_t>(d)] = static_cast<float>(s);
+    score_day[static_cast<std::size_t>(d)] = day;
+  }
+};
+
+static_assert(sizeof(CandidateMarks) <= 88);
+
 struct CandidateEntry {
   std::uint64_t key = 0;  // 0 = free
   Day promoted = 0, last_flagged = 0, last_active = 0;
@@ -119,10 +183,15 @@ struct CandidateEntry {
   // A reactivation whose post window is still open (dormant_reactivation, 4.2).
   Day run_start = 0, gap_days = 0, history_days = 0;
   std::uint8_t reactivation_pending = 0, reserved2 = 0;
-  std::array<std::uint8_t, 2048 - 16 - 256 - 128 - 8> detector_state{};  // for the detectors
+  OrgSlots orgs;
+  CandidateMarks marks;
+  DailyState daily;   // the day-level detectors' state (daily.cpp)
+  EventState events;  // the event-level detectors' state (events.cpp)
+
+  [[nodiscard]] std::string_view domain() const noexcept { return {name.data(), name_len}; }
 };
 
-static_assert(sizeof(CandidateEntry) == 2048);
+static_assert(sizeof(CandidateEntry) == MemoryPlan::kCandidateEntryBytes);
 
 struct WatchEntry {
   std::uint64_t key = 0;
@@ -134,16 +203,6 @@ struct WatchEntry {
 };
 
 static_assert(sizeof(WatchEntry) == 16384);
-
-// A detector that fired on a lookup event (4.2, 4.3).
-struct Finding {
-  enum class Kind : std::uint8_t { None, DormantReactivation, NewlyObserved };
-  Kind kind = Kind::None;
-  double score = 0;
-  Day run_start = 0;  // reactivation: the run's first day; new: the first sighting
-  Day gap_days = 0, history_days = 0;
-  std::uint32_t events = 0, active_days = 0;
-};
 
 // What a day boundary computed (detection spec 4.1): the base rate.
 struct DayReport {
@@ -157,21 +216,35 @@ class DomainState {
   enum Tier : std::size_t { kBase, kCandidate, kWatch, kTiers };
 
   // share: this shard's part of detection.memory (1 / shards). seed: the domain hash's.
-  DomainState(const DetectOptions& options, double share, std::uint64_t seed);
+  // shared: the state every shard reaches (null: a private one, for tests).
+  DomainState(const DetectOptions& options, double share, std::uint64_t seed,
+              SharedState* shared = nullptr);
+
+  // Every query (before on_lookup for the first of its window): raw counts, names and qtypes
+  // for tunneling and the covert_pair structure veto.
+  void on_query(const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept;
 
   // A lookup event (the first of its pair in the de-duplication window) on logical day `day`.
-  // Returns what fired on it, if anything (dormant_reactivation, newly_observed).
-  Finding on_lookup(const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept;
+  void on_lookup(const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept;
 
-  // The logical day `closed` ended: clears the doorkeeper, decays the organisation counts and
-  // counts the flagged domains, with population14 the distinct clients of the last 14 days.
+  // A response matched to its query (or a timeout): success and failure, answer addresses.
+  void on_response(const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept;
+
+  // The logical day `closed` ended: clears the doorkeeper, decays the organisation counts,
+  // evaluates the day-level detectors and counts the flagged domains, with population14 the
+  // distinct clients of the last 14 days.
   DayReport end_of_day(Day closed, double population14) noexcept;
+
+  // What fired since the last call, in order; the engine reports and clears them.
+  [[nodiscard]] std::vector<Finding>& findings() noexcept { return findings_; }
 
   struct Counters {
     std::array<std::atomic<std::uint64_t>, kTiers> entries{}, capacity{}, evictions{}, rejected{};
     std::atomic<std::uint64_t> seen_filter_entries{0}, seen_filter_capacity{0};
     std::array<std::atomic<std::uint64_t>, 5> bytes{};  // base, candidate, watch, seen, doorkeeper
     std::atomic<std::uint64_t> flagged_qc{0}, flagged_qc_any{0};
+    // Domains flagged by each detector at the last day boundary (dnsmon_detector_flagged_domains).
+    std::array<std::atomic<std::uint64_t>, kDetectors> flagged{};
   };
 
   [[nodiscard]] const Counters& counters() const noexcept { return counters_; }
@@ -186,17 +259,41 @@ class DomainState {
  private:
   BaseEntry* find_mut(std::uint64_t key) noexcept;
   BaseEntry* admit(const LookupEvent& ev, std::uint64_t key, Day day) noexcept;
-  Finding update(BaseEntry& e, const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept;
-  void maybe_promote(BaseEntry& e, const LookupEvent& ev, Day day, bool reactivated) noexcept;
+  void update(BaseEntry& e, const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept;
+  // Promotes e to the candidate tier when a rule of 3.4 holds (or `force`: a detector needs
+  // it, e.g. a tunneling suspect or a pending disappearance); returns the candidate or null.
+  CandidateEntry* maybe_promote(BaseEntry& e, const LookupEvent& ev, Day day, bool reactivated,
+                                bool force = false) noexcept;
+  Finding& emit(Detector d, std::string_view event, std::string_view domain,
+                std::int64_t logical_ns, double score, Severity severity);
+
+  // daily.cpp: the day-level detectors (4.1, 4.4, 4.5, 4.9) on a candidate's lookup event, on
+  // its raw queries, and at the day boundary.
+  void daily_on_lookup(BaseEntry& e, CandidateEntry& c, const LookupEvent& ev, Day day,
+                       std::int64_t logical_ns) noexcept;
+  void daily_on_query(CandidateEntry& c, const LookupEvent& ev, Day day) noexcept;
+  // covert_pair for one candidate (4.9): at the day boundary, and at once (`immediate`) on a
+  // disappearance or successor event.
+  void evaluate_covert(BaseEntry& e, CandidateEntry& c, Day day, std::int64_t logical_ns,
+                       bool immediate) noexcept;
+
+  // events.cpp: the event-level detectors (4.6, 4.7, 4.8) on raw queries and responses.
+  void events_on_query(BaseEntry* e, const LookupEvent& ev, Day day,
+                       std::int64_t logical_ns) noexcept;
+  void events_on_response(BaseEntry& e, const LookupEvent& ev, Day day,
+                          std::int64_t logical_ns) noexcept;
 
   static void add(std::atomic<std::uint64_t>& c, std::int64_t n) noexcept {
     c.store(c.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(n),
             std::memory_order_relaxed);
   }
 
+  const DetectOptions* options_;
   QuerierConcentrationParams qc_;
   DormantReactivationParams dr_;
   NewlyObservedParams no_;
+  std::unique_ptr<SharedState> own_shared_;  // when none was given
+  SharedState* shared_;
   Day first_day_ = 0;  // the shard's first lookup day: the newly_observed warm-up starts there
   std::uint64_t sets_;
   std::vector<BaseEntry> base_;
@@ -207,6 +304,7 @@ class DomainState {
   SeenFilter seen_;
   Doorkeeper doorkeeper_;
   Counters counters_;
+  std::vector<Finding> findings_;
 };
 
 }  // namespace dnsmon::detect
