@@ -127,9 +127,9 @@ Engine::Engine(const DetectOptions& options, std::size_t workers, std::size_t sh
   for (std::size_t w = 0; w < workers; ++w) {
     ports_.push_back(std::make_unique<WorkerPort>(*this, w));
   }
-  for (std::size_t i = 0; i < population_day_.size(); ++i) {
+  for (auto& day : population_day_) {
     population_.push_back(std::make_unique<detail::HyperLogLog>(14));
-    population_day_[i] = LogicalClock::kUnset;
+    day = LogicalClock::kUnset;
   }
 }
 
@@ -230,12 +230,12 @@ void Engine::process(Shard& shard, const LookupEvent& ev) {
     if (log_ != nullptr) {
       const std::string_view name = ev.name();
       const std::string_view suffix = name.substr(std::size_t{ev.domain_off} + ev.domain_len + 1);
-      write_line("{\"ts\":\"" + format_rfc3339(logical) +
-                 "\",\"detector\":\"suffix_leak\",\"event\":\"leak\",\"domain\":" +
+      write_line(R"({"ts":")" + format_rfc3339(logical) +
+                 R"(","detector":"suffix_leak","event":"leak","domain":)" +
                  json_string(ev.domain()) +
-                 ",\"score\":0,\"severity\":\"info\",\"reasons\":[\"suffix_leak\"],\"details\":{" +
-                 "\"qname\":" + json_string(name) + ",\"search_suffix\":" + json_string(suffix) +
-                 ",\"org\":" + json_string(orgs_->label(ev)) + "}}\n");
+                 R"(,"score":0,"severity":"info","reasons":["suffix_leak"],"details":{"qname":)" +
+                 json_string(name) + R"(,"search_suffix":)" + json_string(suffix) + R"(,"org":)" +
+                 json_string(orgs_->label(ev)) + "}}\n");
     }
   }
 }
@@ -250,23 +250,20 @@ void Engine::report(Shard& shard, const LookupEvent& ev, const Finding& f, std::
   if (f.kind == Finding::Kind::DormantReactivation) {
     shard.reactivations.store(shard.reactivations.load(std::memory_order_relaxed) + 1,
                               std::memory_order_relaxed);
-    line = "{\"ts\":\"" + format_rfc3339(logical) +
-           "\",\"detector\":\"dormant_reactivation\",\"event\":\"reactivated\",\"domain\":" +
-           json_string(ev.domain()) + ",\"score\":" + score.data() +
-           ",\"severity\":\"low\",\"reasons\":[\"reactivated\"],\"details\":{\"run_start\":\"" +
-           day_text(f.run_start) + "\",\"gap_days\":" + std::to_string(f.gap_days) +
-           ",\"history_days\":" + std::to_string(f.history_days) +
-           ",\"events\":" + std::to_string(f.events) +
-           ",\"active_days\":" + std::to_string(f.active_days) + "}}\n";
+    line = R"({"ts":")" + format_rfc3339(logical) +
+           R"(","detector":"dormant_reactivation","event":"reactivated","domain":)" +
+           json_string(ev.domain()) + R"(,"score":)" + score.data() +
+           R"(,"severity":"low","reasons":["reactivated"],"details":{"run_start":")" +
+           day_text(f.run_start) + R"(","gap_days":)" + std::to_string(f.gap_days) +
+           R"(,"history_days":)" + std::to_string(f.history_days) + R"(,"events":)" +
+           std::to_string(f.events) + R"(,"active_days":)" + std::to_string(f.active_days) + "}}\n";
   } else {
     shard.newly_observed.store(shard.newly_observed.load(std::memory_order_relaxed) + 1,
                                std::memory_order_relaxed);
-    line = "{\"ts\":\"" + format_rfc3339(logical) +
-           "\",\"detector\":\"newly_observed\",\"event\":\"new\",\"domain\":" +
-           json_string(ev.domain()) +
-           ",\"score\":0,\"severity\":\"info\",\"reasons\":[\"new\"],\"details\":{"
-           "\"first_seen\":\"" +
-           day_text(f.run_start) + "\",\"events_7d\":" + std::to_string(f.events) + "}}\n";
+    line = R"({"ts":")" + format_rfc3339(logical) +
+           R"(","detector":"newly_observed","event":"new","domain":)" + json_string(ev.domain()) +
+           R"(,"score":0,"severity":"info","reasons":["new"],"details":{"first_seen":")" +
+           day_text(f.run_start) + R"(","events_7d":)" + std::to_string(f.events) + "}}\n";
   }
   if (log_ != nullptr) {
     write_line(line);
