@@ -236,8 +236,8 @@ std::string format_value(const Key& k, const Value& v) {
 }
 
 std::string range_text(const Key& k) {
-  const auto count = "A list of " + std::to_string(k.min_items) + " to " +
-                     std::to_string(k.max_items) + " " + std::string(k.items);
+  auto count = "A list of " + std::to_string(k.min_items) + " to " + std::to_string(k.max_items) +
+               " " + std::string(k.items);
   switch (k.kind) {
     case Kind::Bool:
       return "Values: true or false";

@@ -310,7 +310,7 @@ constexpr std::array kKeys = std::to_array<Key>({
             bind<&C::detection, &Det::clients, &DCl::external_v6_prefix>(), 0, 128,
             "other IPv6 clients form an organisation per prefix of this length"),
     text("detection.clients.org_map_file", bind<&C::detection, &Det::clients, &DCl::org_map_file>(),
-         "file of \"CIDR NAME\" lines naming organisations; \"\" none"),
+         R"(file of "CIDR NAME" lines naming organisations; "" none)"),
     section("detection.normalize", "how a query name becomes a registrable domain"),
     one_of("detection.normalize.psl", bind<&C::detection, &Det::normalize, &DNo::psl>(), kPslModes,
            "public suffix rules: the newest list, ICANN and private sections"),

@@ -287,6 +287,7 @@ constexpr std::uint16_t kTypeAny = 255;
 // the rest was checked (and a pointer into a checked name cannot close a loop, since that name
 // would then have been refused), so only the total length is left to check. Most owners (a
 // pointer to the question name) and names in RDATA then cost a lookup instead of a walk.
+// NOLINTNEXTLINE(cppcoreguidelines-pro-type-member-init): entries is left unset on purpose
 struct CheckedNames {
   struct Entry {
     std::uint16_t at;
@@ -1372,7 +1373,7 @@ ParseStatus Parser::parse_udp_tunnel(Context& ctx, PortKind kind,
       g.skip(1);
       const std::uint16_t protocol = g.u16();
       g.skip(4);
-      g.skip((ver_opt & 0x3FU) * 4U);
+      g.skip(std::size_t{ver_opt & 0x3FU} * 4U);
       if (g.failed()) {
         return ParseStatus::Truncated;
       }

@@ -68,6 +68,9 @@ void PcapWriter::put(const void* data, std::size_t len) {
     std::fwrite(data, 1, len, file_);
     return;
   }
+  if (memory_ == nullptr) {
+    return;  // neither a file nor memory: nothing to write to
+  }
   const auto* p = static_cast<const std::byte*>(data);
   memory_->insert(memory_->end(), p, p + len);
 }

@@ -101,9 +101,9 @@ Engine::Engine(const DetectOptions& options, std::size_t workers, std::size_t sh
   for (std::size_t w = 0; w < workers; ++w) {
     ports_.push_back(std::make_unique<WorkerPort>(*this, w));
   }
-  for (std::size_t i = 0; i < population_day_.size(); ++i) {
+  for (auto& day : population_day_) {
     population_.push_back(std::make_unique<detail::HyperLogLog>(14));
-    population_day_[i] = LogicalClock::kUnset;
+    day = LogicalClock::kUnset;
   }
 }
 
@@ -240,25 +240,25 @@ void Engine::report(Shard& shard) {
     if (score.back() == '.') {
       score.pop_back();
     }
-    std::string line = "{\"ts\":\"" + format_rfc3339(f.logical_ns) + "\",\"detector\":\"";
+    std::string line = R"({"ts":")" + format_rfc3339(f.logical_ns) + R"(","detector":")";
     line += to_string(f.detector);
-    line += "\",\"event\":" + json_string(f.event) + ",\"domain\":" + json_string(f.domain) +
-            ",\"score\":" + score + ",\"severity\":\"";
+    line += R"(","event":)" + json_string(f.event) + R"(,"domain":)" + json_string(f.domain) +
+            R"(,"score":)" + score + R"(,"severity":")";
     line += to_string(f.severity);
-    line += "\",\"reasons\":[";
+    line += R"(","reasons":[)";
     bool first = true;
     for (std::size_t bit = 0; bit < kReasons; ++bit) {
       if ((f.reasons & (1U << bit)) != 0) {
-        line += first ? "\"" : ",\"";
+        line += first ? R"(")" : R"(,")";
         line += reason_label(bit);
-        line += "\"";
+        line += R"(")";
         first = false;
       }
     }
-    line += "],\"details\":{";
+    line += R"(],"details":{)";
     first = true;
     if (!f.top_orgs.empty()) {
-      line += "\"top_orgs\":[";
+      line += R"("top_orgs":[)";
       for (std::size_t i = 0; i < f.top_orgs.size(); ++i) {
         line += (i == 0 ? "" : ",") + json_string(orgs_->label(f.top_orgs[i]));
       }

@@ -84,7 +84,11 @@ std::vector<OrgMapEntry> load_org_map(const std::string& path) {
     const auto space = text.find_first_of(" \t");
     const auto where = path + ":" + std::to_string(n) + ": ";
     if (space == std::string::npos) {
-      throw std::runtime_error(where + "expected \"CIDR NAME\", got \"" + text + "\"");
+      std::string why = where;
+      why += R"(expected "CIDR NAME", got ")";
+      why += text;
+      why += '"';
+      throw std::runtime_error(why);
     }
     const auto prefix = parse_cidr(text.substr(0, space));
     if (!prefix) {

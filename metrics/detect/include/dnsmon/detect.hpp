@@ -125,7 +125,7 @@ inline bool parse_v4(std::string_view s, std::array<std::uint8_t, 16>& out) {
     if (ec != std::errc{} || end == s.data() || v > 255 || end - s.data() > 3) {
       return false;
     }
-    a[static_cast<std::size_t>(12 + i)] = static_cast<std::uint8_t>(v);
+    a[12 + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(v);
     s.remove_prefix(static_cast<std::size_t>(end - s.data()));
     if (i < 3) {
       if (s.empty() || s.front() != '.') {
@@ -289,7 +289,7 @@ inline bool digits(std::string_view s, std::size_t at, std::size_t n, unsigned& 
         !digits(s, at + 4, 2, om) || oh > 23 || om > 59) {
       return std::nullopt;
     }
-    offset_s = (s[at] == '+' ? 1 : -1) * static_cast<std::int64_t>(oh * 3600 + om * 60);
+    offset_s = (s[at] == '+' ? 1 : -1) * (std::int64_t{oh} * 3600 + std::int64_t{om} * 60);
     at += 6;
   } else {
     return std::nullopt;
@@ -298,7 +298,8 @@ inline bool digits(std::string_view s, std::size_t at, std::size_t n, unsigned& 
     return std::nullopt;
   }
   const std::int64_t days = dnsmon::days_from_civil(y, mo, d);
-  const std::int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_s;
+  const std::int64_t secs =
+      days * 86400 + std::int64_t{h} * 3600 + std::int64_t{mi} * 60 + sec - offset_s;
   return secs * 1'000'000'000 + frac_ns;
 }
 

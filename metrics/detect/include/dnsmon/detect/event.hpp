@@ -25,17 +25,23 @@ enum class EventKind : std::uint8_t {
   Timeout = 3,   // a query that got no response in time (not made yet: see docs/detection.md)
 };
 
-// LookupEvent::flags.
-enum EventFlag : std::uint16_t {
-  kFirstInDedupWindow = 1U << 0U,  // queries: first of (client, registrable domain) in the window
-  kSuffixLeak = 1U << 1U,          // counted for the domain embedded before a search suffix
-  kSuccess = 1U << 2U,             // responses: NOERROR with an answer
-  kFailure = 1U << 3U,             // responses: NXDOMAIN, SERVFAIL or REFUSED (or a timeout)
-  kNodata = 1U << 4U,              // responses: NOERROR without an answer
-  kReverseZone = 1U << 5U,         // the domain is an in-addr.arpa or ip6.arpa zone
-  kInternalClient = 1U << 6U,      // the client is in detection.clients.internal_networks
-  kAnswersDecoded = 1U << 7U,      // responses: the answer addresses below were decoded
-};
+// LookupEvent::flags: bits.
+// queries: first of (client, registrable domain) in the window
+inline constexpr std::uint16_t kFirstInDedupWindow = 1U << 0U;
+// counted for the domain embedded before a search suffix
+inline constexpr std::uint16_t kSuffixLeak = 1U << 1U;
+// responses: NOERROR with an answer
+inline constexpr std::uint16_t kSuccess = 1U << 2U;
+// responses: NXDOMAIN, SERVFAIL or REFUSED (or a timeout)
+inline constexpr std::uint16_t kFailure = 1U << 3U;
+// responses: NOERROR without an answer
+inline constexpr std::uint16_t kNodata = 1U << 4U;
+// the domain is an in-addr.arpa or ip6.arpa zone
+inline constexpr std::uint16_t kReverseZone = 1U << 5U;
+// the client is in detection.clients.internal_networks
+inline constexpr std::uint16_t kInternalClient = 1U << 6U;
+// responses: the answer addresses below were decoded
+inline constexpr std::uint16_t kAnswersDecoded = 1U << 7U;
 
 // How the organisation of the client was found.
 enum class OrgKind : std::uint8_t {
@@ -82,7 +88,7 @@ struct LookupEvent {
     return {qname.data() + domain_off, domain_len};
   }
 
-  [[nodiscard]] bool has(EventFlag f) const noexcept { return (flags & f) != 0; }
+  [[nodiscard]] bool has(std::uint16_t flag) const noexcept { return (flags & flag) != 0; }
 };
 
 static_assert(std::is_trivially_copyable_v<LookupEvent>);

@@ -47,19 +47,17 @@ inline constexpr std::size_t kSuppressed = 5;
 [[nodiscard]] std::string_view severity_label(std::size_t i) noexcept;
 
 // The fixed reason set of dnsmon_domain_flag_info (4.10), as bits of Finding::reasons.
-enum Reason : std::uint16_t {
-  kReasonReactivated = 1U << 0U,
-  kReasonNew = 1U << 1U,
-  kReasonAccelerating = 1U << 2U,
-  kReasonIntermittent = 1U << 3U,
-  kReasonDisappeared = 1U << 4U,
-  kReasonDisappearedPersisting = 1U << 5U,
-  kReasonSuccessor = 1U << 6U,
-  kReasonSuffixLeak = 1U << 7U,
-  kReasonCacheRefresh = 1U << 8U,
-  kReasonTxtHeavy = 1U << 9U,
-  kReasonLevelShift = 1U << 10U,
-};
+inline constexpr std::uint16_t kReasonReactivated = 1U << 0U;
+inline constexpr std::uint16_t kReasonNew = 1U << 1U;
+inline constexpr std::uint16_t kReasonAccelerating = 1U << 2U;
+inline constexpr std::uint16_t kReasonIntermittent = 1U << 3U;
+inline constexpr std::uint16_t kReasonDisappeared = 1U << 4U;
+inline constexpr std::uint16_t kReasonDisappearedPersisting = 1U << 5U;
+inline constexpr std::uint16_t kReasonSuccessor = 1U << 6U;
+inline constexpr std::uint16_t kReasonSuffixLeak = 1U << 7U;
+inline constexpr std::uint16_t kReasonCacheRefresh = 1U << 8U;
+inline constexpr std::uint16_t kReasonTxtHeavy = 1U << 9U;
+inline constexpr std::uint16_t kReasonLevelShift = 1U << 10U;
 
 inline constexpr std::size_t kReasons = 11;
 // The reason's label value for bit i ("reactivated", ..., "level_shift").

@@ -213,7 +213,11 @@ struct DayReport {
 
 class DomainState {
  public:
-  enum Tier : std::size_t { kBase, kCandidate, kWatch, kTiers };
+  // The tiers, as indexes of the counters below.
+  static constexpr std::size_t kBase = 0;
+  static constexpr std::size_t kCandidate = 1;
+  static constexpr std::size_t kWatch = 2;
+  static constexpr std::size_t kTiers = 3;
 
   // share: this shard's part of detection.memory (1 / shards). seed: the domain hash's.
   // shared: the state every shard reaches (null: a private one, for tests).
