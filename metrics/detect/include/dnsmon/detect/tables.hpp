@@ -22,8 +22,10 @@
 //   the exporter may read. Allocation: construction only.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -147,15 +149,25 @@ struct OrgSlots {
 static_assert(sizeof(OrgSlots) == 256);
 
 // The marks the detectors leave on a candidate for each other and for the export (4.9, 4.10):
-// each detector's latest score and the day it was set, and the episode's lifecycle.
+// each detector's latest score and the day it was set, the episode's lifecycle, and the gauges
+// the per-domain series show. Scores are kept in units of 1/10000.
 struct CandidateMarks {
-  std::array<float, kDetectors> score{};  // the latest score per detector (0: none)
+  std::array<std::uint16_t, kDetectors> score{};  // the latest score per detector (0: none)
   std::array<Day, kDetectors> score_day{};
-  std::uint16_t reasons = 0;  // Reason bits of the latest covert_pair evaluation
-  Day episode_start = 0;  // the current episode's first day (a first sighting or a reactivation)
+  std::uint16_t reasons = 0;   // Reason bits of the latest covert_pair evaluation
+  Day episode_start = 0;       // the current episode's first day (first sighting or reactivation)
   std::uint8_t lifecycle = 0;  // kLife* bits below, reset when a new episode starts
-  std::uint8_t reserved[3]{};
-  float covert_max = 0;  // the highest covert_pair score of the episode
+  std::uint8_t reserved0 = 0;
+  std::uint16_t covert_max = 0;  // the highest covert_pair score of the episode (1/10000)
+  // Gauges of the per-domain series, set by the detector that computes them.
+  float iat_cv = 0;                          // CV of the inter-event times (4.5, domain level)
+  float burstiness = 0;                      // Kim–Jo A_n
+  float beacon_score = 0;                    // 4.5
+  float beacon_period_s = 0;                 // median inter-event time
+  std::uint32_t fail_since_s = 0;            // logical time of the first failure since the last
+                                             // success (0: not failing)
+  std::uint16_t failures_since_success = 0;  // 4.7
+  std::uint8_t reserved[6]{};
 
   static constexpr std::uint8_t kLifeReactivated = 1U << 0U;
   static constexpr std::uint8_t kLifeNew = 1U << 1U;
@@ -166,13 +178,25 @@ struct CandidateMarks {
   static constexpr std::uint8_t kLifeSuccessorFound = 1U << 6U;
   static constexpr std::uint8_t kLifeAutoWatched = 1U << 7U;
 
+  static std::uint16_t units(double s) noexcept {
+    return static_cast<std::uint16_t>(std::lround(std::clamp(s, 0.0, 1.0) * 10000));
+  }
+
   void set_score(Detector d, double s, Day day) noexcept {
-    score[static_cast<std::size_t>(d)] = static_cast<float>(s);
+    score[static_cast<std::size_t>(d)] = units(s);
     score_day[static_cast<std::size_t>(d)] = day;
+  }
+
+  [[nodiscard]] double score_of(Detector d) const noexcept {
+    return score[static_cast<std::size_t>(d)] / 10000.0;
+  }
+
+  [[nodiscard]] Day day_of(Detector d) const noexcept {
+    return score_day[static_cast<std::size_t>(d)];
   }
 };
 
-static_assert(sizeof(CandidateMarks) <= 88);
+static_assert(sizeof(CandidateMarks) == 80);
 
 struct CandidateEntry {
   std::uint64_t key = 0;  // 0 = free
