@@ -35,7 +35,7 @@ std::uint16_t sat16(std::uint32_t v) noexcept {
 // "2016-05-04" for a logical day number.
 std::string day_text(Day d) {
   const CivilDate date = civil_from_days(d);
-  std::array<char, 16> buf{};
+  std::array<char, 40> buf{};
   std::snprintf(buf.data(), buf.size(), "%04lld-%02u-%02u", static_cast<long long>(date.year),
                 date.month, date.day);
   return buf.data();
