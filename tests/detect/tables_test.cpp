@@ -275,3 +275,53 @@ TEST_CASE("newly_observed fires for a first sighting after the warm-up with 10 e
 }
 
 }  // namespace dnsmon::detect
+
+namespace dnsmon::detect {
+namespace {
+
+// A domain that reactivates on `day`: history 30 days before, 10 events over two days.
+void reactivate(DomainState& s, const std::string& name, Day day, int extra = 0) {
+  (void)findings_of(s, lookup(name, 1), static_cast<Day>(day - 40));
+  (void)findings_of(s, lookup(name, 1), static_cast<Day>(day - 30));
+  for (int n = 0; n < 10 + extra; ++n) {
+    (void)findings_of(s, lookup(name, 1), static_cast<Day>(day + (n < 5 ? 0 : 1)));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a shard publishes each detector's top N flagged domains and counts all of them",
+          "[detect]") {
+  DetectOptions o = tiny();
+  o.memory.base_entries = 64;
+  o.memory.candidate_entries = 8;
+  o.exports.watchlist = {"watched.example"};
+  DomainState s(o, 1.0, kSeed);
+  reactivate(s, "short-gap.example", after(60));
+  reactivate(s, "watched.example", after(60));
+  PublishedDomains p;
+  s.publish(after(61), at(after(62)), 1, p);
+  const auto reactivation = static_cast<std::size_t>(Detector::DormantReactivation);
+  CHECK(p.flagged[reactivation] == 2);
+  // Top 1 by score (equal gaps: the most recent), plus the watched domain.
+  REQUIRE(p.domains.size() == 2);
+  for (const DomainSeries& d : p.domains) {
+    CHECK(d.score[reactivation] > 0.5F);
+    CHECK(d.events_14d >= 10);
+    CHECK(d.orgs_any >= 1);
+    CHECK(d.top2_share == Approx(1.0));
+  }
+  // 14 days later the scores have aged out: only the watched domain stays.
+  s.publish(after(80), at(after(81)), 1, p);
+  CHECK(p.flagged[reactivation] == 0);
+  REQUIRE(p.domains.size() == 1);
+  CHECK(p.domains[0].domain == "watched.example");
+  CHECK(p.domains[0].watched);
+}
+
+TEST_CASE("domain labels escape every byte but lowercase letters, digits and -_.", "[detect]") {
+  CHECK(domain_label("hotel-promo-mailer.example") == "hotel-promo-mailer.example");
+  CHECK(domain_label("a b\"\\.example") == "a\\x20b\\x22\\x5c.example");
+}
+
+}  // namespace dnsmon::detect

@@ -1,5 +1,6 @@
 #include "dnsmon/detect/engine.hpp"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
@@ -32,6 +33,10 @@ struct Engine::Shard {
   std::atomic<std::int64_t> logical_ns{0};
   SingleWriterCounter days_closed;
   std::array<std::array<SingleWriterCounter, kSeverityLabels>, kDetectors> events;
+  // What the shard published at its last day boundary (the exporter reads it).
+  std::mutex published_mutex;
+  PublishedDomains published;
+  PublishedDomains scratch;  // filled by the shard thread, then swapped in
 };
 
 WorkerPort::WorkerPort(Engine& engine, std::size_t index)
@@ -301,6 +306,10 @@ void Engine::end_of_day(Shard& shard, std::int64_t day) {
     if (!shard.state->findings().empty()) {
       report(shard);
     }
+    shard.state->publish(static_cast<Day>(day), (day + 1) * kDayNs,
+                         options_.exports.top_n_per_detector, shard.scratch);
+    const std::lock_guard lock(shard.published_mutex);
+    std::swap(shard.published, shard.scratch);
   }
   shard.days_closed.add();
 }
@@ -359,7 +368,87 @@ DetectionSnapshot Engine::snapshot() const {
   }
   s.population14 = population14_.load(std::memory_order_relaxed);
   s.log_lines_lost = log_lost_.load(std::memory_order_relaxed);
+  select_domains(s);
   return s;
+}
+
+void Engine::select_domains(DetectionSnapshot& s) const {
+  std::vector<DomainSeries> pool;
+  std::array<std::uint64_t, kDetectors> flagged{};
+  for (const auto& shard : shards_) {
+    const std::lock_guard lock(shard->published_mutex);
+    pool.insert(pool.end(), shard->published.domains.begin(), shard->published.domains.end());
+    for (std::size_t d = 0; d < kDetectors; ++d) {
+      flagged[d] += shard->published.flagged[d];
+    }
+  }
+  // Each detector's top N by score over the shards (ties by recency), then the watched ones.
+  std::vector<bool> keep(pool.size(), false);
+  std::vector<std::size_t> idx;
+  const std::size_t top_n = options_.exports.top_n_per_detector;
+  for (std::size_t d = 0; d < kDetectors; ++d) {
+    idx.clear();
+    for (std::size_t i = 0; i < pool.size(); ++i) {
+      if (pool[i].score[d] > 0) {
+        idx.push_back(i);
+      }
+    }
+    const std::size_t n = std::min(top_n, idx.size());
+    std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(n), idx.end(),
+                      [&](std::size_t a, std::size_t b) {
+                        return pool[a].score[d] != pool[b].score[d]
+                                   ? pool[a].score[d] > pool[b].score[d]
+                                   : pool[a].last_seen_s > pool[b].last_seen_s;
+                      });
+    for (std::size_t k = 0; k < n; ++k) {
+      keep[idx[k]] = true;
+    }
+  }
+  std::size_t watched = 0;
+  for (std::size_t i = 0; i < pool.size() && watched < kMaxWatchedExported; ++i) {
+    if (pool[i].watched && !keep[i]) {
+      keep[i] = true;
+      ++watched;
+    }
+  }
+  for (std::size_t i = 0; i < pool.size(); ++i) {
+    if (keep[i] && s.domains.size() < kMaxExportedDomains) {
+      s.domains.push_back(std::move(pool[i]));
+    }
+  }
+  // The hold: a domain that drops out stays exported, with its last values, for hold_seconds.
+  const auto now = std::chrono::steady_clock::now();
+  const auto hold = std::chrono::seconds(options_.exports.hold_seconds);
+  const std::lock_guard lock(held_mutex_);
+  std::map<std::string, bool> current;
+  for (const DomainSeries& d : s.domains) {
+    held_[d.domain] = {d, now + hold};
+    current[d.domain] = true;
+  }
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (it->second.until <= now) {
+      it = held_.erase(it);
+      continue;
+    }
+    if (current.count(it->first) == 0 && s.domains.size() < kMaxExportedDomains) {
+      s.domains.push_back(it->second.series);
+    }
+    ++it;
+  }
+  while (held_.size() > 4 * kMaxExportedDomains) {  // the oldest holds go first
+    auto oldest = held_.begin();
+    for (auto it = held_.begin(); it != held_.end(); ++it) {
+      oldest = it->second.until < oldest->second.until ? it : oldest;
+    }
+    held_.erase(oldest);
+  }
+  for (std::size_t d = 0; d < kDetectors; ++d) {
+    std::uint64_t exported = 0;
+    for (const DomainSeries& x : s.domains) {
+      exported += x.score[d] > 0 ? 1U : 0U;
+    }
+    s.truncated[d] = flagged[d] > exported ? flagged[d] - exported : 0;
+  }
 }
 
 }  // namespace dnsmon::detect

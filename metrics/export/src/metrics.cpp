@@ -483,6 +483,7 @@ struct MetricsHub::Impl : prometheus::Collectable {
     x.add(Family::DetectorFlaggedDomains, {"querier_concentration_any"},
           static_cast<double>(d.flagged_querier_concentration_any));
     x.add(Family::ActiveClients, {"14d"}, d.population14);
+    collect_domains(x, d);
     constexpr std::array<std::string_view, 5> kTables = {"detect_base", "detect_candidates",
                                                          "detect_watch", "detect_seen_filter",
                                                          "detect_doorkeeper"};
@@ -493,6 +494,76 @@ struct MetricsHub::Impl : prometheus::Collectable {
     x.add(Family::TableEntries, {"detect_seen_filter"}, static_cast<double>(d.seen_filter_entries));
     x.add(Family::TableCapacityEntries, {"detect_seen_filter"},
           static_cast<double>(d.seen_filter_capacity));
+  }
+
+  // The per-domain series (detection spec 4.10): the domains the engine chose, bounded by it.
+  static void collect_domains(detail::Exposition& x, const detect::DetectionSnapshot& d) {
+    for (const Family f :
+         {Family::ExportTruncatedDomains, Family::DomainScore, Family::DomainEvents,
+          Family::DomainDistinctOrgs, Family::DomainTop2OrgShare, Family::DomainIatCv,
+          Family::DomainBurstiness, Family::DomainBeaconScore, Family::DomainBeaconPeriodSeconds,
+          Family::DomainFailingSinceSeconds, Family::DomainFailuresSinceSuccess,
+          Family::DomainFlagInfo}) {
+      x.open(f);
+    }
+    for (std::size_t det = 0; det < detect::kDetectors; ++det) {
+      const auto detector = static_cast<detect::Detector>(det);
+      if (detector == detect::Detector::SuffixLeak || detector == detect::Detector::NewlyObserved) {
+        continue;  // no per-domain scores: events only
+      }
+      x.add(Family::ExportTruncatedDomains, {detect::to_string(detector)},
+            static_cast<double>(d.truncated[det]));
+    }
+    for (const detect::DomainSeries& s : d.domains) {
+      const std::string domain = detect::domain_label(s.domain);
+      for (std::size_t det = 0; det < detect::kDetectors; ++det) {
+        if (s.score[det] <= 0) {
+          continue;
+        }
+        const auto detector = static_cast<detect::Detector>(det);
+        const std::string_view name = detect::to_string(detector);
+        x.add(Family::DomainScore, {name, domain}, s.score[det]);
+        const std::string_view severity = detect::to_string(s.severity[det]);
+        std::uint16_t reasons = 0;
+        switch (detector) {
+          case detect::Detector::CovertPair:
+            reasons = s.covert_reasons;
+            break;
+          case detect::Detector::DormantReactivation:
+            reasons = detect::kReasonReactivated;
+            break;
+          case detect::Detector::Disappearance:
+            reasons = s.failing_s >= 0 ? detect::kReasonDisappeared : 0;
+            break;
+          case detect::Detector::SuccessorName:
+            reasons = detect::kReasonSuccessor;
+            break;
+          default:
+            break;
+        }
+        if (reasons == 0) {
+          x.add(Family::DomainFlagInfo, {name, domain, severity, ""}, 1);
+        }
+        for (std::size_t bit = 0; bit < detect::kReasons; ++bit) {
+          if ((reasons & (1U << bit)) != 0) {
+            x.add(Family::DomainFlagInfo, {name, domain, severity, detect::reason_label(bit)}, 1);
+          }
+        }
+      }
+      x.add(Family::DomainEvents, {domain, "1d"}, s.events_1d);
+      x.add(Family::DomainEvents, {domain, "14d"}, s.events_14d);
+      x.add(Family::DomainDistinctOrgs, {domain, "any"}, s.orgs_any);
+      x.add(Family::DomainDistinctOrgs, {domain, "1pct"}, s.orgs_1pct);
+      x.add(Family::DomainTop2OrgShare, {domain}, s.top2_share);
+      x.add(Family::DomainIatCv, {domain}, s.iat_cv);
+      x.add(Family::DomainBurstiness, {domain}, s.burstiness);
+      x.add(Family::DomainBeaconScore, {domain}, s.beacon_score);
+      x.add(Family::DomainBeaconPeriodSeconds, {domain}, s.beacon_period_s);
+      if (s.failing_s >= 0) {
+        x.add(Family::DomainFailingSinceSeconds, {domain}, s.failing_s);
+        x.add(Family::DomainFailuresSinceSuccess, {domain}, s.failures_since_success);
+      }
+    }
   }
 
   [[nodiscard]] std::vector<MetricFamily> Collect() const override {

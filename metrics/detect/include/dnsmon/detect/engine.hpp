@@ -17,9 +17,11 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <climits>
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -32,6 +34,7 @@
 #include "dnsmon/detect.hpp"
 #include "dnsmon/detect/event.hpp"
 #include "dnsmon/detect/normalize.hpp"
+#include "dnsmon/detect/publish.hpp"
 #include "dnsmon/detect/tables.hpp"
 #include "dnsmon/domains.hpp"
 #include "dnsmon/parser.hpp"
@@ -102,6 +105,12 @@ struct DetectionSnapshot {
   // The base rate at the last day boundary (detection spec 4.1).
   std::uint64_t flagged_querier_concentration = 0, flagged_querier_concentration_any = 0;
   double population14 = 0;  // distinct clients of the last 14 logical days, at that boundary
+  // The per-domain series (4.10): each detector's top N domains by score over all shards, the
+  // watched ones, and those held for export.hold_seconds after they dropped out; at most
+  // Engine::kMaxExportedDomains.
+  std::vector<DomainSeries> domains;
+  // Flagged domains of each detector left out of `domains` (dnsmon_export_truncated_domains).
+  std::array<std::uint64_t, kDetectors> truncated{};
 };
 
 class Engine;
@@ -129,6 +138,9 @@ class WorkerPort {
 class Engine {
  public:
   static constexpr std::size_t kRingEvents = 4096;  // per worker and shard (2 MiB)
+  // The per-domain series' domains at most: 8 detectors x 10 + 50 watched (detection spec 4.10).
+  static constexpr std::size_t kMaxExportedDomains = 130;
+  static constexpr std::size_t kMaxWatchedExported = 50;
 
   // suffixes: the public suffix list the analytics use. events_log: where detector events go
   // (null: none); it stays the caller's to close. live: whether a full ring drops (live) or waits.
@@ -171,6 +183,8 @@ class Engine {
   // Counts the shard's new findings and writes their event log lines.
   void report(Shard& shard);
   void write_line(const std::string& line);
+  // The per-domain series of a snapshot: chosen from the shards' publications, with the hold.
+  void select_domains(DetectionSnapshot& s) const;
 
   DetectOptions options_;
   bool live_;
@@ -192,6 +206,15 @@ class Engine {
   std::vector<std::unique_ptr<WorkerPort>> ports_;
   std::atomic<bool> done_{false};
   std::vector<std::jthread> threads_;
+
+  // Domains that left the exported set, kept until their hold ends (wall clock).
+  struct Held {
+    DomainSeries series;
+    std::chrono::steady_clock::time_point until;
+  };
+
+  mutable std::mutex held_mutex_;
+  mutable std::map<std::string, Held> held_;
 };
 
 }  // namespace dnsmon::detect

@@ -37,6 +37,7 @@
 #include "dnsmon/detect/detail/event_state.hpp"
 #include "dnsmon/detect/event.hpp"
 #include "dnsmon/detect/finding.hpp"
+#include "dnsmon/detect/publish.hpp"
 #include "dnsmon/detect/shared.hpp"
 
 namespace dnsmon::detect {
@@ -262,6 +263,11 @@ class DomainState {
   // evaluates the day-level detectors and counts the flagged domains, with population14 the
   // distinct clients of the last 14 days.
   DayReport end_of_day(Day closed, double population14) noexcept;
+
+  // The per-domain series of this shard's candidates flagged in the 14 days ending at `today`:
+  // the top_n of each detector by score and the watched ones (publish.cpp).
+  void publish(Day today, std::int64_t logical_ns, std::uint32_t top_n,
+               PublishedDomains& out) const;
 
   // What fired since the last call, in order; the engine reports and clears them.
   [[nodiscard]] std::vector<Finding>& findings() noexcept { return findings_; }
