@@ -789,8 +789,12 @@ Config load_config_file(const std::string& path, Config base) {
   if (text.size() > kMaxConfigBytes) {
     throw ConfigError(path + ": larger than 1 MiB; this is not a dnsmon config file");
   }
-  const FileContext ctx(path);
   base.daemon.config_path = path;
+  return load_config_text(text, path, std::move(base));
+}
+
+Config load_config_text(const std::string& text, const std::string& path, Config base) {
+  const FileContext ctx(path);
   base.positions.clear();
   YAML::Node root;
   try {
@@ -831,7 +835,9 @@ void validate(const Config& c) {
                       "analytics.matching.capacity, the number of windows or workers");
   }
   check_detection_memory(c);
-  if (!c.daemon.events_out.empty() && !c.detection.enabled) {
+  // The embedded demo (no interface, no file) turns detection on itself.
+  const bool demo = c.capture.interfaces.empty() && c.capture.files.empty();
+  if (!c.daemon.events_out.empty() && !c.detection.enabled && !demo) {
     throw ConfigError(
         "--events-out / detection.events_file: detection is off; set detection.enabled: true in "
         "the config file");
@@ -1012,6 +1018,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   c.daemon.events_out = events_out ? *events_out : c.detection.events_file;
   if (replay_speed) {
     c.capture.replay_speed = *replay_speed;
+    c.daemon.replay_speed_given = true;
   }
   if (filter) {
     c.capture.bpf_filter = *filter;

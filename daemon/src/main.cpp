@@ -113,6 +113,19 @@ class Daemon {
       : config_(std::move(config)), suffixes_(std::move(suffixes)), args_(std::move(args)) {}
 
   int run() {
+    const bool demo = config_.capture.interfaces.empty() && config_.capture.files.empty();
+    if (demo) {
+      // The demo replays Scenario A with the detection its sidecar configures, paced so the
+      // story unfolds while one watches (unless --replay-speed says otherwise).
+      config_.detection =
+          load_config_text(demo_config_yaml(), "the demo's configuration", config_).detection;
+      if (!config_.daemon.replay_speed_given) {
+        config_.capture.replay_speed = kDemoReplaySpeed;
+      }
+      if (!suffixes_) {
+        suffixes_ = load_suffixes(config_);
+      }
+    }
     const SuffixList suffixes = suffixes_;  // detection uses the analytics' list
     hub_ = std::make_unique<MetricsHub>(BuildInfo{kVersion, ldns_library_version(), pcap_version()},
                                         config_.metrics, std::move(suffixes_));
@@ -121,7 +134,6 @@ class Daemon {
       spdlog::info("analytics: windows of {}; public suffix list: {}", window_list(),
                    hub.public_suffix_list());
     }
-    const bool demo = config_.capture.interfaces.empty() && config_.capture.files.empty();
     const bool serve = demo || !config_.capture.interfaces.empty() || config_.daemon.listen_given ||
                        config_.daemon.serve_after_replay;
 
@@ -153,10 +165,14 @@ class Daemon {
 
     if (demo) {
       spdlog::info(
-          "no interface or file given: replaying the embedded demo capture ({} bytes). To "
-          "monitor live traffic run `dnsmon -i IFACE` (needs root or CAP_NET_RAW); to replay a "
-          "capture run `dnsmon -r FILE`.",
-          demo_capture().size());
+          "no interface or file given: replaying the embedded demo, Scenario A of "
+          "docs/scenarios.md ({} bytes: 196 logical days of a network's DNS, "
+          "{:g} s of replay per logical day), with detection on: the covert pair is flagged in "
+          "this log within a few "
+          "minutes (all detector events: --events-out -). To monitor live traffic run `dnsmon "
+          "-i IFACE` (needs root or CAP_NET_RAW); to replay a capture run `dnsmon -r FILE`.",
+          demo_capture().size(),
+          config_.capture.replay_speed > 0 ? 86400.0 / 1440 / config_.capture.replay_speed : 0);
     } else if (pipeline_->is_live()) {
       std::string names;
       for (const auto& i : config_.capture.interfaces) {
@@ -229,6 +245,20 @@ class Daemon {
       throw ConfigError(located_error(config_, "detection.clients.org_map_file", e.what()));
     }
     pipeline_->attach_detection(*detection_);
+    detection_->on_finding([](const detect::Finding& f) {
+      if (f.severity < detect::Severity::Medium) {
+        return;
+      }
+      std::string reasons;
+      for (std::size_t bit = 0; bit < detect::kReasons; ++bit) {
+        if ((f.reasons & (1U << bit)) != 0) {
+          reasons += (reasons.empty() ? "" : ", ") + std::string(detect::reason_label(bit));
+        }
+      }
+      spdlog::warn("detection: {} {} {} score {:.2f} ({}) at {}{}{}", detect::to_string(f.detector),
+                   f.event, f.domain, f.score, detect::to_string(f.severity),
+                   detect::format_rfc3339(f.logical_ns), reasons.empty() ? "" : ": ", reasons);
+    });
     hub.set_detection_reader([engine = detection_.get()] { return engine->snapshot(); });
     detection_->start();
     spdlog::info("detection: {} shard(s), logical time x{} from {}{}", shards,

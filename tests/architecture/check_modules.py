@@ -39,11 +39,12 @@ MODULES = {
                ["capture", "parser", "analytics", "domains", "detect", "export", "ring", "common"]),
     "daemon": (["daemon"], [], ["dnsmon", "dnsmon_daemon_core"],
                ["config", "capture", "parser", "analytics", "domains", "detect", "export", "ring",
-                "common", "demo"]),
-    # The generators: the small library that makes the demo capture (all the daemon links), and
-    # the profiles and command-line tool for tests and benchmarks, which the daemon never builds.
+                "common", "demo", "scenario"]),
+    # The generators: the small library that writes pcap files and Scenario A, which make the
+    # demo capture (all the daemon links), and the profiles and command-line tool for tests and
+    # benchmarks, which the daemon never builds.
     "demo": ([], [], ["dnsmon_demo_gen"], []),
-    # Scenario A, streamed frame by frame: the tool now, the daemon's demo later.
+    # Scenario A, streamed frame by frame: gen_scenario and the daemon's demo.
     "scenario": ([], [], ["dnsmon_scenario"], ["demo", "common"]),
     "tools": (["tools"], [], ["dnsmon_gen_pcap", "dnsmon_gen_profiles", "dnsmon_gen_scenario"],
               ["demo", "scenario", "common"]),

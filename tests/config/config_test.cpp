@@ -1173,15 +1173,18 @@ TEST_CASE("detection tables that do not fit the machine are refused at start",
   CHECK(plan.total() < std::uint64_t{64} << 20U);  // the test profile of detection spec 3.4
 }
 
-TEST_CASE("the event log (--events-out) needs detection on and shares standard output with nothing",
-          "[config][detection]") {
+TEST_CASE(
+    "the event log (--events-out) needs detection on (the demo turns it on) and shares standard "
+    "output with nothing",
+    "[config][detection]") {
   TempDir dir;
   const std::string on = dir.write("on.yaml", "detection: {enabled: true}\n");
   const std::string small =
       dir.write("small.yaml",
                 "detection: {enabled: true, memory: {base_entries: 1024, candidate_entries: "
                 "64, watch_entries: 4, seen_filter_entries: 4096, doorkeeper_bits: 65536}}\n");
-  CHECK_THROWS_WITH(parse({"--events-out", "-"}), Contains("detection is off"));
+  CHECK_THROWS_WITH(parse({"-r", "x.pcap", "--events-out", "-"}), Contains("detection is off"));
+  CHECK(parse({"--events-out", "-"}).config.daemon.events_out == "-");
   CHECK(parse({"--config", small.c_str(), "--events-out", "ev.jsonl"}).config.daemon.events_out ==
         "ev.jsonl");
   const CommandLine both =

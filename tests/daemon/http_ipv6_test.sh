@@ -23,12 +23,7 @@ cleanup() {
 
 "$DNSMON" --listen '[::1]:0' 2>"$tmp/log" &
 pid=$!
-url=""
-for _ in $(seq 100); do
-  url=$(grep -o 'http://[^ ]*/metrics' "$tmp/log" | head -1 || true)
-  if [[ -n $url ]] && grep -q "demo replay finished" "$tmp/log"; then break; fi
-  sleep 0.1
-done
+wait_for_url "$tmp/log" || true
 cat "$tmp/log"
 [[ $url =~ ^http://\[::1\]:([0-9]+)/metrics$ ]] || { fail "no http://[::1]:PORT/metrics in the log"; exit 1; }
 port=${BASH_REMATCH[1]}
@@ -39,8 +34,8 @@ curl -gfsS -D "$tmp/headers" "$base/metrics" >"$tmp/metrics" || fail "GET $base/
 grep -qi '^Content-Type: text/plain; version=0.0.4; charset=utf-8' "$tmp/headers" ||
   fail "GET /metrics: no Prometheus text content type"
 grep -q '^dnsmon_build_info{' "$tmp/metrics" || fail "GET /metrics: no dnsmon_build_info"
-queries=$(awk '/^dnsmon_queries_total/ {s += $2} END {print s + 0}' "$tmp/metrics")
-[[ $queries -gt 0 ]] || fail "GET /metrics: no queries counted"
+# The demo replays paced: wait until its first queries are counted.
+wait_for_queries || fail "GET /metrics: no queries counted in 60 s"
 grep -q '^dnsmon_http_connections_total{result="answered"} ' "$tmp/metrics" ||
   fail "GET /metrics: no dnsmon_http_connections_total"
 echo "ok: GET $base/metrics: $(wc -c <"$tmp/metrics") bytes, $queries queries"

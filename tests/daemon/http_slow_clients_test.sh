@@ -30,16 +30,10 @@ cleanup() {
   if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
 }
 
-# The embedded demo replays and then keeps serving until SIGTERM.
+# The embedded demo serves while it replays, until SIGTERM.
 "$DNSMON" --listen 127.0.0.1:0 2>"$tmp/log" &
 pid=$!
-url=""
-for _ in $(seq 100); do
-  url=$(grep -o 'http://[^ ]*/metrics' "$tmp/log" | head -1 || true)
-  [[ -n $url ]] && break
-  sleep 0.1
-done
-[[ -n $url ]] || { cat "$tmp/log"; echo "FAIL: dnsmon did not say where it serves" >&2; exit 1; }
+wait_for_url "$tmp/log" || { cat "$tmp/log"; echo "FAIL: dnsmon did not say where it serves" >&2; exit 1; }
 port=${url##*:}
 port=${port%%/*}
 

@@ -31,6 +31,7 @@ inline constexpr const char* kDefaultListen = "127.0.0.1:9917";
 
 struct DaemonOptions {
   std::string listen = kDefaultListen;
+  bool replay_speed_given = false;  // --replay-speed on the command line
   bool listen_given = false;        // offline mode serves /metrics only when asked to
   bool serve_after_replay = false;  // a replay keeps serving /metrics after its end until stopped
   std::uint32_t workers = 1;
@@ -92,6 +93,10 @@ std::string located_error(const Config& config, std::string_view path, std::stri
 // Reads and validates a YAML config file on top of `base`. Throws ConfigError
 // ("FILE:LINE:COL: key.path: what is wrong").
 Config load_config_file(const std::string& path, Config base = {});
+
+// The same for YAML text held in memory; `path` names it in errors. Leaves
+// daemon.config_path as it is in `base`.
+Config load_config_text(const std::string& text, const std::string& path, Config base = {});
 
 // The outcome of reading the command line.
 struct CommandLine {

@@ -232,6 +232,9 @@ void Engine::report(Shard& shard) {
   for (const Finding& f : findings) {
     const std::size_t severity = f.suppressed ? kSuppressed : static_cast<std::size_t>(f.severity);
     shard.events[static_cast<std::size_t>(f.detector)][severity].add();
+    if (on_finding_ && !f.suppressed) {
+      on_finding_(f);
+    }
     if (log_ == nullptr || f.suppressed) {
       continue;
     }

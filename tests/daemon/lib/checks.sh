@@ -8,6 +8,12 @@
 #   expect NAME CODE [stdout|stderr TEXT]...
 #                      counts a check: the last run exited CODE and each stream holds its TEXT
 #   finish             prints the tally; its status is the script's verdict (0: no failure)
+#   wait_for_url LOG [SECONDS]
+#                      waits (60 s unless told) until dnsmon's LOG gives the URL it serves
+#                      /metrics on, and sets $url to it ("" if it never did)
+#   wait_for_queries [SECONDS]
+#                      waits (60 s unless told) until a scrape of $url counts queries; sets
+#                      $queries to their sum over qtypes and leaves the scrape in $tmp/metrics
 
 failures=0
 checks=0
@@ -75,4 +81,28 @@ expect() {
 finish() {
   echo "$checks checks, $failures failed"
   ((failures == 0))
+}
+
+wait_for_url() {
+  local log=$1 tries=$((${2:-60} * 10))
+  url=""
+  for ((i = 0; i < tries; i++)); do
+    url=$(grep -o 'http://[^ ]*/metrics' "$log" | head -1 || true)
+    [[ -n $url ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+wait_for_queries() {
+  local tries=$((${1:-60} * 10))
+  queries=0
+  for ((i = 0; i < tries; i++)); do
+    if curl -gfsS -m 5 "$url" >"$tmp/metrics" 2>/dev/null; then
+      queries=$(awk '/^dnsmon_queries_total/ {s += $2} END {print s + 0}' "$tmp/metrics")
+      ((queries > 0)) && return 0
+    fi
+    sleep 0.1
+  done
+  return 1
 }

@@ -21,6 +21,7 @@
 #include <climits>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -155,6 +156,10 @@ class Engine {
 
   [[nodiscard]] std::size_t shards() const noexcept { return shards_.size(); }
 
+  // Called on the shard threads with every finding written to the event log (e.g. to log the
+  // serious ones). Set before start().
+  void on_finding(std::function<void(const Finding&)> sink) { on_finding_ = std::move(sink); }
+
   // Starts the shard threads.
   void start();
   // After every worker has finished: the shards take every event left in the rings, then stop.
@@ -194,6 +199,7 @@ class Engine {
   std::unique_ptr<SharedState> shared_;
   LogicalClock clock_;
   std::FILE* log_;
+  std::function<void(const Finding&)> on_finding_;
   std::mutex log_mutex_;
   std::atomic<bool> log_failed_{false};
   std::atomic<std::uint64_t> log_lost_{0};
