@@ -120,7 +120,8 @@ void human_day(DomainState& s, const std::string& qname, Day day, int sessions, 
 
 TEST_CASE("a candidate keeps its last 256 lookup times, hourly counts, names and query types",
           "[detect][daily]") {
-  DomainState s(options(), 1.0, kSeed);
+  const DetectOptions o = options();  // the state keeps a pointer to it
+  DomainState s(o, 1.0, kSeed);
   // 300 lookups a minute apart from one organisation: promoted at the 10th.
   const std::int64_t t0 = std::int64_t{kDay} * kDayNs;
   for (int i = 0; i < 300; ++i) {
@@ -151,7 +152,8 @@ TEST_CASE("a candidate keeps its last 256 lookup times, hourly counts, names and
 
 TEST_CASE("the base table's organisation counts decay to zero and a busy newcomer takes a slot",
           "[detect][daily]") {
-  DomainState s(options(), 1.0, kSeed);
+  const DetectOptions o = options();  // the state keeps a pointer to it
+  DomainState s(o, 1.0, kSeed);
   // Org 1 twenty times, org 2 once, org 3 once: org 3 is among the others or took org 2's slot.
   for (int i = 0; i < 20; ++i) {
     feed(s, lookup("www.trio.example", 1), kDay, std::int64_t{kDay} * kDayNs + i * kS);
@@ -186,7 +188,8 @@ TEST_CASE("the base table's organisation counts decay to zero and a busy newcome
 
 TEST_CASE("burst fires on the lookup that meets the rule, once a day, against a frozen baseline",
           "[detect][daily]") {
-  DomainState s(options(), 1.0, kSeed);
+  const DetectOptions o = options();  // the state keeps a pointer to it
+  DomainState s(o, 1.0, kSeed);
   const auto day_of = [&](Day d, int n) {
     for (int i = 0; i < n; ++i) {
       feed(s, lookup("live.news.example", static_cast<std::uint64_t>(i % 50)), d,
@@ -231,7 +234,8 @@ TEST_CASE("burst fires on the lookup that meets the rule, once a day, against a 
 }
 
 TEST_CASE("beacon fires at the day boundary for a machine-periodic candidate", "[detect][daily]") {
-  DomainState s(options(), 1.0, kSeed);
+  const DetectOptions o = options();  // the state keeps a pointer to it
+  DomainState s(o, 1.0, kSeed);
   Lcg rng;
   // A poller every 60 s (± 0.3 s) for a day, from one host.
   for (int i = 0; i < 1440; ++i) {
@@ -360,7 +364,8 @@ TEST_CASE("covert_pair scores the gate and the lifecycle, vetoes and caps", "[de
 }
 
 TEST_CASE("covert_pair's timing gate refuses a machine-periodic domain", "[detect][daily]") {
-  DomainState s(options(), 1.0, kSeed);
+  const DetectOptions o = options();  // the state keeps a pointer to it
+  DomainState s(o, 1.0, kSeed);
   std::vector<Finding> all;
   for (Day d = kDay; d < kDay + 10; ++d) {
     for (int i = 0; i < 720; ++i) {

@@ -385,7 +385,9 @@ void DomainState::evaluate_covert(BaseEntry& e, CandidateEntry& c, Day day, std:
   bool suppressed = false;
   if (score >= cp.medium && c.marks.covert_max < cp.medium) {
     const std::lock_guard lock(shared_->mutex);
-    suppressed = !shared_->covert_cap.admit(day, cp);
+    NewAlertCap& cap = shared_->covert_cap;
+    // A shard still closing a day the others have left counts against the newest day.
+    suppressed = !cap.admit(std::max<std::int64_t>(day, cap.day), cp);
   }
   if (!suppressed) {
     c.marks.covert_max = std::max(c.marks.covert_max, static_cast<float>(score));
