@@ -525,11 +525,11 @@ DayReport DomainState::end_of_day(Day closed, double population14) noexcept {
     }
     // burst (4.4): the baseline takes the closed day (and the days without a boundary before
     // it as zero days); a day that fired leaves it frozen.
-    if (closed > e.last_evaluated) {
+    unsigned d = e.last_evaluated == 0
+                     ? std::max<unsigned>({e.first_seen, closed > 7 ? closed - 7U : 1U})
+                     : e.last_evaluated + 1U;
+    if (d <= closed) {
       BurstState s = burst_state(e);
-      unsigned d = e.last_evaluated == 0
-                       ? std::max<unsigned>({e.first_seen, closed > 7 ? closed - 7U : 1U})
-                       : e.last_evaluated + 1U;
       if (closed - d > kBurstCatchUp) {
         d = closed - kBurstCatchUp;
       }
@@ -550,9 +550,9 @@ DayReport DomainState::end_of_day(Day closed, double population14) noexcept {
       continue;
     }
     CandidateEntry& c = candidates_[e.candidate - 1];
-    // querier_concentration (4.1) on the candidate's exact organisation counts.
-    // The shares from the exact organisation counts (since promotion), the volume from the
-    // 64-day ring (which starts with the base entry's 8 days).
+    // querier_concentration (4.1): the shares from the candidate's exact organisation counts
+    // (since its promotion), the volume from its 64-day ring (which starts with the base
+    // entry's 8 days).
     const OrgSlots::Window w = c.orgs.window(closed);
     Concentration k = concentration(w.counts, w.others);
     const Volume v = volume14(c, closed);
