@@ -382,5 +382,56 @@ TEST_CASE("covert_pair's timing gate refuses a machine-periodic domain", "[detec
   CHECK(c.marks.score[static_cast<std::size_t>(Detector::QuerierConcentration)] == Approx(1));
 }
 
+TEST_CASE("at an authoritative vantage a period of the answer TTL is a cache refresh",
+          "[detect][daily]") {
+  DetectOptions o = options();
+  o.vantage = "authoritative_side";
+  DomainState s(o, 1.0, kSeed);
+  // A resolver refreshing a name of TTL 600 s every 600 s.
+  for (int i = 0; i < 144; ++i) {
+    const std::int64_t t = std::int64_t{kDay} * kDayNs + i * 600 * kS;
+    const LookupEvent q = lookup("www.zone.example", 1);
+    feed(s, q, kDay, t);
+    LookupEvent r = q;
+    r.kind = EventKind::Response;
+    r.flags = kSuccess;
+    r.answer_count = 1;
+    r.answers[0].ttl = 600;
+    s.on_response(r, kDay, t + 1'000'000);
+  }
+  (void)take(s);
+  (void)s.end_of_day(kDay, 150);
+  const std::vector<Finding> b = of(take(s), Detector::Beacon);
+  REQUIRE(b.size() == 1);
+  CHECK(b[0].event == "cache_refresh");
+  CHECK(b[0].reasons == kReasonCacheRefresh);
+  CHECK(detail(b[0], "ttl_s") == "600");
+  CHECK(s.counters().flagged[static_cast<std::size_t>(Detector::Beacon)] == 0);
+}
+
+TEST_CASE("covert_pair leaves out a domain whose top organisations are all allow-listed",
+          "[detect][daily]") {
+  const auto max_score = [](const DetectOptions& o) {
+    DomainState s(o, 1.0, kSeed);
+    Lcg rng;
+    double m = -1;
+    for (Day d = kDay; d < kDay + 20; ++d) {
+      human_day(s, "www.quiet.example", d, 5, rng);
+      (void)take(s);
+      (void)s.end_of_day(d, 150);
+      for (const Finding& f : of(take(s), Detector::CovertPair)) {
+        m = std::max(m, f.score);
+      }
+    }
+    return m;
+  };
+  DetectOptions o = options();
+  CHECK(max_score(o) == Approx(0.4));
+  o.exports.allowlist_orgs = {"203.0.113.0/24"};  // holds both organisations' hosts
+  CHECK(max_score(o) < 0);
+  o.exports.allowlist_orgs = {"203.0.113.1"};  // only organisation 1
+  CHECK(max_score(o) == Approx(0.4));
+}
+
 }  // namespace
 }  // namespace dnsmon::detect

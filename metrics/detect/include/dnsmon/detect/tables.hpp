@@ -102,8 +102,9 @@ struct BaseEntry {
   std::uint64_t fqdn_bitmap = 0;    // and of distinct names
   std::uint32_t candidate = 0;      // candidate index + 1, 0 = none
   float ewma_mu = 0, ewma_var = 0;  // burst baseline (for the burst detector)
+  // Consecutive burst fire days; burst's bits (daily.cpp: fired today, level shift to report).
   std::uint8_t fire_days = 0, spare = 0;
-  Day last_evaluated = 0;
+  Day last_evaluated = 0;  // the last day the burst baseline took
 
   static constexpr std::uint8_t kWatched = 1;
   static constexpr std::uint8_t kNewPending = 2;  // first sighting after the warm-up (4.3)
