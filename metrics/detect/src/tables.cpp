@@ -35,7 +35,7 @@ std::uint16_t sat16(std::uint32_t v) noexcept {
 // "2016-05-04" for a logical day number.
 std::string day_text(Day d) {
   const CivilDate date = civil_from_days(d);
-  std::array<char, 40> buf{};
+  std::array<char, 48> buf{};
   std::snprintf(buf.data(), buf.size(), "%04lld-%02u-%02u", static_cast<long long>(date.year),
                 date.month, date.day);
   return buf.data();
@@ -248,6 +248,11 @@ DomainState::DomainState(const DetectOptions& options, double share, std::uint64
     watch_keys_.push_back(detail::hash_bytes(name, seed));
     watch_names_.push_back(name);
   }
+  for (const std::string& org : options.exports.allowlist_orgs) {
+    if (const auto prefix = parse_cidr(org)) {
+      allow_orgs_.push_back(*prefix);
+    }
+  }
   counters_.capacity[kBase].store(base_.size(), std::memory_order_relaxed);
   counters_.capacity[kCandidate].store(candidates_.size(), std::memory_order_relaxed);
   counters_.capacity[kWatch].store(watch_.size(), std::memory_order_relaxed);
@@ -350,6 +355,9 @@ void DomainState::on_query(const LookupEvent& ev, Day day, std::int64_t logical_
 
 void DomainState::on_response(const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept {
   if (BaseEntry* e = find_mut(ev.domain_hash | 1U); e != nullptr) {
+    if (e->candidate != 0) {
+      daily_on_response(candidates_[e->candidate - 1], ev);
+    }
     events_on_response(*e, ev, day, logical_ns);
   }
 }
@@ -391,7 +399,11 @@ void DomainState::update(BaseEntry& e, const LookupEvent& ev, Day day,
   e.total_events += e.total_events != 0xffffffffU ? 1 : 0;
   e.last_seen_s = static_cast<std::uint32_t>(
       std::min<std::int64_t>(std::max<std::int64_t>(logical_ns / 1'000'000'000, 0), 0xffffffff));
-  // The top-2 organisations (a Space-Saving summary of two counters) and the others.
+  // The top-2 organisations and the others. An organisation outside the two takes the smaller
+  // slot with probability 1/(that slot's count + 1) (a deterministic draw from the key, the
+  // organisation and the event count), the slot's count moving to the others; else it counts among
+  // the others. Either way the three counts hold the same events, and an organisation that keeps
+  // coming takes the slot after about as many events as the slot's count.
   const auto org = static_cast<std::uint32_t>(ev.org_hash);
   if (e.top_count[0] != 0 && e.top_org[0] == org) {
     e.top_count[0] = sat16(e.top_count[0] + 1U);
@@ -401,6 +413,10 @@ void DomainState::update(BaseEntry& e, const LookupEvent& ev, Day day,
     const unsigned i = e.top_count[0] == 0 ? 0 : 1;
     e.top_org[i] = org;
     e.top_count[i] = 1;
+  } else if (remix(e.key ^ org, e.total_events) % (e.top_count[1] + 1U) == 0) {
+    e.others = sat16(e.others + std::uint32_t{e.top_count[1]});
+    e.top_org[1] = org;
+    e.top_count[1] = 1;
   } else {
     e.others = sat16(e.others + 1U);
   }
@@ -508,6 +524,7 @@ void DomainState::update(BaseEntry& e, const LookupEvent& ev, Day day,
   if (e.candidate != 0) {
     daily_on_lookup(e, candidates_[e.candidate - 1], ev, day, logical_ns);
   }
+  burst_on_lookup(e, ev, day, logical_ns);
 }
 
 CandidateEntry* DomainState::maybe_promote(BaseEntry& e, const LookupEvent& ev, Day day,

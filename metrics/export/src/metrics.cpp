@@ -482,6 +482,11 @@ struct MetricsHub::Impl : prometheus::Collectable {
           static_cast<double>(d.flagged_querier_concentration));
     x.add(Family::DetectorFlaggedDomains, {"querier_concentration_any"},
           static_cast<double>(d.flagged_querier_concentration_any));
+    for (const auto det :
+         {detect::Detector::Burst, detect::Detector::Beacon, detect::Detector::CovertPair}) {
+      x.add(Family::DetectorFlaggedDomains, {detect::to_string(det)},
+            static_cast<double>(d.flagged[static_cast<std::size_t>(det)]));
+    }
     x.add(Family::ActiveClients, {"14d"}, d.population14);
     collect_domains(x, d);
     constexpr std::array<std::string_view, 5> kTables = {"detect_base", "detect_candidates",

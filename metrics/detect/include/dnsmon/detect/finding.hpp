@@ -94,6 +94,8 @@ struct Finding {
   bool suppressed = false;       // counted as "suppressed", not written (the daily cap)
   std::uint16_t reasons = 0;     // Reason bits
   std::vector<OrgRef> top_orgs;  // printed as "top_orgs": [labels] in the details
+  // Organisations printed as "key": "label" in the details (e.g. a beacon's querier).
+  std::vector<std::pair<std::string, OrgRef>> org_details;
   // Further details: key and a JSON value as it is written (a number, or a quoted string made
   // with json_string()).
   std::vector<std::pair<std::string, std::string>> details;

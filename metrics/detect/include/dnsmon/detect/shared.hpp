@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "dnsmon/detect.hpp"
+#include "dnsmon/detect/formulas.hpp"
 
 namespace dnsmon::detect {
 
@@ -18,6 +19,10 @@ class SharedState {
   explicit SharedState(const DetectOptions& /*options*/) {}
 
   std::mutex mutex;  // guards everything below
+
+  // covert_pair's daily cap (4.12 item 7): domains newly reaching medium on a logical day, over
+  // all shards. Asked only when a domain first crosses medium.
+  NewAlertCap covert_cap;
 };
 
 }  // namespace dnsmon::detect

@@ -105,8 +105,9 @@ struct BaseEntry {
   std::uint64_t fqdn_bitmap = 0;    // and of distinct names
   std::uint32_t candidate = 0;      // candidate index + 1, 0 = none
   float ewma_mu = 0, ewma_var = 0;  // burst baseline (for the burst detector)
+  // Consecutive burst fire days; burst's bits (daily.cpp: fired today, level shift to report).
   std::uint8_t fire_days = 0, spare = 0;
-  Day last_evaluated = 0;
+  Day last_evaluated = 0;  // the last day the burst baseline took
 
   static constexpr std::uint8_t kWatched = 1;
   static constexpr std::uint8_t kNewPending = 2;  // first sighting after the warm-up (4.3)
@@ -306,6 +307,15 @@ class DomainState {
   void daily_on_lookup(BaseEntry& e, CandidateEntry& c, const LookupEvent& ev, Day day,
                        std::int64_t logical_ns) noexcept;
   void daily_on_query(CandidateEntry& c, const LookupEvent& ev, Day day) noexcept;
+  void daily_on_response(CandidateEntry& c, const LookupEvent& ev) noexcept;
+  // burst (4.4) on every base entry's lookup event: fires once a day as soon as the day's count
+  // meets the rule against the baseline end_of_day left.
+  void burst_on_lookup(BaseEntry& e, const LookupEvent& ev, Day day,
+                       std::int64_t logical_ns) noexcept;
+  [[nodiscard]] Vantage vantage() const noexcept;
+  // The day-level detectors of one candidate at the boundary of `closed` (daily.cpp).
+  void daily_end_of_day(BaseEntry& e, CandidateEntry& c, Day closed,
+                        std::int64_t logical_ns) noexcept;
   // covert_pair for one candidate (4.9): at the day boundary, and at once (`immediate`) on a
   // disappearance or successor event.
   void evaluate_covert(BaseEntry& e, CandidateEntry& c, Day day, std::int64_t logical_ns,
@@ -329,6 +339,9 @@ class DomainState {
   std::unique_ptr<SharedState> own_shared_;  // when none was given
   SharedState* shared_;
   Day first_day_ = 0;  // the shard's first lookup day: the newly_observed warm-up starts there
+  double population14_ = 0;       // end_of_day's population14, for covert_pair's gate
+  std::vector<Cidr> allow_orgs_;  // export.allowlist_orgs given as prefixes or addresses
+  std::uint64_t beacon_fired_ = 0, covert_passed_ = 0;  // since the last day boundary
   std::uint64_t sets_;
   std::vector<BaseEntry> base_;
   std::vector<CandidateEntry> candidates_;
