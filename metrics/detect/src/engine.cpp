@@ -265,6 +265,10 @@ void Engine::report(Shard& shard) {
       line += "]";
       first = false;
     }
+    for (const auto& [key, org] : f.org_details) {
+      line += (first ? "" : ",") + json_string(key) + ":" + json_string(orgs_->label(org));
+      first = false;
+    }
     for (const auto& [key, value] : f.details) {
       line += (first ? "" : ",") + json_string(key) + ":" + value;
       first = false;

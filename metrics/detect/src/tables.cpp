@@ -35,7 +35,7 @@ std::uint16_t sat16(std::uint32_t v) noexcept {
 // "2016-05-04" for a logical day number.
 std::string day_text(Day d) {
   const CivilDate date = civil_from_days(d);
-  std::array<char, 16> buf{};
+  std::array<char, 32> buf{};
   std::snprintf(buf.data(), buf.size(), "%04lld-%02u-%02u", static_cast<long long>(date.year),
                 date.month, date.day);
   return buf.data();
@@ -409,7 +409,6 @@ void DomainState::update(BaseEntry& e, const LookupEvent& ev, Day day,
     std::swap(e.top_org[0], e.top_org[1]);
   }
   e.orgs_bitmap |= std::uint64_t{1} << (ev.org_hash >> 58U);
-  e.fqdn_bitmap |= std::uint64_t{1} << (detail::hash_bytes(ev.name()) >> 58U);
   (void)maybe_promote(e, ev, day, reactivated);
   if (e.candidate != 0) {
     CandidateEntry& c = candidates_[e.candidate - 1];

@@ -97,10 +97,13 @@ struct Finding {
   // Further details: key and a JSON value as it is written (a number, or a quoted string made
   // with json_string()).
   std::vector<std::pair<std::string, std::string>> details;
+  // Organisations printed as "key": label in the details, after top_orgs and before the others.
+  std::vector<std::pair<std::string, OrgRef>> org_details;
 
   void detail(std::string key, double value);
   void detail(std::string key, std::int64_t value);
   void detail_text(std::string key, std::string_view text);
+  void detail_org(std::string key, const OrgRef& org);
 };
 
 // A JSON string literal of s: quotes, backslashes and control bytes escaped; bytes >= 0x7f as
