@@ -64,6 +64,11 @@ class SharedState {
     return dead_live_.load(std::memory_order_acquire) != 0;
   }
 
+  // Without the mutex: the entries in use as of the last insertion.
+  [[nodiscard]] std::uint64_t dead_live() const noexcept {
+    return dead_live_.load(std::memory_order_relaxed);
+  }
+
   // Under the mutex: records a death on addr (an entry for the same address is replaced; a full
   // map drops its expired entries, then its oldest). `today` expires entries older than the TTL.
   void dead_insert(const DeadRecord& r, std::uint16_t today) noexcept;
