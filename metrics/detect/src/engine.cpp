@@ -373,6 +373,8 @@ DetectionSnapshot Engine::snapshot() const {
     }
     s.flagged_querier_concentration_any += c.flagged_qc_any.load(std::memory_order_relaxed);
   }
+  s.recently_dead_entries = shared_->dead_live();
+  s.recently_dead_capacity = SharedState::kDeadEntries;
   s.population14 = population14_.load(std::memory_order_relaxed);
   s.log_lines_lost = log_lost_.load(std::memory_order_relaxed);
   select_domains(s);

@@ -49,6 +49,10 @@ void Finding::detail_text(std::string key, std::string_view text) {
   details.emplace_back(std::move(key), json_string(text));
 }
 
+void Finding::detail_org(std::string key, const OrgRef& org) {
+  org_details.emplace_back(std::move(key), org);
+}
+
 std::string json_string(std::string_view s) {
   std::string out = "\"";
   for (const char c : s) {

@@ -425,7 +425,6 @@ void DomainState::update(BaseEntry& e, const LookupEvent& ev, Day day,
     std::swap(e.top_org[0], e.top_org[1]);
   }
   e.orgs_bitmap |= std::uint64_t{1} << (ev.org_hash >> 58U);
-  e.fqdn_bitmap |= std::uint64_t{1} << (detail::hash_bytes(ev.name()) >> 58U);
   (void)maybe_promote(e, ev, day, reactivated);
   if (e.candidate != 0) {
     CandidateEntry& c = candidates_[e.candidate - 1];

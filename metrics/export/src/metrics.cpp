@@ -499,6 +499,10 @@ struct MetricsHub::Impl : prometheus::Collectable {
     x.add(Family::TableEntries, {"detect_seen_filter"}, static_cast<double>(d.seen_filter_entries));
     x.add(Family::TableCapacityEntries, {"detect_seen_filter"},
           static_cast<double>(d.seen_filter_capacity));
+    x.add(Family::TableEntries, {"detect_recently_dead"},
+          static_cast<double>(d.recently_dead_entries));
+    x.add(Family::TableCapacityEntries, {"detect_recently_dead"},
+          static_cast<double>(d.recently_dead_capacity));
   }
 
   // The per-domain series (detection spec 4.10): the domains the engine chose, bounded by it.

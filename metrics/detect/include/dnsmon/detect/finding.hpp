@@ -103,6 +103,7 @@ struct Finding {
   void detail(std::string key, double value);
   void detail(std::string key, std::int64_t value);
   void detail_text(std::string key, std::string_view text);
+  void detail_org(std::string key, const OrgRef& org);
 };
 
 // A JSON string literal of s: quotes, backslashes and control bytes escaped; bytes >= 0x7f as

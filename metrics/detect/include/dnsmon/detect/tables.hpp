@@ -100,9 +100,12 @@ struct BaseEntry {
   std::array<std::uint16_t, 8> day_ring{};   // lookup events on day d at d % 8 (last 8 days)
   std::uint32_t total_events = 0;            // saturating
   std::array<std::uint32_t, 2> top_org{};    // the top-2 organisations' hashes (low 32 bits)
-  std::uint8_t consecutive_failures = 0, last_rcode = 0, odd_qtype = 0, flags = 0;
+  // The response state of disappearance (4.7, events.cpp): failures since the last success
+  // (saturating), the last rcode (low 5 bits, held at 31) with a bit for each qtype class that
+  // has had data (kHadData*), and the logical hour (low 8 bits) fqdn_bitmap counts.
+  std::uint8_t consecutive_failures = 0, last_rcode = 0, fqdn_hour = 0, flags = 0;
   std::uint64_t orgs_bitmap = 0;    // linear counting of distinct organisations
-  std::uint64_t fqdn_bitmap = 0;    // and of distinct names
+  std::uint64_t fqdn_bitmap = 0;    // distinct names of the current logical hour (events.cpp)
   std::uint32_t candidate = 0;      // candidate index + 1, 0 = none
   float ewma_mu = 0, ewma_var = 0;  // burst baseline (for the burst detector)
   // Consecutive burst fire days; burst's bits (daily.cpp: fired today, level shift to report).
@@ -111,6 +114,10 @@ struct BaseEntry {
 
   static constexpr std::uint8_t kWatched = 1;
   static constexpr std::uint8_t kNewPending = 2;  // first sighting after the warm-up (4.3)
+  // last_rcode: a success was seen for an A, an AAAA, or another question type.
+  static constexpr std::uint8_t kHadDataA = 1U << 5U;
+  static constexpr std::uint8_t kHadDataAaaa = 1U << 6U;
+  static constexpr std::uint8_t kHadDataOther = 1U << 7U;
 
   [[nodiscard]] std::uint32_t events_in(Day today, unsigned days) const noexcept;
   [[nodiscard]] double distinct_orgs() const noexcept;
@@ -326,6 +333,8 @@ class DomainState {
                        std::int64_t logical_ns) noexcept;
   void events_on_response(BaseEntry& e, const LookupEvent& ev, Day day,
                           std::int64_t logical_ns) noexcept;
+
+  friend struct EventDetectors;  // events.cpp's helpers
 
   static void add(std::atomic<std::uint64_t>& c, std::int64_t n) noexcept {
     c.store(c.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(n),
