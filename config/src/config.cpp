@@ -285,8 +285,8 @@ constexpr std::array kKeys = std::to_array<Key>({
     boolean("detection.enabled", bind<&C::detection, &Det::enabled>(),
             "make lookup events and keep the domain tables (needs the detection.memory budget)"),
     text("detection.state_file", bind<&C::detection, &Det::state_file>(),
-         "file to keep the detection state in across restarts (not read or written yet); \"\" "
-         "none"),
+         "file the detection state is kept in across restarts: loaded at start, written every "
+         "15 minutes live and at the stop or the end of a replay; \"\" none"),
     text("detection.events_file", bind<&C::detection, &Det::events_file>(),
          "JSON Lines file detector events are appended to; \"\" none (--events-out overrides)"),
     section("detection.time", "the logical clock"),

@@ -211,6 +211,9 @@ class Daemon {
     pipeline_->drain_and_join();  // flushes the message log
     if (detection_) {
       detection_->finish();  // the shards take every event the workers made
+      if (detection_->final_checkpoint_failed()) {
+        exit_code_ = kExitFailure;  // logged by the engine's checkpoint log
+      }
       if (detection_->log_failed()) {
         spdlog::error("cannot write the event log {}: the lines after the failure are lost",
                       config_.daemon.events_out);
@@ -244,6 +247,28 @@ class Daemon {
     } catch (const std::runtime_error& e) {
       throw ConfigError(located_error(config_, "detection.clients.org_map_file", e.what()));
     }
+    const detect::RestoreStatus& restored = detection_->restore_status();
+    switch (restored.outcome) {
+      case detect::RestoreStatus::Outcome::Off:
+        break;
+      case detect::RestoreStatus::Outcome::Missing:
+      case detect::RestoreStatus::Outcome::Loaded:
+        spdlog::info("{}", restored.message);
+        break;
+      case detect::RestoreStatus::Outcome::Refused:
+      case detect::RestoreStatus::Outcome::Corrupt:
+        spdlog::warn("{}", restored.message);
+        break;
+    }
+    detection_->set_checkpoint_log(
+        [](bool failed, const std::string& line) {
+          if (failed) {
+            spdlog::error("{}", line);
+          } else {
+            spdlog::info("{}", line);
+          }
+        },
+        fmt::format("dnsmon {}", kVersion));
     pipeline_->attach_detection(*detection_);
     detection_->on_finding([](const detect::Finding& f) {
       if (f.severity < detect::Severity::Medium) {
@@ -261,8 +286,12 @@ class Daemon {
     });
     hub.set_detection_reader([engine = detection_.get()] { return engine->snapshot(); });
     detection_->start();
+    // The origin of a loaded state file replaces first_packet.
+    const std::int64_t origin = detection_->clock().origin();
     spdlog::info("detection: {} shard(s), logical time x{} from {}{}", shards,
-                 config_.detection.time.compression, config_.detection.time.origin,
+                 config_.detection.time.compression,
+                 origin == detect::LogicalClock::kUnset ? config_.detection.time.origin
+                                                        : detect::format_rfc3339(origin),
                  config_.daemon.events_out.empty() ? std::string()
                                                    : ", event log " + config_.daemon.events_out);
   }

@@ -25,6 +25,8 @@ Targets and their input formats:
   tcp_stream   byte 0: options; then per segment: u8 control, i16 delta, u16 length, u8 repeat,
                u8 time, the payload (tcp_stream_fuzz.cpp)
   state_file   a detection state file (metrics/detect/include/dnsmon/detect/state_file.hpp)
+  checkpoint   byte 0 even: a state file for the engine's loader; odd: (u8 section, u32 offset,
+               u8 xor) edits of a valid checkpoint (checkpoint_fuzz.cpp)
 """
 
 import argparse
@@ -37,7 +39,7 @@ import sys
 import tempfile
 
 TARGETS = ("dns_message", "packet_path", "pcap_file", "pcap_reader", "psl_rules", "tcp_stream",
-           "state_file")
+           "state_file", "checkpoint")
 # Targets that read the input of another: their working and corpus seeds are that target's, plus
 # the few checked in under their own name.
 SHARED_INPUT = {"dns_answers": "dns_message"}
@@ -1201,6 +1203,32 @@ def state_file(sections, version=1, flags=0, producer=b"dnsmon", clock_ns=0, ori
     return out + struct.pack("<I", crc32c(out))
 
 
+def hand_checkpoint_inputs():
+    """checkpoint: files for the engine's loader, and edits of the fuzzer's valid checkpoint.
+
+    The reference checkpoint's sections, by index: 0 engine, 1 population, 2 shared, then shard
+    0's record, clients of the day, base, candidates, watch, seen filter, doorkeeper (3 to 9)."""
+    def edits(*triples):
+        return b"\x01" + b"".join(struct.pack("<BIB", s, o, x) for s, o, x in triples)
+    engine_v1 = struct.pack("<II", 0x01020304, 1)
+    return {
+        "hand-valid-checkpoint": b"\x01",
+        "hand-layout-version": edits((0, 4, 0x02)),
+        "hand-record-size": edits((0, 8, 0x10)),
+        "hand-shard-count": edits((0, 48, 0x03)),
+        "hand-base-candidate-index": edits((5, 76, 0xFF), (5, 77, 0xFF)),
+        "hand-population-register": edits((1, 100, 0xF0)),
+        "hand-shard-day": edits((3, 47, 0x80)),
+        "hand-table-bytes": edits((5, 3, 0x55), (6, 300, 0x0F), (7, 20, 0x01), (8, 11, 0x40),
+                                  (9, 5, 0xFF)),
+        "hand-engine-replaced": b"\x01\xFF" + engine_v1 + bytes(40),
+        "hand-file-empty": b"\x00",
+        "hand-file-foreign": b"\x00detection:\n  enabled: true\n",
+        "hand-file-short-engine": b"\x00" + state_file([(1, engine_v1)]),
+        "hand-file-no-engine": b"\x00" + state_file([(7, b"x" * 16)]),
+    }
+
+
 def hand_state_files():
     """state_file: valid files of several shapes, and the ways files break."""
     day = 86_400 * 10**9
@@ -1301,6 +1329,8 @@ def cmd_checked_in(args):
         write_seed(dirs["tcp_stream"], name, blob)
     for name, blob in hand_state_files().items():
         write_seed(dirs["state_file"], name, blob)
+    for name, blob in hand_checkpoint_inputs().items():
+        write_seed(dirs["checkpoint"], name, blob)
     for name, blob in regression_seeds(read_capture(gen["default"])).items():
         write_seed(args.out, name, blob)
 

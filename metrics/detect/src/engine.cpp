@@ -8,6 +8,8 @@
 #include "dnsmon/common/civil_time.hpp"
 #include "dnsmon/common/hash.hpp"
 
+#include "engine_shard.hpp"
+
 namespace dnsmon::detect {
 
 std::string format_rfc3339(std::int64_t ns) {
@@ -21,23 +23,6 @@ std::string format_rfc3339(std::int64_t ns) {
                 static_cast<long long>(secs % 60));
   return buf.data();
 }
-
-// A shard: its rings (one per worker), its doorbell and its counters. The counters have one
-// writer, the shard's thread.
-struct Engine::Shard {
-  std::vector<std::unique_ptr<SpscRing<LookupEvent>>> rings;  // one per worker
-  std::unique_ptr<DomainState> state;
-  detail::HyperLogLog clients_today{14};
-  Doorbell bell;
-  std::int64_t day = LogicalClock::kUnset;  // the logical day of the newest event
-  std::atomic<std::int64_t> logical_ns{0};
-  SingleWriterCounter days_closed;
-  std::array<std::array<SingleWriterCounter, kSeverityLabels>, kDetectors> events;
-  // What the shard published at its last day boundary (the exporter reads it).
-  std::mutex published_mutex;
-  PublishedDomains published;
-  PublishedDomains scratch;  // filled by the shard thread, then swapped in
-};
 
 WorkerPort::WorkerPort(Engine& engine, std::size_t index)
     : engine_(engine), normalizer_(engine.options_, engine.orgs_, engine.suffixes_, engine.seed_) {
@@ -83,15 +68,16 @@ Engine::Engine(const DetectOptions& options, std::size_t workers, std::size_t sh
                bool live, std::uint64_t seed)
     : options_(options),
       live_(live),
-      seed_(detail::seed_or_random(seed)),
+      pending_(read_checkpoint(options_, std::max<std::size_t>(shards, 1), restore_)),
+      seed_(pending_ ? pending_->seed : detail::seed_or_random(seed)),
       suffixes_(std::move(suffixes)),
       orgs_(std::make_shared<OrgResolver>(options.clients,
                                           options.clients.org_map_file.empty()
                                               ? std::vector<OrgMapEntry>{}
                                               : load_org_map(options.clients.org_map_file),
                                           seed_)),
-      shared_(std::make_unique<SharedState>(options_)),
-      clock_(options.time.compression, options.time.origin_ns),
+      shared_(pending_ ? std::move(pending_->shared) : std::make_unique<SharedState>(options_)),
+      clock_(options.time.compression, pending_ ? pending_->origin : options.time.origin_ns),
       log_(events_log) {
   for (std::size_t s = 0; s < std::max<std::size_t>(shards, 1); ++s) {
     auto shard = std::make_unique<Shard>();
@@ -110,6 +96,10 @@ Engine::Engine(const DetectOptions& options, std::size_t workers, std::size_t sh
     population_.push_back(std::make_unique<detail::HyperLogLog>(14));
     day = LogicalClock::kUnset;
   }
+  if (pending_) {
+    apply_checkpoint(*pending_);
+    pending_.reset();
+  }
 }
 
 Engine::~Engine() {
@@ -120,17 +110,37 @@ void Engine::start() {
   for (auto& shard : shards_) {
     threads_.emplace_back([this, s = shard.get()] { run_shard(*s); });
   }
+  if (live_ && !options_.state_file.empty()) {
+    checkpointer_ = std::jthread([this](const std::stop_token& stop) { run_checkpoints(stop); });
+  }
 }
 
 void Engine::finish() {
   if (threads_.empty()) {
     return;
   }
+  if (checkpointer_.joinable()) {
+    checkpointer_.request_stop();
+    checkpointer_.join();
+  }
   done_.store(true, std::memory_order_release);
   for (auto& shard : shards_) {
     shard->bell.ring_always();
   }
   threads_.clear();  // joins
+  // The shards are joined: the state is this thread's now. The checkpoint holds the open logical
+  // day as it is; the end of input then closes it (a replay's reports are complete), but not a
+  // live stop with a state file, after which the next run continues the day.
+  if (!options_.state_file.empty()) {
+    final_checkpoint_failed_ = !write_checkpoint(true).ok();
+  }
+  if (options_.state_file.empty() || !live_) {
+    for (auto& shard : shards_) {
+      if (shard->day != LogicalClock::kUnset) {
+        end_of_day(*shard, shard->day);
+      }
+    }
+  }
   if (log_ != nullptr) {
     const std::lock_guard lock(log_mutex_);
     if (std::fflush(log_) != 0) {
@@ -142,6 +152,9 @@ void Engine::finish() {
 void Engine::run_shard(Shard& shard) {
   constexpr int kBatch = 64;
   for (;;) {
+    if (pause_.load(std::memory_order_acquire)) {
+      park();  // a safe point: between events
+    }
     bool any = false;
     for (auto& ring : shard.rings) {
       for (int n = 0; n < kBatch; ++n) {
@@ -164,10 +177,7 @@ void Engine::run_shard(Shard& shard) {
         empty = empty && ring->front() == nullptr;
       }
       if (empty) {
-        if (shard.day != LogicalClock::kUnset) {
-          end_of_day(shard, shard.day);  // the end of input closes the last day
-        }
-        return;
+        return;  // finish() closes the last day
       }
       continue;
     }
@@ -176,7 +186,8 @@ void Engine::run_shard(Shard& shard) {
     for (auto& ring : shard.rings) {
       waiting = waiting || ring->front() != nullptr;
     }
-    if (waiting || done_.load(std::memory_order_acquire)) {
+    if (waiting || done_.load(std::memory_order_acquire) ||
+        pause_.load(std::memory_order_acquire)) {
       shard.bell.cancel_sleep();
       continue;
     }

@@ -75,6 +75,38 @@ SharedState::SharedState(const DetectOptions& options)
     : ttl_days_(options.detectors.successor.max_age_days), dead_(kDeadEntries) {
 }
 
+void SharedState::save(StateSink& out) const {
+  out.put(covert_cap);
+  out.put(static_cast<std::uint64_t>(dead_.size()));
+  for (const DeadRecord& r : dead_) {
+    out.put(r);
+  }
+  out.put(dead_used_);
+  out.put(dead_inserted_);
+  out.put(dead_dropped_);
+}
+
+bool SharedState::load(StateSource& in) {
+  std::uint64_t n = 0;
+  if (!in.get(covert_cap) || !in.get(n) || n != dead_.size()) {
+    return false;
+  }
+  std::uint64_t used = 0;
+  for (DeadRecord& r : dead_) {
+    if (!in.get(r)) {
+      return false;
+    }
+    used += r.domain_key != 0 ? 1 : 0;
+  }
+  if (!in.get(dead_used_) || !in.get(dead_inserted_) || !in.get(dead_dropped_) ||
+      dead_used_ != used) {
+    return false;
+  }
+  rebuild_filter();
+  dead_live_.store(static_cast<std::uint32_t>(dead_used_), std::memory_order_release);
+  return true;
+}
+
 bool SharedState::dead_maybe(const std::array<std::uint8_t, 16>& addr) const noexcept {
   if (!dead_any()) {
     return false;

@@ -28,6 +28,21 @@ constexpr std::array<std::uint32_t, 256> make_crc_table() noexcept {
 
 constexpr auto kCrcTable = make_crc_table();
 
+// Slicing-by-8: table k advances a byte's CRC by k more zero bytes, so eight bytes take one step
+// (checkpoints are as large as the detection tables).
+constexpr std::array<std::array<std::uint32_t, 256>, 8> make_crc_slices() noexcept {
+  std::array<std::array<std::uint32_t, 256>, 8> t{};
+  t[0] = kCrcTable;
+  for (std::size_t k = 1; k < 8; ++k) {
+    for (std::size_t i = 0; i < 256; ++i) {
+      t[k][i] = (t[k - 1][i] >> 8) ^ kCrcTable[t[k - 1][i] & 0xFFU];
+    }
+  }
+  return t;
+}
+
+constexpr auto kCrcSlices = make_crc_slices();
+
 std::uint16_t get16(const std::byte* p) noexcept {
   return static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) |
                                     (std::to_integer<unsigned>(p[1]) << 8));
@@ -187,8 +202,18 @@ bool write_all(int fd, const std::byte* p, std::size_t n) noexcept {
 
 std::uint32_t crc32c(std::span<const std::byte> data, std::uint32_t crc) noexcept {
   crc = ~crc;
-  for (std::byte b : data) {
-    crc = kCrcTable[(crc ^ std::to_integer<std::uint32_t>(b)) & 0xFFU] ^ (crc >> 8);
+  const std::byte* p = data.data();
+  std::size_t n = data.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    const std::uint32_t lo = crc ^ get32(p);
+    const std::uint32_t hi = get32(p + 4);
+    crc = kCrcSlices[7][lo & 0xFFU] ^ kCrcSlices[6][(lo >> 8) & 0xFFU] ^
+          kCrcSlices[5][(lo >> 16) & 0xFFU] ^ kCrcSlices[4][lo >> 24] ^ kCrcSlices[3][hi & 0xFFU] ^
+          kCrcSlices[2][(hi >> 8) & 0xFFU] ^ kCrcSlices[1][(hi >> 16) & 0xFFU] ^
+          kCrcSlices[0][hi >> 24];
+  }
+  for (; n > 0; ++p, --n) {
+    crc = kCrcTable[(crc ^ std::to_integer<std::uint32_t>(*p)) & 0xFFU] ^ (crc >> 8);
   }
   return ~crc;
 }
@@ -347,48 +372,75 @@ StateLoadResult load_state_file(const std::filesystem::path& path,
   }
 }
 
+namespace {
+
+StateFileStatus check_arguments(const StateHeader& header,
+                                std::span<const StateSectionView> sections) {
+  if (header.producer.size() > kStateProducerBytes ||
+      header.producer.find('\0') != std::string::npos) {
+    return {StateFileError::InvalidArgument, "producer must be at most 32 bytes without NUL"};
+  }
+  if ((header.flags & ~kStateFlagClean) != 0) {
+    return {StateFileError::InvalidArgument, "undefined header flags"};
+  }
+  if (sections.size() > kStateMaxSections) {
+    return {StateFileError::InvalidArgument, "too many sections"};
+  }
+  std::unordered_set<std::uint32_t> ids;
+  for (const auto& s : sections) {
+    if (!ids.insert(s.id).second) {
+      return {StateFileError::InvalidArgument, "section id " + std::to_string(s.id) + " twice"};
+    }
+  }
+  return {};
+}
+
+// The header of the current version, with its CRC.
+void put_header(std::vector<std::byte>& out, const StateHeader& header, std::size_t sections) {
+  for (char c : kStateMagic) {
+    out.push_back(static_cast<std::byte>(c));
+  }
+  put(out, kStateFormatVersion, 2);
+  put(out, kStateHeaderSizeV1, 2);
+  put(out, header.flags, 4);
+  for (std::size_t i = 0; i < kStateProducerBytes; ++i) {
+    out.push_back(static_cast<std::byte>(i < header.producer.size() ? header.producer[i] : 0));
+  }
+  put(out, static_cast<std::uint64_t>(header.logical_clock_ns), 8);
+  put(out, static_cast<std::uint64_t>(header.origin_ns), 8);
+  put(out, sections, 4);
+  put(out, crc32c(out), 4);
+}
+
+// A section's 16 bytes before its payload.
+std::vector<std::byte> section_head(const StateSectionView& s) {
+  std::vector<std::byte> head;
+  put(head, s.id, 4);
+  put(head, 0, 4);
+  put(head, s.payload.size(), 8);
+  return head;
+}
+
+}  // namespace
+
 StateFileStatus encode_state_file(const StateHeader& header,
                                   std::span<const StateSectionView> sections,
                                   std::vector<std::byte>& out) noexcept {
   try {
-    if (header.producer.size() > kStateProducerBytes ||
-        header.producer.find('\0') != std::string::npos) {
-      return {StateFileError::InvalidArgument, "producer must be at most 32 bytes without NUL"};
+    if (auto st = check_arguments(header, sections); !st.ok()) {
+      return st;
     }
-    if ((header.flags & ~kStateFlagClean) != 0) {
-      return {StateFileError::InvalidArgument, "undefined header flags"};
-    }
-    if (sections.size() > kStateMaxSections) {
-      return {StateFileError::InvalidArgument, "too many sections"};
-    }
-    std::unordered_set<std::uint32_t> ids;
     std::size_t total = kStateHeaderSizeV1 + kStateTrailerBytes;
     for (const auto& s : sections) {
-      if (!ids.insert(s.id).second) {
-        return {StateFileError::InvalidArgument, "section id " + std::to_string(s.id) + " twice"};
-      }
       total += kStateSectionOverhead + s.payload.size();
     }
     out.clear();
     out.reserve(total);
-    for (char c : kStateMagic) {
-      out.push_back(static_cast<std::byte>(c));
-    }
-    put(out, kStateFormatVersion, 2);
-    put(out, kStateHeaderSizeV1, 2);
-    put(out, header.flags, 4);
-    for (std::size_t i = 0; i < kStateProducerBytes; ++i) {
-      out.push_back(static_cast<std::byte>(i < header.producer.size() ? header.producer[i] : 0));
-    }
-    put(out, static_cast<std::uint64_t>(header.logical_clock_ns), 8);
-    put(out, static_cast<std::uint64_t>(header.origin_ns), 8);
-    put(out, sections.size(), 4);
-    put(out, crc32c(out), 4);
+    put_header(out, header, sections.size());
     for (const auto& s : sections) {
       const std::size_t start = out.size();
-      put(out, s.id, 4);
-      put(out, 0, 4);
-      put(out, s.payload.size(), 8);
+      const auto head = section_head(s);
+      out.insert(out.end(), head.begin(), head.end());
       out.insert(out.end(), s.payload.begin(), s.payload.end());
       put(out, crc32c(std::span<const std::byte>(out).subspan(start)), 4);
     }
@@ -405,9 +457,7 @@ StateFileStatus encode_state_file(const StateHeader& header,
 StateFileStatus write_state_file(const std::filesystem::path& path, const StateHeader& header,
                                  std::span<const StateSectionView> sections) noexcept {
   try {
-    std::vector<std::byte> bytes;
-    auto st = encode_state_file(header, sections, bytes);
-    if (!st.ok()) {
+    if (auto st = check_arguments(header, sections); !st.ok()) {
       return st;
     }
     const std::filesystem::path dir =
@@ -423,7 +473,33 @@ StateFileStatus write_state_file(const std::filesystem::path& path, const StateH
       ::unlink(tmp.c_str());
       return StateFileStatus{StateFileError::Io, errno_text(what, tmp, err)};
     };
-    if (!write_all(fd, bytes.data(), bytes.size())) {
+    // Streamed from the caller's buffers (the tables themselves), CRCs computed on the way: no
+    // copy of the whole file in memory.
+    std::vector<std::byte> chunk;
+    put_header(chunk, header, sections.size());
+    std::uint32_t file_crc = crc32c(chunk);
+    if (!write_all(fd, chunk.data(), chunk.size())) {
+      return abandon("write", errno);
+    }
+    for (const auto& s : sections) {
+      const auto head = section_head(s);
+      const std::uint32_t crc = crc32c(s.payload, crc32c(head));
+      chunk.clear();
+      put(chunk, crc, 4);
+      file_crc = crc32c(chunk, crc32c(s.payload, crc32c(head, file_crc)));
+      if (!write_all(fd, head.data(), head.size()) ||
+          !write_all(fd, s.payload.data(), s.payload.size()) ||
+          !write_all(fd, chunk.data(), chunk.size())) {
+        return abandon("write", errno);
+      }
+    }
+    chunk.clear();
+    for (char c : kStateEndMagic) {
+      chunk.push_back(static_cast<std::byte>(c));
+    }
+    file_crc = crc32c(chunk, file_crc);
+    put(chunk, file_crc, 4);
+    if (!write_all(fd, chunk.data(), chunk.size())) {
       return abandon("write", errno);
     }
     if (::fsync(fd) != 0) {

@@ -222,6 +222,25 @@ bool OrgSlots::in_top2(std::uint64_t org_hash, Day today) const noexcept {
 
 // --- DomainState --------------------------------------------------------------------------
 
+DomainState::Capacity DomainState::capacity_for(const DetectOptions& options,
+                                                double share) noexcept {
+  const auto part = [share](std::uint64_t n) {
+    return static_cast<std::uint64_t>(std::ceil(static_cast<double>(n) * share));
+  };
+  Capacity c;
+  c.base = std::max<std::uint64_t>(
+               1, static_cast<std::uint64_t>(std::ceil(
+                      static_cast<double>(options.memory.base_entries) * share / kWays))) *
+           kWays;
+  c.candidates = std::max<std::uint64_t>(1, part(options.memory.candidate_entries));
+  c.watch = std::max<std::uint64_t>(1, part(options.memory.watch_entries));
+  c.seen_slots = std::max<std::uint64_t>(
+      kSeenWays,
+      (part(options.memory.seen_filter_entries) + kSeenWays - 1) / kSeenWays * kSeenWays);
+  c.doorkeeper_words = std::max<std::uint64_t>(1, (part(options.memory.doorkeeper_bits) + 63) / 64);
+  return c;
+}
+
 DomainState::DomainState(const DetectOptions& options, double share, std::uint64_t seed,
                          SharedState* shared)
     : options_(&options),
@@ -230,20 +249,12 @@ DomainState::DomainState(const DetectOptions& options, double share, std::uint64
       no_(options.detectors.newly_observed),
       own_shared_(shared == nullptr ? std::make_unique<SharedState>(options) : nullptr),
       shared_(shared == nullptr ? own_shared_.get() : shared),
-      sets_(std::max<std::uint64_t>(
-          1, static_cast<std::uint64_t>(
-                 std::ceil(static_cast<double>(options.memory.base_entries) * share / kWays)))),
-      base_(sets_ * kWays),
-      candidates_(std::max<std::uint64_t>(
-          1, static_cast<std::uint64_t>(
-                 std::ceil(static_cast<double>(options.memory.candidate_entries) * share)))),
-      watch_(std::max<std::uint64_t>(
-          1, static_cast<std::uint64_t>(
-                 std::ceil(static_cast<double>(options.memory.watch_entries) * share)))),
-      seen_(static_cast<std::uint64_t>(
-          std::ceil(static_cast<double>(options.memory.seen_filter_entries) * share))),
-      doorkeeper_(static_cast<std::uint64_t>(
-          std::ceil(static_cast<double>(options.memory.doorkeeper_bits) * share))) {
+      sets_(capacity_for(options, share).base / kWays),
+      base_(capacity_for(options, share).base),
+      candidates_(capacity_for(options, share).candidates),
+      watch_(capacity_for(options, share).watch),
+      seen_(capacity_for(options, share).seen_slots),
+      doorkeeper_(capacity_for(options, share).doorkeeper_words * 64) {
   for (const std::string& name : options.exports.watchlist) {
     watch_keys_.push_back(detail::hash_bytes(name, seed));
     watch_names_.push_back(name);

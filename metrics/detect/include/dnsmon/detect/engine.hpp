@@ -9,8 +9,16 @@
 // dropped_total) so the packet path never waits; a replay waits for room, so that a replay's
 // detections do not depend on thread timing.
 //
-// Thread-safety: construct, start() and finish() on the control thread; port(i) is used by worker
-//   i only; snapshot() from any thread (relaxed reads of single-writer counters).
+// State across restarts (checkpoint.hpp, detection.state_file): the constructor loads the state
+// file, if any, before any shard runs (all or nothing; restore_status() says what happened); live,
+// a checkpoint thread writes it every kCheckpointInterval, pausing the shards at a safe point
+// between events while it writes (the rings drop and count meanwhile); finish() writes it after
+// the shards joined. The end of input closes the open logical day after that checkpoint, so the
+// file holds the day still open and the next run continues it; live with a state file, the stop
+// leaves the day open (a restart is not the end of a day).
+//
+// Thread-safety: construct, start(), checkpoint() and finish() on the control thread; port(i) is
+//   used by worker i only; snapshot() from any thread (relaxed reads of single-writer counters).
 // Allocation: construction and start(); none per event on the worker or shard paths, except the
 //   event log's lines, written by the shard threads.
 #pragma once
@@ -19,6 +27,7 @@
 #include <atomic>
 #include <chrono>
 #include <climits>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
@@ -33,9 +42,11 @@
 #include "dnsmon/analytics/detail/sketches.hpp"
 #include "dnsmon/common/counter.hpp"
 #include "dnsmon/detect.hpp"
+#include "dnsmon/detect/checkpoint.hpp"
 #include "dnsmon/detect/event.hpp"
 #include "dnsmon/detect/normalize.hpp"
 #include "dnsmon/detect/publish.hpp"
+#include "dnsmon/detect/state_file.hpp"
 #include "dnsmon/detect/tables.hpp"
 #include "dnsmon/domains.hpp"
 #include "dnsmon/parser.hpp"
@@ -179,9 +190,39 @@ class Engine {
     return log_failed_.load(std::memory_order_relaxed);
   }
 
+  // What the constructor did with detection.state_file.
+  [[nodiscard]] const RestoreStatus& restore_status() const noexcept { return restore_; }
+
+  // Whether finish() could not write the state file.
+  [[nodiscard]] bool final_checkpoint_failed() const noexcept { return final_checkpoint_failed_; }
+
+  // Where the checkpoints' outcomes are reported (the periodic ones come from the checkpoint
+  // thread), and the producer written in the file's header ("dnsmon 1.2.3"). Before start().
+  using CheckpointLog = std::function<void(bool failed, const std::string& line)>;
+  void set_checkpoint_log(CheckpointLog log, std::string producer);
+
+  // Writes the state file now (detection.state_file; InvalidArgument when there is none). With
+  // the shards running, pauses them at a safe point for the time of the write.
+  StateFileStatus checkpoint();
+
  private:
   struct Shard;
+  struct PendingRestore;
   friend class WorkerPort;
+
+  // checkpoint.cpp. read_checkpoint: validates the state file against this configuration (all of
+  // it, before anything is used); null, with `status` saying why, when there is nothing to load.
+  static std::unique_ptr<PendingRestore> read_checkpoint(const DetectOptions& options,
+                                                         std::size_t shards, RestoreStatus& status);
+  // Copies a validated checkpoint into the constructed shards (cannot fail).
+  void apply_checkpoint(PendingRestore& pending);
+  // Writes the state file; the shards are joined or parked.
+  StateFileStatus write_checkpoint(bool clean);
+  // The shards' side of a pause: wait at a safe point until resume.
+  void park();
+  void pause_shards();
+  void resume_shards();
+  void run_checkpoints(const std::stop_token& stop);
 
   void run_shard(Shard& shard);
   void process(Shard& shard, const LookupEvent& ev);
@@ -195,6 +236,8 @@ class Engine {
 
   DetectOptions options_;
   bool live_;
+  RestoreStatus restore_;
+  std::unique_ptr<PendingRestore> pending_;  // during construction only
   std::uint64_t seed_;
   std::shared_ptr<const detail::PublicSuffixList> suffixes_;
   std::shared_ptr<const OrgResolver> orgs_;
@@ -213,6 +256,19 @@ class Engine {
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::unique_ptr<WorkerPort>> ports_;
   std::atomic<bool> done_{false};
+  // Checkpoints: the shards park while pause_ is set; the checkpoint thread (live) wakes every
+  // kCheckpointInterval.
+  std::atomic<bool> pause_{false};
+  std::mutex pause_mutex_;
+  std::condition_variable pause_cv_;
+  std::size_t parked_ = 0;
+  std::mutex checkpoint_mutex_;  // one checkpoint at a time
+  CheckpointLog checkpoint_log_;
+  std::string producer_ = "dnsmon";
+  bool final_checkpoint_failed_ = false;
+  std::mutex checkpointer_mutex_;
+  std::condition_variable_any checkpointer_cv_;
+  std::jthread checkpointer_;
   std::vector<std::jthread> threads_;
 
   // Domains that left the exported set, kept until their hold ends (wall clock).

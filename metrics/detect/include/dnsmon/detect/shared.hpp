@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "dnsmon/detect.hpp"
+#include "dnsmon/detect/detail/state_codec.hpp"
 #include "dnsmon/detect/formulas.hpp"
 
 namespace dnsmon::detect {
@@ -52,6 +53,15 @@ class SharedState {
   static constexpr std::size_t kDeadFilterWords = 1024;  // 65,536 bits, 3 per address
 
   explicit SharedState(const DetectOptions& options);
+
+  // The checkpoint of this state (checkpoint.cpp writes it as one section of the state file):
+  // the covert_pair cap, the recently-dead map's entries and counters. load() runs on a freshly
+  // constructed object before any shard exists and returns false when the bytes do not decode
+  // (too few, an entry count over the capacity); the engine then discards the object and starts
+  // fresh. A change of what save() writes bumps kStateLayoutVersion (checkpoint.hpp). Called with
+  // no shard running (at start, at shutdown, or with the shards paused): no lock.
+  void save(StateSink& out) const;
+  [[nodiscard]] bool load(StateSource& in);
 
   std::mutex mutex;  // guards everything below that is not atomic
 

@@ -143,7 +143,9 @@ struct StateLoadResult {
                                                 std::vector<std::byte>& out) noexcept;
 
 // Writes the file atomically (temporary file in the same directory, fsync, rename, fsync of the
-// directory). On failure the previous file, if any, is left as it was and the temporary removed.
+// directory), streaming the sections from the caller's buffers (no copy of the file in memory);
+// the bytes are encode_state_file()'s. On failure the previous file, if any, is left as it was
+// and the temporary removed.
 [[nodiscard]] StateFileStatus write_state_file(const std::filesystem::path& path,
                                                const StateHeader& header,
                                                std::span<const StateSectionView> sections) noexcept;

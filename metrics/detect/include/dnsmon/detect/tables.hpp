@@ -55,6 +55,7 @@ class Doorkeeper {
   [[nodiscard]] std::uint64_t bytes() const noexcept { return words_.size() * 8; }
 
  private:
+  friend class Engine;  // checkpoint.cpp saves and restores the words
   std::vector<std::uint64_t> words_;
   std::uint64_t bits_;
 };
@@ -64,6 +65,8 @@ class SeenFilter {
   struct Record {
     Day first_seen = 0, last_active = 0;
   };
+
+  static constexpr std::size_t kSlotBytes = 6;  // a slot: fingerprint, first seen, last active
 
   explicit SeenFilter(std::uint64_t entries);
   void insert(std::uint64_t key, Record r) noexcept;
@@ -83,8 +86,9 @@ class SeenFilter {
     Day first_seen = 0, last_active = 0;
   };
 
-  static_assert(sizeof(Slot) == 6);
+  static_assert(sizeof(Slot) == kSlotBytes);
 
+  friend class Engine;  // checkpoint.cpp saves and restores the slots
   std::vector<Slot> slots_;
   std::uint64_t buckets_;
   std::uint64_t used_ = 0;
@@ -298,7 +302,17 @@ class DomainState {
     return e.candidate != 0 ? &candidates_[e.candidate - 1] : nullptr;
   }
 
+  // The tables' sizes for a shard with this share of detection.memory (what the constructor
+  // allocates; a checkpoint of other sizes is refused).
+  struct Capacity {
+    std::uint64_t base = 0, candidates = 0, watch = 0, seen_slots = 0, doorkeeper_words = 0;
+    bool operator==(const Capacity&) const = default;
+  };
+
+  [[nodiscard]] static Capacity capacity_for(const DetectOptions& options, double share) noexcept;
+
  private:
+  friend class Engine;  // checkpoint.cpp saves and restores the tables
   BaseEntry* find_mut(std::uint64_t key) noexcept;
   BaseEntry* admit(const LookupEvent& ev, std::uint64_t key, Day day) noexcept;
   void update(BaseEntry& e, const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept;

@@ -689,6 +689,25 @@ class HyperLogLog {
 
   [[nodiscard]] unsigned precision() const noexcept { return precision_; }
 
+  // The registers as they are (2^p bytes), to save a sketch; assign_registers() restores them,
+  // and returns false, changing nothing, when the size differs or a register exceeds 65 - p.
+  [[nodiscard]] std::span<const std::uint8_t> registers() const noexcept {
+    return {registers_.begin(), registers_.size()};
+  }
+
+  [[nodiscard]] bool assign_registers(std::span<const std::uint8_t> r) noexcept {
+    if (r.size() != registers_.size()) {
+      return false;
+    }
+    for (const std::uint8_t v : r) {
+      if (v > 65 - precision_) {
+        return false;
+      }
+    }
+    std::copy(r.begin(), r.end(), registers_.begin());
+    return true;
+  }
+
   [[nodiscard]] static double standard_error(unsigned precision) noexcept;
 
   // Fixed at construction.
