@@ -906,7 +906,7 @@ TEST_CASE("covert_pair gate and score on Scenario A's shapes (4.9, 5.2, A13)",
   }
 }
 
-TEST_CASE("covert_pair gate hysteresis keeps volume and timing for 14 days (4.9)",
+TEST_CASE("covert_pair gate hysteresis keeps volume and timing of an open gate for 14 days (4.9)",
           "[detect][covert_pair]") {
   const DetectorParams p;
   CovertGateInput good;
@@ -941,6 +941,18 @@ TEST_CASE("covert_pair gate hysteresis keeps volume and timing for 14 days (4.9)
   CovertGateInput listed = good;
   listed.allowlisted = true;
   CHECK_FALSE(covert_pair_gate(st2, 102, listed, p.querier_concentration, p.beacon).passed());
+  // The hysteresis holds an open gate; it does not open one. Volume met while the lookups were
+  // spread over many organisations, then a few lookups from two of them: the gate stays shut.
+  CovertGateState st3;
+  CHECK_FALSE(covert_pair_gate(st3, 100, spread, p.querier_concentration, p.beacon).passed());
+  CovertGateInput remnant = good;
+  remnant.events14 = 3;
+  remnant.active_days14 = 1;
+  const auto r = covert_pair_gate(st3, 105, remnant, p.querier_concentration, p.beacon);
+  CHECK(r.concentration);
+  CHECK(r.timing);
+  CHECK_FALSE(r.volume);
+  CHECK_FALSE(r.passed());
 }
 
 TEST_CASE("at most 5 new covert_pair >= 0.6 domains a day (4.12 item 7)", "[detect][covert_pair]") {

@@ -1,40 +1,34 @@
 #!/usr/bin/env bash
 # Detection over the whole of Scenario A (docs/scenarios.md), replayed with its config sidecar
-# (detection on) and --events-out:
-#  - every query becomes a lookup event and every matched response one (counts = the truth's
-#    queries), none dropped, the de-duplicated lookups fewer than the queries but most of them;
-#  - the logical clock ends on the scenario's last logical day (2016-10-16);
-#  - the domain tables have the sidecar's test-profile capacities and memory (3.4), hold the
-#    scenario's ~16,000 domains without a base eviction, and the base rate at the end of input
-#    is visible: a few hundred or more domains with ≥ 95 % of their lookups from two
-#    organisations, at most 20 with the volume gate (A15's upper bound), ~2,000 active clients;
-#  - the event log is JSON Lines in the detection spec's 4.10 shape, matching
-#    dnsmon_detector_events_total, and holds A1 (dormant_reactivation of
-#    hotel-promo-mailer.example dated 2016-05-04 ... 2016-05-11, with at most 10 reactivations of
-#    background domains in all), A6 (one suffix_leak for hotel-promo-mailer.example dated
-#    2016-09-23, from 203.0.113.0/24) and A11 (newly_observed for netwatch-probe,
-#    newtool-saas, dnsexfil-lab and client-contact-hub within 7 days of their first sighting).
+# (detection on) and --events-out, checked two ways:
+#  - the acceptance checks A1-A16 of the detection specification (5.3), by scenario_check.py
+#    from the truth sidecar, the event log and the final metrics;
+#  - the pipeline around them: every query becomes a lookup event and every matched response
+#    one (counts = the truth's queries), none dropped, the de-duplicated lookups fewer than the
+#    queries but most of them; the logical clock ends on the scenario's last logical day
+#    (2016-10-16); the domain tables have the sidecar's test-profile capacities and memory (3.4)
+#    and hold the scenario's ~16,000 domains without a base eviction; ~2,000 active clients; the
+#    event log is JSON Lines in the 4.10 shape, matching dnsmon_detector_events_total.
 # Then the same capture again in two halves, split in the middle of the file (the middle of a
 # logical day), the second run loading the detection.state_file the first wrote: the same checks
 # hold on the two runs' event logs put together (and their metrics: the per-run counters summed,
 # the rest from the second run), except that the few responses whose query is in the other half
-# are not matched.
-# Each replay of the full capture takes about a minute in an optimised build: the test runs in
-# the release preset only and skips elsewhere.
+# are not matched. Then A1-A16 on three more seeds of the scenario (1, 3 and 4; seed 2 realises
+# only 7 lookups of client-contact-hub in its first 7 days, below newly_observed's 10, so A11
+# cannot hold there by the specification's own thresholds).
+# A replay takes a few seconds optimised, 10-20 s unoptimised; under a sanitizer the five
+# replays would take many minutes, so the test skips there.
 set -euo pipefail
 : "${GEN_SCENARIO:?}" "${DNSMON:?}"
 case "${DNSMON_CXX_FLAGS:-}" in
-  *-fsanitize=*) echo "SKIP: the full Scenario A replay runs in the release preset only, not under a sanitizer"; exit 77 ;;
-esac
-case "${DNSMON_BUILD_TYPE:-}" in
-  Release | RelWithDebInfo) ;;
-  *) echo "SKIP: the full Scenario A replay runs in the release preset only"; exit 77 ;;
+  *-fsanitize=*) echo "SKIP: the full Scenario A replays run in the dev and release presets, not under a sanitizer"; exit 77 ;;
 esac
 command -v python3 >/dev/null || { echo "SKIP: python3 is not installed"; exit 77; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+checker="$(dirname "$0")/scenario_check.py"
 "$GEN_SCENARIO" --out "$work/a.pcap" 2>"$work/gen.log" || fail "gen_scenario: $(cat "$work/gen.log")"
 
 replay() {  # replay NAME PCAP CONFIG: NAME.log, NAME.prom, NAME.jsonl
@@ -162,6 +156,9 @@ PY
 
 replay whole "$work/a.pcap" "$work/a.dnsmon.yaml"
 check_detection whole "$work/whole.jsonl" "$work/whole.prom"
+echo "whole: A1-A16"
+python3 "$checker" --truth "$work/a.truth.json" --events "$work/whole.jsonl" \
+  --metrics "$work/whole.prom" || fail "whole: the acceptance checks fail"
 
 # The restart: two halves, the detection state in a file between them. The sidecar's
 # detection: section comes last, so the key is appended to it.
@@ -182,3 +179,17 @@ grep -q "detection: state loaded from $work/split.state" "$work/second.log" ||
   fail "second half: the state was not loaded: $(grep detection "$work/second.log")"
 cat "$work/first.jsonl" "$work/second.jsonl" >"$work/split.jsonl"
 check_detection split "$work/split.jsonl" "$work/first.prom" "$work/second.prom"
+echo "split: A1-A16"
+python3 "$checker" --truth "$work/a.truth.json" --events "$work/first.jsonl" "$work/second.jsonl" \
+  --metrics "$work/second.prom" || fail "split: the acceptance checks fail"
+
+for seed in 1 3 4; do
+  mkdir "$work/seed$seed"
+  "$GEN_SCENARIO" --seed "$seed" --out "$work/seed$seed/a.pcap" 2>"$work/gen.log" ||
+    fail "gen_scenario --seed $seed: $(cat "$work/gen.log")"
+  replay "seed$seed/run" "$work/seed$seed/a.pcap" "$work/seed$seed/a.dnsmon.yaml"
+  echo "seed $seed: A1-A16"
+  python3 "$checker" --truth "$work/seed$seed/a.truth.json" --events "$work/seed$seed/run.jsonl" \
+    --metrics "$work/seed$seed/run.prom" || fail "seed $seed: the acceptance checks fail"
+done
+echo "ok: Scenario A's acceptance checks hold on the whole replay, across a restart and on seeds 1, 3 and 4"

@@ -684,12 +684,16 @@ CovertGate covert_pair_gate(CovertGateState& s, std::int64_t day, const CovertGa
   const auto recent = [&](std::int64_t met) {
     return met != INT64_MIN && met <= day && day - met <= static_cast<std::int64_t>(qc.window_days);
   };
-  g.volume = recent(s.volume_met_day);
-  g.timing = recent(s.timing_met_day);
+  const bool held = recent(s.passed_day);
+  g.volume = s.volume_met_day == day || (held && recent(s.volume_met_day));
+  g.timing = s.timing_met_day == day || (held && recent(s.timing_met_day));
   g.concentration = in.top2_share14 >= qc.min_top2_share && in.orgs_1pct <= qc.max_orgs_1pct;
   g.population = in.population14 >= qc.min_population;
   g.structure = !tunneling_veto(in.tunneling_fire_w14, in.distinct_fqdns14, in.odd_share14);
   g.allowed = !in.allowlisted;
+  if (g.passed()) {
+    s.passed_day = day;
+  }
   return g;
 }
 

@@ -453,6 +453,7 @@ struct CovertGateInput {
 struct CovertGateState {
   std::int64_t volume_met_day = INT64_MIN;
   std::int64_t timing_met_day = INT64_MIN;
+  std::int64_t passed_day = INT64_MIN;  // the last evaluation day the whole gate passed
 };
 
 struct CovertGate {
@@ -469,7 +470,10 @@ struct CovertGate {
 };
 
 // 4.9 gate with its hysteresis (window = querier_concentration.window_days), evaluated on `day`.
-// Volume and timing as met on `day` are recorded in `s` whatever the other conditions.
+// Volume and timing as met on `day` are recorded in `s` whatever the other conditions. The
+// hysteresis holds an open gate open; it does not open one: volume or timing met only on an
+// earlier day count while the whole gate passed on an evaluation day of the window, so a domain
+// whose traffic dies away is not judged on the handful of lookups left (docs/detection.md).
 [[nodiscard]] CovertGate covert_pair_gate(CovertGateState& s, std::int64_t day,
                                           const CovertGateInput& in,
                                           const QuerierConcentrationParams& qc,

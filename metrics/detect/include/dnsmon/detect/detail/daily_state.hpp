@@ -44,7 +44,7 @@ struct DailyState {
   std::uint16_t reserved = 0;
   CovertGateState gate;
   std::uint32_t answer_ttl_s = 0;         // the smallest answer TTL of the last successful response
-  std::array<std::uint8_t, 172> spare{};  // not used yet
+  std::array<std::uint8_t, 164> spare{};  // not used yet
 };
 
 static_assert(sizeof(DailyState) == 1400);
