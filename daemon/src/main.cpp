@@ -241,6 +241,9 @@ class Daemon {
   // The detection engine: one shard per two workers, at least one, each on its own thread.
   void start_detection(MetricsHub& hub, const SuffixList& suffixes, std::FILE* events) {
     const std::size_t shards = std::max<std::size_t>(1, config_.daemon.workers / 2);
+    // The event log and the state file take the analytics' pseudonymise setting and key.
+    config_.detection.clients.pseudonymise = config_.metrics.analytics.pseudonymise_clients;
+    config_.detection.clients.pseudonym_key = hub.pseudonym_key();
     try {
       detection_ = std::make_unique<detect::Engine>(config_.detection, config_.daemon.workers,
                                                     shards, suffixes, events, pipeline_->is_live());

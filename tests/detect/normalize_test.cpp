@@ -2,6 +2,7 @@
 // leaks, organisations, de-duplication and response outcomes (detection spec 3.4).
 #include "dnsmon/detect/normalize.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -219,6 +220,49 @@ TEST_CASE("internal clients are hosts, others their /24 or /48 or their org_map 
   CHECK_THROWS_WITH(load_org_map(map_file.string()),
                     Catch::Matchers::Contains(":2: not a CIDR prefix"));
   std::filesystem::remove(map_file);
+}
+
+TEST_CASE("pseudonymised, clients never reach the events; organisations keep one label each",
+          "[detect]") {
+  Fixture f;
+  f.options.clients.pseudonymise = true;
+  f.options.clients.pseudonym_key = {1, 2};
+  const OrgResolver orgs(f.options.clients, {}, 7);
+  Normalizer n(f.options,
+               std::make_shared<OrgResolver>(f.options.clients, std::vector<OrgMapEntry>{}, 7),
+               f.list, 7);
+  LookupEvent a, b, c, d;
+  REQUIRE(n.query(query("x.example", v4(203, 0, 113, 15)), a));
+  REQUIRE(n.query(query("x.example", v4(203, 0, 113, 16)), b));
+  REQUIRE(n.query(query("x.example", v4(198, 18, 7, 7)), c));
+  REQUIRE(n.query(query("x.example", v4(198, 18, 7, 7), 2'000'000'000), d));
+  for (const LookupEvent* e : {&a, &b, &c}) {
+    // No address byte of the client is left where it was.
+    CHECK(e->client[15] != 15);
+    CHECK(std::count(e->client.begin(), e->client.begin() + 10, 0) < 10);
+  }
+  CHECK(a.org_hash == b.org_hash);
+  CHECK(a.client != b.client);  // distinct clients stay distinct
+  CHECK(c.client == d.client);  // and one client is one pseudonym
+  const std::string la = orgs.label(a);
+  CHECK(la.rfind("anon-", 0) == 0);
+  CHECK(la.size() == 5 + 16 + 3);
+  CHECK(la.substr(la.size() - 3) == "/24");
+  CHECK(orgs.label(b) == la);  // one /24, one label
+  const std::string lc = orgs.label(c);
+  CHECK(lc.rfind("anon-", 0) == 0);
+  CHECK(lc.size() == 5 + 16);  // a host: no prefix length
+  CHECK(lc.find("198.18") == std::string::npos);
+
+  // Another key, other pseudonyms.
+  f.options.clients.pseudonym_key = {3, 4};
+  const OrgResolver other(f.options.clients, {}, 7);
+  Normalizer m(f.options,
+               std::make_shared<OrgResolver>(f.options.clients, std::vector<OrgMapEntry>{}, 7),
+               f.list, 7);
+  LookupEvent e;
+  REQUIRE(m.query(query("x.example", v4(203, 0, 113, 15)), e));
+  CHECK(other.label(e) != la);
 }
 
 TEST_CASE("the first query of a client for a domain in the de-duplication window is marked",

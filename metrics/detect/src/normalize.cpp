@@ -1,12 +1,14 @@
 #include "dnsmon/detect/normalize.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
 
 #include "dnsmon/common/ascii.hpp"
 #include "dnsmon/common/hash.hpp"
+#include "dnsmon/common/siphash.hpp"
 
 namespace dnsmon::detect {
 namespace {
@@ -108,6 +110,8 @@ OrgResolver::OrgResolver(const ClientOptions& options, std::vector<OrgMapEntry> 
       v4_bits_(static_cast<std::uint8_t>(96 + options.external_v4_prefix)),
       v6_bits_(static_cast<std::uint8_t>(options.external_v6_prefix)),
       seed_(seed) {
+  pseudonymise_ = options.pseudonymise;
+  pseudonym_key_ = options.pseudonym_key;
   for (const auto& n : options.internal_networks) {
     const auto c = parse_cidr(n);
     if (!c) {
@@ -122,6 +126,32 @@ OrgResolver::OrgResolver(const ClientOptions& options, std::vector<OrgMapEntry> 
 }
 
 void OrgResolver::resolve(LookupEvent& ev) const noexcept {
+  resolve_org(ev);
+  if (pseudonymise_) {
+    pseudonymise(ev);
+  }
+}
+
+void OrgResolver::pseudonymise(LookupEvent& ev) const noexcept {
+  const bool v4 = is_v4(ev.client);
+  const auto keyed = [this](const std::array<std::uint8_t, 16>& a, std::uint64_t tag) {
+    detail::SipHasher h{pseudonym_key_};
+    std::uint64_t w0 = 0;
+    std::uint64_t w1 = 0;
+    std::memcpy(&w0, a.data(), 8);
+    std::memcpy(&w1, a.data() + 8, 8);
+    h.word(w0);
+    h.word(w1);
+    return h.finish(tag);
+  };
+  const std::uint64_t org = keyed(
+      ev.org_kind == OrgKind::Prefix ? masked(ev.client, ev.org_bits) : ev.client, ev.org_bits);
+  const std::uint64_t client = (keyed(ev.client, 0) & ~std::uint64_t{1}) | (v4 ? 1U : 0U);
+  std::memcpy(ev.client.data(), &org, 8);
+  std::memcpy(ev.client.data() + 8, &client, 8);
+}
+
+void OrgResolver::resolve_org(LookupEvent& ev) const noexcept {
   struct Key {
     std::array<std::uint8_t, 16> addr;
     std::uint32_t index;
@@ -170,6 +200,19 @@ std::string OrgResolver::label(const LookupEvent& ev) const {
 std::string OrgResolver::label(const OrgRef& ev) const {
   if (ev.org_kind == OrgKind::Mapped && ev.org_index < map_.size()) {
     return map_[ev.org_index].name;
+  }
+  if (pseudonymise_) {
+    std::uint64_t org = 0;
+    std::uint64_t client = 0;
+    std::memcpy(&org, ev.client.data(), 8);
+    std::memcpy(&client, ev.client.data() + 8, 8);
+    std::array<char, 24> text{};
+    std::snprintf(text.data(), text.size(), "anon-%016llx", static_cast<unsigned long long>(org));
+    std::string out = text.data();
+    if (ev.org_kind != OrgKind::Host) {
+      out += "/" + std::to_string((client & 1U) != 0 ? ev.org_bits - 96 : ev.org_bits);
+    }
+    return out;
   }
   const auto addr = ev.org_kind == OrgKind::Host ? ev.client : masked(ev.client, ev.org_bits);
   IpAddr ip;

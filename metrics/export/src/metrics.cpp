@@ -617,15 +617,20 @@ MetricsHub::MetricsHub(BuildInfo build, MetricsOptions options, SuffixList suffi
     impl_->suffixes = suffixes
                           ? std::move(suffixes)
                           : detail::PublicSuffixList::load(options.analytics.public_suffix_list);
-    if (options.analytics.pseudonymise_key.empty()) {
-      impl_->pseudonym_key = detail::derive_keys<2>(detail::random_seed());
-    } else {
-      const auto& k = options.analytics.pseudonymise_key;
-      impl_->pseudonym_key = {detail::hash_bytes(k, detail::kPseudonymKeySeeds[0]),
-                              detail::hash_bytes(k, detail::kPseudonymKeySeeds[1])};
-    }
+  }
+  // Detection's organisation labels use the key too, with analytics on or off.
+  if (options.analytics.pseudonymise_key.empty()) {
+    impl_->pseudonym_key = detail::derive_keys<2>(detail::random_seed());
+  } else {
+    const auto& k = options.analytics.pseudonymise_key;
+    impl_->pseudonym_key = {detail::hash_bytes(k, detail::kPseudonymKeySeeds[0]),
+                            detail::hash_bytes(k, detail::kPseudonymKeySeeds[1])};
   }
   impl_->options = std::move(options);
+}
+
+std::array<std::uint64_t, 2> MetricsHub::pseudonym_key() const {
+  return impl_->pseudonym_key;
 }
 
 std::string MetricsHub::public_suffix_list() const {

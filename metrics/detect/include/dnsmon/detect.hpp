@@ -33,6 +33,11 @@ struct ClientOptions {
   std::uint32_t external_v4_prefix = 24;       // other clients: grouped by this prefix ...
   std::uint32_t external_v6_prefix = 48;
   std::string org_map_file;  // ... unless this file names their organisation ("" none)
+  // analytics.clients.pseudonymise: client addresses become keyed pseudonyms as the events are
+  // made, so none reaches the tables, the event log or the state file (not a detection key: the
+  // daemon copies the analytics setting and its key).
+  bool pseudonymise = false;
+  std::array<std::uint64_t, 2> pseudonym_key{};
 };
 
 // detection.normalize: how a query name becomes a registrable domain.

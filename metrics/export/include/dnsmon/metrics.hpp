@@ -84,6 +84,10 @@ class MetricsHub {
   // Where the public suffix list came from ("" with analytics off), for the startup log.
   [[nodiscard]] std::string public_suffix_list() const;
 
+  // The SipHash key of the client pseudonyms (analytics.clients.pseudonymise), for detection's
+  // organisation labels to match the analytics' client labels.
+  [[nodiscard]] std::array<std::uint64_t, 2> pseudonym_key() const;
+
   // The whole exposition in Prometheus text format 0.0.4.
   [[nodiscard]] std::string render_text() const;
 

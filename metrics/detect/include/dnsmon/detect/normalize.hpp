@@ -49,14 +49,23 @@ class OrgResolver {
   OrgResolver(const ClientOptions& options, std::vector<OrgMapEntry> map, std::uint64_t seed);
 
   // Sets ev's org_kind, org_bits, org_index and org_hash, and kInternalClient, for ev.client.
+  // Pseudonymising, then replaces ev.client with its pseudonym: the first 8 bytes the keyed
+  // hash of the organisation's address (the host's, or its prefix), the last 8 that of the
+  // client's (so distinct clients stay distinct), the lowest bit telling IPv4.
   void resolve(LookupEvent& ev) const noexcept;
 
   // The organisation's label: the host's address, the org_map name or the prefix
-  // ("203.0.113.0/24").
+  // ("203.0.113.0/24"); pseudonymising, "anon-" and 16 hex digits for a host, with "/24" (the
+  // prefix length) for a prefix.
   [[nodiscard]] std::string label(const LookupEvent& ev) const;
   [[nodiscard]] std::string label(const OrgRef& org) const;
 
  private:
+  void resolve_org(LookupEvent& ev) const noexcept;
+  void pseudonymise(LookupEvent& ev) const noexcept;
+
+  bool pseudonymise_ = false;
+  std::array<std::uint64_t, 2> pseudonym_key_{};
   std::vector<Cidr> internal_;
   std::vector<OrgMapEntry> map_;  // linear scan: meant for hundreds of prefixes, not millions
   std::uint8_t v4_bits_ = 0, v6_bits_ = 0;  // in the 128-bit form
