@@ -84,7 +84,7 @@ void Worker::finish() noexcept {
   counters_.finish();
 }
 
-void Worker::flush_messages() {
+void Worker::flush_messages() const {
   if (sink_.writer == nullptr) {
     return;
   }

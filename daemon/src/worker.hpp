@@ -68,7 +68,7 @@ class Worker {
     void on_message(const DnsMessage& m) override;
   };
 
-  void flush_messages();
+  void flush_messages() const;
   // Whether frame_ repeats one seen moments before (counted, to be dropped unparsed).
   bool is_duplicate() noexcept;
 

@@ -159,7 +159,7 @@ struct LayoutReader {
   RestoreStatus& status;
   const std::string& path;
 
-  std::nullptr_t fail(RestoreOutcome o, const std::string& why) const {
+  [[nodiscard]] std::nullptr_t fail(RestoreOutcome o, const std::string& why) const {
     return refuse(status, o, path, why);
   }
 };
@@ -443,7 +443,7 @@ void Engine::apply_checkpoint(PendingRestore& pending) {
   restore_.message =
       "detection: state loaded from " + options_.state_file + " (written by " +
       (file.header.producer.empty() ? std::string("?") : file.header.producer) +
-      (file.header.flags & kStateFlagClean ? " at a stop" : " at a checkpoint") +
+      ((file.header.flags & kStateFlagClean) != 0 ? " at a stop" : " at a checkpoint") +
       "): logical time " +
       (logical == LogicalClock::kUnset ? std::string("not started") : format_rfc3339(logical)) +
       ", origin " + origin_text(clock_.origin()) + ", " + std::to_string(domains) + " domains, " +
@@ -523,7 +523,7 @@ StateFileStatus Engine::write_checkpoint(bool clean) {
   header.producer = producer_;
   header.logical_clock_ns = logical;
   header.origin_ns = clock_.origin();
-  const StateFileStatus st = write_state_file(options_.state_file, header, views);
+  StateFileStatus st = write_state_file(options_.state_file, header, views);
   if (checkpoint_log_) {
     std::uint64_t bytes = kStateHeaderSizeV1 + kStateTrailerBytes;
     for (const auto& v : views) {

@@ -58,7 +58,9 @@ void WorkerPort::push(const LookupEvent& ev) noexcept {
     bells_[shard]->ring();  // a replay waits for the shard to make room
     std::this_thread::yield();
   }
-  if (bells_[shard]->sleeping()) {
+  // A sleeping shard is woken once a batch waits, not for every event: a futex wake per event
+  // cost more than the detectors' work. Fewer events wait at most the shard's sleep timeout.
+  if (bells_[shard]->sleeping() && ring.backlog_at_least(Engine::kWakeBacklog)) {
     bells_[shard]->ring();
   }
 }
@@ -191,7 +193,7 @@ void Engine::run_shard(Shard& shard) {
       shard.bell.cancel_sleep();
       continue;
     }
-    shard.bell.sleep(ticket, std::chrono::milliseconds(50));
+    shard.bell.sleep(ticket, kShardSleep);
   }
 }
 

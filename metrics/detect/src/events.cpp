@@ -385,7 +385,7 @@ struct EventDetectors {
         }
         // The shared-hosting guard: the newly observed domains answered with this address since
         // it entered the map, this one included.
-        const auto known = std::find(r->new_domains.begin(), r->new_domains.end(), e.key);
+        const auto* const known = std::find(r->new_domains.begin(), r->new_domains.end(), e.key);
         if (known == r->new_domains.end()) {
           if (r->new_count < r->new_domains.size()) {
             r->new_domains[r->new_count] = e.key;

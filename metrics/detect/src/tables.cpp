@@ -551,19 +551,36 @@ CandidateEntry* DomainState::maybe_promote(BaseEntry& e, const LookupEvent& ev, 
   if (!try_now || (!concentrated && !reactivated && !watched && !force)) {
     return nullptr;
   }
-  // A free candidate, or the least recently active one not flagged in the last 14 days.
-  std::size_t pick = candidates_.size();
-  Day oldest = std::numeric_limits<Day>::max();
-  for (std::size_t i = 0; i < candidates_.size(); ++i) {
-    const CandidateEntry& c = candidates_[i];
-    if (c.key == 0) {
-      pick = i;
-      break;
+  // A free candidate while the tier fills; then, from a hand that moves on, the least recently
+  // active of the first kCandidateSample entries not flagged in the last 14 days (sampled LRU:
+  // a bounded scan per promotion, where a scan of the whole tier cost more than the detectors).
+  const std::size_t n = candidates_.size();
+  std::size_t pick = n;
+  if (candidates_used_ < n) {
+    for (std::size_t k = 0; k < n; ++k) {
+      const std::size_t i = (candidate_hand_ + k) % n;
+      if (candidates_[i].key == 0) {
+        pick = i;
+        candidate_hand_ = (i + 1) % n;
+        ++candidates_used_;
+        break;
+      }
     }
-    if ((c.last_flagged == 0 || day - c.last_flagged >= 14) && c.last_active < oldest) {
-      oldest = c.last_active;
-      pick = i;
+    if (pick == n) {
+      candidates_used_ = n;  // full (as after loading a checkpoint)
     }
+  }
+  if (pick == n) {
+    Day oldest = std::numeric_limits<Day>::max();
+    std::size_t k = 0;
+    for (; k < n && (pick == n || k < kCandidateSample); ++k) {
+      const CandidateEntry& c = candidates_[(candidate_hand_ + k) % n];
+      if ((c.last_flagged == 0 || day - c.last_flagged >= 14) && c.last_active < oldest) {
+        oldest = c.last_active;
+        pick = (candidate_hand_ + k) % n;
+      }
+    }
+    candidate_hand_ = n == 0 ? 0 : (candidate_hand_ + k) % n;
   }
   if (pick == candidates_.size()) {
     add(counters_.rejected[kCandidate], 1);

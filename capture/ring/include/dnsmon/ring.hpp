@@ -477,6 +477,17 @@ class SpscRing {
     head_.store(head_local_, std::memory_order_release);
   }
 
+  // Producer: whether at least n records wait. The producer's cached head makes the first guess
+  // an overestimate; only a guess of n or more reads the consumer's head, so asking after every
+  // push costs a shared-line read once per n pushes or so while the consumer keeps up.
+  [[nodiscard]] bool backlog_at_least(std::size_t n) noexcept {
+    if (tail_local_ - head_cache_ < n) {
+      return false;
+    }
+    head_cache_ = head_.load(std::memory_order_acquire);
+    return tail_local_ - head_cache_ >= n;
+  }
+
   // Records waiting, from any thread (approximate while both sides run).
   [[nodiscard]] std::size_t size_approx() const noexcept {
     return static_cast<std::size_t>(tail_.load(std::memory_order_relaxed) -

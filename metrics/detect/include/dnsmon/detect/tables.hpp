@@ -368,6 +368,9 @@ class DomainState {
   std::uint64_t sets_;
   std::vector<BaseEntry> base_;
   std::vector<CandidateEntry> candidates_;
+  static constexpr std::size_t kCandidateSample = 64;
+  std::size_t candidate_hand_ = 0;   // where the next search for a candidate slot starts
+  std::size_t candidates_used_ = 0;  // slots filled since start (all, once a search finds none)
   std::vector<WatchEntry> watch_;
   std::vector<std::uint64_t> watch_keys_;  // the configured watchlist's domain hashes
   std::vector<std::string> watch_names_;
