@@ -559,6 +559,10 @@ constexpr std::array kKeys = std::to_array<Key>({
         .live(),
     integer("log.stats_interval_s", bind<&C::daemon, &Dae::stats_interval_s>(), 0, 86400,
             "seconds between the periodic stats log lines; 0 turns them off"),
+    integer("log.events_max_mib", bind<&C::daemon, &Dae::events_max_mib>(), 0, 1048576,
+            "the detection event log file (--events-out, detection.events_file) is renamed to "
+            "FILE.1 (replacing it) and started anew when it grows by this many MiB; 0 never; "
+            "SIGHUP reopens it (for logrotate)"),
 });
 
 // --- Checks across keys, once the file is bound -------------------------------------------

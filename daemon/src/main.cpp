@@ -58,7 +58,7 @@ using OutputFile = std::unique_ptr<std::FILE, FileCloser>;
 // opened later takes its number).
 bool g_stdout_closed = false;
 
-OutputFile open_output(const std::string& path, const char* what) {
+OutputFile open_output(const std::string& path, const char* what, bool append = false) {
   if (path.empty()) {
     return nullptr;
   }
@@ -69,7 +69,7 @@ OutputFile open_output(const std::string& path, const char* what) {
     }
     return OutputFile(stdout);
   }
-  std::FILE* f = std::fopen(path.c_str(), "w");
+  std::FILE* f = std::fopen(path.c_str(), append ? "a" : "w");
   if (f == nullptr) {
     throw std::runtime_error(std::string("cannot write ") + what + " to " + path + ": " +
                              detail::errno_text(errno));
@@ -143,7 +143,8 @@ class Daemon {
     // Fail now, not at the end of input: a file that cannot be created, a closed stdout.
     open_output(config_.daemon.metrics_out, "metrics");
 
-    events_ = open_output(config_.daemon.events_out, "events");
+    // Appended to: a restart keeps the findings before it.
+    events_ = open_output(config_.daemon.events_out, "events", /*append=*/true);
     pipeline_ = std::make_unique<Pipeline>(config_, hub,
                                            demo ? demo_capture() : std::span<const std::byte>{},
                                            messages ? fileno(messages.get()) : -1);
@@ -287,6 +288,11 @@ class Daemon {
                    f.event, f.domain, f.score, detect::to_string(f.severity),
                    detect::format_rfc3339(f.logical_ns), reasons.empty() ? "" : ": ", reasons);
     });
+    if (events != nullptr && config_.daemon.events_out != "-") {
+      detection_->set_log_reopen(
+          [this](std::FILE* current, bool rotate) { return reopen_events(current, rotate); },
+          std::uint64_t{config_.daemon.events_max_mib} << 20U);
+    }
     hub.set_detection_reader([engine = detection_.get()] { return engine->snapshot(); });
     detection_->start();
     // The origin of a loaded state file replaces first_packet.
@@ -438,6 +444,9 @@ class Daemon {
       hub_->record_reload(false);
       return;
     }
+    if (detection_) {
+      detection_->reopen_log();  // for logrotate, whatever the file says
+    }
     std::string applied;
     std::string restart;
     for (const auto& c : changed_keys(config_, next)) {
@@ -454,6 +463,32 @@ class Daemon {
     }
     spdlog::info("reload: {}", applied.empty() ? "no change applied" : "applied " + applied);
     hub_->record_reload(true);
+  }
+
+  // The event log's next file, under the engine's log lock: after a rename to FILE.1 when it
+  // reached log.events_max_mib (rotate), or the same path again (SIGHUP, after logrotate moved
+  // it). Null, with an error logged, keeps the current file.
+  std::FILE* reopen_events(std::FILE* current, bool rotate) {
+    const std::string& path = config_.daemon.events_out;
+    if (rotate) {
+      const std::string old = path + ".1";
+      if (std::rename(path.c_str(), old.c_str()) != 0) {
+        spdlog::error("event log: cannot rename {} to {}: {}; it grows on without a cap", path, old,
+                      detail::errno_text(errno));
+        return nullptr;
+      }
+    }
+    std::FILE* f = std::fopen(path.c_str(), "a");
+    if (f == nullptr) {
+      spdlog::error("event log: cannot open {}: {}; writing on to the file already open", path,
+                    detail::errno_text(errno));
+      return nullptr;
+    }
+    if (events_.get() == current) {
+      events_.reset(f);  // closes current
+    }
+    spdlog::info("event log: {} {}", rotate ? "rotated to" : "reopened", path);
+    return f;
   }
 
   // Applies one key that a running dnsmon can change; false for a key it does not know how to.

@@ -123,6 +123,58 @@ TEST_CASE("a replay hands every event to the shards and logs suffix leaks", "[de
   std::filesystem::remove(log_path);
 }
 
+TEST_CASE("the event log is handed to its reopen callback when it reaches its size and on demand",
+          "[detect]") {
+  const auto dir = std::filesystem::temp_directory_path() / "dnsmon-detect-rotate";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto path = dir / "events.jsonl";
+  std::FILE* first = std::fopen(path.c_str(), "a");
+  REQUIRE(first != nullptr);
+  std::vector<std::FILE*> opened{first};
+  std::vector<bool> rotations;
+  {
+    Engine engine(scenario_options(), 1, 1, test_list(), first, false, 11);
+    // Rotate once 500 bytes were written (a suffix_leak line is about 330).
+    engine.set_log_reopen(
+        [&](std::FILE* current, bool rotate) -> std::FILE* {
+          CHECK(current == opened.back());
+          rotations.push_back(rotate);
+          if (rotate) {
+            std::filesystem::rename(path, dir / "events.jsonl.1");
+          }
+          std::FILE* f = std::fopen(path.c_str(), "a");
+          std::fclose(current);
+          opened.push_back(f);
+          return f;
+        },
+        500);
+    engine.start();
+    const std::int64_t t0 = kOrigin + 172 * kDayNs / 1440;
+    for (int i = 0; i < 4; ++i) {
+      const auto leak =
+          query("mail.leak" + std::to_string(i) + ".example.corp.orga.example", 15, t0 + i * kS);
+      engine.port(0).on_message(leak, -1);
+    }
+    engine.finish();
+    engine.reopen_log();  // as SIGHUP does
+  }
+  std::fclose(opened.back());
+  // Four lines: the first two reach 500 bytes and rotate, the next two again; then the reopen.
+  CHECK(rotations == std::vector<bool>{true, true, false});
+  const auto lines = [](const std::filesystem::path& p) {
+    std::ifstream in(p);
+    int n = 0;
+    for (std::string l; std::getline(in, l);) {
+      n += l.find("\"suffix_leak\"") != std::string::npos ? 1 : 0;
+    }
+    return n;
+  };
+  CHECK(lines(dir / "events.jsonl.1") == 2);  // the second rotation replaced the first's
+  CHECK(lines(path) == 0);
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("live, a full ring drops events and counts them", "[detect]") {
   Engine engine(scenario_options(), 1, 1, test_list(), nullptr, true, 11);
   // The shard is not started, so nothing empties the ring.

@@ -40,6 +40,7 @@ struct DaemonOptions {
   std::string events_out;    // "" none, "-" stdout: the detection event log (JSON Lines)
   std::string log_level = "info";
   std::uint32_t stats_interval_s = 60;  // 0 disables the periodic stats log line
+  std::uint32_t events_max_mib = 256;   // the event log file is rotated at this size; 0 never
   std::string config_path;
   bool check_config = false;
 };

@@ -343,6 +343,30 @@ void Engine::write_line(const std::string& line) {
   if (std::fwrite(line.data(), 1, line.size(), log_) != line.size()) {
     log_failed_.store(true, std::memory_order_relaxed);
     log_lost_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  log_bytes_ += line.size();
+  if (log_max_bytes_ != 0 && log_bytes_ >= log_max_bytes_ && reopen_) {
+    (void)std::fflush(log_);
+    if (std::FILE* f = reopen_(log_, true); f != nullptr) {
+      log_ = f;
+      log_bytes_ = 0;
+    } else {
+      log_max_bytes_ = 0;  // the callback said why; no retry per line
+    }
+  }
+}
+
+void Engine::reopen_log() {
+  const std::lock_guard lock(log_mutex_);
+  if (!reopen_ || log_ == nullptr) {
+    return;
+  }
+  (void)std::fflush(log_);
+  if (std::FILE* f = reopen_(log_, false); f != nullptr) {
+    log_ = f;
+    log_bytes_ = 0;
+    log_failed_.store(false, std::memory_order_relaxed);
   }
 }
 

@@ -177,6 +177,20 @@ class Engine {
   // serious ones). Set before start().
   void on_finding(std::function<void(const Finding&)> sink) { on_finding_ = std::move(sink); }
 
+  // The event log's file can change under the writer's lock: `reopen(current, rotate)` returns
+  // the file to write to from now on (closing `current` itself), or null to keep writing to
+  // `current`. It is called with rotate = true once the log has grown by max_bytes (0: never)
+  // since it was opened, and with rotate = false by reopen_log() (SIGHUP, for logrotate). Set
+  // before start().
+  using LogReopen = std::function<std::FILE*(std::FILE* current, bool rotate)>;
+
+  void set_log_reopen(LogReopen reopen, std::uint64_t max_bytes) {
+    reopen_ = std::move(reopen);
+    log_max_bytes_ = max_bytes;
+  }
+
+  void reopen_log();
+
   // Starts the shard threads.
   void start();
   // After every worker has finished: the shards take every event left in the rings, then stop.
@@ -250,6 +264,9 @@ class Engine {
   std::FILE* log_;
   std::function<void(const Finding&)> on_finding_;
   std::mutex log_mutex_;
+  LogReopen reopen_;
+  std::uint64_t log_max_bytes_ = 0;
+  std::uint64_t log_bytes_ = 0;  // written since the file was opened (under log_mutex_)
   std::atomic<bool> log_failed_{false};
   std::atomic<std::uint64_t> log_lost_{0};
   // Distinct clients per logical day, merged from every shard's day at its boundary.
