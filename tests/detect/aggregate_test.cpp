@@ -71,6 +71,23 @@ TEST_CASE("aggregate_anomaly: a steady diurnal pattern raises no alarm", "[detec
   }
 }
 
+TEST_CASE("aggregate_anomaly: a few failures an hour, or none, are counting noise",
+          "[detect][aggregate]") {
+  // 60 to 200 responses an hour, SERVFAIL at 0.5 % (0 to 3 an hour) and NXDOMAIN exactly 0 for
+  // three days, then one NXDOMAIN in some hours: within the band's counting-noise floor.
+  AggregateMonitor m(1, {}, 1);
+  std::vector<Transition> out;
+  for (std::int64_t h = kStart; h < kStart + 24 * 10; ++h) {
+    AggregateMonitor::Counts c;
+    c.queries = 60 + static_cast<std::uint64_t>(140 * draw(h, 6));
+    c.responses = c.queries;
+    c.servfail = static_cast<std::uint64_t>(4 * draw(h, 7) * draw(h, 8));
+    c.nxdomain = h >= kStart + 24 * 3 && draw(h, 9) < 0.5 ? 1 : 0;
+    feed(m, h, c, out);
+  }
+  CHECK(out.empty());
+}
+
 TEST_CASE("aggregate_anomaly: an 8-hour NXDOMAIN surge alarms on nxdomain_ratio only",
           "[detect][aggregate]") {
   AggregateMonitor m(1, {}, 1);

@@ -3,6 +3,7 @@
 #include "dnsmon/detect/aggregate.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 namespace dnsmon::detect {
 
@@ -100,6 +101,22 @@ void AggregateMonitor::evaluate_due(std::int64_t through, std::vector<Transition
   }
 }
 
+// The band's floor: δ standard deviations of the counting noise of the hour's value around the
+// forecast. Queries as a Poisson count (σ = sqrt(λ), λ the forecast count, at least 1); a ratio
+// as a binomial share of the hour's n responses (σ = sqrt(p(1 - p)/n), p the forecast share, at
+// least 1/n). Brutlag's band alone is δ mean absolute deviations of past errors, which is about 0
+// for a series that was flat (a ratio at exactly 0) or rare (a few failures an hour at night), so
+// that one failure more or less would count as out of band.
+double AggregateMonitor::noise_band(Series s, double forecast, const Counts& c) const noexcept {
+  if (s == Qps) {
+    const double lambda = std::max(forecast * 3600.0, 1.0);
+    return params_.delta * std::sqrt(lambda) / 3600.0;
+  }
+  const auto n = static_cast<double>(std::max<std::uint64_t>(c.responses, 1));
+  const double p = std::clamp(forecast, 1.0 / n, 1.0);
+  return params_.delta * std::sqrt(p * (1.0 - p) / n);
+}
+
 void AggregateMonitor::evaluate(std::vector<Transition>& out) {
   Pending& slot =
       pending_[static_cast<std::size_t>(next_ % static_cast<std::int64_t>(kPendingHours))];
@@ -118,7 +135,7 @@ void AggregateMonitor::evaluate(std::vector<Transition>& out) {
       m.skip();  // a ratio of nothing: a missing point
       st.alarm = m.recent_out() >= params_.min_out;
     } else {
-      st = m.add(x[s]);
+      st = m.add(x[s], noise_band(static_cast<Series>(s), m.forecast(), c));
     }
     if (st.alarm != alarmed_[s]) {
       alarmed_[s] = st.alarm;

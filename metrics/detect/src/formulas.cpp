@@ -348,7 +348,11 @@ bool PoissonCusum::update(double x, double lambda0) noexcept {
   return false;
 }
 
-HoltWinters::Step HoltWinters::add(double x) noexcept {
+double HoltWinters::forecast() const noexcept {
+  return n_ < kSeason ? 0.0 : level_ + trend_ + season_[n_ % kSeason];
+}
+
+HoltWinters::Step HoltWinters::add(double x, double min_band) noexcept {
   Step st;
   const std::size_t i = n_ % kSeason;
   if (n_ < kSeason) {
@@ -372,7 +376,7 @@ HoltWinters::Step HoltWinters::add(double x) noexcept {
     return st;
   }
   st.forecast = level_ + trend_ + season_[i];
-  st.band = p_.delta * dev_[i];
+  st.band = std::max(p_.delta * dev_[i], min_band);
   st.checked = true;
   const double err = std::fabs(x - st.forecast);
   st.out_of_band = err > st.band;

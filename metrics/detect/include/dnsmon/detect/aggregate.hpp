@@ -124,6 +124,7 @@ class AggregateMonitor {
   void add(std::int64_t hour, const Counts& c) noexcept;
   void evaluate_due(std::int64_t through, std::vector<Transition>& out);
   void evaluate(std::vector<Transition>& out);
+  [[nodiscard]] double noise_band(Series s, double forecast, const Counts& c) const noexcept;
 
   HoltWintersParams params_;
   std::int64_t max_lag_;
