@@ -87,13 +87,17 @@ std::vector<Finding> ask(DomainState& s, const LookupEvent& q, Outcome o, Day da
   return out;
 }
 
-DetectOptions options() {
-  DetectOptions o;
-  o.memory.base_entries = 256;
-  o.memory.candidate_entries = 16;
-  o.memory.watch_entries = 1;
-  o.memory.seen_filter_entries = 64;
-  o.memory.doorkeeper_bits = 4096;
+// A DomainState keeps a pointer to its options: they must outlive it.
+const DetectOptions& options() {
+  static const DetectOptions o = [] {
+    DetectOptions x;
+    x.memory.base_entries = 256;
+    x.memory.candidate_entries = 16;
+    x.memory.watch_entries = 1;
+    x.memory.seen_filter_entries = 64;
+    x.memory.doorkeeper_bits = 4096;
+    return x;
+  }();
   return o;
 }
 

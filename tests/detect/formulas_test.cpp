@@ -390,6 +390,44 @@ TEST_CASE("Holt–Winters bands: 6 of the last 12 points out of band (4.4)", "[d
   CHECK_FALSE(st.alarm);
 }
 
+TEST_CASE("Holt–Winters: a skipped point keeps the season in phase and counts in band",
+          "[detect][burst]") {
+  HoltWinters hw, skipping;
+  auto x_at = [](int h) { return 100.0 + 50.0 * std::sin(2 * 3.141592653589793 * (h % 24) / 24); };
+  int h = 0;
+  for (; h < 24 * 3; ++h) {
+    (void)hw.add(x_at(h));
+    if (h == 24 * 2 + 5) {
+      skipping.skip();
+    } else {
+      (void)skipping.add(x_at(h));
+    }
+  }
+  CHECK(skipping.points() == hw.points());
+  for (; h < 24 * 4; ++h) {
+    const auto a = hw.add(x_at(h));
+    const auto b = skipping.add(x_at(h));
+    CHECK_FALSE(b.out_of_band);
+    CHECK(b.forecast == Approx(a.forecast).epsilon(0.01));
+  }
+  // Out-of-band points, then skips: each skip shifts one out of the window.
+  for (int k = 0; k < 6; ++k) {
+    (void)skipping.add(x_at(h++) + 1000);
+  }
+  CHECK(skipping.recent_out() == 6);
+  for (int k = 0; k < 7; ++k) {
+    skipping.skip();
+    ++h;
+  }
+  CHECK(skipping.recent_out() == 5);
+  CHECK(skipping.finite());
+  // In the first season a skip repeats the previous point.
+  HoltWinters fresh;
+  (void)fresh.add(7);
+  fresh.skip();
+  CHECK(fresh.points() == 2);
+}
+
 TEST_CASE("Shannon entropy and the information estimate (2.2, 4.6)", "[detect][tunneling]") {
   CHECK(shannon_entropy("") == 0.0);
   CHECK(shannon_entropy("aaaa") == 0.0);

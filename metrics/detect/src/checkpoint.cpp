@@ -46,7 +46,7 @@ struct Fingerprint {
   bool operator==(const Fingerprint&) const = default;
 };
 
-// Section 1 (layout 1).
+// Section 1 (layout 2).
 struct EngineRecord {
   Fingerprint layout;
   std::uint32_t shards = 0;
@@ -60,7 +60,7 @@ struct EngineRecord {
 
 static_assert(sizeof(EngineRecord) == 200 && std::is_trivially_copyable_v<EngineRecord>);
 
-// Section 0x100 + 16 s (layout 1).
+// Section 0x100 + 16 s (layout 2).
 struct ShardRecord {
   DomainState::Capacity capacity;
   std::int64_t day = LogicalClock::kUnset;
@@ -152,7 +152,7 @@ std::nullptr_t refuse(RestoreStatus& status, RestoreOutcome outcome, const std::
 
 namespace {
 
-// Layout 1: the sections of checkpoint.hpp, each validated; the pending restore holds the file.
+// Layout 2: the sections of checkpoint.hpp, each validated; the pending restore holds the file.
 struct LayoutReader {
   const DetectOptions& options;
   std::size_t shards;
@@ -230,7 +230,7 @@ std::unique_ptr<Engine::PendingRestore> Engine::read_checkpoint(const DetectOpti
                                                 std::to_string(kStateLayoutVersion));
   }
 
-  // Layout 1.
+  // Layout 2.
   if (engine->payload.size() != sizeof(EngineRecord)) {
     return in.fail(RestoreOutcome::Corrupt,
                    "engine section of " + std::to_string(engine->payload.size()) + " bytes");
@@ -279,7 +279,7 @@ std::unique_ptr<Engine::PendingRestore> Engine::read_checkpoint(const DetectOpti
   if (shared == nullptr) {
     return in.fail(RestoreOutcome::Corrupt, "no shared-state section");
   }
-  auto shared_state = std::make_unique<SharedState>(options);
+  auto shared_state = std::make_unique<SharedState>(options, shards);
   StateSource shared_in(shared->payload);
   if (!shared_state->load(shared_in) || !shared_in.done()) {
     return in.fail(RestoreOutcome::Corrupt, "the shared-state section does not decode");

@@ -78,11 +78,15 @@ Engine::Engine(const DetectOptions& options, std::size_t workers, std::size_t sh
                                               ? std::vector<OrgMapEntry>{}
                                               : load_org_map(options.clients.org_map_file),
                                           seed_)),
-      shared_(pending_ ? std::move(pending_->shared) : std::make_unique<SharedState>(options_)),
+      shared_(pending_ ? std::move(pending_->shared)
+                       : std::make_unique<SharedState>(options_, std::max<std::size_t>(shards, 1))),
       clock_(options.time.compression, pending_ ? pending_->origin : options.time.origin_ns),
       log_(events_log) {
+  shared_->aggregate.set_max_lag(live ? 1 : AggregateMonitor::kPendingHours - 1);
   for (std::size_t s = 0; s < std::max<std::size_t>(shards, 1); ++s) {
     auto shard = std::make_unique<Shard>();
+    shard->index = s;
+    shard->transitions.reserve(AggregateMonitor::kSeries * 4);
     shard->state = std::make_unique<DomainState>(
         options_, 1.0 / static_cast<double>(std::max<std::size_t>(shards, 1)), seed_,
         shared_.get());
@@ -142,6 +146,13 @@ void Engine::finish() {
         end_of_day(*shard, shard->day);
       }
     }
+    // The hours every shard is past; the open (partial) hour is not evaluated.
+    std::vector<AggregateMonitor::Transition> transitions;
+    {
+      const std::lock_guard lock(shared_->mutex);
+      shared_->aggregate.flush(transitions);
+    }
+    report_transitions(*shards_.front(), transitions);
   }
   if (log_ != nullptr) {
     const std::lock_guard lock(log_mutex_);
@@ -202,6 +213,22 @@ void Engine::process(Shard& shard, const LookupEvent& ev) {
   if (logical > shard.logical_ns.load(std::memory_order_relaxed)) {
     shard.logical_ns.store(logical, std::memory_order_relaxed);
   }
+  // aggregate_anomaly's counts of the shard's open logical hour (no lock; the hour's hand-over
+  // takes the shared state's mutex once an hour).
+  const std::int64_t hour = logical >= 0 ? logical / kHourNs : (logical - kHourNs + 1) / kHourNs;
+  AggregateMonitor::ShardHour& open = shared_->aggregate.shard_hour(shard.index);
+  if (open.hour == AggregateMonitor::kUnset) {
+    open.hour = hour;
+  } else if (hour > open.hour) {
+    close_hour(shard, hour);
+  }
+  if (ev.kind == EventKind::Query) {
+    ++open.counts.queries;
+  } else if (ev.kind == EventKind::Response) {
+    ++open.counts.responses;
+    open.counts.nxdomain += ev.rcode == 3 ? 1U : 0U;
+    open.counts.servfail += ev.rcode == 2 ? 1U : 0U;
+  }
   const std::int64_t day = LogicalClock::day(logical);
   if (shard.day == LogicalClock::kUnset) {
     shard.day = day;
@@ -238,6 +265,38 @@ void Engine::process(Shard& shard, const LookupEvent& ev) {
   if (!state.findings().empty()) {
     report(shard);
   }
+}
+
+void Engine::close_hour(Shard& shard, std::int64_t hour) {
+  {
+    const std::lock_guard lock(shared_->mutex);
+    shared_->aggregate.close(shard.index, hour, shard.transitions);
+  }
+  report_transitions(shard, shard.transitions);
+}
+
+void Engine::report_transitions(Shard& shard,
+                                std::vector<AggregateMonitor::Transition>& transitions) {
+  if (transitions.empty()) {
+    return;
+  }
+  constexpr HoltWintersParams kParams{};
+  for (const AggregateMonitor::Transition& t : transitions) {
+    Finding& f = shard.state->findings().emplace_back();
+    f.detector = Detector::AggregateAnomaly;
+    f.event = t.alarm ? "alarm" : "cleared";
+    f.logical_ns = (t.hour + 1) * kHourNs - 1'000'000'000;  // the hour's last second
+    f.score = t.alarm ? static_cast<double>(t.out_of_band) / kParams.window : 0;
+    f.severity = t.alarm ? Severity::Low : Severity::Info;
+    f.detail_text("series", AggregateMonitor::label(t.series));
+    f.detail("value", t.value);
+    f.detail("forecast", t.forecast);
+    f.detail("band", t.band);
+    f.detail("out_of_band", static_cast<std::int64_t>(t.out_of_band));
+    f.detail("window", static_cast<std::int64_t>(kParams.window));
+  }
+  transitions.clear();
+  report(shard);
 }
 
 void Engine::report(Shard& shard) {
@@ -409,6 +468,9 @@ DetectionSnapshot Engine::snapshot() const {
       s.flagged[d] += c.flagged[d].load(std::memory_order_relaxed);
     }
     s.flagged_querier_concentration_any += c.flagged_qc_any.load(std::memory_order_relaxed);
+  }
+  for (std::size_t i = 0; i < AggregateMonitor::kSeries; ++i) {
+    s.aggregate_anomaly[i] = shared_->aggregate.alarm(static_cast<AggregateMonitor::Series>(i));
   }
   s.recently_dead_entries = shared_->dead_live();
   s.recently_dead_capacity = SharedState::kDeadEntries;

@@ -18,6 +18,8 @@ namespace dnsmon::detect {
 struct Engine::Shard {
   std::vector<std::unique_ptr<SpscRing<LookupEvent>>> rings;  // one per worker
   std::unique_ptr<DomainState> state;
+  std::size_t index = 0;  // its position among the shards (its AggregateMonitor::ShardHour)
+  std::vector<AggregateMonitor::Transition> transitions;  // scratch of an hour's hand-over
   detail::HyperLogLog clients_today{14};
   Doorbell bell;
   std::int64_t day = LogicalClock::kUnset;  // the logical day of the newest event

@@ -64,15 +64,17 @@ std::string address_text(const std::array<std::uint8_t, 16>& a) {
 }
 
 std::uint8_t nibble(const TunnelUnit& u, std::size_t i) noexcept {
-  return static_cast<std::uint8_t>((u.reg[i / 2] >> ((i % 2) * 4U)) & 0xfU);
+  return static_cast<std::uint8_t>((static_cast<unsigned>(u.reg[i / 2]) >> ((i % 2) * 4U)) & 0xfU);
 }
 
 }  // namespace
 
 // --- SharedState: the recently-dead map ----------------------------------------------------
 
-SharedState::SharedState(const DetectOptions& options)
-    : ttl_days_(options.detectors.successor.max_age_days), dead_(kDeadEntries) {
+SharedState::SharedState(const DetectOptions& options, std::size_t shards)
+    : aggregate(shards, HoltWintersParams{}, AggregateMonitor::kPendingHours - 1),
+      ttl_days_(options.detectors.successor.max_age_days),
+      dead_(kDeadEntries) {
 }
 
 void SharedState::save(StateSink& out) const {
@@ -84,6 +86,7 @@ void SharedState::save(StateSink& out) const {
   out.put(dead_used_);
   out.put(dead_inserted_);
   out.put(dead_dropped_);
+  aggregate.save(out);
 }
 
 bool SharedState::load(StateSource& in) {
@@ -99,7 +102,7 @@ bool SharedState::load(StateSource& in) {
     used += r.domain_key != 0 ? 1 : 0;
   }
   if (!in.get(dead_used_) || !in.get(dead_inserted_) || !in.get(dead_dropped_) ||
-      dead_used_ != used) {
+      dead_used_ != used || !aggregate.load(in)) {
     return false;
   }
   rebuild_filter();

@@ -348,7 +348,11 @@ bool PoissonCusum::update(double x, double lambda0) noexcept {
   return false;
 }
 
-HoltWinters::Step HoltWinters::add(double x) noexcept {
+double HoltWinters::forecast() const noexcept {
+  return n_ < kSeason ? 0.0 : level_ + trend_ + season_[n_ % kSeason];
+}
+
+HoltWinters::Step HoltWinters::add(double x, double min_band) noexcept {
   Step st;
   const std::size_t i = n_ % kSeason;
   if (n_ < kSeason) {
@@ -372,7 +376,7 @@ HoltWinters::Step HoltWinters::add(double x) noexcept {
     return st;
   }
   st.forecast = level_ + trend_ + season_[i];
-  st.band = p_.delta * dev_[i];
+  st.band = std::max(p_.delta * dev_[i], min_band);
   st.checked = true;
   const double err = std::fabs(x - st.forecast);
   st.out_of_band = err > st.band;
@@ -383,10 +387,31 @@ HoltWinters::Step HoltWinters::add(double x) noexcept {
   dev_[i] = p_.gamma * err + (1.0 - p_.gamma) * dev_[i];
   out_bits_ = (out_bits_ << 1) | (st.out_of_band ? 1U : 0U);
   ++n_;
+  st.alarm = recent_out() >= p_.min_out;
+  return st;
+}
+
+void HoltWinters::skip() noexcept {
+  if (n_ < kSeason) {
+    (void)add(n_ == 0 ? 0.0 : season_[n_ - 1]);
+    return;
+  }
+  level_ += trend_;
+  out_bits_ <<= 1U;
+  ++n_;
+}
+
+std::uint32_t HoltWinters::recent_out() const noexcept {
   const std::uint32_t window = std::min<std::uint32_t>(p_.window, 64);
   const std::uint64_t mask = window >= 64 ? ~0ULL : ((1ULL << window) - 1);
-  st.alarm = static_cast<std::uint32_t>(std::popcount(out_bits_ & mask)) >= p_.min_out;
-  return st;
+  return static_cast<std::uint32_t>(std::popcount(out_bits_ & mask));
+}
+
+bool HoltWinters::finite() const noexcept {
+  const auto ok = [](double v) { return std::isfinite(v); };
+  return ok(level_) && ok(trend_) && std::all_of(season_.begin(), season_.end(), ok) &&
+         std::all_of(dev_.begin(), dev_.end(), ok) && ok(p_.alpha) && ok(p_.beta) && ok(p_.gamma) &&
+         ok(p_.delta);
 }
 
 // ---------------------------------------------------------------------------------------------

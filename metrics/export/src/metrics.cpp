@@ -488,6 +488,12 @@ struct MetricsHub::Impl : prometheus::Collectable {
             static_cast<double>(d.flagged[static_cast<std::size_t>(det)]));
     }
     x.add(Family::ActiveClients, {"14d"}, d.population14);
+    x.open(Family::AggregateAnomaly);
+    for (std::size_t i = 0; i < detect::AggregateMonitor::kSeries; ++i) {
+      x.add(Family::AggregateAnomaly,
+            {detect::AggregateMonitor::label(static_cast<detect::AggregateMonitor::Series>(i))},
+            d.aggregate_anomaly[i] ? 1.0 : 0.0);
+    }
     collect_domains(x, d);
     constexpr std::array<std::string_view, 5> kTables = {"detect_base", "detect_candidates",
                                                          "detect_watch", "detect_seen_filter",

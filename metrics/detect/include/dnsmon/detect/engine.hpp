@@ -42,6 +42,7 @@
 #include "dnsmon/analytics/detail/sketches.hpp"
 #include "dnsmon/common/counter.hpp"
 #include "dnsmon/detect.hpp"
+#include "dnsmon/detect/aggregate.hpp"
 #include "dnsmon/detect/checkpoint.hpp"
 #include "dnsmon/detect/event.hpp"
 #include "dnsmon/detect/normalize.hpp"
@@ -119,6 +120,8 @@ struct DetectionSnapshot {
   // The base rate at the last day boundary (detection spec 4.1).
   std::uint64_t flagged_querier_concentration = 0, flagged_querier_concentration_any = 0;
   double population14 = 0;  // distinct clients of the last 14 logical days, at that boundary
+  // aggregate_anomaly (4.4): whether each series (qps, nxdomain_ratio, servfail_ratio) is in alarm.
+  std::array<bool, AggregateMonitor::kSeries> aggregate_anomaly{};
   // The per-domain series (4.10): each detector's top N domains by score over all shards, the
   // watched ones, and those held for export.hold_seconds after they dropped out; at most
   // Engine::kMaxExportedDomains.
@@ -246,6 +249,10 @@ class Engine {
   void process(Shard& shard, const LookupEvent& ev);
   // The logical day `day` ended for this shard: the population and the tables' day evaluation.
   void end_of_day(Shard& shard, std::int64_t day);
+  // The shard's events crossed into logical hour `hour`: its open hour goes to aggregate_anomaly.
+  void close_hour(Shard& shard, std::int64_t hour);
+  // aggregate_anomaly's alarms entered and cleared, as findings of the shard, reported.
+  void report_transitions(Shard& shard, std::vector<AggregateMonitor::Transition>& transitions);
   // Counts the shard's new findings and writes their event log lines.
   void report(Shard& shard);
   void write_line(const std::string& line);

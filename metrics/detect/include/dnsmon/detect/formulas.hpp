@@ -223,9 +223,22 @@ class HoltWinters {
 
   explicit HoltWinters(HoltWintersParams p = {}) noexcept : p_(p) {}
 
-  Step add(double x) noexcept;
+  // min_band: a floor of the band (aggregate_anomaly: the counting noise of the hour's value).
+  Step add(double x, double min_band = 0) noexcept;
+  // The forecast of the next point (0 in the first season).
+  [[nodiscard]] double forecast() const noexcept;
+  // A missing point (a ratio of an hour without responses): the season moves on and the forecast
+  // with it, nothing is learnt, the point counts as in band. In the first season the previous
+  // point is repeated (0 for the first).
+  void skip() noexcept;
 
   [[nodiscard]] std::uint64_t points() const noexcept { return n_; }
+
+  // Points out of band among the last `window`.
+  [[nodiscard]] std::uint32_t recent_out() const noexcept;
+
+  // Whether every value of the model is finite (a loaded checkpoint's check).
+  [[nodiscard]] bool finite() const noexcept;
 
  private:
   HoltWintersParams p_;

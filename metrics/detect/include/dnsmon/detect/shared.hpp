@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "dnsmon/detect.hpp"
+#include "dnsmon/detect/aggregate.hpp"
 #include "dnsmon/detect/detail/state_codec.hpp"
 #include "dnsmon/detect/formulas.hpp"
 
@@ -52,14 +53,16 @@ class SharedState {
   static constexpr std::size_t kDeadEntries = 4096;
   static constexpr std::size_t kDeadFilterWords = 1024;  // 65,536 bits, 3 per address
 
-  explicit SharedState(const DetectOptions& options);
+  // shards: the engine's detection shards (the aggregate counts' hand-over).
+  explicit SharedState(const DetectOptions& options, std::size_t shards = 1);
 
   // The checkpoint of this state (checkpoint.cpp writes it as one section of the state file):
-  // the covert_pair cap, the recently-dead map's entries and counters. load() runs on a freshly
-  // constructed object before any shard exists and returns false when the bytes do not decode
-  // (too few, an entry count over the capacity); the engine then discards the object and starts
-  // fresh. A change of what save() writes bumps kStateLayoutVersion (checkpoint.hpp). Called with
-  // no shard running (at start, at shutdown, or with the shards paused): no lock.
+  // the covert_pair cap, the recently-dead map's entries and counters, the aggregate_anomaly
+  // monitor (its shards' open hours, the hours waiting, the models and alarms). load() runs on a
+  // freshly constructed object before any shard exists and returns false when the bytes do not
+  // decode (too few, an entry count over the capacity); the engine then discards the object and
+  // starts fresh. A change of what save() writes bumps kStateLayoutVersion (checkpoint.hpp). Called
+  // with no shard running (at start, at shutdown, or with the shards paused): no lock.
   void save(StateSink& out) const;
   [[nodiscard]] bool load(StateSource& in);
 
@@ -68,6 +71,10 @@ class SharedState {
   // covert_pair's daily cap (4.12 item 7): domains newly reaching medium on a logical day, over
   // all shards. Asked only when a domain first crosses medium.
   NewAlertCap covert_cap;
+
+  // aggregate_anomaly (4.4): each shard's open hour (its own, without the mutex), the closed
+  // hours and the Holt–Winters models (under the mutex, taken at a shard's hour boundary).
+  AggregateMonitor aggregate;
 
   // --- the recently-dead map ---------------------------------------------------------------
 

@@ -84,6 +84,7 @@ enum class Family : std::uint8_t {
   AdmissionRejectedTotal,
   DetectorFlaggedDomains,
   ExportTruncatedDomains,
+  AggregateAnomaly,
   DomainScore,
   DomainEvents,
   DomainDistinctOrgs,
@@ -379,6 +380,12 @@ inline constexpr std::array<MetricFamilySpec, static_cast<std::size_t>(Family::C
          {"detector"},
          "Domains a detector flagged in the last 14 logical days that have no per-domain series "
          "(beyond detection.export.top_n_per_detector)."},
+        {"dnsmon_aggregate_anomaly",
+         MetricKind::Gauge,
+         {"series"},
+         "1 while a series of the whole traffic (hourly qps, nxdomain_ratio, servfail_ratio) is "
+         "in aggregate_anomaly's alarm: 6 of its last 12 logical hours outside the Holt-Winters "
+         "band."},
         {"dnsmon_domain_score",
          MetricKind::Gauge,
          {"detector", "domain"},
