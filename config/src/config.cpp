@@ -94,6 +94,19 @@ void check_origin(const Site& site, Config& c) {
   }
 }
 
+void check_local_networks(const Site& site, Config& c) {
+  const auto& nets = c.metrics.local_networks;
+  for (std::size_t i = 0; i < nets.size(); ++i) {
+    ServerAddresses probe;
+    if (!probe.add(nets[i])) {
+      site.fail_item(i,
+                     "expected a CIDR prefix or address such as 10.0.0.53/32, 192.0.2.0/24 or "
+                     "2001:db8::53 (no bits set after the prefix), got \"" +
+                         nets[i] + "\"");
+    }
+  }
+}
+
 void check_internal_networks(const Site& site, Config& c) {
   const auto& nets = c.detection.clients.internal_networks;
   for (std::size_t i = 0; i < nets.size(); ++i) {
@@ -213,6 +226,11 @@ constexpr std::array kKeys = std::to_array<Key>({
     boolean("capture.dedup", bind<&C::capture, &Cap::dedup>(),
             "drop a frame whose IP packet repeats one seen within 10 ms (a SPAN port mirroring "
             "both directions, two taps, -i any on a bridge)"),
+    strings("capture.local_networks", bind<&C::metrics, &Met::local_networks>(), 1024,
+            "CIDR prefixes",
+            "the watched server's addresses, for the leg label: a query to one is the client "
+            "leg, from one the upstream leg (live, the host's own addresses count too)")
+        .then(check_local_networks),
 
     section("parser", "what is decoded"),
     integers("parser.dns_ports", bind<&C::parser, &Par::dns_ports>(), 1, 16, 1, 65535,

@@ -12,7 +12,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <memory>
+#include <netinet/in.h>
 #include <new>
 #include <optional>
 #include <string>
@@ -40,6 +42,55 @@
 
 namespace dnsmon {
 namespace {
+
+// The server addresses that decide the leg label: capture.local_networks, and live the host's own
+// addresses on every interface (getifaddrs(3) at start). A replay has only the configured ones.
+ServerAddresses server_addresses(const Config& config, bool live) {
+  ServerAddresses s;
+  for (const auto& net : config.metrics.local_networks) {
+    (void)s.add(net);  // checked when the configuration was read
+  }
+  if (live) {
+    ifaddrs* list = nullptr;
+    if (getifaddrs(&list) != 0) {
+      spdlog::warn("legs: cannot list the host's addresses: {}; only capture.local_networks count",
+                   detail::errno_text(errno));
+    } else {
+      for (const ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+        if (i->ifa_addr == nullptr) {
+          continue;
+        }
+        IpAddr a;
+        if (i->ifa_addr->sa_family == AF_INET) {
+          const auto* in = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);  // NOLINT
+          std::memcpy(a.bytes.data(), &in->sin_addr, 4);
+          a.family = 4;
+        } else if (i->ifa_addr->sa_family == AF_INET6) {
+          const auto* in6 = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);  // NOLINT
+          std::memcpy(a.bytes.data(), &in6->sin6_addr, 16);
+          a.family = 6;
+        } else {
+          continue;
+        }
+        s.add_address(a);
+      }
+      freeifaddrs(list);
+    }
+  }
+  if (s.empty()) {
+    spdlog::info(
+        "legs: no server addresses known (capture.local_networks is empty{}); the leg "
+        "label is \"unknown\"",
+        live ? " and the host has none" : " in a replay");
+  } else {
+    std::string text;
+    for (const auto& p : s.describe()) {
+      text += (text.empty() ? "" : ", ") + p;
+    }
+    spdlog::info("legs: server addresses {}", text);
+  }
+  return s;
+}
 
 constexpr int kExitFailure = 1;
 constexpr int kExitConfig = 78;  // EX_CONFIG
@@ -127,6 +178,8 @@ class Daemon {
       }
     }
     const SuffixList suffixes = suffixes_;  // detection uses the analytics' list
+    config_.metrics.server_addresses =
+        server_addresses(config_, !config_.capture.interfaces.empty());
     hub_ = std::make_unique<MetricsHub>(BuildInfo{kVersion, ldns_library_version(), pcap_version()},
                                         config_.metrics, std::move(suffixes_));
     MetricsHub& hub = *hub_;

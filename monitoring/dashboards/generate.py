@@ -199,6 +199,18 @@ def build():
          [("%s / %s" % (rate("dnsmon_response_latency_seconds_sum"),
                         rate("dnsmon_response_latency_seconds_count")), "mean")],
          unit="s", w=12)
+    b.ts("Response latency p50 / p99 by leg (client: queries to the server, upstream: from it)",
+         [("histogram_quantile(%s, %s)" % (q, rate("dnsmon_response_latency_seconds_bucket",
+                                                   ["leg", "le"])),
+           "p%s {{leg}}" % int(float(q) * 100)) for q in ("0.5", "0.99")],
+         unit="s", w=12,
+         description="A resolver's two legs apart: its clients' queries (client) and its own "
+                     "queries to authoritative servers (upstream), decided by the server's "
+                     "addresses (capture.local_networks, and the host's own when live); "
+                     "unknown when neither end is one of them.")
+    b.ts("Matched responses/s by leg", [(rate("dnsmon_query_matching_total", ["leg"],
+                                              'result="matched"'), "{{leg}}")],
+         unit="pps", w=12)
 
     b.row("Query matching")
     b.ts("Query matching/s by result", [(rate("dnsmon_query_matching_total", ["result"]),

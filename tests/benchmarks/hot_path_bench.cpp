@@ -7,9 +7,15 @@
 //                                   matching only): the difference is what the windows cost
 //   BM_HotPath_BenchMix_NoAnalytics the same without windows and with a 1-entry matching table
 //                                   (every query evicts the previous one): the counters alone
+//   BM_HotPath_BenchMix_Legs        the default with the server's addresses known, as on a
+//                                   resolver host (its loopback, link-local and two service
+//                                   addresses per family, the mix's servers among them): what
+//                                   deciding the leg of every message costs
 //   BM_RenderText                   MetricsHub::render_text() after the whole capture went
 //                                   through one worker: the cost of one /metrics scrape at the
 //                                   default cardinality
+//   BM_RenderText_Legs              the same with the server's addresses known: three legs of
+//                                   matching counters and latency histograms instead of one
 // Items are frames; bytes are the frames' captured bytes.
 #include <cstddef>
 #include <cstdint>
@@ -112,9 +118,25 @@ void BM_HotPath_BenchMix_NoAnalytics(benchmark::State& state) {
   hot_path(state, o);
 }
 
-void BM_RenderText(benchmark::State& state) {
+// A resolver host's addresses; the benchmark mix's servers are 198.19.0.53-54 and
+// 2001:db8:53::53-54, the last of each family.
+dnsmon::MetricsOptions with_legs() {
+  dnsmon::MetricsOptions o;
+  for (const char* a :
+       {"127.0.0.1", "10.1.2.3", "192.0.2.1", "198.19.0.53/31", "::1", "fe80::1:2ff:fe00:53",
+        "2001:db8:1::53", "2001:db8:53::53", "2001:db8:53::54"}) {
+    (void)o.server_addresses.add(a);
+  }
+  return o;
+}
+
+void BM_HotPath_BenchMix_Legs(benchmark::State& state) {
+  hot_path(state, with_legs());
+}
+
+void render_text(benchmark::State& state, const dnsmon::MetricsOptions& options) {
   const auto& cap = capture();
-  dnsmon::MetricsHub hub(dnsmon::BuildInfo{"bench", "ldns", "pcap"});
+  dnsmon::MetricsHub hub(dnsmon::BuildInfo{"bench", "ldns", "pcap"}, options);
   dnsmon::WorkerCounters& counters = hub.add_worker();
   dnsmon::Parser parser;
   CountingSink sink;
@@ -133,10 +155,20 @@ void BM_RenderText(benchmark::State& state) {
   state.counters["exposition_bytes"] = static_cast<double>(bytes);
 }
 
+void BM_RenderText(benchmark::State& state) {
+  render_text(state, dnsmon::MetricsOptions{});
+}
+
+void BM_RenderText_Legs(benchmark::State& state) {
+  render_text(state, with_legs());
+}
+
 BENCHMARK(BM_Parser_BenchMix);
 BENCHMARK(BM_HotPath_BenchMix);
 BENCHMARK(BM_HotPath_BenchMix_NoWindows);
 BENCHMARK(BM_HotPath_BenchMix_NoAnalytics);
+BENCHMARK(BM_HotPath_BenchMix_Legs);
 BENCHMARK(BM_RenderText)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_RenderText_Legs)->Unit(benchmark::kMillisecond);
 
 }  // namespace

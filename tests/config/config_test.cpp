@@ -337,7 +337,7 @@ TEST_CASE("an unknown nested key is refused with its full path", "[config]") {
   CHECK_THAT(config_error(dir, "capture:\n  snaplen: 100\n  interface: [eth0]\n"),
              StartsWith(file + ":3:3: capture.interface: unknown key (allowed here: interfaces, "
                                "filter, snaplen, buffer_mib, promiscuous, read_timeout_ms, "
-                               "ring_slots, workers, dedup)"));
+                               "ring_slots, workers, dedup, local_networks)"));
   CHECK(config_error(dir, "parser:\n  ports: [53]\n") ==
         file +
             ":2:3: parser.ports: unknown key (allowed here: dns_ports, mdns, llmnr, "
@@ -1221,6 +1221,24 @@ TEST_CASE("RFC 3339 instants and CIDR prefixes of the detection options", "[conf
   CHECK_FALSE(detect::parse_cidr("256.0.0.0/8").has_value());
   CHECK_FALSE(detect::parse_cidr("2001:db8:::/32").has_value());
   CHECK_FALSE(detect::parse_cidr("host.example").has_value());
+}
+
+TEST_CASE("capture.local_networks takes CIDR prefixes of both families and refuses the rest",
+          "[config]") {
+  const TempDir dir;
+  const std::string file = (dir.path() / "dnsmon.yaml").string();
+  const Config c = load_config_file(dir.write(
+      "dnsmon.yaml",
+      "capture:\n  local_networks: [10.0.0.53/32, 192.0.2.0/24, \"2001:db8::53\", \"::1\"]\n"));
+  CHECK(c.metrics.local_networks ==
+        std::vector<std::string>{"10.0.0.53/32", "192.0.2.0/24", "2001:db8::53", "::1"});
+  CHECK(load_config_file(dir.write("empty.yaml", "capture: {}\n")).metrics.local_networks.empty());
+  CHECK_THAT(config_error(dir, "capture:\n  local_networks: [10.0.0.53/32, 10.0.0.1/24]\n"),
+             StartsWith(file + ":2:34: capture.local_networks[1]: expected a CIDR prefix"));
+  CHECK_THAT(config_error(dir, "capture:\n  local_networks: [\"2001:db8::/129\"]\n"),
+             StartsWith(file + ":2:20: capture.local_networks[0]: expected a CIDR prefix"));
+  CHECK_THAT(config_error(dir, "capture:\n  local_networks: [resolver.example]\n"),
+             StartsWith(file + ":2:20: capture.local_networks[0]: expected a CIDR prefix"));
 }
 
 }  // namespace dnsmon

@@ -3,7 +3,10 @@
 # 3,060 bytes, which its kernel sends as three IPv4 or three IPv6 fragments over the veth; a
 # client in namespace B asks COUNT questions over each family while dnsmon captures on B's end
 # with its default filter. Every query and every answer must be counted, every answer reassembled
-# and matched to its query, nothing dropped. Then a port-only filter is given instead: dnsmon must
+# and matched to its query, nothing dropped. The client asks from B's own address, so every query
+# is on the upstream leg; then a server in B answers a client in A, whose queries go to B's own
+# address: the client leg (dnsmon takes the host's addresses, here the namespace's, as the
+# server's). Then a port-only filter is given instead: dnsmon must
 # warn at startup that it loses fragments.
 #
 # Environment (set by ctest): DNSMON. Exit 0 pass, 1 fail, 77 skip (no root, no network
@@ -41,7 +44,7 @@ done
 EXPECTED=$(( 2 * COUNT ))
 for _ in $(seq 1 50); do  # up to ~10 s for the last capture batch
   METRICS=$(scrape) || fail "/metrics stopped answering"
-  [ "$(value dnsmon_query_matching_total 'result="matched"')" = "$EXPECTED" ] && break
+  [ "$(sum dnsmon_query_matching_total 'result="matched"')" = "$EXPECTED" ] && break
   sleep 0.2
 done
 grep -E '^dnsmon_(packets_total|query_matching_total|ip_reassembly_events_total|reassembled_messages_total|messages_by_family_total|capture_dropped_total)' <<<"$METRICS" |
@@ -58,8 +61,12 @@ check() {  # description actual expected
 }
 check "queries" "$(sum dnsmon_queries_total)" "$EXPECTED"
 check "responses" "$(sum dnsmon_responses_total)" "$EXPECTED"
-check "matched queries" "$(value dnsmon_query_matching_total 'result="matched"')" "$EXPECTED"
-check "unmatched responses" "$(value dnsmon_query_matching_total 'result="unmatched_response"')" 0
+check "matched queries" "$(sum dnsmon_query_matching_total 'result="matched"')" "$EXPECTED"
+check "matched queries on the upstream leg" \
+  "$(value dnsmon_query_matching_total 'leg="upstream",result="matched"')" "$EXPECTED"
+check "upstream latency histogram count" \
+  "$(sum dnsmon_response_latency_seconds_count 'leg="upstream"')" "$EXPECTED"
+check "unmatched responses" "$(sum dnsmon_query_matching_total 'result="unmatched_response"')" 0
 check "reassembled messages" "$(sum dnsmon_reassembled_messages_total)" "$EXPECTED"
 check "reassembled datagrams" "$(value dnsmon_ip_reassembly_events_total 'event="reassembled"')" "$EXPECTED"
 check "IPv6 messages" "$(sum dnsmon_messages_by_family_total 'family="ipv6"')" "$EXPECTED"
@@ -67,6 +74,32 @@ check "IPv4 messages" "$(sum dnsmon_messages_by_family_total 'family="ipv4"')" "
 check "fragments dropped" "$(value dnsmon_packets_total 'result="ip_fragment_dropped"')" 0
 check "frames dropped" "$(sum dnsmon_capture_dropped_total)" 0
 [ "$status" = 0 ] || fail "counts do not match (numbers above)"
+grep -q 'legs: server addresses .*198\.18\.0\.2/32.*fd00:d15::2/128' "$DNSMON_LOG" ||
+  fail "dnsmon did not take the namespace's own addresses as the server's"
+
+# The other way round: a server in B, a client in A asking B's own address: the client leg.
+in_b timeout -k 5 60 python3 "$HERE/lib/big_answers.py" serve 50 198.18.0.2 >"$WORK/server-b.log" 2>&1 &
+SERVER_B_PID=$!
+sleep 0.5
+kill -0 "$SERVER_B_PID" 2>/dev/null || { cat "$WORK/server-b.log" >&2; fail "the test server in B did not start"; }
+out=$(in_a timeout -k 5 40 python3 "$HERE/lib/big_answers.py" query 198.18.0.2 "$COUNT") ||
+  fail "the client in A failed against 198.18.0.2: $out"
+log "client in A to 198.18.0.2: $out"
+for _ in $(seq 1 50); do
+  METRICS=$(scrape) || fail "/metrics stopped answering"
+  [ "$(value dnsmon_query_matching_total 'leg="client",result="matched"')" = "$COUNT" ] && break
+  sleep 0.2
+done
+check "matched queries on the client leg" \
+  "$(value dnsmon_query_matching_total 'leg="client",result="matched"')" "$COUNT"
+check "client latency histogram count" "$(sum dnsmon_response_latency_seconds_count 'leg="client"')" "$COUNT"
+check "matched queries on the upstream leg, unchanged" \
+  "$(value dnsmon_query_matching_total 'leg="upstream",result="matched"')" "$EXPECTED"
+check "matched queries on the unknown leg" \
+  "$(value dnsmon_query_matching_total 'leg="unknown",result="matched"')" 0
+[ "$status" = 0 ] || fail "leg counts do not match (numbers above)"
+kill "$SERVER_B_PID" 2>/dev/null
+wait "$SERVER_B_PID" 2>/dev/null
 stop_dnsmon
 
 # A filter that names ports only: the startup warning lists the fragments it loses.

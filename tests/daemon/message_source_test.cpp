@@ -152,9 +152,11 @@ TEST_CASE("decoded messages flow through the pipeline: counted, matched, exporte
               text,
               "dnsmon_messages_total{protocol=\"dns\",transport=\"tcp\",direction=\"response\"}") ==
           static_cast<std::uint64_t>(tcp));
-    CHECK(metric(text, "dnsmon_query_matching_total{result=\"matched\"}") ==
+    CHECK(metric(text, "dnsmon_query_matching_total{leg=\"unknown\",result=\"matched\"}") ==
           static_cast<std::uint64_t>(kPairs));
-    CHECK(metric(text, "dnsmon_query_matching_total{result=\"unmatched_response\"}") == 0);
+    CHECK(metric(text,
+                 "dnsmon_query_matching_total{leg=\"unknown\",result=\"unmatched_response\"}") ==
+          0);
     CHECK(metric(text, "dnsmon_capture_received_total{source=\"messages\"}") == 2U * kPairs);
   }
   // The message log has every message, with its addresses and ports.

@@ -24,6 +24,8 @@ namespace {
 
 using dnsmon::DnsMessage;
 using dnsmon::IpAddr;
+using dnsmon::Leg;
+using dnsmon::ServerAddresses;
 using dnsmon::Transport;
 using dnsmon::detail::hash_bytes;
 using dnsmon::detail::kLatencyBoundsNs;
@@ -85,7 +87,7 @@ DnsMessage make_response(const DnsMessage& q, std::int64_t ts_ns, std::uint16_t 
 }
 
 std::uint64_t histogram_count(const QueryMatcher& m, Transport t, RcodeClass c) {
-  return m.latency(t, c).snapshot().count;
+  return m.latency(Leg::Unknown, t, c).snapshot().count;
 }
 
 // 2001:db8::<last>, without the assertion in ip(), for loops that build many addresses.
@@ -137,7 +139,7 @@ TEST_CASE("a response matches its query and reports the exact latency", "[metric
   CHECK(s.capacity == 65536);
   CHECK(s.memory_bytes >= std::uint64_t{65536} * 64);
 
-  const auto h = m.latency(Transport::Udp, RcodeClass::NoError).snapshot();
+  const auto h = m.latency(Leg::Unknown, Transport::Udp, RcodeClass::NoError).snapshot();
   CHECK(h.count == 1);
   CHECK(h.buckets[13] == 1);  // 1.234567 ms: above 0.001, at most 0.0015
   CHECK(h.sum == Approx(0.001234567).epsilon(1e-12));
@@ -150,7 +152,7 @@ TEST_CASE("a response stamped before its query matches with latency zero", "[met
   QueryMatcher::Result result;
   REQUIRE(m.on_response(make_response(q, kT0 - 1'000), result));
   CHECK(result.latency_ns == 0);
-  CHECK(m.latency(Transport::Udp, RcodeClass::NoError).snapshot().buckets[0] == 1);
+  CHECK(m.latency(Leg::Unknown, Transport::Udp, RcodeClass::NoError).snapshot().buckets[0] == 1);
 }
 
 TEST_CASE("a response that differs in any part of the key does not match", "[metrics][matcher]") {
@@ -259,7 +261,8 @@ TEST_CASE("a query times out after the timeout in packet time and not before",
     QueryMatcher::Result result;
     REQUIRE(m.on_response(make_response(q, kT0 + 5 * kSecond), result));
     CHECK(result.latency_ns == 5 * kSecond);
-    CHECK(m.latency(Transport::Udp, RcodeClass::NoError).snapshot().buckets[34] == 1);  // le=5
+    CHECK(m.latency(Leg::Unknown, Transport::Udp, RcodeClass::NoError).snapshot().buckets[34] ==
+          1);  // le=5
   }
   SECTION("one nanosecond later, expire() counts a timeout and the response is unmatched") {
     QueryMatcher m;
@@ -535,7 +538,8 @@ TEST_CASE("latency is recorded under the response's transport and rcode class",
       CHECK(histogram_count(m, t, c) == (expected ? 1U : 0U));
     }
   }
-  CHECK(m.latency(Transport::Tcp, RcodeClass::NxDomain).snapshot().buckets[21] == 1);  // le=0.03
+  CHECK(m.latency(Leg::Unknown, Transport::Tcp, RcodeClass::NxDomain).snapshot().buckets[21] ==
+        1);  // le=0.03
 }
 
 TEST_CASE("random traffic gives the same results as a simple reference model",
@@ -756,7 +760,8 @@ TEST_CASE("the overloads that take a precomputed name hash agree with the others
     for (const auto t : {Transport::Udp, Transport::Tcp}) {
       for (const auto c :
            {RcodeClass::NoError, RcodeClass::NxDomain, RcodeClass::ServFail, RcodeClass::Other}) {
-        CHECK(own.latency(t, c).snapshot().buckets == other->latency(t, c).snapshot().buckets);
+        CHECK(own.latency(Leg::Unknown, t, c).snapshot().buckets ==
+              other->latency(Leg::Unknown, t, c).snapshot().buckets);
       }
     }
   }
@@ -837,4 +842,156 @@ TEST_CASE("keys that differ in one field an outsider controls spread over the bu
     CHECK(m.size() == kKeys);  // all distinct
     CHECK(m.longest_chain() < 16);
   }
+}
+
+TEST_CASE("ServerAddresses parses CIDR prefixes and rejects the rest", "[metrics][legs]") {
+  ServerAddresses s;
+  CHECK(s.empty());
+  CHECK(s.add("10.0.0.53/32"));
+  CHECK(s.add("10.1.0.0/16"));
+  CHECK(s.add("192.0.2.7"));  // a host prefix
+  CHECK(s.add("2001:db8:1::/48"));
+  CHECK(s.add("2001:db8::53"));
+  CHECK(s.add("0.0.0.0/0"));
+  CHECK(s.add("::/0"));
+  CHECK(s.add("10.0.0.53/32"));  // a repeat is kept once
+  CHECK(s.size() == 7);
+  for (const char* bad : {"", "10.0.0.53/33", "10.0.0.1/24", "2001:db8::1/32", "2001:db8::/129",
+                          "10.0.0/24", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/8x", "example.com",
+                          "10.0.0.0/0008", "2001:db8::/48/1"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(s.add(bad));
+  }
+  CHECK(s.size() == 7);
+  const auto text = s.describe();
+  CHECK(text == std::vector<std::string>{"10.0.0.53/32", "10.1.0.0/16", "192.0.2.7/32", "0.0.0.0/0",
+                                         "2001:db8:1::/48", "2001:db8::53/128", "::/0"});
+}
+
+TEST_CASE("ServerAddresses matches addresses at the prefix boundaries", "[metrics][legs]") {
+  ServerAddresses s;
+  REQUIRE(s.add("10.1.0.0/16"));
+  REQUIRE(s.add("10.0.0.53"));
+  REQUIRE(s.add("2001:db8:1::/48"));
+  REQUIRE(s.add("2001:db8:2:3:4:5:6:0/112"));
+  CHECK(s.contains(ip("10.1.0.0")));
+  CHECK(s.contains(ip("10.1.255.255")));
+  CHECK_FALSE(s.contains(ip("10.2.0.0")));
+  CHECK_FALSE(s.contains(ip("10.0.255.255")));
+  CHECK(s.contains(ip("10.0.0.53")));
+  CHECK_FALSE(s.contains(ip("10.0.0.52")));
+  CHECK(s.contains(ip("2001:db8:1::")));
+  CHECK(s.contains(ip("2001:db8:1:ffff:ffff:ffff:ffff:ffff")));
+  CHECK_FALSE(s.contains(ip("2001:db8:2::")));
+  CHECK(s.contains(ip("2001:db8:2:3:4:5:6:ffff")));  // a prefix beyond 64 bits
+  CHECK_FALSE(s.contains(ip("2001:db8:2:3:4:5:7:0")));
+  // Families do not mix: the IPv4 prefixes say nothing about an IPv6 address with the same
+  // leading bytes, nor the other way round.
+  IpAddr v6_lookalike = ip("::");
+  v6_lookalike.bytes[0] = 10;
+  v6_lookalike.bytes[1] = 1;
+  CHECK_FALSE(s.contains(v6_lookalike));
+  CHECK_FALSE(s.contains(IpAddr{}));  // no family
+  ServerAddresses all;
+  REQUIRE(all.add("0.0.0.0/0"));
+  CHECK(all.contains(ip("255.255.255.255")));
+  CHECK_FALSE(all.contains(ip("::1")));
+}
+
+TEST_CASE("a query's leg: to the server is client, from it upstream, else unknown",
+          "[metrics][legs]") {
+  ServerAddresses server;
+  REQUIRE(server.add("10.0.0.53/32"));
+  REQUIRE(server.add("::1"));
+  REQUIRE(server.add("127.0.0.1"));
+  auto query = make_query(kT0);
+  auto leg_of = [&](const char* src, const char* dst) {
+    query.src = ip(src);
+    query.dst = ip(dst);
+    query.qr = false;
+    const Leg q = server.leg(query);
+    const auto r = make_response(query, kT0 + 1);
+    CHECK(server.leg(r) == q);  // a response is on its query's leg
+    return q;
+  };
+  CHECK(leg_of("10.0.0.7", "10.0.0.53") == Leg::Client);
+  CHECK(leg_of("10.0.0.53", "192.0.2.1") == Leg::Upstream);
+  CHECK(leg_of("10.0.0.7", "192.0.2.1") == Leg::Unknown);
+  // Both ends local (a stub on the resolver host asking it over loopback): the client leg.
+  CHECK(leg_of("127.0.0.1", "10.0.0.53") == Leg::Client);
+  CHECK(leg_of("::1", "::1") == Leg::Client);
+  CHECK(leg_of("2001:db8::1", "::1") == Leg::Client);
+  CHECK(leg_of("::1", "2001:db8::1") == Leg::Upstream);
+  // No addresses known: every leg unknown.
+  const ServerAddresses none;
+  query.src = ip("10.0.0.7");
+  query.dst = ip("10.0.0.53");
+  CHECK(none.leg(query) == Leg::Unknown);
+  CHECK(dnsmon::leg_name(Leg::Client) == "client");
+  CHECK(dnsmon::leg_name(Leg::Upstream) == "upstream");
+  CHECK(dnsmon::leg_name(Leg::Unknown) == "unknown");
+
+  const auto before = dnsmon::test::new_calls();
+  std::size_t client = 0;
+  for (int i = 0; i < 1000; ++i) {
+    query.dst.bytes[3] = static_cast<std::uint8_t>(i);
+    client += server.leg(query) == Leg::Client ? std::size_t{1} : std::size_t{0};
+  }
+  CHECK(client == 4);                          // 10.0.0.53 four times in 1000
+  CHECK(dnsmon::test::new_calls() == before);  // deciding a leg never allocates
+}
+
+TEST_CASE("the matcher counts and times each leg apart", "[metrics][matcher][legs]") {
+  QueryMatcher m{MatcherOptions{.capacity = 2, .timeout_ns = kSecond, .hash_seed = 3}};
+  const std::uint64_t seed = m.hash_seed();
+  auto on_query = [&](const DnsMessage& q, Leg leg) {
+    return m.on_query(q, m.prepare(q, false, qname_hash(q.qname.view(), seed), leg));
+  };
+  auto on_response = [&](const DnsMessage& r, Leg leg) {
+    QueryMatcher::Result result;
+    return m.on_response(r, m.prepare(r, true, qname_hash(r.qname.view(), seed), leg), result);
+  };
+  const auto client = make_query(kT0, "client.example.", 1);
+  const auto upstream = make_query(kT0, "upstream.example.", 2);
+  CHECK(on_query(client, Leg::Client) == QueryMatcher::QueryOutcome::Inserted);
+  CHECK(on_query(client, Leg::Client) == QueryMatcher::QueryOutcome::Duplicate);
+  CHECK(on_query(upstream, Leg::Upstream) == QueryMatcher::QueryOutcome::Inserted);
+  CHECK(on_response(make_response(client, kT0 + 30'000), Leg::Client));             // 30 us
+  CHECK(on_response(make_response(upstream, kT0 + 30'000'000, 3), Leg::Upstream));  // 30 ms
+  CHECK_FALSE(on_response(make_response(upstream, kT0 + 31'000'000), Leg::Upstream));
+
+  // A full table evicts the oldest query, which counts on its own leg; a timeout too.
+  CHECK(on_query(make_query(kT0 + 40'000'000, "a.example.", 3), Leg::Client) ==
+        QueryMatcher::QueryOutcome::Inserted);
+  CHECK(on_query(make_query(kT0 + 41'000'000, "b.example.", 4), Leg::Upstream) ==
+        QueryMatcher::QueryOutcome::Inserted);
+  CHECK(on_query(make_query(kT0 + 42'000'000, "c.example.", 5), Leg::Unknown) ==
+        QueryMatcher::QueryOutcome::Inserted);  // evicts a.example. (client)
+  m.expire(kT0 + 10 * kSecond);  // b.example. (upstream) and c.example. (unknown) time out
+
+  const auto c = m.stats(Leg::Client);
+  const auto u = m.stats(Leg::Upstream);
+  const auto n = m.stats(Leg::Unknown);
+  CHECK((c.matched == 1 && c.duplicates == 1 && c.evictions == 1 && c.timeouts == 0 &&
+         c.unmatched_responses == 0));
+  CHECK((u.matched == 1 && u.duplicates == 0 && u.evictions == 0 && u.timeouts == 1 &&
+         u.unmatched_responses == 1));
+  CHECK((n.matched == 0 && n.evictions == 0 && n.timeouts == 1));
+  const auto all = m.stats();
+  CHECK(all.queries == 6);
+  CHECK(all.matched == 2);
+  CHECK(all.duplicates == 1);
+  CHECK(all.timeouts == 2);
+  CHECK(all.evictions == 1);
+  CHECK(all.unmatched_responses == 1);
+  CHECK(all.queries == all.duplicates + all.matched + all.timeouts + all.evictions + all.entries);
+
+  const auto lan = m.latency(Leg::Client, Transport::Udp, RcodeClass::NoError).snapshot();
+  CHECK(lan.count == 1);
+  CHECK(lan.buckets[3] == 1);  // le=0.00003
+  const auto wan = m.latency(Leg::Upstream, Transport::Udp, RcodeClass::NxDomain).snapshot();
+  CHECK(wan.count == 1);
+  CHECK(wan.buckets[21] == 1);  // le=0.03
+  CHECK(m.latency(Leg::Unknown, Transport::Udp, RcodeClass::NoError).snapshot().count == 0);
+  CHECK(m.latency(Leg::Upstream, Transport::Udp, RcodeClass::NoError).snapshot().count == 0);
 }

@@ -363,11 +363,14 @@ TEST_CASE("a query and its response are matched and their latency exported", "[m
   w.record_message(q);
   w.record_message(r);
   const auto text = hub.render_text();
-  CHECK_THAT(text, Catch::Contains("dnsmon_query_matching_total{result=\"matched\"} 1"));
-  CHECK_THAT(text, Catch::Contains("dnsmon_response_latency_seconds_bucket{transport=\"udp\","
-                                   "rcode_class=\"noerror\",le=\"0.002\"} 0"));
-  CHECK_THAT(text, Catch::Contains("dnsmon_response_latency_seconds_bucket{transport=\"udp\","
-                                   "rcode_class=\"noerror\",le=\"0.003\"} 1"));
+  CHECK_THAT(text,
+             Catch::Contains("dnsmon_query_matching_total{leg=\"unknown\",result=\"matched\"} 1"));
+  CHECK_THAT(text, Catch::Contains(
+                       "dnsmon_response_latency_seconds_bucket{leg=\"unknown\",transport=\"udp\","
+                       "rcode_class=\"noerror\",le=\"0.002\"} 0"));
+  CHECK_THAT(text, Catch::Contains(
+                       "dnsmon_response_latency_seconds_bucket{leg=\"unknown\",transport=\"udp\","
+                       "rcode_class=\"noerror\",le=\"0.003\"} 1"));
 }
 
 namespace {

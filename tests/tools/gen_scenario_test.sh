@@ -127,10 +127,10 @@ for line in open(os.path.join(work, "metrics.txt")):
 packets, queries = truth["capture"]["packets"], truth["capture"]["queries"]
 ok = metrics.get('dnsmon_packets_total{result="ok"}')
 check(ok == packets, f"dnsmon decoded {ok} of {packets} frames")
-check(metrics.get('dnsmon_query_matching_total{result="matched"}') == queries,
+check(metrics.get('dnsmon_query_matching_total{leg="unknown",result="matched"}') == queries,
       "every query matched to its response")
 for r in ("timeout", "unmatched_response", "duplicate", "evicted"):
-    check(metrics.get(f'dnsmon_query_matching_total{{result="{r}"}}') == 0, f"matching {r} is 0")
+    check(metrics.get(f'dnsmon_query_matching_total{{leg="unknown",result="{r}"}}') == 0, f"matching {r} is 0")
 if problems:
     print("FAIL:\n  " + "\n  ".join(problems), file=sys.stderr)
     sys.exit(1)

@@ -1,5 +1,6 @@
 #include "dnsmon/analytics/detail/matcher.hpp"
 
+#include <array>
 #include <bit>
 #include <cassert>
 #include <cstring>
@@ -127,8 +128,9 @@ void QueryMatcher::check_owner() noexcept {
 }
 
 QueryMatcher::Probe QueryMatcher::prepare(const DnsMessage& m, bool response,
-                                          std::uint64_t name_hash) const noexcept {
+                                          std::uint64_t name_hash, Leg leg) const noexcept {
   Probe p{};
+  p.leg = static_cast<std::size_t>(leg) < kLegCount ? leg : Leg::Unknown;
   const IpAddr& client = response ? m.dst : m.src;
   const IpAddr& server = response ? m.src : m.dst;
   p.family = client.family;
@@ -184,19 +186,25 @@ std::size_t QueryMatcher::expire_due() noexcept {
     return 0;  // the common case: the oldest entry cannot be due yet
   }
   std::size_t removed = 0;
+  std::array<std::uint64_t, kLegCount> by_leg{};
   while (oldest_ != kNone) {
     const std::int64_t due_ns = nodes_[oldest_].ts_ns + options_.timeout_ns;
     if (clock_ns_ <= due_ns) {
       next_expiry_ns_ = due_ns;
       break;
     }
+    ++by_leg[static_cast<std::size_t>(nodes_[oldest_].leg)];
     remove_oldest();
     ++removed;
   }
   if (oldest_ == kNone) {
     next_expiry_ns_ = kNever;
   }
-  timeouts_.add(removed);
+  for (std::size_t l = 0; l < kLegCount; ++l) {
+    if (by_leg[l] != 0) {
+      legs_[l].timeouts.add(by_leg[l]);
+    }
+  }
   return removed;
 }
 
@@ -250,15 +258,18 @@ QueryMatcher::QueryOutcome QueryMatcher::on_query(const DnsMessage& query,
   advance_clock(ts_ns);
   expire_due();
   queries_.add();
+  LegCounters& leg = legs_[static_cast<std::size_t>(probe.leg)];
 
   if (find(probe) != nullptr) {
-    duplicates_.add();  // the entry keeps its first timestamp and its place in the age list
+    leg.duplicates.add();  // the entry keeps its first timestamp and its place in the age list
     return QueryOutcome::Duplicate;
   }
 
   if (entries_ == options_.capacity) {
-    remove_oldest();  // full: the oldest entry is not due yet, or expire_due() would have freed it
-    evictions_.add();
+    // Full: the oldest entry is not due yet, or expire_due() would have freed it. The eviction
+    // counts on the evicted query's leg.
+    legs_[static_cast<std::size_t>(nodes_[oldest_].leg)].evictions.add();
+    remove_oldest();
   }
   std::uint32_t index = free_head_;
   if (index != kNone) {
@@ -271,6 +282,7 @@ QueryMatcher::QueryOutcome QueryMatcher::on_query(const DnsMessage& query,
   n.ts_ns = ts_ns;
   n.family = probe.family;
   n.transport = probe.transport;
+  n.leg = probe.leg;
   std::uint32_t& bucket = buckets_[probe.hash & bucket_mask_];
   n.bucket_next = bucket;
   bucket = index;
@@ -296,17 +308,18 @@ bool QueryMatcher::on_response(const DnsMessage& response, const Probe& probe,
   expire_due();
 
   std::uint32_t* link = find(probe);
+  LegCounters& leg = legs_[static_cast<std::size_t>(probe.leg)];
   if (link == nullptr) {
-    unmatched_.add();
+    leg.unmatched.add();
     return false;
   }
   const std::int64_t query_ts_ns = nodes_[*link].ts_ns;
   remove(link);
-  matched_.add();
+  leg.matched.add();
 
   result.query_ts_ns = query_ts_ns;
   result.latency_ns = std::max<std::int64_t>(ts_ns - query_ts_ns, 0);
-  latency_[static_cast<std::size_t>(response.transport)]
+  latency_[static_cast<std::size_t>(probe.leg)][static_cast<std::size_t>(response.transport)]
           [static_cast<std::size_t>(classify_rcode(response.rcode))]
               .record(result.latency_ns, static_cast<double>(result.latency_ns) / 1e9);
   return true;
@@ -324,14 +337,25 @@ std::size_t QueryMatcher::longest_chain() const noexcept {
   return longest;
 }
 
+MatcherStats QueryMatcher::stats(Leg leg) const noexcept {
+  MatcherStats s;
+  if (static_cast<std::size_t>(leg) < kLegCount) {
+    const LegCounters& c = legs_[static_cast<std::size_t>(leg)];
+    s.matched = c.matched.get();
+    s.timeouts = c.timeouts.get();
+    s.unmatched_responses = c.unmatched.get();
+    s.duplicates = c.duplicates.get();
+    s.evictions = c.evictions.get();
+  }
+  return s;
+}
+
 MatcherStats QueryMatcher::stats() const noexcept {
   MatcherStats s;
+  for (std::size_t l = 0; l < kLegCount; ++l) {
+    s += stats(static_cast<Leg>(l));
+  }
   s.queries = queries_.get();
-  s.matched = matched_.get();
-  s.timeouts = timeouts_.get();
-  s.unmatched_responses = unmatched_.get();
-  s.duplicates = duplicates_.get();
-  s.evictions = evictions_.get();
   s.entries = entries_gauge_.get();
   s.capacity = options_.capacity;
   s.memory_bytes = memory_gauge_.get();

@@ -114,7 +114,7 @@ std::string_view rcode_slot_name(std::size_t slot) noexcept {
 
 WorkerCounters::Analytics::Analytics(const MetricsOptions& o, SuffixList list,
                                      std::uint64_t hash_seed)
-    : matcher(matcher_options(o, hash_seed)) {
+    : matcher(matcher_options(o, hash_seed)), server_addresses(o.server_addresses) {
   if (o.analytics.enabled) {
     traffic = std::make_unique<detail::TrafficAnalytics>(o.analytics, std::move(list), hash_seed);
   }
@@ -137,7 +137,8 @@ std::int64_t WorkerCounters::analyse(const DnsMessage& m) noexcept {
   const bool valid = windows && detail::lower_name(m.qname.view(), a.name);
   const detail::DomainCache::Hint domain =
       valid && !m.qr ? a.traffic->prepare_domain(a.name) : detail::DomainCache::Hint{};
-  const detail::QueryMatcher::Probe probe = a.matcher.prepare(m, m.qr, hash);
+  const detail::QueryMatcher::Probe probe =
+      a.matcher.prepare(m, m.qr, hash, a.server_addresses.leg(m));
   if (windows) {
     if (m.qr) {
       a.traffic->on_response(m, a.name, valid, hash);

@@ -160,25 +160,39 @@ struct MetricsHub::Impl : prometheus::Collectable {
   // Query/response matching and the response latency.
   void collect_matching(detail::Exposition& x) const {
     detail::MatcherStats total;
+    std::array<detail::MatcherStats, kLegCount> legs{};
     for (const auto& w : workers) {
       total += w.analytics_->matcher.stats();
+      for (std::size_t l = 0; l < kLegCount; ++l) {
+        legs[l] += w.analytics_->matcher.stats(static_cast<Leg>(l));
+      }
     }
-    x.add(Family::QueryMatchingTotal, {"matched"}, static_cast<double>(total.matched));
-    x.add(Family::QueryMatchingTotal, {"timeout"}, static_cast<double>(total.timeouts));
-    x.add(Family::QueryMatchingTotal, {"unmatched_response"},
-          static_cast<double>(total.unmatched_responses));
-    x.add(Family::QueryMatchingTotal, {"duplicate"}, static_cast<double>(total.duplicates));
-    x.add(Family::QueryMatchingTotal, {"evicted"}, static_cast<double>(total.evictions));
-    for (std::size_t t = 0; t < 2; ++t) {
-      for (std::size_t c = 0; c < detail::kRcodeClassCount; ++c) {
-        add_histogram<detail::kLatencyBoundsNs>(
-            x, Family::ResponseLatencySeconds,
-            {transport_name(static_cast<Transport>(t)),
-             detail::rcode_class_name(static_cast<detail::RcodeClass>(c))},
-            1e9, [t, c](const WorkerCounters& w) -> const detail::LatencyHistogram& {
-              return w.analytics_->matcher.latency(static_cast<Transport>(t),
-                                                   static_cast<detail::RcodeClass>(c));
-            });
+    // Without server addresses every query is on the unknown leg: the client and upstream
+    // series would stay at zero, so they are left out (a third of the series).
+    const std::size_t first_leg =
+        options.server_addresses.empty() ? static_cast<std::size_t>(Leg::Unknown) : 0;
+    for (std::size_t l = first_leg; l < kLegCount; ++l) {
+      const std::string_view leg = kLegNames[l];
+      const detail::MatcherStats& s = legs[l];
+      x.add(Family::QueryMatchingTotal, {leg, "matched"}, static_cast<double>(s.matched));
+      x.add(Family::QueryMatchingTotal, {leg, "timeout"}, static_cast<double>(s.timeouts));
+      x.add(Family::QueryMatchingTotal, {leg, "unmatched_response"},
+            static_cast<double>(s.unmatched_responses));
+      x.add(Family::QueryMatchingTotal, {leg, "duplicate"}, static_cast<double>(s.duplicates));
+      x.add(Family::QueryMatchingTotal, {leg, "evicted"}, static_cast<double>(s.evictions));
+    }
+    for (std::size_t l = first_leg; l < kLegCount; ++l) {
+      for (std::size_t t = 0; t < 2; ++t) {
+        for (std::size_t c = 0; c < detail::kRcodeClassCount; ++c) {
+          add_histogram<detail::kLatencyBoundsNs>(
+              x, Family::ResponseLatencySeconds,
+              {kLegNames[l], transport_name(static_cast<Transport>(t)),
+               detail::rcode_class_name(static_cast<detail::RcodeClass>(c))},
+              1e9, [l, t, c](const WorkerCounters& w) -> const detail::LatencyHistogram& {
+                return w.analytics_->matcher.latency(static_cast<Leg>(l), static_cast<Transport>(t),
+                                                     static_cast<detail::RcodeClass>(c));
+              });
+        }
       }
     }
     x.add(Family::MemoryBytes, {"pending_queries"}, static_cast<double>(total.memory_bytes));

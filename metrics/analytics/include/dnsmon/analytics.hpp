@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dnsmon/analytics/legs.hpp"
 #include "dnsmon/common/counter.hpp"
 #include "dnsmon/common/histogram.hpp"
 #include "dnsmon/domains.hpp"
@@ -49,6 +50,11 @@ struct MetricsOptions {
   std::uint32_t matching_capacity = 65536;   // outstanding queries per worker
   std::uint32_t matching_timeout_ms = 5000;  // packet time
   AnalyticsOptions analytics;
+  // capture.local_networks: CIDR prefixes of the watched server's addresses, as configured.
+  std::vector<std::string> local_networks;
+  // The server's addresses that decide the leg label (legs.hpp): the daemon fills it from
+  // local_networks and, when capturing live, the host's own addresses. Empty: every leg unknown.
+  ServerAddresses server_addresses;
   std::uint64_t memory_budget_bytes = std::uint64_t{128} << 20U;  // all workers' analytics state
 };
 

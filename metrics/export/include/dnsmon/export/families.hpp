@@ -150,13 +150,15 @@ inline constexpr std::array<MetricFamilySpec, static_cast<std::size_t>(Family::C
          "Length of DNS question names in presentation form."},
         {"dnsmon_query_matching_total",
          MetricKind::Counter,
-         {"result"},
-         "Query/response matching: matched responses, queries unanswered within the timeout, "
-         "responses without a query, retransmitted queries, queries evicted from a full table."},
+         {"leg", "result"},
+         "Query/response matching by leg (client: queries to the server's addresses, upstream: "
+         "from them, unknown: neither or none known): matched responses, queries unanswered "
+         "within the timeout, responses without a query, retransmitted queries, queries evicted "
+         "from a full table."},
         {"dnsmon_response_latency_seconds",
          MetricKind::Histogram,
-         {"transport", "rcode_class"},
-         "Time from a query to its response, by transport and rcode class."},
+         {"leg", "transport", "rcode_class"},
+         "Time from a query to its response, by leg, transport and rcode class."},
         {"dnsmon_window_top_domain_queries",
          MetricKind::Gauge,
          {"window", "domain"},

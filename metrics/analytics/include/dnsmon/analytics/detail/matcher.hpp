@@ -5,8 +5,12 @@
 // 64-bit hash of the lower-cased qname (qname_hash() below); the name itself is not stored. The
 // server port is not part of the key: the parser decodes only DNS ports, so it adds nothing. A
 // response looks up the reversed tuple (its destination is the client); a match removes the entry
-// and records the latency in a histogram labelled by transport and coarse rcode class. Both
+// and records the latency in a histogram labelled by leg, transport and coarse rcode class. Both
 // directions of a flow reach the same worker, so each worker has its own table.
+//
+// The leg (legs.hpp) comes with the probe: the caller decides it from the message's addresses. A
+// query's entry keeps its leg, so its timeout or eviction counts on the leg it was sent on, and
+// the matching counters other than `queries` are kept per leg.
 //
 // Policies:
 // - A retransmission (a query whose key is already outstanding) keeps the entry's FIRST timestamp
@@ -58,6 +62,7 @@
 #include <vector>
 
 #include "dnsmon/analytics.hpp"
+#include "dnsmon/analytics/legs.hpp"
 #include "dnsmon/common/histogram.hpp"
 #include "dnsmon/parser.hpp"
 
@@ -186,6 +191,7 @@ class QueryMatcher {
     std::uint64_t hash;
     std::uint8_t family;
     Transport transport;
+    Leg leg;  // not part of the key: the leg the message's counts and latency go to
   };
 
   enum class QueryOutcome : std::uint8_t {
@@ -241,22 +247,28 @@ class QueryMatcher {
   // worker's state, so a random bucket is a cache miss: a caller that has other work for the
   // message can prepare() first, do that work, then call on_query() or on_response() with the
   // probe, and the miss overlaps the work. Reads only the seed: any order of calls is fine.
-  [[nodiscard]] Probe prepare(const DnsMessage& m, bool response,
-                              std::uint64_t name_hash) const noexcept;
+  // leg: the message's leg (ServerAddresses::leg()), which its counts and latency go to.
+  [[nodiscard]] Probe prepare(const DnsMessage& m, bool response, std::uint64_t name_hash,
+                              Leg leg = Leg::Unknown) const noexcept;
 
   // Advances the clock to now_ns (if later) and removes the entries older than the timeout.
   // Returns how many were removed. Call it when traffic stops, so unanswered queries are counted.
   std::size_t expire(std::int64_t now_ns) noexcept;
 
-  // Any thread.
+  // Any thread. All legs together.
   [[nodiscard]] MatcherStats stats() const noexcept;
+
+  // Any thread. One leg's matched, timeouts, unmatched_responses, duplicates and evictions; the
+  // other fields are zero.
+  [[nodiscard]] MatcherStats stats(Leg leg) const noexcept;
 
   // The bytes a matcher of this capacity allocates (stats().memory_bytes), before building one.
   [[nodiscard]] static std::size_t planned_bytes(std::size_t capacity) noexcept;
 
-  [[nodiscard]] const LatencyHistogram& latency(Transport transport,
+  [[nodiscard]] const LatencyHistogram& latency(Leg leg, Transport transport,
                                                 RcodeClass rcode_class) const noexcept {
-    return latency_[static_cast<std::size_t>(transport)][static_cast<std::size_t>(rcode_class)];
+    return latency_[static_cast<std::size_t>(leg)][static_cast<std::size_t>(transport)]
+                   [static_cast<std::size_t>(rcode_class)];
   }
 
   // Owner thread: outstanding queries.
@@ -277,6 +289,7 @@ class QueryMatcher {
     std::uint32_t bucket_next;  // bucket chain while in use, free list otherwise
     std::uint8_t family;
     Transport transport;
+    Leg leg;
   };
 
   static_assert(sizeof(Node) == 64, "a node is one cache line, as the Allocation line says");
@@ -319,9 +332,15 @@ class QueryMatcher {
   std::thread::id owner_{};
 #endif
 
-  SingleWriterCounter queries_, matched_, timeouts_, unmatched_, duplicates_, evictions_,
-      entries_gauge_, memory_gauge_;
-  std::array<std::array<LatencyHistogram, kRcodeClassCount>, kTransportCount> latency_{};
+  // The counters kept per leg.
+  struct LegCounters {
+    SingleWriterCounter matched, timeouts, unmatched, duplicates, evictions;
+  };
+
+  SingleWriterCounter queries_, entries_gauge_, memory_gauge_;
+  std::array<LegCounters, kLegCount> legs_{};
+  std::array<std::array<std::array<LatencyHistogram, kRcodeClassCount>, kTransportCount>, kLegCount>
+      latency_{};
 };
 
 }  // namespace dnsmon::detail

@@ -19,6 +19,7 @@ struct WorkerCounters::Analytics {
   Analytics(const MetricsOptions& o, SuffixList list, std::uint64_t hash_seed);
 
   detail::QueryMatcher matcher;
+  ServerAddresses server_addresses;                   // this worker's copy, read on every message
   std::unique_ptr<detail::TrafficAnalytics> traffic;  // null when disabled
   detail::NameKey name;                               // scratch: the lower-cased qname
 };
