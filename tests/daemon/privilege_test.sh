@@ -7,7 +7,8 @@
 #  1. Every thread (/proc/PID/task/*/status) runs as nobody (real, effective, saved and
 #     filesystem uid and gid) with empty permitted, effective and ambient capability sets.
 #  2. It still counts traffic: 2000 DNS frames sent by tcpreplay from namespace A are decoded.
-#  3. SIGHUP re-reads the config as nobody; SIGTERM exits 0, the state file is written (a new
+#  3. SIGHUP re-reads the config as nobody (a change of daemon.allow_root is named as needing a
+#     restart and changes nothing); SIGTERM exits 0, the state file is written (a new
 #     file renamed into the directory given to nobody) and belongs to nobody; the event log,
 #     created by root in a directory nobody cannot write, is there.
 #  4. Without daemon.user: the user dnsmon, else nobody.
@@ -127,7 +128,17 @@ for _ in $(seq 1 50); do
 done
 grep -q "info reload: no change applied" "$DNSMON_LOG" ||
   fail "SIGHUP as nobody: no 'reload: no change applied' line"
+# A change of daemon.* needs a restart: named in a warning, nothing switches back.
+printf '  allow_root: true\n' >>"$WORK/nobody.yaml"
+kill -HUP "$DNSMON_PID"
+for _ in $(seq 1 50); do
+  grep -q "need a restart" "$DNSMON_LOG" && break
+  sleep 0.1
+done
+grep -q "warning reload: these changes need a restart and keep their running values: daemon.allow_root false -> true" \
+  "$DNSMON_LOG" || fail "SIGHUP with daemon.allow_root changed: no warning naming it"
 threads=$(check_threads "$NOBODY_UID" "$NOBODY_GID") || exit 1
+log "SIGHUP re-reads the config as nobody; a change of daemon.allow_root waits for a restart"
 
 stop_dnsmon
 [ -s "$STATE" ] || fail "no state file at $STATE after SIGTERM"
