@@ -64,7 +64,7 @@ std::string address_text(const std::array<std::uint8_t, 16>& a) {
 }
 
 std::uint8_t nibble(const TunnelUnit& u, std::size_t i) noexcept {
-  return static_cast<std::uint8_t>((u.reg[i / 2] >> ((i % 2) * 4U)) & 0xfU);
+  return static_cast<std::uint8_t>((static_cast<unsigned>(u.reg[i / 2]) >> ((i % 2) * 4U)) & 0xfU);
 }
 
 }  // namespace
