@@ -5,7 +5,8 @@
 # and event files, and daemon.user: nobody.
 #
 #  1. Every thread (/proc/PID/task/*/status) runs as nobody (real, effective, saved and
-#     filesystem uid and gid) with empty permitted, effective and ambient capability sets.
+#     filesystem uid and gid) with empty permitted, effective and ambient capability sets, and
+#     another process of nobody cannot read its /proc/PID/environ (it is not dumpable).
 #  2. It still counts traffic: 2000 DNS frames sent by tcpreplay from namespace A are decoded.
 #  3. SIGHUP re-reads the config as nobody (a change of daemon.allow_root is named as needing a
 #     restart and changes nothing); SIGTERM exits 0, the state file is written (a new
@@ -106,6 +107,11 @@ threads=$(check_threads "$NOBODY_UID" "$NOBODY_GID") || exit 1
 # checkpointer.
 [ "$threads" -ge 8 ] || fail "only $threads threads: the capture or detection threads are missing"
 log "all $threads threads run as uid $NOBODY_UID gid $NOBODY_GID with no capability"
+# Left undumpable by the switch: another process of nobody cannot trace it or read its memory.
+if setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups \
+  cat "/proc/$DNSMON_PID/environ" >/dev/null 2>&1; then
+  fail "another process of nobody reads /proc/$DNSMON_PID/environ: dnsmon is dumpable"
+fi
 
 timeout -k 5 60 ip netns exec "$NS_A" tcpreplay --intf1="$VETH_A" --pps=2000 "$PCAP" \
   >"$WORK/tcpreplay.log" 2>&1 || { cat "$WORK/tcpreplay.log" >&2; fail "tcpreplay failed"; }
