@@ -16,6 +16,8 @@
 #  5. daemon.allow_root: true keeps root with a warning.
 #  6. A daemon.user that does not exist: exit 78 naming the file, line and key.
 #  7. Started as nobody: nothing to give up (a debug line), a replay runs as before.
+#  8. Started as the systemd units start it (nobody with CAP_NET_RAW as an ambient capability):
+#     nothing changes, the capability stays and the live capture runs.
 #
 # Environment (set by ctest): DNSMON, GEN_PCAP. Exit 0 pass, 1 fail, 77 skip (no root, no
 # network namespaces or veth, no tcpreplay, setpriv or user nobody).
@@ -199,5 +201,33 @@ grep -q "debug running as uid $NOBODY_UID: no root privileges to give up" "$WORK
 grep -q '^dnsmon_packets_total{result="ok"} 2000' "$WORK/state/replay.prom" ||
   fail "the replay as nobody did not count 2000 frames"
 log "started as nobody: nothing to give up, the replay counts every frame"
+
+# ---- 8: as the units run it: not root, CAP_NET_RAW as an ambient capability -------------------
+# Not through in_b: $! must be dnsmon's pid (ip and setpriv exec it), not a subshell's.
+ip netns exec "$NS_B" setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups \
+  --inh-caps=+net_raw --ambient-caps=+net_raw "$DNSMON" -i "$VETH_B" --listen 127.0.0.1:9917 --log-level debug \
+  >"$WORK/ambient.log" 2>&1 &
+DNSMON_PID=$!
+up=0
+for _ in $(seq 1 100); do  # up to ~10 s
+  kill -0 "$DNSMON_PID" 2>/dev/null || { cat "$WORK/ambient.log" >&2; fail "dnsmon with CAP_NET_RAW exited"; }
+  if in_b curl -fsS --max-time 2 http://127.0.0.1:9917/metrics 2>/dev/null |
+    grep -q "^dnsmon_capture_up{source=\"$VETH_B\"} 1"; then
+    up=1
+    break
+  fi
+  sleep 0.1
+done
+[ "$up" = 1 ] || { cat "$WORK/ambient.log" >&2; fail "dnsmon as nobody with CAP_NET_RAW: no capture"; }
+grep -q "debug running as uid $NOBODY_UID: no root privileges to give up" "$WORK/ambient.log" ||
+  fail "as nobody with CAP_NET_RAW: no debug line"
+amb=$(awk '$1 == "CapAmb:" { print $2 }' "/proc/$DNSMON_PID/status")
+[ "$amb" = 0000000000002000 ] || fail "as nobody with CAP_NET_RAW: CapAmb $amb, expected CAP_NET_RAW kept"
+kill -TERM "$DNSMON_PID"
+rc=0
+wait "$DNSMON_PID" || rc=$?
+DNSMON_PID=""
+[ "$rc" = 0 ] || fail "as nobody with CAP_NET_RAW: exit $rc after SIGTERM"
+log "as the units run it (nobody with CAP_NET_RAW): nothing changed, the capture runs"
 
 log "PASS"
