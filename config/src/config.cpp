@@ -80,6 +80,19 @@ void check_listen(const Site& site, Config& c) {
   c.daemon.listen_given = true;
 }
 
+// daemon.user: "" or a user name as the system writes them (whether it exists is checked when
+// dnsmon starts as root, where it is needed).
+bool user_name_ok(const std::string& u) {
+  return !u.empty() && u.size() <= 256 && u.front() != '-' &&
+         u.find_first_of(": \t\n/") == std::string::npos;
+}
+
+void check_user(const Site& site, Config& c) {
+  if (!c.daemon.user.empty() && !user_name_ok(c.daemon.user)) {
+    site.fail("expected a user name such as dnsmon, or \"\", got \"" + c.daemon.user + "\"");
+  }
+}
+
 // detection.time.origin: first_packet or an RFC 3339 instant.
 void check_origin(const Site& site, Config& c) {
   auto& t = c.detection.time;
@@ -581,6 +594,14 @@ constexpr std::array kKeys = std::to_array<Key>({
             "the detection event log file (--events-out, detection.events_file) is renamed to "
             "FILE.1 (replacing it) and started anew when it grows by this many MiB; 0 never; "
             "SIGHUP reopens it (for logrotate)"),
+
+    section("daemon", "the process: who it runs as"),
+    text("daemon.user", bind<&C::daemon, &Dae::user>(),
+         "started as root: the user to run as once capture, socket and files are open; \"\" "
+         "is dnsmon, or nobody when there is no user dnsmon")
+        .then(check_user),
+    boolean("daemon.allow_root", bind<&C::daemon, &Dae::allow_root>(),
+            "started as root: keep running as root instead of switching to daemon.user"),
 });
 
 // --- Checks across keys, once the file is bound -------------------------------------------
@@ -880,10 +901,11 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
 
   std::string config_path;
   std::vector<std::string> interfaces, files;
-  std::optional<std::string> listen, metrics_out, messages_out, events_out, filter, log_level;
+  std::optional<std::string> listen, metrics_out, messages_out, events_out, filter, log_level, user;
   std::optional<std::uint32_t> workers, snaplen;
   std::optional<double> replay_speed;
   bool check_config = false;
+  bool allow_root = false;
   bool serve_after_replay = false;
   bool print_defaults = false;
   bool version = false;
@@ -939,6 +961,13 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
       ->type_name("LEVEL")
       ->check(CLI::IsMember(std::vector<std::string>(kLogLevels.begin(), kLogLevels.end()))
                   .description(""));
+  app.add_option("--user", user,
+                 "started as root: run as USER once capture, socket and files are open "
+                 "(overrides daemon.user; default: dnsmon, or nobody when there is no user "
+                 "dnsmon)")
+      ->type_name("USER");
+  app.add_flag("--allow-root", allow_root,
+               "started as root: keep running as root (overrides daemon.allow_root: false)");
   app.add_flag("--check-config", check_config, "validate the configuration and exit");
   app.add_flag("--print-defaults", print_defaults,
                "print a config file with every key at its default and exit");
@@ -1001,6 +1030,9 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
     out.message.pop_back();  // the caller ends the message with a newline
     return out;
   }
+  if (user && !user->empty() && !user_name_ok(*user)) {
+    return usage_error("--user: expected a user name such as dnsmon, got \"" + *user + "\"");
+  }
   if (listen) {  // a usage error, like every other malformed flag
     std::string addr;
     std::uint16_t port = 0;
@@ -1053,6 +1085,12 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
     c.daemon.log_level = *log_level;
   }
   c.daemon.check_config = check_config;
+  if (user) {
+    c.daemon.user = *user;
+  }
+  if (allow_root) {
+    c.daemon.allow_root = true;
+  }
   if (serve_after_replay) {
     if (c.capture.files.empty() && !c.capture.interfaces.empty()) {
       return usage_error(
@@ -1069,6 +1107,8 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
       {workers.has_value(), "capture.workers"},
       {listen.has_value(), "exporter.listen"},
       {log_level.has_value(), "log.level"},
+      {user.has_value(), "daemon.user"},
+      {allow_root, "daemon.allow_root"},
   };
   for (const auto& [given, path] : overridden) {
     if (given) {

@@ -3,6 +3,8 @@
 // Threads: one capture thread per source, the workers (each reads one ring per source), the
 // exporter's HTTP thread, and this main thread running the Boost.Asio control loop (signals, the
 // periodic stats line, sd_notify). Exit codes: 0 ok, 1 failure, 2 usage, 78 configuration error.
+// Started as root, dnsmon opens its capture handles, socket and files, then switches to
+// daemon.user (privileges.hpp) before the capture, worker and detection threads start.
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -39,6 +41,7 @@
 
 #include "demo_capture.hpp"
 #include "pipeline.hpp"
+#include "privileges.hpp"
 
 namespace dnsmon {
 namespace {
@@ -160,8 +163,12 @@ SuffixList load_suffixes(const Config& config) {
 class Daemon {
  public:
   // args: the command line, read again with the file at each reload.
-  Daemon(Config config, SuffixList suffixes, std::vector<std::string> args)
-      : config_(std::move(config)), suffixes_(std::move(suffixes)), args_(std::move(args)) {}
+  Daemon(Config config, SuffixList suffixes, PrivilegePlan privileges,
+         std::vector<std::string> args)
+      : config_(std::move(config)),
+        suffixes_(std::move(suffixes)),
+        privileges_(std::move(privileges)),
+        args_(std::move(args)) {}
 
   int run() {
     const bool demo = config_.capture.interfaces.empty() && config_.capture.files.empty();
@@ -193,8 +200,9 @@ class Daemon {
     // Stdout may carry machine-readable output; then the logs stay on stderr only (they always
     // are), and the messages writer gets stdout to itself.
     auto messages = open_output(config_.daemon.messages_out, "messages");
-    // Fail now, not at the end of input: a file that cannot be created, a closed stdout.
-    open_output(config_.daemon.metrics_out, "metrics");
+    // Fail now, not at the end of input: a file that cannot be created, a closed stdout. It stays
+    // open for the end, when dnsmon may no longer be the user who could create it.
+    metrics_out_ = open_output(config_.daemon.metrics_out, "metrics");
 
     // Appended to: a restart keeps the findings before it.
     events_ = open_output(config_.daemon.events_out, "events", /*append=*/true);
@@ -202,7 +210,7 @@ class Daemon {
                                            demo ? demo_capture() : std::span<const std::byte>{},
                                            messages ? fileno(messages.get()) : -1);
     if (config_.detection.enabled) {
-      start_detection(hub, suffixes, events_.get());
+      create_detection(hub, suffixes, events_.get());
     }
     if (pipeline_->is_live() && !config_.capture.bpf_filter.empty()) {
       warn_if_filter_loses_fragments(config_.capture.bpf_filter);
@@ -215,6 +223,14 @@ class Daemon {
       split_listen(config_.daemon.listen, address, port);
       serving_url_ = fmt::format("http://{}:{}/metrics", address, exporter_->port());
       spdlog::info("serving metrics on {}", serving_url_);
+    }
+
+    // Everything that needs root is open (capture handles, the listening socket, the state and
+    // event files): give root up before the detection's and the pipeline's threads start.
+    prepare_state_directory(privileges_, config_);
+    apply_privileges(privileges_, config_);
+    if (detection_) {
+      start_detection();
     }
 
     if (demo) {
@@ -292,8 +308,9 @@ class Daemon {
   }
 
  private:
-  // The detection engine: one shard per two workers, at least one, each on its own thread.
-  void start_detection(MetricsHub& hub, const SuffixList& suffixes, std::FILE* events) {
+  // The detection engine: one shard per two workers, at least one, each on its own thread (started
+  // by start_detection()). The constructor loads the state file.
+  void create_detection(MetricsHub& hub, const SuffixList& suffixes, std::FILE* events) {
     const std::size_t shards = std::max<std::size_t>(1, config_.daemon.workers / 2);
     // The event log and the state file take the analytics' pseudonymise setting and key.
     config_.detection.clients.pseudonymise = config_.metrics.analytics.pseudonymise_clients;
@@ -347,6 +364,10 @@ class Daemon {
           std::uint64_t{config_.daemon.events_max_mib} << 20U);
     }
     hub.set_detection_reader([engine = detection_.get()] { return engine->snapshot(); });
+  }
+
+  void start_detection() {
+    const std::size_t shards = std::max<std::size_t>(1, config_.daemon.workers / 2);
     detection_->start();
     // The origin of a loaded state file replaces first_packet.
     const std::int64_t origin = detection_->clock().origin();
@@ -412,25 +433,24 @@ class Daemon {
     }
   }
 
+  // Writes the final metrics to the file opened at the start (once).
   void write_metrics_out(const MetricsHub& hub) {
+    OutputFile out = std::move(metrics_out_);
+    if (!out) {
+      return;
+    }
     const std::string text = hub.render_text();
     const std::string& path = config_.daemon.metrics_out;
-    try {
-      auto out = open_output(path, "metrics");
-      bool ok = std::fwrite(text.data(), 1, text.size(), out.get()) == text.size() &&
-                std::fflush(out.get()) == 0;
-      int e = errno;
-      if (out.get() != stdout) {
-        ok = std::fclose(out.release()) == 0 && ok;
-        e = ok ? 0 : errno;
-      }
-      if (!ok) {
-        spdlog::error("cannot write metrics to {}: {}", path == "-" ? "standard output" : path,
-                      detail::errno_text(e));
-        exit_code_ = kExitFailure;
-      }
-    } catch (const std::runtime_error& e) {
-      spdlog::error("{}", e.what());
+    bool ok = std::fwrite(text.data(), 1, text.size(), out.get()) == text.size() &&
+              std::fflush(out.get()) == 0;
+    int e = errno;
+    if (out.get() != stdout) {
+      ok = std::fclose(out.release()) == 0 && ok;
+      e = ok ? 0 : errno;
+    }
+    if (!ok) {
+      spdlog::error("cannot write metrics to {}: {}", path == "-" ? "standard output" : path,
+                    detail::errno_text(e));
       exit_code_ = kExitFailure;
     }
   }
@@ -736,6 +756,8 @@ class Daemon {
 
   Config config_;
   SuffixList suffixes_;  // handed to the hub
+  PrivilegePlan privileges_;
+  OutputFile metrics_out_;  // --metrics-out, open from the start, written once at the end
   boost::asio::io_context io_;
   // Destroyed in reverse order: the exporter (whose thread reads the pipeline), then the pipeline
   // (whose workers write the hub's counters), then the hub.
@@ -796,9 +818,11 @@ int main(int argc, char** argv) {
   Config& config = cli.config;
   spdlog::set_level(spdlog::level::from_str(config.daemon.log_level));
   SuffixList suffixes;
+  PrivilegePlan privileges;
   try {
     check_run(config);
     suffixes = load_suffixes(config);
+    privileges = plan_privileges(config);
   } catch (const ConfigError& e) {
     spdlog::error("configuration error: {}", e.what());
     return kExitConfig;
@@ -818,7 +842,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   try {
-    return Daemon(std::move(config), std::move(suffixes),
+    return Daemon(std::move(config), std::move(suffixes), std::move(privileges),
                   std::vector<std::string>(argv, argv + argc))
         .run();
   } catch (const ConfigError& e) {

@@ -328,7 +328,43 @@ TEST_CASE("an unknown top-level key is refused with the allowed keys", "[config]
   CHECK(config_error(dir, "capture:\n  snaplen: 100\ncaptrue:\n  snaplen: 200\n") ==
         file +
             ":3:1: captrue: unknown key (allowed here: capture, parser, analytics, detection, "
-            "exporter, log)");
+            "exporter, log, daemon)");
+}
+
+TEST_CASE("daemon.user and daemon.allow_root: defaults, file, flags and bad names", "[config]") {
+  const TempDir dir;
+  const Config defaults;
+  CHECK(defaults.daemon.user.empty());  // dnsmon, else nobody
+  CHECK_FALSE(defaults.daemon.allow_root);
+
+  const std::string file =
+      dir.write("daemon.yaml", "daemon:\n  user: monitor\n  allow_root: true\n");
+  const Config c = load_config_file(file);
+  CHECK(c.daemon.user == "monitor");
+  CHECK(c.daemon.allow_root);
+  CHECK(located_error(c, "daemon.user", "no user") == file + ":2:9: daemon.user: no user");
+
+  const CommandLine flags = parse({"--config", file.c_str(), "--user", "other", "-r", "x.pcap"});
+  REQUIRE(flags.action == CommandLine::Action::Run);
+  CHECK(flags.config.daemon.user == "other");
+  CHECK(located_error(flags.config, "daemon.user", "x") == "daemon.user: x");
+  const CommandLine root = parse({"--allow-root", "-r", "x.pcap"});
+  REQUIRE(root.action == CommandLine::Action::Run);
+  CHECK(root.config.daemon.allow_root);
+  CHECK(root.config.daemon.user.empty());
+  CHECK(load_config_file(dir.write("auto.yaml", "daemon:\n  user: \"\"\n")).daemon.user.empty());
+
+  const std::string bad = (dir.path() / "dnsmon.yaml").string();
+  CHECK(config_error(dir, "daemon:\n  user: \" x\"\n") ==
+        bad + ":2:9: daemon.user: expected a user name such as dnsmon, or \"\", got \" x\"");
+  CHECK_THAT(config_error(dir, "daemon:\n  user: \"a:b\"\n"),
+             StartsWith(bad + ":2:9: daemon.user: expected a user name"));
+  CHECK_THAT(config_error(dir, "daemon:\n  allow_root: yes\n"),
+             StartsWith(bad + ":2:15: daemon.allow_root: expected true or false"));
+  const CommandLine flag = parse({"--user", "a:b", "-r", "x.pcap"});
+  CHECK(flag.action == CommandLine::Action::Exit);
+  CHECK(flag.exit_code == 2);
+  CHECK_THAT(flag.message, StartsWith("dnsmon: --user: expected a user name"));
 }
 
 TEST_CASE("an unknown nested key is refused with its full path", "[config]") {
@@ -1001,7 +1037,8 @@ TEST_CASE("keys a running dnsmon could apply are marked live, the others restart
   for (const char* restart :
        {"capture.interfaces", "capture.workers", "exporter.listen", "capture.ring_slots",
         "capture.buffer_mib", "analytics.memory_mib", "analytics.top_capacity",
-        "analytics.matching.capacity", "parser.tcp.memory_mib", "parser.fragments.max_datagrams"}) {
+        "analytics.matching.capacity", "parser.tcp.memory_mib", "parser.fragments.max_datagrams",
+        "daemon.user", "daemon.allow_root"}) {
     CAPTURE(restart);
     CHECK(reload.at(restart) == Reload::Restart);
   }

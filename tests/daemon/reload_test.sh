@@ -35,8 +35,10 @@ write_config() {  # top_n top_capacity level
 }
 write_config 3 256 info
 
+# --allow-root: run as root, dnsmon keeps root to read the config in this root-owned directory
+# again (privilege_test.sh checks a reload after the switch to daemon.user).
 "$DNSMON" --config "$cfg" -r "$tmp/traffic.pcap" --replay-speed 1 --listen 127.0.0.1:0 \
-  --metrics-out "$tmp/final.prom" 2>"$tmp/log" &
+  --metrics-out "$tmp/final.prom" --allow-root 2>"$tmp/log" &
 pid=$!
 
 url=""

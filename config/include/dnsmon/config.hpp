@@ -43,6 +43,10 @@ struct DaemonOptions {
   std::uint32_t events_max_mib = 256;   // the event log file is rotated at this size; 0 never
   std::string config_path;
   bool check_config = false;
+  // Started as root: the user dnsmon runs as once its capture handles, socket and files are open;
+  // "" is dnsmon when that user exists, else nobody. A name given must exist.
+  std::string user;
+  bool allow_root = false;  // started as root, keep root (with a warning) instead
 };
 
 // Where the config file sets a key (1-based line and column of its value).
