@@ -152,7 +152,14 @@ class SnapshotWriter {
     std::erase_if(stamp, [](char c) { return c == '-' || c == ':'; });
     const std::string name = dir_ + "/snapshot-" + stamp + ".om";
     const std::string tmp = dir_ + "/.snapshot.tmp";
-    const std::string text = hub_.render_openmetrics(static_cast<double>(logical_ns) / 1e9);
+    std::string text;
+    try {
+      text = hub_.render_openmetrics(static_cast<double>(logical_ns) / 1e9);
+    } catch (const std::exception& e) {  // std::bad_alloc: on the engine's thread, not fatal
+      spdlog::error("metric snapshots: cannot render {}: {}; no more snapshots", name, e.what());
+      failed_ = true;
+      return false;
+    }
     std::FILE* f = std::fopen(tmp.c_str(), "we");
     int error = f == nullptr ? errno : 0;
     if (f != nullptr) {
