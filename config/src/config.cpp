@@ -577,7 +577,8 @@ constexpr std::array kKeys = std::to_array<Key>({
             "organisations (org_map names or prefixes) whose lookups never make a report"),
     text("detection.export.metrics_snapshot_dir",
          bind<&C::detection, &Det::exports, &DEx::metrics_snapshot_dir>(),
-         "directory for OpenMetrics snapshots every logical hour; \"\" none"),
+         "directory for OpenMetrics snapshots of the metrics every logical hour, created if "
+         "missing; \"\" none (--metrics-snapshot-dir overrides)"),
 
     section("exporter", "the Prometheus endpoint"),
     text("exporter.listen", bind<&C::daemon, &Dae::listen>(),
@@ -885,6 +886,11 @@ void validate(const Config& c) {
         "--events-out / detection.events_file: detection is off; set detection.enabled: true in "
         "the config file");
   }
+  if (!c.detection.exports.metrics_snapshot_dir.empty() && !c.detection.enabled && !demo) {
+    throw ConfigError(
+        "--metrics-snapshot-dir / detection.export.metrics_snapshot_dir: detection is off; set "
+        "detection.enabled: true in the config file");
+  }
 }
 
 CommandLine parse_command_line(int argc, const char* const* argv) {
@@ -902,6 +908,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   std::string config_path;
   std::vector<std::string> interfaces, files;
   std::optional<std::string> listen, metrics_out, messages_out, events_out, filter, log_level, user;
+  std::optional<std::string> snapshot_dir;
   std::optional<std::uint32_t> workers, snaplen;
   std::optional<double> replay_speed;
   bool check_config = false;
@@ -940,6 +947,12 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
                  "write one JSON line per detector event to FILE or - (needs detection.enabled: "
                  "true; overrides detection.events_file)")
       ->type_name("FILE|-");
+  app.add_option("--metrics-snapshot-dir", snapshot_dir,
+                 "write the metrics in OpenMetrics text, stamped with the logical time, to one "
+                 "file in DIR every logical hour and at the end (needs detection.enabled: true; "
+                 "overrides detection.export.metrics_snapshot_dir). A replay waits for each "
+                 "file; at most 10000 files a run")
+      ->type_name("DIR");
   app.add_option("--replay-speed", replay_speed,
                  "pace -r replays by packet time: 1 = real time, 10 = ten times faster, 0.5 = "
                  "half speed; 0 (the default) = as fast as possible. 0 or 0.001 to 1000000")
@@ -1070,6 +1083,9 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
     c.daemon.messages_out = *messages_out;
   }
   c.daemon.events_out = events_out ? *events_out : c.detection.events_file;
+  if (snapshot_dir) {
+    c.detection.exports.metrics_snapshot_dir = *snapshot_dir;
+  }
   if (replay_speed) {
     c.capture.replay_speed = *replay_speed;
     c.daemon.replay_speed_given = true;
@@ -1109,6 +1125,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
       {log_level.has_value(), "log.level"},
       {user.has_value(), "daemon.user"},
       {allow_root, "daemon.allow_root"},
+      {snapshot_dir.has_value(), "detection.export.metrics_snapshot_dir"},
   };
   for (const auto& [given, path] : overridden) {
     if (given) {

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <filesystem>
 #include <ifaddrs.h>
 #include <memory>
 #include <netinet/in.h>
@@ -160,6 +161,94 @@ SuffixList load_suffixes(const Config& config) {
   }
 }
 
+// detection.export.metrics_snapshot_dir: creates the directory if missing and checks that
+// dnsmon can write in it. Throws ConfigError.
+void check_snapshot_dir(const Config& config) {
+  const std::string& dir = config.detection.exports.metrics_snapshot_dir;
+  if (dir.empty() || !config.detection.enabled) {
+    return;
+  }
+  const auto fail = [&config](const std::string& what) {
+    throw ConfigError(located_error(config, "detection.export.metrics_snapshot_dir", what));
+  };
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec) && !std::filesystem::is_directory(dir, ec)) {
+    fail(dir + " is not a directory");
+  }
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    fail("cannot create the directory " + dir + ": " + ec.message());
+  }
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    fail("cannot write in the directory " + dir + ": " + detail::errno_text(errno));
+  }
+}
+
+// The metric snapshots of detection.export.metrics_snapshot_dir: one OpenMetrics file per call,
+// "snapshot-20160504T130000Z.om" for the logical time it is stamped with, so that the names sort
+// by time. Written to a hidden temporary file and renamed, so a reader never sees half a file.
+// At most kMaxFiles a run; a failed write or the cap stops the snapshots, logged once.
+// Thread-safety: one call at a time (the engine's snapshot thread, then finish()'s).
+class SnapshotWriter {
+ public:
+  static constexpr std::uint64_t kMaxFiles = 10'000;
+
+  SnapshotWriter(const MetricsHub& hub, std::string dir) : hub_(hub), dir_(std::move(dir)) {}
+
+  bool write(std::int64_t logical_ns) {
+    if (written_ >= kMaxFiles) {
+      spdlog::warn(
+          "metric snapshots: {} files written to {}, the most a run writes; no more snapshots",
+          written_, dir_);
+      return false;
+    }
+    std::string stamp = detect::format_rfc3339(logical_ns);  // 2016-05-04T13:00:00Z
+    std::erase_if(stamp, [](char c) { return c == '-' || c == ':'; });
+    const std::string name = dir_ + "/snapshot-" + stamp + ".om";
+    const std::string tmp = dir_ + "/.snapshot.tmp";
+    std::string text;
+    try {
+      text = hub_.render_openmetrics(static_cast<double>(logical_ns) / 1e9);
+    } catch (const std::exception& e) {  // std::bad_alloc: on the engine's thread, not fatal
+      spdlog::error("metric snapshots: cannot render {}: {}; no more snapshots", name, e.what());
+      failed_ = true;
+      return false;
+    }
+    std::FILE* f = std::fopen(tmp.c_str(), "we");
+    int error = f == nullptr ? errno : 0;
+    if (f != nullptr) {
+      if (std::fwrite(text.data(), 1, text.size(), f) != text.size()) {
+        error = errno != 0 ? errno : EIO;
+      }
+      if (std::fclose(f) != 0 && error == 0) {
+        error = errno;
+      }
+    }
+    if (error == 0 && std::rename(tmp.c_str(), name.c_str()) != 0) {
+      error = errno;
+    }
+    if (error != 0) {
+      spdlog::error("metric snapshots: cannot write {}: {}; no more snapshots", name,
+                    detail::errno_text(error));
+      std::remove(tmp.c_str());
+      failed_ = true;
+      return false;
+    }
+    ++written_;
+    return true;
+  }
+
+  [[nodiscard]] std::uint64_t written() const noexcept { return written_; }
+
+  [[nodiscard]] bool failed() const noexcept { return failed_; }
+
+ private:
+  const MetricsHub& hub_;
+  std::string dir_;
+  std::uint64_t written_ = 0;
+  bool failed_ = false;
+};
+
 class Daemon {
  public:
   // args: the command line, read again with the file at each reload.
@@ -175,8 +264,11 @@ class Daemon {
     if (demo) {
       // The demo replays Scenario A with the detection its sidecar configures, paced so the
       // story unfolds while one watches (unless --replay-speed says otherwise).
+      std::string snapshot_dir = std::move(config_.detection.exports.metrics_snapshot_dir);
       config_.detection =
           load_config_text(demo_config_yaml(), "the demo's configuration", config_).detection;
+      config_.detection.exports.metrics_snapshot_dir = std::move(snapshot_dir);
+      check_snapshot_dir(config_);
       if (!config_.daemon.replay_speed_given) {
         config_.capture.replay_speed = kDemoReplaySpeed;
       }
@@ -284,6 +376,13 @@ class Daemon {
       if (detection_->final_checkpoint_failed()) {
         exit_code_ = kExitFailure;  // logged by the engine's checkpoint log
       }
+      if (snapshots_) {
+        spdlog::info("detection: {} metric snapshot(s) written to {}", snapshots_->written(),
+                     config_.detection.exports.metrics_snapshot_dir);
+        if (snapshots_->failed()) {
+          exit_code_ = kExitFailure;
+        }
+      }
       if (detection_->log_failed()) {
         spdlog::error("cannot write the event log {}: the lines after the failure are lost",
                       config_.daemon.events_out);
@@ -364,6 +463,13 @@ class Daemon {
           std::uint64_t{config_.daemon.events_max_mib} << 20U);
     }
     hub.set_detection_reader([engine = detection_.get()] { return engine->snapshot(); });
+    const std::string& snapshot_dir = config_.detection.exports.metrics_snapshot_dir;
+    if (!snapshot_dir.empty()) {
+      snapshots_ = std::make_unique<SnapshotWriter>(hub, snapshot_dir);
+      detection_->on_logical_hour(
+          [w = snapshots_.get()](std::int64_t logical_ns) { return w->write(logical_ns); });
+      spdlog::info("detection: metric snapshots every logical hour to {}", snapshot_dir);
+    }
   }
 
   void start_detection() {
@@ -763,6 +869,7 @@ class Daemon {
   // (whose workers write the hub's counters), then the hub.
   std::unique_ptr<MetricsHub> hub_;
   OutputFile events_;                          // the event log, closed after the engine
+  std::unique_ptr<SnapshotWriter> snapshots_;  // used by the engine's snapshot thread
   std::unique_ptr<detect::Engine> detection_;  // outlives the pipeline's workers
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<Exporter> exporter_;
@@ -821,6 +928,7 @@ int main(int argc, char** argv) {
   PrivilegePlan privileges;
   try {
     check_run(config);
+    check_snapshot_dir(config);
     suffixes = load_suffixes(config);
     privileges = plan_privileges(config);
   } catch (const ConfigError& e) {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -173,6 +174,62 @@ TEST_CASE("the event log is handed to its reopen callback when it reaches its si
   CHECK(lines(dir / "events.jsonl.1") == 2);  // the second rotation replaced the first's
   CHECK(lines(path) == 0);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a replay calls the hourly writer at every logical hour boundary, in order", "[detect]") {
+  const auto shards = GENERATE(std::size_t{1}, std::size_t{3});
+  constexpr std::int64_t kPacketHour = kHourNs / 1440;  // a logical hour of packet time
+  std::vector<std::int64_t> calls;
+  std::vector<double> logical_at_call;
+  {
+    Engine engine(scenario_options(), 1, shards, test_list(), nullptr, false, 11);
+    engine.on_logical_hour([&](std::int64_t logical_ns) {
+      calls.push_back(logical_ns);
+      logical_at_call.push_back(engine.snapshot().logical_time_s);
+      return true;
+    });
+    engine.start();
+    // 10 queries in each of the first two logical hours, then none until the sixth.
+    for (int i = 0; i < 20; ++i) {
+      const std::string name = "www.d" + std::to_string(i % 5) + ".com";
+      engine.port(0).on_message(query(name, 1, kOrigin + (i / 10) * kPacketHour + i * 1000), -1);
+    }
+    // 5 ms of packet time: 7.2 logical seconds.
+    engine.port(0).on_message(query("www.late.com", 1, kOrigin + 5 * kPacketHour + 5'000'000), -1);
+    engine.finish();
+  }
+  // 01:00 .. 05:00, none left out even where no event fell, then the end (05:00:07.2).
+  REQUIRE(calls.size() == 6);
+  for (std::size_t h = 0; h < 5; ++h) {
+    CHECK(calls[h] == kOrigin + static_cast<std::int64_t>(h + 1) * kHourNs);
+  }
+  CHECK(calls[5] == kOrigin + 5 * kHourNs + 7'200'000'000);
+  // No shard had gone past the boundary when the writer was called for it; with one shard, at
+  // 01:00 it had taken the first hour's last query.
+  for (std::size_t h = 0; h < 5; ++h) {
+    CHECK(logical_at_call[h] < static_cast<double>(calls[h]) / 1e9);
+  }
+  if (shards == 1) {
+    CHECK(logical_at_call[0] ==
+          Approx(static_cast<double>(kOrigin + 9000 * 1440) / 1e9).epsilon(0).margin(1e-3));
+  }
+}
+
+TEST_CASE("a hourly writer that fails stops the calls and the replay goes on", "[detect]") {
+  constexpr std::int64_t kPacketHour = kHourNs / 1440;
+  int calls = 0;
+  Engine engine(scenario_options(), 1, 2, test_list(), nullptr, false, 11);
+  engine.on_logical_hour([&](std::int64_t) {
+    ++calls;
+    return false;
+  });
+  engine.start();
+  for (int i = 0; i < 50; ++i) {
+    engine.port(0).on_message(query("www.d.com", 1, kOrigin + i * kPacketHour), -1);
+  }
+  engine.finish();
+  CHECK(calls == 1);
+  CHECK(engine.snapshot().queries == 50);
 }
 
 TEST_CASE("live, a full ring drops events and counts them", "[detect]") {

@@ -341,6 +341,40 @@ TEST_CASE("breakdowns and histograms count each message once in the right series
   CHECK_THAT(text, Catch::Contains("dnsmon_qname_length_bytes_count 2"));
 }
 
+TEST_CASE("the OpenMetrics snapshot stamps every sample and follows the format's names",
+          "[metrics]") {
+  auto hub = make_hub();
+  auto& w = hub.add_worker();
+  DnsMessage q;
+  q.has_question = true;
+  q.qname.length = 15;
+  q.size = 100;
+  q.src.family = 4;
+  w.record_message(q);
+  const auto text = hub.render_openmetrics(1462366800);
+  // A counter family is named without _total, its samples with it.
+  CHECK_THAT(text, Catch::Contains("# TYPE dnsmon_truncated_responses counter\n"));
+  CHECK_THAT(text, Catch::Contains("\ndnsmon_truncated_responses_total 0 1462366800\n"));
+  CHECK_THAT(text, Catch::Contains("# TYPE dnsmon_qname_length_bytes histogram\n"));
+  CHECK_THAT(text, Catch::Contains("\ndnsmon_qname_length_bytes_bucket{le=\"16\"} 1 1462366800\n"));
+  CHECK_THAT(text,
+             Catch::Contains("\ndnsmon_qname_length_bytes_bucket{le=\"+Inf\"} 1 1462366800\n"));
+  CHECK_THAT(text, Catch::Contains("\ndnsmon_qname_length_bytes_count 1 1462366800\n"));
+  CHECK_THAT(text, Catch::EndsWith("\n# EOF\n"));
+  CHECK(text.find("_total counter") == std::string::npos);
+  // Every sample line carries the timestamp; a fractional one is written as it is.
+  std::istringstream lines(hub.render_openmetrics(1462366800.25));
+  std::string line;
+  int samples = 0;
+  while (std::getline(lines, line)) {
+    if (!line.empty() && line[0] != '#') {
+      ++samples;
+      CHECK_THAT(line, Catch::EndsWith(" 1462366800.25"));
+    }
+  }
+  CHECK(samples > 50);
+}
+
 TEST_CASE("a query and its response are matched and their latency exported", "[metrics]") {
   auto hub = make_hub();
   auto& w = hub.add_worker();

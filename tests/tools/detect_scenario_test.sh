@@ -9,6 +9,8 @@
 #    (2016-10-16); the domain tables have the sidecar's test-profile capacities and memory (3.4)
 #    and hold the scenario's ~16,000 domains without a base eviction; ~2,000 active clients; the
 #    event log is JSON Lines in the 4.10 shape, matching dnsmon_detector_events_total.
+#    This replay also writes --metrics-snapshot-dir: one file per logical hour (4,704), on each
+#    of which A16 (at most 2,000 per-domain series) holds.
 # Then the same capture again in two halves, split in the middle of the file (the middle of a
 # logical day), the second run loading the detection.state_file the first wrote: the same checks
 # hold on the two runs' event logs put together (and their metrics: the per-run counters summed,
@@ -31,13 +33,13 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 checker="$(dirname "$0")/scenario_check.py"
 "$GEN_SCENARIO" --out "$work/a.pcap" 2>"$work/gen.log" || fail "gen_scenario: $(cat "$work/gen.log")"
 
-replay() {  # replay NAME PCAP CONFIG: NAME.log, NAME.prom, NAME.jsonl
+replay() {  # replay NAME PCAP CONFIG [ARGS...]: NAME.log, NAME.prom, NAME.jsonl
   local start
   start=$(date +%s)
   # --allow-root: run as root, dnsmon keeps root to write the state into this root-owned
   # directory (tests/daemon/privilege_test.sh checks the switch to daemon.user).
   "$DNSMON" -r "$2" --config "$3" --metrics-out "$work/$1.prom" --events-out "$work/$1.jsonl" \
-    --allow-root 2>"$work/$1.log" || fail "dnsmon -r $2 failed: $(tail -3 "$work/$1.log")"
+    --allow-root "${@:4}" 2>"$work/$1.log" || fail "dnsmon -r $2 failed: $(tail -3 "$work/$1.log")"
   echo "$1: replay with detection: $(($(date +%s) - start)) s"
   grep -q "detection: 1 shard(s), logical time x1440 from 2016-04-04T00:00:00Z" "$work/$1.log" ||
     fail "$1: no detection start line in the log: $(head -5 "$work/$1.log")"
@@ -156,11 +158,16 @@ sys.exit(1 if problems else 0)
 PY
 }
 
-replay whole "$work/a.pcap" "$work/a.dnsmon.yaml"
+replay whole "$work/a.pcap" "$work/a.dnsmon.yaml" --metrics-snapshot-dir "$work/snapshots"
 check_detection whole "$work/whole.jsonl" "$work/whole.prom"
-echo "whole: A1-A16"
+snapshots=$(find "$work/snapshots" -name 'snapshot-*.om' | wc -l)
+# 196 logical days: an hour boundary every logical hour but the origin's, and the end.
+[[ $snapshots -eq 4704 ]] || fail "whole: $snapshots metric snapshots, want 4704"
+echo "whole: A1-A16 (A16 on every one of the $snapshots metric snapshots)"
 python3 "$checker" --truth "$work/a.truth.json" --events "$work/whole.jsonl" \
-  --metrics "$work/whole.prom" || fail "whole: the acceptance checks fail"
+  --metrics "$work/whole.prom" --snapshots "$work/snapshots" ||
+  fail "whole: the acceptance checks fail"
+rm -rf "$work/snapshots"  # 450 MB
 
 # The restart: two halves, the detection state in a file between them. The sidecar's
 # detection: section comes last, so the key is appended to it.

@@ -194,7 +194,11 @@ def main():
     # A16 per-domain series <= 2000 at any snapshot (and at the end).
     counts = [domain_series(metrics)]
     if args.snapshots:
-        for name in sorted(os.listdir(args.snapshots)):
+        # The files of --metrics-snapshot-dir (OpenMetrics: the sample's timestamp is ignored).
+        names = sorted(n for n in os.listdir(args.snapshots) if n.endswith(".om"))
+        if not names:
+            problems.append(f"no metric snapshot (*.om) in {args.snapshots}")
+        for name in names:
             counts.append(domain_series(read_metrics(os.path.join(args.snapshots, name))))
     check("A16", max(counts) <= 2000,
           f"most dnsmon_domain_* series {max(counts)} over {len(counts)} expositions; at the "

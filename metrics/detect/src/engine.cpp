@@ -119,6 +119,81 @@ void Engine::start() {
   if (live_ && !options_.state_file.empty()) {
     checkpointer_ = std::jthread([this](const std::stop_token& stop) { run_checkpoints(stop); });
   }
+  if (hour_writer_) {
+    hour_gate_.store(!live_, std::memory_order_release);
+    hourly_ = std::jthread([this](const std::stop_token& stop) { run_hourly(stop); });
+  }
+}
+
+std::int64_t Engine::latest_logical_ns() const noexcept {
+  std::int64_t logical = 0;  // no event yet
+  for (const auto& shard : shards_) {
+    logical = std::max(logical, shard->logical_ns.load(std::memory_order_relaxed));
+  }
+  return logical;
+}
+
+namespace {
+
+std::int64_t hour_floor(std::int64_t ns) {
+  return (ns >= 0 ? ns / kHourNs : (ns - kHourNs + 1) / kHourNs) * kHourNs;
+}
+
+}  // namespace
+
+void Engine::gate_hour(std::int64_t logical) {
+  std::unique_lock lock(hour_mutex_);
+  if (next_hour_.load(std::memory_order_relaxed) == LogicalClock::kUnset) {
+    next_hour_.store(hour_floor(logical) + kHourNs, std::memory_order_release);
+    return;
+  }
+  while (hour_gate_.load(std::memory_order_relaxed) &&
+         logical >= next_hour_.load(std::memory_order_relaxed)) {
+    if (!hour_wanted_) {
+      hour_wanted_ = true;
+      hour_cv_.notify_all();
+    }
+    hour_cv_.wait(lock);
+  }
+}
+
+void Engine::run_hourly(const std::stop_token& stop) {
+  std::unique_lock lock(hour_mutex_);
+  while (!stop.stop_requested() && !hour_failed_) {
+    std::int64_t hour = 0;
+    if (!live_) {
+      hour_cv_.wait(lock, stop, [this] { return hour_wanted_; });
+      if (stop.stop_requested()) {
+        break;
+      }
+      hour = next_hour_.load(std::memory_order_relaxed);
+    } else {
+      hour_cv_.wait_for(lock, stop, kHourPollInterval, [] { return false; });
+      const std::int64_t latest = latest_logical_ns();
+      if (stop.stop_requested() || latest <= 0) {
+        continue;
+      }
+      const std::int64_t next = next_hour_.load(std::memory_order_relaxed);
+      if (next == LogicalClock::kUnset) {
+        next_hour_.store(hour_floor(latest) + kHourNs, std::memory_order_relaxed);
+        continue;
+      }
+      if (latest < next) {
+        continue;
+      }
+      hour = hour_floor(latest);
+    }
+    lock.unlock();
+    const bool ok = hour_writer_(hour);
+    lock.lock();
+    next_hour_.store(hour + kHourNs, std::memory_order_release);
+    hour_wanted_ = false;
+    if (!ok) {
+      hour_failed_ = true;
+      hour_gate_.store(false, std::memory_order_relaxed);
+    }
+    hour_cv_.notify_all();
+  }
 }
 
 void Engine::finish() {
@@ -134,6 +209,10 @@ void Engine::finish() {
     shard->bell.ring_always();
   }
   threads_.clear();  // joins
+  if (hourly_.joinable()) {
+    hourly_.request_stop();
+    hourly_.join();
+  }
   // The shards are joined: the state is this thread's now. The checkpoint holds the open logical
   // day as it is; the end of input then closes it (a replay's reports are complete), but not a
   // live stop with a state file, after which the next run continues the day.
@@ -153,6 +232,13 @@ void Engine::finish() {
       shared_->aggregate.flush(transitions);
     }
     report_transitions(*shards_.front(), transitions);
+  }
+  if (hour_writer_ && !hour_failed_) {
+    const std::int64_t last = latest_logical_ns();
+    const std::int64_t next = next_hour_.load(std::memory_order_relaxed);
+    if (last > 0 && (next == LogicalClock::kUnset || last > next - kHourNs)) {
+      hour_failed_ = !hour_writer_(last);
+    }
   }
   if (log_ != nullptr) {
     const std::lock_guard lock(log_mutex_);
@@ -210,6 +296,10 @@ void Engine::run_shard(Shard& shard) {
 
 void Engine::process(Shard& shard, const LookupEvent& ev) {
   const std::int64_t logical = clock_.logical(ev.ts_ns);
+  if (hour_gate_.load(std::memory_order_relaxed) &&
+      logical >= next_hour_.load(std::memory_order_acquire)) {
+    gate_hour(logical);
+  }
   if (logical > shard.logical_ns.load(std::memory_order_relaxed)) {
     shard.logical_ns.store(logical, std::memory_order_relaxed);
   }

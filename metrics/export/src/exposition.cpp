@@ -3,6 +3,7 @@
 #include <array>
 #include <cassert>
 #include <charconv>
+#include <cmath>
 #include <limits>
 #include <string_view>
 #include <utility>
@@ -110,6 +111,128 @@ std::string serialize_text(const std::vector<prometheus::MetricFamily>& families
     from = end;
   }
   out.append(text, from, std::string::npos);
+  return out;
+}
+
+namespace {
+
+// A sample value or timestamp: the shortest form that reads back the same, "NaN", "+Inf", "-Inf".
+void append_number(std::string& out, double v, int precision = 0) {
+  if (std::isnan(v)) {
+    out += "NaN";
+    return;
+  }
+  if (std::isinf(v)) {
+    out += v > 0 ? "+Inf" : "-Inf";
+    return;
+  }
+  std::array<char, 32> buf{};
+  const auto r = precision > 0 ? std::to_chars(buf.data(), buf.data() + buf.size(), v,
+                                               std::chars_format::general, precision)
+                               : std::to_chars(buf.data(), buf.data() + buf.size(), v);
+  out.append(buf.data(), r.ptr);
+}
+
+void append_escaped(std::string& out, std::string_view s) {
+  for (const char c : s) {
+    switch (c) {
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
+    }
+  }
+}
+
+// name{labels[,le="bound"]} value timestamp
+void append_sample(std::string& out, std::string_view name, const prometheus::ClientMetric& m,
+                   const double* le, double value, std::string_view timestamp) {
+  out += name;
+  if (!m.label.empty() || le != nullptr) {
+    out += '{';
+    bool first = true;
+    for (const auto& l : m.label) {
+      out += first ? "" : ",";
+      first = false;
+      out += l.name;
+      out += "=\"";
+      append_escaped(out, l.value);
+      out += '"';
+    }
+    if (le != nullptr) {
+      out += first ? "le=\"" : ",le=\"";
+      append_number(out, *le, 15);
+      out += '"';
+    }
+    out += '}';
+  }
+  out += ' ';
+  append_number(out, value);
+  out += ' ';
+  out += timestamp;
+  out += '\n';
+}
+
+}  // namespace
+
+std::string serialize_openmetrics(const std::vector<prometheus::MetricFamily>& families,
+                                  double timestamp_s) {
+  std::string timestamp;
+  append_number(timestamp, timestamp_s);
+  std::string out;
+  constexpr std::string_view kTotal = "_total";
+  for (const auto& f : families) {
+    std::string_view base = f.name;
+    const char* type = "gauge";
+    if (f.type == prometheus::MetricType::Counter) {
+      type = "counter";
+      if (base.ends_with(kTotal)) {
+        base.remove_suffix(kTotal.size());
+      }
+    } else if (f.type == prometheus::MetricType::Histogram) {
+      type = "histogram";
+    }
+    out += "# HELP ";
+    out += base;
+    out += ' ';
+    append_escaped(out, f.help);
+    out += "\n# TYPE ";
+    out += base;
+    out += ' ';
+    out += type;
+    out += '\n';
+    const std::string total = std::string(base) + std::string(kTotal);
+    const std::string bucket = std::string(base) + "_bucket";
+    const std::string count = std::string(base) + "_count";
+    const std::string sum = std::string(base) + "_sum";
+    for (const auto& m : f.metric) {
+      switch (f.type) {
+        case prometheus::MetricType::Counter:
+          append_sample(out, total, m, nullptr, m.counter.value, timestamp);
+          break;
+        case prometheus::MetricType::Histogram:
+          for (const auto& b : m.histogram.bucket) {
+            append_sample(out, bucket, m, &b.upper_bound, static_cast<double>(b.cumulative_count),
+                          timestamp);
+          }
+          append_sample(out, count, m, nullptr, static_cast<double>(m.histogram.sample_count),
+                        timestamp);
+          append_sample(out, sum, m, nullptr, m.histogram.sample_sum, timestamp);
+          break;
+        default:
+          append_sample(out, base, m, nullptr, m.gauge.value, timestamp);
+          break;
+      }
+    }
+  }
+  out += "# EOF\n";
   return out;
 }
 

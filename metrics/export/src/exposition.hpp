@@ -27,6 +27,13 @@ namespace dnsmon::detail {
 // query.
 std::string serialize_text(const std::vector<prometheus::MetricFamily>& families);
 
+// The OpenMetrics text exposition (1.0.0) of families, every sample stamped with timestamp_s
+// (Unix seconds), ending with "# EOF". A counter family is named without its "_total" suffix in
+// "# HELP" and "# TYPE" and its samples keep it; histograms write _bucket, _count and _sum. No
+// "# UNIT" lines (they are optional). Bucket bounds as in serialize_text().
+std::string serialize_openmetrics(const std::vector<prometheus::MetricFamily>& families,
+                                  double timestamp_s);
+
 class Exposition {
  public:
   using Values = std::initializer_list<std::string_view>;

@@ -692,6 +692,10 @@ std::string MetricsHub::render_text() const {
   return detail::serialize_text(impl_->Collect());
 }
 
+std::string MetricsHub::render_openmetrics(double timestamp_s) const {
+  return detail::serialize_openmetrics(impl_->Collect(), timestamp_s);
+}
+
 struct Exporter::State {
   std::unique_ptr<detail::HttpServer> server;
 };

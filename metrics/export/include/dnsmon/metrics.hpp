@@ -90,6 +90,10 @@ class MetricsHub {
 
   // The whole exposition in Prometheus text format 0.0.4.
   [[nodiscard]] std::string render_text() const;
+  // The same families in OpenMetrics text format 1.0.0, every sample stamped with timestamp_s
+  // (Unix seconds), ending with "# EOF" (the metric snapshots of
+  // detection.export.metrics_snapshot_dir).
+  [[nodiscard]] std::string render_openmetrics(double timestamp_s) const;
 
   struct Impl;
 

@@ -17,6 +17,15 @@
 // file holds the day still open and the next run continues it; live with a state file, the stop
 // leaves the day open (a restart is not the end of a day).
 //
+// Hourly snapshots (on_logical_hour(), detection.export.metrics_snapshot_dir): a thread of the
+// engine calls the writer at every logical hour boundary. A replay paces to it: a shard about to
+// take the first event at or after the next boundary waits until the writer has been called for
+// that boundary, so no hour is left out and the writer sees every event before the boundary that
+// reached that shard (other shards may still be finishing theirs). Live, the shards never wait:
+// the thread looks at the logical clock every kHourPollInterval and calls the writer for the
+// latest boundary passed (hours that pass between two looks are left out). finish() calls it
+// once more, on the control thread, for the last logical time reached.
+//
 // Thread-safety: construct, start(), checkpoint() and finish() on the control thread; port(i) is
 //   used by worker i only; snapshot() from any thread (relaxed reads of single-writer counters).
 // Allocation: construction and start(); none per event on the worker or shard paths, except the
@@ -194,6 +203,17 @@ class Engine {
 
   void reopen_log();
 
+  // Called at every logical hour boundary with its logical ns since the Unix epoch, and by
+  // finish() with the last logical time reached (when later than the last boundary written); the
+  // times never decrease. Returning false stops the calls (and a replay's pacing) for good. Calls
+  // come from the engine's snapshot thread, the last from finish()'s, never two at a time. Set
+  // before start().
+  using HourWriter = std::function<bool(std::int64_t logical_ns)>;
+
+  void on_logical_hour(HourWriter writer) { hour_writer_ = std::move(writer); }
+
+  static constexpr auto kHourPollInterval = std::chrono::milliseconds(100);
+
   // Starts the shard threads.
   void start();
   // After every worker has finished: the shards take every event left in the rings, then stop.
@@ -246,6 +266,12 @@ class Engine {
   void run_checkpoints(const std::stop_token& stop);
 
   void run_shard(Shard& shard);
+  // The replay's pacing at an hour boundary (hourly snapshots on): waits while `logical` is at or
+  // after the next boundary not yet written.
+  void gate_hour(std::int64_t logical);
+  void run_hourly(const std::stop_token& stop);
+  // The latest logical time a shard reached; 0 before any event.
+  [[nodiscard]] std::int64_t latest_logical_ns() const noexcept;
   void process(Shard& shard, const LookupEvent& ev);
   // The logical day `day` ended for this shard: the population and the tables' day evaluation.
   void end_of_day(Shard& shard, std::int64_t day);
@@ -297,6 +323,16 @@ class Engine {
   std::mutex checkpointer_mutex_;
   std::condition_variable_any checkpointer_cv_;
   std::jthread checkpointer_;
+  // Hourly snapshots: the next boundary to write (LogicalClock::kUnset before the first event);
+  // hour_gate_ while a replay's shards wait at it; hour_wanted_ when one waits.
+  HourWriter hour_writer_;
+  std::atomic<bool> hour_gate_{false};
+  std::atomic<std::int64_t> next_hour_{LogicalClock::kUnset};
+  bool hour_wanted_ = false;
+  bool hour_failed_ = false;  // the writer returned false
+  std::mutex hour_mutex_;
+  std::condition_variable_any hour_cv_;
+  std::jthread hourly_;
   std::vector<std::jthread> threads_;
 
   // Domains that left the exported set, kept until their hold ends (wall clock).
