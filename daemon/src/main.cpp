@@ -21,6 +21,7 @@
 #include <new>
 #include <optional>
 #include <string>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 
@@ -649,6 +650,17 @@ class Daemon {
   // it). Null, with an error logged, keeps the current file.
   std::FILE* reopen_events(std::FILE* current, bool rotate) {
     const std::string& path = config_.daemon.events_out;
+    if (!rotate) {
+      // Nothing moved it (no logrotate since): the open file is the one to write to.
+      struct stat at_path {};
+
+      struct stat open_file {};
+
+      if (::stat(path.c_str(), &at_path) == 0 && ::fstat(::fileno(current), &open_file) == 0 &&
+          at_path.st_dev == open_file.st_dev && at_path.st_ino == open_file.st_ino) {
+        return nullptr;
+      }
+    }
     if (rotate) {
       const std::string old = path + ".1";
       if (std::rename(path.c_str(), old.c_str()) != 0) {
