@@ -345,7 +345,7 @@ def build():
              (BASE_RATE, BASE_RATE_LEGEND)], w=12)
     b.ts("Domain table entries and capacity by tier (sum over instances)",
          [("sum by (tier) (%s)" % sel("dnsmon_domain_table_entries"), "{{tier}} entries"),
-          ("sum by (tier) (%s)" % sel("dnsmon_domain_table_capacity"), "{{tier}} capacity"),
+          ("sum by (tier) (%s)" % sel("dnsmon_domain_table_capacity_entries"), "{{tier}} capacity"),
           (BASE_RATE, BASE_RATE_LEGEND)], w=12)
     b.ts("Domain table evictions/s and admissions rejected/s by tier",
          [(rate("dnsmon_domain_table_evictions_total", ["tier"]), "{{tier}} evicted"),

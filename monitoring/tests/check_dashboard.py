@@ -18,7 +18,11 @@
       API and fails on a parse error, on an empty result of a panel outside the Detection row, and
       on a summed counter that differs from the sum of the instances' own expositions (their
       /metrics text, saved in METRICS_FILE). The Detection row's targets must parse; their data
-      is reported as not checked, since dnsmon does not export the detection metrics yet.
+      is left to the next command.
+  check_dashboard.py detection DASHBOARD --prom URL --rate-interval D --time T...
+      runs every target of the Detection row at each time T (the variables resolved as above,
+      over every instance) and fails on a parse error and on a target that returns no series at
+      any of the times; prints each result's series count and first value.
 """
 import json
 import math
@@ -231,8 +235,7 @@ def cmd_queries(args):
         result = answer["data"]["result"]
         if row == "Detection":
             counted["detection"] += 1
-            print(f"parsed {where}: {len(result)} series; data not checked: dnsmon does not "
-                  "export the detection metrics yet")
+            print(f"parsed {where}: {len(result)} series; data checked by the detection command")
             continue
         if not result:
             print(f"FAIL {where}: EMPTY result\n     {expr}")
@@ -271,8 +274,51 @@ def cmd_queries(args):
         print(f"ok   {where}: {len(result)} series [{shown}]{nan}{note}")
     print(f"scope {scope}: {counted['data']} targets with data, {counted['sums']} summed "
           f"counters equal to the expositions, {counted['detection']} Detection targets parsed "
-          f"(their data waits for the detection metrics), {failures} failure(s)")
+          f"(their data is checked on backfilled snapshots), {failures} failure(s)")
     return 1 if failures else 0
+
+
+def cmd_detection(args):
+    dash = load(args["dashboard"])
+    prom = Prom(args["prom"])
+    jobs = prom.label_values("job", "dnsmon_build_info")
+    instances = prom.label_values("instance", 'dnsmon_build_info{job=~"%s"}' % "|".join(jobs))
+    if not jobs or not instances:
+        print("FAIL: Prometheus has no dnsmon_build_info series to take $job and $instance from")
+        return 1
+    variables = {"job": grafana_regex_value(jobs), "instance": grafana_regex_value(instances),
+                 "window": "1m", "__rate_interval": args["rate_interval"]}
+    print(f"$job = {variables['job']}  $instance = {variables['instance']}  "
+          f"$__rate_interval = {variables['__rate_interval']}")
+    failures = 0
+    count = 0
+    for row, panel, t in targets(dash):
+        if row != "Detection":
+            continue
+        count += 1
+        expr = resolve(t["expr"], variables)
+        where = f'panel {panel["id"]} "{panel["title"]}" {t["refId"]}'
+        seen = []
+        with_data = 0
+        for time in args["time"]:
+            answer = prom.instant(expr, time)
+            if answer.get("status") != "success":
+                print(f"FAIL {where} at {time}: {answer.get('error')}\n     {expr}")
+                failures += 1
+                break
+            result = answer["data"]["result"]
+            first = "%.4g" % float(result[0]["value"][1]) if result else "-"
+            seen.append(f"{time}: {len(result)} series, first {first}")
+            with_data += bool(result)
+        else:
+            if with_data:
+                print(f"ok   {where}: " + "; ".join(seen))
+            else:
+                print(f"FAIL {where}: no series at any time: " + "; ".join(seen) + f"\n     {expr}")
+                failures += 1
+    print(f"Detection row: {count} targets run at {len(args['time'])} times, "
+          f"{count - failures} with data, {failures} failure(s)")
+    return 1 if failures or not count else 0
 
 
 def main(argv):
@@ -295,6 +341,20 @@ def main(argv):
             else:
                 sys.exit(__doc__)
         return cmd_queries(args)
+    if len(argv) >= 2 and argv[0] == "detection":
+        args = {"dashboard": argv[1], "time": []}
+        rest = argv[2:]
+        while len(rest) >= 2:
+            key, value, rest = rest[0], rest[1], rest[2:]
+            if key == "--time":
+                args["time"].append(value)
+            elif key in ("--prom", "--rate-interval"):
+                args[key[2:].replace("-", "_")] = value
+            else:
+                sys.exit(__doc__)
+        if rest or not args["time"] or "prom" not in args or "rate_interval" not in args:
+            sys.exit(__doc__)
+        return cmd_detection(args)
     sys.exit(__doc__)
 
 

@@ -7,13 +7,14 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# start_prometheus CONFIG PORT: checks CONFIG with promtool, starts Prometheus on 127.0.0.1:PORT
-# with its data in $work/data, adds its pid to `pids` and waits until it is ready (up to 20 s).
+# start_prometheus CONFIG PORT [ARGS...]: checks CONFIG with promtool, starts Prometheus on
+# 127.0.0.1:PORT with its data in $work/data and ARGS, adds its pid to `pids` and waits until it
+# is ready (up to 20 s).
 start_prometheus() {
   local config=$1 port=$2
   promtool check config "$config" >/dev/null
   prometheus --config.file="$config" --storage.tsdb.path="$work/data" \
-    --web.listen-address="127.0.0.1:$port" --log.level=warn 2>"$work/prometheus.log" &
+    --web.listen-address="127.0.0.1:$port" --log.level=warn "${@:3}" 2>"$work/prometheus.log" &
   pids+=($!)
   for _ in $(seq 100); do
     curl -fsS "http://127.0.0.1:$port/-/ready" >/dev/null 2>&1 && return 0
