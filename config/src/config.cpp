@@ -89,7 +89,7 @@ bool user_name_ok(const std::string& u) {
 
 void check_user(const Site& site, Config& c) {
   if (!c.daemon.user.empty() && !user_name_ok(c.daemon.user)) {
-    site.fail("expected a user name such as dnsmon, or \"\", got \"" + c.daemon.user + "\"");
+    site.fail(R"(expected a user name such as dnsmon, or "", got ")" + c.daemon.user + '"');
   }
 }
 

@@ -1,10 +1,9 @@
 #include "privileges.hpp"
 
 #include <cerrno>
-#include <dirent.h>
+#include <filesystem>
 #include <fstream>
 #include <grp.h>
-#include <memory>
 #include <pwd.h>
 #include <stdexcept>
 #include <string>
@@ -123,17 +122,15 @@ bool no_capability(const std::string& set) {
 
 // Every thread of the process runs as uid:gid and holds no capability; the number of threads.
 std::size_t check_every_thread(uid_t uid, gid_t gid) {
-  const std::unique_ptr<DIR, int (*)(DIR*)> dir(opendir("/proc/self/task"), closedir);
-  if (!dir) {
+  std::error_code ec;
+  std::filesystem::directory_iterator dir("/proc/self/task", ec);
+  if (ec) {
     throw std::runtime_error("cannot check the threads' privileges: /proc/self/task: " +
-                             detail::errno_text(errno));
+                             ec.message());
   }
   std::size_t threads = 0;
-  while (const dirent* e = readdir(dir.get())) {
-    const std::string tid = e->d_name;
-    if (tid == "." || tid == "..") {
-      continue;
-    }
+  for (const auto& entry : dir) {
+    const std::string tid = entry.path().filename().string();
     ThreadCredentials c;
     if (!read_credentials("/proc/self/task/" + tid + "/status", c)) {
       continue;

@@ -40,7 +40,7 @@ class AggregateMonitor {
 
   static constexpr std::size_t kSeries = 3;
   // Hours kept waiting for a late shard: a week.
-  static constexpr std::size_t kPendingHours = 7 * 24;
+  static constexpr std::size_t kPendingHours = std::size_t{7} * 24;
   static constexpr std::int64_t kUnset = INT64_MIN;
 
   struct Counts {
