@@ -381,7 +381,8 @@ TEST_CASE("an unknown nested key is refused with its full path", "[config]") {
   CHECK(config_error(dir, "exporter:\n    listen: \"127.0.0.1:1\"\n    port: 1\n") ==
         file + ":3:5: exporter.port: unknown key (allowed here: listen)");
   CHECK(config_error(dir, "log: {level: info, file: x}\n") ==
-        file + ":1:20: log.file: unknown key (allowed here: level, stats_interval_s, events_max_mib)");
+        file +
+            ":1:20: log.file: unknown key (allowed here: level, stats_interval_s, events_max_mib)");
   CHECK_THAT(config_error(dir, "capture:\n  [a]: 1\n"),
              StartsWith(file + ":2:3: capture: keys must be plain words"));
 }
