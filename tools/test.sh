@@ -11,7 +11,7 @@
 # compile commands for the sources of capture, common, config, daemon, metrics, parser and tools,
 # and the headers they include: the tidy preset's checks without a second build (the tests' own
 # files are left out; `cmake --preset tidy && cmake --build --preset tidy` checks them too).
-# DNSMON_TEST_TIDY=0 leaves it out (about 6 minutes on 2 cores).
+# DNSMON_TEST_TIDY=0 leaves it out (about 5.5 minutes on 2 cores).
 # The live capture test measures whether dnsmon keeps up with 50,000 packets/s without a drop; a
 # sanitizer build is 3-10x slower per packet, so there it would measure the sanitizer. The package
 # test (label package) runs only when DNSMON_TEST_PACKAGE=1, and with dev only: it builds the
