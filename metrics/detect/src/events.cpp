@@ -617,8 +617,6 @@ void DomainState::events_on_response(BaseEntry& e, const LookupEvent& ev, Day da
       e.consecutive_failures = 0;
       if (c != nullptr) {
         c->events.disappearance.on_success(now_s);
-        c->marks.fail_since_s = 0;
-        c->marks.failures_since_success = 0;
         EventDetectors::remember_addresses(c->events, ev);
       }
       if (first_success && (e.flags & BaseEntry::kNewPending) != 0 && ev.answer_count > 0 &&
@@ -664,11 +662,6 @@ void DomainState::events_on_response(BaseEntry& e, const LookupEvent& ev, Day da
                       day - c->marks.score_day[qc] < 14;
     const DisappearanceEvent r = c->events.disappearance.on_failure(
         now_s, kind, qc14, EventDetectors::covert_medium(*this, *c), p);
-    // The per-domain series show how long the domain has been failing.
-    const DisappearanceState& d = c->events.disappearance;
-    c->marks.fail_since_s = static_cast<std::uint32_t>(std::clamp(d.fail_since_s, 1.0, 4.0e9));
-    c->marks.failures_since_success =
-        static_cast<std::uint16_t>(std::min<std::uint32_t>(d.failures_since_success, 65535));
     if (r.kind != DisappearanceEventKind::None) {
       EventDetectors::disappearance(*this, e, *c, r, day, logical_ns);
     }

@@ -134,19 +134,11 @@ void OrgResolver::resolve(LookupEvent& ev) const noexcept {
 
 void OrgResolver::pseudonymise(LookupEvent& ev) const noexcept {
   const bool v4 = is_v4(ev.client);
-  const auto keyed = [this](const std::array<std::uint8_t, 16>& a, std::uint64_t tag) {
-    detail::SipHasher h{pseudonym_key_};
-    std::uint64_t w0 = 0;
-    std::uint64_t w1 = 0;
-    std::memcpy(&w0, a.data(), 8);
-    std::memcpy(&w1, a.data() + 8, 8);
-    h.word(w0);
-    h.word(w1);
-    return h.finish(tag);
-  };
-  const std::uint64_t org = keyed(
-      ev.org_kind == OrgKind::Prefix ? masked(ev.client, ev.org_bits) : ev.client, ev.org_bits);
-  const std::uint64_t client = (keyed(ev.client, 0) & ~std::uint64_t{1}) | (v4 ? 1U : 0U);
+  const auto org_addr = ev.org_kind == OrgKind::Prefix ? masked(ev.client, ev.org_bits) : ev.client;
+  const std::uint64_t org = detail::sip_hash16(pseudonym_key_, org_addr.data(), ev.org_bits);
+  const std::uint64_t client =
+      (detail::sip_hash16(pseudonym_key_, ev.client.data(), 0) & ~std::uint64_t{1}) |
+      (v4 ? 1U : 0U);
   std::memcpy(ev.client.data(), &org, 8);
   std::memcpy(ev.client.data() + 8, &client, 8);
 }

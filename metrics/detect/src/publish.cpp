@@ -108,9 +108,9 @@ void DomainState::publish(Day today, std::int64_t logical_ns, std::uint32_t top_
     s.burstiness = c.marks.burstiness;
     s.beacon_score = c.marks.beacon_score;
     s.beacon_period_s = c.marks.beacon_period_s;
-    if (c.marks.fail_since_s != 0) {
-      s.failing_s = std::max(0.0, static_cast<double>(logical_ns) / 1e9 - c.marks.fail_since_s);
-      s.failures_since_success = c.marks.failures_since_success;
+    if (const DisappearanceState& d = c.events.disappearance; d.failures_since_success > 0) {
+      s.failing_s = std::max(0.0, static_cast<double>(logical_ns) / 1e9 - d.fail_since_s);
+      s.failures_since_success = d.failures_since_success;
     }
     s.last_seen_s = e != nullptr ? e->last_seen_s : 0;
     all.push_back(std::move(s));

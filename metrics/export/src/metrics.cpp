@@ -63,14 +63,8 @@ struct MetricsHub::Impl : prometheus::Collectable {
   [[nodiscard]] std::string client_label(const detail::AddrKey& k) const {
     const bool v4 = k.bytes[16] == 4;
     if (options.analytics.pseudonymise_clients) {
-      detail::SipHasher h{pseudonym_key};
-      std::uint64_t w0 = 0;
-      std::uint64_t w1 = 0;
-      std::memcpy(&w0, k.bytes.data(), 8);
-      std::memcpy(&w1, k.bytes.data() + 8, 8);
-      h.word(w0);
-      h.word(w1);
-      return fmt::format("anon-{:016x}", h.finish(std::uint64_t{k.bytes[16]} << 56U));
+      return fmt::format("anon-{:016x}", detail::sip_hash16(pseudonym_key, k.bytes.data(),
+                                                            std::uint64_t{k.bytes[16]} << 56U));
     }
     IpAddr a;
     a.family = k.bytes[16];

@@ -9,6 +9,7 @@
 #include <array>
 #include <bit>
 #include <cstdint>
+#include <cstring>
 
 #include "dnsmon/common/hash.hpp"
 
@@ -63,5 +64,20 @@ class SipHasher {
   std::uint64_t v0_, v1_, v2_, v3_;
   std::uint64_t words_ = 0;
 };
+
+// The keyed hash of 16 bytes (an address in its 128-bit form) as two words, `last` the final
+// block: the client pseudonyms of the analytics labels and of detection's organisations.
+[[nodiscard]] inline std::uint64_t sip_hash16(const std::array<std::uint64_t, 2>& key,
+                                              const std::uint8_t* bytes,
+                                              std::uint64_t last) noexcept {
+  SipHasher h{key};
+  std::uint64_t w0 = 0;
+  std::uint64_t w1 = 0;
+  std::memcpy(&w0, bytes, 8);
+  std::memcpy(&w1, bytes + 8, 8);
+  h.word(w0);
+  h.word(w1);
+  return h.finish(last);
+}
 
 }  // namespace dnsmon::detail

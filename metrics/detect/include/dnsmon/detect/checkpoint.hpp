@@ -22,9 +22,10 @@
 //
 // Migration: the container dispatches on its format version (state_file.cpp, one parser per
 // version); the engine's loader dispatches on kStateLayoutVersion read from the engine section
-// (checkpoint.cpp, kLayoutReaders). Today there is one layout, 2 (layout 1 lacked the
-// aggregate_anomaly state in the shared section; its files are refused); a next layout adds a
-// reader of the previous one that converts its records into the new ones.
+// (checkpoint.cpp, kLayoutReaders). Today there is one layout, 3 (layout 1 lacked the
+// aggregate_anomaly state in the shared section, layout 2 kept a failing domain's gauges in the
+// candidate marks; their files are refused); a next layout adds a reader of the previous one
+// that converts its records into the new ones.
 //
 // Thread-safety: see Engine (checkpoints run on the control thread with the shards paused or
 // joined). Allocation: control plane only.
@@ -37,7 +38,7 @@
 namespace dnsmon::detect {
 
 // The layout of the checkpoint's sections and records; bump on any change (see above).
-inline constexpr std::uint32_t kStateLayoutVersion = 2;
+inline constexpr std::uint32_t kStateLayoutVersion = 3;
 
 // Live, the engine checkpoints at this interval of wall-clock time (and at shutdown).
 inline constexpr std::chrono::minutes kCheckpointInterval{15};

@@ -173,14 +173,12 @@ struct CandidateMarks {
   std::uint8_t reserved0 = 0;
   std::uint16_t covert_max = 0;  // the highest covert_pair score of the episode (1/10000)
   // Gauges of the per-domain series, set by the detector that computes them.
-  float iat_cv = 0;                          // CV of the inter-event times (4.5, domain level)
-  float burstiness = 0;                      // Kim–Jo A_n
-  float beacon_score = 0;                    // 4.5
-  float beacon_period_s = 0;                 // median inter-event time
-  std::uint32_t fail_since_s = 0;            // logical time of the first failure since the last
-                                             // success (0: not failing)
-  std::uint16_t failures_since_success = 0;  // 4.7
-  std::uint8_t reserved[6]{};
+  float iat_cv = 0;           // CV of the inter-event times (4.5, domain level)
+  float burstiness = 0;       // Kim–Jo A_n
+  float beacon_score = 0;     // 4.5
+  float beacon_period_s = 0;  // median inter-event time
+  // (How long a domain has been failing is the disappearance state's, EventState.)
+  std::uint8_t reserved[12]{};
 
   static constexpr std::uint8_t kLifeReactivated = 1U << 0U;
   static constexpr std::uint8_t kLifeNew = 1U << 1U;
