@@ -17,6 +17,8 @@
 #include "dnsmon/detect/engine.hpp"
 #include "dnsmon/detect/shared.hpp"
 
+#include "detect_messages.hpp"
+
 namespace dnsmon::detect {
 namespace {
 
@@ -232,24 +234,7 @@ constexpr std::int64_t kOrigin = std::int64_t{1459728000} * kS;  // 2016-04-04T0
 
 DnsMessage message(bool response, const std::string& name, std::uint8_t host, std::int64_t ts_ns,
                    std::uint16_t rcode) {
-  DnsMessage m;
-  m.ts_ns = ts_ns;
-  m.qr = response;
-  m.rcode = rcode;
-  IpAddr client;
-  client.family = 4;
-  client.bytes = {203, 0, 113, host};
-  IpAddr server;
-  server.family = 4;
-  server.bytes = {198, 18, 255, 53};
-  m.src = response ? server : client;
-  m.dst = response ? client : server;
-  m.has_question = true;
-  m.qtype = 1;
-  m.qclass = 1;
-  std::memcpy(m.qname.text.data(), name.data(), name.size());
-  m.qname.length = static_cast<std::uint16_t>(name.size());
-  return m;
+  return test::a_message(name, {203, 0, 113, host}, ts_ns, response, rcode);
 }
 
 }  // namespace

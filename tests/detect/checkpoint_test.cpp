@@ -22,6 +22,8 @@
 #include "dnsmon/detect/shared.hpp"
 #include "dnsmon/detect/state_file.hpp"
 
+#include "detect_messages.hpp"
+
 namespace dnsmon::detect {
 namespace {
 
@@ -53,18 +55,7 @@ std::shared_ptr<const detail::PublicSuffixList> test_list() {
 
 // A query from 203.0.<net>.<host> (one organisation per /24).
 DnsMessage query(const std::string& name, std::uint8_t net, std::uint8_t host, std::int64_t ts) {
-  DnsMessage m;
-  m.ts_ns = ts;
-  m.src.family = 4;
-  m.src.bytes = {203, 0, net, host};
-  m.dst.family = 4;
-  m.dst.bytes = {198, 18, 255, 53};
-  m.has_question = true;
-  m.qtype = 1;
-  m.qclass = 1;
-  std::memcpy(m.qname.text.data(), name.data(), name.size());
-  m.qname.length = static_cast<std::uint16_t>(name.size());
-  return m;
+  return test::a_message(name, {203, 0, net, host}, ts);
 }
 
 // Tiny tables: one base set of 8 ways, so that the filler domains evict each other into the seen

@@ -12,6 +12,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "detect_messages.hpp"
+
 namespace dnsmon::detect {
 namespace {
 
@@ -23,18 +25,7 @@ std::shared_ptr<const detail::PublicSuffixList> test_list() {
 }
 
 DnsMessage query(const std::string& name, std::uint8_t host, std::int64_t ts_ns) {
-  DnsMessage m;
-  m.ts_ns = ts_ns;
-  m.src.family = 4;
-  m.src.bytes = {203, 0, 113, host};
-  m.dst.family = 4;
-  m.dst.bytes = {198, 18, 255, 53};
-  m.has_question = true;
-  m.qtype = 1;
-  m.qclass = 1;
-  std::memcpy(m.qname.text.data(), name.data(), name.size());
-  m.qname.length = static_cast<std::uint16_t>(name.size());
-  return m;
+  return test::a_message(name, {203, 0, 113, host}, ts_ns);
 }
 
 DetectOptions scenario_options() {

@@ -25,6 +25,7 @@
 #include "dnsmon/detect/engine.hpp"
 #include "dnsmon/detect/state_file.hpp"
 
+#include "detect_messages.hpp"
 #include "fuzz_check.hpp"
 
 namespace {
@@ -70,18 +71,7 @@ std::shared_ptr<const detail::PublicSuffixList> suffixes() {
 }
 
 DnsMessage query(const std::string& name, std::uint8_t net, std::int64_t ts) {
-  DnsMessage m;
-  m.ts_ns = ts;
-  m.src.family = 4;
-  m.src.bytes = {203, 0, net, 7};
-  m.dst.family = 4;
-  m.dst.bytes = {198, 18, 255, 53};
-  m.has_question = true;
-  m.qtype = 1;
-  m.qclass = 1;
-  std::memcpy(m.qname.text.data(), name.data(), name.size());
-  m.qname.length = static_cast<std::uint16_t>(name.size());
-  return m;
+  return test::a_message(name, {203, 0, net, 7}, ts);
 }
 
 // A day of lookups: a concentrated pair, the watched domain and fillers.
