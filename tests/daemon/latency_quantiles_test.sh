@@ -20,8 +20,11 @@ check() {  # name median sigma seed
     "$sigma" 20000 "$seed" >"$tmp/$name.truth.json"
   "$DNSMON" -r "$tmp/$name.pcap" --metrics-out "$tmp/$name.prom" 2>"$tmp/$name.log" ||
     { cat "$tmp/$name.log"; echo "FAIL: $name: dnsmon failed"; failures=$((failures + 1)); return; }
-  python3 - "$name" "$tmp/$name.prom" "$tmp/$name.truth.json" <<'PY' || failures=$((failures + 1))
+  PYTHONPATH="$DNSMON_SOURCE_DIR/tests/daemon/lib" \
+    python3 - "$name" "$tmp/$name.prom" "$tmp/$name.truth.json" <<'PY' || failures=$((failures + 1))
 import json, re, sys
+
+from udp_pcap import bucket_quantile
 
 name, prom, truth_file = sys.argv[1], sys.argv[2], sys.argv[3]
 truth = json.load(open(truth_file))
@@ -38,19 +41,7 @@ if len(bounds) < 2 or buckets[float("inf")] == 0:
 
 
 def histogram_quantile(q):
-    # Prometheus' bucketQuantile: the first bucket whose cumulative count reaches the rank; the
-    # +Inf bucket answers with the largest finite bound; otherwise interpolate linearly from the
-    # bucket's lower bound (0 for the first bucket).
-    total = buckets[float("inf")]
-    rank = q * total
-    for i, le in enumerate(bounds):
-        if buckets[le] >= rank:
-            if le == float("inf"):
-                return bounds[-2]
-            start = 0.0 if i == 0 else bounds[i - 1]
-            below = 0.0 if i == 0 else buckets[bounds[i - 1]]
-            return start + (le - start) * (rank - below) / (buckets[le] - below)
-    return bounds[-2]
+    return bucket_quantile(buckets, q)
 
 
 bad = 0

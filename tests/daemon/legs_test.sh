@@ -30,8 +30,11 @@ grep -q 'legs: server addresses 10.0.0.53/32, 2001:db8::53/128' "$tmp/legs.log" 
 "$DNSMON" -r "$tmp/legs.pcap" --metrics-out "$tmp/none.prom" 2>"$tmp/none.log" ||
   { cat "$tmp/none.log"; echo "FAIL: dnsmon failed without local_networks"; exit 1; }
 
-python3 - "$tmp/legs.prom" "$tmp/none.prom" "$tmp/truth.json" <<'PY'
+PYTHONPATH="$DNSMON_SOURCE_DIR/tests/daemon/lib" \
+  python3 - "$tmp/legs.prom" "$tmp/none.prom" "$tmp/truth.json" <<'PY'
 import json, re, sys
+
+from udp_pcap import bucket_quantile
 
 legs_prom, none_prom, truth_file = sys.argv[1:4]
 truth = json.load(open(truth_file))
@@ -69,16 +72,7 @@ def quantile(samples, leg, q):
         if n == "dnsmon_response_latency_seconds_bucket" and l["leg"] == leg:
             le = float("inf") if l["le"] == "+Inf" else float(l["le"])
             buckets[le] = buckets.get(le, 0) + v
-    bounds = sorted(buckets)
-    rank = q * buckets[float("inf")]
-    for i, le in enumerate(bounds):
-        if buckets[le] >= rank:
-            if le == float("inf"):
-                return bounds[-2]
-            start = 0.0 if i == 0 else bounds[i - 1]
-            below = 0.0 if i == 0 else buckets[bounds[i - 1]]
-            return start + (le - start) * (rank - below) / (buckets[le] - below)
-    return bounds[-2]
+    return bucket_quantile(buckets, q)
 
 
 with_legs = read(legs_prom)

@@ -21,26 +21,7 @@ import random
 import struct
 import sys
 
-
-def checksum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return ~s & 0xFFFF
-
-
-def frame(src, dst, sport, dport, payload):
-    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
-    if len(src) == 4:
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, src, dst)
-        ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
-        ethertype = b"\x08\x00"
-    else:
-        ip = struct.pack("!IHBB16s16s", 0x60000000, len(udp), 17, 64, src, dst)
-        ethertype = b"\x86\xdd"
-    return b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01" + ethertype + ip + udp
+from udp_pcap import a_exchange, frame, quantiles, write_pcap
 
 
 def v4(*b):
@@ -88,23 +69,17 @@ def main():
             client, server = addr6(i) if i % 4 == 3 else addr4(i)
             sport = 10000 + rng.randrange(50000)
             qid = rng.randrange(65536)
-            question = qname(i, leg.encode()) + struct.pack("!HH", 1, 1)
-            query = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + question
+            query, response = a_exchange(qid, qname(i, leg.encode()))
             tq = t0 + i * 500_000 + rng.randrange(1000)
             records.append((tq, frame(client, server, sport, 53, query)))
             if i % 50 == 7 and i * 500_000 < 2 * 10**9:
                 unanswered += 1
                 continue
-            answer = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 300, 4) + bytes([192, 0, 2, 1])
-            response = struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0) + question + answer
             latency_ns = max(1, round(rng.lognormvariate(math.log(median), sigma) * 1e9))
             latencies.append(latency_ns / 1e9)
             records.append((tq + latency_ns, frame(server, client, 53, sport, response)))
-        latencies.sort()
-        truth[leg] = {"queries": count, "matched": len(latencies), "timeouts": unanswered}
-        for q in (0.5, 0.9, 0.99):
-            truth[leg][f"p{round(q * 100)}"] = latencies[min(len(latencies) - 1,
-                                                             int(q * len(latencies)))]
+        truth[leg] = {"queries": count, "matched": len(latencies), "timeouts": unanswered,
+                      **quantiles(latencies)}
     # A last query 10 s after the rest moves the clock on, so every unanswered query times out;
     # it is on no leg and stays outstanding.
     last = struct.pack("!HHHHHH", 1, 0x0100, 1, 0, 0, 0) + qname(0, b"end") + struct.pack(
@@ -112,12 +87,7 @@ def main():
     end = max(r[0] for r in records) + 10 * 10**9
     records.append((end, frame(v4(198, 51, 100, 8), v4(203, 0, 113, 54), 40000, 53, last)))
     truth["unknown"]["queries"] += 1
-    records.sort(key=lambda r: r[0])
-    with open(out, "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 1))
-        for ts, data in records:
-            f.write(struct.pack("<IIII", ts // 10**9, ts % 10**9, len(data), len(data)))
-            f.write(data)
+    write_pcap(out, records)
     json.dump(truth, sys.stdout)
     print()
 
