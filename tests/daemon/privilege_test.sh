@@ -31,10 +31,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib/netns.sh
 source "$HERE/lib/netns.sh"
 
-: "${DNSMON:?DNSMON must name the dnsmon binary}"
-: "${GEN_PCAP:?GEN_PCAP must name the gen_pcap binary}"
-[ -x "$DNSMON" ] || fail "DNSMON=$DNSMON is not executable"
-[ -x "$GEN_PCAP" ] || fail "GEN_PCAP=$GEN_PCAP is not executable"
+need_dnsmon_and_gen_pcap
 netns_setup
 getent passwd nobody >/dev/null || skip "there is no user nobody"
 NOBODY_UID=$(id -u nobody)

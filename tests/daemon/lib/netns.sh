@@ -60,6 +60,14 @@ netns_cleanup() {
 in_a() { ip netns exec "$NS_A" "$@"; }
 in_b() { ip netns exec "$NS_B" "$@"; }
 
+# The binaries the live tests run and feed, from the environment ctest sets.
+need_dnsmon_and_gen_pcap() {
+  : "${DNSMON:?DNSMON must name the dnsmon binary}"
+  : "${GEN_PCAP:?GEN_PCAP must name the gen_pcap binary}"
+  [ -x "$DNSMON" ] || fail "DNSMON=$DNSMON is not executable"
+  [ -x "$GEN_PCAP" ] || fail "GEN_PCAP=$GEN_PCAP is not executable"
+}
+
 # netns_setup [ipv6]: checks root and the tools, creates the pair and a scratch folder in WORK.
 netns_setup() {
   local want_ipv6=${1:-}
