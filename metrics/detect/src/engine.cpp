@@ -562,6 +562,11 @@ DetectionSnapshot Engine::snapshot() const {
   for (std::size_t i = 0; i < AggregateMonitor::kSeries; ++i) {
     s.aggregate_anomaly[i] = shared_->aggregate.alarm(static_cast<AggregateMonitor::Series>(i));
   }
+  {
+    const std::lock_guard lock(shared_->mutex);
+    s.recently_dead_dropped = shared_->dead_dropped();
+    s.aggregate_late = shared_->aggregate.late_events();
+  }
   s.recently_dead_entries = shared_->dead_live();
   s.recently_dead_capacity = SharedState::kDeadEntries;
   s.population14 = population14_.load(std::memory_order_relaxed);

@@ -502,6 +502,10 @@ struct MetricsHub::Impl : prometheus::Collectable {
             {detect::AggregateMonitor::label(static_cast<detect::AggregateMonitor::Series>(i))},
             d.aggregate_anomaly[i] ? 1.0 : 0.0);
     }
+    x.add(Family::DetectionDroppedTotal, {"detect_recently_dead"},
+          static_cast<double>(d.recently_dead_dropped));
+    x.add(Family::DetectionDroppedTotal, {"detect_aggregate_hours"},
+          static_cast<double>(d.aggregate_late));
     collect_domains(x, d);
     constexpr std::array<std::string_view, 5> kTables = {"detect_base", "detect_candidates",
                                                          "detect_watch", "detect_seen_filter",

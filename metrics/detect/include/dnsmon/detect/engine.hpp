@@ -124,6 +124,9 @@ struct DetectionSnapshot {
   std::uint64_t seen_filter_entries = 0, seen_filter_capacity = 0;
   // The recently-dead map's addresses (4.7, 4.8) and its capacity.
   std::uint64_t recently_dead_entries = 0, recently_dead_capacity = 0;
+  // Addresses the recently-dead map let go (expired or evicted), and aggregate_anomaly's shard
+  // counts that came after their hour was evaluated.
+  std::uint64_t recently_dead_dropped = 0, aggregate_late = 0;
   // Bytes of the base, candidate, watch, seen-filter and doorkeeper tables.
   std::array<std::uint64_t, 5> table_bytes{};
   // The base rate at the last day boundary (detection spec 4.1).

@@ -85,6 +85,7 @@ enum class Family : std::uint8_t {
   DetectorFlaggedDomains,
   ExportTruncatedDomains,
   AggregateAnomaly,
+  DetectionDroppedTotal,
   DomainScore,
   DomainEvents,
   DomainDistinctOrgs,
@@ -388,6 +389,12 @@ inline constexpr std::array<MetricFamilySpec, static_cast<std::size_t>(Family::C
          "1 while a series of the whole traffic (hourly qps, nxdomain_ratio, servfail_ratio) is "
          "in aggregate_anomaly's alarm: 6 of its last 12 logical hours outside the Holt-Winters "
          "band."},
+        {"dnsmon_detection_dropped_total",
+         MetricKind::Counter,
+         {"table"},
+         "What the detection's shared tables let go: detect_recently_dead, addresses expired or "
+         "evicted from the full recently-dead map; detect_aggregate_hours, shard counts that "
+         "came after their logical hour was evaluated."},
         {"dnsmon_domain_score",
          MetricKind::Gauge,
          {"detector", "domain"},
