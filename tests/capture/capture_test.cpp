@@ -118,7 +118,8 @@ TEST_CASE("a replay waits for room in the ring instead of dropping", "[capture][
   std::vector<FrameRing*> rings{&ring};
   std::size_t seen = 0;
   {
-    std::jthread producer([&](std::stop_token st) { CHECK(source->run(st, rings).empty()); });
+    std::jthread producer(
+        [&](const std::stop_token& st) { CHECK(source->run(st, rings).empty()); });
     FrameView v;
     while (seen < 500) {
       if (ring.front(v)) {
@@ -590,7 +591,7 @@ TEST_CASE("a FIFO is opened once, read as it comes, and a stop request ends the 
   FrameRing ring(16, 4096);
   std::vector<FrameRing*> rings{&ring};
   std::string error = "not run";
-  std::jthread reader([&](std::stop_token st) { error = source->run(st, rings); });
+  std::jthread reader([&](const std::stop_token& st) { error = source->run(st, rings); });
   // The writer sends the whole capture and keeps the FIFO open: the reader must deliver every
   // frame without waiting for the end of input.
   const int w = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);  // NOLINT: POSIX varargs
@@ -617,7 +618,7 @@ TEST_CASE("a stop request ends the wait for a FIFO that never gets a writer",
   FrameRing ring(16, 4096);
   std::vector<FrameRing*> rings{&ring};
   std::string error = "not run";
-  std::jthread reader([&](std::stop_token st) { error = source->run(st, rings); });
+  std::jthread reader([&](const std::stop_token& st) { error = source->run(st, rings); });
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   reader.request_stop();
   reader.join();

@@ -105,7 +105,7 @@ std::uint64_t metric(const std::string& text, const std::string& series) {
 
 TEST_CASE("decoded messages flow through the pipeline: counted, matched, exported, logged") {
   const std::uint32_t workers = GENERATE(1U, 2U);
-  constexpr int kPairs = 3000;
+  constexpr std::uint64_t kPairs = 3000;
   dnsmon::Config config;
   config.daemon.workers = workers;
   dnsmon::MetricsHub hub(dnsmon::BuildInfo{"test", "", ""}, config.metrics);

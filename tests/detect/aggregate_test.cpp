@@ -57,13 +57,14 @@ void feed(AggregateMonitor& m, std::int64_t h, const AggregateMonitor::Counts& c
 }
 
 constexpr std::int64_t kStart = 405'000;  // an hour number (logical ns / kHourNs), at 00:00
+constexpr std::int64_t kDayHours = 24;
 
 }  // namespace
 
 TEST_CASE("aggregate_anomaly: a steady diurnal pattern raises no alarm", "[detect][aggregate]") {
   AggregateMonitor m(1, {}, 1);
   std::vector<Transition> out;
-  for (std::int64_t h = kStart; h < kStart + 24 * 14; ++h) {
+  for (std::int64_t h = kStart; h < kStart + kDayHours * 14; ++h) {
     feed(m, h, steady(h), out);
   }
   CHECK(out.empty());
@@ -79,12 +80,12 @@ TEST_CASE("aggregate_anomaly: a few failures an hour, or none, are counting nois
   // three days, then one NXDOMAIN in some hours: within the band's counting-noise floor.
   AggregateMonitor m(1, {}, 1);
   std::vector<Transition> out;
-  for (std::int64_t h = kStart; h < kStart + 24 * 10; ++h) {
+  for (std::int64_t h = kStart; h < kStart + kDayHours * 10; ++h) {
     AggregateMonitor::Counts c;
     c.queries = 60 + static_cast<std::uint64_t>(140 * draw(h, 6));
     c.responses = c.queries;
     c.servfail = static_cast<std::uint64_t>(4 * draw(h, 7) * draw(h, 8));
-    c.nxdomain = h >= kStart + 24 * 3 && draw(h, 9) < 0.5 ? 1 : 0;
+    c.nxdomain = h >= kStart + kDayHours * 3 && draw(h, 9) < 0.5 ? 1 : 0;
     feed(m, h, c, out);
   }
   CHECK(out.empty());
@@ -95,7 +96,7 @@ TEST_CASE("aggregate_anomaly: an 8-hour NXDOMAIN surge alarms on nxdomain_ratio 
   AggregateMonitor m(1, {}, 1);
   std::vector<Transition> out;
   std::int64_t h = kStart;
-  for (; h < kStart + 24 * 7; ++h) {
+  for (; h < kStart + kDayHours * 7; ++h) {
     feed(m, h, steady(h), out);
   }
   REQUIRE(out.empty());
@@ -176,9 +177,9 @@ TEST_CASE("aggregate_anomaly: the monitor's checkpoint carries its state", "[det
   SharedState a(options, 2);
   std::vector<Transition> out;
   std::int64_t h = kStart;
-  for (; h < kStart + 24 * 7 + 6; ++h) {
+  for (; h < kStart + kDayHours * 7 + 6; ++h) {
     AggregateMonitor::Counts c = steady(h);
-    if (h >= kStart + 24 * 7) {
+    if (h >= kStart + kDayHours * 7) {
       c.servfail = c.responses / 4;
     }
     for (std::size_t s = 0; s < 2; ++s) {
@@ -203,7 +204,7 @@ TEST_CASE("aggregate_anomaly: the monitor's checkpoint carries its state", "[det
   CHECK(b.aggregate.shard_hour(1).counts.queries == 17);
   // Both continue the same way.
   std::vector<Transition> out_a, out_b;
-  for (; h < kStart + 24 * 9; ++h) {
+  for (; h < kStart + kDayHours * 9; ++h) {
     for (std::size_t s = 0; s < 2; ++s) {
       for (SharedState* st : {&a, &b}) {
         st->aggregate.shard_hour(s).hour = h;
@@ -264,7 +265,7 @@ TEST_CASE("aggregate_anomaly: the engine writes the alarm and sets the gauge",
     // where half the answers are NXDOMAIN, and one hour more (left open at the end of input).
     const std::int64_t hours = 24 * 6 + 8 + 1;
     for (std::int64_t h = 0; h < hours; ++h) {
-      const bool surge = h >= 24 * 6;
+      const bool surge = h >= kDayHours * 6;
       const int n = 36 + static_cast<int>(8 * draw(h, 4));
       for (int i = 0; i < n; ++i) {
         const std::int64_t ts = kOrigin + h * kHourNs + (i * 3600 / n) * kS;

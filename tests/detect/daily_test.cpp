@@ -108,12 +108,12 @@ struct Lcg {
 // Human-like use of `domain` on `day` by orgs 1 (most) and 2: sessions of three lookups 20 s
 // apart at irregular office hours, `sessions` sessions.
 void human_day(DomainState& s, const std::string& qname, Day day, int sessions, Lcg& rng) {
-  std::int64_t t = std::int64_t{day} * kDayNs + 8 * 3600 * kS;
+  std::int64_t t = std::int64_t{day} * kDayNs + 8 * (3600 * kS);
   for (int k = 0; k < sessions; ++k) {
     t += (600 + rng.next(3000)) * kS;
     const std::uint64_t org = rng.next(5) == 0 ? 2 : 1;
     for (int i = 0; i < 3; ++i) {
-      feed(s, lookup(qname, org), day, t + i * 20 * kS);
+      feed(s, lookup(qname, org), day, t + i * (20 * kS));
     }
   }
 }
@@ -125,13 +125,13 @@ TEST_CASE("a candidate keeps its last 256 lookup times, hourly counts, names and
   // 300 lookups a minute apart from one organisation: promoted at the 10th.
   const std::int64_t t0 = std::int64_t{kDay} * kDayNs;
   for (int i = 0; i < 300; ++i) {
-    feed(s, lookup("www.poll.example", 1), kDay, t0 + i * 60 * kS);
+    feed(s, lookup("www.poll.example", 1), kDay, t0 + i * (60 * kS));
   }
   const DailyState& d = candidate(s, "poll.example").daily;
   CHECK(d.ts_count == DailyState::kRing);
   // The newest timestamp is the 300th lookup, in 10 ms units from the base.
   const std::uint32_t newest = d.ts[(d.ts_next + DailyState::kRing - 1) % DailyState::kRing];
-  CHECK(d.ts_base_ns + std::int64_t{newest} * DailyState::kTick == t0 + 299 * 60 * kS);
+  CHECK(d.ts_base_ns + std::int64_t{newest} * DailyState::kTick == t0 + 299 * (60 * kS));
   // Hours 0..4 of the day: 60 lookups each, minus the 9 before promotion in hour 0.
   CHECK(d.hourly[(kDay * 24U) % 24] == 51);
   CHECK(d.hourly[(kDay * 24U + 1) % 24] == 60);
@@ -193,7 +193,7 @@ TEST_CASE("burst fires on the lookup that meets the rule, once a day, against a 
   const auto day_of = [&](Day d, int n) {
     for (int i = 0; i < n; ++i) {
       feed(s, lookup("live.news.example", static_cast<std::uint64_t>(i % 50)), d,
-           std::int64_t{d} * kDayNs + i * 10 * kS);
+           std::int64_t{d} * kDayNs + i * (10 * kS));
     }
   };
   // 14 days of 10 lookups: no burst.
@@ -207,7 +207,7 @@ TEST_CASE("burst fires on the lookup that meets the rule, once a day, against a 
   std::vector<Finding> fired;
   for (int i = 0; i < 100; ++i) {
     feed(s, lookup("live.news.example", static_cast<std::uint64_t>(i % 50)), kDay + 14,
-         std::int64_t{kDay + 14} * kDayNs + i * 10 * kS);
+         std::int64_t{kDay + 14} * kDayNs + i * (10 * kS));
     for (const Finding& f : of(take(s), Detector::Burst)) {
       fired.push_back(f);
       CHECK(i + 1 == 33);
@@ -241,7 +241,7 @@ TEST_CASE("beacon fires at the day boundary for a machine-periodic candidate", "
   for (int i = 0; i < 1440; ++i) {
     const std::int64_t jitter = static_cast<std::int64_t>(rng.next(600)) * 1'000'000 - 300'000'000;
     feed(s, lookup("status.probe.example", 7), kDay,
-         std::int64_t{kDay} * kDayNs + i * 60 * kS + jitter);
+         std::int64_t{kDay} * kDayNs + i * (60 * kS) + jitter);
   }
   // Human-like lookups of another domain.
   for (Day d = kDay; d <= kDay; ++d) {
@@ -285,7 +285,7 @@ TEST_CASE("covert_pair scores the gate and the lifecycle, vetoes and caps", "[de
     human_day(s, "www.tunnel.example", d, 5, rng);
     for (int i = 0; i < 10; ++i) {
       s.on_query(lookup("x" + std::to_string(i) + ".tunnel.example", 1), d,
-                 std::int64_t{d} * kDayNs + 23 * 3600 * kS);
+                 std::int64_t{d} * kDayNs + 23 * (3600 * kS));
     }
     (void)take(s);
     (void)s.end_of_day(d, 150);
@@ -299,7 +299,7 @@ TEST_CASE("covert_pair scores the gate and the lifecycle, vetoes and caps", "[de
     human_day(s, "www.tunnel.example", d, 5, rng);
     for (int i = 0; i < 10; ++i) {
       s.on_query(lookup("x" + std::to_string(i) + ".tunnel.example", 1), d,
-                 std::int64_t{d} * kDayNs + 23 * 3600 * kS);
+                 std::int64_t{d} * kDayNs + 23 * (3600 * kS));
     }
     (void)take(s);
     (void)s.end_of_day(d, 150);
@@ -367,7 +367,7 @@ TEST_CASE("covert_pair's timing gate refuses a machine-periodic domain", "[detec
   std::vector<Finding> all;
   for (Day d = kDay; d < kDay + 10; ++d) {
     for (int i = 0; i < 720; ++i) {
-      feed(s, lookup("status.poll.example", 1), d, std::int64_t{d} * kDayNs + i * 120 * kS);
+      feed(s, lookup("status.poll.example", 1), d, std::int64_t{d} * kDayNs + i * (120 * kS));
     }
     (void)take(s);
     (void)s.end_of_day(d, 150);
@@ -387,7 +387,7 @@ TEST_CASE("at an authoritative vantage a period of the answer TTL is a cache ref
   DomainState s(o, 1.0, kSeed);
   // A resolver refreshing a name of TTL 600 s every 600 s.
   for (int i = 0; i < 144; ++i) {
-    const std::int64_t t = std::int64_t{kDay} * kDayNs + i * 600 * kS;
+    const std::int64_t t = std::int64_t{kDay} * kDayNs + i * (600 * kS);
     const LookupEvent q = lookup("www.zone.example", 1);
     feed(s, q, kDay, t);
     LookupEvent r = q;

@@ -49,7 +49,8 @@ TEST_CASE("logical time compresses packet time from the origin, in UTC days", "[
   CHECK(LogicalClock::day(kOrigin) == 16895);  // days from 1970-01-01 to 2016-04-04
   CHECK(LogicalClock::day(-1) == -1);
   CHECK(format_rfc3339(kOrigin) == "2016-04-04T00:00:00Z");
-  CHECK(format_rfc3339(clock.logical(kOrigin + 60 * 172 * kS + 58 * kS)) == "2016-09-23T23:12:00Z");
+  CHECK(format_rfc3339(clock.logical(kOrigin + 172 * (60 * kS) + 58 * kS)) ==
+        "2016-09-23T23:12:00Z");
 
   LogicalClock first(1, std::nullopt);
   CHECK(first.origin() == LogicalClock::kUnset);
@@ -74,7 +75,8 @@ TEST_CASE("a replay hands every event to the shards and logs suffix leaks", "[de
     for (int i = 0; i < n; ++i) {
       const std::string name = "www.d" + std::to_string(i % 100) + ".com";
       engine.port(static_cast<std::size_t>(i % 2))
-          .on_message(query(name, static_cast<std::uint8_t>(i % 7), kOrigin + i * 1000), -1);
+          .on_message(
+              query(name, static_cast<std::uint8_t>(i % 7), kOrigin + std::int64_t{i} * 1000), -1);
     }
     // Sep 23 13:55:30 logical: 172 days and 13:55:30 after the origin, /1440 in packet time.
     const std::int64_t leak_ts = kOrigin + (172 * kDayNs + (13 * 3600 + 55 * 60 + 30) * kS) / 1440;
@@ -102,7 +104,7 @@ TEST_CASE("a replay hands every event to the shards and logs suffix leaks", "[de
   // detectors write beacon lines; the suffix leak is the one line of its detector.
   std::string line, leak_line;
   while (std::getline(in, line)) {
-    if (line.find("\"detector\":\"suffix_leak\"") != std::string::npos) {
+    if (line.find(R"("detector":"suffix_leak")") != std::string::npos) {
       CHECK(leak_line.empty());
       leak_line = line + "\n";
     }
@@ -183,7 +185,8 @@ TEST_CASE("a replay calls the hourly writer at every logical hour boundary, in o
     // 10 queries in each of the first two logical hours, then none until the sixth.
     for (int i = 0; i < 20; ++i) {
       const std::string name = "www.d" + std::to_string(i % 5) + ".com";
-      engine.port(0).on_message(query(name, 1, kOrigin + (i / 10) * kPacketHour + i * 1000), -1);
+      engine.port(0).on_message(
+          query(name, 1, kOrigin + (i / 10) * kPacketHour + std::int64_t{i} * 1000), -1);
     }
     // 5 ms of packet time: 7.2 logical seconds.
     engine.port(0).on_message(query("www.late.com", 1, kOrigin + 5 * kPacketHour + 5'000'000), -1);
@@ -202,7 +205,9 @@ TEST_CASE("a replay calls the hourly writer at every logical hour boundary, in o
   }
   if (shards == 1) {
     CHECK(logical_at_call[0] ==
-          Approx(static_cast<double>(kOrigin + 9000 * 1440) / 1e9).epsilon(0).margin(1e-3));
+          Approx(static_cast<double>(kOrigin + std::int64_t{9000} * 1440) / 1e9)
+              .epsilon(0)
+              .margin(1e-3));
   }
 }
 

@@ -463,7 +463,7 @@ TEST_CASE(
   for (int i = 0; i < 1200; ++i) {
     LookupEvent q = query(random_label(rng, 40, hex) + ".hash.av.example", "av.example",
                           static_cast<std::uint32_t>(100 + rng() % 200), i % 2 == 0 ? 16 : 1);
-    const std::int64_t ns = at(kDay + 10, 3600) + i * 9 * kSecond;
+    const std::int64_t ns = at(kDay + 10, 3600) + i * (9 * kSecond);
     s.on_query(q, kDay + 10, ns);
     s.on_lookup(q, kDay + 10, ns);
     CHECK(s.findings().empty());
@@ -473,7 +473,7 @@ TEST_CASE(
   for (int i = 0; i < 100; ++i) {
     LookupEvent q = query("i" + std::to_string(1000 + i) + ".cdn.example", "cdn.example",
                           static_cast<std::uint32_t>(i % 50));
-    const std::int64_t ns = at(kDay + 11, 0) + i * 800 * kSecond;
+    const std::int64_t ns = at(kDay + 11, 0) + i * (800 * kSecond);
     s.on_query(q, kDay + 11, ns);
     s.on_lookup(q, kDay + 11, ns);
     CHECK(s.findings().empty());

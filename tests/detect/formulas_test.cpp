@@ -862,7 +862,7 @@ TEST_CASE("covert_pair gate and score on Scenario A's shapes (4.9, 5.2, A13)",
   }
 
   SECTION("the 60 s poller is vetoed by the timing condition: 0") {
-    std::vector<double> ts(14 * 1440);
+    std::vector<double> ts(std::size_t{14} * 1440);
     for (std::size_t i = 0; i < ts.size(); ++i) {
       ts[i] = 60.0 * static_cast<double>(i);
     }

@@ -76,8 +76,7 @@ struct Fixture {
   }
 
   Normalizer make(std::vector<OrgMapEntry> map = {}) {
-    return Normalizer(options, std::make_shared<OrgResolver>(options.clients, std::move(map), 7),
-                      list, 7);
+    return {options, std::make_shared<OrgResolver>(options.clients, std::move(map), 7), list, 7};
   }
 };
 

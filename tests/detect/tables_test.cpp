@@ -96,7 +96,7 @@ TEST_CASE(
   DomainState s(tiny(), 1.0, kSeed);
   const auto& c = s.counters();
   CHECK(c.capacity[DomainState::kBase] == 8);
-  CHECK(c.bytes[0] == 8 * 88);
+  CHECK(c.bytes[0] == std::uint64_t{8} * 88);
   // Eight domains take the free ways at once; d0 on an early day, the others later and busier.
   s.on_lookup(lookup("d0.example", 1), kDay, at(kDay));
   for (int i = 1; i < 8; ++i) {

@@ -68,7 +68,7 @@ class Wire {
     return u16(owner_pointer).u16(type).u16(1).u32(ttl).u16(rdata.size()).bytes(rdata);
   }
 
-  std::size_t size() const { return b.size(); }
+  [[nodiscard]] std::size_t size() const { return b.size(); }
 
   Bytes b;
 };
@@ -90,7 +90,7 @@ constexpr unsigned kResponse = 0x8180;  // QR RD RA, NOERROR
 constexpr unsigned kNxdomain = 0x8183;
 
 struct Decoded {
-  ParseStatus status;
+  ParseStatus status{};
   DnsMessage msg;
   dnsmon::test::ReferenceAnswers ref;
   std::string mismatch;

@@ -102,7 +102,8 @@ Bytes ipv6(const Bytes& l4, std::uint8_t next = 17, const Bytes& ext = {}) {
   return b;
 }
 
-Bytes ethernet(const Bytes& ip, std::uint16_t ethertype, std::vector<std::uint16_t> tags = {}) {
+Bytes ethernet(const Bytes& ip, std::uint16_t ethertype,
+               const std::vector<std::uint16_t>& tags = {}) {
   Bytes b(12, 0x02);
   for (auto tpid : tags) {
     put16(b, tpid);
@@ -675,15 +676,15 @@ Bytes mpls(int labels, const Bytes& body) {
 
 // Ethernet with `tags` 802.1Q tags and a raw payload (no IP built here).
 Bytes ether_raw(std::uint16_t ethertype, const Bytes& payload,
-                std::vector<std::uint16_t> tags = {}) {
-  return ethernet(payload, ethertype, std::move(tags));
+                const std::vector<std::uint16_t>& tags = {}) {
+  return ethernet(payload, ethertype, tags);
 }
 
 // A NFLOG record: header, a prefix attribute, then the payload attribute, in either byte order.
 Bytes nflog(const Bytes& ip, std::uint8_t family, bool big_endian) {
   Bytes b{family, 0, 0, 1};
   auto tlv = [&](unsigned type, const Bytes& value) {
-    const unsigned len = static_cast<unsigned>(4 + value.size());
+    const auto len = static_cast<unsigned>(4 + value.size());
     if (big_endian) {
       put16(b, len);
       put16(b, type);

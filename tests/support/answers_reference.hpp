@@ -7,7 +7,8 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
-#include <stdbool.h>  // before ldns, whose common.h otherwise defines true and false as ints
+// Before ldns, whose common.h otherwise defines true and false as ints.
+#include <stdbool.h>  // NOLINT(modernize-deprecated-headers)
 #include <string>
 #include <vector>
 
@@ -157,9 +158,10 @@ inline std::string compare_answers(const DnsMessage& m, bool parsed_ok,
   }
   if (a.soa != ref.soa ||
       (ref.soa && (a.soa_ttl != ref.soa_ttl || a.soa_minimum != ref.soa_minimum))) {
-    why += "soa " + std::to_string(a.soa) + "/" + std::to_string(a.soa_ttl) + "/" +
-           std::to_string(a.soa_minimum) + " vs " + std::to_string(ref.soa) + "/" +
-           std::to_string(ref.soa_ttl) + "/" + std::to_string(ref.soa_minimum) + "; ";
+    why += "soa " + std::to_string(static_cast<int>(a.soa)) + "/" + std::to_string(a.soa_ttl) +
+           "/" + std::to_string(a.soa_minimum) + " vs " +
+           std::to_string(static_cast<int>(ref.soa)) + "/" + std::to_string(ref.soa_ttl) + "/" +
+           std::to_string(ref.soa_minimum) + "; ";
   }
   return why;
 }
