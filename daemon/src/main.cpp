@@ -49,7 +49,8 @@ namespace dnsmon {
 namespace {
 
 // The server addresses that decide the leg label: capture.local_networks, and live the host's own
-// addresses on every interface (getifaddrs(3) at start). A replay has only the configured ones.
+// addresses on every interface (getifaddrs(3) at start and at each reload). A replay has only the
+// configured ones.
 ServerAddresses server_addresses(const Config& config, bool live) {
   ServerAddresses s;
   for (const auto& net : config.metrics.local_networks) {
@@ -82,6 +83,10 @@ ServerAddresses server_addresses(const Config& config, bool live) {
       freeifaddrs(list);
     }
   }
+  return s;
+}
+
+void log_server_addresses(const ServerAddresses& s, bool live) {
   if (s.empty()) {
     spdlog::info(
         "legs: no server addresses known (capture.local_networks is empty{}); the leg "
@@ -94,7 +99,6 @@ ServerAddresses server_addresses(const Config& config, bool live) {
     }
     spdlog::info("legs: server addresses {}", text);
   }
-  return s;
 }
 
 constexpr int kExitFailure = 1;
@@ -286,6 +290,7 @@ class Daemon {
     const SuffixList suffixes = suffixes_;  // detection uses the analytics' list
     config_.metrics.server_addresses =
         server_addresses(config_, !config_.capture.interfaces.empty());
+    log_server_addresses(config_.metrics.server_addresses, !config_.capture.interfaces.empty());
     hub_ = std::make_unique<MetricsHub>(BuildInfo{kVersion, ldns_library_version(), pcap_version()},
                                         config_.metrics, std::move(suffixes_));
     MetricsHub& hub = *hub_;
@@ -668,6 +673,20 @@ class Daemon {
         applied += (applied.empty() ? "" : ", ") + change;
       } else {
         restart += (restart.empty() ? "" : ", ") + change;
+      }
+    }
+    if (pipeline_->is_live()) {
+      // The host's addresses, read again: a new one counts for the leg label from now on.
+      ServerAddresses addresses = server_addresses(config_, true);
+      std::vector<std::string> now = addresses.describe();
+      std::vector<std::string> before = config_.metrics.server_addresses.describe();
+      std::sort(now.begin(), now.end());
+      std::sort(before.begin(), before.end());
+      if (now != before) {
+        log_server_addresses(addresses, true);
+        hub_->set_server_addresses(addresses);
+        config_.metrics.server_addresses = std::move(addresses);
+        applied += (applied.empty() ? "" : ", ") + std::string("the host's addresses");
       }
     }
     if (reconfigured.org_map_changed) {
