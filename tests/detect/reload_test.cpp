@@ -365,3 +365,59 @@ TEST_CASE("an engine's shards take a reload's watchlist and export the watched d
 }
 
 }  // namespace dnsmon::detect
+
+namespace dnsmon::detect {
+
+TEST_CASE(
+    "a checkpoint written after a reload loads into the next run, with the old or the new "
+    "options",
+    "[detect][reload]") {
+  const auto dir = std::filesystem::temp_directory_path() / "dnsmon-reload-checkpoint";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  DetectOptions o;
+  o.enabled = true;
+  o.time.compression = 1440;
+  o.time.origin = "2016-04-04T00:00:00Z";
+  o.time.origin_ns = kOrigin;
+  o.memory.base_entries = 4096;
+  o.memory.candidate_entries = 64;
+  o.memory.watch_entries = 4;
+  o.memory.seen_filter_entries = 1024;
+  o.memory.doorkeeper_bits = 1U << 16U;
+  o.state_file = (dir / "detection.state").string();
+  DetectOptions edited = o;  // every kind of reloadable key changed
+  edited.detectors.burst.min_ratio = 9;
+  edited.detectors.covert_pair.weights.gate = 0.5;
+  edited.exports.watchlist = {"watched.example"};
+  edited.exports.allowlist_domains = {"allowed.example"};
+  edited.normalize.search_suffixes = {"corp.example"};
+  edited.clients.external_v4_prefix = 16;
+  {
+    Engine engine(o, 1, 2, detail::PublicSuffixList::from_text("com\nexample\n", "test"), nullptr,
+                  false, 11);
+    REQUIRE(engine.restore_status().outcome == RestoreStatus::Outcome::Missing);
+    engine.start();
+    for (int i = 0; i < 100; ++i) {
+      const std::string name = (i % 2 == 0 ? "www.watched.example" : "www.d.example");
+      engine.port(0).on_message(test::a_message(name, {203, 0, 113, 7}, kOrigin + i * kS), -1);
+      if (i == 50) {
+        (void)engine.reconfigure(edited);
+      }
+    }
+    engine.finish();
+    REQUIRE_FALSE(engine.final_checkpoint_failed());
+  }
+  for (const DetectOptions* next : {&o, &edited}) {
+    Engine again(*next, 1, 2, detail::PublicSuffixList::from_text("com\nexample\n", "test"),
+                 nullptr, false, 11);
+    CAPTURE(again.restore_status().message);
+    CHECK(again.restore_status().outcome == RestoreStatus::Outcome::Loaded);
+    CHECK(again.snapshot().entries[DomainState::kBase] == 2);
+    // The watch entry is placed by the run's own watchlist.
+    CHECK(again.snapshot().entries[DomainState::kWatch] == (next == &edited ? 1U : 0U));
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace dnsmon::detect
