@@ -944,7 +944,7 @@ std::map<std::string, KeyDoc> read_key_docs(std::istream& in) {
       rest.erase(0, rest.find_first_not_of(' '));
       rest.erase(rest.find_last_not_of(' ') + 1);
       KeyDoc& doc = docs[path];
-      doc.text += " " + trailing + " " + paragraph;
+      doc.text.append(" ").append(trailing).append(" ").append(paragraph);
       if (rest.empty()) {
         sections.emplace_back(indent, m[2].str());
       } else {

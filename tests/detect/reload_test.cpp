@@ -70,7 +70,7 @@ std::vector<Finding> feed(DomainState& s, const LookupEvent& ev, Day day, std::i
 }
 
 std::int64_t noon(Day day) {
-  return std::int64_t{day} * kDayNs + 12 * 3600 * kS;
+  return std::int64_t{day} * kDayNs + kS * 12 * 3600;
 }
 
 bool watched(const DomainState& s, const std::string& domain) {
@@ -109,12 +109,12 @@ struct Lcg {
 // A day of human-like use of `qname` by hosts 1 (most) and 2, then the day boundary: the
 // covert_pair scores it wrote (none: -1).
 double human_day(DomainState& s, const std::string& qname, Day day, Lcg& rng) {
-  std::int64_t t = std::int64_t{day} * kDayNs + 8 * 3600 * kS;
+  std::int64_t t = std::int64_t{day} * kDayNs + kS * 8 * 3600;
   for (int k = 0; k < 5; ++k) {
     t += (600 + rng.next(3000)) * kS;
     const std::uint8_t org = rng.next(5) == 0 ? 2 : 1;
     for (int i = 0; i < 3; ++i) {
-      (void)feed(s, lookup(qname, org), day, t + i * 20 * kS);
+      (void)feed(s, lookup(qname, org), day, t + kS * 20 * i);
     }
   }
   (void)s.end_of_day(day, 150);
@@ -216,8 +216,7 @@ TEST_CASE("a reload's allowlist silences covert_pair at once, and its removal fi
   }
   // Allowed again: the 14 days of volume and concentration are still there, so the gate passes
   // on the first boundary (a fresh table would need min_active_days first).
-  DetectOptions again = o;
-  s.reconfigure(again);
+  s.reconfigure(o);
   CHECK(human_day(s, "www.quiet.example", kDay + 16, rng) == Approx(0.4));
 }
 
@@ -237,10 +236,10 @@ std::vector<std::string> leak_orgs(const std::string& log_path) {
   std::vector<std::string> out;
   std::string line;
   while (std::getline(in, line)) {
-    if (line.find("\"detector\":\"suffix_leak\"") == std::string::npos) {
+    if (line.find(R"("detector":"suffix_leak")") == std::string::npos) {
       continue;
     }
-    const auto at = line.find("\"org\":\"");
+    const auto at = line.find(R"("org":")");
     REQUIRE(at != std::string::npos);
     const auto start = at + 7;
     out.push_back(line.substr(start, line.find('"', start) - start));
@@ -337,7 +336,7 @@ TEST_CASE("an engine's shards take a reload's watchlist and export the watched d
   const std::int64_t day_ns = 60 * kS;
   const auto day_of_lookups = [&](int day) {
     for (int i = 0; i < 6; ++i) {
-      const std::int64_t t = kOrigin + day * day_ns + (i + 1) * 5 * kS;
+      const std::int64_t t = kOrigin + day * day_ns + kS * 5 * (i + 1);
       engine.port(static_cast<std::size_t>(i % 2))
           .on_message(test::a_message("www.watched.example", {203, 0, 113, 7}, t), -1);
       engine.port(static_cast<std::size_t>(i % 2))
