@@ -328,36 +328,45 @@ constexpr std::array kKeys = std::to_array<Key>({
         .then(check_origin),
     one_of("detection.vantage", bind<&C::detection, &Det::vantage>(), kVantages,
            "where dnsmon sees the traffic: between clients and their resolver, or at an "
-           "authoritative server"),
+           "authoritative server")
+        .live(),
     section("detection.clients", "who a querier is"),
     strings("detection.clients.internal_networks",
             bind<&C::detection, &Det::clients, &DCl::internal_networks>(), 1024, "CIDR prefixes",
             "networks whose hosts count one by one")
-        .then(check_internal_networks),
+        .then(check_internal_networks)
+        .live(),
     integer("detection.clients.external_v4_prefix",
             bind<&C::detection, &Det::clients, &DCl::external_v4_prefix>(), 0, 32,
-            "other IPv4 clients form an organisation per prefix of this length"),
+            "other IPv4 clients form an organisation per prefix of this length")
+        .live(),
     integer("detection.clients.external_v6_prefix",
             bind<&C::detection, &Det::clients, &DCl::external_v6_prefix>(), 0, 128,
-            "other IPv6 clients form an organisation per prefix of this length"),
+            "other IPv6 clients form an organisation per prefix of this length")
+        .live(),
     text("detection.clients.org_map_file", bind<&C::detection, &Det::clients, &DCl::org_map_file>(),
-         R"(file of "CIDR NAME" lines naming organisations; "" none)"),
+         R"(file of "CIDR NAME" lines naming organisations; "" none)")
+        .live(),
     section("detection.normalize", "how a query name becomes a registrable domain"),
     one_of("detection.normalize.psl", bind<&C::detection, &Det::normalize, &DNo::psl>(), kPslModes,
            "public suffix rules: the newest list, ICANN and private sections"),
     strings("detection.normalize.search_suffixes",
             bind<&C::detection, &Det::normalize, &DNo::search_suffixes>(), 64, "domain names",
             "search-list suffixes whose run-on queries count for the embedded domain")
-        .then(check_search_suffixes),
+        .then(check_search_suffixes)
+        .live(),
     real("detection.normalize.dedup_window_s",
          bind<&C::detection, &Det::normalize, &DNo::dedup_window_s>(), 0, 60,
-         "logical seconds in which repeated queries of a client for a domain are one lookup event"),
+         "logical seconds in which repeated queries of a client for a domain are one lookup event")
+        .live(),
     integer("detection.normalize.reverse_zone_v4_octets",
             bind<&C::detection, &Det::normalize, &DNo::reverse_zone_v4_octets>(), 1, 4,
-            "in-addr.arpa names count for the zone of this many address octets"),
+            "in-addr.arpa names count for the zone of this many address octets")
+        .live(),
     integer("detection.normalize.reverse_zone_v6_nibbles",
             bind<&C::detection, &Det::normalize, &DNo::reverse_zone_v6_nibbles>(), 1, 32,
-            "ip6.arpa names count for the zone of this many address nibbles"),
+            "ip6.arpa names count for the zone of this many address nibbles")
+        .live(),
     section("detection.memory", "the domain tables, allocated at start"),
     integer("detection.memory.base_entries",
             bind<&C::detection, &Det::memory, &DMe::base_entries>(), 8, 1ULL << 32U,
@@ -378,203 +387,260 @@ constexpr std::array kKeys = std::to_array<Key>({
     section("detection.detectors.querier_concentration", "few organisations ask for the domain"),
     integer("detection.detectors.querier_concentration.window_days",
             param<&DPa::querier_concentration, &detect::QuerierConcentrationParams::window_days>(),
-            1, 64, "logical days of the window"),
+            1, 64, "logical days of the window")
+        .live(),
     integer("detection.detectors.querier_concentration.min_events",
             param<&DPa::querier_concentration, &detect::QuerierConcentrationParams::min_events>(),
-            0, 1U << 30U, "lookup events in the window"),
+            0, 1U << 30U, "lookup events in the window")
+        .live(),
     integer(
         "detection.detectors.querier_concentration.min_active_days",
         param<&DPa::querier_concentration, &detect::QuerierConcentrationParams::min_active_days>(),
-        0, 64, "days with a lookup event in the window"),
+        0, 64, "days with a lookup event in the window")
+        .live(),
     real("detection.detectors.querier_concentration.min_top2_share",
          param<&DPa::querier_concentration, &detect::QuerierConcentrationParams::min_top2_share>(),
-         0, 1, "share of the events from the two busiest organisations"),
+         0, 1, "share of the events from the two busiest organisations")
+        .live(),
     integer(
         "detection.detectors.querier_concentration.max_orgs_1pct",
         param<&DPa::querier_concentration, &detect::QuerierConcentrationParams::max_orgs_1pct>(), 0,
-        1U << 20U, "organisations with 1 % or more of the events, at most"),
+        1U << 20U, "organisations with 1 % or more of the events, at most")
+        .live(),
     integer(
         "detection.detectors.querier_concentration.min_population",
         param<&DPa::querier_concentration, &detect::QuerierConcentrationParams::min_population>(),
-        0, 1U << 30U, "distinct clients seen in the window, at least"),
+        0, 1U << 30U, "distinct clients seen in the window, at least")
+        .live(),
     section("detection.detectors.dormant_reactivation", "a domain wakes after a long silence"),
     integer("detection.detectors.dormant_reactivation.min_gap_days",
             param<&DPa::dormant_reactivation, &detect::DormantReactivationParams::min_gap_days>(),
-            1, 3650, "silent logical days before the new run"),
+            1, 3650, "silent logical days before the new run")
+        .live(),
     integer(
         "detection.detectors.dormant_reactivation.min_history_days",
         param<&DPa::dormant_reactivation, &detect::DormantReactivationParams::min_history_days>(),
-        0, 3650, "days from first sighting to the new run"),
+        0, 3650, "days from first sighting to the new run")
+        .live(),
     integer(
         "detection.detectors.dormant_reactivation.post_window_days",
         param<&DPa::dormant_reactivation, &detect::DormantReactivationParams::post_window_days>(),
-        1, 64, "days after the new run's start in which it must reach min_events"),
+        1, 64, "days after the new run's start in which it must reach min_events")
+        .live(),
     integer("detection.detectors.dormant_reactivation.min_events",
             param<&DPa::dormant_reactivation, &detect::DormantReactivationParams::min_events>(), 1,
-            1U << 20U, "lookup events in the post window"),
+            1U << 20U, "lookup events in the post window")
+        .live(),
     integer(
         "detection.detectors.dormant_reactivation.min_active_days",
         param<&DPa::dormant_reactivation, &detect::DormantReactivationParams::min_active_days>(), 1,
-        64, "active days in the post window"),
+        64, "active days in the post window")
+        .live(),
     section("detection.detectors.newly_observed", "a domain never seen before"),
     integer("detection.detectors.newly_observed.warmup_days",
             param<&DPa::newly_observed, &detect::NewlyObservedParams::warmup_days>(), 0, 3650,
-            "logical days before first sightings count as new"),
+            "logical days before first sightings count as new")
+        .live(),
     integer("detection.detectors.newly_observed.min_events_7d",
             param<&DPa::newly_observed, &detect::NewlyObservedParams::min_events_7d>(), 1,
-            1U << 20U, "lookup events in the 7 days after the first sighting"),
+            1U << 20U, "lookup events in the 7 days after the first sighting")
+        .live(),
     section("detection.detectors.burst", "daily spikes against an EWMA baseline"),
     real("detection.detectors.burst.alpha", param<&DPa::burst, &detect::BurstParams::alpha>(),
-         0.001, 1, "EWMA weight of the newest day"),
+         0.001, 1, "EWMA weight of the newest day")
+        .live(),
     integer("detection.detectors.burst.min_history_days",
             param<&DPa::burst, &detect::BurstParams::min_history_days>(), 0, 3650,
-            "days of baseline before a spike counts"),
+            "days of baseline before a spike counts")
+        .live(),
     integer("detection.detectors.burst.min_count",
             param<&DPa::burst, &detect::BurstParams::min_count>(), 0, 1U << 30U,
-            "lookup events on the day, at least"),
+            "lookup events on the day, at least")
+        .live(),
     real("detection.detectors.burst.min_ratio",
          param<&DPa::burst, &detect::BurstParams::min_ratio>(), 1, 1e6,
-         "day count over the baseline, at least"),
+         "day count over the baseline, at least")
+        .live(),
     real("detection.detectors.burst.min_z", param<&DPa::burst, &detect::BurstParams::min_z>(), 0,
-         1e3, "standard deviations above the baseline, at least"),
+         1e3, "standard deviations above the baseline, at least")
+        .live(),
     integer("detection.detectors.burst.level_shift_days",
             param<&DPa::burst, &detect::BurstParams::level_shift_days>(), 1, 64,
-            "consecutive firing days read as a new level instead of a burst"),
+            "consecutive firing days read as a new level instead of a burst")
+        .live(),
     section("detection.detectors.acceleration", "lookup rate rising block after block"),
     integer("detection.detectors.acceleration.min_blocks",
             param<&DPa::acceleration, &detect::AccelerationParams::min_blocks>(), 2, 64,
-            "weekly blocks compared"),
+            "weekly blocks compared")
+        .live(),
     real("detection.detectors.acceleration.ratio",
          param<&DPa::acceleration, &detect::AccelerationParams::ratio>(), 1, 1e3,
-         "growth from block to block, at least"),
+         "growth from block to block, at least")
+        .live(),
     section("detection.detectors.intermittency", "on-and-off activity"),
     integer("detection.detectors.intermittency.min_weekdays",
             param<&DPa::intermittency, &detect::IntermittencyParams::min_weekdays>(), 1, 3650,
-            "weekdays observed, at least"),
+            "weekdays observed, at least")
+        .live(),
     real("detection.detectors.intermittency.min_fano",
          param<&DPa::intermittency, &detect::IntermittencyParams::min_fano>(), 0, 1e6,
-         "variance over mean of the daily counts, at least"),
+         "variance over mean of the daily counts, at least")
+        .live(),
     section("detection.detectors.beacon", "machine-periodic lookups"),
     integer("detection.detectors.beacon.min_events",
             param<&DPa::beacon, &detect::BeaconParams::min_events>(), 3, 1U << 20U,
-            "lookup events before a score is computed"),
+            "lookup events before a score is computed")
+        .live(),
     integer("detection.detectors.beacon.ring", param<&DPa::beacon, &detect::BeaconParams::ring>(),
             8, 256, "lookup times kept per domain"),
     section("detection.detectors.beacon.weights", "weights of the beacon score's parts"),
     real("detection.detectors.beacon.weights.ts",
          param<&DPa::beacon, &detect::BeaconParams::weights, &detect::BeaconWeights::ts>(), 0, 1,
-         "timestamp skew and dispersion"),
+         "timestamp skew and dispersion")
+        .live(),
     real("detection.detectors.beacon.weights.hist",
          param<&DPa::beacon, &detect::BeaconParams::weights, &detect::BeaconWeights::hist>(), 0, 1,
-         "interval histogram"),
+         "interval histogram")
+        .live(),
     real("detection.detectors.beacon.weights.dur",
          param<&DPa::beacon, &detect::BeaconParams::weights, &detect::BeaconWeights::dur>(), 0, 1,
-         "duration of the activity"),
+         "duration of the activity")
+        .live(),
     real("detection.detectors.beacon.machine_score",
          param<&DPa::beacon, &detect::BeaconParams::machine_score>(), 0, 1,
-         "score from which lookups read as a machine's"),
+         "score from which lookups read as a machine's")
+        .live(),
     real("detection.detectors.beacon.machine_cv",
          param<&DPa::beacon, &detect::BeaconParams::machine_cv>(), 0, 100,
-         "interval coefficient of variation below which lookups read as a machine's"),
+         "interval coefficient of variation below which lookups read as a machine's")
+        .live(),
     real("detection.detectors.beacon.human_cv",
          param<&DPa::beacon, &detect::BeaconParams::human_cv>(), 0, 100,
-         "interval coefficient of variation above which lookups read as a person's"),
+         "interval coefficient of variation above which lookups read as a person's")
+        .live(),
     section("detection.detectors.tunneling", "data carried in query names"),
     integer("detection.detectors.tunneling.min_unique_per_hour",
             param<&DPa::tunneling, &detect::TunnelingParams::min_unique_per_hour>(), 1, 1U << 30U,
-            "distinct names under the domain in an hour"),
+            "distinct names under the domain in an hour")
+        .live(),
     real("detection.detectors.tunneling.min_mean_prefix_len",
          param<&DPa::tunneling, &detect::TunnelingParams::min_mean_prefix_len>(), 0, 253,
-         "mean length of the labels before the registrable domain"),
+         "mean length of the labels before the registrable domain")
+        .live(),
     real("detection.detectors.tunneling.min_entropy",
          param<&DPa::tunneling, &detect::TunnelingParams::min_entropy>(), 0, 8,
-         "bits of character entropy of those labels"),
+         "bits of character entropy of those labels")
+        .live(),
     real("detection.detectors.tunneling.min_info_bytes_per_hour",
          param<&DPa::tunneling, &detect::TunnelingParams::min_info_bytes_per_hour>(), 0, 1e12,
-         "estimated bytes of information per hour"),
+         "estimated bytes of information per hour")
+        .live(),
     section("detection.detectors.disappearance", "a domain that answered starts failing"),
     integer("detection.detectors.disappearance.min_successes_7d",
             param<&DPa::disappearance, &detect::DisappearanceParams::min_successes_7d>(), 1,
-            1U << 20U, "successful lookups in the 7 days before"),
+            1U << 20U, "successful lookups in the 7 days before")
+        .live(),
     integer("detection.detectors.disappearance.min_failures",
             param<&DPa::disappearance, &detect::DisappearanceParams::min_failures>(), 1, 1U << 20U,
-            "consecutive failures for the transition"),
+            "consecutive failures for the transition")
+        .live(),
     integer("detection.detectors.disappearance.persist_failures",
             param<&DPa::disappearance, &detect::DisappearanceParams::persist_failures>(), 1,
-            1U << 20U, "failures since the last success for the persisting event"),
+            1U << 20U, "failures since the last success for the persisting event")
+        .live(),
     integer("detection.detectors.disappearance.persist_days",
             param<&DPa::disappearance, &detect::DisappearanceParams::persist_days>(), 1, 3650,
-            "logical days the failures span for the persisting event"),
+            "logical days the failures span for the persisting event")
+        .live(),
     boolean("detection.detectors.disappearance.count_timeouts",
             param<&DPa::disappearance, &detect::DisappearanceParams::count_timeouts>(),
-            "a query without a response counts as a failure"),
+            "a query without a response counts as a failure")
+        .live(),
     section("detection.detectors.successor", "a new name on a dead domain's address"),
     integer("detection.detectors.successor.max_age_days",
             param<&DPa::successor, &detect::SuccessorParams::max_age_days>(), 1, 3650,
-            "logical days a dead domain's addresses are remembered"),
+            "logical days a dead domain's addresses are remembered")
+        .live(),
     integer("detection.detectors.successor.max_domains_per_ip",
             param<&DPa::successor, &detect::SuccessorParams::max_domains_per_ip>(), 1, 1024,
-            "domains on one address, at most (shared hosting is not a successor)"),
+            "domains on one address, at most (shared hosting is not a successor)")
+        .live(),
     section("detection.detectors.covert_pair", "the composite score"),
     section("detection.detectors.covert_pair.weights", "weights of the composite's parts"),
     real("detection.detectors.covert_pair.weights.gate",
          param<&DPa::covert_pair, &detect::CovertPairParams::weights,
                &detect::CovertPairWeights::gate>(),
-         0, 1, "querier concentration"),
+         0, 1, "querier concentration")
+        .live(),
     real("detection.detectors.covert_pair.weights.reactivated",
          param<&DPa::covert_pair, &detect::CovertPairParams::weights,
                &detect::CovertPairWeights::reactivated>(),
-         0, 1, "reactivation"),
+         0, 1, "reactivation")
+        .live(),
     real("detection.detectors.covert_pair.weights.new",
          param<&DPa::covert_pair, &detect::CovertPairParams::weights,
                &detect::CovertPairWeights::new_>(),
-         0, 1, "first sighting"),
+         0, 1, "first sighting")
+        .live(),
     real("detection.detectors.covert_pair.weights.accelerating",
          param<&DPa::covert_pair, &detect::CovertPairParams::weights,
                &detect::CovertPairWeights::accelerating>(),
-         0, 1, "acceleration"),
+         0, 1, "acceleration")
+        .live(),
     real("detection.detectors.covert_pair.weights.intermittent",
          param<&DPa::covert_pair, &detect::CovertPairParams::weights,
                &detect::CovertPairWeights::intermittent>(),
-         0, 1, "intermittency"),
+         0, 1, "intermittency")
+        .live(),
     real("detection.detectors.covert_pair.weights.disappeared",
          param<&DPa::covert_pair, &detect::CovertPairParams::weights,
                &detect::CovertPairWeights::disappeared>(),
-         0, 1, "disappearance"),
+         0, 1, "disappearance")
+        .live(),
     real("detection.detectors.covert_pair.weights.persisting",
          param<&DPa::covert_pair, &detect::CovertPairParams::weights,
                &detect::CovertPairWeights::persisting>(),
-         0, 1, "failures persisting after disappearance"),
+         0, 1, "failures persisting after disappearance")
+        .live(),
     real("detection.detectors.covert_pair.weights.successor",
          param<&DPa::covert_pair, &detect::CovertPairParams::weights,
                &detect::CovertPairWeights::successor>(),
-         0, 1, "successor name"),
+         0, 1, "successor name")
+        .live(),
     real("detection.detectors.covert_pair.medium",
          param<&DPa::covert_pair, &detect::CovertPairParams::medium>(), 0, 1,
-         "score from which an event is medium"),
+         "score from which an event is medium")
+        .live(),
     real("detection.detectors.covert_pair.high",
          param<&DPa::covert_pair, &detect::CovertPairParams::high>(), 0, 1,
-         "score from which an event is high"),
+         "score from which an event is high")
+        .live(),
     integer("detection.detectors.covert_pair.max_new_per_day",
             param<&DPa::covert_pair, &detect::CovertPairParams::max_new_per_day>(), 0, 1U << 20U,
-            "new medium-or-higher domains a day before the rest are held back"),
+            "new medium-or-higher domains a day before the rest are held back")
+        .live(),
     section("detection.export", "what reaches Prometheus and the event log"),
     integer("detection.export.top_n_per_detector",
             bind<&C::detection, &Det::exports, &DEx::top_n_per_detector>(), 0, 1000,
-            "domains exported per detector, by score"),
+            "domains exported per detector, by score")
+        .live(),
     integer("detection.export.hold_seconds",
             bind<&C::detection, &Det::exports, &DEx::hold_seconds>(), 0, 86400,
-            "wall-clock seconds a domain's series stay after it leaves the top"),
+            "wall-clock seconds a domain's series stay after it leaves the top")
+        .live(),
     strings("detection.export.watchlist", bind<&C::detection, &Det::exports, &DEx::watchlist>(),
             1024, "registrable domains", "domains always tracked and exported")
-        .then(check_watchlist),
+        .then(check_watchlist)
+        .live(),
     strings("detection.export.allowlist_domains",
             bind<&C::detection, &Det::exports, &DEx::allowlist_domains>(), 65536,
             "registrable domains", "domains never reported")
-        .then(check_allowlist_domains),
+        .then(check_allowlist_domains)
+        .live(),
     strings("detection.export.allowlist_orgs",
             bind<&C::detection, &Det::exports, &DEx::allowlist_orgs>(), 65536, "organisations",
-            "organisations (org_map names or prefixes) whose lookups never make a report"),
+            "organisations (org_map names or prefixes) whose lookups never make a report")
+        .live(),
     text("detection.export.metrics_snapshot_dir",
          bind<&C::detection, &Det::exports, &DEx::metrics_snapshot_dir>(),
          "directory for OpenMetrics snapshots of the metrics every logical hour, created if "
@@ -773,6 +839,14 @@ std::vector<KeyChange> changed_keys(const Config& before, const Config& after) {
   return out;
 }
 
+void copy_key(std::string_view path, const Config& from, Config& to) {
+  const Key& k = key_at(kKeys, path);
+  if (k.kind == Kind::Section) {
+    throw std::logic_error("config key " + std::string(path) + " is a section");
+  }
+  k.bind.store(to, k.bind.load(from, k.scale), k.scale);
+}
+
 const std::vector<ConfigKey>& config_keys() {
   static const std::vector<ConfigKey> keys = [] {
     const Config defaults;
@@ -795,7 +869,8 @@ const std::vector<ConfigKey>& config_keys() {
 std::string default_config_yaml() {
   std::string out =
       "# dnsmon configuration with every key at its default (dnsmon --print-defaults).\n"
-      "# systemd/dnsmon.yaml documents each key in full.\n";
+      "# systemd/dnsmon.yaml documents each key in full. A key marked Reloadable takes a new\n"
+      "# value on SIGHUP (systemctl reload dnsmon); a change of any other needs a restart.\n";
   for (const ConfigKey& k : config_keys()) {
     const auto depth = static_cast<std::size_t>(std::count(k.path.begin(), k.path.end(), '.'));
     const std::string indent(2 * depth, ' ');
@@ -809,7 +884,8 @@ std::string default_config_yaml() {
       out += ":\n";
       continue;
     }
-    out += indent + "# " + k.help + (k.range.empty() ? "" : ". " + k.range) + ".\n";
+    out += indent + "# " + k.help + (k.range.empty() ? "" : ". " + k.range) +
+           (k.reload == Reload::Live ? ". Reloadable" : "") + ".\n";
     out += indent + name + ": " + k.default_value + "\n";
   }
   return out;

@@ -49,7 +49,8 @@ namespace dnsmon {
 namespace {
 
 // The server addresses that decide the leg label: capture.local_networks, and live the host's own
-// addresses on every interface (getifaddrs(3) at start). A replay has only the configured ones.
+// addresses on every interface (getifaddrs(3) at start and at each reload). A replay has only the
+// configured ones.
 ServerAddresses server_addresses(const Config& config, bool live) {
   ServerAddresses s;
   for (const auto& net : config.metrics.local_networks) {
@@ -82,6 +83,10 @@ ServerAddresses server_addresses(const Config& config, bool live) {
       freeifaddrs(list);
     }
   }
+  return s;
+}
+
+void log_server_addresses(const ServerAddresses& s, bool live) {
   if (s.empty()) {
     spdlog::info(
         "legs: no server addresses known (capture.local_networks is empty{}); the leg "
@@ -94,7 +99,6 @@ ServerAddresses server_addresses(const Config& config, bool live) {
     }
     spdlog::info("legs: server addresses {}", text);
   }
-  return s;
 }
 
 constexpr int kExitFailure = 1;
@@ -250,6 +254,15 @@ class SnapshotWriter {
   bool failed_ = false;
 };
 
+// The embedded demo's detection: Scenario A's sidecar configuration, with the snapshot directory
+// the command line gave.
+void use_demo_detection(Config& config) {
+  std::string snapshot_dir = std::move(config.detection.exports.metrics_snapshot_dir);
+  config.detection =
+      load_config_text(demo_config_yaml(), "the demo's configuration", config).detection;
+  config.detection.exports.metrics_snapshot_dir = std::move(snapshot_dir);
+}
+
 class Daemon {
  public:
   // args: the command line, read again with the file at each reload.
@@ -265,10 +278,7 @@ class Daemon {
     if (demo) {
       // The demo replays Scenario A with the detection its sidecar configures, paced so the
       // story unfolds while one watches (unless --replay-speed says otherwise).
-      std::string snapshot_dir = std::move(config_.detection.exports.metrics_snapshot_dir);
-      config_.detection =
-          load_config_text(demo_config_yaml(), "the demo's configuration", config_).detection;
-      config_.detection.exports.metrics_snapshot_dir = std::move(snapshot_dir);
+      use_demo_detection(config_);
       check_snapshot_dir(config_);
       if (!config_.daemon.replay_speed_given) {
         config_.capture.replay_speed = kDemoReplaySpeed;
@@ -280,6 +290,7 @@ class Daemon {
     const SuffixList suffixes = suffixes_;  // detection uses the analytics' list
     config_.metrics.server_addresses =
         server_addresses(config_, !config_.capture.interfaces.empty());
+    log_server_addresses(config_.metrics.server_addresses, !config_.capture.interfaces.empty());
     hub_ = std::make_unique<MetricsHub>(BuildInfo{kVersion, ldns_library_version(), pcap_version()},
                                         config_.metrics, std::move(suffixes_));
     MetricsHub& hub = *hub_;
@@ -604,7 +615,9 @@ class Daemon {
   // SIGHUP: reads the file again with the same flags. A file that does not load keeps the
   // running configuration; keys that a running dnsmon can change take their new values at once
   // (counts and state stay); the others keep their running values until a restart, named in a
-  // warning.
+  // warning. The detection keys go to the engine first, all at once (with the org map file read
+  // again even when its path is the same): an org map that does not load refuses the whole
+  // reload. Live, the host's own addresses are read again for the leg label.
   void reload() {
     std::vector<const char*> argv;
     argv.reserve(args_.size());
@@ -624,18 +637,63 @@ class Daemon {
       hub_->record_reload(false);
       return;
     }
+    if (config_.capture.interfaces.empty() && config_.capture.files.empty()) {
+      use_demo_detection(next);  // the demo runs Scenario A's detection, not the defaults
+    }
     if (detection_) {
       detection_->reopen_log();  // for logrotate, whatever the file says
     }
+    const std::vector<KeyChange> changes = changed_keys(config_, next);
+    Config staged = config_;
+    bool detection_changed = false;
+    for (const auto& c : changes) {
+      if (c.reload == Reload::Live && c.path.starts_with("detection.")) {
+        copy_key(c.path, next, staged);
+        detection_changed = true;
+      }
+    }
+    detect::Engine::Reconfigured reconfigured;
+    if (detection_ && (detection_changed || !staged.detection.clients.org_map_file.empty())) {
+      try {
+        reconfigured = detection_->reconfigure(staged.detection);
+      } catch (const std::runtime_error& e) {
+        spdlog::error("reload: {}; the running configuration stays",
+                      located_error(next, "detection.clients.org_map_file", e.what()));
+        hub_->record_reload(false);
+        return;
+      }
+    }
+    config_.detection = std::move(staged.detection);
     std::string applied;
     std::string restart;
-    for (const auto& c : changed_keys(config_, next)) {
+    for (const auto& c : changes) {
       const std::string change = fmt::format("{} {} -> {}", c.path, c.before, c.after);
-      if (c.reload == Reload::Live && apply_live(c.path, next)) {
+      if (c.reload == Reload::Live &&
+          (c.path.starts_with("detection.") || apply_live(c.path, next))) {
         applied += (applied.empty() ? "" : ", ") + change;
       } else {
         restart += (restart.empty() ? "" : ", ") + change;
       }
+    }
+    if (pipeline_->is_live()) {
+      // The host's addresses, read again: a new one counts for the leg label from now on.
+      ServerAddresses addresses = server_addresses(config_, true);
+      std::vector<std::string> now = addresses.describe();
+      std::vector<std::string> before = config_.metrics.server_addresses.describe();
+      std::sort(now.begin(), now.end());
+      std::sort(before.begin(), before.end());
+      if (now != before) {
+        log_server_addresses(addresses, true);
+        hub_->set_server_addresses(addresses);
+        config_.metrics.server_addresses = std::move(addresses);
+        applied += (applied.empty() ? "" : ", ") + std::string("the host's addresses");
+      }
+    }
+    if (reconfigured.org_map_changed) {
+      const std::string& org_map = config_.detection.clients.org_map_file;
+      applied += fmt::format("{}the organisations of {} ({} prefixes)", applied.empty() ? "" : ", ",
+                             org_map.empty() ? std::string("no org map") : org_map,
+                             reconfigured.org_map_entries);
     }
     if (!restart.empty()) {
       spdlog::warn("reload: these changes need a restart and keep their running values: {}",

@@ -995,6 +995,8 @@ TEST_CASE("systemd/dnsmon.yaml documents every key with the table's default and 
     }
     CAPTURE(doc->second.text, k.default_value, k.range);
     CHECK(documents_default(doc->second.text, k.default_value));
+    // "Reloadable" marks exactly the keys a reload applies.
+    CHECK((doc->second.text.find("Reloadable") != std::string::npos) == (k.reload == Reload::Live));
     CHECK(doc->second.text.find(k.range) != std::string::npos);
     if (doc->second.value) {
       CHECK(*doc->second.value == k.default_value);  // an uncommented key is at its default
@@ -1031,18 +1033,69 @@ TEST_CASE("keys a running dnsmon could apply are marked live, the others restart
   for (const ConfigKey& k : config_keys()) {
     reload[k.path] = k.reload;
   }
-  for (const char* live : {"log.level", "analytics.top_n"}) {
+  for (const char* live :
+       {"log.level", "analytics.top_n", "detection.vantage", "detection.clients.org_map_file",
+        "detection.clients.internal_networks", "detection.normalize.search_suffixes",
+        "detection.detectors.querier_concentration.min_top2_share",
+        "detection.detectors.covert_pair.weights.gate",
+        "detection.detectors.successor.max_age_days", "detection.export.watchlist",
+        "detection.export.allowlist_domains", "detection.export.allowlist_orgs",
+        "detection.export.top_n_per_detector", "detection.export.hold_seconds"}) {
     CAPTURE(live);
     CHECK(reload.at(live) == Reload::Live);
   }
-  for (const char* restart :
-       {"capture.interfaces", "capture.workers", "exporter.listen", "capture.ring_slots",
-        "capture.buffer_mib", "analytics.memory_mib", "analytics.top_capacity",
-        "analytics.matching.capacity", "parser.tcp.memory_mib", "parser.fragments.max_datagrams",
-        "daemon.user", "daemon.allow_root"}) {
+  for (const char* restart : {"capture.interfaces",
+                              "capture.workers",
+                              "exporter.listen",
+                              "capture.ring_slots",
+                              "capture.buffer_mib",
+                              "analytics.memory_mib",
+                              "analytics.top_capacity",
+                              "analytics.matching.capacity",
+                              "parser.tcp.memory_mib",
+                              "parser.fragments.max_datagrams",
+                              "daemon.user",
+                              "daemon.allow_root",
+                              "detection.enabled",
+                              "detection.state_file",
+                              "detection.events_file",
+                              "detection.time.compression",
+                              "detection.time.origin",
+                              "detection.memory.base_entries",
+                              "detection.memory.watch_entries",
+                              "detection.detectors.beacon.ring",
+                              "detection.export.metrics_snapshot_dir"}) {
     CAPTURE(restart);
     CHECK(reload.at(restart) == Reload::Restart);
   }
+  // Every detector threshold and weight is live but the one that sizes a ring.
+  for (const ConfigKey& k : config_keys()) {
+    if (!k.section && k.path.starts_with("detection.detectors.") &&
+        k.path != "detection.detectors.beacon.ring") {
+      CAPTURE(k.path);
+      CHECK(k.reload == Reload::Live);
+    }
+  }
+}
+
+TEST_CASE("a reload copies a live key's value from the file it read", "[config]") {
+  Config running;
+  Config next;
+  next.detection.exports.watchlist = {"watched.example"};
+  next.detection.detectors.burst.min_ratio = 5.5;
+  next.detection.normalize.dedup_window_s = 2;
+  next.metrics.analytics.top_n = 7;
+  for (const char* path : {"detection.export.watchlist", "detection.detectors.burst.min_ratio",
+                           "detection.normalize.dedup_window_s", "analytics.top_n"}) {
+    copy_key(path, next, running);
+  }
+  CHECK(running.detection.exports.watchlist == std::vector<std::string>{"watched.example"});
+  CHECK(running.detection.detectors.burst.min_ratio == 5.5);
+  CHECK(running.detection.normalize.dedup_window_s == 2);
+  CHECK(running.metrics.analytics.top_n == 7);
+  CHECK(changed_keys(running, next).empty());
+  CHECK_THROWS_AS(copy_key("detection.export", next, running), std::logic_error);
+  CHECK_THROWS_AS(copy_key("no.such.key", next, running), std::logic_error);
 }
 
 TEST_CASE("a reload sees which keys changed, with their values and whether they are live",
@@ -1072,6 +1125,14 @@ TEST_CASE("the printed defaults are a config file that loads to the defaults", "
   CHECK_THAT(text, Contains("\ncapture:\n") && Contains("\n  snaplen: 4096\n") &&
                        Contains("\n  # bytes kept per captured frame. Range: 64 to 65535.\n") &&
                        Contains("\n    timeout_ms: 5000\n"));
+  // The keys a reload applies are marked.
+  CHECK_THAT(text,
+             Contains("\n  # series per top-N table and window. Range: 1 to 1000. "
+                      "Reloadable.\n") &&
+                 Contains("domains always tracked and exported. A list of 0 to 1024 "
+                          "registrable domains. Reloadable.\n") &&
+                 Contains("\n    # registrable domains the base table holds (88 bytes each, 8 per "
+                          "bucket). Range: 8 to 4294967296.\n"));
   const Config c = load_config_file(dir.write("defaults.yaml", text));
   const Config d;
   CHECK(c.positions.size() > 30);

@@ -407,6 +407,47 @@ TEST_CASE("a query and its response are matched and their latency exported", "[m
                        "rcode_class=\"noerror\",le=\"0.003\"} 1"));
 }
 
+TEST_CASE("a reload's server addresses decide the leg from the worker's next message",
+          "[metrics][legs]") {
+  auto hub = make_hub();
+  auto& w = hub.add_worker();
+  const auto exchange = [&w](std::int64_t ts_ns, std::uint16_t id) {
+    DnsMessage q;
+    q.ts_ns = ts_ns;
+    q.src.family = q.dst.family = 4;
+    q.src.bytes = {192, 0, 2, 1};
+    q.dst.bytes = {192, 0, 2, 53};
+    q.sport = 40000;
+    q.dport = 53;
+    q.id = id;
+    q.has_question = true;
+    q.qtype = 1;
+    q.qclass = 1;
+    DnsMessage r = q;
+    r.qr = true;
+    r.ts_ns = q.ts_ns + 3'000'000;
+    std::swap(r.src, r.dst);
+    std::swap(r.sport, r.dport);
+    w.record_message(q);
+    w.record_message(r);
+  };
+  exchange(1'000'000'000, 1);
+  std::string text = hub.render_text();
+  CHECK_THAT(text,
+             Catch::Contains("dnsmon_query_matching_total{leg=\"unknown\",result=\"matched\"} 1"));
+  CHECK_THAT(text, !Catch::Contains("leg=\"client\""));  // no server address: no client leg
+
+  dnsmon::ServerAddresses server;
+  REQUIRE(server.add("192.0.2.53"));
+  hub.set_server_addresses(server);  // a new address of the host, read again by a reload
+  exchange(2'000'000'000, 2);
+  text = hub.render_text();
+  CHECK_THAT(text,
+             Catch::Contains("dnsmon_query_matching_total{leg=\"client\",result=\"matched\"} 1"));
+  CHECK_THAT(text,
+             Catch::Contains("dnsmon_query_matching_total{leg=\"unknown\",result=\"matched\"} 1"));
+}
+
 namespace {
 
 DnsMessage query(std::int64_t ts, const std::string& name, std::uint8_t client_byte) {

@@ -126,6 +126,10 @@ struct KeyChange {
 // Every key whose value differs from before to after, in the order of config_keys().
 std::vector<KeyChange> changed_keys(const Config& before, const Config& after);
 
+// Sets the key at `path` (a key of config_keys(), not a section) in `to` to its value in `from`:
+// how a reload applies a key marked live. std::logic_error for a path that is not a key.
+void copy_key(std::string_view path, const Config& from, Config& to);
+
 // Checks values that both sources can set (listen address, sources, memory budget). Files a key
 // names (analytics.public_suffix_list) are read by the module that uses them, which reports their
 // errors with located_error(). Throws ConfigError.

@@ -1,5 +1,6 @@
 #include <array>
 #include <memory>
+#include <new>
 
 #include "dnsmon/analytics.hpp"
 #include "dnsmon/analytics/detail/worker_analytics.hpp"
@@ -113,8 +114,13 @@ std::string_view rcode_slot_name(std::size_t slot) noexcept {
 }
 
 WorkerCounters::Analytics::Analytics(const MetricsOptions& o, SuffixList list,
-                                     std::uint64_t hash_seed)
-    : matcher(matcher_options(o, hash_seed)), server_addresses(o.server_addresses) {
+                                     std::uint64_t hash_seed, const ServerAddressBook* book)
+    : matcher(matcher_options(o, hash_seed)),
+      server_addresses(o.server_addresses),
+      address_book(book) {
+  if (book != nullptr) {
+    address_generation = book->copy_to(server_addresses);
+  }
   if (o.analytics.enabled) {
     traffic = std::make_unique<detail::TrafficAnalytics>(o.analytics, std::move(list), hash_seed);
   }
@@ -129,6 +135,14 @@ WorkerCounters::~WorkerCounters() = default;
 // NOLINTNEXTLINE(readability-make-member-function-const): changes the analytics it owns
 std::int64_t WorkerCounters::analyse(const DnsMessage& m) noexcept {
   Analytics& a = *analytics_;
+  if (a.address_book != nullptr && a.address_book->generation() != a.address_generation)
+      [[unlikely]] {
+    try {
+      a.address_generation = a.address_book->copy_to(a.server_addresses);  // a reload's
+    } catch (const std::bad_alloc&) {
+      a.address_generation = a.address_book->generation();  // keeps the set it has
+    }
+  }
   // One hash of the lower-cased name serves the matcher, the name tables and the HLLs.
   const std::uint64_t hash = detail::qname_hash(m.qname.view(), a.matcher.hash_seed());
   // The domain cache's set and the matcher's bucket are both cache misses more often than not:

@@ -25,14 +25,35 @@ std::string format_rfc3339(std::int64_t ns) {
 }
 
 WorkerPort::WorkerPort(Engine& engine, std::size_t index)
-    : engine_(engine), normalizer_(engine.options_, engine.orgs_, engine.suffixes_, engine.seed_) {
+    : engine_(engine),
+      generation_(engine.settings_generation_.load(std::memory_order_relaxed)),
+      normalizer_(engine.settings_->options, engine.settings_->orgs, engine.suffixes_,
+                  engine.seed_) {
   for (auto& shard : engine.shards_) {
     rings_.push_back(shard->rings[index].get());
     bells_.push_back(&shard->bell);
   }
 }
 
+void WorkerPort::adopt_settings() noexcept {
+  std::shared_ptr<const Engine::Settings> settings;
+  {
+    const std::lock_guard lock(engine_.settings_mutex_);
+    settings = engine_.settings_;
+    generation_ = engine_.settings_generation_.load(std::memory_order_relaxed);
+  }
+  try {
+    normalizer_.reconfigure(settings->options, settings->orgs);
+  } catch (const std::bad_alloc&) {
+    // Out of memory for the copy of the search suffixes: the normaliser keeps what it had.
+  }
+}
+
 void WorkerPort::on_message(const DnsMessage& m, std::int64_t latency_ns) noexcept {
+  // pairs with the release in Engine::reconfigure(): one load per message, no lock
+  if (engine_.settings_generation_.load(std::memory_order_acquire) != generation_) [[unlikely]] {
+    adopt_settings();
+  }
   if (!m.qr) {
     if (normalizer_.query(m, scratch_)) {
       queries_.add();
@@ -73,11 +94,13 @@ Engine::Engine(const DetectOptions& options, std::size_t workers, std::size_t sh
       pending_(read_checkpoint(options_, std::max<std::size_t>(shards, 1), restore_)),
       seed_(pending_ ? pending_->seed : detail::seed_or_random(seed)),
       suffixes_(std::move(suffixes)),
-      orgs_(std::make_shared<OrgResolver>(options.clients,
-                                          options.clients.org_map_file.empty()
-                                              ? std::vector<OrgMapEntry>{}
-                                              : load_org_map(options.clients.org_map_file),
-                                          seed_)),
+      settings_(std::make_shared<const Settings>(Settings{
+          options_,
+          std::make_shared<const OrgResolver>(options.clients,
+                                              options.clients.org_map_file.empty()
+                                                  ? std::vector<OrgMapEntry>{}
+                                                  : load_org_map(options.clients.org_map_file),
+                                              seed_)})),
       shared_(pending_ ? std::move(pending_->shared)
                        : std::make_unique<SharedState>(options_, std::max<std::size_t>(shards, 1))),
       clock_(options.time.compression, pending_ ? pending_->origin : options.time.origin_ns),
@@ -87,8 +110,9 @@ Engine::Engine(const DetectOptions& options, std::size_t workers, std::size_t sh
     auto shard = std::make_unique<Shard>();
     shard->index = s;
     shard->transitions.reserve(AggregateMonitor::kSeries * 4);
+    shard->settings = settings_;
     shard->state = std::make_unique<DomainState>(
-        options_, 1.0 / static_cast<double>(std::max<std::size_t>(shards, 1)), seed_,
+        settings_->options, 1.0 / static_cast<double>(std::max<std::size_t>(shards, 1)), seed_,
         shared_.get());
     for (std::size_t w = 0; w < workers; ++w) {
       shard->rings.push_back(std::make_unique<SpscRing<LookupEvent>>(kRingEvents));
@@ -110,6 +134,77 @@ Engine::Engine(const DetectOptions& options, std::size_t workers, std::size_t sh
 
 Engine::~Engine() {
   finish();
+}
+
+std::shared_ptr<const Engine::Settings> Engine::settings() const {
+  const std::lock_guard lock(settings_mutex_);
+  return settings_;
+}
+
+std::shared_ptr<const OrgResolver> Engine::orgs() const {
+  return settings()->orgs;
+}
+
+namespace {
+
+bool same_map(const std::vector<OrgMapEntry>& a, const std::vector<OrgMapEntry>& b) {
+  return std::equal(
+      a.begin(), a.end(), b.begin(), b.end(), [](const OrgMapEntry& x, const OrgMapEntry& y) {
+        return x.name == y.name && x.prefix.addr == y.prefix.addr && x.prefix.bits == y.prefix.bits;
+      });
+}
+
+}  // namespace
+
+Engine::Reconfigured Engine::reconfigure(const DetectOptions& next) {
+  auto s = std::make_shared<Settings>();
+  // What sizes or places the state stays the start's: memory, time, the files, enabled.
+  DetectOptions& o = s->options;
+  o = options_;
+  o.vantage = next.vantage;
+  o.clients.internal_networks = next.clients.internal_networks;
+  o.clients.external_v4_prefix = next.clients.external_v4_prefix;
+  o.clients.external_v6_prefix = next.clients.external_v6_prefix;
+  o.clients.org_map_file = next.clients.org_map_file;
+  o.normalize.search_suffixes = next.normalize.search_suffixes;
+  o.normalize.dedup_window_s = next.normalize.dedup_window_s;
+  o.normalize.reverse_zone_v4_octets = next.normalize.reverse_zone_v4_octets;
+  o.normalize.reverse_zone_v6_nibbles = next.normalize.reverse_zone_v6_nibbles;
+  o.detectors = next.detectors;
+  o.detectors.beacon.ring = options_.detectors.beacon.ring;  // a size: the start's
+  o.exports.top_n_per_detector = next.exports.top_n_per_detector;
+  o.exports.hold_seconds = next.exports.hold_seconds;
+  o.exports.watchlist = next.exports.watchlist;
+  o.exports.allowlist_domains = next.exports.allowlist_domains;
+  o.exports.allowlist_orgs = next.exports.allowlist_orgs;
+  s->orgs = std::make_shared<const OrgResolver>(o.clients,
+                                                o.clients.org_map_file.empty()
+                                                    ? std::vector<OrgMapEntry>{}
+                                                    : load_org_map(o.clients.org_map_file),
+                                                seed_);
+  Reconfigured out;
+  out.org_map_entries = s->orgs->map().size();
+  {
+    const std::lock_guard lock(settings_mutex_);
+    out.org_map_changed = !same_map(settings_->orgs->map(), s->orgs->map());
+    settings_ = std::move(s);
+    // pairs with the acquire loads of the workers and shards
+    settings_generation_.fetch_add(1, std::memory_order_release);
+  }
+  shared_->set_dead_ttl_days(o.detectors.successor.max_age_days);
+  return out;
+}
+
+void Engine::adopt_settings(Shard& shard) {
+  {
+    const std::lock_guard lock(settings_mutex_);
+    if (shard.generation == settings_generation_.load(std::memory_order_relaxed)) {
+      return;
+    }
+    shard.settings = settings_;
+    shard.generation = settings_generation_.load(std::memory_order_relaxed);
+  }
+  shard.state->reconfigure(shard.settings->options);
 }
 
 void Engine::start() {
@@ -213,6 +308,9 @@ void Engine::finish() {
     hourly_.request_stop();
     hourly_.join();
   }
+  for (auto& shard : shards_) {
+    adopt_settings(*shard);  // a reload the shard did not see before its last batch
+  }
   // The shards are joined: the state is this thread's now. The checkpoint holds the open logical
   // day as it is; the end of input then closes it (a replay's reports are complete), but not a
   // live stop with a state file, after which the next run continues the day.
@@ -260,6 +358,12 @@ void Engine::run_shard(Shard& shard) {
         const LookupEvent* ev = ring->front();
         if (ev == nullptr) {
           break;
+        }
+        // Pairs with the release in reconfigure(): one load per event, the mutex once per
+        // reload. An event a worker made after reconfigure() returned is taken with the new
+        // settings (the ring's hand-over orders it after them).
+        if (settings_generation_.load(std::memory_order_acquire) != shard.generation) {
+          adopt_settings(shard);
         }
         process(shard, *ev);
         ring->pop();
@@ -346,7 +450,7 @@ void Engine::process(Shard& shard, const LookupEvent& ev) {
         f.reasons = kReasonSuffixLeak;
         f.detail_text("qname", name);
         f.detail_text("search_suffix", suffix);
-        f.detail_text("org", orgs_->label(ev));
+        f.detail_text("org", shard.settings->orgs->label(ev));
       }
     }
   } else {
@@ -391,6 +495,7 @@ void Engine::report_transitions(Shard& shard,
 
 void Engine::report(Shard& shard) {
   std::vector<Finding>& findings = shard.state->findings();
+  const OrgResolver& orgs = *shard.settings->orgs;
   for (const Finding& f : findings) {
     const std::size_t severity = f.suppressed ? kSuppressed : static_cast<std::size_t>(f.severity);
     shard.events[static_cast<std::size_t>(f.detector)][severity].add();
@@ -430,13 +535,13 @@ void Engine::report(Shard& shard) {
     if (!f.top_orgs.empty()) {
       line += R"("top_orgs":[)";
       for (std::size_t i = 0; i < f.top_orgs.size(); ++i) {
-        line += (i == 0 ? "" : ",") + json_string(orgs_->label(f.top_orgs[i]));
+        line += (i == 0 ? "" : ",") + json_string(orgs.label(f.top_orgs[i]));
       }
       line += "]";
       first = false;
     }
     for (const auto& [key, org] : f.org_details) {
-      line += (first ? "" : ",") + json_string(key) + ":" + json_string(orgs_->label(org));
+      line += (first ? "" : ",") + json_string(key) + ":" + json_string(orgs.label(org));
       first = false;
     }
     for (const auto& [key, value] : f.details) {
@@ -476,7 +581,7 @@ void Engine::end_of_day(Shard& shard, std::int64_t day) {
       report(shard);
     }
     shard.state->publish(static_cast<Day>(day), (day + 1) * kDayNs,
-                         options_.exports.top_n_per_detector, shard.scratch);
+                         shard.settings->options.exports.top_n_per_detector, shard.scratch);
     const std::lock_guard lock(shard.published_mutex);
     std::swap(shard.published, shard.scratch);
   }
@@ -588,7 +693,8 @@ void Engine::select_domains(DetectionSnapshot& s) const {
   // Each detector's top N by score over the shards (ties by recency), then the watched ones.
   std::vector<bool> keep(pool.size(), false);
   std::vector<std::size_t> idx;
-  const std::size_t top_n = options_.exports.top_n_per_detector;
+  const std::shared_ptr<const Settings> settings = this->settings();
+  const std::size_t top_n = settings->options.exports.top_n_per_detector;
   for (std::size_t d = 0; d < kDetectors; ++d) {
     idx.clear();
     for (std::size_t i = 0; i < pool.size(); ++i) {
@@ -621,7 +727,7 @@ void Engine::select_domains(DetectionSnapshot& s) const {
   }
   // The hold: a domain that drops out stays exported, with its last values, for hold_seconds.
   const auto now = std::chrono::steady_clock::now();
-  const auto hold = std::chrono::seconds(options_.exports.hold_seconds);
+  const auto hold = std::chrono::seconds(settings->options.exports.hold_seconds);
   const std::lock_guard lock(held_mutex_);
   std::map<std::string, bool> current;
   for (const DomainSeries& d : s.domains) {

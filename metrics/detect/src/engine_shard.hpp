@@ -18,6 +18,9 @@ namespace dnsmon::detect {
 struct Engine::Shard {
   std::vector<std::unique_ptr<SpscRing<LookupEvent>>> rings;  // one per worker
   std::unique_ptr<DomainState> state;
+  // The settings the shard's tables use (their options live in it) and their generation.
+  std::shared_ptr<const Settings> settings;
+  std::uint64_t generation = 0;
   std::size_t index = 0;  // its position among the shards (its AggregateMonitor::ShardHour)
   std::vector<AggregateMonitor::Transition> transitions;  // scratch of an hour's hand-over
   detail::HyperLogLog clients_today{14};

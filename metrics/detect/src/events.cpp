@@ -147,7 +147,8 @@ void SharedState::rebuild_filter() noexcept {
 
 void SharedState::expire(std::uint16_t today) noexcept {
   for (DeadRecord& r : dead_) {
-    if (r.domain_key != 0 && today > r.died && static_cast<unsigned>(today - r.died) > ttl_days_) {
+    if (r.domain_key != 0 && today > r.died &&
+        static_cast<unsigned>(today - r.died) > dead_ttl_days()) {
       r = DeadRecord{};
       --dead_used_;
       ++dead_dropped_;
@@ -192,7 +193,7 @@ DeadRecord* SharedState::dead_find(const std::array<std::uint8_t, 16>& addr,
                                    std::uint16_t today) noexcept {
   for (DeadRecord& r : dead_) {
     if (r.domain_key != 0 && r.addr == addr) {
-      const bool live = today <= r.died || static_cast<unsigned>(today - r.died) <= ttl_days_;
+      const bool live = today <= r.died || static_cast<unsigned>(today - r.died) <= dead_ttl_days();
       return live ? &r : nullptr;
     }
   }

@@ -123,6 +123,11 @@ OrgResolver::OrgResolver(const ClientOptions& options, std::vector<OrgMapEntry> 
   std::stable_sort(map_.begin(), map_.end(), [](const OrgMapEntry& a, const OrgMapEntry& b) {
     return a.prefix.bits > b.prefix.bits;
   });
+  // A mapped organisation's hash comes from its name, not its line: a reload that reorders or
+  // extends the file keeps each organisation's identity in the tables.
+  for (const OrgMapEntry& e : map_) {
+    map_keys_.push_back({detail::hash_bytes(e.name, seed_), detail::hash_bytes(e.name, ~seed_)});
+  }
 }
 
 void OrgResolver::resolve(LookupEvent& ev) const noexcept {
@@ -169,7 +174,7 @@ void OrgResolver::resolve_org(LookupEvent& ev) const noexcept {
       ev.org_kind = OrgKind::Mapped;
       ev.org_bits = map_[i].prefix.bits;
       ev.org_index = static_cast<std::uint32_t>(i);
-      key.index = static_cast<std::uint32_t>(i);
+      std::memcpy(key.addr.data(), map_keys_[i].data(), key.addr.size());
       key.kind = 2;
       ev.org_hash = detail::hash_bytes(&key, sizeof(key), seed_);
       return;
@@ -190,7 +195,9 @@ std::string OrgResolver::label(const LookupEvent& ev) const {
 }
 
 std::string OrgResolver::label(const OrgRef& ev) const {
-  if (ev.org_kind == OrgKind::Mapped && ev.org_index < map_.size()) {
+  if (ev.org_kind == OrgKind::Mapped && ev.org_index < map_.size() &&
+      map_[ev.org_index].prefix.bits == ev.org_bits &&
+      (pseudonymise_ || contains(map_[ev.org_index].prefix, ev.client))) {
     return map_[ev.org_index].name;
   }
   if (pseudonymise_) {
@@ -276,6 +283,16 @@ Normalizer::Normalizer(const DetectOptions& options, std::shared_ptr<const OrgRe
                                           options.time.compression)),
       seed_(seed),
       dedup_(kDedupEntries) {
+}
+
+void Normalizer::reconfigure(const DetectOptions& options,
+                             std::shared_ptr<const OrgResolver> orgs) {
+  orgs_ = std::move(orgs);
+  search_suffixes_ = options.normalize.search_suffixes;
+  v4_octets_ = options.normalize.reverse_zone_v4_octets;
+  v6_nibbles_ = options.normalize.reverse_zone_v6_nibbles;
+  dedup_ns_ =
+      static_cast<std::int64_t>(options.normalize.dedup_window_s * 1e9 / options.time.compression);
 }
 
 bool Normalizer::name(std::string_view presentation, LookupEvent& ev) noexcept {

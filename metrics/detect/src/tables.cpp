@@ -244,6 +244,7 @@ DomainState::Capacity DomainState::capacity_for(const DetectOptions& options,
 DomainState::DomainState(const DetectOptions& options, double share, std::uint64_t seed,
                          SharedState* shared)
     : options_(&options),
+      seed_(seed),
       qc_(options.detectors.querier_concentration),
       dr_(options.detectors.dormant_reactivation),
       no_(options.detectors.newly_observed),
@@ -255,15 +256,7 @@ DomainState::DomainState(const DetectOptions& options, double share, std::uint64
       watch_(capacity_for(options, share).watch),
       seen_(capacity_for(options, share).seen_slots),
       doorkeeper_(capacity_for(options, share).doorkeeper_words * 64) {
-  for (const std::string& name : options.exports.watchlist) {
-    watch_keys_.push_back(detail::hash_bytes(name, seed));
-    watch_names_.push_back(name);
-  }
-  for (const std::string& org : options.exports.allowlist_orgs) {
-    if (const auto prefix = parse_cidr(org)) {
-      allow_orgs_.push_back(*prefix);
-    }
-  }
+  take_lists();
   counters_.capacity[kBase].store(base_.size(), std::memory_order_relaxed);
   counters_.capacity[kCandidate].store(candidates_.size(), std::memory_order_relaxed);
   counters_.capacity[kWatch].store(watch_.size(), std::memory_order_relaxed);
@@ -274,6 +267,70 @@ DomainState::DomainState(const DetectOptions& options, double share, std::uint64
   counters_.bytes[3].store(seen_.bytes(), std::memory_order_relaxed);
   counters_.bytes[4].store(doorkeeper_.bytes(), std::memory_order_relaxed);
   findings_.reserve(64);
+}
+
+void DomainState::take_lists() {
+  watch_keys_.clear();
+  watch_names_.clear();
+  for (const std::string& name : options_->exports.watchlist) {
+    watch_keys_.push_back(detail::hash_bytes(name, seed_));
+    watch_names_.push_back(name);
+  }
+  allow_orgs_.clear();
+  for (const std::string& org : options_->exports.allowlist_orgs) {
+    if (const auto prefix = parse_cidr(org)) {
+      allow_orgs_.push_back(*prefix);
+    }
+  }
+}
+
+void DomainState::reconfigure(const DetectOptions& options) {
+  const std::vector<std::uint64_t> before = watch_keys_;
+  options_ = &options;
+  qc_ = options.detectors.querier_concentration;
+  dr_ = options.detectors.dormant_reactivation;
+  no_ = options.detectors.newly_observed;
+  take_lists();
+  const auto listed = [this](std::uint64_t key) {
+    return std::find(watch_keys_.begin(), watch_keys_.end(), key) != watch_keys_.end();
+  };
+  // Watch entries sit at their domain's position in the list: those still listed move to their
+  // new position, the others go.
+  std::vector<WatchEntry> kept;
+  for (const WatchEntry& w : watch_) {
+    if (w.key != 0 && listed(w.key)) {
+      kept.push_back(w);
+    }
+  }
+  std::fill(watch_.begin(), watch_.end(), WatchEntry{});
+  for (const WatchEntry& w : kept) {
+    for (std::size_t i = 0; i < watch_keys_.size() && i < watch_.size(); ++i) {
+      if (watch_keys_[i] == w.key) {
+        watch_[i] = w;
+      }
+    }
+  }
+  counters_.entries[kWatch].store(
+      static_cast<std::uint64_t>(std::count_if(watch_.begin(), watch_.end(),
+                                               [](const WatchEntry& w) { return w.key != 0; })),
+      std::memory_order_relaxed);
+  // The pins of the base table: dropped for the domains no longer listed (but not for those
+  // covert_pair auto-watched), set for the listed ones already in the table.
+  for (const std::uint64_t key : before) {
+    BaseEntry* e = listed(key) ? nullptr : find_mut(key | 1U);
+    if (e == nullptr) {
+      continue;
+    }
+    const CandidateEntry* c = candidate(*e);
+    if (c == nullptr || (c->marks.lifecycle & CandidateMarks::kLifeAutoWatched) == 0) {
+      e->flags &= static_cast<std::uint8_t>(~BaseEntry::kWatched);
+    }
+  }
+  for (const std::uint64_t key : watch_keys_) {
+    if (BaseEntry* e = find_mut(key | 1U); e != nullptr) {
+      e->flags |= BaseEntry::kWatched;
+    }
+  }
 }
 
 BaseEntry* DomainState::find_mut(std::uint64_t key) noexcept {

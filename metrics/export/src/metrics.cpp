@@ -55,7 +55,8 @@ struct MetricsHub::Impl : prometheus::Collectable {
   std::deque<WorkerCounters> workers;  // deque: references stay valid as workers are added
   std::vector<const Parser*> parsers;
   bool mdns = false, llmnr = false;
-  std::atomic<std::uint32_t> top_n{0};  // analytics.top_n, which a reload may change
+  std::atomic<std::uint32_t> top_n{0};           // analytics.top_n, which a reload may change
+  std::unique_ptr<ServerAddressBook> addresses;  // the leg label's, which a reload may change
   std::atomic<std::uint64_t> reloads_ok{0}, reloads_failed{0};
   std::atomic<double> last_load_s{0};  // the start or the last successful reload, Unix seconds
 
@@ -163,8 +164,7 @@ struct MetricsHub::Impl : prometheus::Collectable {
     }
     // Without server addresses every query is on the unknown leg: the client and upstream
     // series would stay at zero, so they are left out (a third of the series).
-    const std::size_t first_leg =
-        options.server_addresses.empty() ? static_cast<std::size_t>(Leg::Unknown) : 0;
+    const std::size_t first_leg = addresses->empty() ? static_cast<std::size_t>(Leg::Unknown) : 0;
     for (std::size_t l = first_leg; l < kLegCount; ++l) {
       const std::string_view leg = kLegNames[l];
       const detail::MatcherStats& s = legs[l];
@@ -608,6 +608,10 @@ double unix_now() {
 
 }  // namespace
 
+void MetricsHub::set_server_addresses(ServerAddresses addresses) {
+  impl_->addresses->publish(std::move(addresses));
+}
+
 std::uint32_t MetricsHub::set_top_n(std::uint32_t n) {
   n = std::min(n, impl_->options.analytics.top_capacity);
   impl_->top_n.store(n, std::memory_order_relaxed);
@@ -645,6 +649,7 @@ MetricsHub::MetricsHub(BuildInfo build, MetricsOptions options, SuffixList suffi
                             detail::hash_bytes(k, detail::kPseudonymKeySeeds[1])};
   }
   impl_->options = std::move(options);
+  impl_->addresses = std::make_unique<ServerAddressBook>(impl_->options.server_addresses);
 }
 
 std::array<std::uint64_t, 2> MetricsHub::pseudonym_key() const {
@@ -661,8 +666,8 @@ WorkerCounters& MetricsHub::add_worker(const Parser* parser) {
   if (parser != nullptr) {
     impl_->parsers.push_back(parser);
   }
-  return impl_->workers.emplace_back(
-      std::make_unique<WorkerCounters::Analytics>(impl_->options, impl_->suffixes, impl_->seed));
+  return impl_->workers.emplace_back(std::make_unique<WorkerCounters::Analytics>(
+      impl_->options, impl_->suffixes, impl_->seed, impl_->addresses.get()));
 }
 
 void MetricsHub::set_protocols(bool mdns, bool llmnr) {

@@ -77,6 +77,9 @@ class MetricsHub {
   // A reload: the top-N series exported per table and window from the next scrape on (at most
   // the running analytics.top_capacity; the smaller of the two is applied and returned).
   std::uint32_t set_top_n(std::uint32_t n);
+  // A reload: the server addresses of the leg label, which each worker takes before its next
+  // message (the host's own addresses, read again).
+  void set_server_addresses(ServerAddresses addresses);
   // A reload's result, counted in dnsmon_config_reloads_total; a success also sets
   // dnsmon_config_last_reload_success_timestamp_seconds to now (the start sets it first).
   void record_reload(bool success);

@@ -11,16 +11,21 @@
 // A response is on its query's leg: its source is the query's destination.
 //
 // Thread-safety: built before the workers start, then only read (each worker holds its own copy).
+//   A reload replaces the set through a ServerAddressBook (below), which each worker checks before
+//   a message.
 // Allocation: add() and add_address() may allocate; contains() and leg() never do. Both scan the
 //   prefixes of the address's family in order, a few instructions each: a host has few addresses.
 #pragma once
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "dnsmon/parser.hpp"
@@ -84,6 +89,46 @@ class ServerAddresses {
 
   std::vector<V4> v4_;
   std::vector<V6> v6_;
+};
+
+// The server addresses a reload can replace (live, the host's own addresses are read again): the
+// newest set, published whole with a generation number. Each worker keeps its own copy and
+// compares the generation with its copy's before a message (one atomic load, no lock); when it
+// moved on, the worker copies the newest set under the mutex, once per reload.
+class ServerAddressBook {
+ public:
+  explicit ServerAddressBook(ServerAddresses initial)
+      : current_(std::move(initial)), empty_(current_.empty()) {}
+
+  // The control thread: the set the workers take from their next message on.
+  void publish(ServerAddresses next) {
+    const std::lock_guard lock(mutex_);
+    current_ = std::move(next);
+    empty_.store(current_.empty(), std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);  // pairs with generation()
+  }
+
+  [[nodiscard]] std::uint64_t generation() const noexcept {
+    return generation_.load(std::memory_order_acquire);
+  }
+
+  // Replaces `out` with the newest set (allocates; `out` is unchanged if that throws) and
+  // returns its generation.
+  std::uint64_t copy_to(ServerAddresses& out) const {
+    const std::lock_guard lock(mutex_);
+    ServerAddresses copy = current_;
+    std::swap(out, copy);
+    return generation_.load(std::memory_order_relaxed);
+  }
+
+  // Whether the newest set is empty (the exporter then leaves out the client and upstream legs).
+  [[nodiscard]] bool empty() const noexcept { return empty_.load(std::memory_order_relaxed); }
+
+ private:
+  mutable std::mutex mutex_;
+  ServerAddresses current_;
+  std::atomic<bool> empty_;
+  std::atomic<std::uint64_t> generation_{0};
 };
 
 }  // namespace dnsmon

@@ -26,10 +26,24 @@
 // latest boundary passed (hours that pass between two looks are left out). finish() calls it
 // once more, on the control thread, for the last logical time reached.
 //
-// Thread-safety: construct, start(), checkpoint() and finish() on the control thread; port(i) is
-//   used by worker i only; snapshot() from any thread (relaxed reads of single-writer counters).
-// Allocation: construction and start(); none per event on the worker or shard paths, except the
-//   event log's lines, written by the shard threads.
+// Reload (reconfigure()): the options a running engine can change (the detectors' thresholds
+// and weights, the vantage, who a querier is and the org map, the normalisation, the export's
+// top N, hold, watchlist and allowlists) are published as one immutable Settings snapshot with a
+// new generation number. Each worker compares the generation with its own before a message,
+// each shard before an event (one atomic load); on a change it takes the snapshot under a mutex
+// (once per reload) and its normaliser or domain tables switch to it between two events, keeping
+// every entry and count. An event a worker makes after reconfigure() returned is normalised and
+// detected with the new settings; one made just before may be detected with them. The options that
+// size or place state stay the constructor's for the engine's life: detection.memory (the tables
+// are allocated at start), detection.time (the logical clock, which the state file checks),
+// state_file, events_file, enabled, the snapshot directory and beacon.ring.
+//
+// Thread-safety: construct, start(), checkpoint(), reconfigure() and finish() on the control
+//   thread; port(i) is used by worker i only; snapshot() from any thread (relaxed reads of
+//   single-writer counters).
+// Allocation: construction, start() and reconfigure() (the workers and shards take their copy
+//   of a new snapshot once); none per event on the worker or shard paths, except the event log's
+//   lines, written by the shard threads.
 #pragma once
 
 #include <array>
@@ -155,7 +169,11 @@ class WorkerPort {
  private:
   void push(const LookupEvent& ev) noexcept;
 
+  // A reload published new settings: the normaliser takes them (not on the per-message path).
+  void adopt_settings() noexcept;
+
   Engine& engine_;
+  std::uint64_t generation_ = 0;  // of the settings the normaliser uses
   Normalizer normalizer_;
   std::vector<SpscRing<LookupEvent>*> rings_;  // one per shard
   std::vector<Doorbell*> bells_;
@@ -226,8 +244,26 @@ class Engine {  // NOLINT(clang-analyzer-optin.performance.Padding)
 
   [[nodiscard]] DetectionSnapshot snapshot() const;
 
-  // The organisation resolver (for labels in the event log and tests).
-  [[nodiscard]] const OrgResolver& orgs() const noexcept { return *orgs_; }
+  // The organisation resolver of the newest settings (for labels in the event log and tests).
+  [[nodiscard]] std::shared_ptr<const OrgResolver> orgs() const;
+
+  // What a reconfigure() did with the org map.
+  struct Reconfigured {
+    bool org_map_changed = false;     // the file's organisations differ from the running ones
+    std::size_t org_map_entries = 0;  // prefixes in the map now
+  };
+
+  // A reload: publishes the options of `next` that a running engine can change (see the top of
+  // this file); the others keep the values the engine started with, whatever `next` says. Reads
+  // clients.org_map_file again (also when its path did not change, so an edited file is taken).
+  // All or nothing: throws std::runtime_error ("FILE:LINE: what is wrong" for the org map) and
+  // changes nothing when the new settings cannot be built.
+  Reconfigured reconfigure(const DetectOptions& next);
+
+  // How many times reconfigure() published new settings.
+  [[nodiscard]] std::uint64_t settings_generation() const noexcept {
+    return settings_generation_.load(std::memory_order_acquire);
+  }
 
   [[nodiscard]] LogicalClock& clock() noexcept { return clock_; }
 
@@ -255,6 +291,17 @@ class Engine {  // NOLINT(clang-analyzer-optin.performance.Padding)
   struct Shard;
   struct PendingRestore;
   friend class WorkerPort;
+
+  // The options a reload can change, and the organisations they make: immutable once published.
+  struct Settings {
+    DetectOptions options;
+    std::shared_ptr<const OrgResolver> orgs;
+  };
+
+  // The newest settings (under settings_mutex_).
+  [[nodiscard]] std::shared_ptr<const Settings> settings() const;
+  // A shard takes the newest settings between two batches, or after it joined.
+  void adopt_settings(Shard& shard);
 
   // checkpoint.cpp. read_checkpoint: validates the state file against this configuration (all of
   // it, before anything is used); null, with `status` saying why, when there is nothing to load.
@@ -296,7 +343,11 @@ class Engine {  // NOLINT(clang-analyzer-optin.performance.Padding)
   std::unique_ptr<PendingRestore> pending_;  // during construction only
   std::uint64_t seed_;
   std::shared_ptr<const detail::PublicSuffixList> suffixes_;
-  std::shared_ptr<const OrgResolver> orgs_;
+  // The live settings: replaced whole by reconfigure() under the mutex, the generation counted
+  // up with each (release), so that a worker or shard whose generation differs takes the new one.
+  mutable std::mutex settings_mutex_;
+  std::shared_ptr<const Settings> settings_;
+  std::atomic<std::uint64_t> settings_generation_{0};
   std::unique_ptr<SharedState> shared_;
   LogicalClock clock_;
   std::FILE* log_;

@@ -8,15 +8,19 @@
 //   and is marked kSuffixLeak ("mail.hotel-promo-mailer.example.corp.orga.example" counts for
 //   hotel-promo-mailer.example);
 // - the querier's organisation (OrgResolver): the host itself inside
-//   clients.internal_networks, else the longest org_map prefix holding it, else its
-//   external_v4_prefix / external_v6_prefix;
+//   clients.internal_networks, else the longest org_map prefix holding it (an organisation is
+//   its name: lines with the same name are one organisation, whatever their order in the file),
+//   else its external_v4_prefix / external_v6_prefix;
 // - de-duplication: a query is marked kFirstInDedupWindow when it is the first of its (client,
 //   registrable domain) since dedup_window_s of logical time (compression applied) after the
 //   last one so marked. A direct-mapped table of kDedupEntries slots keyed by a hash of the
 //   pair: two pairs that share a slot can only add marks, never remove one.
 //
+// A reload hands a Normalizer new options and organisations (reconfigure()) between two messages;
+// its de-duplication table and domain cache stay.
+//
 // Thread-safety: a Normalizer belongs to one worker; an OrgResolver is immutable and shared.
-// Allocation: construction only; query() and response() allocate nothing.
+// Allocation: construction and reconfigure() only; query() and response() allocate nothing.
 #pragma once
 
 #include <array>
@@ -57,8 +61,13 @@ class OrgResolver {
   // The organisation's label: the host's address, the org_map name or the prefix
   // ("203.0.113.0/24"); pseudonymising, "anon-" and 16 hex digits for a host, with "/24" (the
   // prefix length) for a prefix.
+  // An OrgRef made by another resolver (before a reload changed the org map) is labelled by its
+  // prefix when this one's map has no entry of that prefix at its index.
   [[nodiscard]] std::string label(const LookupEvent& ev) const;
   [[nodiscard]] std::string label(const OrgRef& org) const;
+
+  // The org map, longest prefix first (its order of lookup).
+  [[nodiscard]] const std::vector<OrgMapEntry>& map() const noexcept { return map_; }
 
  private:
   void resolve_org(LookupEvent& ev) const noexcept;
@@ -68,7 +77,8 @@ class OrgResolver {
   std::array<std::uint64_t, 2> pseudonym_key_{};
   std::vector<Cidr> internal_;
   std::vector<OrgMapEntry> map_;  // linear scan: meant for hundreds of prefixes, not millions
-  std::uint8_t v4_bits_ = 0, v6_bits_ = 0;  // in the 128-bit form
+  std::vector<std::array<std::uint64_t, 2>> map_keys_;  // per entry: its name's two hashes
+  std::uint8_t v4_bits_ = 0, v6_bits_ = 0;              // in the 128-bit form
   std::uint64_t seed_ = 0;
 };
 
@@ -88,6 +98,10 @@ class Normalizer {
 
   Normalizer(const DetectOptions& options, std::shared_ptr<const OrgResolver> orgs,
              std::shared_ptr<const detail::PublicSuffixList> suffixes, std::uint64_t seed);
+
+  // Takes the normalize and clients options of `options` and the organisations `orgs` from the
+  // next message on (a reload); the de-duplication table and the domain cache stay.
+  void reconfigure(const DetectOptions& options, std::shared_ptr<const OrgResolver> orgs);
 
   // A query (opcode QUERY with a question) → ev; false for other messages.
   bool query(const DnsMessage& m, LookupEvent& ev) noexcept;

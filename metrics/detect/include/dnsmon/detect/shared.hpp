@@ -108,7 +108,14 @@ class SharedState {
 
   [[nodiscard]] std::uint64_t dead_dropped() const noexcept { return dead_dropped_; }
 
-  [[nodiscard]] std::uint32_t dead_ttl_days() const noexcept { return ttl_days_; }
+  [[nodiscard]] std::uint32_t dead_ttl_days() const noexcept {
+    return ttl_days_.load(std::memory_order_relaxed);
+  }
+
+  // successor.max_age_days changed by a reload: the entries' age is checked against it from now on.
+  void set_dead_ttl_days(std::uint32_t days) noexcept {
+    ttl_days_.store(days, std::memory_order_relaxed);
+  }
 
   // Bumped (under the mutex) when a successor is marked on a dead entry: a dead domain's shard
   // compares it with the value it last saw before taking the mutex to collect its mark.
@@ -119,7 +126,7 @@ class SharedState {
   void rebuild_filter() noexcept;
   void filter_add(const std::array<std::uint8_t, 16>& addr) noexcept;
 
-  std::uint32_t ttl_days_;
+  std::atomic<std::uint32_t> ttl_days_;
   std::vector<DeadRecord> dead_;
   std::array<std::atomic<std::uint64_t>, kDeadFilterWords> filter_{};
   std::atomic<std::uint32_t> dead_live_{0};

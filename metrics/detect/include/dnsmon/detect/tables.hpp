@@ -19,7 +19,7 @@
 // grow.
 //
 // Thread-safety: a DomainState belongs to one shard thread; its counters are relaxed atomics that
-//   the exporter may read. Allocation: construction only.
+//   the exporter may read. Allocation: construction and reconfigure() only.
 #pragma once
 
 #include <algorithm>
@@ -259,6 +259,15 @@ class DomainState {
   DomainState(const DetectOptions& options, double share, std::uint64_t seed,
               SharedState* shared = nullptr);
 
+  // A reload: from the next event on, the detectors' thresholds and weights, the vantage, the
+  // allowlists and the watchlist of `options`, which must outlive this state (or its next
+  // reconfigure()). Every table keeps its entries; the sizes stay the constructor's. A domain
+  // that leaves the watchlist loses its watch entry and its pin in the base table (unless
+  // covert_pair auto-watched it) and keeps the rest of its state; one that joins is pinned at
+  // once when it is in the base table, and gets its watch entry and a candidate slot on its next
+  // lookup event. Watch entries still listed keep their rings, at their new position.
+  void reconfigure(const DetectOptions& options);
+
   // Every query (before on_lookup for the first of its window): raw counts, names and qtypes
   // for tunneling and the covert_pair structure veto.
   void on_query(const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept;
@@ -353,7 +362,11 @@ class DomainState {
             std::memory_order_relaxed);
   }
 
+  // Watch keys and prefixes of the allowlist from options_ (the constructor and reconfigure()).
+  void take_lists();
+
   const DetectOptions* options_;
+  std::uint64_t seed_;  // the domain hash's
   QuerierConcentrationParams qc_;
   DormantReactivationParams dr_;
   NewlyObservedParams no_;

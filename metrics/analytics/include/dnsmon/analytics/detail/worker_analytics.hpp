@@ -16,10 +16,14 @@
 namespace dnsmon {
 
 struct WorkerCounters::Analytics {
-  Analytics(const MetricsOptions& o, SuffixList list, std::uint64_t hash_seed);
+  // book: where a reload publishes new server addresses (null: the options' for good).
+  Analytics(const MetricsOptions& o, SuffixList list, std::uint64_t hash_seed,
+            const ServerAddressBook* book = nullptr);
 
   detail::QueryMatcher matcher;
-  ServerAddresses server_addresses;                   // this worker's copy, read on every message
+  ServerAddresses server_addresses;  // this worker's copy, read on every message
+  const ServerAddressBook* address_book;
+  std::uint64_t address_generation = 0;               // of server_addresses in the book
   std::unique_ptr<detail::TrafficAnalytics> traffic;  // null when disabled
   detail::NameKey name;                               // scratch: the lower-cased qname
 };
