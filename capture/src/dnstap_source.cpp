@@ -168,6 +168,11 @@ std::unique_ptr<DnstapSource> DnstapSource::open(const std::string& path,
   }
   std::memcpy(addr.sun_path, path.data(), path.size());
 
+  std::uint32_t mode = 0;
+  if (!parse_socket_mode(options.dnstap_socket_mode, mode)) {
+    throw error("capture.dnstap_socket_mode: expected permission bits in octal, got \"" +
+                options.dnstap_socket_mode + "\"");
+  }
   gid_t gid = static_cast<gid_t>(-1);
   if (!options.dnstap_socket_group.empty()) {
     group g{};
@@ -210,7 +215,7 @@ std::unique_ptr<DnstapSource> DnstapSource::open(const std::string& path,
   if (gid != static_cast<gid_t>(-1) && ::chown(path.c_str(), static_cast<uid_t>(-1), gid) != 0) {
     throw error("chown to group " + options.dnstap_socket_group + ": " + detail::errno_text(errno));
   }
-  if (::chmod(path.c_str(), static_cast<mode_t>(options.dnstap_socket_mode)) != 0) {
+  if (::chmod(path.c_str(), static_cast<mode_t>(mode)) != 0) {
     throw error("chmod: " + detail::errno_text(errno));
   }
   if (::listen(impl.listen_fd, kListenBacklog) != 0) {

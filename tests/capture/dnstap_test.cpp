@@ -416,7 +416,7 @@ TEST_CASE("a dnstap socket serves a writer into the ring and is removed at the e
   TempDir dir;
   const fs::path sock = dir.path / "dnstap.sock";
   dnsmon::CaptureOptions options;
-  options.dnstap_socket_mode = 0620;
+  options.dnstap_socket_mode = "0620";
 
   SECTION("a regular file at the path is left alone") {
     std::ofstream(sock) << "keep";

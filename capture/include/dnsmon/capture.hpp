@@ -151,9 +151,32 @@ struct CaptureOptions {
   double replay_speed = 0;  // offline pacing: 0 as fast as possible, 1 real time, 10 ten times
   bool dedup = true;        // drop frames that repeat one seen within 10 ms (dedup.hpp)
   std::vector<std::string> dnstap_sockets;  // live: Unix sockets that DNS servers send dnstap to
-  std::uint32_t dnstap_socket_mode = 0660;  // the socket files' permission bits
+  std::string dnstap_socket_mode = "0660";  // the socket files' permission bits, in octal
   std::string dnstap_socket_group;          // their group ("" the daemon's own)
 };
+
+// The longest path a Unix socket address holds (sockaddr_un's 108 bytes less the final NUL).
+inline constexpr std::size_t kMaxSocketPathBytes = 107;
+
+// Permission bits written in octal, 1 to 4 digits, at most 0777 ("0660", "660", "0"): the value
+// in mode, or false.
+inline bool parse_socket_mode(std::string_view text, std::uint32_t& mode) noexcept {
+  if (text.empty() || text.size() > 4) {
+    return false;
+  }
+  std::uint32_t v = 0;
+  for (const char c : text) {
+    if (c < '0' || c > '7') {
+      return false;
+    }
+    v = v * 8 + static_cast<std::uint32_t>(c - '0');
+  }
+  if (v > 0777U) {
+    return false;
+  }
+  mode = v;
+  return true;
+}
 
 class CaptureError : public std::runtime_error {
  public:

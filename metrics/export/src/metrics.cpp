@@ -404,7 +404,8 @@ struct MetricsHub::Impl : prometheus::Collectable {
             Family::CaptureDroppedTotal, Family::CaptureSnaplenTruncatedTotal}) {
         x.open(f);
       }
-      for (const auto& s : read_sources()) {
+      const auto sources = read_sources();
+      for (const auto& s : sources) {
         x.add(Family::CaptureUp, {s.name}, s.up ? 1 : 0);
         x.add(Family::CaptureReceivedTotal, {s.name}, static_cast<double>(s.received));
         x.add(Family::CaptureBytesTotal, {s.name}, static_cast<double>(s.bytes));
@@ -414,6 +415,28 @@ struct MetricsHub::Impl : prometheus::Collectable {
               static_cast<double>(s.if_dropped));
         x.add(Family::CaptureDroppedTotal, {s.name, "ring"}, static_cast<double>(s.ring_dropped));
         x.add(Family::CaptureSnaplenTruncatedTotal, {s.name}, static_cast<double>(s.snaplen_cut));
+      }
+      // The dnstap families appear when a dnstap socket is configured.
+      if (std::any_of(sources.begin(), sources.end(), [](const auto& s) { return s.dnstap; })) {
+        for (const Family f : {Family::DnstapFramesTotal, Family::DnstapConnectionsTotal,
+                               Family::DnstapOpenConnections}) {
+          x.open(f);
+        }
+        constexpr std::array<std::string_view, 3> kResults{"message", "ignored", "malformed"};
+        for (const auto& s : sources) {
+          if (!s.dnstap) {
+            continue;
+          }
+          for (std::size_t r = 0; r < kResults.size(); ++r) {
+            x.add(Family::DnstapFramesTotal, {s.name, kResults[r]},
+                  static_cast<double>(s.dnstap_frames[r]));
+          }
+          x.add(Family::DnstapConnectionsTotal, {s.name, "accepted"},
+                static_cast<double>(s.dnstap_accepted));
+          x.add(Family::DnstapConnectionsTotal, {s.name, "refused"},
+                static_cast<double>(s.dnstap_refused));
+          x.add(Family::DnstapOpenConnections, {s.name}, static_cast<double>(s.dnstap_open));
+        }
       }
     }
     if (read_rings) {

@@ -34,6 +34,11 @@ struct SourceSnapshot {
   std::uint64_t if_dropped = 0;      // pcap_stats ps_ifdrop
   std::uint64_t ring_dropped = 0;    // the worker's ring was full
   std::uint64_t snaplen_cut = 0;     // frames longer than the snapshot length
+  // A dnstap source's (capture.hpp's CaptureStats): data frames as message, ignored and
+  // malformed; connections accepted, refused and open.
+  bool dnstap = false;
+  std::array<std::uint64_t, 3> dnstap_frames{};
+  std::uint64_t dnstap_accepted = 0, dnstap_refused = 0, dnstap_open = 0;
 };
 
 struct RingSnapshot {
