@@ -167,7 +167,7 @@ std::vector<std::byte> data_frame(const std::vector<std::byte>& p) {
 
 }  // namespace
 
-TEST_CASE("a control frame is laid out as Frame Streams says", "[capture][dnstap]") {
+TEST_CASE("a dnstap control frame is laid out as Frame Streams says", "[capture][dnstap]") {
   const auto accept = control(ControlType::Accept, "protobuf:dnstap.Dnstap");
   std::vector<std::uint8_t> want = {0, 0, 0, 0, 0, 0, 0, 34, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 22};
   for (const char c : std::string_view("protobuf:dnstap.Dnstap")) {
@@ -181,7 +181,7 @@ TEST_CASE("a control frame is laid out as Frame Streams says", "[capture][dnstap
   CHECK(std::memcmp(finish.data(), f.data(), f.size()) == 0);
 }
 
-TEST_CASE("the handshake is answered and the data frames read, in any split of the bytes",
+TEST_CASE("the dnstap handshake is answered and the data frames read, in any split of the bytes",
           "[capture][dnstap]") {
   const auto one = payload(Fields{});
   Fields second;
@@ -212,7 +212,7 @@ TEST_CASE("the handshake is answered and the data frames read, in any split of t
   }
 }
 
-TEST_CASE("a writer that starts without READY is read too", "[capture][dnstap]") {
+TEST_CASE("a dnstap writer that starts without READY is read too", "[capture][dnstap]") {
   Session s;
   CollectingSink sink;
   std::vector<std::byte> replies;
@@ -224,7 +224,7 @@ TEST_CASE("a writer that starts without READY is read too", "[capture][dnstap]")
   CHECK(s.state() == Session::State::Started);
 }
 
-TEST_CASE("a writer that breaks the protocol is refused", "[capture][dnstap]") {
+TEST_CASE("a dnstap writer that breaks the protocol is refused", "[capture][dnstap]") {
   std::vector<std::byte> replies;
   CollectingSink sink;
   SECTION("another content type") {
@@ -271,7 +271,7 @@ TEST_CASE("a writer that breaks the protocol is refused", "[capture][dnstap]") {
   }
 }
 
-TEST_CASE("a data frame longer than the limit is skipped and counted, the next one read",
+TEST_CASE("a dnstap data frame longer than the limit is skipped and counted, the next one read",
           "[capture][dnstap]") {
   Session s;
   CollectingSink sink;
@@ -290,7 +290,7 @@ TEST_CASE("a data frame longer than the limit is skipped and counted, the next o
   CHECK(sink.frames[0] == p);
 }
 
-TEST_CASE("a query takes the initiator as source and the query time, a response the reverse",
+TEST_CASE("a dnstap query takes the initiator as source and the query time, a response the reverse",
           "[capture][dnstap]") {
   dnsmon::dnstap::Message m;
   Fields f;

@@ -1,0 +1,301 @@
+#!/usr/bin/env bash
+# dnstap from a real resolver: Debian's unbound (built with dnstap) answers a known mix of
+# queries from local zones on 127.0.0.1 (no recursion, nothing leaves the host) and logs every
+# client query and response over dnstap to the socket dnsmon created with --dnstap-socket.
+#
+#  1. dnsmon creates the socket with capture.dnstap_socket_mode and _group, replacing a stale
+#     socket file; unbound connects (dnsmon_dnstap_open_connections 1).
+#  2. A client sends 100 queries over UDP and 8 over TCP, one at a time, each waiting for its
+#     answer: A with an answer, NXDOMAIN names, AAAA and MX without data (NODATA), REFUSED names.
+#  3. dnsmon's counts equal unbound's own statistics (`unbound-control stats_noreset` with
+#     extended-statistics) exactly: queries in all and by type, TCP queries, responses by rcode,
+#     NODATA; every query matched with its response on the client leg (the latency comes from
+#     unbound's query and response times); no frame malformed or dropped.
+#  4. SIGTERM: dnsmon exits 0 and removes the socket.
+# Started as root, both drop privileges: dnsmon to nobody (daemon.user), unbound to nobody, which
+# reaches the socket (root's, mode 0660) through its group, nogroup.
+#
+# Env (set by ctest): DNSMON. Exit 0 pass, 1 fail, 77 skip (no unbound with dnstap, no python3).
+set -uo pipefail
+: "${DNSMON:?set DNSMON to the dnsmon binary}"
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib/checks.sh
+source "$HERE/lib/checks.sh"
+
+# Every verdict counts as a check.
+ok() {
+  checks=$((checks + 1))
+  echo "ok: $*"
+}
+fail() {
+  checks=$((checks + 1))
+  failures=$((failures + 1))
+  echo "FAIL: $*"
+}
+skip() {
+  echo "SKIP: $*"
+  exit 77
+}
+for tool in unbound unbound-control python3 curl; do
+  command -v "$tool" >/dev/null || skip "$tool is not installed (Debian: apt-get install unbound python3 curl)"
+done
+unbound -V 2>/dev/null | grep -q -- '--enable-dnstap' || skip "this unbound is built without dnstap"
+
+dnsmon_pid=""
+unbound_pid=""
+cleanup() {
+  for pid in "$unbound_pid" "$dnsmon_pid"; do
+    if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+      kill -KILL "$pid" 2>/dev/null
+      wait "$pid" 2>/dev/null
+    fi
+  done
+}
+checks_setup dnstap
+run_dir="$tmp/run"
+mkdir "$run_dir"
+sock="$run_dir/dnstap.sock"
+
+root=0
+dnsmon_user=""
+unbound_user=""
+group=""
+if [[ $(id -u) == 0 ]] && getent passwd nobody >/dev/null && getent group nogroup >/dev/null &&
+  [[ $(id -gn nobody) == nogroup ]]; then
+  root=1
+  dnsmon_user="  user: nobody"
+  unbound_user=nobody
+  group=nogroup
+  # nobody must reach the socket and unbound's files through $tmp; the socket's directory is
+  # nobody's, as a RuntimeDirectory= is the service's, so dnsmon can remove the socket at exit.
+  chmod 0755 "$tmp"
+  chown nobody "$run_dir"
+  if ! setpriv --reuid=nobody --regid=nogroup --clear-groups test -x "$run_dir" 2>/dev/null; then
+    skip "nobody cannot reach $run_dir (a parent of ${TMPDIR:-/tmp} is closed to others)"
+  fi
+fi
+
+# A stale socket left by an earlier run: replaced at start.
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$sock"
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$tmp/dnsmon.yaml" <<EOF
+capture:
+  dnstap_socket_mode: "0660"
+  dnstap_socket_group: "$group"
+daemon:
+$([[ -n $dnsmon_user ]] && echo "$dnsmon_user" || echo "  allow_root: false")
+EOF
+chmod 0644 "$tmp/dnsmon.yaml"
+
+"$DNSMON" --config "$tmp/dnsmon.yaml" --dnstap-socket "$sock" --listen 127.0.0.1:0 \
+  >"$tmp/dnsmon.out" 2>"$tmp/dnsmon.log" &
+dnsmon_pid=$!
+wait_for_url "$tmp/dnsmon.log" 30
+[[ -n $url ]] || { cat "$tmp/dnsmon.log"; fail "dnsmon does not serve /metrics"; finish; exit 1; }
+
+mode=$(stat -c '%a %G' "$sock" 2>/dev/null)
+want_group=${group:-$(id -gn)}
+if [[ -S $sock && $mode == "660 $want_group" ]]; then
+  ok "the stale socket file is replaced by dnsmon's socket, mode 0660, group $want_group"
+else
+  fail "the dnstap socket: expected a socket with mode 660, group $want_group; got '$mode'"
+fi
+
+cat >"$tmp/unbound.conf" <<EOF
+server:
+  interface: 127.0.0.1@$port
+  port: $port
+  do-ip6: no
+  do-daemonize: no
+  chroot: ""
+  username: "$unbound_user"
+  directory: "$tmp"
+  pidfile: ""
+  use-syslog: no
+  logfile: ""
+  verbosity: 1
+  extended-statistics: yes
+  statistics-cumulative: yes
+  access-control: 127.0.0.0/8 allow
+  local-zone: "example.test." static
+  local-data: "example.test. 300 IN SOA ns.example.test. hostmaster.example.test. 1 3600 600 86400 300"
+  local-data: "www.example.test. 300 IN A 192.0.2.1"
+  local-zone: "refused.test." refuse
+remote-control:
+  control-enable: yes
+  control-interface: "$tmp/control.sock"
+dnstap:
+  dnstap-enable: yes
+  dnstap-socket-path: "$sock"
+  dnstap-send-identity: yes
+  dnstap-send-version: yes
+  dnstap-log-client-query-messages: yes
+  dnstap-log-client-response-messages: yes
+EOF
+chmod 0644 "$tmp/unbound.conf"
+timeout 300 unbound -d -c "$tmp/unbound.conf" >"$tmp/unbound.log" 2>&1 &
+unbound_pid=$!
+
+# metric NAME_AND_LABELS: its value in the latest scrape ($tmp/metrics), 0 when absent.
+scrape() { curl -s --max-time 5 "$url" >"$tmp/metrics"; }
+metric() {
+  awk -v k="$1" '$1 == k { v = $2 } END { print (v == "" ? 0 : v) }' "$tmp/metrics"
+}
+src="source=\"dnstap:$sock\""
+
+connected=0
+for _ in $(seq 1 100); do
+  scrape
+  if [[ $(metric "dnsmon_dnstap_open_connections{$src}") == 1 ]]; then
+    connected=1
+    break
+  fi
+  sleep 0.1
+done
+if ((connected)); then
+  ok "unbound${unbound_user:+ (as $unbound_user)} connected to the dnstap socket"
+else
+  cat "$tmp/unbound.log"
+  fail "unbound did not connect to the dnstap socket within 10 s"
+  finish
+  exit 1
+fi
+
+# The client: one query at a time, each waiting (at most 2 s) for its answer; the run fails if
+# any goes unanswered, since unbound's statistics and dnsmon's must see the same exchanges.
+python3 - "$port" >"$tmp/client.log" 2>&1 <<'PY' || { cat "$tmp/client.log"; fail "the client failed"; }
+import socket, struct, sys
+
+port = int(sys.argv[1])
+
+
+def query(ident, name, qtype):
+    q = struct.pack(">HHHHHH", ident, 0x0100, 1, 0, 0, 0)
+    for label in name.split("."):
+        q += bytes([len(label)]) + label.encode()
+    return q + b"\0" + struct.pack(">HH", qtype, 1)
+
+
+def udp(ident, name, qtype):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    s.sendto(query(ident, name, qtype), ("127.0.0.1", port))
+    while True:
+        data, _ = s.recvfrom(65535)
+        if data[:2] == struct.pack(">H", ident):
+            return data[3] & 0xF
+
+
+def tcp(ident, name, qtype):
+    s = socket.create_connection(("127.0.0.1", port), timeout=2)
+    q = query(ident, name, qtype)
+    s.sendall(struct.pack(">H", len(q)) + q)
+    data = b""
+    while len(data) < 2 or len(data) < 2 + struct.unpack(">H", data[:2])[0]:
+        chunk = s.recv(65535)
+        if not chunk:
+            raise RuntimeError("TCP connection closed early")
+        data += chunk
+    s.close()
+    return data[5] & 0xF
+
+
+A, MX, AAAA = 1, 15, 28
+mix = ([("udp", "www.example.test", A)] * 50 +
+       [("udp", "nx%d.example.test" % i, A) for i in range(20)] +
+       [("udp", "www.example.test", AAAA)] * 12 +
+       [("udp", "www.example.test", MX)] * 8 +
+       [("udp", "host%d.refused.test" % i, A) for i in range(10)] +
+       [("tcp", "www.example.test", A)] * 5 +
+       [("tcp", "nx-tcp.example.test", A)] * 2 +
+       [("tcp", "www.example.test", AAAA)] * 1)
+rcodes = {}
+for i, (transport, name, qtype) in enumerate(mix):
+    rcode = (udp if transport == "udp" else tcp)(0x1000 + i, name, qtype)
+    rcodes[rcode] = rcodes.get(rcode, 0) + 1
+print("answered %d queries, rcodes %s" % (len(mix), sorted(rcodes.items())))
+PY
+cat "$tmp/client.log"
+
+stats=$(timeout 10 unbound-control -c "$tmp/unbound.conf" stats_noreset 2>&1) ||
+  { echo "$stats"; fail "unbound-control stats_noreset failed"; }
+echo "$stats" >"$tmp/unbound.stats"
+stat_of() { awk -F= -v k="$1" '$1 == k { v = $2 } END { print (v == "" ? 0 : v) }' "$tmp/unbound.stats"; }
+total=$(stat_of total.num.queries)
+
+# unbound hands its dnstap messages to a thread of its own that writes them in batches: wait
+# (at most 15 s) until dnsmon has read a query and a response for every query unbound counted.
+for _ in $(seq 1 150); do
+  scrape
+  [[ $(metric "dnsmon_dnstap_frames_total{$src,result=\"message\"}") -ge $((2 * total)) ]] && break
+  sleep 0.1
+done
+sleep 0.5  # the workers' last frames reach the counters
+scrape
+
+check_equal() {  # WHAT DNSMON UNBOUND
+  if [[ $2 == "$3" ]]; then
+    ok "$1: $2"
+  else
+    fail "$1: dnsmon $2, unbound $3"
+  fi
+}
+sum_of() { awk -v p="$1" 'index($1, p) == 1 { s += $2 } END { print s + 0 }' "$tmp/metrics"; }
+
+[[ $total -ge 108 ]] || fail "unbound counted $total queries, expected at least the 108 sent"
+check_equal "queries" "$(sum_of 'dnsmon_queries_total{')" "$total"
+for t in A AAAA MX; do
+  check_equal "queries of type $t" "$(metric "dnsmon_queries_total{qtype=\"$t\"}")" \
+    "$(stat_of "num.query.type.$t")"
+done
+check_equal "queries over TCP" \
+  "$(metric 'dnsmon_messages_total{protocol="dns",transport="tcp",direction="query"}')" \
+  "$(stat_of num.query.tcp)"
+answers=0
+for rc in NOERROR FORMERR SERVFAIL NXDOMAIN NOTIMPL REFUSED; do
+  answers=$((answers + $(stat_of "num.answer.rcode.$rc")))
+done
+check_equal "responses" "$(sum_of 'dnsmon_responses_total{')" "$answers"
+for rc in NOERROR NXDOMAIN REFUSED SERVFAIL FORMERR; do
+  check_equal "responses $rc" "$(metric "dnsmon_responses_total{rcode=\"$rc\"}")" \
+    "$(stat_of "num.answer.rcode.$rc")"
+done
+check_equal "responses NOTIMP" "$(metric 'dnsmon_responses_total{rcode="NOTIMP"}')" \
+  "$(stat_of num.answer.rcode.NOTIMPL)"
+check_equal "NODATA responses" "$(sum_of 'dnsmon_responses_nodata_total{')" \
+  "$(stat_of num.answer.rcode.nodata)"
+check_equal "queries matched on the client leg, with unbound's latency" \
+  "$(metric 'dnsmon_query_matching_total{leg="client",result="matched"}')" "$total"
+check_equal "latency observations" "$(sum_of 'dnsmon_response_latency_seconds_count{leg="client"')" \
+  "$total"
+check_equal "malformed dnstap frames" \
+  "$(metric "dnsmon_dnstap_frames_total{$src,result=\"malformed\"}")" 0
+check_equal "messages dropped for a full ring" \
+  "$(metric "dnsmon_capture_dropped_total{$src,where=\"ring\"}")" 0
+
+if ((root)); then
+  uid=$(awk '/^Uid:/ { print $2 }' "/proc/$dnsmon_pid/status" 2>/dev/null)
+  check_equal "dnsmon's user once running" "$uid" "$(id -u nobody)"
+fi
+
+kill -TERM "$unbound_pid" 2>/dev/null
+wait "$unbound_pid" 2>/dev/null
+unbound_pid=""
+kill -TERM "$dnsmon_pid"
+status=0
+for _ in $(seq 1 100); do
+  kill -0 "$dnsmon_pid" 2>/dev/null || break
+  sleep 0.1
+done
+wait "$dnsmon_pid" || status=$?
+dnsmon_pid=""
+check_equal "dnsmon's exit status after SIGTERM" "$status" 0
+if [[ -e $sock ]]; then
+  fail "the dnstap socket is still there after the exit"
+else
+  ok "the dnstap socket is removed at exit"
+fi
+((failures == 0)) || { echo "--- dnsmon log"; cat "$tmp/dnsmon.log"; echo "--- unbound log"; tail -20 "$tmp/unbound.log"; }
+finish
