@@ -66,7 +66,7 @@ struct DnstapSource::Impl final : dnstap::SessionSink {
     }
   }
 
-  void count(dnstap::FrameResult r) noexcept {
+  void count(dnstap::FrameResult r) const noexcept {
     stats->dnstap_frames[static_cast<std::size_t>(r)].add();
   }
 
@@ -173,7 +173,7 @@ std::unique_ptr<DnstapSource> DnstapSource::open(const std::string& path,
     throw error("capture.dnstap_socket_mode: expected permission bits in octal, got \"" +
                 options.dnstap_socket_mode + "\"");
   }
-  gid_t gid = static_cast<gid_t>(-1);
+  auto gid = static_cast<gid_t>(-1);
   if (!options.dnstap_socket_group.empty()) {
     group g{};
     group* found = nullptr;

@@ -64,8 +64,8 @@ void check_dnstap_sockets(const Site& site, Config& c) {
 void check_socket_mode(const Site& site, Config& c) {
   std::uint32_t mode = 0;
   if (!parse_socket_mode(c.capture.dnstap_socket_mode, mode)) {
-    site.fail("expected permission bits in octal, 0 to 0777 (such as \"0660\"), got \"" +
-              c.capture.dnstap_socket_mode + "\"");
+    site.fail(R"(expected permission bits in octal, 0 to 0777 (such as "0660"), got ")" +
+              c.capture.dnstap_socket_mode + '"');
   }
 }
 

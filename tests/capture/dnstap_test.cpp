@@ -494,3 +494,36 @@ TEST_CASE("a dnstap socket serves a writer into the ring and is removed at the e
     CHECK_FALSE(fs::exists(sock));
   }
 }
+
+TEST_CASE("a dnstap socket whose ring is full drops and counts, and keeps reading",
+          "[capture][dnstap][threads]") {
+  TempDir dir;
+  const fs::path sock = dir.path / "slow.sock";
+  dnsmon::FrameRing ring(16, dnsmon::record::kMaxRecordBytes);  // nobody pops: a stalled worker
+  std::array<dnsmon::FrameRing*, 1> rings{&ring};
+  auto source = dnsmon::DnstapSource::open(sock, dnsmon::CaptureOptions{}, 0);
+  const auto& st = source->stats();
+  {
+    std::jthread t([&](std::stop_token stop) { (void)source->run(std::move(stop), rings); });
+    const int fd = connect_to(sock);
+    REQUIRE(fd >= 0);
+    std::vector<std::byte> stream;
+    dnsmon::dnstap::append_control_frame(stream, ControlType::Start, "protobuf:dnstap.Dnstap");
+    const auto p = payload(Fields{});
+    for (int i = 0; i < 40; ++i) {
+      dnsmon::dnstap::append_data_frame(stream, p);
+    }
+    dnsmon::dnstap::append_control_frame(stream, ControlType::Stop);
+    send_all(fd, stream);
+    const auto finish = control(ControlType::Finish);
+    CHECK(receive(fd, finish.size()) == finish);  // the writer was never held up
+    ::close(fd);
+    for (int i = 0; i < 500 && st.received.get() < 40; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  CHECK(st.received.get() == 40);
+  CHECK(st.dnstap_frames[0].get() == 40);
+  CHECK(ring.size_approx() == 16);
+  CHECK(st.ring_dropped.get() == 24);
+}

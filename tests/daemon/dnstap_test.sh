@@ -10,7 +10,8 @@
 #  3. dnsmon's counts equal unbound's own statistics (`unbound-control stats_noreset` with
 #     extended-statistics) exactly: queries in all and by type, TCP queries, responses by rcode,
 #     NODATA; every query matched with its response on the client leg (the latency comes from
-#     unbound's query and response times); no frame malformed or dropped.
+#     unbound's query and response times), with 2 workers, so each query and its response reach
+#     the same one; no frame malformed or dropped.
 #  4. SIGTERM: dnsmon exits 0 and removes the socket.
 # Started as root, both drop privileges: dnsmon to nobody (daemon.user), unbound to nobody, which
 # reaches the socket (root's, mode 0660) through its group, nogroup.
@@ -89,7 +90,7 @@ $([[ -n $dnsmon_user ]] && echo "$dnsmon_user" || echo "  allow_root: false")
 EOF
 chmod 0644 "$tmp/dnsmon.yaml"
 
-"$DNSMON" --config "$tmp/dnsmon.yaml" --dnstap-socket "$sock" --listen 127.0.0.1:0 \
+"$DNSMON" --config "$tmp/dnsmon.yaml" --dnstap-socket "$sock" --listen 127.0.0.1:0 --workers 2 \
   >"$tmp/dnsmon.out" 2>"$tmp/dnsmon.log" &
 dnsmon_pid=$!
 wait_for_url "$tmp/dnsmon.log" 30
