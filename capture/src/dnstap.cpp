@@ -128,10 +128,14 @@ FrameResult map_message(const Dnstap__Message& m, Message& out,
   out.socket_protocol = m.has_socket_protocol != 0 ? raw(m.socket_protocol) : 0;
   switch (out.socket_protocol) {
     case DNSTAP__SOCKET_PROTOCOL__TCP:
-    case DNSTAP__SOCKET_PROTOCOL__DOT:
-    case DNSTAP__SOCKET_PROTOCOL__DOH:
     case DNSTAP__SOCKET_PROTOCOL__DNSCryptTCP:
       h.transport = record::kTransportTcp;
+      break;
+    case DNSTAP__SOCKET_PROTOCOL__DOT:
+      h.transport = record::kTransportDot;
+      break;
+    case DNSTAP__SOCKET_PROTOCOL__DOH:
+      h.transport = record::kTransportDoh;
       break;
     default:  // UDP, DNSCrypt over UDP, QUIC, or not said
       h.transport = record::kTransportUdp;

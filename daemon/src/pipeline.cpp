@@ -111,6 +111,7 @@ void Pipeline::add_workers(MetricsHub& hub) {
     }
   }
   hub.set_protocols(config_.parser.mdns, config_.parser.llmnr);
+  hub.set_decrypted_transports(!config_.capture.dnstap_sockets.empty());
 }
 
 void Pipeline::add_rings(MetricsHub& hub) {

@@ -310,7 +310,7 @@ TEST_CASE("a dnstap query takes the initiator as source and the query time, a re
   f.protocol = DNSTAP__SOCKET_PROTOCOL__DOT;
   REQUIRE(decode_message(payload(f), m, 7) == FrameResult::Message);
   CHECK(m.ts_ns == 1'700'000'000'000'251'000);
-  CHECK(m.header.transport == dnsmon::record::kTransportTcp);
+  CHECK(m.header.transport == dnsmon::record::kTransportDot);
   CHECK(m.socket_protocol == 3);
   CHECK(m.header.src[0] == 127);
   CHECK(m.header.sport == 53);

@@ -5,10 +5,13 @@
 #
 #  1. dnsmon creates the socket with capture.dnstap_socket_mode and _group, replacing a stale
 #     socket file; unbound connects (dnsmon_dnstap_open_connections 1).
-#  2. A client sends 100 queries over UDP and 8 over TCP, one at a time, each waiting for its
+#  2. A client sends 100 queries over UDP, 8 over TCP and 6 over TLS (DNS over TLS, unbound's
+#     tls-port with a throw-away self-signed certificate), one at a time, each waiting for its
 #     answer: A with an answer, NXDOMAIN names, AAAA and MX without data (NODATA), REFUSED names.
 #  3. dnsmon's counts equal unbound's own statistics (`unbound-control stats_noreset` with
-#     extended-statistics) exactly: queries in all and by type, TCP queries, responses by rcode,
+#     extended-statistics) exactly: queries in all and by type, TCP queries (unbound counts its
+#     TLS queries among them, and its dnstap of 1.17 sends them as TCP: dnsmon's tcp plus dot
+#     queries), responses by rcode,
 #     NODATA; every query matched with its response on the client leg (the latency comes from
 #     unbound's query and response times), with 2 workers, so each query and its response reach
 #     the same one; no frame malformed or dropped.
@@ -38,8 +41,8 @@ skip() {
   echo "SKIP: $*"
   exit 77
 }
-for tool in unbound unbound-control python3 curl; do
-  command -v "$tool" >/dev/null || skip "$tool is not installed (Debian: apt-get install unbound python3 curl)"
+for tool in unbound unbound-control python3 curl openssl; do
+  command -v "$tool" >/dev/null || skip "$tool is not installed (Debian: apt-get install unbound python3 curl openssl)"
 done
 unbound -V 2>/dev/null | grep -q -- '--enable-dnstap' || skip "this unbound is built without dnstap"
 
@@ -80,7 +83,14 @@ fi
 # A stale socket left by an earlier run: replaced at start.
 python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$sock"
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+read -r port tls_port < <(python3 -c '
+import socket
+a, b = socket.socket(), socket.socket()
+a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0))
+print(a.getsockname()[1], b.getsockname()[1])')
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=unbound.test \
+  -keyout "$tmp/tls.key" -out "$tmp/tls.pem" >/dev/null 2>&1 || skip "openssl cannot make a certificate"
+chmod 0644 "$tmp/tls.key" "$tmp/tls.pem"  # unbound reads them after it has become nobody
 cat >"$tmp/dnsmon.yaml" <<EOF
 capture:
   dnstap_socket_mode: "0660"
@@ -107,7 +117,11 @@ fi
 cat >"$tmp/unbound.conf" <<EOF
 server:
   interface: 127.0.0.1@$port
+  interface: 127.0.0.1@$tls_port
   port: $port
+  tls-port: $tls_port
+  tls-service-key: "$tmp/tls.key"
+  tls-service-pem: "$tmp/tls.pem"
   do-ip6: no
   do-daemonize: no
   chroot: ""
@@ -166,10 +180,10 @@ fi
 
 # The client: one query at a time, each waiting (at most 2 s) for its answer; the run fails if
 # any goes unanswered, since unbound's statistics and dnsmon's must see the same exchanges.
-python3 - "$port" >"$tmp/client.log" 2>&1 <<'PY' || { cat "$tmp/client.log"; fail "the client failed"; }
-import socket, struct, sys
+python3 - "$port" "$tls_port" >"$tmp/client.log" 2>&1 <<'PY' || { cat "$tmp/client.log"; fail "the client failed"; }
+import socket, ssl, struct, sys
 
-port = int(sys.argv[1])
+port, tls_port = int(sys.argv[1]), int(sys.argv[2])
 
 
 def query(ident, name, qtype):
@@ -189,8 +203,13 @@ def udp(ident, name, qtype):
             return data[3] & 0xF
 
 
-def tcp(ident, name, qtype):
-    s = socket.create_connection(("127.0.0.1", port), timeout=2)
+def tcp(ident, name, qtype, tls=False):
+    s = socket.create_connection(("127.0.0.1", tls_port if tls else port), timeout=2)
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # unbound's throw-away certificate
+        s = context.wrap_socket(s)
     q = query(ident, name, qtype)
     s.sendall(struct.pack(">H", len(q)) + q)
     data = b""
@@ -211,10 +230,17 @@ mix = ([("udp", "www.example.test", A)] * 50 +
        [("udp", "host%d.refused.test" % i, A) for i in range(10)] +
        [("tcp", "www.example.test", A)] * 5 +
        [("tcp", "nx-tcp.example.test", A)] * 2 +
-       [("tcp", "www.example.test", AAAA)] * 1)
+       [("tcp", "www.example.test", AAAA)] * 1 +
+       [("tls", "www.example.test", A)] * 3 +
+       [("tls", "nx-tls.example.test", A)] * 2 +
+       [("tls", "www.example.test", MX)] * 1)
 rcodes = {}
 for i, (transport, name, qtype) in enumerate(mix):
-    rcode = (udp if transport == "udp" else tcp)(0x1000 + i, name, qtype)
+    ident = 0x1000 + i
+    if transport == "udp":
+        rcode = udp(ident, name, qtype)
+    else:
+        rcode = tcp(ident, name, qtype, tls=transport == "tls")
     rcodes[rcode] = rcodes.get(rcode, 0) + 1
 print("answered %d queries, rcodes %s" % (len(mix), sorted(rcodes.items())))
 PY
@@ -245,15 +271,18 @@ check_equal() {  # WHAT DNSMON UNBOUND
 }
 sum_of() { awk -v p="$1" 'index($1, p) == 1 { s += $2 } END { print s + 0 }' "$tmp/metrics"; }
 
-[[ $total -ge 108 ]] || fail "unbound counted $total queries, expected at least the 108 sent"
+[[ $total -ge 114 ]] || fail "unbound counted $total queries, expected at least the 114 sent"
 check_equal "queries" "$(sum_of 'dnsmon_queries_total{')" "$total"
 for t in A AAAA MX; do
   check_equal "queries of type $t" "$(metric "dnsmon_queries_total{qtype=\"$t\"}")" \
     "$(stat_of "num.query.type.$t")"
 done
+# unbound counts a query over TLS in num.query.tcp and num.query.tls.
 check_equal "queries over TCP" \
-  "$(metric 'dnsmon_messages_total{protocol="dns",transport="tcp",direction="query"}')" \
+  "$(($(metric 'dnsmon_messages_total{protocol="dns",transport="tcp",direction="query"}') +
+    $(metric 'dnsmon_messages_total{protocol="dns",transport="dot",direction="query"}')))" \
   "$(stat_of num.query.tcp)"
+[[ $(stat_of num.query.tls) -ge 6 ]] || fail "unbound counted $(stat_of num.query.tls) queries over TLS, expected the 6 sent"
 answers=0
 for rc in NOERROR FORMERR SERVFAIL NXDOMAIN NOTIMPL REFUSED; do
   answers=$((answers + $(stat_of "num.answer.rcode.$rc")))

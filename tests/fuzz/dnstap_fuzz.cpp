@@ -35,6 +35,7 @@ void check_frame(std::span<const std::byte> payload) {
   }
   FUZZ_CHECK(m.type >= 1 && m.type <= 14);
   FUZZ_CHECK(m.header.family == 4 || m.header.family == 6);
+  FUZZ_CHECK(m.header.transport <= dnsmon::record::kTransportDoh);
   FUZZ_CHECK(m.wire.size() <= dnsmon::record::kMaxMessageBytes);
   FUZZ_CHECK(m.ts_ns >= 0);
   auto& rec = record_buffer();

@@ -72,6 +72,9 @@ class MetricsHub {
   WorkerCounters& add_worker(const Parser* parser = nullptr);
   // Startup only: which protocols are decoded (their series are exported even while zero).
   void set_protocols(bool mdns, bool llmnr);
+  // Before start: whether the transport label takes dot and doh too (a dnstap source reports
+  // DNS over TLS and HTTPS that it saw decrypted); otherwise only udp and tcp are exported.
+  void set_decrypted_transports(bool on);
   // Startup only: called at every scrape to read the capture sources and rings.
   void set_source_reader(std::function<std::vector<SourceSnapshot>()> reader);
   void set_ring_reader(std::function<std::vector<RingSnapshot>()> reader);
