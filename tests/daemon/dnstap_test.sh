@@ -3,8 +3,9 @@
 # queries from local zones on 127.0.0.1 (no recursion, nothing leaves the host) and logs every
 # client query and response over dnstap to the socket dnsmon created with --dnstap-socket.
 #
-#  1. dnsmon creates the socket with capture.dnstap_socket_mode and _group, replacing a stale
-#     socket file; unbound connects (dnsmon_dnstap_open_connections 1).
+#  1. dnsmon creates two sockets (--dnstap-socket twice) with capture.dnstap_socket_mode and
+#     _group, replacing a stale socket file; unbound connects to the first
+#     (dnsmon_dnstap_open_connections 1), the second has its own series and no connection.
 #  2. A client sends 100 queries over UDP, 8 over TCP and 6 over TLS (DNS over TLS, unbound's
 #     tls-port with a throw-away self-signed certificate), one at a time, each waiting for its
 #     answer: A with an answer, NXDOMAIN names, AAAA and MX without data (NODATA), REFUSED names.
@@ -15,7 +16,7 @@
 #     NODATA; every query matched with its response on the client leg (the latency comes from
 #     unbound's query and response times), with 2 workers, so each query and its response reach
 #     the same one; no frame malformed or dropped.
-#  4. SIGTERM: dnsmon exits 0 and removes the socket.
+#  4. SIGTERM: dnsmon exits 0 and removes both sockets.
 # Started as root, both drop privileges: dnsmon to nobody (daemon.user), unbound to nobody, which
 # reaches the socket (root's, mode 0660) through its group, nogroup.
 #
@@ -60,6 +61,7 @@ checks_setup dnstap
 run_dir="$tmp/run"
 mkdir "$run_dir"
 sock="$run_dir/dnstap.sock"
+idle_sock="$run_dir/idle.sock"
 
 root=0
 dnsmon_user=""
@@ -100,7 +102,9 @@ $([[ -n $dnsmon_user ]] && echo "$dnsmon_user" || echo "  allow_root: false")
 EOF
 chmod 0644 "$tmp/dnsmon.yaml"
 
-"$DNSMON" --config "$tmp/dnsmon.yaml" --dnstap-socket "$sock" --listen 127.0.0.1:0 --workers 2 \
+: >"$tmp/dnsmon.log"
+"$DNSMON" --config "$tmp/dnsmon.yaml" --dnstap-socket "$sock" --dnstap-socket "$idle_sock" \
+  --listen 127.0.0.1:0 --workers 2 \
   >"$tmp/dnsmon.out" 2>"$tmp/dnsmon.log" &
 dnsmon_pid=$!
 wait_for_url "$tmp/dnsmon.log" 30
@@ -304,6 +308,13 @@ check_equal "malformed dnstap frames" \
   "$(metric "dnsmon_dnstap_frames_total{$src,result=\"malformed\"}")" 0
 check_equal "messages dropped for a full ring" \
   "$(metric "dnsmon_capture_dropped_total{$src,where=\"ring\"}")" 0
+idle="source=\"dnstap:$idle_sock\""
+if grep -q "^dnsmon_dnstap_open_connections{$idle} 0" "$tmp/metrics" &&
+  grep -q "^dnsmon_capture_up{$idle} 1" "$tmp/metrics"; then
+  ok "the second socket is up, with its own series and no connection"
+else
+  fail "the second socket's series: $(grep -F "$idle" "$tmp/metrics" | tr '\n' ' ')"
+fi
 
 if ((root)); then
   uid=$(awk '/^Uid:/ { print $2 }' "/proc/$dnsmon_pid/status" 2>/dev/null)
@@ -322,10 +333,10 @@ done
 wait "$dnsmon_pid" || status=$?
 dnsmon_pid=""
 check_equal "dnsmon's exit status after SIGTERM" "$status" 0
-if [[ -e $sock ]]; then
-  fail "the dnstap socket is still there after the exit"
+if [[ -e $sock || -e $idle_sock ]]; then
+  fail "a dnstap socket is still there after the exit: $(ls "$run_dir")"
 else
-  ok "the dnstap socket is removed at exit"
+  ok "both dnstap sockets are removed at exit"
 fi
 ((failures == 0)) || { echo "--- dnsmon log"; cat "$tmp/dnsmon.log"; echo "--- unbound log"; tail -20 "$tmp/unbound.log"; }
 finish
