@@ -3,15 +3,15 @@
 #   tools/setup.sh          what building and running the daemon needs
 #   tools/setup.sh --test   also what the tests and benchmarks use (Catch2, Google Benchmark,
 #                           clang, clang-tidy, promtool, tcpreplay, debootstrap and systemd-nspawn
-#                           for the package test, ...)
+#                           for the package test, unbound and dig for the dnstap test, ...)
 set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config libpcap-dev libldns-dev libboost-dev libspdlog-dev
   libfmt-dev prometheus-cpp-dev libyaml-cpp-dev libcli11-dev libsystemd-dev libpsl-dev publicsuffix
-  curl ca-certificates)
+  libprotobuf-c-dev protobuf-c-compiler curl ca-certificates)
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(catch2 libbenchmark-dev python3 python3-jsonschema clang clang-format clang-tidy
     libclang-rt-14-dev prometheus jq iproute2 tcpreplay systemd debootstrap systemd-container
-    dpkg-dev)
+    dpkg-dev unbound bind9-dnsutils)
 elif [[ $# -gt 0 ]]; then
   echo "usage: tools/setup.sh [--test]" >&2
   exit 2

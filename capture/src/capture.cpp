@@ -96,6 +96,15 @@ void deliver(DispatchContext& ctx, std::int64_t ts_ns, std::uint32_t wire_len,
     }
     return;
   }
+  if (ctx.drop_when_full) {
+    if (!ring->try_push(header, data)) {
+      ctx.stats->ring_dropped.add();
+      ring->ring_consumer(true);
+      return;
+    }
+    ring->ring_consumer(false);
+    return;
+  }
   // Live capture and replays wait for room rather than lose frames: the thread sleeps until the
   // worker has emptied half the ring (the timeout only bounds how long a stop request waits).
   // Live, the kernel buffer is the larger queue meanwhile: what it cannot hold it drops and

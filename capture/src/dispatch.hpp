@@ -21,6 +21,9 @@ struct DispatchContext {
   CaptureStats* stats = nullptr;
   const std::stop_token* stop = nullptr;
   bool live = false;
+  // A source whose input cannot wait (a dnstap writer blocks or drops on its own side when dnsmon
+  // stops reading): a full ring drops the frame and counts it (ring_dropped) instead of waiting.
+  bool drop_when_full = false;
   std::uint16_t link_type = 0;
   std::uint16_t index = 0;
   double replay_speed = 0;

@@ -47,6 +47,28 @@ void check_interface_names(const Site& site, Config& c) {
   }
 }
 
+void check_dnstap_sockets(const Site& site, Config& c) {
+  const auto& paths = c.capture.dnstap_sockets;
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    if (paths[i].empty() || paths[i].size() > kMaxSocketPathBytes) {
+      site.fail_item(
+          i, "a socket path must have 1 to " + std::to_string(kMaxSocketPathBytes) + " characters");
+    }
+    if (std::find(paths.begin(), paths.begin() + static_cast<std::ptrdiff_t>(i), paths[i]) !=
+        paths.begin() + static_cast<std::ptrdiff_t>(i)) {
+      site.fail_item(i, "the same socket twice");
+    }
+  }
+}
+
+void check_socket_mode(const Site& site, Config& c) {
+  std::uint32_t mode = 0;
+  if (!parse_socket_mode(c.capture.dnstap_socket_mode, mode)) {
+    site.fail(R"(expected permission bits in octal, 0 to 0777 (such as "0660"), got ")" +
+              c.capture.dnstap_socket_mode + '"');
+  }
+}
+
 void note_snaplen_given(const Site& /*site*/, Config& c) {
   c.capture.snaplen_given = true;
 }
@@ -221,6 +243,16 @@ constexpr std::array kKeys = std::to_array<Key>({
     strings("capture.interfaces", bind<&C::capture, &Cap::interfaces>(), 64, "interface names",
             "network interfaces to capture on live, one capture thread each")
         .then(check_interface_names),
+    strings("capture.dnstap_sockets", bind<&C::capture, &Cap::dnstap_sockets>(), 16, "socket paths",
+            "Unix sockets that DNS servers send dnstap to (live, one thread each; created at "
+            "start, a stale socket file replaced, removed at exit)")
+        .then(check_dnstap_sockets),
+    text("capture.dnstap_socket_mode", bind<&C::capture, &Cap::dnstap_socket_mode>(),
+         "permission bits of the dnstap socket files, in octal: the DNS server's user needs "
+         "write permission to connect")
+        .then(check_socket_mode),
+    text("capture.dnstap_socket_group", bind<&C::capture, &Cap::dnstap_socket_group>(),
+         "group of the dnstap socket files (such as unbound); \"\" the group dnsmon starts as"),
     text("capture.filter", bind<&C::capture, &Cap::bpf_filter>(),
          "BPF capture filter; \"\" is the built-in one (DNS on port 53 and every fragment)"),
     integer("capture.snaplen", bind<&C::capture, &Cap::snaplen>(), 64, 65535,
@@ -944,6 +976,11 @@ void validate(const Config& c) {
   if (!c.capture.interfaces.empty() && !c.capture.files.empty()) {
     throw ConfigError("capture from interfaces (-i) and files (-r) cannot be mixed in one run");
   }
+  if (!c.capture.dnstap_sockets.empty() && !c.capture.files.empty()) {
+    throw ConfigError(
+        "dnstap sockets (--dnstap-socket, capture.dnstap_sockets) are live input and files (-r) "
+        "a replay: they cannot be mixed in one run");
+  }
   const std::uint64_t per_worker = analytics_bytes_per_worker(c.metrics);
   const std::uint64_t need = per_worker * c.daemon.workers;
   if (need > c.metrics.memory_budget_bytes) {
@@ -956,7 +993,8 @@ void validate(const Config& c) {
   }
   check_detection_memory(c);
   // The embedded demo (no interface, no file) turns detection on itself.
-  const bool demo = c.capture.interfaces.empty() && c.capture.files.empty();
+  const bool demo =
+      c.capture.interfaces.empty() && c.capture.files.empty() && c.capture.dnstap_sockets.empty();
   if (!c.daemon.events_out.empty() && !c.detection.enabled && !demo) {
     throw ConfigError(
         "--events-out / detection.events_file: detection is off; set detection.enabled: true in "
@@ -982,7 +1020,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
       "output, memory), 2 usage, 78 configuration.");
 
   std::string config_path;
-  std::vector<std::string> interfaces, files;
+  std::vector<std::string> interfaces, files, dnstap_sockets;
   std::optional<std::string> listen, metrics_out, messages_out, events_out, filter, log_level, user;
   std::optional<std::string> snapshot_dir;
   std::optional<std::uint32_t> workers, snaplen;
@@ -1000,6 +1038,11 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
                  "replay a pcap or pcapng file, FIFO or pipe, - for standard input (repeatable, "
                  "read in order)")
       ->type_name("FILE");
+  app.add_option("--dnstap-socket", dnstap_sockets,
+                 "receive dnstap from DNS servers (unbound, Knot Resolver, BIND, CoreDNS, "
+                 "PowerDNS) on the Unix socket PATH, created at start with "
+                 "capture.dnstap_socket_mode and _group (repeatable; live, with or without -i)")
+      ->type_name("PATH");
   app.add_option("--listen", listen,
                  "serve /metrics on ADDR:PORT, an IPv4 address or [IPv6] (default " +
                      std::string(kDefaultListen) + "; offline runs serve only when given)")
@@ -1139,10 +1182,12 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   if (!config_path.empty()) {
     c = load_config_file(config_path, c);
   }
-  if (!interfaces.empty() || !files.empty()) {
+  const bool sources_given = !interfaces.empty() || !files.empty() || !dnstap_sockets.empty();
+  if (sources_given) {
     // Sources named on the command line replace the file's: `-r x.pcap` replays even when the
-    // config lists interfaces for the service.
+    // config lists interfaces or dnstap sockets for the service.
     c.capture.interfaces = interfaces;
+    c.capture.dnstap_sockets = dnstap_sockets;
   }
   c.capture.files = files;
   if (listen) {
@@ -1184,7 +1229,8 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
     c.daemon.allow_root = true;
   }
   if (serve_after_replay) {
-    if (c.capture.files.empty() && !c.capture.interfaces.empty()) {
+    if (c.capture.files.empty() &&
+        (!c.capture.interfaces.empty() || !c.capture.dnstap_sockets.empty())) {
       return usage_error(
           "--serve-after-replay applies to replays (-r FILE); live capture serves /metrics "
           "until it is stopped anyway");
@@ -1193,7 +1239,8 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   }
   // A key a flag overrides is no longer where the file sets it.
   const std::pair<bool, std::string_view> overridden[] = {
-      {!interfaces.empty() || !files.empty(), "capture.interfaces"},
+      {sources_given, "capture.interfaces"},
+      {sources_given, "capture.dnstap_sockets"},
       {filter.has_value(), "capture.filter"},
       {snaplen.has_value(), "capture.snaplen"},
       {workers.has_value(), "capture.workers"},

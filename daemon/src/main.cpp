@@ -144,12 +144,14 @@ void notify(const char* state) {
 // What the file and the flags given with it must say together for a run, checked before anything
 // is loaded or logged, by --check-config as by a start (a unit passes -i with its config file).
 void check_run(const Config& config) {
-  const bool demo = config.capture.interfaces.empty() && config.capture.files.empty();
+  const bool demo = config.capture.interfaces.empty() && config.capture.files.empty() &&
+                    config.capture.dnstap_sockets.empty();
   if (demo && !config.daemon.config_path.empty()) {
     // A service started with a config file must never export the demo's made-up numbers.
     throw ConfigError(config.daemon.config_path +
-                      ": capture.interfaces is empty and no -i or -r was given: nothing to "
-                      "capture (the built-in demo runs only without --config)");
+                      ": capture.interfaces and capture.dnstap_sockets are empty and no -i, -r or "
+                      "--dnstap-socket was given: nothing to capture (the built-in demo runs only "
+                      "without --config)");
   }
 }
 
@@ -274,7 +276,9 @@ class Daemon {
         args_(std::move(args)) {}
 
   int run() {
-    const bool demo = config_.capture.interfaces.empty() && config_.capture.files.empty();
+    const bool live =
+        !config_.capture.interfaces.empty() || !config_.capture.dnstap_sockets.empty();
+    const bool demo = !live && config_.capture.files.empty();
     if (demo) {
       // The demo replays Scenario A with the detection its sidecar configures, paced so the
       // story unfolds while one watches (unless --replay-speed says otherwise).
@@ -288,9 +292,8 @@ class Daemon {
       }
     }
     const SuffixList suffixes = suffixes_;  // detection uses the analytics' list
-    config_.metrics.server_addresses =
-        server_addresses(config_, !config_.capture.interfaces.empty());
-    log_server_addresses(config_.metrics.server_addresses, !config_.capture.interfaces.empty());
+    config_.metrics.server_addresses = server_addresses(config_, live);
+    log_server_addresses(config_.metrics.server_addresses, live);
     hub_ = std::make_unique<MetricsHub>(BuildInfo{kVersion, ldns_library_version(), pcap_version()},
                                         config_.metrics, std::move(suffixes_));
     MetricsHub& hub = *hub_;
@@ -298,8 +301,8 @@ class Daemon {
       spdlog::info("analytics: windows of {}; public suffix list: {}", window_list(),
                    hub.public_suffix_list());
     }
-    const bool serve = demo || !config_.capture.interfaces.empty() || config_.daemon.listen_given ||
-                       config_.daemon.serve_after_replay;
+    const bool serve =
+        demo || live || config_.daemon.listen_given || config_.daemon.serve_after_replay;
 
     // Stdout may carry machine-readable output; then the logs stay on stderr only (they always
     // are), and the messages writer gets stdout to itself.
@@ -351,6 +354,9 @@ class Daemon {
       std::string names;
       for (const auto& i : config_.capture.interfaces) {
         names += names.empty() ? i : ", " + i;
+      }
+      for (const auto& p : config_.capture.dnstap_sockets) {
+        names += (names.empty() ? "dnstap socket " : ", dnstap socket ") + p;
       }
       spdlog::info("capturing on {} with {} worker(s)", names, config_.daemon.workers);
     } else {
@@ -637,7 +643,8 @@ class Daemon {
       hub_->record_reload(false);
       return;
     }
-    if (config_.capture.interfaces.empty() && config_.capture.files.empty()) {
+    if (config_.capture.interfaces.empty() && config_.capture.files.empty() &&
+        config_.capture.dnstap_sockets.empty()) {
       use_demo_detection(next);  // the demo runs Scenario A's detection, not the defaults
     }
     if (detection_) {

@@ -11,6 +11,8 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include "dnsmon/common/message_record.hpp"
+
 namespace dnsmon {
 namespace {
 
@@ -41,7 +43,7 @@ Pipeline::Pipeline(const Config& config, MetricsHub& hub, std::span<const std::b
                    int messages_fd)
     : Pipeline(config, hub, messages_fd) {
   const auto& cap = config_.capture;
-  if (!cap.interfaces.empty()) {
+  if (!cap.interfaces.empty() || !cap.dnstap_sockets.empty()) {
     live_ = true;
     // One handle per worker on each interface, the members of one fanout group: member k feeds
     // worker k alone, so that its thread can wait for that worker when the ring is full.
@@ -52,6 +54,13 @@ Pipeline::Pipeline(const Config& config, MetricsHub& hub, std::span<const std::b
         sources_.push_back(std::move(members[k]));
         source_worker_.push_back(members.size() > 1 ? k : kEveryWorker);
       }
+    }
+    // Each dnstap socket has a thread that feeds every worker, each record to the worker that
+    // its address pair picks (as for a frame of the same addresses).
+    for (const auto& path : cap.dnstap_sockets) {
+      sources_.push_back(
+          DnstapSource::open(path, cap, static_cast<std::uint16_t>(sources_.size())));
+      source_worker_.push_back(kEveryWorker);
     }
   } else if (!cap.files.empty()) {
     sources_.push_back(PacketSource::open_files(cap.files, cap, 0));
@@ -102,6 +111,7 @@ void Pipeline::add_workers(MetricsHub& hub) {
     }
   }
   hub.set_protocols(config_.parser.mdns, config_.parser.llmnr);
+  hub.set_decrypted_transports(!config_.capture.dnstap_sockets.empty());
 }
 
 void Pipeline::add_rings(MetricsHub& hub) {
@@ -120,12 +130,16 @@ void Pipeline::add_rings(MetricsHub& hub) {
       // captures). It waits for the ring instead of dropping, so depth matters less than for live
       // capture: a ring smaller than the live one keeps more of its frames in the CPU's caches.
       const bool replay = !live_;
+      // A dnstap source's records hold whole DNS messages: no snapshot length cuts them.
+      const bool records = sources_[source]->stats().dnstap;
       const bool whole_frames = replay && !cap.snaplen_given;
       const std::uint32_t frames =
           replay ? std::min<std::uint32_t>(cap.ring_slots, kReplayRingFrames) : cap.ring_slots;
       try {
-        rings_.push_back(std::make_unique<FrameRing>(frames, whole_frames ? 65535 : cap.snaplen,
-                                                     replay ? kReplayRingBytes : 0));
+        rings_.push_back(std::make_unique<FrameRing>(
+            frames,
+            records ? record::kMaxRecordBytes : (whole_frames ? std::size_t{65535} : cap.snaplen),
+            replay ? kReplayRingBytes : 0));
       } catch (const std::bad_alloc&) {
         throw std::runtime_error(fmt::format(
             "capture.ring_slots ({}): cannot allocate about {} MiB for a frame ring of worker {}: "
@@ -165,6 +179,15 @@ void Pipeline::add_rings(MetricsHub& hub) {
       it->if_dropped = std::max(it->if_dropped, st.if_dropped.get());
       it->ring_dropped += st.ring_dropped.get();
       it->snaplen_cut += st.snaplen_cut.get();
+      if (st.dnstap) {
+        it->dnstap = true;
+        for (std::size_t r = 0; r < it->dnstap_frames.size(); ++r) {
+          it->dnstap_frames[r] += st.dnstap_frames[r].get();
+        }
+        it->dnstap_accepted += st.dnstap_accepted.get();
+        it->dnstap_refused += st.dnstap_refused.get();
+        it->dnstap_open += st.dnstap_open.get();
+      }
     }
     return out;
   });

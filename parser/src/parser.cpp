@@ -836,7 +836,18 @@ std::string ldns_library_version() {
 }
 
 std::string_view transport_name(Transport t) noexcept {
-  return t == Transport::Tcp ? "tcp" : "udp";
+  switch (t) {
+    case Transport::Tcp:
+      return "tcp";
+    case Transport::Dot:
+      return "dot";
+    case Transport::Doh:
+      return "doh";
+    case Transport::Udp:
+    case Transport::Count:
+      break;
+  }
+  return "udp";
 }
 
 std::string_view protocol_name(Protocol p) noexcept {
@@ -1033,8 +1044,9 @@ ParseStatus Parser::parse_record(Context& ctx, std::span<const std::byte> bytes)
       protocol = Protocol::Llmnr;
     }
   }
-  return deliver(ctx, message,
-                 h.transport == record::kTransportTcp ? Transport::Tcp : Transport::Udp, protocol);
+  // record::decode() admits the four transports only, numbered as Transport's values.
+  static_assert(record::kTransportDoh == static_cast<std::uint8_t>(Transport::Doh));
+  return deliver(ctx, message, static_cast<Transport>(h.transport), protocol);
 }
 
 // Periodic clean-up in packet time: datagrams and streams that wait too long are given up, so

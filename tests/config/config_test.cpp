@@ -372,6 +372,7 @@ TEST_CASE("an unknown nested key is refused with its full path", "[config]") {
   const std::string file = (dir.path() / "dnsmon.yaml").string();
   CHECK_THAT(config_error(dir, "capture:\n  snaplen: 100\n  interface: [eth0]\n"),
              StartsWith(file + ":3:3: capture.interface: unknown key (allowed here: interfaces, "
+                               "dnstap_sockets, dnstap_socket_mode, dnstap_socket_group, "
                                "filter, snaplen, buffer_mib, promiscuous, read_timeout_ms, "
                                "ring_slots, workers, dedup, local_networks)"));
   CHECK(config_error(dir, "parser:\n  ports: [53]\n") ==
@@ -713,6 +714,45 @@ TEST_CASE("a bad config file given with --config throws ConfigError", "[config]"
 
 TEST_CASE("interfaces and files cannot be mixed on one command line", "[config]") {
   CHECK_THROWS_WITH(parse({"-i", "eth0", "-r", "a.pcap"}), Contains("cannot be mixed"));
+}
+
+TEST_CASE("dnstap sockets: flags, keys, and what cannot go with them", "[config]") {
+  const TempDir dir;
+  const auto cli =
+      parse({"--dnstap-socket", "/run/a.sock", "--dnstap-socket", "/run/b.sock", "-i", "eth0"});
+  CHECK(cli.config.capture.dnstap_sockets ==
+        std::vector<std::string>{"/run/a.sock", "/run/b.sock"});
+  CHECK(cli.config.capture.interfaces == std::vector<std::string>{"eth0"});
+  CHECK_THROWS_WITH(parse({"--dnstap-socket", "/run/a.sock", "-r", "a.pcap"}),
+                    Contains("cannot be mixed"));
+
+  const std::string file = dir.write(
+      "dnsmon.yaml",
+      "capture:\n  dnstap_sockets: [/run/dnsmon/dnstap.sock]\n  dnstap_socket_mode: \"0620\"\n"
+      "  dnstap_socket_group: unbound\n");
+  const auto loaded = parse({"--config", file.c_str()});
+  CHECK(loaded.config.capture.dnstap_sockets ==
+        std::vector<std::string>{"/run/dnsmon/dnstap.sock"});
+  CHECK(loaded.config.capture.dnstap_socket_mode == "0620");
+  CHECK(loaded.config.capture.dnstap_socket_group == "unbound");
+  // Sources on the command line replace the file's, dnstap sockets included.
+  const auto replay = parse({"--config", file.c_str(), "-r", "a.pcap"});
+  CHECK(replay.config.capture.dnstap_sockets.empty());
+
+  const std::string file_path = (dir.path() / "dnsmon.yaml").string();
+  CHECK_THAT(config_error(dir, "capture:\n  dnstap_socket_mode: \"0800\"\n"),
+             StartsWith(file_path + ":2:23: capture.dnstap_socket_mode: expected permission bits"));
+  CHECK_THAT(config_error(dir, "capture:\n  dnstap_sockets: [/a, /a]\n"),
+             Contains("the same socket twice"));
+  CHECK_THAT(
+      config_error(dir, "capture:\n  dnstap_sockets: [\"/" + std::string(120, 'x') + "\"]\n"),
+      Contains("1 to 107 characters"));
+  std::uint32_t mode = 0;
+  CHECK(dnsmon::parse_socket_mode("660", mode));
+  CHECK(mode == 0660U);
+  CHECK_FALSE(dnsmon::parse_socket_mode("01000", mode));
+  CHECK_FALSE(dnsmon::parse_socket_mode("", mode));
+  CHECK_FALSE(dnsmon::parse_socket_mode("rw", mode));
 }
 
 TEST_CASE("files given with -r replace the interfaces of the config file", "[config]") {

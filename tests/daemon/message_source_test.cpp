@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <unistd.h>
 #include <vector>
 
@@ -220,4 +221,39 @@ TEST_CASE("a damaged message record is counted, never decoded") {
   const std::size_t m = dnsmon::record::encode(r, wire, back);
   CHECK(dnsmon::flow_hash(dnsmon::record::kLinkType, std::span<const std::byte>(rec).first(n)) ==
         dnsmon::flow_hash(dnsmon::record::kLinkType, std::span<const std::byte>(back).first(m)));
+}
+
+TEST_CASE("a message record's transport is the message's: udp, tcp, dot and doh, nothing else") {
+  dnsmon::Parser parser;
+
+  struct Last final : dnsmon::MessageSink {
+    dnsmon::Transport transport = dnsmon::Transport::Count;
+
+    void on_message(const dnsmon::DnsMessage& message) override { transport = message.transport; }
+  } sink;
+
+  dnsmon::record::Header h;
+  h.src = {192, 0, 2, 1};
+  h.dst = {192, 0, 2, 53};
+  h.sport = 40000;
+  h.dport = 853;
+  const auto wire = dns_message(1, false, "example.com");
+  std::vector<std::byte> rec(dnsmon::record::kMaxRecordBytes);
+  dnsmon::FrameView frame;
+  frame.header.link_type = dnsmon::record::kLinkType;
+  for (const auto& [code, transport, name] :
+       {std::tuple{dnsmon::record::kTransportUdp, dnsmon::Transport::Udp, "udp"},
+        std::tuple{dnsmon::record::kTransportTcp, dnsmon::Transport::Tcp, "tcp"},
+        std::tuple{dnsmon::record::kTransportDot, dnsmon::Transport::Dot, "dot"},
+        std::tuple{dnsmon::record::kTransportDoh, dnsmon::Transport::Doh, "doh"}}) {
+    CAPTURE(name);
+    h.transport = code;
+    const std::size_t n = dnsmon::record::encode(h, wire, rec);
+    frame.bytes = std::span<const std::byte>(rec).first(n);
+    CHECK(parser.parse(frame, sink) == dnsmon::ParseStatus::Ok);
+    CHECK(sink.transport == transport);
+    CHECK(dnsmon::transport_name(transport) == name);
+  }
+  rec[2] = std::byte{4};
+  CHECK(parser.parse(frame, sink) == dnsmon::ParseStatus::UnsupportedLink);
 }

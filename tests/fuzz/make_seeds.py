@@ -27,6 +27,8 @@ Targets and their input formats:
   state_file   a detection state file (metrics/detect/include/dnsmon/detect/state_file.hpp)
   checkpoint   byte 0 even: a state file for the engine's loader; odd: (u8 section, u32 offset,
                u8 xor) edits of a valid checkpoint (checkpoint_fuzz.cpp)
+  dnstap       byte 0: chunk size (0 all at once); then a dnstap writer's Frame Streams bytes
+               (dnstap_fuzz.cpp)
 """
 
 import argparse
@@ -39,7 +41,7 @@ import sys
 import tempfile
 
 TARGETS = ("dns_message", "packet_path", "pcap_file", "pcap_reader", "psl_rules", "tcp_stream",
-           "state_file", "checkpoint")
+           "state_file", "checkpoint", "dnstap")
 # Targets that read the input of another: their working and corpus seeds are that target's, plus
 # the few checked in under their own name.
 SHARED_INPUT = {"dns_answers": "dns_message"}
@@ -1115,6 +1117,10 @@ def regression_seeds(gen_packets):
         "tcp_stream/crash-tcp-resync-probe-underflow": b"\x00" +
             ts_segment(0, u16(12)[:2] + b"\0") +
             ts_segment(0, b"\x42\x30" + b"\0" * 9 + ts_framed(dns_query(1, "example.com")) * 3),
+        # dnstap.cpp decode_message: libprotobuf-c stores an enum field's number unchecked, and
+        # reading one outside the enum through the C++ enum type was undefined behaviour.
+        "dnstap/crash-dnstap-enum-out-of-range": b"\0" +
+            dnstap_frame(5, query=dns_query(1, "example.com"), family=0xAEEBFFFF),
     }
 
 
@@ -1246,6 +1252,82 @@ def hand_state_files():
     }
 
 
+def pb_varint(v):
+    out = b""
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def pb_field(number, value):
+    """One protobuf field: int -> varint, bytes -> length-delimited, ("fixed32", v) -> fixed32."""
+    if isinstance(value, tuple):
+        return pb_varint(number << 3 | 5) + struct.pack("<I", value[1])
+    if isinstance(value, int):
+        return pb_varint(number << 3) + pb_varint(value)
+    return pb_varint(number << 3 | 2) + pb_varint(len(value)) + value
+
+
+def dnstap_frame(mtype, query=None, response=None, family=1, protocol=1, qaddr=None, raddr=None,
+                 qport=40000, rport=53, qtime=(1_700_000_000, 1000), rtime=(1_700_000_000, 9000)):
+    """The protobuf of a dnstap MESSAGE (capture/dnstap/dnstap.proto)."""
+    qaddr = qaddr if qaddr is not None else (v4("192.0.2.7") if family == 1 else v6("2001:db8::7"))
+    raddr = raddr if raddr is not None else (v4("127.0.0.1") if family == 1 else v6("::1"))
+    m = pb_field(1, mtype) + pb_field(2, family) + pb_field(3, protocol)
+    m += pb_field(4, qaddr) + pb_field(5, raddr) + pb_field(6, qport) + pb_field(7, rport)
+    m += pb_field(8, qtime[0]) + pb_field(9, ("fixed32", qtime[1]))
+    if query is not None:
+        m += pb_field(10, query)
+    m += pb_field(12, rtime[0]) + pb_field(13, ("fixed32", rtime[1]))
+    if response is not None:
+        m += pb_field(14, response)
+    return pb_field(1, b"unbound") + pb_field(2, b"1.17.1") + pb_field(15, 1) + pb_field(14, m)
+
+
+def fstrm_control(ctype, content_type=b""):
+    body = struct.pack(">I", ctype)
+    if content_type:
+        body += struct.pack(">II", 1, len(content_type)) + content_type
+    return struct.pack(">II", 0, len(body)) + body
+
+
+def fstrm_data(payload):
+    return struct.pack(">I", len(payload)) + payload
+
+
+def hand_dnstap_streams():
+    """dnstap: writer sessions as unbound sends them, and the ways a writer breaks the protocol."""
+    ct = b"protobuf:dnstap.Dnstap"
+    ready, start, stop = fstrm_control(4, ct), fstrm_control(2, ct), fstrm_control(3)
+    q = dns_query(0x1234, "www.example.test")
+    r = dns_response(0x1234, "www.example.test", answers=[], rcode=3)
+    q6 = dns_query(0x4321, "nodata.example.test", qtype=28)
+    r6 = dns_response(0x4321, "nodata.example.test", qtype=28)
+    frames = [dnstap_frame(5, query=q), dnstap_frame(6, query=q, response=r),
+              dnstap_frame(3, query=q6, family=2, protocol=3),
+              dnstap_frame(4, response=r6, family=2, protocol=4)]
+    session = ready + start + b"".join(fstrm_data(f) for f in frames) + stop
+    return {
+        "hand-unbound-session": b"\0" + session,
+        "hand-unbound-session-bytewise": b"\1" + session,
+        "hand-session-chunks-of-7": b"\7" + session,
+        "hand-unidirectional": b"\0" + start + fstrm_data(frames[0]) + stop,
+        "hand-one-payload": b"\0" + frames[1],
+        "hand-payload-no-message": b"\0" + dnstap_frame(6, query=q),
+        "hand-bad-address": b"\0" + dnstap_frame(5, query=q, qaddr=b"\1\2\3"),
+        "hand-other-content-type": b"\0" + fstrm_control(4, b"protobuf:other") + start,
+        "hand-data-before-start": b"\0" + fstrm_data(frames[0]),
+        "hand-oversized-frame": b"\x10" + ready + start + struct.pack(">I", 300_000) +
+                                bytes(600) + fstrm_data(frames[0]) + stop,
+        "hand-long-control": b"\0" + struct.pack(">II", 0, 4096) + bytes(64),
+        "hand-junk-frame": b"\0" + ready + start + fstrm_data(b"\x08\x96\x01junk") + stop,
+    }
+
+
 def write_seed(directory, name, data):
     with open(os.path.join(directory, name), "wb") as f:
         f.write(data)
@@ -1331,6 +1413,8 @@ def cmd_checked_in(args):
         write_seed(dirs["state_file"], name, blob)
     for name, blob in hand_checkpoint_inputs().items():
         write_seed(dirs["checkpoint"], name, blob)
+    for name, blob in hand_dnstap_streams().items():
+        write_seed(dirs["dnstap"], name, blob)
     for name, blob in regression_seeds(read_capture(gen["default"])).items():
         write_seed(args.out, name, blob)
 

@@ -17,6 +17,7 @@
 // Allocation: none per frame (each frame is copied once, into the ring).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -29,6 +30,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dnsmon/capture/dnstap.hpp"
 #include "dnsmon/common/counter.hpp"
 #include "dnsmon/common/message_record.hpp"
 #include "dnsmon/ring.hpp"
@@ -148,7 +150,33 @@ struct CaptureOptions {
   std::uint32_t ring_slots = 16384;  // frames per worker and source (8 MiB, ring.hpp)
   double replay_speed = 0;  // offline pacing: 0 as fast as possible, 1 real time, 10 ten times
   bool dedup = true;        // drop frames that repeat one seen within 10 ms (dedup.hpp)
+  std::vector<std::string> dnstap_sockets;  // live: Unix sockets that DNS servers send dnstap to
+  std::string dnstap_socket_mode = "0660";  // the socket files' permission bits, in octal
+  std::string dnstap_socket_group;          // their group ("" the daemon's own)
 };
+
+// The longest path a Unix socket address holds (sockaddr_un's 108 bytes less the final NUL).
+inline constexpr std::size_t kMaxSocketPathBytes = 107;
+
+// Permission bits written in octal, 1 to 4 digits, at most 0777 ("0660", "660", "0"): the value
+// in mode, or false.
+inline bool parse_socket_mode(std::string_view text, std::uint32_t& mode) noexcept {
+  if (text.empty() || text.size() > 4) {
+    return false;
+  }
+  std::uint32_t v = 0;
+  for (const char c : text) {
+    if (c < '0' || c > '7') {
+      return false;
+    }
+    v = v * 8 + static_cast<std::uint32_t>(c - '0');
+  }
+  if (v > 0777U) {
+    return false;
+  }
+  mode = v;
+  return true;
+}
 
 class CaptureError : public std::runtime_error {
  public:
@@ -162,6 +190,11 @@ struct CaptureStats {
   // size when every input is a regular file (0 when one is a pipe, FIFO or the standard input).
   SingleWriterCounter input_read_bytes;
   std::uint64_t input_size_bytes = 0;  // set before run(), read-only after
+  // A dnstap source's: its data frames by what became of them (dnstap::FrameResult), the
+  // connections it accepted and refused (beyond DnstapSource::kMaxConnections), those open now.
+  bool dnstap = false;  // set before run(), read-only after
+  std::array<SingleWriterCounter, dnstap::kFrameResultCount> dnstap_frames;
+  SingleWriterCounter dnstap_accepted, dnstap_refused, dnstap_open;
 };
 
 // Picks a worker for a frame: symmetric in source and destination address.
@@ -286,6 +319,46 @@ class MessageSource final : public Source {
 
   std::vector<SourceMessage> messages_;
   std::vector<std::byte> record_;  // the record being written; reused for every message
+};
+
+// DNS messages from DNS servers over dnstap (dnsmon/capture/dnstap.hpp): a Unix socket that
+// servers connect to, each connection a Frame Streams session whose messages become records of
+// record::kLinkType. open() creates the socket (as root, before privileges are dropped): a stale
+// socket file at the path is removed first, the new one gets capture.dnstap_socket_mode and
+// capture.dnstap_socket_group so that the server's user can connect, and the destructor removes
+// it. run() serves every connection from one thread with poll(): it never blocks on a connection
+// or on the workers. A full ring drops the message and counts it (a writer must not be held up:
+// DNS servers drop what they cannot send), a malformed frame is counted and skipped, a connection
+// that breaks the protocol is closed; none of these ends the source.
+class DnstapSource final : public Source {
+ public:
+  static constexpr std::size_t kMaxConnections = 64;
+
+  // Throws CaptureError (the path, and why: too long, not a socket, bind, the group...).
+  static std::unique_ptr<DnstapSource> open(const std::string& path, const CaptureOptions& options,
+                                            std::uint16_t index);
+
+  ~DnstapSource() override;
+  DnstapSource(const DnstapSource&) = delete;
+  DnstapSource& operator=(const DnstapSource&) = delete;
+  DnstapSource(DnstapSource&&) = delete;
+  DnstapSource& operator=(DnstapSource&&) = delete;
+
+  // Serves connections until stop is requested (checked every 100 ms).
+  std::string run(std::stop_token stop, std::span<FrameRing* const> rings) override;
+  // Live input: throws std::logic_error.
+  std::string run_inline(std::stop_token stop, std::span<FrameRing* const> rings,
+                         const std::function<void()>& consume) override;
+
+  [[nodiscard]] const std::string& path() const noexcept { return path_; }
+
+  struct Impl;
+
+ private:
+  DnstapSource(std::string path, std::uint16_t index);
+
+  std::string path_;
+  std::unique_ptr<Impl> impl_;
 };
 
 // The libpcap version string, for the build info metric.

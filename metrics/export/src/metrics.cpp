@@ -55,6 +55,8 @@ struct MetricsHub::Impl : prometheus::Collectable {
   std::deque<WorkerCounters> workers;  // deque: references stay valid as workers are added
   std::vector<const Parser*> parsers;
   bool mdns = false, llmnr = false;
+  // The transports exported: udp and tcp, and dot and doh when a dnstap source can report them.
+  std::size_t transports = 2;
   std::atomic<std::uint32_t> top_n{0};           // analytics.top_n, which a reload may change
   std::unique_ptr<ServerAddressBook> addresses;  // the leg label's, which a reload may change
   std::atomic<std::uint64_t> reloads_ok{0}, reloads_failed{0};
@@ -176,7 +178,7 @@ struct MetricsHub::Impl : prometheus::Collectable {
       x.add(Family::QueryMatchingTotal, {leg, "evicted"}, static_cast<double>(s.evictions));
     }
     for (std::size_t l = first_leg; l < kLegCount; ++l) {
-      for (std::size_t t = 0; t < 2; ++t) {
+      for (std::size_t t = 0; t < transports; ++t) {
         for (std::size_t c = 0; c < detail::kRcodeClassCount; ++c) {
           add_histogram<detail::kLatencyBoundsNs>(
               x, Family::ResponseLatencySeconds,
@@ -297,7 +299,7 @@ struct MetricsHub::Impl : prometheus::Collectable {
       if ((p == 1 && !mdns) || (p == 2 && !llmnr)) {
         continue;
       }
-      for (std::size_t t = 0; t < 2; ++t) {
+      for (std::size_t t = 0; t < transports; ++t) {
         for (std::size_t q = 0; q < 2; ++q) {
           x.add(Family::MessagesTotal,
                 {protocol_name(static_cast<Protocol>(p)), transport_name(static_cast<Transport>(t)),
@@ -315,7 +317,7 @@ struct MetricsHub::Impl : prometheus::Collectable {
             }));
     }
     for (std::size_t f = 0; f < 2; ++f) {
-      for (std::size_t t = 0; t < 2; ++t) {
+      for (std::size_t t = 0; t < transports; ++t) {
         x.add(Family::MessagesByFamilyTotal,
               {f == 0 ? "ipv4" : "ipv6", transport_name(static_cast<Transport>(t))},
               sum([f, t](const WorkerCounters& w) -> const SingleWriterCounter& {
@@ -404,7 +406,8 @@ struct MetricsHub::Impl : prometheus::Collectable {
             Family::CaptureDroppedTotal, Family::CaptureSnaplenTruncatedTotal}) {
         x.open(f);
       }
-      for (const auto& s : read_sources()) {
+      const auto sources = read_sources();
+      for (const auto& s : sources) {
         x.add(Family::CaptureUp, {s.name}, s.up ? 1 : 0);
         x.add(Family::CaptureReceivedTotal, {s.name}, static_cast<double>(s.received));
         x.add(Family::CaptureBytesTotal, {s.name}, static_cast<double>(s.bytes));
@@ -414,6 +417,28 @@ struct MetricsHub::Impl : prometheus::Collectable {
               static_cast<double>(s.if_dropped));
         x.add(Family::CaptureDroppedTotal, {s.name, "ring"}, static_cast<double>(s.ring_dropped));
         x.add(Family::CaptureSnaplenTruncatedTotal, {s.name}, static_cast<double>(s.snaplen_cut));
+      }
+      // The dnstap families appear when a dnstap socket is configured.
+      if (std::any_of(sources.begin(), sources.end(), [](const auto& s) { return s.dnstap; })) {
+        for (const Family f : {Family::DnstapFramesTotal, Family::DnstapConnectionsTotal,
+                               Family::DnstapOpenConnections}) {
+          x.open(f);
+        }
+        constexpr std::array<std::string_view, 3> kResults{"message", "ignored", "malformed"};
+        for (const auto& s : sources) {
+          if (!s.dnstap) {
+            continue;
+          }
+          for (std::size_t r = 0; r < kResults.size(); ++r) {
+            x.add(Family::DnstapFramesTotal, {s.name, kResults[r]},
+                  static_cast<double>(s.dnstap_frames[r]));
+          }
+          x.add(Family::DnstapConnectionsTotal, {s.name, "accepted"},
+                static_cast<double>(s.dnstap_accepted));
+          x.add(Family::DnstapConnectionsTotal, {s.name, "refused"},
+                static_cast<double>(s.dnstap_refused));
+          x.add(Family::DnstapOpenConnections, {s.name}, static_cast<double>(s.dnstap_open));
+        }
       }
     }
     if (read_rings) {
@@ -673,6 +698,10 @@ WorkerCounters& MetricsHub::add_worker(const Parser* parser) {
 void MetricsHub::set_protocols(bool mdns, bool llmnr) {
   impl_->mdns = mdns;
   impl_->llmnr = llmnr;
+}
+
+void MetricsHub::set_decrypted_transports(bool on) {
+  impl_->transports = on ? kTransportCount : 2;
 }
 
 void MetricsHub::set_source_reader(std::function<std::vector<SourceSnapshot>()> reader) {

@@ -87,7 +87,10 @@ inline constexpr std::size_t kParseStatusCount = static_cast<std::size_t>(ParseS
 // Stable label value for a status (snake_case, used as a metric label).
 std::string_view parse_status_name(ParseStatus status) noexcept;
 
-enum class Transport : std::uint8_t { Udp, Tcp };
+// Dot and Doh come only from sources that see the decrypted message (dnstap): a capture sees
+// DNS over TLS as encrypted TCP.
+enum class Transport : std::uint8_t { Udp, Tcp, Dot, Doh, Count };
+inline constexpr std::size_t kTransportCount = static_cast<std::size_t>(Transport::Count);
 enum class Protocol : std::uint8_t { Dns, Mdns, Llmnr, Count };
 
 std::string_view transport_name(Transport t) noexcept;

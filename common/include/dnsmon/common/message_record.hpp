@@ -4,7 +4,8 @@
 // decodes the message with its DNS decoder and skips the link, IP and transport layers.
 //
 // Layout (version 1, 40 bytes, then the DNS message in wire format):
-//   0  version (1)          1  address family (4 or 6)     2  transport (0 UDP, 1 TCP)
+//   0  version (1)          1  address family (4 or 6)     2  transport (0 UDP, 1 TCP, 2 DNS over
+//                                                             TLS, 3 DNS over HTTPS)
 //   3  flags (bit 0: the message came from reassembled IP fragments; the others are 0)
 //   4  source port (big-endian)                            6  destination port (big-endian)
 //   8  source address (16 bytes; IPv4 in the first 4)      24 destination address (16 bytes)
@@ -32,6 +33,8 @@ inline constexpr std::uint8_t kVersion = 1;
 inline constexpr std::size_t kHeaderBytes = 40;
 inline constexpr std::uint8_t kTransportUdp = 0;
 inline constexpr std::uint8_t kTransportTcp = 1;
+inline constexpr std::uint8_t kTransportDot = 2;
+inline constexpr std::uint8_t kTransportDoh = 3;
 inline constexpr std::uint8_t kFlagReassembled = 0x01;
 inline constexpr std::size_t kMaxMessageBytes = 65535;
 inline constexpr std::size_t kMaxRecordBytes = kHeaderBytes + kMaxMessageBytes;
@@ -76,7 +79,7 @@ inline bool decode(std::span<const std::byte> rec, Header& h,
     return false;
   }
   const auto u8 = [&](std::size_t at) { return std::to_integer<std::uint8_t>(rec[at]); };
-  if (u8(0) != kVersion || (u8(1) != 4 && u8(1) != 6) || u8(2) > kTransportTcp ||
+  if (u8(0) != kVersion || (u8(1) != 4 && u8(1) != 6) || u8(2) > kTransportDoh ||
       (u8(3) & ~kFlagReassembled) != 0) {
     return false;
   }

@@ -151,10 +151,12 @@ class WorkerCounters {
 
   std::array<SingleWriterCounter, kParseStatusCount> packets_;
   // [protocol][transport][qr]
-  std::array<std::array<std::array<SingleWriterCounter, 2>, 2>, kProtocolSlots> messages_;
+  std::array<std::array<std::array<SingleWriterCounter, 2>, kTransportCount>, kProtocolSlots>
+      messages_;  // [protocol][transport][query, response]
   std::array<SingleWriterCounter, kOpcodeSlots> opcodes_;
-  std::array<std::array<SingleWriterCounter, 2>, 2> family_;  // [ipv4, ipv6][udp, tcp]
-  std::array<FixedHistogram<kSizeBounds>, 2> size_;           // [query, response]
+  std::array<std::array<SingleWriterCounter, kTransportCount>, 2>
+      family_;                                       // [ipv4, ipv6][transport]
+  std::array<FixedHistogram<kSizeBounds>, 2> size_;  // [query, response]
   FixedHistogram<kQnameLengthBounds> qname_length_;
   std::array<std::array<SingleWriterCounter, kRcodeClassNames.size()>, kQtypeSlots>
       responses_by_qtype_;

@@ -34,6 +34,11 @@ struct SourceSnapshot {
   std::uint64_t if_dropped = 0;      // pcap_stats ps_ifdrop
   std::uint64_t ring_dropped = 0;    // the worker's ring was full
   std::uint64_t snaplen_cut = 0;     // frames longer than the snapshot length
+  // A dnstap source's (capture.hpp's CaptureStats): data frames as message, ignored and
+  // malformed; connections accepted, refused and open.
+  bool dnstap = false;
+  std::array<std::uint64_t, 3> dnstap_frames{};
+  std::uint64_t dnstap_accepted = 0, dnstap_refused = 0, dnstap_open = 0;
 };
 
 struct RingSnapshot {
@@ -67,6 +72,9 @@ class MetricsHub {
   WorkerCounters& add_worker(const Parser* parser = nullptr);
   // Startup only: which protocols are decoded (their series are exported even while zero).
   void set_protocols(bool mdns, bool llmnr);
+  // Before start: whether the transport label takes dot and doh too (a dnstap source reports
+  // DNS over TLS and HTTPS that it saw decrypted); otherwise only udp and tcp are exported.
+  void set_decrypted_transports(bool on);
   // Startup only: called at every scrape to read the capture sources and rings.
   void set_source_reader(std::function<std::vector<SourceSnapshot>()> reader);
   void set_ring_reader(std::function<std::vector<RingSnapshot>()> reader);

@@ -109,7 +109,6 @@ static_assert(latency_bounds_agree(), "the second and nanosecond bounds must agr
 enum class RcodeClass : std::uint8_t { NoError, NxDomain, ServFail, Other, Count };
 static_assert(static_cast<std::size_t>(RcodeClass::Count) == kRcodeClassNames.size());
 inline constexpr std::size_t kRcodeClassCount = static_cast<std::size_t>(RcodeClass::Count);
-inline constexpr std::size_t kTransportCount = 2;  // Transport::Udp, Transport::Tcp
 
 // rcode is the full (EDNS-extended) rcode of DnsMessage.
 inline RcodeClass classify_rcode(std::uint16_t rcode) noexcept {
