@@ -224,6 +224,22 @@ namespace {
 
 constexpr std::int64_t kOrigin = std::int64_t{1459728000} * kS;  // 2016-04-04T00:00:00Z
 
+// An engine's options: detection on, a logical day per minute of packet time from kOrigin, small
+// tables.
+DetectOptions engine_options() {
+  DetectOptions o;
+  o.enabled = true;
+  o.time.compression = 1440;
+  o.time.origin = "2016-04-04T00:00:00Z";
+  o.time.origin_ns = kOrigin;
+  o.memory.base_entries = 4096;
+  o.memory.candidate_entries = 64;
+  o.memory.watch_entries = 4;
+  o.memory.seen_filter_entries = 1024;
+  o.memory.doorkeeper_bits = 1U << 16U;
+  return o;
+}
+
 std::string write_file(const std::string& name, const std::string& text) {
   const auto path = std::filesystem::temp_directory_path() / name;
   std::ofstream(path) << text;
@@ -261,16 +277,7 @@ TEST_CASE(
   const std::string bad_path = write_file("dnsmon-reload-bad-orgs.txt", "not-a-prefix Somebody\n");
   std::FILE* log = std::fopen(log_path.c_str(), "w");
   REQUIRE(log != nullptr);
-  DetectOptions o;
-  o.enabled = true;
-  o.time.compression = 1440;
-  o.time.origin = "2016-04-04T00:00:00Z";
-  o.time.origin_ns = kOrigin;
-  o.memory.base_entries = 4096;
-  o.memory.candidate_entries = 64;
-  o.memory.watch_entries = 4;
-  o.memory.seen_filter_entries = 1024;
-  o.memory.doorkeeper_bits = 1U << 16U;
+  DetectOptions o = engine_options();
   {
     Engine engine(o, 1, shards, detail::PublicSuffixList::from_text("com\nexample\n", "test"), log,
                   false, 11);
@@ -319,16 +326,7 @@ TEST_CASE(
 
 TEST_CASE("an engine's shards take a reload's watchlist and export the watched domain",
           "[detect][reload]") {
-  DetectOptions o;
-  o.enabled = true;
-  o.time.compression = 1440;  // a logical day per minute of packet time
-  o.time.origin = "2016-04-04T00:00:00Z";
-  o.time.origin_ns = kOrigin;
-  o.memory.base_entries = 4096;
-  o.memory.candidate_entries = 64;
-  o.memory.watch_entries = 4;
-  o.memory.seen_filter_entries = 1024;
-  o.memory.doorkeeper_bits = 1U << 16U;
+  DetectOptions o = engine_options();
   const auto shards = GENERATE(std::size_t{1}, std::size_t{3});
   Engine engine(o, 2, shards, detail::PublicSuffixList::from_text("com\nexample\n", "test"),
                 nullptr, false, 11);
@@ -374,16 +372,7 @@ TEST_CASE(
   const auto dir = std::filesystem::temp_directory_path() / "dnsmon-reload-checkpoint";
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
-  DetectOptions o;
-  o.enabled = true;
-  o.time.compression = 1440;
-  o.time.origin = "2016-04-04T00:00:00Z";
-  o.time.origin_ns = kOrigin;
-  o.memory.base_entries = 4096;
-  o.memory.candidate_entries = 64;
-  o.memory.watch_entries = 4;
-  o.memory.seen_filter_entries = 1024;
-  o.memory.doorkeeper_bits = 1U << 16U;
+  DetectOptions o = engine_options();
   o.state_file = (dir / "detection.state").string();
   DetectOptions edited = o;  // every kind of reloadable key changed
   edited.detectors.burst.min_ratio = 9;
