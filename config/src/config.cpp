@@ -981,7 +981,10 @@ void validate(const Config& c) {
         "dnstap sockets (--dnstap-socket, capture.dnstap_sockets) are live input and files (-r) "
         "a replay: they cannot be mixed in one run");
   }
-  const std::uint64_t per_worker = analytics_bytes_per_worker(c.metrics);
+  // With detection on, the query matchers keep a tag per query to report timeouts.
+  MetricsOptions metrics = c.metrics;
+  metrics.matching_query_tags = c.detection.enabled;
+  const std::uint64_t per_worker = analytics_bytes_per_worker(metrics);
   const std::uint64_t need = per_worker * c.daemon.workers;
   if (need > c.metrics.memory_budget_bytes) {
     const auto mib = [](std::uint64_t b) { return std::to_string((b + (1U << 20U) - 1) >> 20U); };

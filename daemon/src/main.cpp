@@ -292,6 +292,7 @@ class Daemon {
       }
     }
     const SuffixList suffixes = suffixes_;  // detection uses the analytics' list
+    config_.metrics.matching_query_tags = config_.detection.enabled;  // the demo's too
     config_.metrics.server_addresses = server_addresses(config_, live);
     log_server_addresses(config_.metrics.server_addresses, live);
     hub_ = std::make_unique<MetricsHub>(BuildInfo{kVersion, ldns_library_version(), pcap_version()},

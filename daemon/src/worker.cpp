@@ -18,6 +18,9 @@ Worker::Worker(std::vector<FrameRing*> rings, Parser& parser, WorkerCounters& co
   }
   sink_.counters = &counters_;
   sink_.detection = detection;
+  if (detection != nullptr) {
+    counters_.set_timeout_sink(detection);  // timeouts become detection events
+  }
   sink_.writer = writer;
   sink_.shared = shared_writer;
 }
@@ -25,7 +28,9 @@ Worker::Worker(std::vector<FrameRing*> rings, Parser& parser, WorkerCounters& co
 void Worker::Sink::on_message(const DnsMessage& m) {
   const std::int64_t latency = m.malformed_question ? -1 : counters->record_message(m);
   if (detection != nullptr) {
-    detection->on_message(m, latency);  // queries, and responses matched to their query
+    // queries (with the matcher's tag of this one, for its timeout) and matched responses
+    const bool counted_query = !m.qr && !m.malformed_question && m.protocol == Protocol::Dns;
+    detection->on_message(m, latency, counted_query ? counters->last_query_tag() : nullptr);
   }
   if (writer == nullptr) {
     return;

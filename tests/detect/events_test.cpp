@@ -198,6 +198,57 @@ TEST_CASE(
   CHECK(candidate(s, "vendor.example")->events.disappearance.failures_since_success == 0);
 }
 
+// A timeout event as the normaliser makes it: the registrable domain alone, flagged kFailure.
+LookupEvent timeout_of(const LookupEvent& q) {
+  LookupEvent ev = q;
+  ev.kind = EventKind::Timeout;
+  ev.flags = kFailure;
+  const std::string domain(q.domain());
+  std::memcpy(ev.qname.data(), domain.data(), domain.size());
+  ev.qname_len = static_cast<std::uint8_t>(domain.size());
+  ev.domain_off = 0;
+  return ev;
+}
+
+TEST_CASE("disappearance: unanswered lookups are failures of kind timeout when count_timeouts",
+          "[detect]") {
+  const bool count = GENERATE(true, false);
+  CAPTURE(count);
+  DetectOptions o = options();
+  o.detectors.disappearance.count_timeouts = count;
+  SharedState shared(o);
+  DomainState s(o, 1.0, kSeed, &shared);
+  healthy(s, "vendor.example", kDay);
+  const Day death = kDay + 2;
+  std::vector<Finding> all;
+  for (int i = 0; i < 3; ++i) {
+    const LookupEvent q =
+        query("www.vendor.example", "vendor.example", static_cast<std::uint32_t>(1 + i % 2));
+    const std::int64_t ns = at(death, 100 + i * 100);
+    s.on_query(q, death, ns);
+    s.on_lookup(q, death, ns);
+    s.on_response(timeout_of(q), death, ns + 5 * kSecond);
+    std::move(s.findings().begin(), s.findings().end(), std::back_inserter(all));
+    s.findings().clear();
+  }
+  if (!count) {
+    CHECK(all.empty());
+    CHECK(candidate(s, "vendor.example") == nullptr);
+    CHECK(s.find(detail::hash_bytes(std::string_view("vendor.example"), kSeed))
+              ->consecutive_failures == 0);
+    return;
+  }
+  const Finding* t = first_of(all, Detector::Disappearance);
+  REQUIRE(t != nullptr);
+  CHECK(t->event == "transition");
+  CHECK(t->domain == "vendor.example");
+  CHECK(detail_of(*t, "failures_since_success") == "3");
+  CHECK(detail_of(*t, "fail_rcode") == "\"timeout\"");
+  // A timeout has no rcode: the last one (NOERROR) stays.
+  CHECK((s.find(detail::hash_bytes(std::string_view("vendor.example"), kSeed))->last_rcode &
+         0x1fU) == 0);
+}
+
 TEST_CASE(
     "disappearance needs the successes first; NODATA fails only a type that had data; "
     "search-suffix leaks do not count",

@@ -317,4 +317,79 @@ TEST_CASE("responses are the client's, with success, failure or NODATA", "[detec
   CHECK_FALSE(n.response(query("x.example", client), ev));
 }
 
+TEST_CASE("a tagged query that times out is a timeout event of its domain, once per retry burst",
+          "[detect]") {
+  Fixture f;
+  Normalizer n = f.make();
+  LookupEvent ev;
+  detail::QueryTag tag{};
+  const auto client = v4(203, 0, 113, 15);
+  constexpr std::int64_t kS = 1'000'000'000;
+  REQUIRE(n.query(query("MAIL1.Hotel-Promo-Mailer.example.", client, 10 * kS, 28), ev));
+  Normalizer::fill_tag(ev, tag);
+  CHECK(tag.word == ev.domain_hash);
+  const std::uint64_t domain_hash = ev.domain_hash;
+
+  detail::TimedOutQuery t;
+  t.client = client;
+  t.qtype = 28;
+  t.query_ts_ns = 10 * kS;
+  t.timeout_ts_ns = 15 * kS;
+  t.tag = &tag;
+  LookupEvent out;
+  REQUIRE(n.timeout(t, out));
+  CHECK(out.kind == EventKind::Timeout);
+  CHECK(out.flags == kFailure);
+  CHECK(out.version == kLookupEventVersion);
+  CHECK(out.ts_ns == 15 * kS);
+  CHECK(out.qtype == 28);
+  CHECK(out.domain() == "hotel-promo-mailer.example");
+  CHECK(out.name() == "hotel-promo-mailer.example");
+  CHECK(out.domain_hash == domain_hash);
+  CHECK(out.client[12] == 203);
+  CHECK(out.client[15] == 15);
+  CHECK(out.org_kind == OrgKind::Prefix);
+  CHECK(out.org_hash == ev.org_hash);  // the query's organisation
+
+  // The client's retry 2 s later times out too: the same failure.
+  t.query_ts_ns = 12 * kS;
+  t.timeout_ts_ns = 17 * kS;
+  CHECK_FALSE(n.timeout(t, out));
+  // Another client's is its own; a lookup of the first client 5 s after the last event is too.
+  t.client = v4(192, 0, 2, 1);
+  CHECK(n.timeout(t, out));
+  t.client = client;
+  t.query_ts_ns = 15 * kS;
+  t.timeout_ts_ns = 20 * kS;
+  CHECK(n.timeout(t, out));
+
+  SECTION("reverse zones keep their flag") {
+    REQUIRE(n.query(query("10.2.0.192.in-addr.arpa", client), ev));
+    Normalizer::fill_tag(ev, tag);
+    t.query_ts_ns = 100 * kS;
+    t.timeout_ts_ns = 105 * kS;
+    REQUIRE(n.timeout(t, out));
+    CHECK(out.domain() == "2.0.192.in-addr.arpa");
+    CHECK(out.flags == (kFailure | kReverseZone));
+  }
+  SECTION("a search-suffix leak, a long domain or an empty tag makes no event") {
+    REQUIRE(n.query(query("mail.hotel-promo-mailer.example.corp.orga.example", client), ev));
+    REQUIRE(ev.has(kSuffixLeak));
+    Normalizer::fill_tag(ev, tag);
+    CHECK(tag.word == 0);
+    const std::string longest(Normalizer::kTagName - 4, 'a');
+    REQUIRE(n.query(query("www." + longest + ".com", client), ev));
+    Normalizer::fill_tag(ev, tag);
+    CHECK(tag.word != 0);
+    REQUIRE(n.query(query("www.a" + longest + ".com", client), ev));
+    Normalizer::fill_tag(ev, tag);
+    CHECK(tag.word == 0);
+    t.query_ts_ns = 100 * kS;
+    t.timeout_ts_ns = 105 * kS;
+    CHECK_FALSE(n.timeout(t, out));
+    t.tag = nullptr;
+    CHECK_FALSE(n.timeout(t, out));
+  }
+}
+
 }  // namespace dnsmon::detect

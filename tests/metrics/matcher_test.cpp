@@ -394,6 +394,100 @@ TEST_CASE("a full table evicts its oldest query", "[metrics][matcher]") {
   CHECK(s.queries == s.duplicates + s.matched + s.timeouts + s.evictions + s.entries);
 }
 
+TEST_CASE("with query tags, a timeout hands its query and tag to the sink, nothing else does",
+          "[metrics][matcher]") {
+  struct Sink final : dnsmon::detail::TimeoutSink {
+    std::vector<dnsmon::detail::TimedOutQuery> got;
+    std::vector<std::uint64_t> words;
+
+    void on_timeout(const dnsmon::detail::TimedOutQuery& q) noexcept override {
+      got.push_back(q);
+      words.push_back(q.tag->word);
+    }
+  };
+
+  Sink sink;
+  QueryMatcher m{MatcherOptions{.capacity = 2, .query_tags = true}};
+  CHECK(m.stats().memory_bytes == QueryMatcher::planned_bytes(2, true));
+  CHECK(QueryMatcher::planned_bytes(2, true) == QueryMatcher::planned_bytes(2) + std::size_t{128});
+  m.set_timeout_sink(&sink);
+
+  // Tagged, then answered: no timeout. Its node is reused next, with its tag zeroed.
+  auto answered = make_query(kT0, "a.example.", 1);
+  m.on_query(answered);
+  REQUIRE(m.last_tag() != nullptr);
+  CHECK(m.last_tag()->word == 0);
+  m.last_tag()->word = 11;
+  QueryMatcher::Result result;
+  REQUIRE(m.on_response(make_response(answered, kT0 + 1000), result));
+
+  auto v6 = make_query(kT0 + 1, "b.example.", 2);
+  v6.src = documentation_v6(7);
+  v6.dst = documentation_v6(53);
+  v6.qtype = 28;
+  m.on_query(v6);
+  REQUIRE(m.last_tag() != nullptr);
+  CHECK(m.last_tag()->word == 0);  // the answered query's 11 is gone
+  m.last_tag()->word = 22;
+  m.on_query(v6);  // a retransmission: no tag of its own
+  CHECK(m.last_tag() == nullptr);
+
+  auto untagged = make_query(kT0 + 2, "c.example.", 3);
+  m.on_query(untagged);  // nobody fills its tag
+  CHECK(m.last_tag() != nullptr);
+
+  // Full: a third query evicts the oldest (v6), which is not a timeout.
+  m.on_query(make_query(kT0 + 3, "d.example.", 4));
+  m.last_tag()->word = 44;
+  CHECK(m.stats().evictions == 1);
+  CHECK(sink.got.empty());
+
+  // Both left time out, oldest first, with their client, type, times and tag.
+  CHECK(m.expire(kT0 + 10 * kSecond) == 2);
+  REQUIRE(sink.got.size() == 2);
+  CHECK(sink.words == std::vector<std::uint64_t>{0, 44});
+  const auto& t = sink.got[0];
+  CHECK(t.client.family == 4);
+  CHECK(std::memcmp(t.client.bytes.data(), untagged.src.bytes.data(), 4) == 0);
+  CHECK(t.qtype == 1);
+  CHECK(t.query_ts_ns == kT0 + 2);
+  CHECK(t.timeout_ts_ns == kT0 + 2 + 5 * kSecond);
+  CHECK(m.stats().timeouts == 2);
+
+  SECTION("an IPv6 client comes back whole") {
+    m.on_query(v6);
+    m.last_tag()->word = 66;
+    CHECK(m.expire(kT0 + 20 * kSecond) == 1);
+    REQUIRE(sink.got.size() == 3);
+    CHECK(sink.got[2].client.family == 6);
+    CHECK(sink.got[2].client.bytes == v6.src.bytes);
+    CHECK(sink.got[2].qtype == 28);
+    CHECK(sink.words[2] == 66);
+  }
+  SECTION("without a sink, timeouts are only counted") {
+    m.set_timeout_sink(nullptr);
+    m.on_query(v6);
+    CHECK(m.expire(kT0 + 20 * kSecond) == 1);
+    CHECK(sink.got.size() == 2);
+  }
+}
+
+TEST_CASE("without query tags there is no tag and no sink", "[metrics][matcher]") {
+  struct Sink final : dnsmon::detail::TimeoutSink {
+    int calls = 0;
+
+    void on_timeout(const dnsmon::detail::TimedOutQuery& /*q*/) noexcept override { ++calls; }
+  };
+
+  Sink sink;
+  QueryMatcher m;
+  m.set_timeout_sink(&sink);
+  m.on_query(make_query(kT0));
+  CHECK(m.last_tag() == nullptr);
+  CHECK(m.expire(kT0 + 10 * kSecond) == 1);
+  CHECK(sink.calls == 0);
+}
+
 TEST_CASE("a million unanswered distinct queries keep the table within its capacity",
           "[metrics][matcher]") {
   QueryMatcher m;  // default capacity 65536 and timeout 5 s

@@ -77,6 +77,9 @@ check(ev("query") == queries, f"query events {ev('query')}, want {queries}")
 responses = ev("response") or 0
 check(queries - 20 <= responses <= queries if split else responses == queries,
       f"response events {responses}, want {queries}")
+# Every query is answered within 400 ms: no timeout event.
+check((ev("timeout") or 0) == truth["capture"]["timeouts"] == 0,
+      f"timeout events {ev('timeout')}, want {truth['capture']['timeouts']}")
 lookups = ev("lookup") or 0
 check(0.5 * queries < lookups < queries, f"lookup events {lookups} of {queries} queries")
 check(metrics.get("dnsmon_detection_events_dropped_total") == 0, "events dropped")

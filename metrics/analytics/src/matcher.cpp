@@ -77,16 +77,19 @@ QueryMatcher::QueryMatcher(MatcherOptions options) : options_(options) {
   // Written only when handed out: the pages of nodes never used are never touched.
   nodes_ = std::make_unique_for_overwrite<Node[]>(options_.capacity);
   ages_ = std::make_unique_for_overwrite<AgeLink[]>(options_.capacity);
+  if (options_.query_tags) {
+    tags_ = std::make_unique_for_overwrite<QueryTag[]>(options_.capacity);
+  }
   // At most one entry per two buckets keeps chains short, even for misses.
   buckets_.assign(std::bit_ceil(2 * options_.capacity), kNone);
   bucket_mask_ = static_cast<std::uint32_t>(buckets_.size() - 1);
   next_expiry_ns_ = kNever;
 
-  memory_gauge_.set(planned_bytes(options_.capacity));
+  memory_gauge_.set(planned_bytes(options_.capacity, options_.query_tags));
 }
 
-std::size_t QueryMatcher::planned_bytes(std::size_t capacity) noexcept {
-  return capacity * (sizeof(Node) + sizeof(AgeLink)) +
+std::size_t QueryMatcher::planned_bytes(std::size_t capacity, bool query_tags) noexcept {
+  return capacity * (sizeof(Node) + sizeof(AgeLink) + (query_tags ? sizeof(QueryTag) : 0)) +
          std::bit_ceil(2 * capacity) * sizeof(std::uint32_t);
 }
 
@@ -194,6 +197,9 @@ std::size_t QueryMatcher::expire_due() noexcept {
       break;
     }
     ++by_leg[static_cast<std::size_t>(nodes_[oldest_].leg)];
+    if (sink_ != nullptr) {
+      report_timeout();
+    }
     remove_oldest();
     ++removed;
   }
@@ -251,6 +257,25 @@ void QueryMatcher::remove_oldest() noexcept {
   remove(link);
 }
 
+void QueryMatcher::report_timeout() noexcept {
+  const Node& n = nodes_[oldest_];
+  TimedOutQuery q;
+  q.client.family = n.family;
+  if (n.family == 4) {
+    bytes::store_host32(q.client.bytes.data(), static_cast<std::uint32_t>(n.key.addrs[0]));
+  } else {
+    bytes::store_host64(q.client.bytes.data(), n.key.addrs[0]);
+    bytes::store_host64(q.client.bytes.data() + 8, n.key.addrs[1]);
+  }
+  q.qtype = static_cast<std::uint16_t>(n.key.fields >> 32U);
+  q.query_ts_ns = n.ts_ns;
+  q.timeout_ts_ns = n.ts_ns + options_.timeout_ns;
+  q.leg = n.leg;
+  q.transport = n.transport;
+  q.tag = &tags_[oldest_];
+  sink_->on_timeout(q);
+}
+
 QueryMatcher::QueryOutcome QueryMatcher::on_query(const DnsMessage& query,
                                                   const Probe& probe) noexcept {
   check_owner();
@@ -262,6 +287,7 @@ QueryMatcher::QueryOutcome QueryMatcher::on_query(const DnsMessage& query,
 
   if (find(probe) != nullptr) {
     leg.duplicates.add();  // the entry keeps its first timestamp and its place in the age list
+    last_inserted_ = kNone;
     return QueryOutcome::Duplicate;
   }
 
@@ -283,6 +309,10 @@ QueryMatcher::QueryOutcome QueryMatcher::on_query(const DnsMessage& query,
   n.family = probe.family;
   n.transport = probe.transport;
   n.leg = probe.leg;
+  if (tags_) {
+    tags_[index].word = 0;
+  }
+  last_inserted_ = index;
   std::uint32_t& bucket = buckets_[probe.hash & bucket_mask_];
   n.bucket_next = bucket;
   bucket = index;

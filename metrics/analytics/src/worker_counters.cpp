@@ -68,6 +68,7 @@ detail::MatcherOptions matcher_options(const MetricsOptions& o, std::uint64_t se
   m.capacity = o.matching_capacity;
   m.timeout_ns = std::int64_t{o.matching_timeout_ms} * 1'000'000;
   m.hash_seed = seed;
+  m.query_tags = o.matching_query_tags;
   return m;
 }
 
@@ -172,6 +173,16 @@ std::int64_t WorkerCounters::analyse(const DnsMessage& m) noexcept {
   return latency;
 }
 
+// NOLINTNEXTLINE(readability-make-member-function-const): hands out the analytics' state
+detail::QueryTag* WorkerCounters::last_query_tag() noexcept {
+  return analytics_->matcher.last_tag();
+}
+
+// NOLINTNEXTLINE(readability-make-member-function-const): changes the analytics it owns
+void WorkerCounters::set_timeout_sink(detail::TimeoutSink* sink) noexcept {
+  analytics_->matcher.set_timeout_sink(sink);
+}
+
 // NOLINTNEXTLINE(readability-make-member-function-const): changes the analytics it owns
 void WorkerCounters::tick(std::int64_t now_ns) noexcept {
   (void)analytics_->matcher.expire(now_ns);
@@ -188,7 +199,8 @@ void WorkerCounters::finish() noexcept {
 }
 
 std::size_t analytics_bytes_per_worker(const MetricsOptions& options) noexcept {
-  std::size_t bytes = detail::QueryMatcher::planned_bytes(options.matching_capacity);
+  std::size_t bytes =
+      detail::QueryMatcher::planned_bytes(options.matching_capacity, options.matching_query_tags);
   if (options.analytics.enabled) {
     bytes += detail::TrafficAnalytics::planned_bytes(options.analytics);
   }

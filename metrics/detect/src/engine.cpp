@@ -49,13 +49,17 @@ void WorkerPort::adopt_settings() noexcept {
   }
 }
 
-void WorkerPort::on_message(const DnsMessage& m, std::int64_t latency_ns) noexcept {
+void WorkerPort::on_message(const DnsMessage& m, std::int64_t latency_ns,
+                            detail::QueryTag* tag) noexcept {
   // pairs with the release in Engine::reconfigure(): one load per message, no lock
   if (engine_.settings_generation_.load(std::memory_order_acquire) != generation_) [[unlikely]] {
     adopt_settings();
   }
   if (!m.qr) {
     if (normalizer_.query(m, scratch_)) {
+      if (tag != nullptr) {
+        Normalizer::fill_tag(scratch_, *tag);
+      }
       queries_.add();
       if (scratch_.has(kFirstInDedupWindow)) {
         lookups_.add();
@@ -64,6 +68,13 @@ void WorkerPort::on_message(const DnsMessage& m, std::int64_t latency_ns) noexce
     }
   } else if (latency_ns >= 0 && normalizer_.response(m, scratch_)) {
     responses_.add();
+    push(scratch_);
+  }
+}
+
+void WorkerPort::on_timeout(const detail::TimedOutQuery& query) noexcept {
+  if (normalizer_.timeout(query, scratch_)) {
+    timeouts_.add();
     push(scratch_);
   }
 }
@@ -630,6 +641,7 @@ DetectionSnapshot Engine::snapshot() const {
     s.queries += p->queries_.get();
     s.lookups += p->lookups_.get();
     s.responses += p->responses_.get();
+    s.timeouts += p->timeouts_.get();
     s.dropped += p->dropped_.get();
   }
   std::int64_t logical = 0;

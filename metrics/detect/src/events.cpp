@@ -603,6 +603,11 @@ void DomainState::events_on_response(BaseEntry& e, const LookupEvent& ev, Day da
   if (ev.has(kSuffixLeak)) {
     return;  // the name failed for the search suffix, not for the embedded domain
   }
+  const DisappearanceParams& p = options_->detectors.disappearance;
+  const bool timeout = ev.kind == EventKind::Timeout;
+  if (timeout && !p.count_timeouts) {
+    return;
+  }
   const std::uint8_t had_bit = had_data_bit(ev.qtype);
   CandidateEntry* c = e.candidate != 0 ? &candidates_[e.candidate - 1] : nullptr;
   try {
@@ -611,7 +616,7 @@ void DomainState::events_on_response(BaseEntry& e, const LookupEvent& ev, Day da
       EventDetectors::collect_mark(*this, e, *c, day, logical_ns);
     }
     const double now_s = static_cast<double>(logical_ns) / 1e9;
-    if (ev.kind != EventKind::Timeout && ev.has(kSuccess)) {
+    if (!timeout && ev.has(kSuccess)) {
       const bool first_success = (e.last_rcode & kHadData) == 0;
       e.last_rcode =
           static_cast<std::uint8_t>((e.last_rcode & kHadData) | had_bit | rcode_bits(ev.rcode));
@@ -627,7 +632,7 @@ void DomainState::events_on_response(BaseEntry& e, const LookupEvent& ev, Day da
       return;
     }
     FailureKind kind = FailureKind::ServFail;
-    if (ev.kind == EventKind::Timeout) {
+    if (timeout) {
       kind = FailureKind::Timeout;
     } else if (ev.has(kFailure)) {
       kind = ev.rcode == 3   ? FailureKind::NxDomain
@@ -639,8 +644,9 @@ void DomainState::events_on_response(BaseEntry& e, const LookupEvent& ev, Day da
       e.last_rcode = static_cast<std::uint8_t>((e.last_rcode & kHadData) | rcode_bits(ev.rcode));
       return;
     }
-    e.last_rcode = static_cast<std::uint8_t>((e.last_rcode & kHadData) | rcode_bits(ev.rcode));
-    const DisappearanceParams& p = options_->detectors.disappearance;
+    if (!timeout) {  // a timeout has no rcode: the last one stays
+      e.last_rcode = static_cast<std::uint8_t>((e.last_rcode & kHadData) | rcode_bits(ev.rcode));
+    }
     if (c == nullptr) {
       // The first failure after >= min_successes_7d lookups that succeeded: a transition may
       // follow, so the domain takes a candidate slot.

@@ -282,7 +282,8 @@ Normalizer::Normalizer(const DetectOptions& options, std::shared_ptr<const OrgRe
       dedup_ns_(static_cast<std::int64_t>(options.normalize.dedup_window_s * 1e9 /
                                           options.time.compression)),
       seed_(seed),
-      dedup_(kDedupEntries) {
+      dedup_(kDedupEntries),
+      timeouts_(kTimeoutEntries) {
 }
 
 void Normalizer::reconfigure(const DetectOptions& options,
@@ -381,6 +382,54 @@ bool Normalizer::response(const DnsMessage& m, LookupEvent& ev) noexcept {
   ev.kind = EventKind::Response;
   ev.rcode = m.rcode;
   fill_answers(m, ev);
+  return true;
+}
+
+// A tag (detail::QueryTag): word = the domain hash (0: no tag; a domain whose hash is 0 is never
+// tagged), bytes[0] = the domain's length, bytes[1] = the name flags, then the domain.
+void Normalizer::fill_tag(const LookupEvent& ev, detail::QueryTag& tag) noexcept {
+  static_assert(kTagName + 2 <= sizeof(tag.bytes));
+  if (ev.has(kSuffixLeak) || ev.domain_len > kTagName) {
+    tag.word = 0;
+    return;
+  }
+  tag.word = ev.domain_hash;
+  tag.bytes[0] = ev.domain_len;
+  tag.bytes[1] = static_cast<unsigned char>(ev.flags & kReverseZone);
+  const std::string_view domain = ev.domain();
+  std::copy(domain.begin(), domain.end(), tag.bytes.begin() + 2);
+}
+
+bool Normalizer::timeout(const detail::TimedOutQuery& query, LookupEvent& ev) noexcept {
+  const detail::QueryTag* tag = query.tag;
+  if (tag == nullptr || tag->word == 0 || tag->bytes[0] == 0 || tag->bytes[0] > kTagName) {
+    return false;
+  }
+  ev.version = kLookupEventVersion;
+  ev.kind = EventKind::Timeout;
+  ev.flags = static_cast<std::uint16_t>(kFailure | (tag->bytes[1] & kReverseZone));
+  ev.ts_ns = query.timeout_ts_ns;
+  ev.qtype = query.qtype;
+  ev.rcode = 0;
+  ev.answer_count = 0;
+  ev.client = to16(query.client);
+  ev.domain_hash = tag->word;
+  ev.qname_len = tag->bytes[0];
+  ev.domain_off = 0;
+  ev.domain_len = tag->bytes[0];
+  std::copy_n(tag->bytes.begin() + 2, ev.qname_len, ev.qname.begin());
+  // One event for the timeouts of a (client, domain) within the matching timeout.
+  std::uint64_t key = detail::hash_bytes(ev.client.data(), ev.client.size(), ev.domain_hash);
+  key |= 1U;
+  DedupSlot& slot = timeouts_[key & (kTimeoutEntries - 1)];
+  const std::int64_t window = query.timeout_ts_ns - query.query_ts_ns;
+  if (slot.key == key && query.query_ts_ns - slot.last_ns < window &&
+      query.query_ts_ns >= slot.last_ns) {
+    return false;
+  }
+  slot.key = key;
+  slot.last_ns = query.query_ts_ns;
+  orgs_->resolve(ev);
   return true;
 }
 

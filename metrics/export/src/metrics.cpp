@@ -484,6 +484,7 @@ struct MetricsHub::Impl : prometheus::Collectable {
     x.add(Family::DetectionEventsTotal, {"query"}, static_cast<double>(d.queries));
     x.add(Family::DetectionEventsTotal, {"lookup"}, static_cast<double>(d.lookups));
     x.add(Family::DetectionEventsTotal, {"response"}, static_cast<double>(d.responses));
+    x.add(Family::DetectionEventsTotal, {"timeout"}, static_cast<double>(d.timeouts));
     x.open(Family::DetectionEventsDroppedTotal);
     x.add(Family::DetectionEventsDroppedTotal, {}, static_cast<double>(d.dropped));
     x.open(Family::LogicalTimeSeconds);

@@ -1,6 +1,7 @@
 // Loads of integers from untrusted bytes: 16 and 32 bits in network (big-endian) or little-endian
 // order, and 32 and 64 bits in the host's order (for hashing, where the order does not matter),
-// none of them needing alignment. The caller has checked that the bytes are there.
+// none of them needing alignment; and the host-order stores that give back what a host-order load
+// read. The caller has checked that the bytes are there.
 //
 // Thread-safety: pure functions. Allocation: none.
 #pragma once
@@ -41,6 +42,14 @@ inline std::uint64_t load_host64(const void* p) noexcept {
   std::uint64_t v = 0;
   std::memcpy(&v, p, sizeof v);
   return v;
+}
+
+inline void store_host32(void* p, std::uint32_t v) noexcept {
+  std::memcpy(p, &v, sizeof v);
+}
+
+inline void store_host64(void* p, std::uint64_t v) noexcept {
+  std::memcpy(p, &v, sizeof v);
 }
 
 }  // namespace dnsmon::bytes

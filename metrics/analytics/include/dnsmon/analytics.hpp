@@ -29,6 +29,11 @@
 
 namespace dnsmon {
 
+namespace detail {
+struct QueryTag;    // detail/matcher.hpp
+class TimeoutSink;  // detail/matcher.hpp
+}  // namespace detail
+
 // Sliding-window analytics: top-N tables and distinct counts per window
 // (detail/windows.hpp).
 struct AnalyticsOptions {
@@ -56,6 +61,9 @@ struct MetricsOptions {
   // local_networks and, when capturing live, the host's own addresses. Empty: every leg unknown.
   ServerAddresses server_addresses;
   std::uint64_t memory_budget_bytes = std::uint64_t{128} << 20U;  // all workers' analytics state
+  // Query tags in the matcher (QueryMatcher, MatcherOptions::query_tags): the daemon sets it when
+  // detection is on, which reports timeouts through them. 64 bytes per outstanding query.
+  bool matching_query_tags = false;
 };
 
 // Bytes of analytics state (query matching, windows, sketches, caches) one worker allocates.
@@ -142,6 +150,13 @@ class WorkerCounters {
     }
     return analyse(m);
   }
+
+  // After record_message() of a DNS query: the matcher's tag of that query
+  // (MetricsOptions::matching_query_tags), or nullptr when it was a retransmission of one still
+  // outstanding or the matcher has no tags.
+  [[nodiscard]] detail::QueryTag* last_query_tag() noexcept;
+  // Where the matcher's timeouts go (nullptr: nowhere); only with query tags. Owner thread.
+  void set_timeout_sink(detail::TimeoutSink* sink) noexcept;
 
   // Packet time reached now_ns with no message (live capture gone quiet): expires unanswered
   // queries and lets the windows slide. Do not call it in a replay, whose clock is the packets'.

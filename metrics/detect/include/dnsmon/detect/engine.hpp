@@ -125,6 +125,7 @@ struct DetectionSnapshot {
   std::uint64_t queries = 0;    // query events made
   std::uint64_t lookups = 0;    // of which first in their de-duplication window
   std::uint64_t responses = 0;  // matched-response events made
+  std::uint64_t timeouts = 0;   // timeout events made
   std::uint64_t dropped = 0;    // events a full ring dropped
   // Detector events by detector and severity label (severity_label(); the last is suppressed).
   std::array<std::array<std::uint64_t, kSeverityLabels>, kDetectors> detector_events{};
@@ -158,13 +159,25 @@ struct DetectionSnapshot {
 
 class Engine;
 
-// A worker's side of the engine: normalises its messages and pushes events to the shards.
-class WorkerPort {
+// A worker's side of the engine: normalises its messages and pushes events to the shards. As the
+// matcher's TimeoutSink (WorkerCounters::set_timeout_sink()) it also makes the timeout events.
+class WorkerPort final : public detail::TimeoutSink {
  public:
-  // A message the worker decoded; latency_ns >= 0 for a response matched to its query.
-  void on_message(const DnsMessage& m, std::int64_t latency_ns) noexcept;
+  // A message the worker decoded; latency_ns >= 0 for a response matched to its query. tag: for a
+  // query, its entry's tag in the worker's matcher (WorkerCounters::last_query_tag()), which the
+  // normaliser fills so that a timeout can be reported (nullptr: none).
+  void on_message(const DnsMessage& m, std::int64_t latency_ns,
+                  detail::QueryTag* tag = nullptr) noexcept;
+
+  // A query of this worker's matcher got no response: a timeout event, when its tag was filled.
+  void on_timeout(const detail::TimedOutQuery& query) noexcept override;
 
   WorkerPort(Engine& engine, std::size_t index);
+  ~WorkerPort() = default;
+  WorkerPort(const WorkerPort&) = delete;
+  WorkerPort& operator=(const WorkerPort&) = delete;
+  WorkerPort(WorkerPort&&) = delete;
+  WorkerPort& operator=(WorkerPort&&) = delete;
 
  private:
   void push(const LookupEvent& ev) noexcept;
@@ -179,7 +192,7 @@ class WorkerPort {
   std::vector<Doorbell*> bells_;
   LookupEvent scratch_{};
   friend class Engine;
-  SingleWriterCounter queries_, lookups_, responses_, dropped_;  // the worker's
+  SingleWriterCounter queries_, lookups_, responses_, timeouts_, dropped_;  // the worker's
 };
 
 // One per process: its members stay in the order they are initialised in, whatever padding that

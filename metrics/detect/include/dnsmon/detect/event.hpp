@@ -22,7 +22,7 @@ inline constexpr std::uint8_t kLookupEventVersion = 1;
 enum class EventKind : std::uint8_t {
   Query = 1,     // a query as the client sent it (every one: raw counts, tunneling)
   Response = 2,  // a response matched to its query
-  Timeout = 3,   // a query that got no response in time (not made yet: see docs/detection.md)
+  Timeout = 3,   // a query that got no response in time (its registrable domain as qname)
 };
 
 // LookupEvent::flags: bits.

@@ -15,12 +15,20 @@
 //   registrable domain) since dedup_window_s of logical time (compression applied) after the
 //   last one so marked. A direct-mapped table of kDedupEntries slots keyed by a hash of the
 //   pair: two pairs that share a slot can only add marks, never remove one.
+// - timeouts: a query's registrable domain (up to kTagName bytes) and flags go into its tag in
+//   the worker's query matcher (fill_tag()); when the matcher gives the query up, timeout()
+//   makes a timeout event of it (kind 3, flagged kFailure, dated when it was given up). The
+//   timeouts of one (client, registrable domain) within the matching timeout are one event: a
+//   client's retries of one lookup are one failure, as one SERVFAIL answer is. No tag, no event:
+//   a name that leaked through a search suffix (it failed for the suffix), or a registrable
+//   domain longer than kTagName.
 //
 // A reload hands a Normalizer new options and organisations (reconfigure()) between two messages;
 // its de-duplication table and domain cache stay.
 //
 // Thread-safety: a Normalizer belongs to one worker; an OrgResolver is immutable and shared.
-// Allocation: construction and reconfigure() only; query() and response() allocate nothing.
+// Allocation: construction and reconfigure() only; query(), response(), fill_tag() and timeout()
+// allocate nothing.
 #pragma once
 
 #include <array>
@@ -30,6 +38,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dnsmon/analytics/detail/matcher.hpp"
 #include "dnsmon/detect.hpp"
 #include "dnsmon/detect/event.hpp"
 #include "dnsmon/detect/finding.hpp"
@@ -108,6 +117,14 @@ class Normalizer {
   // A response matched to its query → ev; false for other messages.
   bool response(const DnsMessage& m, LookupEvent& ev) noexcept;
 
+  // The longest registrable domain a query tag holds.
+  static constexpr std::size_t kTagName = 54;
+  // Fills the matcher's tag of the query that made ev (query()), or leaves it empty.
+  static void fill_tag(const LookupEvent& ev, detail::QueryTag& tag) noexcept;
+  // A query the matcher gave up → a timeout event, or false: no tag, or another timeout of its
+  // client and domain came within the matching timeout before it.
+  bool timeout(const detail::TimedOutQuery& query, LookupEvent& ev) noexcept;
+
   // The name part alone: fills qname, domain_off/len, domain_hash and kSuffixLeak/kReverseZone.
   // False for the root or a name with no domain.
   bool name(std::string_view presentation, LookupEvent& ev) noexcept;
@@ -128,6 +145,8 @@ class Normalizer {
   std::int64_t dedup_ns_;  // the window in packet time
   std::uint64_t seed_;
   std::vector<DedupSlot> dedup_;
+  std::vector<DedupSlot> timeouts_;  // the timeouts' de-duplication, kTimeoutEntries slots
+  static constexpr std::size_t kTimeoutEntries = 1U << 12U;
 };
 
 // Fills the answer part of a response's event from the decoded message. The one place answer

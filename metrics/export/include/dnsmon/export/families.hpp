@@ -358,8 +358,9 @@ inline constexpr std::array<MetricFamilySpec, static_cast<std::size_t>(Family::C
          MetricKind::Counter,
          {"kind"},
          "Lookup events the workers made for detection: every query (query), the queries first "
-         "for their client and registrable domain in the de-duplication window (lookup), and "
-         "responses matched to their query (response)."},
+         "for their client and registrable domain in the de-duplication window (lookup), "
+         "responses matched to their query (response), and queries unanswered within the "
+         "matching timeout (timeout, one per client, domain and burst of retries)."},
         {"dnsmon_detection_events_dropped_total",
          MetricKind::Counter,
          {},

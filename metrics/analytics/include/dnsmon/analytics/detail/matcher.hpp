@@ -39,15 +39,22 @@
 // ids, ports or names cannot pile into one chain (matcher.cpp explains why this hash is enough
 // here).
 //
+// Query tags (MatcherOptions::query_tags, for the detection module): each entry then also has a
+// 64-byte tag that its owner fills after on_query() (last_tag()), and a timeout hands the entry,
+// with its tag, to the TimeoutSink (set_timeout_sink()) before removing it. A matched, duplicate or
+// evicted query is not handed on. The matcher zeroes a tag's first word when it hands out the
+// entry, so a tag nobody filled reads as empty.
+//
 // Thread-safety: a QueryMatcher is owned by one worker thread, which calls on_query(),
 //   on_response() and expire(). stats() and latency() may be called from any thread: the counters
 //   and histograms are single-writer relaxed atomics, so each value is recent but a snapshot is
 //   not a consistent cut. qname_hash() is a pure function.
 // Allocation: only the constructor allocates: capacity * (64 + 8) bytes for the nodes and the age
-//   links plus 4 bytes per bucket, about 5.2 MB at the default capacity of 65536. Nodes are handed
-//   out in index order and the most recently freed is reused first, so the matcher writes only as
-//   many nodes as the most queries ever outstanding at once, and the pages beyond stay untouched
-//   (the buckets are all written at construction). The rest never allocates.
+//   links (and 64 more per entry with query tags) plus 4 bytes per bucket, about 5.2 MB at the
+//   default capacity of 65536. Nodes are handed out in index order and the most recently freed is
+//   reused first, so the matcher writes only as many nodes as the most queries ever outstanding at
+//   once, and the pages beyond stay untouched (the buckets are all written at construction). The
+//   rest never allocates.
 #pragma once
 
 #include <algorithm>
@@ -131,6 +138,42 @@ struct MatcherOptions {
   // 0: a random seed from std::random_device. The seed of qname_hash() and of the bucket hash;
   // give the worker's analytics the same one so that a name is hashed once per message.
   std::uint64_t hash_seed = 0;
+  bool query_tags = false;  // a 64-byte tag per entry, and timeouts handed to a TimeoutSink
+};
+
+// An entry's tag (MatcherOptions::query_tags): its owner's bytes. `word` is zeroed when the entry
+// is handed out; the rest is left as the last user wrote it.
+struct alignas(64) QueryTag {
+  std::uint64_t word;
+  std::array<unsigned char, 56> bytes;
+};
+
+static_assert(sizeof(QueryTag) == 64);
+
+// A query that got no response within the timeout, as the matcher hands it to its TimeoutSink.
+struct TimedOutQuery {
+  IpAddr client;  // the query's source
+  std::uint16_t qtype = 0;
+  std::int64_t query_ts_ns = 0;    // its first timestamp
+  std::int64_t timeout_ts_ns = 0;  // query_ts_ns + the timeout: when it was given up
+  Leg leg = Leg::Unknown;
+  Transport transport = Transport::Udp;
+  const QueryTag* tag = nullptr;  // the entry's tag
+};
+
+// Told of every timeout, on the owner thread, from inside on_query(), on_response() or expire().
+// It must not call the matcher.
+class TimeoutSink {
+ public:
+  virtual void on_timeout(const TimedOutQuery& query) noexcept = 0;
+
+ protected:
+  TimeoutSink() = default;
+  ~TimeoutSink() = default;
+  TimeoutSink(const TimeoutSink&) = default;
+  TimeoutSink& operator=(const TimeoutSink&) = default;
+  TimeoutSink(TimeoutSink&&) = default;
+  TimeoutSink& operator=(TimeoutSink&&) = default;
 };
 
 // The name hash the matcher keys on: hash_bytes() (sketches.hpp) of the name with the ASCII
@@ -250,6 +293,15 @@ class QueryMatcher {
   [[nodiscard]] Probe prepare(const DnsMessage& m, bool response, std::uint64_t name_hash,
                               Leg leg = Leg::Unknown) const noexcept;
 
+  // Owner thread, with query tags: the tag of the entry the last on_query() inserted, or nullptr
+  // when that query was a duplicate (or the matcher has no tags). Valid until the next call.
+  [[nodiscard]] QueryTag* last_tag() noexcept {
+    return tags_ && last_inserted_ != kNone ? &tags_[last_inserted_] : nullptr;
+  }
+
+  // Owner thread: where timeouts go from now on (nullptr: nowhere). Only with query tags.
+  void set_timeout_sink(TimeoutSink* sink) noexcept { sink_ = tags_ ? sink : nullptr; }
+
   // Advances the clock to now_ns (if later) and removes the entries older than the timeout.
   // Returns how many were removed. Call it when traffic stops, so unanswered queries are counted.
   std::size_t expire(std::int64_t now_ns) noexcept;
@@ -262,7 +314,8 @@ class QueryMatcher {
   [[nodiscard]] MatcherStats stats(Leg leg) const noexcept;
 
   // The bytes a matcher of this capacity allocates (stats().memory_bytes), before building one.
-  [[nodiscard]] static std::size_t planned_bytes(std::size_t capacity) noexcept;
+  [[nodiscard]] static std::size_t planned_bytes(std::size_t capacity,
+                                                 bool query_tags = false) noexcept;
 
   [[nodiscard]] const LatencyHistogram& latency(Leg leg, Transport transport,
                                                 RcodeClass rcode_class) const noexcept {
@@ -309,6 +362,8 @@ class QueryMatcher {
   void remove(std::uint32_t* link) noexcept;
   // Removes an entry found through the age list (timed out or evicted).
   void remove_oldest() noexcept;
+  // Hands the oldest entry, which timed out, to the sink.
+  void report_timeout() noexcept;
   void check_owner() noexcept;
 
   MatcherOptions options_;
@@ -316,6 +371,9 @@ class QueryMatcher {
   std::array<std::uint64_t, 6> mix_{};  // key_hash()'s secret words, from the seed
   std::unique_ptr<Node[]> nodes_;       // capacity nodes
   std::unique_ptr<AgeLink[]> ages_;     // one per node
+  std::unique_ptr<QueryTag[]> tags_;    // one per node, with query tags
+  TimeoutSink* sink_ = nullptr;
+  std::uint32_t last_inserted_ = kNone;
   std::vector<std::uint32_t> buckets_;
   std::uint32_t bucket_mask_ = 0;
   std::uint32_t free_head_ = kNone;  // nodes freed since, most recent first
