@@ -524,7 +524,10 @@ constexpr std::array kKeys = std::to_array<Key>({
             "lookup events before a score is computed")
         .live(),
     integer("detection.detectors.beacon.ring", param<&DPa::beacon, &detect::BeaconParams::ring>(),
-            8, 256, "lookup times kept per domain"),
+            8, 256,
+            "the newest lookup times of a domain the beacon reads (a candidate keeps 256); "
+            "min_events of them at least")
+        .live(),
     section("detection.detectors.beacon.weights", "weights of the beacon score's parts"),
     real("detection.detectors.beacon.weights.ts",
          param<&DPa::beacon, &detect::BeaconParams::weights, &detect::BeaconWeights::ts>(), 0, 1,

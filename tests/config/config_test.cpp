@@ -1103,15 +1103,13 @@ TEST_CASE("keys a running dnsmon could apply are marked live, the others restart
                               "detection.time.origin",
                               "detection.memory.base_entries",
                               "detection.memory.watch_entries",
-                              "detection.detectors.beacon.ring",
                               "detection.export.metrics_snapshot_dir"}) {
     CAPTURE(restart);
     CHECK(reload.at(restart) == Reload::Restart);
   }
-  // Every detector threshold and weight is live but the one that sizes a ring.
+  // Every detector threshold and weight is live.
   for (const ConfigKey& k : config_keys()) {
-    if (!k.section && k.path.starts_with("detection.detectors.") &&
-        k.path != "detection.detectors.beacon.ring") {
+    if (!k.section && k.path.starts_with("detection.detectors.")) {
       CAPTURE(k.path);
       CHECK(k.reload == Reload::Live);
     }

@@ -264,6 +264,33 @@ TEST_CASE("beacon fires at the day boundary for a machine-periodic candidate", "
   CHECK(of(take(s), Detector::Beacon).empty());
 }
 
+TEST_CASE("beacon reads the newest beacon.ring lookup times, and needs min_events of them",
+          "[detect][daily]") {
+  const std::uint32_t ring = GENERATE(16U, 32U);
+  CAPTURE(ring);
+  DetectOptions o = options();  // the state keeps a pointer to it
+  o.detectors.beacon.ring = ring;
+  o.detectors.beacon.min_events = 20;
+  DomainState s(o, 1.0, kSeed);
+  Lcg rng;
+  // Human-like lookups for most of the day, then a poller every 60 s for its last 40 minutes.
+  human_day(s, "status.probe.example", kDay, 12, rng);
+  for (int i = 0; i < 40; ++i) {
+    feed(s, lookup("status.probe.example", 7), kDay,
+         std::int64_t{kDay} * kDayNs + 23 * (3600 * kS) + i * (60 * kS));
+  }
+  (void)take(s);
+  (void)s.end_of_day(kDay, 150);
+  const std::vector<Finding> b = of(take(s), Detector::Beacon);
+  if (ring < 20) {
+    CHECK(b.empty());  // fewer than min_events read
+    return;
+  }
+  // The newest 32 are the poller's alone: a period of 60 s.
+  REQUIRE(b.size() == 1);
+  CHECK(std::stod(detail(b[0], "period_s")) == Approx(60).margin(1));
+}
+
 TEST_CASE("covert_pair scores the gate and the lifecycle, vetoes and caps", "[detect][daily]") {
   DetectOptions o = options();
   o.detectors.covert_pair.max_new_per_day = 1;

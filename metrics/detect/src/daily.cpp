@@ -69,12 +69,14 @@ bool weekday(int d) noexcept {
   return (d + 3) % 7 < 5;
 }
 
-// The ring's timestamps at or after from_ns, in seconds, sorted; returns how many.
-std::size_t unroll(const DailyState& s, std::int64_t from_ns,
+// The newest `limit` timestamps of the ring (beacon.ring) at or after from_ns, in seconds,
+// sorted; returns how many.
+std::size_t unroll(const DailyState& s, std::int64_t from_ns, std::size_t limit,
                    std::array<double, DailyState::kRing>& out) noexcept {
   std::size_t n = 0;
-  for (std::size_t i = 0; i < s.ts_count; ++i) {
-    const std::size_t slot = (s.ts_next + DailyState::kRing - s.ts_count + i) % DailyState::kRing;
+  const std::size_t count = std::min<std::size_t>(s.ts_count, limit);
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t slot = (s.ts_next + DailyState::kRing - count + i) % DailyState::kRing;
     const std::int64_t ns =
         s.ts_base_ns + static_cast<std::int64_t>(s.ts[slot]) * DailyState::kTick;
     if (ns >= from_ns) {
@@ -327,7 +329,8 @@ void DomainState::evaluate_covert(BaseEntry& e, CandidateEntry& c, Day day, std:
                           day - c.marks.score_day[tun] < static_cast<int>(kWindow);
   // Timing, domain level: the ring's events of W14.
   std::array<double, DailyState::kRing> ts{};
-  const std::size_t n = unroll(s, (static_cast<std::int64_t>(day) - (kWindow - 1)) * kNsPerDay, ts);
+  const std::size_t n =
+      unroll(s, (static_cast<std::int64_t>(day) - (kWindow - 1)) * kNsPerDay, bp.ring, ts);
   const auto hours = hours_of(s, day);
   BeaconInput bi;
   bi.timestamps_s = std::span<const double>(ts.data(), n);
@@ -422,10 +425,11 @@ void DomainState::daily_end_of_day(BaseEntry& e, CandidateEntry& c, Day closed,
   DailyState& s = c.daily;
   const BeaconParams& bp = options_->detectors.beacon;
   // beacon (4.5): on the ring, for a candidate active on the closed day.
-  if (c.last_active == closed && s.beacon_day != closed && s.ts_count >= bp.min_events) {
+  if (c.last_active == closed && s.beacon_day != closed &&
+      std::min<std::uint32_t>(s.ts_count, bp.ring) >= bp.min_events) {
     s.beacon_day = closed;
     std::array<double, DailyState::kRing> ts{};
-    const std::size_t n = unroll(s, INT64_MIN, ts);
+    const std::size_t n = unroll(s, INT64_MIN, bp.ring, ts);
     const auto hours = hours_of(s, closed);
     BeaconInput bi;
     bi.timestamps_s = std::span<const double>(ts.data(), n);

@@ -182,7 +182,6 @@ Engine::Reconfigured Engine::reconfigure(const DetectOptions& next) {
   o.normalize.reverse_zone_v4_octets = next.normalize.reverse_zone_v4_octets;
   o.normalize.reverse_zone_v6_nibbles = next.normalize.reverse_zone_v6_nibbles;
   o.detectors = next.detectors;
-  o.detectors.beacon.ring = options_.detectors.beacon.ring;  // a size: the start's
   o.exports.top_n_per_detector = next.exports.top_n_per_detector;
   o.exports.hold_seconds = next.exports.hold_seconds;
   o.exports.watchlist = next.exports.watchlist;

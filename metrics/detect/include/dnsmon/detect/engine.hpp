@@ -36,7 +36,7 @@
 // detected with the new settings; one made just before may be detected with them. The options that
 // size or place state stay the constructor's for the engine's life: detection.memory (the tables
 // are allocated at start), detection.time (the logical clock, which the state file checks),
-// state_file, events_file, enabled, the snapshot directory and beacon.ring.
+// state_file, events_file, enabled and the snapshot directory.
 //
 // Thread-safety: construct, start(), checkpoint(), reconfigure() and finish() on the control
 //   thread; port(i) is used by worker i only; snapshot() from any thread (relaxed reads of

@@ -58,7 +58,7 @@ struct BeaconWeights {
 
 struct BeaconParams {
   std::uint32_t min_events = 20;
-  std::uint32_t ring = 256;
+  std::uint32_t ring = 256;  // the newest lookup times of a domain it reads (at most 256)
   BeaconWeights weights;
   double machine_score = 0.8;
   double machine_cv = 0.3;
