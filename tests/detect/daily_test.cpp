@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include "dnsmon/common/hash.hpp"
+#include "dnsmon/detect/normalize.hpp"
 #include "dnsmon/detect/tables.hpp"
 
 namespace dnsmon::detect {
@@ -114,6 +115,22 @@ void human_day(DomainState& s, const std::string& qname, Day day, int sessions, 
     const std::uint64_t org = rng.next(5) == 0 ? 2 : 1;
     for (int i = 0; i < 3; ++i) {
       feed(s, lookup(qname, org), day, t + i * (20 * kS));
+    }
+  }
+}
+
+// The same lookups, their organisations found through an org map: org 1 at index 0, org 2 at 1,
+// each a /32 (128 bits in the 128-bit form).
+void human_day_mapped(DomainState& s, const std::string& qname, Day day, int sessions, Lcg& rng) {
+  std::int64_t t = std::int64_t{day} * kDayNs + 8 * (3600 * kS);
+  for (int k = 0; k < sessions; ++k) {
+    t += (600 + rng.next(3000)) * kS;
+    const std::uint64_t org = rng.next(5) == 0 ? 2 : 1;
+    LookupEvent ev = lookup(qname, org);
+    ev.org_kind = OrgKind::Mapped;
+    ev.org_index = static_cast<std::uint32_t>(org - 1);
+    for (int i = 0; i < 3; ++i) {
+      feed(s, ev, day, t + i * (20 * kS));
     }
   }
 }
@@ -456,6 +473,37 @@ TEST_CASE("covert_pair leaves out a domain whose top organisations are all allow
   CHECK(max_score(o) < 0);
   o.exports.allowlist_orgs = {"203.0.113.1"};  // only organisation 1
   CHECK(max_score(o) == Approx(0.4));
+}
+
+TEST_CASE("covert_pair's allowlist_orgs also matches organisations by their org_map name",
+          "[detect][daily]") {
+  // The two organisations of human_day() as org_map entries: hosts .1 and .2 of 203.0.113.0/24.
+  DetectOptions o = options();
+  const std::vector<OrgMapEntry> map = {{*parse_cidr("203.0.113.1/32"), "Hotel Group"},
+                                        {*parse_cidr("203.0.113.2/32"), "Travel Agency"}};
+  const OrgResolver orgs(o.clients, map, kSeed);
+  const auto max_score = [&](const std::vector<std::string>& allow, const OrgResolver* r) {
+    DetectOptions x = o;
+    x.exports.allowlist_orgs = allow;
+    DomainState s(x, 1.0, kSeed);
+    s.set_orgs(r);
+    Lcg rng;
+    double m = -1;
+    for (Day d = kDay; d < kDay + 20; ++d) {
+      human_day_mapped(s, "www.quiet.example", d, 5, rng);
+      (void)take(s);
+      (void)s.end_of_day(d, 150);
+      for (const Finding& f : of(take(s), Detector::CovertPair)) {
+        m = std::max(m, f.score);
+      }
+    }
+    return m;
+  };
+  CHECK(max_score({}, &orgs) == Approx(0.4));
+  CHECK(max_score({"Hotel Group", "Travel Agency"}, &orgs) < 0);
+  CHECK(max_score({"Hotel Group"}, &orgs) == Approx(0.4));  // one of the two only
+  CHECK(max_score({"Hotel Group", "Travel Agency"}, nullptr) == Approx(0.4));  // no map
+  CHECK(max_score({"Hotel Group", "203.0.113.2"}, &orgs) < 0);  // a name and an address
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <span>
 
 #include "dnsmon/common/hash.hpp"
+#include "dnsmon/detect/normalize.hpp"
 #include "dnsmon/detect/tables.hpp"
 
 namespace dnsmon::detect {
@@ -352,11 +353,20 @@ void DomainState::evaluate_covert(BaseEntry& e, CandidateEntry& c, Day day, std:
   for (std::size_t i = 0; i < 2; ++i) {
     top[i] = w.counts[order[i]] > 0 ? &c.orgs.ref[order[i]] : nullptr;
   }
-  bool orgs_allowed = !allow_orgs_.empty() && top[0] != nullptr;
+  // An organisation is allow-listed by its org_map name, or by a prefix holding its address.
+  const auto allowed = [this](const OrgRef& r) {
+    if (const OrgMapEntry* m = orgs_ != nullptr ? orgs_->mapped(r) : nullptr;
+        m != nullptr && std::find(allow_org_names_.begin(), allow_org_names_.end(), m->name) !=
+                            allow_org_names_.end()) {
+      return true;
+    }
+    return std::any_of(allow_orgs_.begin(), allow_orgs_.end(),
+                       [&r](const Cidr& p) { return prefix_holds(p, r.client); });
+  };
+  bool orgs_allowed = (!allow_orgs_.empty() || !allow_org_names_.empty()) && top[0] != nullptr;
   for (const OrgRef* r : top) {
     if (r != nullptr && orgs_allowed) {
-      orgs_allowed = std::any_of(allow_orgs_.begin(), allow_orgs_.end(),
-                                 [r](const Cidr& p) { return prefix_holds(p, r->client); });
+      orgs_allowed = allowed(*r);
     }
   }
   in.allowlisted =

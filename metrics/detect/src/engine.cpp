@@ -125,6 +125,7 @@ Engine::Engine(const DetectOptions& options, std::size_t workers, std::size_t sh
     shard->state = std::make_unique<DomainState>(
         settings_->options, 1.0 / static_cast<double>(std::max<std::size_t>(shards, 1)), seed_,
         shared_.get());
+    shard->state->set_orgs(settings_->orgs.get());
     for (std::size_t w = 0; w < workers; ++w) {
       shard->rings.push_back(std::make_unique<SpscRing<LookupEvent>>(kRingEvents));
     }
@@ -214,6 +215,7 @@ void Engine::adopt_settings(Shard& shard) {
     shard.settings = settings_;
     shard.generation = settings_generation_.load(std::memory_order_relaxed);
   }
+  shard.state->set_orgs(shard.settings->orgs.get());
   shard.state->reconfigure(shard.settings->options);
 }
 

@@ -194,11 +194,18 @@ std::string OrgResolver::label(const LookupEvent& ev) const {
   return label(OrgRef::of(ev));
 }
 
+const OrgMapEntry* OrgResolver::mapped(const OrgRef& org) const noexcept {
+  if (org.org_kind == OrgKind::Mapped && org.org_index < map_.size() &&
+      map_[org.org_index].prefix.bits == org.org_bits &&
+      (pseudonymise_ || contains(map_[org.org_index].prefix, org.client))) {
+    return &map_[org.org_index];
+  }
+  return nullptr;
+}
+
 std::string OrgResolver::label(const OrgRef& ev) const {
-  if (ev.org_kind == OrgKind::Mapped && ev.org_index < map_.size() &&
-      map_[ev.org_index].prefix.bits == ev.org_bits &&
-      (pseudonymise_ || contains(map_[ev.org_index].prefix, ev.client))) {
-    return map_[ev.org_index].name;
+  if (const OrgMapEntry* m = mapped(ev); m != nullptr) {
+    return m->name;
   }
   if (pseudonymise_) {
     std::uint64_t org = 0;

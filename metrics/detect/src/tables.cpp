@@ -277,9 +277,12 @@ void DomainState::take_lists() {
     watch_names_.push_back(name);
   }
   allow_orgs_.clear();
+  allow_org_names_.clear();
   for (const std::string& org : options_->exports.allowlist_orgs) {
     if (const auto prefix = parse_cidr(org)) {
       allow_orgs_.push_back(*prefix);
+    } else {
+      allow_org_names_.push_back(org);
     }
   }
 }

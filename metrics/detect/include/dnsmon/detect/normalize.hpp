@@ -75,6 +75,10 @@ class OrgResolver {
   [[nodiscard]] std::string label(const LookupEvent& ev) const;
   [[nodiscard]] std::string label(const OrgRef& org) const;
 
+  // The org map entry of an organisation found through it, or null (another kind, or an OrgRef
+  // made before a reload changed the map that this map has no entry for at its index).
+  [[nodiscard]] const OrgMapEntry* mapped(const OrgRef& org) const noexcept;
+
   // The org map, longest prefix first (its order of lookup).
   [[nodiscard]] const std::vector<OrgMapEntry>& map() const noexcept { return map_; }
 

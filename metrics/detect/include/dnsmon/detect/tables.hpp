@@ -42,6 +42,8 @@
 
 namespace dnsmon::detect {
 
+class OrgResolver;  // normalize.hpp
+
 // Logical day numbers are days since 1970-01-01, stored in 16 bits (until 2149); 0 = never.
 using Day = std::uint16_t;
 
@@ -268,6 +270,11 @@ class DomainState {
   // lookup event. Watch entries still listed keep their rings, at their new position.
   void reconfigure(const DetectOptions& options);
 
+  // The organisations of the events from now on (the engine's, replaced at a reload), through
+  // which export.allowlist_orgs entries that are org_map names are matched; null: names match
+  // nothing. It must outlive this state or the next set_orgs().
+  void set_orgs(const OrgResolver* orgs) noexcept { orgs_ = orgs; }
+
   // Every query (before on_lookup for the first of its window): raw counts, names and qtypes
   // for tunneling and the covert_pair structure veto.
   void on_query(const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept;
@@ -375,6 +382,8 @@ class DomainState {
   Day first_day_ = 0;  // the shard's first lookup day: the newly_observed warm-up starts there
   double population14_ = 0;       // end_of_day's population14, for covert_pair's gate
   std::vector<Cidr> allow_orgs_;  // export.allowlist_orgs given as prefixes or addresses
+  std::vector<std::string> allow_org_names_;  // and those given as org_map names
+  const OrgResolver* orgs_ = nullptr;
   std::uint64_t beacon_fired_ = 0, covert_passed_ = 0;  // since the last day boundary
   std::uint64_t sets_;
   std::vector<BaseEntry> base_;
