@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <sys/socket.h>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -1088,4 +1089,41 @@ TEST_CASE("the matcher counts and times each leg apart", "[metrics][matcher][leg
   CHECK(wan.buckets[21] == 1);  // le=0.03
   CHECK(m.latency(Leg::Unknown, Transport::Udp, RcodeClass::NoError).snapshot().count == 0);
   CHECK(m.latency(Leg::Upstream, Transport::Udp, RcodeClass::NoError).snapshot().count == 0);
+}
+
+TEST_CASE("a reader of a ServerAddressBook sees each set whole with its generation",
+          "[metrics][legs]") {
+  // The writer publishes sets of 1, 2, ... 200 prefixes; generation g must come with g + 1 of
+  // them, whatever the interleaving (the tsan build checks the ordering too).
+  ServerAddresses first;
+  REQUIRE(first.add("10.0.0.0/32"));
+  dnsmon::ServerAddressBook book(first);
+  CHECK_FALSE(book.empty());
+  constexpr std::uint64_t kSets = 200;
+  std::thread writer([&book] {
+    for (std::uint64_t g = 1; g <= kSets; ++g) {
+      ServerAddresses next;
+      for (std::uint64_t i = 0; i <= g; ++i) {
+        (void)next.add("10.0." + std::to_string(i / 256) + "." + std::to_string(i % 256) + "/32");
+      }
+      book.publish(std::move(next));
+    }
+  });
+  ServerAddresses mine;
+  std::uint64_t seen = book.copy_to(mine);
+  std::uint64_t mismatches = 0;
+  for (int k = 0; k < 100'000 && seen < kSets; ++k) {
+    if (book.generation() != seen) {
+      seen = book.copy_to(mine);
+      mismatches += mine.size() == seen + 1 ? 0U : 1U;
+    }
+  }
+  writer.join();
+  seen = book.copy_to(mine);
+  CHECK(mismatches == 0);
+  CHECK(seen == kSets);
+  CHECK(mine.size() == kSets + 1);
+  book.publish(ServerAddresses{});
+  CHECK(book.empty());
+  CHECK(book.generation() == kSets + 1);
 }

@@ -26,8 +26,8 @@ std::string format_rfc3339(std::int64_t ns) {
 
 WorkerPort::WorkerPort(Engine& engine, std::size_t index)
     : engine_(engine),
-      generation_(engine.settings_generation_.load(std::memory_order_relaxed)),
-      normalizer_(engine.settings_->options, engine.settings_->orgs, engine.suffixes_,
+      generation_(engine.settings_generation()),
+      normalizer_(engine.settings()->options, engine.settings()->orgs, engine.suffixes_,
                   engine.seed_) {
   for (auto& shard : engine.shards_) {
     rings_.push_back(shard->rings[index].get());
@@ -37,11 +37,7 @@ WorkerPort::WorkerPort(Engine& engine, std::size_t index)
 
 void WorkerPort::adopt_settings() noexcept {
   std::shared_ptr<const Engine::Settings> settings;
-  {
-    const std::lock_guard lock(engine_.settings_mutex_);
-    settings = engine_.settings_;
-    generation_ = engine_.settings_generation_.load(std::memory_order_relaxed);
-  }
+  generation_ = engine_.settings_.copy_to(settings);
   try {
     normalizer_.reconfigure(settings->options, settings->orgs);
   } catch (const std::bad_alloc&) {
@@ -51,8 +47,8 @@ void WorkerPort::adopt_settings() noexcept {
 
 void WorkerPort::on_message(const DnsMessage& m, std::int64_t latency_ns,
                             detail::QueryTag* tag) noexcept {
-  // pairs with the release in Engine::reconfigure(): one load per message, no lock
-  if (engine_.settings_generation_.load(std::memory_order_acquire) != generation_) [[unlikely]] {
+  // one load per message, no lock
+  if (engine_.settings_generation() != generation_) [[unlikely]] {
     adopt_settings();
   }
   if (!m.qr) {
@@ -117,15 +113,16 @@ Engine::Engine(const DetectOptions& options, std::size_t workers, std::size_t sh
       clock_(options.time.compression, pending_ ? pending_->origin : options.time.origin_ns),
       log_(events_log) {
   shared_->aggregate.set_max_lag(live ? 1 : AggregateMonitor::kPendingHours - 1);
+  const std::shared_ptr<const Settings> initial = settings_.get();
   for (std::size_t s = 0; s < std::max<std::size_t>(shards, 1); ++s) {
     auto shard = std::make_unique<Shard>();
     shard->index = s;
     shard->transitions.reserve(AggregateMonitor::kSeries * 4);
-    shard->settings = settings_;
+    shard->settings = initial;
     shard->state = std::make_unique<DomainState>(
-        settings_->options, 1.0 / static_cast<double>(std::max<std::size_t>(shards, 1)), seed_,
+        initial->options, 1.0 / static_cast<double>(std::max<std::size_t>(shards, 1)), seed_,
         shared_.get());
-    shard->state->set_orgs(settings_->orgs.get());
+    shard->state->set_orgs(initial->orgs.get());
     for (std::size_t w = 0; w < workers; ++w) {
       shard->rings.push_back(std::make_unique<SpscRing<LookupEvent>>(kRingEvents));
     }
@@ -146,11 +143,6 @@ Engine::Engine(const DetectOptions& options, std::size_t workers, std::size_t sh
 
 Engine::~Engine() {
   finish();
-}
-
-std::shared_ptr<const Engine::Settings> Engine::settings() const {
-  const std::lock_guard lock(settings_mutex_);
-  return settings_;
 }
 
 std::shared_ptr<const OrgResolver> Engine::orgs() const {
@@ -195,26 +187,17 @@ Engine::Reconfigured Engine::reconfigure(const DetectOptions& next) {
                                                 seed_);
   Reconfigured out;
   out.org_map_entries = s->orgs->map().size();
-  {
-    const std::lock_guard lock(settings_mutex_);
-    out.org_map_changed = !same_map(settings_->orgs->map(), s->orgs->map());
-    settings_ = std::move(s);
-    // pairs with the acquire loads of the workers and shards
-    settings_generation_.fetch_add(1, std::memory_order_release);
-  }
+  const std::shared_ptr<const Settings> before = settings_.publish(s);
+  out.org_map_changed = !same_map(before->orgs->map(), s->orgs->map());
   shared_->set_dead_ttl_days(o.detectors.successor.max_age_days);
   return out;
 }
 
 void Engine::adopt_settings(Shard& shard) {
-  {
-    const std::lock_guard lock(settings_mutex_);
-    if (shard.generation == settings_generation_.load(std::memory_order_relaxed)) {
-      return;
-    }
-    shard.settings = settings_;
-    shard.generation = settings_generation_.load(std::memory_order_relaxed);
+  if (shard.generation == settings_.generation()) {
+    return;
   }
+  shard.generation = settings_.copy_to(shard.settings);
   shard.state->set_orgs(shard.settings->orgs.get());
   shard.state->reconfigure(shard.settings->options);
 }
@@ -374,7 +357,7 @@ void Engine::run_shard(Shard& shard) {
         // Pairs with the release in reconfigure(): one load per event, the mutex once per
         // reload. An event a worker made after reconfigure() returned is taken with the new
         // settings (the ring's hand-over orders it after them).
-        if (settings_generation_.load(std::memory_order_acquire) != shard.generation) {
+        if (settings_.generation() != shard.generation) {
           adopt_settings(shard);
         }
         process(shard, *ev);

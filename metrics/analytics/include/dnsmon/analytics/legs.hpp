@@ -22,12 +22,12 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "dnsmon/common/published.hpp"
 #include "dnsmon/parser.hpp"
 
 namespace dnsmon {
@@ -92,43 +92,33 @@ class ServerAddresses {
 };
 
 // The server addresses a reload can replace (live, the host's own addresses are read again): the
-// newest set, published whole with a generation number. Each worker keeps its own copy and
-// compares the generation with its copy's before a message (one atomic load, no lock); when it
-// moved on, the worker copies the newest set under the mutex, once per reload.
+// newest set, published whole (Published<>): each worker keeps its own copy and compares the
+// generation with its copy's before a message (one atomic load, no lock); when it moved on, the
+// worker copies the newest set, once per reload.
 class ServerAddressBook {
  public:
   explicit ServerAddressBook(ServerAddresses initial)
-      : current_(std::move(initial)), empty_(current_.empty()) {}
+      : empty_(initial.empty()), current_(std::move(initial)) {}
 
   // The control thread: the set the workers take from their next message on.
   void publish(ServerAddresses next) {
-    const std::lock_guard lock(mutex_);
-    current_ = std::move(next);
-    empty_.store(current_.empty(), std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_release);  // pairs with generation()
+    const bool empty = next.empty();
+    (void)current_.publish(std::move(next));
+    empty_.store(empty, std::memory_order_relaxed);
   }
 
-  [[nodiscard]] std::uint64_t generation() const noexcept {
-    return generation_.load(std::memory_order_acquire);
-  }
+  [[nodiscard]] std::uint64_t generation() const noexcept { return current_.generation(); }
 
   // Replaces `out` with the newest set (allocates; `out` is unchanged if that throws) and
   // returns its generation.
-  std::uint64_t copy_to(ServerAddresses& out) const {
-    const std::lock_guard lock(mutex_);
-    ServerAddresses copy = current_;
-    std::swap(out, copy);
-    return generation_.load(std::memory_order_relaxed);
-  }
+  std::uint64_t copy_to(ServerAddresses& out) const { return current_.copy_to(out); }
 
   // Whether the newest set is empty (the exporter then leaves out the client and upstream legs).
   [[nodiscard]] bool empty() const noexcept { return empty_.load(std::memory_order_relaxed); }
 
  private:
-  mutable std::mutex mutex_;
-  ServerAddresses current_;
   std::atomic<bool> empty_;
-  std::atomic<std::uint64_t> generation_{0};
+  Published<ServerAddresses> current_;
 };
 
 }  // namespace dnsmon

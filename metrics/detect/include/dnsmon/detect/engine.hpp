@@ -64,6 +64,7 @@
 
 #include "dnsmon/analytics/detail/sketches.hpp"
 #include "dnsmon/common/counter.hpp"
+#include "dnsmon/common/published.hpp"
 #include "dnsmon/detect.hpp"
 #include "dnsmon/detect/aggregate.hpp"
 #include "dnsmon/detect/checkpoint.hpp"
@@ -275,7 +276,7 @@ class Engine {  // NOLINT(clang-analyzer-optin.performance.Padding)
 
   // How many times reconfigure() published new settings.
   [[nodiscard]] std::uint64_t settings_generation() const noexcept {
-    return settings_generation_.load(std::memory_order_acquire);
+    return settings_.generation();
   }
 
   [[nodiscard]] LogicalClock& clock() noexcept { return clock_; }
@@ -311,8 +312,9 @@ class Engine {  // NOLINT(clang-analyzer-optin.performance.Padding)
     std::shared_ptr<const OrgResolver> orgs;
   };
 
-  // The newest settings (under settings_mutex_).
-  [[nodiscard]] std::shared_ptr<const Settings> settings() const;
+  // The newest settings.
+  [[nodiscard]] std::shared_ptr<const Settings> settings() const { return settings_.get(); }
+
   // A shard takes the newest settings between two batches, or after it joined.
   void adopt_settings(Shard& shard);
 
@@ -356,11 +358,9 @@ class Engine {  // NOLINT(clang-analyzer-optin.performance.Padding)
   std::unique_ptr<PendingRestore> pending_;  // during construction only
   std::uint64_t seed_;
   std::shared_ptr<const detail::PublicSuffixList> suffixes_;
-  // The live settings: replaced whole by reconfigure() under the mutex, the generation counted
-  // up with each (release), so that a worker or shard whose generation differs takes the new one.
-  mutable std::mutex settings_mutex_;
-  std::shared_ptr<const Settings> settings_;
-  std::atomic<std::uint64_t> settings_generation_{0};
+  // The live settings: replaced whole by reconfigure(); a worker or shard whose generation
+  // differs takes the new one.
+  Published<std::shared_ptr<const Settings>> settings_;
   std::unique_ptr<SharedState> shared_;
   LogicalClock clock_;
   std::FILE* log_;
