@@ -328,3 +328,45 @@ TEST_CASE("an empty ring takes a largest frame wherever its write offset is", "[
     ring.wait_for_room(big.size(), std::chrono::seconds(5));  // returns at once: it fits
   }
 }
+
+TEST_CASE("an SpscRing's peek sees the waiting records in order without taking them", "[ring]") {
+  dnsmon::SpscRing<std::uint64_t> ring(8);
+  CHECK(ring.peek(0) == nullptr);
+  // Many laps, so that peeks cross the wrap of the slots' indices.
+  std::uint64_t next_in = 0;
+  std::uint64_t next_out = 0;
+  for (int lap = 0; lap < 40; ++lap) {
+    const std::size_t fill = 1 + static_cast<std::size_t>(lap) % ring.capacity();
+    while (next_in - next_out < fill) {
+      REQUIRE(ring.try_push(next_in));
+      ++next_in;
+    }
+    const std::size_t waiting = next_in - next_out;
+    for (std::size_t i = 0; i < waiting; ++i) {
+      const std::uint64_t* p = ring.peek(i);
+      REQUIRE(p != nullptr);
+      CHECK(*p == next_out + i);
+    }
+    CHECK(ring.peek(waiting) == nullptr);
+    CHECK(ring.peek(waiting + ring.capacity()) == nullptr);
+    REQUIRE(ring.front() == ring.peek(0));
+    CHECK(ring.size_approx() == waiting);  // peeking took nothing
+    // Take half of them; peek(0) follows front().
+    for (std::size_t i = 0; i < (waiting + 1) / 2; ++i) {
+      REQUIRE(ring.front() != nullptr);
+      CHECK(*ring.front() == next_out);
+      ring.pop();
+      ++next_out;
+      CHECK(ring.peek(0) == ring.front());
+    }
+  }
+  // A record pushed after a peek that found none is seen by the next peek.
+  while (ring.front() != nullptr) {
+    ring.pop();
+  }
+  CHECK(ring.peek(0) == nullptr);
+  REQUIRE(ring.try_push(7));
+  REQUIRE(ring.peek(0) != nullptr);
+  CHECK(*ring.peek(0) == 7);
+  CHECK(ring.peek(1) == nullptr);
+}

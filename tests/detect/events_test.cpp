@@ -338,6 +338,43 @@ TEST_CASE(
   CHECK(shared.dead_maybe(v4(203, 0, 113, 99)));
 }
 
+TEST_CASE(
+    "the recently-dead map expires by logical day, after a change of its TTL, and for a shard "
+    "a day behind",
+    "[detect]") {
+  SharedState shared(options());
+  const std::lock_guard lock(shared.mutex);
+  DeadRecord r;
+  r.domain_key = 42;
+  const auto insert = [&](std::uint8_t last_octet, int died) {
+    r.addr = v4(198, 51, 100, last_octet);
+    r.died = static_cast<Day>(kDay + died);
+    shared.dead_insert(r, r.died);
+  };
+  insert(1, 0);
+  insert(2, 25);
+  insert(3, 25);  // the same day again: nothing is old enough to go
+  CHECK(shared.dead_size() == 3);
+  CHECK(shared.dead_dropped() == 0);
+  // A reload shortens the TTL to 10 days: the next insertion, on the same day, expires the
+  // death of day 0.
+  shared.set_dead_ttl_days(10);
+  insert(4, 25);
+  CHECK(shared.dead_size() == 3);
+  CHECK(shared.dead_dropped() == 1);
+  CHECK(shared.dead_find(v4(198, 51, 100, 1), kDay + 25) == nullptr);
+  // A shard a day behind inserts on day 24: nothing more goes.
+  insert(5, 24);
+  CHECK(shared.dead_size() == 4);
+  CHECK(shared.dead_dropped() == 1);
+  // On day 36 the deaths of days 24 and 25 are 11 days old or more and go; day 36's stays.
+  insert(6, 36);
+  CHECK(shared.dead_size() == 1);
+  CHECK(shared.dead_dropped() == 5);
+  CHECK(shared.dead_inserted() == 6);
+  CHECK(shared.dead_find(v4(198, 51, 100, 6), kDay + 36) != nullptr);
+}
+
 namespace {
 
 // vendor.example dies on kDay + 22 at 192.0.2.25; organisations 1 and 2 were its top two.

@@ -158,7 +158,16 @@ void SharedState::expire(std::uint16_t today) noexcept {
 }
 
 void SharedState::dead_insert(const DeadRecord& rec, std::uint16_t today) noexcept {
-  expire(today);
+  // Entries age by whole logical days, so a scan finds nothing new until the day moves on or a
+  // reload changes the TTL: the first insertion of each newer day scans, the others do not (a
+  // shard a day behind the others would expire no more than the newer day's scan did). A full
+  // map scans before it drops its oldest entry.
+  const std::uint32_t ttl = dead_ttl_days();
+  if (today > expired_day_ || ttl != expired_ttl_ || dead_used_ >= dead_.size()) {
+    expire(today);
+    expired_day_ = std::max(expired_day_, today);
+    expired_ttl_ = ttl;
+  }
   DeadRecord* slot = nullptr;
   DeadRecord* oldest = nullptr;
   for (DeadRecord& r : dead_) {

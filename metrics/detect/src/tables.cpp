@@ -346,6 +346,18 @@ BaseEntry* DomainState::find_mut(std::uint64_t key) noexcept {
   return nullptr;
 }
 
+void DomainState::prefetch(std::uint64_t domain_hash) const noexcept {
+  // Every cache line of the set: the probe reads each way's key, update() the whole entry.
+  constexpr std::size_t kLine = 64;
+  constexpr std::size_t kSetBytes = kWays * sizeof(BaseEntry);
+  const char* set =
+      reinterpret_cast<const char*>(base_.data() + reduce(domain_hash | 1U, sets_) * kWays);
+  for (std::size_t off = 0; off < kSetBytes; off += kLine) {
+    __builtin_prefetch(set + off);
+  }
+  __builtin_prefetch(set + kSetBytes - 1);  // the set's last line, when it does not start one
+}
+
 const BaseEntry* DomainState::find(std::uint64_t key) const noexcept {
   return const_cast<DomainState*>(this)->find_mut(key | 1U);
 }

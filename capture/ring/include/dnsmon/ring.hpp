@@ -432,7 +432,8 @@ class FrameRing {
 // Doorbell that the producer rings (Doorbell::ring(), a relaxed load unless the consumer sleeps)
 // after a push. Indices on separate cache lines, each side caching the other's (as FrameRing).
 //
-// Thread-safety: one producer thread calls try_push(); one consumer thread calls front()/pop().
+// Thread-safety: one producer thread calls try_push(); one consumer thread calls front(), peek()
+// and pop().
 // Allocation: constructor only.
 template <typename T>
 class SpscRing {
@@ -470,6 +471,20 @@ class SpscRing {
       }
     }
     return &slots_[head & mask_];
+  }
+
+  // Consumer: the record `ahead` places after the oldest (peek(0) is front()), valid until it is
+  // popped, or null when fewer than ahead + 1 records wait. Reads the producer's index only when
+  // the records already known to wait do not reach that far.
+  [[nodiscard]] const T* peek(std::size_t ahead) noexcept {
+    const std::uint64_t at = head_local_ + ahead;
+    if (at >= tail_cache_) {
+      tail_cache_ = tail_.load(std::memory_order_acquire);
+      if (at >= tail_cache_) {
+        return nullptr;
+      }
+    }
+    return &slots_[at & mask_];
   }
 
   void pop() noexcept {

@@ -92,7 +92,9 @@ class SharedState {
   }
 
   // Under the mutex: records a death on addr (an entry for the same address is replaced; a full
-  // map drops its expired entries, then its oldest). `today` expires entries older than the TTL.
+  // map drops its expired entries, then its oldest). `today` expires entries older than the TTL:
+  // the map is scanned for them at the first insertion of each newer logical day, after a reload
+  // changed the TTL, and when it is full.
   void dead_insert(const DeadRecord& r, std::uint16_t today) noexcept;
   // Under the mutex: the live entry of addr on `today`, or null.
   [[nodiscard]] DeadRecord* dead_find(const std::array<std::uint8_t, 16>& addr,
@@ -132,6 +134,9 @@ class SharedState {
   std::atomic<std::uint32_t> dead_live_{0};
   std::uint64_t dead_used_ = 0, dead_inserted_ = 0, dead_dropped_ = 0;
   std::uint64_t filter_stale_ = 0;  // entries removed since the filter was last rebuilt
+  // The newest day expire() ran for, and the TTL it used (dead_insert() scans once per day).
+  std::uint16_t expired_day_ = 0;
+  std::uint32_t expired_ttl_ = 0;
 };
 
 }  // namespace dnsmon::detect
