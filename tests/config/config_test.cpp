@@ -16,6 +16,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "dnsmon/detect/engine.hpp"
 #include "dnsmon/metrics.hpp"
 #include "dnsmon/version.hpp"
 
@@ -1376,6 +1377,127 @@ TEST_CASE("capture.local_networks takes CIDR prefixes of both families and refus
              StartsWith(file + ":2:20: capture.local_networks[0]: expected a CIDR prefix"));
   CHECK_THAT(config_error(dir, "capture:\n  local_networks: [resolver.example]\n"),
              StartsWith(file + ":2:20: capture.local_networks[0]: expected a CIDR prefix"));
+}
+
+}  // namespace dnsmon
+
+namespace dnsmon {
+namespace {
+
+// Values a key accepts, for the reload test below: the bounds of a range, both booleans, every
+// choice, or a value chosen for the key by name. Empty for a key this test has no value for (the
+// test then fails and names it).
+std::vector<std::string> other_values(const ConfigKey& k, const TempDir& dir) {
+  static const std::regex range(R"(Range: (\S+) to (\S+))");
+  std::smatch m;
+  if (std::regex_search(k.range, m, range)) {
+    return {m[1].str(), m[2].str()};
+  }
+  if (k.range.starts_with("Values: true or false")) {
+    return {"true", "false"};
+  }
+  if (k.range.starts_with("One of: ")) {
+    std::vector<std::string> out;
+    std::string rest = k.range.substr(8);
+    for (std::size_t at = 0; at < rest.size();) {
+      const std::size_t comma = rest.find(", ", at);
+      out.push_back(rest.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+      at = comma == std::string::npos ? rest.size() : comma + 2;
+    }
+    return out;
+  }
+  static const std::map<std::string, std::string, std::less<>> by_key = {
+      {"detection.clients.internal_networks", "[10.0.0.0/8]"},
+      {"detection.normalize.search_suffixes", "[corp.example]"},
+      {"detection.export.watchlist", "[watched.example]"},
+      {"detection.export.allowlist_domains", "[allowed.example]"},
+      {"detection.export.allowlist_orgs", "[Org A, 192.0.2.0/24]"},
+      {"detection.time.origin", "\"2016-04-04T00:00:00Z\""},
+  };
+  if (const auto it = by_key.find(k.path); it != by_key.end()) {
+    return {it->second};
+  }
+  if (k.path == "detection.clients.org_map_file") {
+    return {dir.write("orgs.txt", "192.0.2.0/24 Org A\n")};
+  }
+  if (k.path == "detection.state_file" || k.path == "detection.events_file" ||
+      k.path == "detection.export.metrics_snapshot_dir") {
+    return {(dir.path() / "x").string()};
+  }
+  return {};
+}
+
+// "detection:\n  a:\n    b: VALUE\n" for the path detection.a.b.
+std::string nested_yaml(const std::string& path, const std::string& value) {
+  std::string out;
+  std::size_t at = 0;
+  std::string indent;
+  for (std::size_t dot = path.find('.'); dot != std::string::npos; dot = path.find('.', at)) {
+    out += indent + path.substr(at, dot - at) + ":\n";
+    indent += "  ";
+    at = dot + 1;
+  }
+  return out + indent + path.substr(at) + ": " + value + "\n";
+}
+
+}  // namespace
+
+TEST_CASE("a reload applies exactly the detection keys marked live, and keeps the others",
+          "[config]") {
+  TempDir dir;
+  Config base;
+  base.detection.enabled = true;
+  base.detection.memory.base_entries = 256;
+  base.detection.memory.candidate_entries = 16;
+  base.detection.memory.watch_entries = 4;
+  base.detection.memory.seen_filter_entries = 64;
+  base.detection.memory.doorkeeper_bits = 4096;
+  const auto suffixes = detail::PublicSuffixList::from_text("com\nexample\n", "test list");
+  std::size_t tried = 0;
+  for (const ConfigKey& k : config_keys()) {
+    if (k.section || !k.path.starts_with("detection.")) {
+      continue;
+    }
+    CAPTURE(k.path, k.range, k.default_value);
+    // The first value that loads and changes this key alone.
+    std::optional<Config> next;
+    std::vector<KeyChange> asked;
+    std::string last_error;
+    for (const std::string& value : other_values(k, dir)) {
+      try {
+        next = load_config_text(nested_yaml(k.path, value), "reload.yaml", base);
+      } catch (const ConfigError& e) {
+        last_error = e.what();  // e.g. a memory bound the machine cannot hold: try the next
+        continue;
+      }
+      asked = changed_keys(base, *next);
+      if (asked.size() == 1 && asked[0].path == k.path) {
+        break;
+      }
+      next.reset();
+    }
+    if (k.path == "detection.normalize.psl") {
+      CHECK_FALSE(next.has_value());  // one value only
+      continue;
+    }
+    INFO(last_error);
+    REQUIRE(next.has_value());
+
+    detect::Engine engine(base.detection, 1, 1, suffixes, nullptr, false, 1);
+    (void)engine.reconfigure(next->detection);
+    Config applied = base;
+    applied.detection = engine.options();
+    const std::vector<KeyChange> took = changed_keys(base, applied);
+    if (k.reload == Reload::Live) {
+      REQUIRE(took.size() == 1);
+      CHECK(took[0].path == k.path);
+      CHECK(took[0].after == asked[0].after);
+    } else {
+      CHECK(took.empty());
+    }
+    ++tried;
+  }
+  CHECK(tried >= 70);  // every detection key but psl, which has one value
 }
 
 }  // namespace dnsmon

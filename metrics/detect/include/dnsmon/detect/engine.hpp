@@ -261,6 +261,9 @@ class Engine {  // NOLINT(clang-analyzer-optin.performance.Padding)
   // The organisation resolver of the newest settings (for labels in the event log and tests).
   [[nodiscard]] std::shared_ptr<const OrgResolver> orgs() const;
 
+  // The options in use: the constructor's, with the keys the last reconfigure() applied.
+  [[nodiscard]] DetectOptions options() const { return settings()->options; }
+
   // What a reconfigure() did with the org map.
   struct Reconfigured {
     bool org_map_changed = false;     // the file's organisations differ from the running ones
