@@ -370,15 +370,24 @@ bool Normalizer::query(const DnsMessage& m, LookupEvent& ev) noexcept {
     return false;
   }
   ev.kind = EventKind::Query;
-  // The dedup key: the client and the domain.
-  std::uint64_t key = detail::hash_bytes(ev.client.data(), ev.client.size(), ev.domain_hash);
-  key |= 1U;  // never 0, the empty slot's key
-  DedupSlot& slot = dedup_[key & (kDedupEntries - 1)];
-  if (slot.key != key || m.ts_ns - slot.last_ns >= dedup_ns_ || m.ts_ns < slot.last_ns) {
+  if (first_in_window(dedup_, ev.client, ev.domain_hash, m.ts_ns, dedup_ns_)) {
     ev.flags |= kFirstInDedupWindow;
-    slot.key = key;
-    slot.last_ns = m.ts_ns;
   }
+  return true;
+}
+
+bool Normalizer::first_in_window(std::vector<DedupSlot>& table,
+                                 const std::array<std::uint8_t, 16>& client,
+                                 std::uint64_t domain_hash, std::int64_t ts_ns,
+                                 std::int64_t window_ns) noexcept {
+  std::uint64_t key = detail::hash_bytes(client.data(), client.size(), domain_hash);
+  key |= 1U;  // never 0, the empty slot's key
+  DedupSlot& slot = table[key & (table.size() - 1)];
+  if (slot.key == key && ts_ns - slot.last_ns < window_ns && ts_ns >= slot.last_ns) {
+    return false;
+  }
+  slot.key = key;
+  slot.last_ns = ts_ns;
   return true;
 }
 
@@ -412,6 +421,12 @@ bool Normalizer::timeout(const detail::TimedOutQuery& query, LookupEvent& ev) no
   if (tag == nullptr || tag->word == 0 || tag->bytes[0] == 0 || tag->bytes[0] > kTagName) {
     return false;
   }
+  // One event for the timeouts of a (client, domain) within the matching timeout.
+  ev.client = to16(query.client);
+  if (!first_in_window(timeouts_, ev.client, tag->word, query.query_ts_ns,
+                       query.timeout_ts_ns - query.query_ts_ns)) {
+    return false;
+  }
   ev.version = kLookupEventVersion;
   ev.kind = EventKind::Timeout;
   ev.flags = static_cast<std::uint16_t>(kFailure | (tag->bytes[1] & kReverseZone));
@@ -419,23 +434,11 @@ bool Normalizer::timeout(const detail::TimedOutQuery& query, LookupEvent& ev) no
   ev.qtype = query.qtype;
   ev.rcode = 0;
   ev.answer_count = 0;
-  ev.client = to16(query.client);
   ev.domain_hash = tag->word;
   ev.qname_len = tag->bytes[0];
   ev.domain_off = 0;
   ev.domain_len = tag->bytes[0];
   std::copy_n(tag->bytes.begin() + 2, ev.qname_len, ev.qname.begin());
-  // One event for the timeouts of a (client, domain) within the matching timeout.
-  std::uint64_t key = detail::hash_bytes(ev.client.data(), ev.client.size(), ev.domain_hash);
-  key |= 1U;
-  DedupSlot& slot = timeouts_[key & (kTimeoutEntries - 1)];
-  const std::int64_t window = query.timeout_ts_ns - query.query_ts_ns;
-  if (slot.key == key && query.query_ts_ns - slot.last_ns < window &&
-      query.query_ts_ns >= slot.last_ns) {
-    return false;
-  }
-  slot.key = key;
-  slot.last_ns = query.query_ts_ns;
   orgs_->resolve(ev);
   return true;
 }

@@ -141,6 +141,12 @@ class Normalizer {
     std::int64_t last_ns = 0;
   };
 
+  // Whether ts_ns is the first of (client, domain) in the direct-mapped `table` (a power of two
+  // of slots) since window_ns after the last one it marked; marks it if so.
+  static bool first_in_window(std::vector<DedupSlot>& table,
+                              const std::array<std::uint8_t, 16>& client, std::uint64_t domain_hash,
+                              std::int64_t ts_ns, std::int64_t window_ns) noexcept;
+
   std::shared_ptr<const OrgResolver> orgs_;
   std::shared_ptr<const detail::PublicSuffixList> suffixes_;
   detail::DomainCache cache_;
