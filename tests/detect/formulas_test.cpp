@@ -146,6 +146,74 @@ TEST_CASE("RITA ts_score on hand-built deltas (2.1)", "[detect][beacon]") {
   CHECK(std::round(s * 1000) / 1000 == s);
 }
 
+// The order statistics of the beacon and Theil–Sen are selected, not sorted: on random series
+// with ties and zero deltas, of odd and even lengths, they equal a sort's exactly.
+TEST_CASE("beacon statistics and Theil–Sen equal their sorted definitions exactly",
+          "[detect][beacon]") {
+  const auto deltas = [](const std::vector<double>& ts, bool nonzero) {
+    std::vector<double> d;
+    for (std::size_t i = 1; i < ts.size(); ++i) {
+      const double x = std::max(0.0, ts[i] - ts[i - 1]);
+      if (!nonzero || x > 0) {
+        d.push_back(x);
+      }
+    }
+    std::sort(d.begin(), d.end());
+    return d;
+  };
+  const auto rita = [&](const std::vector<double>& ts) {
+    std::vector<double> d = deltas(ts, true);
+    if (ts.size() < 4 || d.size() < 3) {
+      return 0.0;
+    }
+    const double q1 = quantile_sorted(d, 0.25);
+    const double q2 = quantile_sorted(d, 0.5);
+    const double q3 = quantile_sorted(d, 0.75);
+    const double bowley =
+        q3 - q1 >= 10.0 && q2 != q1 && q2 != q3 ? (q1 + q3 - 2.0 * q2) / (q3 - q1) : 0.0;
+    const double median = median_sorted(d);
+    std::vector<double> dev;
+    dev.reserve(d.size());
+    for (const double x : d) {
+      dev.push_back(std::fabs(x - median));
+    }
+    std::sort(dev.begin(), dev.end());
+    const double mad = median_sorted(dev);
+    const double mad_score = median >= 1.0 ? std::max(0.0, (median - mad) / median) : 1.0;
+    return std::round((1.0 - std::fabs(bowley) + mad_score) / 2.0 * 1000.0) / 1000.0;
+  };
+  Rng rng(42);
+  for (std::size_t n = 2; n <= 300; n += rng.between(1, 9)) {
+    std::vector<double> ts{1000.0};
+    ts.reserve(n);
+    for (std::size_t i = 1; i < n; ++i) {
+      // coarse steps make ties and zero deltas common
+      ts.push_back(ts.back() +
+                   std::floor(rng.exponential(40.0)) * (rng.between(0, 5) == 0 ? 0 : 1));
+    }
+    INFO("n = " << n);
+    CHECK(rita_ts_score(ts) == rita(ts));
+    BeaconInput in;
+    in.timestamps_s = ts;
+    const BeaconResult r = evaluate_beacon(in, BeaconParams{});
+    CHECK(r.period_s == median_sorted(deltas(ts, false)));
+
+    std::vector<std::uint32_t> ys;
+    for (std::size_t i = 0; i < std::min<std::size_t>(n, 64); ++i) {
+      ys.push_back(rng.between(0, 40));
+    }
+    std::vector<double> slopes;
+    for (std::size_t i = 0; i < ys.size(); ++i) {
+      for (std::size_t j = i + 1; j < ys.size(); ++j) {
+        slopes.push_back((static_cast<double>(ys[j]) - static_cast<double>(ys[i])) /
+                         static_cast<double>(j - i));
+      }
+    }
+    std::sort(slopes.begin(), slopes.end());
+    CHECK(theil_sen_slope(ys) == median_sorted(slopes));
+  }
+}
+
 TEST_CASE("hist and dur scores (4.5)", "[detect][beacon]") {
   CHECK(beacon_hist_score(std::vector<std::uint32_t>(24, 60)) == Approx(1.0));
   std::vector<std::uint32_t> alternating(24, 0);

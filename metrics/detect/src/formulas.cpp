@@ -153,36 +153,80 @@ std::size_t deltas_of(std::span<const double> ts, std::array<double, kMaxRingEve
   return k;
 }
 
+// The statistics below need a few order statistics of up to kMaxRingEvents values: each is
+// selected (std::nth_element, linear on average), not read from a sorted copy, as a day's
+// evaluation and every immediate covert_pair evaluation take several. Each selection only
+// reorders the values, so several may follow one another; each equals the sorted functions'
+// result exactly, the same values combined by the same arithmetic.
+
+// The k-th smallest value (0-based).
+double kth(std::span<double> v, std::size_t k) noexcept {
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k];
+}
+
+// The k-th and (k+1)-th smallest values; k + 1 < v.size().
+std::pair<double, double> kth_and_next(std::span<double> v, std::size_t k) noexcept {
+  const double a = kth(v, k);
+  return {a, *std::min_element(v.begin() + static_cast<std::ptrdiff_t>(k) + 1, v.end())};
+}
+
+// median_sorted() of the values in any order.
+double median_of(std::span<double> v) noexcept {
+  const std::size_t n = v.size();
+  if (n == 0) {
+    return 0;
+  }
+  if (n % 2 == 1) {
+    return kth(v, n / 2);
+  }
+  const auto [a, b] = kth_and_next(v, n / 2 - 1);
+  return (a + b) / 2.0;
+}
+
+// quantile_sorted() of the values in any order.
+double quantile_of(std::span<double> v, double q) noexcept {
+  const std::size_t n = v.size();
+  if (n == 0) {
+    return 0;
+  }
+  const double h = static_cast<double>(n - 1) * std::clamp(q, 0.0, 1.0);
+  const auto lo = static_cast<std::size_t>(std::floor(h));
+  if (lo + 1 >= n) {
+    return kth(v, lo);  // q = 1: the largest
+  }
+  const auto [a, b] = kth_and_next(v, lo);
+  return a + (h - static_cast<double>(lo)) * (b - a);
+}
+
 }  // namespace
 
 double rita_ts_score(std::span<const double> timestamps_s) noexcept {
   if (timestamps_s.size() < 4) {
     return 0;
   }
-  std::array<double, kMaxRingEvents> buf{};
+  // only [0, n) is read, after deltas_of() wrote it: not zeroed (8 KiB)
+  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-member-init)
+  std::array<double, kMaxRingEvents> buf;
   const std::size_t n = deltas_of(timestamps_s, buf, /*nonzero_only=*/true);
   if (n < 3) {
     return 0;
   }
   const std::span<double> d(buf.data(), n);
-  std::sort(d.begin(), d.end());
-  const double q1 = quantile_sorted(d, 0.25);
-  const double q2 = quantile_sorted(d, 0.5);
-  const double q3 = quantile_sorted(d, 0.75);
+  const double q1 = quantile_of(d, 0.25);
+  const double q2 = quantile_of(d, 0.5);
+  const double q3 = quantile_of(d, 0.75);
   double bowley = 0;
   if (q3 - q1 >= 10.0 && q2 != q1 && q2 != q3) {
     bowley = (q1 + q3 - 2.0 * q2) / (q3 - q1);
   }
   const double skew_score = 1.0 - std::fabs(bowley);
 
-  const double median = median_sorted(d);
-  std::array<double, kMaxRingEvents> dev{};
-  for (std::size_t i = 0; i < n; ++i) {
-    dev[i] = std::fabs(d[i] - median);
+  const double median = median_of(d);
+  for (double& x : d) {
+    x = std::fabs(x - median);  // the deltas are not needed after their median
   }
-  const std::span<double> devs(dev.data(), n);
-  std::sort(devs.begin(), devs.end());
-  const double mad = median_sorted(devs);
+  const double mad = median_of(d);
   const double mad_score = median >= 1.0 ? std::max(0.0, (median - mad) / median) : 1.0;
   return std::round((skew_score + mad_score) / 2.0 * 1000.0) / 1000.0;
 }
@@ -240,14 +284,15 @@ BeaconResult evaluate_beacon(const BeaconInput& in, const BeaconParams& p) noexc
   r.hist_score = beacon_hist_score(in.hourly_counts);
   r.fano_1h = fano_factor(in.hourly_counts);
   if (ts.size() >= 2) {
-    std::array<double, kMaxRingEvents> buf{};
+    // only [0, n) is read, after deltas_of() wrote it: not zeroed (8 KiB)
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-member-init)
+    std::array<double, kMaxRingEvents> buf;
     const std::size_t n = deltas_of(ts, buf, /*nonzero_only=*/false);
     const std::span<double> d(buf.data(), n);
     r.cv = coefficient_of_variation(d);
     r.burstiness = burstiness(r.cv);
     r.a_n = burstiness_kim_jo(r.cv, n);
-    std::sort(d.begin(), d.end());
-    r.period_s = median_sorted(d);
+    r.period_s = median_of(d);
     r.ts_score = rita_ts_score(ts);
     // Coverage is measured over the same last 24 hours as the hourly bins.
     const double day_start = ts.back() - kSecondsPerDay;
@@ -312,7 +357,9 @@ double theil_sen_slope(std::span<const std::uint32_t> ys) noexcept {
   if (n < 2) {
     return 0;
   }
-  std::array<double, kMaxBlocks*(kMaxBlocks - 1) / 2> slopes{};
+  // only [0, k) is read, written first: not zeroed (16 KiB)
+  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-member-init)
+  std::array<double, kMaxBlocks*(kMaxBlocks - 1) / 2> slopes;
   std::size_t k = 0;
   for (std::size_t i = 0; i < n; ++i) {
     for (std::size_t j = i + 1; j < n; ++j) {
@@ -320,9 +367,7 @@ double theil_sen_slope(std::span<const std::uint32_t> ys) noexcept {
           (static_cast<double>(ys[j]) - static_cast<double>(ys[i])) / static_cast<double>(j - i);
     }
   }
-  const std::span<double> s(slopes.data(), k);
-  std::sort(s.begin(), s.end());
-  return median_sorted(s);
+  return median_of(std::span<double>(slopes.data(), k));
 }
 
 bool accelerating(std::span<const std::uint32_t> b, const AccelerationParams& p) noexcept {
