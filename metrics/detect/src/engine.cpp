@@ -78,7 +78,7 @@ void WorkerPort::on_timeout(const detail::TimedOutQuery& query) noexcept {
 void WorkerPort::push(const LookupEvent& ev) noexcept {
   const std::size_t shard = (ev.domain_hash >> 32U) % rings_.size();
   SpscRing<LookupEvent>& ring = *rings_[shard];
-  while (!ring.try_push(ev)) {
+  while (!ring.try_push_with([&ev](LookupEvent& slot) noexcept { ev.copy_used_to(slot); })) {
     if (engine_.live_) {
       dropped_.add();
       return;

@@ -448,6 +448,15 @@ class SpscRing {
 
   // Producer: copies item in, or returns false when the ring is full.
   [[nodiscard]] bool try_push(const T& item) noexcept {
+    return try_push_with([&item](T& slot) noexcept { slot = item; });
+  }
+
+  // Producer: like try_push(), but write(slot) fills the free slot in place, so that a record
+  // whose tail is unused need not be copied whole; the slot holds whatever an earlier record
+  // left. Returns false, without calling write, when the ring is full.
+  template <class Write>
+  [[nodiscard]] bool try_push_with(Write&& write) noexcept {
+    static_assert(std::is_nothrow_invocable_v<Write, T&>);
     const std::uint64_t tail = tail_local_;
     if (tail - head_cache_ > mask_) {
       head_cache_ = head_.load(std::memory_order_acquire);
@@ -455,7 +464,7 @@ class SpscRing {
         return false;
       }
     }
-    slots_[tail & mask_] = item;
+    std::forward<Write>(write)(slots_[tail & mask_]);
     tail_local_ = tail + 1;
     tail_.store(tail + 1, std::memory_order_release);
     return true;

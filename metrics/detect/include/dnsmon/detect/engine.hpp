@@ -203,7 +203,7 @@ class Engine {  // NOLINT(clang-analyzer-optin.performance.Padding)
   static constexpr std::size_t kRingEvents = 4096;  // per worker and shard (2 MiB)
   // Events waiting in a ring before its worker wakes a sleeping shard (which otherwise wakes
   // every kShardSleep to take what came).
-  static constexpr std::size_t kWakeBacklog = 256;
+  static constexpr std::size_t kWakeBacklog = 1024;
   static constexpr std::chrono::milliseconds kShardSleep{20};
   // The per-domain series' domains at most: 8 detectors x 10 + 50 watched (detection spec 4.10).
   static constexpr std::size_t kMaxExportedDomains = 130;

@@ -11,7 +11,9 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 #include <type_traits>
 
@@ -89,9 +91,20 @@ struct LookupEvent {
   }
 
   [[nodiscard]] bool has(std::uint16_t flag) const noexcept { return (flags & flag) != 0; }
+
+  // Copies what a reader of this record may read into `to`: the fixed fields, qname[0,
+  // qname_len) and answers[0, answer_count). A query's record is then about 100 bytes, not 512.
+  // The rest of `to` keeps what it held.
+  void copy_used_to(LookupEvent& to) const noexcept {
+    std::memcpy(&to, this, offsetof(LookupEvent, qname) + qname_len);
+    std::memcpy(to.answers.data(), answers.data(), answer_count * sizeof(AnswerAddr));
+  }
 };
 
 static_assert(std::is_trivially_copyable_v<LookupEvent>);
+static_assert(std::is_standard_layout_v<LookupEvent>);
+static_assert(offsetof(LookupEvent, qname) + LookupEvent::kMaxName <=
+              offsetof(LookupEvent, answers));
 static_assert(sizeof(LookupEvent) == 512, "the record's size is part of its version");
 
 }  // namespace dnsmon::detect
