@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -219,6 +221,29 @@ TEST_CASE("internal clients are hosts, others their /24 or /48 or their org_map 
   CHECK_THROWS_WITH(load_org_map(map_file.string()),
                     Catch::Matchers::Contains(":2: not a CIDR prefix"));
   std::filesystem::remove(map_file);
+}
+
+TEST_CASE("organisation prefixes of any length keep exactly their leading bits", "[detect]") {
+  Fixture f;
+  for (const auto& [v4_bits, v6_bits, v4_label, v6_label] :
+       std::vector<std::tuple<int, int, std::string, std::string>>{
+           {20, 52, "203.0.112.0/20", "2001:db8:bb:e000::/52"},
+           {1, 1, "128.0.0.0/1", "::/1"},
+           {32, 64, "203.0.113.255/32", "2001:db8:bb:ef01::/64"},
+           {31, 65, "203.0.113.254/31", "2001:db8:bb:ef01:8000::/65"},
+           {8, 128, "203.0.0.0/8", "2001:db8:bb:ef01:ffff:ffff:ffff:ffff/128"}}) {
+    f.options.clients.external_v4_prefix = static_cast<std::uint32_t>(v4_bits);
+    f.options.clients.external_v6_prefix = static_cast<std::uint32_t>(v6_bits);
+    const OrgResolver orgs(f.options.clients, {}, 7);
+    Normalizer n = f.make();
+    LookupEvent a, b;
+    REQUIRE(n.query(query("x.example", v4(203, 0, 113, 255)), a));
+    CHECK(orgs.label(a) == v4_label);
+    REQUIRE(n.query(query("x.example", v6({0x20, 0x01, 0x0d, 0xb8, 0, 0xbb, 0xef, 1, 0xff, 0xff,
+                                           0xff, 0xff, 0xff, 0xff, 0xff, 0xff})),
+                    b));
+    CHECK(orgs.label(b) == v6_label);
+  }
 }
 
 TEST_CASE("pseudonymised, clients never reach the events; organisations keep one label each",
