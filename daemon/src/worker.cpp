@@ -28,9 +28,16 @@ Worker::Worker(std::vector<FrameRing*> rings, Parser& parser, WorkerCounters& co
 void Worker::Sink::on_message(const DnsMessage& m) {
   const std::int64_t latency = m.malformed_question ? -1 : counters->record_message(m);
   if (detection != nullptr) {
-    // queries (with the matcher's tag of this one, for its timeout) and matched responses
+    // queries, with the matcher's tag of this one for its timeout (the port fills it), and
+    // matched responses, with their query's tag (its registrable domain)
     const bool counted_query = !m.qr && !m.malformed_question && m.protocol == Protocol::Dns;
-    detection->on_message(m, latency, counted_query ? counters->last_query_tag() : nullptr);
+    detail::QueryTag* tag = nullptr;
+    if (m.qr) {
+      tag = latency >= 0 ? counters->matched_query_tag() : nullptr;
+    } else if (counted_query) {
+      tag = counters->last_query_tag();
+    }
+    detection->on_message(m, latency, tag);
   }
   if (writer == nullptr) {
     return;

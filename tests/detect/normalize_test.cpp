@@ -342,6 +342,45 @@ TEST_CASE("responses are the client's, with success, failure or NODATA", "[detec
   CHECK_FALSE(n.response(query("x.example", client), ev));
 }
 
+TEST_CASE("a matched response takes its query's domain from the query's tag", "[detect]") {
+  Fixture f;
+  Normalizer n = f.make();
+  const auto client = v4(203, 0, 113, 15);
+  for (const std::string name :
+       {"MAIL1.Hotel-Promo-Mailer.example.", "hotel-promo-mailer.example", "a.b.c.example.co.uk",
+        "7.2.0.192.in-addr.arpa", "b.mail.s3.amazonaws.com"}) {
+    CAPTURE(name);
+    LookupEvent q;
+    detail::QueryTag tag{};
+    REQUIRE(n.query(query(name, client), q));
+    Normalizer::fill_tag(q, tag);
+    REQUIRE(tag.word != 0);
+    LookupEvent plain, tagged;
+    REQUIRE(n.response(response(name, client, 0, 1), plain));
+    REQUIRE(n.response(response(name, client, 0, 1), tagged, &tag));
+    CHECK(tagged.domain() == q.domain());
+    CHECK(tagged.domain_hash == plain.domain_hash);
+    CHECK(tagged.domain_off == plain.domain_off);
+    CHECK(tagged.flags == plain.flags);
+    CHECK(tagged.org_hash == plain.org_hash);
+  }
+  // A tag that does not end the response's name at a label boundary is not used: the name's own
+  // domain counts.
+  LookupEvent q, ev;
+  detail::QueryTag tag{};
+  REQUIRE(n.query(query("www.mailer.example", client), q));
+  Normalizer::fill_tag(q, tag);
+  REQUIRE(n.response(response("www.promo-mailer.example", client, 0, 1), ev, &tag));
+  CHECK(ev.domain() == "promo-mailer.example");
+  REQUIRE(n.response(response("www.other.example", client, 0, 1), ev, &tag));
+  CHECK(ev.domain() == "other.example");
+  // An empty tag (a query whose tag was not filled) is not used either.
+  tag.word = 0;
+  REQUIRE(n.response(response("www.mailer.example", client, 0, 1), ev, &tag));
+  CHECK(ev.domain() == "mailer.example");
+  CHECK(ev.domain_hash == q.domain_hash);
+}
+
 TEST_CASE("a tagged query that times out is a timeout event of its domain, once per retry burst",
           "[detect]") {
   Fixture f;

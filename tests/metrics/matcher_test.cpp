@@ -420,7 +420,13 @@ TEST_CASE("with query tags, a timeout hands its query and tag to the sink, nothi
   CHECK(m.last_tag()->word == 0);
   m.last_tag()->word = 11;
   QueryMatcher::Result result;
+  CHECK(m.matched_tag() == nullptr);
   REQUIRE(m.on_response(make_response(answered, kT0 + 1000), result));
+  // The response reads its query's tag as the query's owner left it.
+  REQUIRE(m.matched_tag() != nullptr);
+  CHECK(m.matched_tag()->word == 11);
+  CHECK_FALSE(m.on_response(make_response(answered, kT0 + 2000), result));
+  CHECK(m.matched_tag() == nullptr);  // matched nothing
 
   auto v6 = make_query(kT0 + 1, "b.example.", 2);
   v6.src = documentation_v6(7);
@@ -428,7 +434,8 @@ TEST_CASE("with query tags, a timeout hands its query and tag to the sink, nothi
   v6.qtype = 28;
   m.on_query(v6);
   REQUIRE(m.last_tag() != nullptr);
-  CHECK(m.last_tag()->word == 0);  // the answered query's 11 is gone
+  CHECK(m.last_tag()->word == 0);     // the answered query's 11 is gone
+  CHECK(m.matched_tag() == nullptr);  // a query may reuse the matched entry: no longer valid
   m.last_tag()->word = 22;
   m.on_query(v6);  // a retransmission: no tag of its own
   CHECK(m.last_tag() == nullptr);
@@ -483,8 +490,13 @@ TEST_CASE("without query tags there is no tag and no sink", "[metrics][matcher]"
   Sink sink;
   QueryMatcher m;
   m.set_timeout_sink(&sink);
-  m.on_query(make_query(kT0));
+  const auto q = make_query(kT0);
+  m.on_query(q);
   CHECK(m.last_tag() == nullptr);
+  QueryMatcher::Result result;
+  REQUIRE(m.on_response(make_response(q, kT0 + 1000), result));
+  CHECK(m.matched_tag() == nullptr);
+  m.on_query(q);
   CHECK(m.expire(kT0 + 10 * kSecond) == 1);
   CHECK(sink.calls == 0);
 }

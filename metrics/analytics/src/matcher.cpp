@@ -283,6 +283,7 @@ QueryMatcher::QueryOutcome QueryMatcher::on_query(const DnsMessage& query,
   advance_clock(ts_ns);
   expire_due();
   queries_.add();
+  last_matched_ = kNone;  // this query may take the matched entry
   LegCounters& leg = legs_[static_cast<std::size_t>(probe.leg)];
 
   if (find(probe) != nullptr) {
@@ -341,9 +342,11 @@ bool QueryMatcher::on_response(const DnsMessage& response, const Probe& probe,
   LegCounters& leg = legs_[static_cast<std::size_t>(probe.leg)];
   if (link == nullptr) {
     leg.unmatched.add();
+    last_matched_ = kNone;
     return false;
   }
   const std::int64_t query_ts_ns = nodes_[*link].ts_ns;
+  last_matched_ = *link;
   remove(link);
   leg.matched.add();
 

@@ -178,6 +178,11 @@ detail::QueryTag* WorkerCounters::last_query_tag() noexcept {
   return analytics_->matcher.last_tag();
 }
 
+// NOLINTNEXTLINE(readability-make-member-function-const): hands out the analytics' state
+detail::QueryTag* WorkerCounters::matched_query_tag() noexcept {
+  return analytics_->matcher.matched_tag();
+}
+
 // NOLINTNEXTLINE(readability-make-member-function-const): changes the analytics it owns
 void WorkerCounters::set_timeout_sink(detail::TimeoutSink* sink) noexcept {
   analytics_->matcher.set_timeout_sink(sink);

@@ -62,7 +62,7 @@ void WorkerPort::on_message(const DnsMessage& m, std::int64_t latency_ns,
       }
       push(scratch_);
     }
-  } else if (latency_ns >= 0 && normalizer_.response(m, scratch_)) {
+  } else if (latency_ns >= 0 && normalizer_.response(m, scratch_, tag)) {
     responses_.add();
     push(scratch_);
   }

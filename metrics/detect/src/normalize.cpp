@@ -316,11 +316,32 @@ void Normalizer::reconfigure(const DetectOptions& options,
       static_cast<std::int64_t>(options.normalize.dedup_window_s * 1e9 / options.time.compression);
 }
 
-bool Normalizer::name(std::string_view presentation, LookupEvent& ev) noexcept {
+bool Normalizer::domain_from_tag(std::string_view name, const detail::QueryTag& tag,
+                                 LookupEvent& ev) noexcept {
+  const std::size_t len = tag.bytes[0];
+  if (tag.word == 0 || len == 0 || len > name.size() || len > kTagName ||
+      (len < name.size() && name[name.size() - len - 1] != '.') ||
+      std::memcmp(name.data() + name.size() - len, tag.bytes.data() + 2, len) != 0) {
+    return false;
+  }
+  ev.flags |= static_cast<std::uint16_t>(tag.bytes[1] & kReverseZone);
+  ev.domain_off = static_cast<std::uint8_t>(name.size() - len);
+  ev.domain_len = static_cast<std::uint8_t>(len);
+  ev.domain_hash = tag.word;
+  return true;
+}
+
+bool Normalizer::name(std::string_view presentation, LookupEvent& ev,
+                      const detail::QueryTag* query_tag) noexcept {
   const std::string_view name = lower_name(presentation, ev.qname);
   ev.qname_len = static_cast<std::uint8_t>(name.size());
   if (name.empty()) {
     return false;
+  }
+  // A response: its query's domain, as the query's event counted it (a reload in between changes
+  // nothing for the pair).
+  if (query_tag != nullptr && domain_from_tag(name, *query_tag, ev)) {
+    return true;
   }
   std::size_t off = 0, len = 0;
   if (const std::size_t zone = reverse_zone_length(name, v4_octets_, v6_nibbles_); zone != 0) {
@@ -360,7 +381,8 @@ bool Normalizer::name(std::string_view presentation, LookupEvent& ev) noexcept {
   return true;
 }
 
-bool Normalizer::common(const DnsMessage& m, const IpAddr& client, LookupEvent& ev) noexcept {
+bool Normalizer::common(const DnsMessage& m, const IpAddr& client, LookupEvent& ev,
+                        const detail::QueryTag* query_tag) noexcept {
   if (m.protocol != Protocol::Dns || !m.has_question || m.malformed_question || m.opcode != 0) {
     return false;
   }
@@ -371,7 +393,7 @@ bool Normalizer::common(const DnsMessage& m, const IpAddr& client, LookupEvent& 
   ev.rcode = 0;
   ev.answer_count = 0;
   ev.client = to16(client);
-  if (!name(m.qname.view(), ev)) {
+  if (!name(m.qname.view(), ev, query_tag)) {
     return false;
   }
   orgs_->resolve(ev);
@@ -404,8 +426,9 @@ bool Normalizer::first_in_window(std::vector<DedupSlot>& table,
   return true;
 }
 
-bool Normalizer::response(const DnsMessage& m, LookupEvent& ev) noexcept {
-  if (!m.qr || !common(m, m.dst, ev)) {
+bool Normalizer::response(const DnsMessage& m, LookupEvent& ev,
+                          const detail::QueryTag* query_tag) noexcept {
+  if (!m.qr || !common(m, m.dst, ev, query_tag)) {
     return false;
   }
   ev.kind = EventKind::Response;

@@ -155,6 +155,9 @@ class WorkerCounters {
   // (MetricsOptions::matching_query_tags), or nullptr when it was a retransmission of one still
   // outstanding or the matcher has no tags.
   [[nodiscard]] detail::QueryTag* last_query_tag() noexcept;
+  // After record_message() of a response it matched to a query: that query's tag as its owner
+  // filled it, or nullptr (no match, or no tags).
+  [[nodiscard]] detail::QueryTag* matched_query_tag() noexcept;
   // Where the matcher's timeouts go (nullptr: nowhere); only with query tags. Owner thread.
   void set_timeout_sink(detail::TimeoutSink* sink) noexcept;
 

@@ -166,7 +166,9 @@ class WorkerPort final : public detail::TimeoutSink {
  public:
   // A message the worker decoded; latency_ns >= 0 for a response matched to its query. tag: for a
   // query, its entry's tag in the worker's matcher (WorkerCounters::last_query_tag()), which the
-  // normaliser fills so that a timeout can be reported (nullptr: none).
+  // normaliser fills so that a timeout can be reported; for a matched response, the tag of its
+  // query (WorkerCounters::matched_query_tag()), whose registrable domain the response's event
+  // takes instead of finding it again (nullptr: none).
   void on_message(const DnsMessage& m, std::int64_t latency_ns,
                   detail::QueryTag* tag = nullptr) noexcept;
 

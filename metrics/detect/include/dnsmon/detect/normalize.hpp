@@ -118,8 +118,11 @@ class Normalizer {
 
   // A query (opcode QUERY with a question) → ev; false for other messages.
   bool query(const DnsMessage& m, LookupEvent& ev) noexcept;
-  // A response matched to its query → ev; false for other messages.
-  bool response(const DnsMessage& m, LookupEvent& ev) noexcept;
+  // A response matched to its query → ev; false for other messages. query_tag: the tag that
+  // fill_tag() gave its query (nullptr: none): its registrable domain, when the response's name
+  // ends with it, is taken without a lookup.
+  bool response(const DnsMessage& m, LookupEvent& ev,
+                const detail::QueryTag* query_tag = nullptr) noexcept;
 
   // The longest registrable domain a query tag holds.
   static constexpr std::size_t kTagName = 54;
@@ -131,10 +134,15 @@ class Normalizer {
 
   // The name part alone: fills qname, domain_off/len, domain_hash and kSuffixLeak/kReverseZone.
   // False for the root or a name with no domain.
-  bool name(std::string_view presentation, LookupEvent& ev) noexcept;
+  bool name(std::string_view presentation, LookupEvent& ev,
+            const detail::QueryTag* query_tag = nullptr) noexcept;
 
  private:
-  bool common(const DnsMessage& m, const IpAddr& client, LookupEvent& ev) noexcept;
+  bool common(const DnsMessage& m, const IpAddr& client, LookupEvent& ev,
+              const detail::QueryTag* query_tag = nullptr) noexcept;
+  // name()'s shortcut: the domain of query_tag, when `name` ends with it at a label boundary.
+  static bool domain_from_tag(std::string_view name, const detail::QueryTag& tag,
+                              LookupEvent& ev) noexcept;
 
   struct DedupSlot {
     std::uint64_t key = 0;

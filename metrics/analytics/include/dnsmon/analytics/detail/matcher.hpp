@@ -40,7 +40,8 @@
 // here).
 //
 // Query tags (MatcherOptions::query_tags, for the detection module): each entry then also has a
-// 64-byte tag that its owner fills after on_query() (last_tag()), and a timeout hands the entry,
+// 64-byte tag that its owner fills after on_query() (last_tag()) and reads again after the
+// on_response() that matched it (matched_tag()), and a timeout hands the entry,
 // with its tag, to the TimeoutSink (set_timeout_sink()) before removing it. A matched, duplicate or
 // evicted query is not handed on. The matcher zeroes a tag's first word when it hands out the
 // entry, so a tag nobody filled reads as empty.
@@ -299,6 +300,13 @@ class QueryMatcher {
     return tags_ && last_inserted_ != kNone ? &tags_[last_inserted_] : nullptr;
   }
 
+  // Owner thread, with query tags: the tag of the query the last on_response() matched, as its
+  // owner filled it, or nullptr when that response matched nothing (or the matcher has no tags).
+  // The entry is free by then, but no other call has reused it: valid until the next call.
+  [[nodiscard]] QueryTag* matched_tag() noexcept {
+    return tags_ && last_matched_ != kNone ? &tags_[last_matched_] : nullptr;
+  }
+
   // Owner thread: where timeouts go from now on (nullptr: nowhere). Only with query tags.
   void set_timeout_sink(TimeoutSink* sink) noexcept { sink_ = tags_ ? sink : nullptr; }
 
@@ -374,6 +382,7 @@ class QueryMatcher {
   std::unique_ptr<QueryTag[]> tags_;    // one per node, with query tags
   TimeoutSink* sink_ = nullptr;
   std::uint32_t last_inserted_ = kNone;
+  std::uint32_t last_matched_ = kNone;
   std::vector<std::uint32_t> buckets_;
   std::uint32_t bucket_mask_ = 0;
   std::uint32_t free_head_ = kNone;  // nodes freed since, most recent first
