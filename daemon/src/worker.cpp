@@ -31,13 +31,16 @@ void Worker::Sink::on_message(const DnsMessage& m) {
     // queries, with the matcher's tag of this one for its timeout (the port fills it), and
     // matched responses, with their query's tag (its registrable domain)
     const bool counted_query = !m.qr && !m.malformed_question && m.protocol == Protocol::Dns;
+    // queries also with their registrable domain's length as the analytics found it
     detail::QueryTag* tag = nullptr;
+    std::size_t domain_length = 0;
     if (m.qr) {
       tag = latency >= 0 ? counters->matched_query_tag() : nullptr;
     } else if (counted_query) {
       tag = counters->last_query_tag();
+      domain_length = counters->last_query_domain_length();
     }
-    detection->on_message(m, latency, tag);
+    detection->on_message(m, latency, tag, domain_length);
   }
   if (writer == nullptr) {
     return;

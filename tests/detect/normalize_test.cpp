@@ -381,6 +381,42 @@ TEST_CASE("a matched response takes its query's domain from the query's tag", "[
   CHECK(ev.domain_hash == q.domain_hash);
 }
 
+TEST_CASE("a query takes the registrable domain's length the worker found, where it fits",
+          "[detect]") {
+  Fixture f;
+  Normalizer n = f.make();
+  const auto client = v4(203, 0, 113, 15);
+  detail::DomainCache cache(f.list, 64, 7);
+  for (const std::string name : {"mail1.hotel-promo-mailer.example", "a.b.c.example.co.uk",
+                                 "b.mail.s3.amazonaws.com", "com"}) {
+    CAPTURE(name);
+    LookupEvent plain, given;
+    const bool ok = n.query(query(name, client), plain);
+    const std::size_t length = cache.registrable(name).size();
+    REQUIRE(n.query(query(name, client), given, length) == ok);
+    CHECK(given.domain() == plain.domain());
+    CHECK(given.domain_hash == plain.domain_hash);
+  }
+  LookupEvent ev;
+  // Reverse zones and search suffixes stay the normaliser's.
+  REQUIRE(n.query(query("7.2.0.192.in-addr.arpa", client), ev, 14));
+  CHECK(ev.domain() == "2.0.192.in-addr.arpa");
+  REQUIRE(n.query(query("www.example.com.corp.orga.example", client), ev, 14));
+  CHECK(ev.domain() == "example.com");
+  CHECK(ev.has(kSuffixLeak));
+  // The length is the name's as given: with a final dot, or not at a label boundary, or longer
+  // than the name, it is not used.
+  REQUIRE(n.query(query("www.example.com.", client), ev, 4));
+  CHECK(ev.domain() == "example.com");
+  REQUIRE(n.query(query("www.example.com", client), ev, 5));
+  CHECK(ev.domain() == "example.com");
+  REQUIRE(n.query(query("www.example.com", client), ev, 40));
+  CHECK(ev.domain() == "example.com");
+  // A length that fits is taken as it is: the caller vouches for its list.
+  REQUIRE(n.query(query("www.example.com", client), ev, 15));
+  CHECK(ev.domain() == "www.example.com");
+}
+
 TEST_CASE("a tagged query that times out is a timeout event of its domain, once per retry burst",
           "[detect]") {
   Fixture f;

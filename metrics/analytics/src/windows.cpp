@@ -177,6 +177,7 @@ void TrafficAnalytics::on_query(const DnsMessage& m, const NameKey& name, bool v
     staging_names_[static_cast<std::size_t>(NameTable::Qname)].add_hashed(name, name_hash);
     staging_distinct_[static_cast<std::size_t>(DistinctKind::Qnames)].add(name_hash);
     const std::string_view domain = domains_.registrable(name.view(), domain_hint);
+    last_domain_length_ = domain.size();
     auto& domains = staging_names_[static_cast<std::size_t>(NameTable::Domain)];
     auto& distinct_domains = staging_distinct_[static_cast<std::size_t>(DistinctKind::Domains)];
     if (domain.size() == name.size) {
@@ -191,6 +192,7 @@ void TrafficAnalytics::on_query(const DnsMessage& m, const NameKey& name, bool v
     }
   } else {
     names_too_long_.add();
+    last_domain_length_ = 0;
   }
   const AddrKey client =
       client_key(m.src, options_.client_ipv4_prefix, options_.client_ipv6_prefix);

@@ -178,6 +178,10 @@ detail::QueryTag* WorkerCounters::last_query_tag() noexcept {
   return analytics_->matcher.last_tag();
 }
 
+std::size_t WorkerCounters::last_query_domain_length() const noexcept {
+  return analytics_->traffic ? analytics_->traffic->last_domain_length() : 0;
+}
+
 // NOLINTNEXTLINE(readability-make-member-function-const): hands out the analytics' state
 detail::QueryTag* WorkerCounters::matched_query_tag() noexcept {
   return analytics_->matcher.matched_tag();

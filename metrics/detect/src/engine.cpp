@@ -45,14 +45,14 @@ void WorkerPort::adopt_settings() noexcept {
   }
 }
 
-void WorkerPort::on_message(const DnsMessage& m, std::int64_t latency_ns,
-                            detail::QueryTag* tag) noexcept {
+void WorkerPort::on_message(const DnsMessage& m, std::int64_t latency_ns, detail::QueryTag* tag,
+                            std::size_t domain_length) noexcept {
   // one load per message, no lock
   if (engine_.settings_generation() != generation_) [[unlikely]] {
     adopt_settings();
   }
   if (!m.qr) {
-    if (normalizer_.query(m, scratch_)) {
+    if (normalizer_.query(m, scratch_, domain_length)) {
       if (tag != nullptr) {
         Normalizer::fill_tag(scratch_, *tag);
       }

@@ -332,7 +332,7 @@ bool Normalizer::domain_from_tag(std::string_view name, const detail::QueryTag& 
 }
 
 bool Normalizer::name(std::string_view presentation, LookupEvent& ev,
-                      const detail::QueryTag* query_tag) noexcept {
+                      const detail::QueryTag* query_tag, std::size_t domain_length) noexcept {
   const std::string_view name = lower_name(presentation, ev.qname);
   ev.qname_len = static_cast<std::uint8_t>(name.size());
   if (name.empty()) {
@@ -366,6 +366,14 @@ bool Normalizer::name(std::string_view presentation, LookupEvent& ev,
       }
       break;
     }
+    // The caller's length counts for the name as given: not with a final dot, which the
+    // normaliser strips.
+    if (len == 0 && domain_length != 0 && name.size() == presentation.size() &&
+        domain_length <= name.size() &&
+        (domain_length == name.size() || name[name.size() - domain_length - 1] == '.')) {
+      off = name.size() - domain_length;
+      len = domain_length;
+    }
     if (len == 0) {
       const std::string_view domain = cache_.registrable(name);
       off = static_cast<std::size_t>(domain.data() - name.data());
@@ -382,7 +390,7 @@ bool Normalizer::name(std::string_view presentation, LookupEvent& ev,
 }
 
 bool Normalizer::common(const DnsMessage& m, const IpAddr& client, LookupEvent& ev,
-                        const detail::QueryTag* query_tag) noexcept {
+                        const detail::QueryTag* query_tag, std::size_t domain_length) noexcept {
   if (m.protocol != Protocol::Dns || !m.has_question || m.malformed_question || m.opcode != 0) {
     return false;
   }
@@ -393,15 +401,15 @@ bool Normalizer::common(const DnsMessage& m, const IpAddr& client, LookupEvent& 
   ev.rcode = 0;
   ev.answer_count = 0;
   ev.client = to16(client);
-  if (!name(m.qname.view(), ev, query_tag)) {
+  if (!name(m.qname.view(), ev, query_tag, domain_length)) {
     return false;
   }
   orgs_->resolve(ev);
   return true;
 }
 
-bool Normalizer::query(const DnsMessage& m, LookupEvent& ev) noexcept {
-  if (m.qr || !common(m, m.src, ev)) {
+bool Normalizer::query(const DnsMessage& m, LookupEvent& ev, std::size_t domain_length) noexcept {
+  if (m.qr || !common(m, m.src, ev, nullptr, domain_length)) {
     return false;
   }
   ev.kind = EventKind::Query;

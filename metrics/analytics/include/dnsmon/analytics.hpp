@@ -155,6 +155,10 @@ class WorkerCounters {
   // (MetricsOptions::matching_query_tags), or nullptr when it was a retransmission of one still
   // outstanding or the matcher has no tags.
   [[nodiscard]] detail::QueryTag* last_query_tag() noexcept;
+  // After record_message() of a DNS query: the length of its registrable domain as the analytics
+  // found it, a suffix of its lower-cased name (the public suffix list is the one detection
+  // uses); 0 when the analytics are off or the name was not valid.
+  [[nodiscard]] std::size_t last_query_domain_length() const noexcept;
   // After record_message() of a response it matched to a query: that query's tag as its owner
   // filled it, or nullptr (no match, or no tags).
   [[nodiscard]] detail::QueryTag* matched_query_tag() noexcept;

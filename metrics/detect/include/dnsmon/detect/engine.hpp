@@ -168,9 +168,11 @@ class WorkerPort final : public detail::TimeoutSink {
   // query, its entry's tag in the worker's matcher (WorkerCounters::last_query_tag()), which the
   // normaliser fills so that a timeout can be reported; for a matched response, the tag of its
   // query (WorkerCounters::matched_query_tag()), whose registrable domain the response's event
-  // takes instead of finding it again (nullptr: none).
-  void on_message(const DnsMessage& m, std::int64_t latency_ns,
-                  detail::QueryTag* tag = nullptr) noexcept;
+  // takes instead of finding it again (nullptr: none). domain_length: for a query, the length of
+  // its registrable domain as the worker's analytics found it with the same public suffix list
+  // (WorkerCounters::last_query_domain_length(); 0: not known).
+  void on_message(const DnsMessage& m, std::int64_t latency_ns, detail::QueryTag* tag = nullptr,
+                  std::size_t domain_length = 0) noexcept;
 
   // A query of this worker's matcher got no response: a timeout event, when its tag was filled.
   void on_timeout(const detail::TimedOutQuery& query) noexcept override;

@@ -116,8 +116,11 @@ class Normalizer {
   // next message on (a reload); the de-duplication table and the domain cache stay.
   void reconfigure(const DetectOptions& options, std::shared_ptr<const OrgResolver> orgs);
 
-  // A query (opcode QUERY with a question) → ev; false for other messages.
-  bool query(const DnsMessage& m, LookupEvent& ev) noexcept;
+  // A query (opcode QUERY with a question) → ev; false for other messages. domain_length: the
+  // length of the registrable domain of its lower-cased name, when the caller found it already
+  // with this normaliser's public suffix list (0: not known); it stands in for the normaliser's
+  // own lookup (reverse zones and search suffixes are still the normaliser's).
+  bool query(const DnsMessage& m, LookupEvent& ev, std::size_t domain_length = 0) noexcept;
   // A response matched to its query → ev; false for other messages. query_tag: the tag that
   // fill_tag() gave its query (nullptr: none): its registrable domain, when the response's name
   // ends with it, is taken without a lookup.
@@ -135,11 +138,11 @@ class Normalizer {
   // The name part alone: fills qname, domain_off/len, domain_hash and kSuffixLeak/kReverseZone.
   // False for the root or a name with no domain.
   bool name(std::string_view presentation, LookupEvent& ev,
-            const detail::QueryTag* query_tag = nullptr) noexcept;
+            const detail::QueryTag* query_tag = nullptr, std::size_t domain_length = 0) noexcept;
 
  private:
   bool common(const DnsMessage& m, const IpAddr& client, LookupEvent& ev,
-              const detail::QueryTag* query_tag = nullptr) noexcept;
+              const detail::QueryTag* query_tag = nullptr, std::size_t domain_length = 0) noexcept;
   // name()'s shortcut: the domain of query_tag, when `name` ends with it at a label boundary.
   static bool domain_from_tag(std::string_view name, const detail::QueryTag& tag,
                               LookupEvent& ev) noexcept;

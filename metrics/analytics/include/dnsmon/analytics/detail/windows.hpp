@@ -125,6 +125,10 @@ class TrafficAnalytics {
   void on_query(const DnsMessage& m, const NameKey& name, bool valid_name, std::uint64_t name_hash,
                 const DomainCache::Hint& domain_hint) noexcept;
 
+  // After on_query(): the length of its name's registrable domain (a suffix of the name), or 0
+  // when the name was not valid.
+  [[nodiscard]] std::size_t last_domain_length() const noexcept { return last_domain_length_; }
+
   // DomainCache::prepare() for a query's name: call it early, on_query() later.
   [[nodiscard]] DomainCache::Hint prepare_domain(const NameKey& name) const noexcept {
     return domains_.prepare(name.view());
@@ -199,6 +203,7 @@ class TrafficAnalytics {
   std::vector<WindowSnapshot> front_;  // guarded by publish_mutex_
   mutable std::mutex publish_mutex_;
   NameKey domain_key_;                        // scratch, reused
+  std::size_t last_domain_length_ = 0;        // last_domain_length()
   std::int64_t staging_start_ns_ = kNeverNs;  // the second the staging summaries cover
   std::int64_t next_roll_ns_ = kNeverNs;
   std::int64_t last_ns_ = kNeverNs;  // latest packet time seen
