@@ -6,18 +6,27 @@
 #
 # 1. A stall, with --workers 1 and with --workers 2: tcpreplay sends STOP_PACKETS generated DNS
 #    frames (some 802.1Q-tagged, some IPv6) at STOP_PPS; 3 s in, dnsmon is stopped (SIGSTOP) for
-#    10 s, then continued. Every frame must be counted, no ring drop; the 64 MiB kernel buffer
-#    holds the stall (it holds about 255,000 of these frames, 263 bytes each in the kernel's ring:
-#    measured with STOP_PPS=40000, which drops the rest; 15,000 frames/s for 10 s leave room for
-#    the Debug build's single worker to be behind when the stall starts), so no kernel drop either (a kernel drop fails the test as such, never as a
-#    ring drop). Every query meets its response (matched = the sender's queries, no unmatched
+#    STALL_SECONDS, then continued. Every frame must be counted, no ring drop, and no kernel drop
+#    either (a kernel drop fails the test as such, never as a ring drop): the kernel buffer must
+#    hold the stall. What it holds: libpcap makes the 64 MiB a TPACKET_V3 ring of 256 blocks of
+#    256 KiB, and the kernel hands a block over when it is full (about 996 of these frames, 263
+#    bytes each in the ring) or when the block timeout expires, which libpcap sets to the read
+#    timeout (50 ms). Below about 20,000 frames/s per handle every block goes on the timeout, so
+#    the ring holds 256 x 50 ms = 12.8 s of traffic whatever the rate (750 frames a block with one
+#    worker, 375 with two). And once fewer than a quarter of the blocks are free, the kernel's
+#    lockless room check (tpacket_rcv) drops a frame that arrives while the timer is handing the
+#    current block over: a 10 s stall fills 200 blocks and can lose a frame or two that way with
+#    56 blocks still free. The 7 s stall fills 140 blocks per handle (55 %), which leaves 52
+#    blocks (2.6 s) for the Debug build's single worker to be behind when the stall starts.
+#    Every query meets its response (matched = the sender's queries, no unmatched
 #    response, no timeout), so the fanout kept both directions on one worker and the workers'
 #    packet time did not run ahead of the held frames; with two workers, both got frames (the
 #    per-worker counts that dnsmon logs at exit).
 # 2. --workers 2 with fragmented answers (lib/big_answers.py, as live_fragments_test.sh): every
 #    fragment meets its datagram on one worker: all reassembled and matched.
 #
-# Environment (set by ctest): DNSMON, GEN_PCAP. STOP_PACKETS (225000), STOP_PPS (15000).
+# Environment (set by ctest): DNSMON, GEN_PCAP. STOP_PACKETS (225000), STOP_PPS (15000),
+# STALL_SECONDS (7).
 # Exit 0 pass, 1 fail, 77 skip (no root, no network namespaces or veth, no tcpreplay or python3).
 set -uo pipefail
 
@@ -26,6 +35,7 @@ NS_PREFIX=dnsmon-wrk
 NETNS_TOOLS="tcpreplay python3"
 PACKETS=${STOP_PACKETS:-225000}
 PPS=${STOP_PPS:-15000}
+STALL=${STALL_SECONDS:-7}
 FRAGMENT_QUERIES=50
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib/netns.sh
@@ -73,9 +83,9 @@ stall() {  # workers
   sender=$!
   sleep 3
   kill -STOP "$DNSMON_PID" || fail "cannot stop dnsmon"
-  sleep 10
+  sleep "$STALL"
   kill -CONT "$DNSMON_PID" || fail "cannot continue dnsmon"
-  log "--workers $workers: dnsmon stopped for 10 s while tcpreplay sent at $PPS pps"
+  log "--workers $workers: dnsmon stopped for $STALL s while tcpreplay sent at $PPS pps"
   wait "$sender" || { cat "$WORK/tcpreplay.log" >&2; fail "tcpreplay failed or did not finish within $budget s"; }
   grep -E 'Actual:' "$WORK/tcpreplay.log" | sed 's/^ */  tcpreplay: /'
   sent=$(sed -n 's/.*Actual: \([0-9]*\) packets.*/\1/p' "$WORK/tcpreplay.log")
@@ -98,7 +108,7 @@ stall() {  # workers
       "ok=$(value dnsmon_packets_total 'result="ok"') dropped{kernel=$kernel" \
       "interface=$(value dnsmon_capture_dropped_total "source=\"$VETH_B\".*where=\"interface\"") ring=$ring}"
   check "--workers $workers: ring drops" "$ring" 0
-  check "--workers $workers: kernel drops (the 64 MiB kernel buffer should hold a 10 s stall)" "$kernel" 0
+  check "--workers $workers: kernel drops (the 64 MiB kernel buffer should hold a $STALL s stall)" "$kernel" 0
   check "--workers $workers: frames received" "$(value dnsmon_capture_received_total "source=\"$VETH_B\"")" \
     "$(( PACKETS - kernel ))"
   check "--workers $workers: frames decoded" "$(value dnsmon_packets_total 'result="ok"')" "$(( PACKETS - kernel ))"
