@@ -119,6 +119,24 @@ TEST_CASE("names are lower-cased without the final dot and count for their regis
   CHECK_FALSE(n.query(update, ev));
 }
 
+TEST_CASE("names of every length are lower-cased byte for byte", "[detect]") {
+  // Lengths below, at and past one and several 16-byte blocks; bytes of UTF-8 stay as they are.
+  const std::string alphabet = "AbCdEfGhIjKlMnOpQrStUvWxYz09-_\xc3\x89Z";
+  for (std::size_t n = 1; n <= 70; ++n) {
+    std::string name;
+    for (std::size_t i = 0; i < n; ++i) {
+      name += alphabet[(i * 7 + n) % alphabet.size()];
+    }
+    std::string expected = name;
+    for (char& c : expected) {
+      c = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+    }
+    std::array<char, LookupEvent::kMaxName> out{};
+    CAPTURE(n);
+    CHECK(lower_name(name + ".", out) == expected);
+  }
+}
+
 TEST_CASE("reverse names count for their /24 and /48 zones", "[detect]") {
   CHECK(reverse_zone_length("10.2.0.192.in-addr.arpa", 3, 12) ==
         std::string_view("2.0.192.in-addr.arpa").size());

@@ -40,21 +40,7 @@ bool lower_name(std::string_view name, NameKey& key) noexcept {
     key.size = 0;
     return false;
   }
-  const char* in = name.data();
-  char* out = key.chars.data();
-  if (n >= 16) {
-    std::size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-      ascii::lower16(in + i, out + i);
-    }
-    if (i < n) {
-      ascii::lower16(in + n - 16, out + n - 16);  // overlaps the last block: the same bytes again
-    }
-  } else {
-    for (std::size_t i = 0; i < n; ++i) {
-      out[i] = ascii::lower(in[i]);
-    }
-  }
+  ascii::lower_copy(name.data(), n, key.chars.data());
   key.size = static_cast<std::uint8_t>(n);
   return true;
 }

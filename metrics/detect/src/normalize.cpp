@@ -257,9 +257,7 @@ std::string_view lower_name(std::string_view presentation,
     presentation.remove_suffix(1);
   }
   const std::size_t n = std::min(presentation.size(), out.size());
-  for (std::size_t i = 0; i < n; ++i) {
-    out[i] = ascii::lower(presentation[i]);
-  }
+  ascii::lower_copy(presentation.data(), n, out.data());
   return {out.data(), n};
 }
 

@@ -5,6 +5,7 @@
 // Thread-safety: pure functions. Allocation: none.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -42,6 +43,24 @@ inline void lower16(const void* in, void* out) noexcept {
   std::memcpy(&v, in, sizeof v);
   v |= ((v >= 'A') & (v <= 'Z')) & 0x20;
   std::memcpy(out, &v, sizeof v);
+}
+
+// n bytes of in, lower-cased, to out (not overlapping in): sixteen at a time, the last block
+// overlapping the one before it when n is not a multiple of sixteen.
+inline void lower_copy(const char* in, std::size_t n, char* out) noexcept {
+  if (n < 16) {
+    for (std::size_t i = 0; i < n; ++i) {
+      out[i] = lower(in[i]);
+    }
+    return;
+  }
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    lower16(in + i, out + i);
+  }
+  if (i < n) {
+    lower16(in + n - 16, out + n - 16);  // the same bytes again where the blocks overlap
+  }
 }
 
 }  // namespace dnsmon::ascii
