@@ -455,6 +455,47 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "successor_name: a full bucket admits a new domain at once when its answer is a dead "
+    "address",
+    "[detect]") {
+  // One set of eight ways: the vendor, the warm-up domain and six fillers take them all.
+  static const DetectOptions one_set = [] {
+    DetectOptions x = options();
+    x.memory.base_entries = 8;
+    return x;
+  }();
+  SharedState shared(one_set);
+  DomainState s(one_set, 1.0, kSeed, &shared);
+  kill_vendor(s);
+  const Day day = kDay + 26;
+  for (int i = 0; s.counters().entries[DomainState::kBase] < 8; ++i) {
+    REQUIRE(i < 8);
+    const std::string d = "filler" + std::to_string(i) + ".example";
+    (void)ask(s, query("www." + d, d, 9), Outcome::Success, day, at(day, 50 + i),
+              v4(192, 0, 2, 99));
+  }
+  const std::uint64_t rejected = s.counters().rejected[DomainState::kBase];
+  // A new domain on another address: turned away at its query, and not admitted by its answer.
+  (void)ask(s, query("www.other.example", "other.example", 1), Outcome::Success, day, at(day, 100),
+            v4(192, 0, 2, 99));
+  CHECK(s.find(detail::hash_bytes(std::string("other.example"), kSeed)) == nullptr);
+  CHECK(s.counters().rejected[DomainState::kBase] == rejected + 1);
+  // On the dead address: its first query is turned away too, but its answer admits it, and its
+  // first success is the successor.
+  const auto f =
+      ask(s, query("crm.heir.example", "heir.example", 1), Outcome::Success, day, at(day, 300));
+  CHECK(s.counters().rejected[DomainState::kBase] == rejected + 2);
+  const BaseEntry* heir = s.find(detail::hash_bytes(std::string("heir.example"), kSeed));
+  REQUIRE(heir != nullptr);
+  CHECK(heir->total_events == 1);  // the lookup its query could not count
+  const Finding* x = first_of(f, Detector::SuccessorName);
+  REQUIRE(x != nullptr);
+  CHECK(x->domain == "heir.example");
+  CHECK(detail_of(*x, "predecessor") == "\"vendor.example\"");
+  CHECK(s.counters().evictions[DomainState::kBase] == 1);
+}
+
+TEST_CASE(
     "successor_name across shards: the dead domain's shard collects its mark at its next "
     "event; a death older than 30 days is forgotten",
     "[detect]") {

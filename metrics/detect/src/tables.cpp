@@ -362,7 +362,8 @@ const BaseEntry* DomainState::find(std::uint64_t key) const noexcept {
   return const_cast<DomainState*>(this)->find_mut(key | 1U);
 }
 
-BaseEntry* DomainState::admit(const LookupEvent& ev, std::uint64_t key, Day day) noexcept {
+BaseEntry* DomainState::admit(const LookupEvent& ev, std::uint64_t key, Day day,
+                              bool successor) noexcept {
   BaseEntry* set = &base_[reduce(key, sets_) * kWays];
   const bool watched =
       std::find(watch_keys_.begin(), watch_keys_.end(), ev.domain_hash) != watch_keys_.end();
@@ -371,8 +372,9 @@ BaseEntry* DomainState::admit(const LookupEvent& ev, std::uint64_t key, Day day)
     slot = set[i].key == 0 ? &set[i] : nullptr;
   }
   if (slot == nullptr) {
-    // A full set: only a domain seen before today (the doorkeeper) or a watched one gets in.
-    if (!doorkeeper_.test_and_set(key) && !watched) {
+    // A full set: only a domain seen before today (the doorkeeper), a watched one or a possible
+    // successor gets in.
+    if (!doorkeeper_.test_and_set(key) && !watched && !successor) {
       add(counters_.rejected[kBase], 1);
       return nullptr;
     }
@@ -437,12 +439,36 @@ void DomainState::on_query(const LookupEvent& ev, Day day, std::int64_t logical_
 }
 
 void DomainState::on_response(const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept {
-  if (BaseEntry* e = find_mut(ev.domain_hash | 1U); e != nullptr) {
+  BaseEntry* e = find_mut(ev.domain_hash | 1U);
+  if (e == nullptr) {
+    e = admit_successor(ev, day, logical_ns);
+  }
+  if (e != nullptr) {
     if (e->candidate != 0) {
       daily_on_response(candidates_[e->candidate - 1], ev);
     }
     events_on_response(*e, ev, day, logical_ns);
   }
+}
+
+BaseEntry* DomainState::admit_successor(const LookupEvent& ev, Day day,
+                                        std::int64_t logical_ns) noexcept {
+  if (ev.kind != EventKind::Response || !ev.has(kSuccess) || ev.has(kSuffixLeak) ||
+      ev.answer_count == 0 || shared_ == nullptr || !shared_->dead_any()) {
+    return nullptr;
+  }
+  bool dead = false;
+  for (std::size_t i = 0; i < ev.answer_count && !dead; ++i) {
+    dead = shared_->dead_maybe(ev.answers[i].addr);
+  }
+  if (!dead) {
+    return nullptr;
+  }
+  BaseEntry* e = admit(ev, ev.domain_hash | 1U, day, /*successor=*/true);
+  if (e != nullptr) {
+    update(*e, ev, day, logical_ns);  // the lookup its query could not count
+  }
+  return e;
 }
 
 void DomainState::on_lookup(const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept {

@@ -333,7 +333,14 @@ class DomainState {
  private:
   friend class Engine;  // checkpoint.cpp saves and restores the tables
   BaseEntry* find_mut(std::uint64_t key) noexcept;
-  BaseEntry* admit(const LookupEvent& ev, std::uint64_t key, Day day) noexcept;
+  // A slot for a domain not in the table, or null (counted as rejected). A full set takes it only
+  // on its second lookup of the day (the doorkeeper), when it is watched, or when `successor`
+  // (its answer is an address of the recently-dead map).
+  BaseEntry* admit(const LookupEvent& ev, std::uint64_t key, Day day,
+                   bool successor = false) noexcept;
+  // A successful response of a domain the table turned away at its query: admitted at once when
+  // an answer address is in the recently-dead map, so that successor_name sees its first success.
+  BaseEntry* admit_successor(const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept;
   void update(BaseEntry& e, const LookupEvent& ev, Day day, std::int64_t logical_ns) noexcept;
   // Promotes e to the candidate tier when a rule of 3.4 holds (or `force`: a detector needs
   // it, e.g. a tunneling suspect or a pending disappearance); returns the candidate or null.
