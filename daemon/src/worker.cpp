@@ -28,10 +28,10 @@ Worker::Worker(std::vector<FrameRing*> rings, Parser& parser, WorkerCounters& co
 void Worker::Sink::on_message(const DnsMessage& m) {
   const std::int64_t latency = m.malformed_question ? -1 : counters->record_message(m);
   if (detection != nullptr) {
-    // queries, with the matcher's tag of this one for its timeout (the port fills it), and
-    // matched responses, with their query's tag (its registrable domain)
+    // Queries, with the matcher's tag of this one (the port fills it, for its timeout) and the
+    // length of the registrable domain the analytics found; matched responses, with their
+    // query's tag (its registrable domain).
     const bool counted_query = !m.qr && !m.malformed_question && m.protocol == Protocol::Dns;
-    // queries also with their registrable domain's length as the analytics found it
     detail::QueryTag* tag = nullptr;
     std::size_t domain_length = 0;
     if (m.qr) {

@@ -123,6 +123,15 @@ bool SharedState::dead_maybe(const std::array<std::uint8_t, 16>& addr) const noe
   return true;
 }
 
+bool SharedState::dead_maybe(const LookupEvent& response) const noexcept {
+  for (std::size_t i = 0; i < response.answer_count && i < LookupEvent::kMaxAnswers; ++i) {
+    if (dead_maybe(response.answers[i].addr)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 void SharedState::filter_add(const std::array<std::uint8_t, 16>& addr) noexcept {
   for (const std::uint32_t bit : filter_bits(addr)) {
     filter_[bit / 64].fetch_or(std::uint64_t{1} << (bit % 64), std::memory_order_release);
@@ -378,11 +387,7 @@ struct EventDetectors {
   static void successor(DomainState& s, BaseEntry& e, const LookupEvent& ev, Day day,
                         std::int64_t ns) {
     SharedState& sh = *s.shared_;
-    bool maybe = false;
-    for (std::size_t i = 0; i < ev.answer_count && !maybe; ++i) {
-      maybe = sh.dead_maybe(ev.answers[i].addr);
-    }
-    if (!maybe) {
+    if (!sh.dead_maybe(ev)) {
       return;
     }
     const SuccessorParams& p = s.options_->detectors.successor;

@@ -68,6 +68,12 @@ std::array<std::uint8_t, 16> masked(std::array<std::uint8_t, 16> a, unsigned bit
   return a;
 }
 
+// Whether the last `len` bytes of name are whole labels (a domain of it, or the name itself).
+bool ends_at_label(std::string_view name, std::size_t len) noexcept {
+  return len != 0 && len <= name.size() &&
+         (len == name.size() || name[name.size() - len - 1] == '.');
+}
+
 bool ends_with_label(std::string_view name, std::string_view suffix) noexcept {
   return name.size() > suffix.size() + 1 && name.ends_with(suffix) &&
          name[name.size() - suffix.size() - 1] == '.';
@@ -314,12 +320,18 @@ void Normalizer::reconfigure(const DetectOptions& options,
       static_cast<std::int64_t>(options.normalize.dedup_window_s * 1e9 / options.time.compression);
 }
 
+std::string_view Normalizer::tag_domain(const detail::QueryTag& tag) noexcept {
+  if (tag.word == 0 || tag.bytes[0] == 0 || tag.bytes[0] > kTagName) {
+    return {};
+  }
+  return {reinterpret_cast<const char*>(tag.bytes.data() + 2), tag.bytes[0]};
+}
+
 bool Normalizer::domain_from_tag(std::string_view name, const detail::QueryTag& tag,
                                  LookupEvent& ev) noexcept {
-  const std::size_t len = tag.bytes[0];
-  if (tag.word == 0 || len == 0 || len > name.size() || len > kTagName ||
-      (len < name.size() && name[name.size() - len - 1] != '.') ||
-      std::memcmp(name.data() + name.size() - len, tag.bytes.data() + 2, len) != 0) {
+  const std::string_view domain = tag_domain(tag);
+  const std::size_t len = domain.size();
+  if (!ends_at_label(name, len) || !name.ends_with(domain)) {
     return false;
   }
   ev.flags |= static_cast<std::uint16_t>(tag.bytes[1] & kReverseZone);
@@ -366,9 +378,7 @@ bool Normalizer::name(std::string_view presentation, LookupEvent& ev,
     }
     // The caller's length counts for the name as given: not with a final dot, which the
     // normaliser strips.
-    if (len == 0 && domain_length != 0 && name.size() == presentation.size() &&
-        domain_length <= name.size() &&
-        (domain_length == name.size() || name[name.size() - domain_length - 1] == '.')) {
+    if (len == 0 && name.size() == presentation.size() && ends_at_label(name, domain_length)) {
       off = name.size() - domain_length;
       len = domain_length;
     }
@@ -459,28 +469,32 @@ void Normalizer::fill_tag(const LookupEvent& ev, detail::QueryTag& tag) noexcept
 }
 
 bool Normalizer::timeout(const detail::TimedOutQuery& query, LookupEvent& ev) noexcept {
-  const detail::QueryTag* tag = query.tag;
-  if (tag == nullptr || tag->word == 0 || tag->bytes[0] == 0 || tag->bytes[0] > kTagName) {
+  if (query.tag == nullptr) {
+    return false;
+  }
+  const detail::QueryTag& tag = *query.tag;
+  const std::string_view domain = tag_domain(tag);
+  if (domain.empty()) {
     return false;
   }
   // One event for the timeouts of a (client, domain) within the matching timeout.
   ev.client = to16(query.client);
-  if (!first_in_window(timeouts_, ev.client, tag->word, query.query_ts_ns,
+  if (!first_in_window(timeouts_, ev.client, tag.word, query.query_ts_ns,
                        query.timeout_ts_ns - query.query_ts_ns)) {
     return false;
   }
   ev.version = kLookupEventVersion;
   ev.kind = EventKind::Timeout;
-  ev.flags = static_cast<std::uint16_t>(kFailure | (tag->bytes[1] & kReverseZone));
+  ev.flags = static_cast<std::uint16_t>(kFailure | (tag.bytes[1] & kReverseZone));
   ev.ts_ns = query.timeout_ts_ns;
   ev.qtype = query.qtype;
   ev.rcode = 0;
   ev.answer_count = 0;
-  ev.domain_hash = tag->word;
-  ev.qname_len = tag->bytes[0];
+  ev.domain_hash = tag.word;
+  ev.qname_len = static_cast<std::uint8_t>(domain.size());
   ev.domain_off = 0;
-  ev.domain_len = tag->bytes[0];
-  std::copy_n(tag->bytes.begin() + 2, ev.qname_len, ev.qname.begin());
+  ev.domain_len = ev.qname_len;
+  std::copy(domain.begin(), domain.end(), ev.qname.begin());
   orgs_->resolve(ev);
   return true;
 }

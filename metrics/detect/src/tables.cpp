@@ -454,14 +454,7 @@ void DomainState::on_response(const LookupEvent& ev, Day day, std::int64_t logic
 BaseEntry* DomainState::admit_successor(const LookupEvent& ev, Day day,
                                         std::int64_t logical_ns) noexcept {
   if (ev.kind != EventKind::Response || !ev.has(kSuccess) || ev.has(kSuffixLeak) ||
-      ev.answer_count == 0 || shared_ == nullptr || !shared_->dead_any()) {
-    return nullptr;
-  }
-  bool dead = false;
-  for (std::size_t i = 0; i < ev.answer_count && !dead; ++i) {
-    dead = shared_->dead_maybe(ev.answers[i].addr);
-  }
-  if (!dead) {
+      shared_ == nullptr || !shared_->dead_maybe(ev)) {
     return nullptr;
   }
   BaseEntry* e = admit(ev, ev.domain_hash | 1U, day, /*successor=*/true);

@@ -143,6 +143,8 @@ class Normalizer {
  private:
   bool common(const DnsMessage& m, const IpAddr& client, LookupEvent& ev,
               const detail::QueryTag* query_tag = nullptr, std::size_t domain_length = 0) noexcept;
+  // The registrable domain a tag that fill_tag() filled holds (empty: none).
+  static std::string_view tag_domain(const detail::QueryTag& tag) noexcept;
   // name()'s shortcut: the domain of query_tag, when `name` ends with it at a label boundary.
   static bool domain_from_tag(std::string_view name, const detail::QueryTag& tag,
                               LookupEvent& ev) noexcept;

@@ -25,6 +25,7 @@
 #include "dnsmon/detect.hpp"
 #include "dnsmon/detect/aggregate.hpp"
 #include "dnsmon/detect/detail/state_codec.hpp"
+#include "dnsmon/detect/event.hpp"
 #include "dnsmon/detect/formulas.hpp"
 
 namespace dnsmon::detect {
@@ -80,6 +81,8 @@ class SharedState {
 
   // Without the mutex: whether addr may be in the map (false: it is not).
   [[nodiscard]] bool dead_maybe(const std::array<std::uint8_t, 16>& addr) const noexcept;
+  // The same for a response's answers: whether any of them may be in the map.
+  [[nodiscard]] bool dead_maybe(const LookupEvent& response) const noexcept;
 
   // Whether the map holds any entry (without the mutex).
   [[nodiscard]] bool dead_any() const noexcept {
